@@ -1,0 +1,123 @@
+//! Single-server membership changes (thesis §4): add a learner, promote it
+//! to voter once it has caught up, remove a server (the leader included).
+//!
+//! A configuration takes effect as soon as its entry is in the log. A leader
+//! starts a change only when the previous one has committed and an entry of
+//! its own term has committed (the fix to the single-server algorithm
+//! published on the Raft mailing list, 2015): otherwise two leaders of
+//! different terms could each add a server and form disjoint majorities.
+
+use super::{EntryPayload, Membership, Raft, StateMachine};
+use crate::ids::{LogIndex, NodeId};
+
+/// One change to the configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MembershipChange {
+    /// Start replicating to a new server that does not vote yet.
+    AddLearner(NodeId),
+    /// Make a caught-up learner a voter.
+    Promote(NodeId),
+    /// Remove a voter or learner (possibly the leader itself).
+    Remove(NodeId),
+}
+
+/// Why a membership change was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MembershipError {
+    /// Only the leader changes the configuration.
+    #[error("not the leader (leader: {leader:?})")]
+    NotLeader {
+        /// The leader this server knows of, if any.
+        leader: Option<NodeId>,
+    },
+    /// A previous change, or this leader's first entry, has not committed yet.
+    #[error("a membership change is already in progress; retry when it has committed")]
+    ChangeInProgress,
+    /// The server is already a member.
+    #[error("{0} is already a member")]
+    AlreadyMember(NodeId),
+    /// Only learners can be promoted.
+    #[error("{0} is not a learner")]
+    NotLearner(NodeId),
+    /// The server is not a member.
+    #[error("{0} is not a member")]
+    NotMember(NodeId),
+    /// The learner is too far behind to vote safely.
+    #[error("{id} has not caught up (at {match_index}, leader at {last_index})")]
+    NotCaughtUp {
+        /// The learner.
+        id: NodeId,
+        /// How far it has replicated.
+        match_index: LogIndex,
+        /// The leader's last index.
+        last_index: LogIndex,
+    },
+    /// The cluster would be left without voters.
+    #[error("cannot remove the last voter")]
+    LastVoter,
+    /// Node id 0 is reserved.
+    #[error("node id 0 is reserved")]
+    ZeroId,
+}
+
+impl<S: StateMachine> Raft<S> {
+    /// Appends a configuration change; returns the index of its entry.
+    ///
+    /// # Errors
+    /// When not leading, while another change is in progress, or when the
+    /// change makes no sense for the current configuration.
+    pub fn change_membership(
+        &mut self,
+        change: MembershipChange,
+        now: crate::time::Instant,
+    ) -> Result<LogIndex, MembershipError> {
+        self.advance_time(now);
+        let Some(ls) = &self.leader_state else {
+            return Err(MembershipError::NotLeader { leader: self.leader });
+        };
+        if self.commit < ls.term_start || self.commit < self.membership_index {
+            return Err(MembershipError::ChangeInProgress);
+        }
+        let mut next: Membership = self.membership.clone();
+        match change {
+            MembershipChange::AddLearner(id) => {
+                if id.0 == 0 {
+                    return Err(MembershipError::ZeroId);
+                }
+                if next.contains(id) {
+                    return Err(MembershipError::AlreadyMember(id));
+                }
+                next.learners.insert(id);
+            }
+            MembershipChange::Promote(id) => {
+                if !next.learners.contains(&id) {
+                    return Err(MembershipError::NotLearner(id));
+                }
+                let match_index = ls.progress.get(&id).map_or(LogIndex(0), |pr| pr.match_index);
+                let last_index = self.log.last_index();
+                if match_index.0 + self.cfg.promote_margin < last_index.0 {
+                    return Err(MembershipError::NotCaughtUp { id, match_index, last_index });
+                }
+                next.learners.remove(&id);
+                next.voters.insert(id);
+            }
+            MembershipChange::Remove(id) => {
+                if !next.contains(id) {
+                    return Err(MembershipError::NotMember(id));
+                }
+                if next.voters.len() == 1 && next.voters.contains(&id) {
+                    return Err(MembershipError::LastVoter);
+                }
+                next.voters.remove(&id);
+                next.learners.remove(&id);
+            }
+        }
+        let index = self.append_own(EntryPayload::Membership(next.clone()));
+        self.membership = next;
+        self.membership_index = index;
+        self.sync_progress_with_membership();
+        // A smaller quorum may already cover entries waiting to commit.
+        self.maybe_commit();
+        Ok(index)
+    }
+}

@@ -1,0 +1,809 @@
+//! Raft consensus as a pure state machine (Ongaro's thesis), driven by events.
+//!
+//! [`Raft`] owns the replicated [`StateMachine`], the in-memory log and every
+//! protocol timer, but does no IO and reads no clock. The driver:
+//!
+//! 1. feeds inputs: [`Raft::handle_message`], [`Raft::handle_timeout`],
+//!    [`Raft::persisted`], and requests ([`Raft::propose`],
+//!    [`Raft::read_index`], [`Raft::change_membership`],
+//!    [`Raft::transfer_leadership`]), each with the current time of the
+//!    local monotonic clock;
+//! 2. drains [`Raft::poll_action`] until it returns `None`, doing what each
+//!    [`Action`] says it MUST;
+//! 3. sleeps until [`Raft::poll_timeout`] or the next input.
+//!
+//! Work is batched on drain: proposals made between two drains go out in one
+//! AppendEntries per follower and one [`Persist`] (group commit).
+//!
+//! Safety rests on the persistence contract: every message that depends on
+//! state not yet durable (a vote, a term, an appended entry) is held back
+//! until the driver reports [`Raft::persisted`]; a leader counts its own log
+//! towards a commit only once it is durable, while it sends entries to its
+//! followers in parallel with its own write (thesis §10.2.1).
+
+mod config;
+mod election;
+mod log;
+mod membership;
+mod progress;
+mod read;
+mod replication;
+mod snapshot;
+mod types;
+
+pub use config::{Config, ConfigError};
+pub use membership::{MembershipChange, MembershipError};
+pub use progress::ReplicationState;
+pub use types::{
+    AppendConflict, Entry, EntryPayload, HardState, Membership, Message, MessageBody, Persist,
+    PersistSeq, Role, Snapshot, SnapshotError, SnapshotMeta, StateMachine,
+};
+
+use crate::ids::{LogIndex, NodeId, Term};
+use crate::time::Instant;
+use log::RaftLog;
+use progress::Progress;
+use rand_chacha::ChaCha8Rng;
+use rand_core::{Rng, SeedableRng};
+use std::collections::{BTreeMap, VecDeque};
+
+/// What the driver must do next. Drained with [`Raft::poll_action`].
+#[derive(Debug)]
+pub enum Action<C, O> {
+    /// The driver MUST make this durable, in issue order after every earlier
+    /// `Persist`, and then call [`Raft::persisted`] with its `seq` (one call
+    /// may cover many requests: group commit). If the write fails the server
+    /// MUST stop (fail-stop): a failed fsync is never retried.
+    Persist(Persist<C>),
+    /// The driver SHOULD deliver this to `msg.to`; it MAY drop, delay,
+    /// duplicate or reorder it. Everything it depends on is already durable.
+    Send(Message<C>),
+    /// A committed command was applied to the state machine at `index`;
+    /// `output` is what applying it answered. Emitted on every server, in
+    /// log order.
+    Applied {
+        /// The entry's index.
+        index: LogIndex,
+        /// The entry's term: with `index`, identifies the entry proposed.
+        term: Term,
+        /// The state machine's answer.
+        output: O,
+    },
+    /// The read registered with [`Raft::read_index`] as `id` is confirmed:
+    /// the state machine now reflects every write committed before the read
+    /// was registered, so the driver MAY serve it from the state machine now.
+    ReadReady {
+        /// The read's id.
+        id: u64,
+        /// The commit index the read observed.
+        index: LogIndex,
+    },
+    /// The read `id` could not be confirmed (leadership was lost); the
+    /// driver MUST NOT serve it here and SHOULD retry on the new leader.
+    ReadFailed {
+        /// The read's id.
+        id: u64,
+    },
+}
+
+/// The [`Action`] type of a `Raft<S>`.
+pub type RaftAction<S> = Action<<S as StateMachine>::Command, <S as StateMachine>::Output>;
+
+/// What a restarting server read back from its storage.
+#[derive(Clone, Debug)]
+pub struct Stored<C> {
+    /// Term and vote.
+    pub hard_state: HardState,
+    /// The latest durable snapshot.
+    pub snapshot: Option<Snapshot>,
+    /// The durable log; entries at or below the snapshot's index are ignored.
+    pub entries: Vec<Entry<C>>,
+    /// The configuration of a brand-new cluster, used when neither the
+    /// snapshot nor the log holds one. Empty for a server that joins an
+    /// existing cluster (it learns the configuration from the leader).
+    pub initial_membership: Membership,
+}
+
+impl<C> Stored<C> {
+    /// The state of a server that has never run.
+    #[must_use]
+    pub fn fresh(initial_membership: Membership) -> Self {
+        Self {
+            hard_state: HardState::default(),
+            snapshot: None,
+            entries: Vec::new(),
+            initial_membership,
+        }
+    }
+}
+
+/// Stored state that cannot be a Raft server's.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RestoreError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The snapshot could not be loaded into the state machine.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    /// The stored log has a hole after the snapshot.
+    #[error("stored log is not contiguous: expected entry {expected}, found {found}")]
+    Gap {
+        /// The index that should come next.
+        expected: LogIndex,
+        /// The index found.
+        found: LogIndex,
+    },
+    /// Terms in the stored log go backwards.
+    #[error("stored log term goes backwards at {index}")]
+    TermRegression {
+        /// Where.
+        index: LogIndex,
+    },
+    /// The log holds entries of a term newer than the stored current term.
+    #[error("stored log holds term {log_term} newer than the stored current term {term}")]
+    TermBehindLog {
+        /// The hard state's term.
+        term: Term,
+        /// The last entry's term.
+        log_term: Term,
+    },
+}
+
+/// A proposal that was not accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProposeError {
+    /// Only the leader takes proposals.
+    #[error("not the leader (leader: {leader:?})")]
+    NotLeader {
+        /// The leader this server knows of, if any.
+        leader: Option<NodeId>,
+    },
+    /// The leader is handing over leadership and takes nothing new.
+    #[error("leadership transfer in progress")]
+    Transferring,
+}
+
+/// A leadership transfer that cannot start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TransferError {
+    /// Only the leader can transfer leadership.
+    #[error("not the leader (leader: {leader:?})")]
+    NotLeader {
+        /// The leader this server knows of, if any.
+        leader: Option<NodeId>,
+    },
+    /// The target does not vote.
+    #[error("{0} is not a voter")]
+    NotVoter(NodeId),
+    /// There is no other voter to hand leadership to.
+    #[error("no other voter to transfer leadership to")]
+    NoTarget,
+}
+
+/// A snapshot of one follower's replication, for [`Status`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerStatus {
+    /// The follower.
+    pub id: NodeId,
+    /// Highest index known replicated there.
+    pub match_index: LogIndex,
+    /// Next index the leader will send.
+    pub next_index: LogIndex,
+    /// How the leader replicates to it.
+    pub state: ReplicationState,
+}
+
+/// An observability snapshot of a server's Raft state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    /// This server.
+    pub id: NodeId,
+    /// Its role.
+    pub role: Role,
+    /// Its current term.
+    pub term: Term,
+    /// The leader it follows (itself when leading).
+    pub leader: Option<NodeId>,
+    /// Whom it voted for in `term`.
+    pub voted_for: Option<NodeId>,
+    /// Highest index known committed.
+    pub commit_index: LogIndex,
+    /// Highest index applied to the state machine.
+    pub applied_index: LogIndex,
+    /// Its last log index.
+    pub last_index: LogIndex,
+    /// The term of its last entry.
+    pub last_term: Term,
+    /// Highest index durable in its own storage.
+    pub stable_index: LogIndex,
+    /// The index its latest snapshot covers.
+    pub snapshot_index: LogIndex,
+    /// The configuration in force (the latest in its log).
+    pub membership: Membership,
+    /// When leading: every other member's replication.
+    pub peers: Vec<PeerStatus>,
+}
+
+/// A read waiting for its heartbeat round to reach a majority.
+#[derive(Debug)]
+struct PendingRead {
+    id: u64,
+    index: LogIndex,
+    round: u64,
+}
+
+/// State only a leader has.
+#[derive(Debug)]
+struct LeaderState {
+    progress: BTreeMap<NodeId, Progress>,
+    /// The current heartbeat round; every message to followers carries it.
+    round: u64,
+    /// A new round must be broadcast at the next flush.
+    round_due: bool,
+    /// New entries must be sent at the next flush.
+    append_due: bool,
+    /// The index of this term's first entry: reads and configuration
+    /// changes wait until it commits.
+    term_start: LogIndex,
+    /// Reads registered before `term_start` committed.
+    reads_before_start: Vec<u64>,
+    /// Reads waiting for their round.
+    reads: VecDeque<PendingRead>,
+    /// A leadership transfer in progress: target and give-up time.
+    transfer: Option<(NodeId, Instant)>,
+    heartbeat_deadline: Instant,
+    check_quorum_deadline: Instant,
+}
+
+/// A snapshot being received in chunks.
+#[derive(Debug)]
+struct IncomingSnapshot {
+    meta: SnapshotMeta,
+    data: Vec<u8>,
+}
+
+/// What has changed in memory but not yet been handed to the driver.
+#[derive(Debug, Default)]
+struct Unsaved {
+    hard_state: bool,
+    truncate_from: Option<LogIndex>,
+    /// First log index not yet handed to storage.
+    entries_from: Option<LogIndex>,
+    snapshot: Option<Snapshot>,
+}
+
+impl Unsaved {
+    fn is_dirty(&self) -> bool {
+        self.hard_state
+            || self.truncate_from.is_some()
+            || self.entries_from.is_some()
+            || self.snapshot.is_some()
+    }
+}
+
+/// One Raft server. See the [module documentation](self) for how to drive it.
+pub struct Raft<S: StateMachine> {
+    cfg: Config,
+    rng: ChaCha8Rng,
+    sm: S,
+    now: Instant,
+
+    term: Term,
+    voted_for: Option<NodeId>,
+    log: RaftLog<S::Command>,
+    /// The latest snapshot, sent to followers that lag behind the log.
+    snapshot: Option<Snapshot>,
+    /// Membership in force at the log's base (compaction point).
+    base_membership: Membership,
+    /// Membership in force: the latest in the log.
+    membership: Membership,
+    /// The index of the entry that set `membership`.
+    membership_index: LogIndex,
+
+    role: Role,
+    leader: Option<NodeId>,
+    commit: LogIndex,
+    applied: LogIndex,
+
+    election_deadline: Instant,
+    /// Last time the current leader was heard from.
+    leader_contact: Option<Instant>,
+    votes: BTreeMap<NodeId, bool>,
+    leader_state: Option<LeaderState>,
+    incoming_snapshot: Option<IncomingSnapshot>,
+    /// Reads confirmed by a quorum, waiting for `applied` to reach them.
+    ready_reads: VecDeque<(u64, LogIndex)>,
+
+    unsaved: Unsaved,
+    next_seq: u64,
+    persisted_seq: u64,
+    /// The last log index handed to storage.
+    written_index: LogIndex,
+    /// Highest index such that the log up to it is durable.
+    stable_index: LogIndex,
+    /// The last log index each outstanding persist writes (clipped by later
+    /// truncations).
+    inflight_persists: VecDeque<(u64, LogIndex)>,
+    /// Messages waiting for the persist numbered by their first field.
+    held: VecDeque<(u64, Message<S::Command>)>,
+
+    actions: VecDeque<RaftAction<S>>,
+}
+
+impl<S: StateMachine> Raft<S> {
+    /// Starts a server from what its storage holds (or [`Stored::fresh`]).
+    /// `rng_seed` seeds the election-timeout jitter; `now` is the local clock.
+    ///
+    /// # Errors
+    /// When the configuration is invalid or the stored state is inconsistent.
+    pub fn new(
+        cfg: Config,
+        mut sm: S,
+        stored: Stored<S::Command>,
+        rng_seed: u64,
+        now: Instant,
+    ) -> Result<Self, RestoreError> {
+        cfg.validate()?;
+        let (mut log, base_membership) = match &stored.snapshot {
+            Some(snap) => {
+                sm.restore(&snap.data)?;
+                (RaftLog::new(snap.meta.last_index, snap.meta.last_term), snap.meta.membership.clone())
+            }
+            None => (RaftLog::new(LogIndex(0), Term(0)), stored.initial_membership.clone()),
+        };
+        for entry in stored.entries {
+            if entry.index <= log.base_index() {
+                continue;
+            }
+            let expected = log.last_index().next();
+            if entry.index != expected {
+                return Err(RestoreError::Gap { expected, found: entry.index });
+            }
+            if entry.term < log.last_term() {
+                return Err(RestoreError::TermRegression { index: entry.index });
+            }
+            log.append(entry);
+        }
+        if log.last_term() > stored.hard_state.term {
+            return Err(RestoreError::TermBehindLog {
+                term: stored.hard_state.term,
+                log_term: log.last_term(),
+            });
+        }
+        let base = log.base_index();
+        let last = log.last_index();
+        let mut raft = Self {
+            rng: ChaCha8Rng::seed_from_u64(rng_seed),
+            sm,
+            now,
+            term: stored.hard_state.term,
+            voted_for: stored.hard_state.voted_for,
+            log,
+            snapshot: stored.snapshot,
+            membership: base_membership.clone(),
+            base_membership,
+            membership_index: base,
+            role: Role::Follower,
+            leader: None,
+            commit: base,
+            applied: base,
+            election_deadline: now,
+            leader_contact: None,
+            votes: BTreeMap::new(),
+            leader_state: None,
+            incoming_snapshot: None,
+            ready_reads: VecDeque::new(),
+            unsaved: Unsaved::default(),
+            next_seq: 1,
+            persisted_seq: 0,
+            written_index: last,
+            stable_index: last,
+            inflight_persists: VecDeque::new(),
+            held: VecDeque::new(),
+            actions: VecDeque::new(),
+            cfg,
+        };
+        raft.recompute_membership();
+        raft.reset_election_deadline();
+        Ok(raft)
+    }
+
+    // ---- getters -------------------------------------------------------
+
+    /// This server's id.
+    #[must_use]
+    pub fn id(&self) -> NodeId {
+        self.cfg.id
+    }
+
+    /// Its current term.
+    #[must_use]
+    pub fn term(&self) -> Term {
+        self.term
+    }
+
+    /// Its role.
+    #[must_use]
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Whether it leads its term.
+    #[must_use]
+    pub fn is_leader(&self) -> bool {
+        self.role == Role::Leader
+    }
+
+    /// The leader it knows of (itself when leading).
+    #[must_use]
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+
+    /// Highest index known committed.
+    #[must_use]
+    pub fn commit_index(&self) -> LogIndex {
+        self.commit
+    }
+
+    /// Highest index applied to the state machine.
+    #[must_use]
+    pub fn applied_index(&self) -> LogIndex {
+        self.applied
+    }
+
+    /// Its last log index.
+    #[must_use]
+    pub fn last_index(&self) -> LogIndex {
+        self.log.last_index()
+    }
+
+    /// The term of the entry at `index`, while the log (or its compaction
+    /// point) still knows it.
+    #[must_use]
+    pub fn term_at(&self, index: LogIndex) -> Option<Term> {
+        self.log.term(index)
+    }
+
+    /// The configuration in force.
+    #[must_use]
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+
+    /// Whether this leader has committed an entry of its own term (reads,
+    /// lease acknowledgements and configuration changes wait for it).
+    #[must_use]
+    pub fn has_committed_own_term(&self) -> bool {
+        self.leader_state.as_ref().is_some_and(|ls| self.commit >= ls.term_start)
+    }
+
+    /// The replicated state machine (for reads confirmed by
+    /// [`Action::ReadReady`]).
+    #[must_use]
+    pub fn state_machine(&self) -> &S {
+        &self.sm
+    }
+
+    /// An observability snapshot.
+    #[must_use]
+    pub fn status(&self) -> Status {
+        let peers = self.leader_state.as_ref().map_or_else(Vec::new, |ls| {
+            ls.progress
+                .iter()
+                .map(|(&id, pr)| PeerStatus {
+                    id,
+                    match_index: pr.match_index,
+                    next_index: pr.next_index,
+                    state: pr.state,
+                })
+                .collect()
+        });
+        Status {
+            id: self.cfg.id,
+            role: self.role,
+            term: self.term,
+            leader: self.leader,
+            voted_for: self.voted_for,
+            commit_index: self.commit,
+            applied_index: self.applied,
+            last_index: self.log.last_index(),
+            last_term: self.log.last_term(),
+            stable_index: self.stable_index,
+            snapshot_index: self.snapshot.as_ref().map_or(LogIndex(0), |s| s.meta.last_index),
+            membership: self.membership.clone(),
+            peers,
+        }
+    }
+
+    // ---- driver API ----------------------------------------------------
+
+    /// The next thing to do, or `None` when there is nothing left. Call it
+    /// until `None` after every input; pending work (replication, the next
+    /// persist, applying committed entries) is prepared here, batched over
+    /// every input since the previous drain.
+    #[must_use]
+    pub fn poll_action(&mut self) -> Option<RaftAction<S>> {
+        if self.actions.is_empty() {
+            self.flush();
+        }
+        self.actions.pop_front()
+    }
+
+    /// When [`Raft::handle_timeout`] must be called next (local clock).
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match &self.leader_state {
+            Some(ls) => {
+                let mut t = ls.heartbeat_deadline.min(ls.check_quorum_deadline);
+                if let Some((_, until)) = ls.transfer {
+                    t = t.min(until);
+                }
+                Some(t)
+            }
+            None => Some(self.election_deadline),
+        }
+    }
+
+    /// Fires every timer due at `now`. Spurious calls are harmless.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.advance_time(now);
+        if self.leader_state.is_some() {
+            self.leader_tick();
+        } else if self.now >= self.election_deadline {
+            self.election_timeout_fired();
+        }
+    }
+
+    /// Reports that every [`Persist`] up to and including `seq` is durable.
+    pub fn persisted(&mut self, seq: PersistSeq, now: Instant) {
+        self.advance_time(now);
+        if seq.0 <= self.persisted_seq {
+            return;
+        }
+        debug_assert!(seq.0 < self.next_seq, "persisted a request never issued");
+        self.persisted_seq = seq.0;
+        while let Some(&(s, last)) = self.inflight_persists.front() {
+            if s > seq.0 {
+                break;
+            }
+            self.stable_index = self.stable_index.max(last).min(self.log.last_index());
+            self.inflight_persists.pop_front();
+        }
+        while self.held.front().is_some_and(|(dep, _)| *dep <= seq.0) {
+            if let Some((_, msg)) = self.held.pop_front() {
+                // A message built in an older term is stale: its premises may
+                // have been overwritten since (a later leader truncated the log).
+                if msg.term >= self.term || matches!(msg.body, MessageBody::PreVote { .. }) {
+                    self.actions.push_back(Action::Send(msg));
+                }
+            }
+        }
+        if self.role == Role::Leader {
+            self.maybe_commit();
+        }
+    }
+
+    /// Handles a message from a peer.
+    pub fn handle_message(&mut self, msg: Message<S::Command>, now: Instant) {
+        self.advance_time(now);
+        if msg.to != self.cfg.id || msg.from == self.cfg.id {
+            return;
+        }
+        self.step(msg);
+    }
+
+    /// Appends a command to the log. Returns the (index, term) that
+    /// [`Action::Applied`] will report once it commits; if a different term
+    /// is ever applied at that index, the proposal was lost.
+    ///
+    /// # Errors
+    /// When this server is not the leader or is handing leadership over.
+    pub fn propose(&mut self, command: S::Command) -> Result<(LogIndex, Term), ProposeError> {
+        let Some(ls) = &self.leader_state else {
+            return Err(ProposeError::NotLeader { leader: self.leader });
+        };
+        if ls.transfer.is_some() {
+            return Err(ProposeError::Transferring);
+        }
+        let index = self.append_own(EntryPayload::Command(command));
+        Ok((index, self.term))
+    }
+
+    // ---- internals shared by the submodules -------------------------------
+
+    fn advance_time(&mut self, now: Instant) {
+        debug_assert!(now >= self.now, "time went backwards: {now:?} < {:?}", self.now);
+        self.now = self.now.max(now);
+    }
+
+    fn reset_election_deadline(&mut self) {
+        let base = self.cfg.election_timeout;
+        let micros = u64::try_from(base.as_micros()).unwrap_or(u64::MAX).max(1);
+        let jitter = self.rng.next_u64() % micros;
+        self.election_deadline = self.now + base + crate::time::Duration::from_micros(jitter);
+    }
+
+    /// Appends an entry of this leader's term and schedules its replication.
+    fn append_own(&mut self, payload: EntryPayload<S::Command>) -> LogIndex {
+        let index = self.log.last_index().next();
+        self.log.append(Entry { index, term: self.term, payload });
+        self.mark_entries_unsaved(index);
+        if let Some(ls) = &mut self.leader_state {
+            ls.append_due = true;
+        }
+        index
+    }
+
+    fn mark_entries_unsaved(&mut self, from: LogIndex) {
+        let f = self.unsaved.entries_from.map_or(from, |f| f.min(from));
+        self.unsaved.entries_from = Some(f);
+    }
+
+    /// Removes entries `>= from` from memory and, if they were handed to
+    /// storage, from storage too.
+    fn truncate_log(&mut self, from: LogIndex) {
+        self.log.truncate(from);
+        if from <= self.written_index {
+            self.unsaved.truncate_from = Some(self.unsaved.truncate_from.map_or(from, |t| t.min(from)));
+            self.written_index = from.prev();
+        }
+        let keep = from.prev();
+        self.stable_index = self.stable_index.min(keep);
+        for (_, last) in &mut self.inflight_persists {
+            *last = (*last).min(keep);
+        }
+        if self.unsaved.entries_from.is_some_and(|f| f >= from) {
+            self.unsaved.entries_from = None;
+        }
+        if self.membership_index >= from {
+            self.recompute_membership();
+        }
+    }
+
+    /// Queues a message. `durable` messages state something that must be on
+    /// disk before anyone hears it, so they wait for the current persist.
+    fn send(&mut self, to: NodeId, body: MessageBody<S::Command>, durable: bool) {
+        self.send_with_term(to, self.term, body, durable);
+    }
+
+    fn send_with_term(&mut self, to: NodeId, term: Term, body: MessageBody<S::Command>, durable: bool) {
+        let msg = Message { from: self.cfg.id, to, term, body };
+        let dep = if self.unsaved.is_dirty() { self.next_seq } else { self.next_seq - 1 };
+        if durable && dep > self.persisted_seq {
+            self.held.push_back((dep, msg));
+        } else {
+            self.actions.push_back(Action::Send(msg));
+        }
+    }
+
+    /// Prepares everything batched since the last drain.
+    fn flush(&mut self) {
+        self.apply_committed();
+        if self.leader_state.is_some() {
+            self.leader_flush();
+        }
+        self.flush_persist();
+        self.release_ready_reads();
+    }
+
+    fn flush_persist(&mut self) {
+        if !self.unsaved.is_dirty() {
+            return;
+        }
+        let unsaved = std::mem::take(&mut self.unsaved);
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let entries = match unsaved.entries_from {
+            Some(from) => self.log.slice(from.max(self.log.first_index()), usize::MAX),
+            None => Vec::new(),
+        };
+        if let Some(last) = entries.last() {
+            self.written_index = last.index;
+        }
+        if let Some(snap) = &unsaved.snapshot {
+            self.written_index = self.written_index.max(snap.meta.last_index);
+        }
+        self.inflight_persists.push_back((seq, self.written_index));
+        let hard_state = unsaved.hard_state.then_some(HardState { term: self.term, voted_for: self.voted_for });
+        self.actions.push_back(Action::Persist(Persist {
+            seq: PersistSeq(seq),
+            hard_state,
+            truncate_from: unsaved.truncate_from,
+            entries,
+            snapshot: unsaved.snapshot,
+        }));
+    }
+
+    /// Applies committed entries, then takes a snapshot if one is due.
+    fn apply_committed(&mut self) {
+        while self.applied < self.commit {
+            let index = self.applied.next();
+            let Some(entry) = self.log.entry(index) else {
+                // Compacted away: only possible if a snapshot covered it.
+                self.applied = index;
+                continue;
+            };
+            let term = entry.term;
+            if let EntryPayload::Command(cmd) = &entry.payload {
+                let output = self.sm.apply(index, cmd);
+                self.actions.push_back(Action::Applied { index, term, output });
+            }
+            self.applied = index;
+        }
+        self.maybe_snapshot();
+        if self.role == Role::Leader
+            && !self.membership.is_voter(self.cfg.id)
+            && self.commit >= self.membership_index
+        {
+            self.step_down_removed();
+        }
+    }
+
+    /// Replaces `membership` with the latest configuration in the log.
+    fn recompute_membership(&mut self) {
+        let latest = self.log.memberships().last().map(|(i, m)| (i, m.clone()));
+        match latest {
+            Some((index, m)) => {
+                self.membership = m;
+                self.membership_index = index;
+            }
+            None => {
+                self.membership = self.base_membership.clone();
+                self.membership_index = self.log.base_index();
+            }
+        }
+        self.sync_progress_with_membership();
+    }
+
+    /// The configuration in force at `index` (which must be at or after the
+    /// log's base).
+    fn membership_at(&self, index: LogIndex) -> Membership {
+        self.log
+            .memberships()
+            .take_while(|(i, _)| *i <= index)
+            .last()
+            .map_or_else(|| self.base_membership.clone(), |(_, m)| m.clone())
+    }
+
+    fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
+        if term > self.term {
+            self.term = term;
+            self.voted_for = None;
+            self.unsaved.hard_state = true;
+        }
+        if self.role == Role::Leader {
+            self.abort_leadership();
+        }
+        self.role = Role::Follower;
+        self.leader = leader;
+        self.leader_contact = leader.map(|_| self.now);
+        self.votes.clear();
+        self.reset_election_deadline();
+    }
+
+    fn quorum_max(&self, mut values: Vec<LogIndex>) -> Option<LogIndex> {
+        let q = self.membership.quorum();
+        if values.len() < q {
+            return None;
+        }
+        values.sort_unstable_by(|a, b| b.cmp(a));
+        Some(values[q - 1])
+    }
+}
+
+impl<S: StateMachine> std::fmt::Debug for Raft<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Raft")
+            .field("id", &self.cfg.id)
+            .field("role", &self.role)
+            .field("term", &self.term)
+            .field("commit", &self.commit)
+            .field("last_index", &self.log.last_index())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,614 @@
+//! A deterministic in-memory cluster: N Raft servers, a network that loses,
+//! duplicates, delays and reorders messages and can be partitioned one way
+//! or both, disks that lose whatever was not reported durable when their
+//! server crashes, and per-server clocks that drift. True time is virtual
+//! and jumps to the next event. Every step is checked by [`Invariants`].
+
+use super::DigestMachine;
+use super::invariants::{Invariants, payload_digest};
+use crate::ids::{LogIndex, NodeId, Term};
+use crate::raft::{
+    Action, Config, Entry, HardState, Membership, Message, MessageBody, Persist, ProposeError, Raft, Role,
+    Snapshot, Stored,
+};
+use crate::time::{Duration, Instant};
+use rand_chacha::ChaCha8Rng;
+use rand_core::{Rng, SeedableRng};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// What a server's disk holds durably.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Disk {
+    pub(crate) hard_state: HardState,
+    pub(crate) snapshot: Option<Snapshot>,
+    /// Contiguous, starting right after the snapshot (or at 1).
+    pub(crate) entries: Vec<Entry<u64>>,
+}
+
+impl Disk {
+    fn last_index(&self) -> LogIndex {
+        self.entries
+            .last()
+            .map(|e| e.index)
+            .or_else(|| self.snapshot.as_ref().map(|s| s.meta.last_index))
+            .unwrap_or(LogIndex(0))
+    }
+
+    pub(crate) fn term_at(&self, index: LogIndex) -> Option<Term> {
+        if let Some(s) = &self.snapshot {
+            if s.meta.last_index == index {
+                return Some(s.meta.last_term);
+            }
+        }
+        let first = self.entries.first()?.index;
+        if index < first {
+            return None;
+        }
+        let off = usize::try_from(index.0 - first.0).ok()?;
+        self.entries.get(off).map(|e| e.term)
+    }
+
+    /// Applies the first `parts` parts of a persist request, in the order the
+    /// contract fixes; checks the contract on the way.
+    pub(crate) fn apply(&mut self, p: &Persist<u64>, parts: usize) -> Result<(), String> {
+        if parts == 0 {
+            return Ok(());
+        }
+        if let Some(hs) = p.hard_state {
+            if hs.term < self.hard_state.term {
+                return Err(format!("hard state term went back from {:?} to {:?}", self.hard_state.term, hs.term));
+            }
+            self.hard_state = hs;
+        }
+        if parts == 1 {
+            return Ok(());
+        }
+        if let Some(from) = p.truncate_from {
+            self.entries.retain(|e| e.index < from);
+        }
+        if parts == 2 {
+            return Ok(());
+        }
+        if let Some(s) = &p.snapshot {
+            let newer = self.snapshot.as_ref().is_none_or(|old| old.meta.last_index < s.meta.last_index);
+            if newer {
+                self.snapshot = Some(s.clone());
+                self.entries.retain(|e| e.index > s.meta.last_index);
+                if self.entries.first().is_some_and(|e| e.index != s.meta.last_index.next()) {
+                    self.entries.clear();
+                }
+            }
+        }
+        if parts == 3 {
+            return Ok(());
+        }
+        let floor = self.snapshot.as_ref().map_or(LogIndex(0), |s| s.meta.last_index);
+        for e in p.entries.iter().filter(|e| e.index > floor) {
+            let expected = self.last_index().next();
+            if e.index != expected {
+                return Err(format!("persist appends {:?} but the disk ends before {expected:?}", e.index));
+            }
+            self.entries.push(e.clone());
+        }
+        Ok(())
+    }
+}
+
+/// One server slot of the cluster.
+pub(crate) struct SimNode {
+    pub(crate) id: NodeId,
+    pub(crate) raft: Option<Raft<DigestMachine>>,
+    pub(crate) durable: Disk,
+    /// What the disk will hold once every pending write lands (for checks).
+    pub(crate) written: Disk,
+    pending: VecDeque<Persist<u64>>,
+    /// When the fsync in progress completes, and how many pending writes it covers.
+    sync: Option<(u64, usize)>,
+    clock_offset: u64,
+    drift_ppm: i64,
+    /// Set while the server is stopped by the test and must stay down.
+    pub(crate) retired: bool,
+    last_role: Option<(Role, Term)>,
+}
+
+impl SimNode {
+    pub(crate) fn is_up(&self) -> bool {
+        self.raft.is_some()
+    }
+
+    fn local(&self, true_us: u64) -> Instant {
+        let skew = (i128::from(true_us) * i128::from(self.drift_ppm)) / 1_000_000;
+        let local = i128::from(self.clock_offset) + i128::from(true_us) + skew;
+        Instant::from_micros(u64::try_from(local.max(0)).unwrap_or(0))
+    }
+
+    /// The earliest true time at which the local clock reads `deadline` or later.
+    fn true_time_of(&self, deadline: Instant, now: u64) -> u64 {
+        if self.local(now) >= deadline {
+            return now;
+        }
+        let want = i128::from(deadline.as_micros()) - i128::from(self.clock_offset);
+        let mut t = u64::try_from((want * 1_000_000 / (1_000_000 + i128::from(self.drift_ppm))).max(0)).unwrap_or(0);
+        t = t.max(now);
+        while self.local(t) < deadline {
+            t += 1;
+        }
+        t
+    }
+}
+
+/// Network behaviour, changeable at any time.
+#[derive(Clone, Debug)]
+pub(crate) struct NetConfig {
+    pub(crate) loss: f64,
+    pub(crate) duplicate: f64,
+    pub(crate) min_delay_us: u64,
+    pub(crate) max_delay_us: u64,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        Self { loss: 0.0, duplicate: 0.0, min_delay_us: 200, max_delay_us: 2_000 }
+    }
+}
+
+/// Disk behaviour.
+#[derive(Clone, Debug)]
+pub(crate) struct DiskConfig {
+    pub(crate) min_fsync_us: u64,
+    pub(crate) max_fsync_us: u64,
+    /// On a crash, unreported writes may survive in part (torn, not lost whole).
+    pub(crate) torn_writes: bool,
+}
+
+impl Default for DiskConfig {
+    fn default() -> Self {
+        Self { min_fsync_us: 100, max_fsync_us: 1_500, torn_writes: true }
+    }
+}
+
+/// The cluster under test.
+pub(crate) struct Cluster {
+    pub(crate) seed: u64,
+    pub(crate) rng: ChaCha8Rng,
+    /// True time in microseconds.
+    pub(crate) now: u64,
+    pub(crate) nodes: Vec<SimNode>,
+    pub(crate) cfg_template: Config,
+    initial: Membership,
+    /// In-flight messages by (delivery time, sequence).
+    net: BTreeMap<(u64, u64), Message<u64>>,
+    net_seq: u64,
+    pub(crate) net_cfg: NetConfig,
+    pub(crate) disk_cfg: DiskConfig,
+    /// Links that drop everything: (from, to).
+    blocked: BTreeSet<(NodeId, NodeId)>,
+    pub(crate) inv: Invariants,
+    /// Proposals made: (node, index, term) → command.
+    proposals: BTreeMap<(NodeId, LogIndex, Term), u64>,
+    pub(crate) steps: u64,
+    restarts: u64,
+}
+
+impl Cluster {
+    /// `voters` servers forming the initial cluster plus `spares` servers
+    /// that are not started (they may join later as learners).
+    pub(crate) fn new(seed: u64, voters: usize, spares: usize, cfg: Config, max_drift_ppm: i64) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let initial = Membership::with_voters((1..=voters as u64).map(NodeId));
+        let mut nodes = Vec::new();
+        for i in 1..=(voters + spares) as u64 {
+            let drift = if max_drift_ppm > 0 {
+                i64::try_from(rng.next_u64() % (2 * max_drift_ppm as u64 + 1)).unwrap_or(0) - max_drift_ppm
+            } else {
+                0
+            };
+            nodes.push(SimNode {
+                id: NodeId(i),
+                raft: None,
+                durable: Disk::default(),
+                written: Disk::default(),
+                pending: VecDeque::new(),
+                sync: None,
+                clock_offset: rng.next_u64() % 1_000_000_000,
+                drift_ppm: drift,
+                retired: false,
+                last_role: None,
+            });
+        }
+        let mut c = Self {
+            seed,
+            rng,
+            now: 0,
+            nodes,
+            cfg_template: cfg,
+            initial,
+            net: BTreeMap::new(),
+            net_seq: 0,
+            net_cfg: NetConfig::default(),
+            disk_cfg: DiskConfig::default(),
+            blocked: BTreeSet::new(),
+            inv: Invariants::default(),
+            proposals: BTreeMap::new(),
+            steps: 0,
+            restarts: 0,
+        };
+        for i in 1..=voters as u64 {
+            c.start(NodeId(i), true);
+        }
+        c
+    }
+
+    fn slot(&self, id: NodeId) -> usize {
+        usize::try_from(id.0 - 1).unwrap_or(usize::MAX)
+    }
+
+    pub(crate) fn node(&self, id: NodeId) -> &SimNode {
+        &self.nodes[self.slot(id)]
+    }
+
+    pub(crate) fn raft(&self, id: NodeId) -> Option<&Raft<DigestMachine>> {
+        self.node(id).raft.as_ref()
+    }
+
+    pub(crate) fn ids(&self) -> Vec<NodeId> {
+        self.nodes.iter().map(|n| n.id).collect()
+    }
+
+    /// Starts (or restarts) a server from its durable disk. `bootstrap`: a
+    /// member of the initial cluster (otherwise it joins with no configuration).
+    pub(crate) fn start(&mut self, id: NodeId, bootstrap: bool) {
+        let slot = self.slot(id);
+        let initial = if bootstrap { self.initial.clone() } else { Membership::default() };
+        let mut cfg = self.cfg_template.clone();
+        cfg.id = id;
+        let node = &mut self.nodes[slot];
+        let stored = Stored {
+            hard_state: node.durable.hard_state,
+            snapshot: node.durable.snapshot.clone(),
+            entries: node.durable.entries.clone(),
+            initial_membership: initial,
+        };
+        let now = node.local(self.now);
+        self.restarts += 1;
+        let rng_seed = super::mix(self.seed ^ id.0.wrapping_mul(0x1000_0001) ^ self.restarts);
+        match Raft::new(cfg, DigestMachine::default(), stored, rng_seed, now) {
+            Ok(r) => node.raft = Some(r),
+            Err(e) => self.inv.violation(self.now, format!("{id} cannot restart from its disk: {e}")),
+        }
+        let node = &mut self.nodes[slot];
+        node.written = node.durable.clone();
+        node.last_role = None;
+        self.inv.on_restart(id);
+        self.after_step(id);
+    }
+
+    /// Stops a server abruptly: writes not reported durable are lost (or, with
+    /// torn writes, partly kept).
+    pub(crate) fn crash(&mut self, id: NodeId) {
+        let slot = self.slot(id);
+        if self.nodes[slot].raft.is_none() {
+            return;
+        }
+        let torn = self.disk_cfg.torn_writes;
+        let keep = if torn { self.rng.next_u64() as usize % (self.nodes[slot].pending.len() + 1) } else { 0 };
+        let parts = if torn { (self.rng.next_u64() % 5) as usize } else { 0 };
+        let node = &mut self.nodes[slot];
+        let pending: Vec<Persist<u64>> = node.pending.drain(..).collect();
+        for (i, p) in pending.iter().enumerate() {
+            let n = if i < keep {
+                4
+            } else if i == keep {
+                parts
+            } else {
+                break;
+            };
+            if let Err(e) = node.durable.apply(p, n) {
+                self.inv.violation(self.now, format!("{id}: {e}"));
+            }
+        }
+        node.sync = None;
+        node.raft = None;
+        node.written = node.durable.clone();
+    }
+
+    pub(crate) fn restart(&mut self, id: NodeId) {
+        if !self.node(id).is_up() && !self.node(id).retired {
+            let bootstrap = self.initial.contains(id);
+            self.start(id, bootstrap);
+        }
+    }
+
+    // ---- network controls ---------------------------------------------------
+
+    /// Blocks both directions between `a` and `b`.
+    pub(crate) fn cut(&mut self, a: NodeId, b: NodeId) {
+        self.blocked.insert((a, b));
+        self.blocked.insert((b, a));
+    }
+
+    /// Blocks one direction.
+    pub(crate) fn cut_one_way(&mut self, from: NodeId, to: NodeId) {
+        self.blocked.insert((from, to));
+    }
+
+    /// Cuts `id` off from every other server.
+    pub(crate) fn isolate(&mut self, id: NodeId) {
+        for other in self.ids() {
+            if other != id {
+                self.cut(id, other);
+            }
+        }
+    }
+
+    /// Splits the servers into two sides that cannot talk.
+    pub(crate) fn partition(&mut self, side: &[NodeId]) {
+        for a in self.ids() {
+            for b in self.ids() {
+                if side.contains(&a) != side.contains(&b) {
+                    self.blocked.insert((a, b));
+                }
+            }
+        }
+    }
+
+    pub(crate) fn heal(&mut self) {
+        self.blocked.clear();
+    }
+
+    // ---- requests -------------------------------------------------------------
+
+    pub(crate) fn propose(&mut self, id: NodeId, value: u64) -> Result<(LogIndex, Term), ProposeError> {
+        let slot = self.slot(id);
+        let Some(raft) = self.nodes[slot].raft.as_mut() else {
+            return Err(ProposeError::NotLeader { leader: None });
+        };
+        let r = raft.propose(value);
+        if let Ok((index, term)) = r {
+            self.proposals.insert((id, index, term), value);
+        }
+        self.after_step(id);
+        r
+    }
+
+    /// Runs `f` on a server's Raft at its local time, then drains it.
+    pub(crate) fn with_raft<T>(
+        &mut self,
+        id: NodeId,
+        f: impl FnOnce(&mut Raft<DigestMachine>, Instant) -> T,
+    ) -> Option<T> {
+        let slot = self.slot(id);
+        let now = self.nodes[slot].local(self.now);
+        let out = self.nodes[slot].raft.as_mut().map(|r| f(r, now));
+        self.after_step(id);
+        out
+    }
+
+    /// The leader with the highest term among running servers.
+    pub(crate) fn leader(&self) -> Option<NodeId> {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.raft.as_ref().filter(|r| r.is_leader()).map(|r| (r.term(), n.id)))
+            .max()
+            .map(|(_, id)| id)
+    }
+
+    /// Every running server's status, one per line.
+    pub(crate) fn dump(&self) -> String {
+        let lines: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| match &n.raft {
+                Some(r) => format!("{:?}", r.status()),
+                None => format!("{} down", n.id),
+            })
+            .collect();
+        lines.join("\n")
+    }
+
+    // ---- running --------------------------------------------------------------
+
+    fn next_event(&self) -> Option<(u64, Event)> {
+        let mut best: Option<(u64, Event)> = self.net.keys().next().map(|&(t, s)| (t, Event::Deliver(t, s)));
+        for (slot, n) in self.nodes.iter().enumerate() {
+            if let Some((t, _)) = n.sync {
+                if best.as_ref().is_none_or(|(bt, _)| t < *bt) {
+                    best = Some((t, Event::Sync(slot)));
+                }
+            }
+            if let Some(deadline) = n.raft.as_ref().and_then(Raft::poll_timeout) {
+                let t = n.true_time_of(deadline, self.now);
+                if best.as_ref().is_none_or(|(bt, _)| t < *bt) {
+                    best = Some((t, Event::Timer(slot)));
+                }
+            }
+        }
+        best
+    }
+
+    /// Processes events until true time `until`.
+    pub(crate) fn run_until_time(&mut self, until: u64) {
+        while let Some((t, ev)) = self.next_event() {
+            if t > until || self.inv.failed() {
+                break;
+            }
+            self.now = self.now.max(t);
+            self.process(ev);
+        }
+        self.now = self.now.max(until);
+    }
+
+    pub(crate) fn run_for(&mut self, d: Duration) {
+        let until = self.now + u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        self.run_until_time(until);
+    }
+
+    /// Runs until `pred` holds (checked after every event) or `limit` passes.
+    pub(crate) fn run_until(&mut self, limit: Duration, mut pred: impl FnMut(&Self) -> bool) -> bool {
+        let until = self.now + u64::try_from(limit.as_micros()).unwrap_or(u64::MAX);
+        loop {
+            if pred(self) {
+                return true;
+            }
+            if self.inv.failed() {
+                return false;
+            }
+            match self.next_event() {
+                Some((t, ev)) if t <= until => {
+                    self.now = self.now.max(t);
+                    self.process(ev);
+                }
+                _ => {
+                    self.now = until;
+                    return pred(self);
+                }
+            }
+        }
+    }
+
+    fn process(&mut self, ev: Event) {
+        self.steps += 1;
+        match ev {
+            Event::Deliver(t, s) => {
+                let Some(msg) = self.net.remove(&(t, s)) else { return };
+                let to = msg.to;
+                if self.blocked.contains(&(msg.from, to)) {
+                    return;
+                }
+                let slot = self.slot(to);
+                let Some(node) = self.nodes.get_mut(slot) else { return };
+                let now = node.local(self.now);
+                if let Some(r) = node.raft.as_mut() {
+                    r.handle_message(msg, now);
+                    self.after_step(to);
+                }
+            }
+            Event::Timer(slot) => {
+                let node = &mut self.nodes[slot];
+                let now = node.local(self.now);
+                let id = node.id;
+                if let Some(r) = node.raft.as_mut() {
+                    r.handle_timeout(now);
+                    self.after_step(id);
+                }
+            }
+            Event::Sync(slot) => {
+                let node = &mut self.nodes[slot];
+                let Some((_, count)) = node.sync.take() else { return };
+                let mut last = None;
+                for _ in 0..count {
+                    let Some(p) = node.pending.pop_front() else { break };
+                    if let Err(e) = node.durable.apply(&p, 4) {
+                        let id = node.id;
+                        self.inv.violation(self.now, format!("{id}: {e}"));
+                        return;
+                    }
+                    last = Some(p.seq);
+                }
+                let id = node.id;
+                let now = node.local(self.now);
+                if let (Some(seq), Some(r)) = (last, node.raft.as_mut()) {
+                    r.persisted(seq, now);
+                }
+                self.schedule_sync(slot);
+                self.after_step(id);
+            }
+        }
+    }
+
+    fn schedule_sync(&mut self, slot: usize) {
+        if self.nodes[slot].sync.is_some() || self.nodes[slot].pending.is_empty() {
+            return;
+        }
+        let span = self.disk_cfg.max_fsync_us.saturating_sub(self.disk_cfg.min_fsync_us) + 1;
+        let at = self.now + self.disk_cfg.min_fsync_us + self.rng.next_u64() % span;
+        let count = self.nodes[slot].pending.len();
+        self.nodes[slot].sync = Some((at, count));
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        p > 0.0 && (self.rng.next_u64() as f64 / u64::MAX as f64) < p
+    }
+
+    fn enqueue(&mut self, msg: Message<u64>) {
+        if self.chance(self.net_cfg.loss) {
+            return;
+        }
+        let copies = if self.chance(self.net_cfg.duplicate) { 2 } else { 1 };
+        for _ in 0..copies {
+            let span = self.net_cfg.max_delay_us.saturating_sub(self.net_cfg.min_delay_us) + 1;
+            let at = self.now + self.net_cfg.min_delay_us + self.rng.next_u64() % span;
+            self.net_seq += 1;
+            self.net.insert((at, self.net_seq), msg.clone());
+        }
+    }
+
+    /// Drains a server's actions and checks the invariants.
+    fn after_step(&mut self, id: NodeId) {
+        let slot = self.slot(id);
+        loop {
+            let Some(action) = self.nodes[slot].raft.as_mut().and_then(Raft::poll_action) else { break };
+            match action {
+                Action::Persist(p) => {
+                    let node = &mut self.nodes[slot];
+                    if let Err(e) = node.written.apply(&p, 4) {
+                        self.inv.violation(self.now, format!("{id}: {e}"));
+                    }
+                    let mut prev_term = p.entries.first().and_then(|e| {
+                        let prev = e.index.prev();
+                        if let Some(s) = &p.snapshot {
+                            if s.meta.last_index == prev {
+                                return Some(s.meta.last_term);
+                            }
+                        }
+                        if prev == LogIndex(0) {
+                            return Some(Term(0));
+                        }
+                        // Unknown when the predecessor went into a snapshot.
+                        node.written.term_at(prev)
+                    });
+                    if std::env::var("DBG_PERSIST").is_ok() {
+                        let idx: Vec<(u64, u64)> = p.entries.iter().map(|e| (e.index.0, e.term.0)).collect();
+                        println!("t={} {id} persist seq={:?} hs={:?} trunc={:?} snap={:?} entries={idx:?} prev_term={prev_term:?}", self.now, p.seq, p.hard_state, p.truncate_from, p.snapshot.as_ref().map(|s| (s.meta.last_index, s.meta.last_term)));
+                    }
+                    for e in &p.entries {
+                        self.inv.on_entry(self.now, id, e.index, e.term, payload_digest(&e.payload), prev_term);
+                        prev_term = Some(e.term);
+                    }
+                    self.nodes[slot].pending.push_back(p);
+                    self.schedule_sync(slot);
+                }
+                Action::Send(msg) => {
+                    if let MessageBody::VoteResponse { granted: true } = msg.body {
+                        self.inv.on_vote(self.now, msg.from, msg.term, msg.to);
+                    }
+                    self.enqueue(msg);
+                }
+                Action::Applied { index, term, output } => {
+                    let acked = self.proposals.remove(&(id, index, term));
+                    self.inv.on_applied(self.now, id, index, term, output, acked);
+                }
+                Action::ReadReady { id: read, index } => self.inv.on_read_ready(self.now, id, read, index),
+                Action::ReadFailed { .. } => {}
+            }
+        }
+        let node = &mut self.nodes[slot];
+        if let Some(r) = node.raft.as_ref() {
+            let role = (r.role(), r.term());
+            if node.last_role != Some(role) {
+                node.last_role = Some(role);
+                if role.0 == Role::Leader {
+                    self.inv.on_leader(self.now, id, r);
+                }
+            }
+            self.inv.on_commit(self.now, id, r);
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Event {
+    Deliver(u64, u64),
+    Timer(usize),
+    Sync(usize),
+}

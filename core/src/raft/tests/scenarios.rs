@@ -1,0 +1,1 @@
+//! Scenario tests named after Raft thesis sections.

@@ -1,0 +1,1 @@
+//! Small unit tests of the Raft core.
