@@ -10,17 +10,11 @@ use std::collections::{BTreeMap, VecDeque};
 impl<S: StateMachine> Raft<S> {
     /// Routes one message after applying the term rules.
     pub(super) fn step(&mut self, msg: Message<S::Command>) {
-        let is_vote_request = matches!(msg.body, MessageBody::PreVote { .. } | MessageBody::Vote { .. });
-        // A server that is not a voter in our configuration (removed, or a
-        // stranger) must not disrupt us: its vote requests are dropped before
-        // their term is looked at. A server with no configuration yet (a new
-        // learner) cannot judge and lets them through.
-        if is_vote_request
-            && !self.membership.voters.is_empty()
-            && !self.membership.is_voter(msg.from)
-        {
-            return;
-        }
+        // Servers outside our configuration (removed ones) are not refused
+        // here: a server whose log lags behind a configuration change must
+        // still be able to vote for the new voters. Pre-vote and the leader
+        // lease keep a removed server from disrupting anything, and its
+        // stale log keeps it from winning.
         if msg.term > self.term {
             match &msg.body {
                 MessageBody::PreVote { .. } | MessageBody::PreVoteResponse { granted: true } => {}
@@ -158,15 +152,29 @@ impl<S: StateMachine> Raft<S> {
     }
 
     /// Whether this server may stand for election: it votes in its latest
-    /// configuration, or in the committed one. The second case is a leader
-    /// that appended its own removal and lost leadership before it
-    /// committed: it may hold the only copy of the newest entries, and the
-    /// old configuration's majority may need it to lead once more to commit
-    /// them (it then steps down as usual).
+    /// configuration, or that configuration may not have committed yet and
+    /// it votes in the one before. The second case is a leader that
+    /// appended its own removal and lost leadership (or restarted) before
+    /// the change committed: it may hold the only copy of the newest
+    /// entries, so the old majority cannot elect anyone else, and it must be
+    /// able to lead once more to commit them (then it steps down as usual).
+    /// Once the removal has committed, a majority of the new configuration
+    /// drops its vote requests, so it can never win or disrupt.
     fn can_campaign(&self) -> bool {
         let me = self.cfg.id;
-        self.membership.is_voter(me)
-            || (self.membership_index > self.commit && self.membership_at(self.commit).is_voter(me))
+        if self.membership.is_voter(me) {
+            return true;
+        }
+        if self.membership_index <= self.commit {
+            return false;
+        }
+        let latest = self.membership_index;
+        self.log
+            .memberships()
+            .filter(|(i, _)| *i < latest)
+            .last()
+            .map_or(&self.base_membership, |(_, m)| m)
+            .is_voter(me)
     }
 
     pub(super) fn election_timeout_fired(&mut self) {

@@ -188,6 +188,24 @@ pub(crate) struct Cluster {
     proposals: BTreeMap<(NodeId, LogIndex, Term), u64>,
     pub(crate) steps: u64,
     restarts: u64,
+    /// Messages delivered, by (recipient, kind).
+    pub(crate) delivered: BTreeMap<(NodeId, &'static str), u64>,
+}
+
+fn kind(body: &MessageBody<u64>) -> &'static str {
+    match body {
+        MessageBody::PreVote { .. } => "PreVote",
+        MessageBody::PreVoteResponse { .. } => "PreVoteResponse",
+        MessageBody::Vote { .. } => "Vote",
+        MessageBody::VoteResponse { .. } => "VoteResponse",
+        MessageBody::Append { .. } => "Append",
+        MessageBody::AppendResponse { .. } => "AppendResponse",
+        MessageBody::Heartbeat { .. } => "Heartbeat",
+        MessageBody::HeartbeatResponse { .. } => "HeartbeatResponse",
+        MessageBody::InstallSnapshot { .. } => "InstallSnapshot",
+        MessageBody::InstallSnapshotResponse { .. } => "InstallSnapshotResponse",
+        MessageBody::TimeoutNow => "TimeoutNow",
+    }
 }
 
 impl Cluster {
@@ -232,6 +250,7 @@ impl Cluster {
             proposals: BTreeMap::new(),
             steps: 0,
             restarts: 0,
+            delivered: BTreeMap::new(),
         };
         for i in 1..=voters as u64 {
             c.start(NodeId(i), true);
@@ -249,6 +268,11 @@ impl Cluster {
 
     pub(crate) fn raft(&self, id: NodeId) -> Option<&Raft<DigestMachine>> {
         self.node(id).raft.as_ref()
+    }
+
+    /// How many messages of `kind` reached `to`.
+    pub(crate) fn delivered_to(&self, to: NodeId, kind: &'static str) -> u64 {
+        self.delivered.get(&(to, kind)).copied().unwrap_or(0)
     }
 
     pub(crate) fn ids(&self) -> Vec<NodeId> {
@@ -350,6 +374,12 @@ impl Cluster {
                 }
             }
         }
+    }
+
+    /// Unblocks both directions between `a` and `b`.
+    pub(crate) fn uncut(&mut self, a: NodeId, b: NodeId) {
+        self.blocked.remove(&(a, b));
+        self.blocked.remove(&(b, a));
     }
 
     pub(crate) fn heal(&mut self) {
@@ -479,6 +509,7 @@ impl Cluster {
                 let Some(node) = self.nodes.get_mut(slot) else { return };
                 let now = node.local(self.now);
                 if let Some(r) = node.raft.as_mut() {
+                    *self.delivered.entry((to, kind(&msg.body))).or_default() += 1;
                     r.handle_message(msg, now);
                     self.after_step(to);
                 }

@@ -25,7 +25,7 @@ pub(crate) fn payload_digest(p: &EntryPayload<u64>) -> u64 {
 pub(crate) struct Invariants {
     /// The first violation found, with the true time.
     pub(crate) violations: Vec<String>,
-    leaders: BTreeMap<Term, NodeId>,
+    pub(crate) leaders: BTreeMap<Term, NodeId>,
     /// (index, term) → (payload digest, term of the previous entry).
     entries: BTreeMap<(LogIndex, Term), (u64, Option<Term>)>,
     /// index → term of the committed entry.

@@ -5,7 +5,7 @@
 //! leadership transfers) interleaved with proposals and reads; then heals
 //! everything and requires a leader and a fresh commit within a bound.
 //!
-//! `DISTLOCK_RAFT_SCHEDULES=N` raises the number of seeds (default 2,400
+//! `DISTLOCK_RAFT_SCHEDULES=N` raises the number of seeds (default 4,000
 //! over the four tests); `DISTLOCK_RAFT_SEED=S` replays one seed with a trace.
 
 use super::cluster::Cluster;
@@ -55,7 +55,7 @@ pub(crate) fn run_schedule(seed: u64, trace: bool) -> Result<Coverage, String> {
     c.net_cfg.max_delay_us = c.net_cfg.min_delay_us + pick(&mut rng, &[500, 5_000, 40_000]);
     c.disk_cfg.min_fsync_us = range(&mut rng, 50, 500);
     c.disk_cfg.max_fsync_us = c.disk_cfg.min_fsync_us + pick(&mut rng, &[200, 3_000, 60_000]);
-    let fault_end = range(&mut rng, 2_000_000, 6_000_000);
+    let fault_end = range(&mut rng, 3_000_000, 10_000_000);
     let mut cov = Coverage::default();
     let mut value = seed << 24;
     let mut joined: BTreeSet<NodeId> = (1..=voters as u64).map(NodeId).collect();
@@ -67,7 +67,7 @@ pub(crate) fn run_schedule(seed: u64, trace: bool) -> Result<Coverage, String> {
     };
 
     while c.now < fault_end && !c.inv.failed() {
-        let gap = range(&mut rng, 5_000, 250_000);
+        let gap = range(&mut rng, 5_000, 150_000);
         c.run_until_time(c.now + gap);
         let up: Vec<NodeId> = c.nodes.iter().filter(|n| n.is_up()).map(|n| n.id).collect();
         let down: Vec<NodeId> =
@@ -230,7 +230,7 @@ pub(crate) fn run_schedule(seed: u64, trace: bool) -> Result<Coverage, String> {
 }
 
 fn schedules_per_part() -> u64 {
-    std::env::var("DISTLOCK_RAFT_SCHEDULES").ok().and_then(|v| v.parse::<u64>().ok()).map_or(600, |n| n.div_ceil(4))
+    std::env::var("DISTLOCK_RAFT_SCHEDULES").ok().and_then(|v| v.parse::<u64>().ok()).map_or(1000, |n| n.div_ceil(4))
 }
 
 fn run_part(part: u64) {
