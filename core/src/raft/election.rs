@@ -128,12 +128,20 @@ impl<S: StateMachine> Raft<S> {
         }
     }
 
-    /// `Some(true)` once a majority granted, `Some(false)` once a majority refused.
-    fn tally(&self) -> Option<bool> {
+    /// `Some(true)` once a majority granted, `Some(false)` once a majority
+    /// refused. A candidate's own vote counts only once it is durable: a
+    /// single voter that led a term before its vote was on disk could, after
+    /// a crash, lead the same term again and write different entries under
+    /// the same (index, term) (its learners would keep the first ones).
+    pub(super) fn tally(&self) -> Option<bool> {
         let q = self.membership.quorum();
         let mut yes = 0;
         let mut no = 0;
+        let own_vote_durable = self.role == Role::PreCandidate || self.persisted_seq >= self.own_vote_seq;
         for (id, &g) in &self.votes {
+            if *id == self.cfg.id && !own_vote_durable {
+                continue;
+            }
             if self.membership.is_voter(*id) {
                 if g {
                     yes += 1;
@@ -217,6 +225,7 @@ impl<S: StateMachine> Raft<S> {
         self.term = self.term.next();
         self.voted_for = Some(self.cfg.id);
         self.unsaved.hard_state = true;
+        self.own_vote_seq = self.next_seq;
         self.role = Role::Candidate;
         self.leader = None;
         self.leader_contact = None;
@@ -233,7 +242,7 @@ impl<S: StateMachine> Raft<S> {
         }
     }
 
-    fn become_leader(&mut self) {
+    pub(super) fn become_leader(&mut self) {
         self.role = Role::Leader;
         self.leader = Some(self.cfg.id);
         self.votes.clear();

@@ -327,6 +327,8 @@ pub struct Raft<S: StateMachine> {
     inflight_persists: VecDeque<(u64, LogIndex)>,
     /// Messages waiting for the persist numbered by their first field.
     held: VecDeque<(u64, Message<S::Command>)>,
+    /// The persist that records this candidate's vote for itself.
+    own_vote_seq: u64,
 
     actions: VecDeque<RaftAction<S>>,
 }
@@ -401,6 +403,7 @@ impl<S: StateMachine> Raft<S> {
             stable_index: last,
             inflight_persists: VecDeque::new(),
             held: VecDeque::new(),
+            own_vote_seq: 0,
             actions: VecDeque::new(),
             cfg,
         };
@@ -580,8 +583,11 @@ impl<S: StateMachine> Raft<S> {
                 }
             }
         }
-        if self.role == Role::Leader {
-            self.maybe_commit();
+        match self.role {
+            Role::Leader => self.maybe_commit(),
+            // A single voter wins as soon as its own vote is durable.
+            Role::Candidate if self.tally() == Some(true) => self.become_leader(),
+            _ => {}
         }
     }
 

@@ -310,6 +310,9 @@ impl Cluster {
     /// Stops a server abruptly: writes not reported durable are lost (or, with
     /// torn writes, partly kept).
     pub(crate) fn crash(&mut self, id: NodeId) {
+        if std::env::var("DBG_PERSIST").is_ok() {
+            println!("t={} {id} CRASH", self.now);
+        }
         let slot = self.slot(id);
         if self.nodes[slot].raft.is_none() {
             return;
@@ -628,6 +631,9 @@ impl Cluster {
             let role = (r.role(), r.term());
             if node.last_role != Some(role) {
                 node.last_role = Some(role);
+                if std::env::var("DBG_PERSIST").is_ok() {
+                    println!("t={} {id} role {:?} {:?} last={:?}", self.now, role.0, role.1, r.last_index());
+                }
                 if role.0 == Role::Leader {
                     self.inv.on_leader(self.now, id, r);
                 }
