@@ -45,7 +45,9 @@ pub enum ConfigError {
     #[error("node id 0 is reserved; use 1 or more")]
     ZeroId,
     /// Heartbeats must come several times per election timeout.
-    #[error("heartbeat interval {heartbeat:?} must be at most a third of the election timeout {election:?}")]
+    #[error(
+        "heartbeat interval {heartbeat:?} must be at most a third of the election timeout {election:?}"
+    )]
     HeartbeatTooSlow {
         /// The heartbeat interval given.
         heartbeat: Duration,
@@ -87,7 +89,8 @@ impl Config {
         if self.id.0 == 0 {
             return Err(ConfigError::ZeroId);
         }
-        if self.heartbeat_interval.is_zero() || self.heartbeat_interval * 3 > self.election_timeout {
+        if self.heartbeat_interval.is_zero() || self.heartbeat_interval * 3 > self.election_timeout
+        {
             return Err(ConfigError::HeartbeatTooSlow {
                 heartbeat: self.heartbeat_interval,
                 election: self.election_timeout,

@@ -18,42 +18,83 @@ impl<S: StateMachine> Raft<S> {
         if msg.term > self.term {
             match &msg.body {
                 MessageBody::PreVote { .. } | MessageBody::PreVoteResponse { granted: true } => {}
-                MessageBody::Vote { transfer, .. } if !*transfer && self.in_leader_lease() => return,
+                MessageBody::Vote { transfer, .. } if !*transfer && self.in_leader_lease() => {
+                    return;
+                }
                 MessageBody::Append { .. }
                 | MessageBody::Heartbeat { .. }
-                | MessageBody::InstallSnapshot { .. } => self.become_follower(msg.term, Some(msg.from)),
+                | MessageBody::InstallSnapshot { .. } => {
+                    self.become_follower(msg.term, Some(msg.from))
+                }
                 _ => self.become_follower(msg.term, None),
             }
         } else if msg.term < self.term {
             match msg.body {
                 // A deposed leader learns our term and steps down.
-                MessageBody::Append { .. } | MessageBody::Heartbeat { .. } | MessageBody::InstallSnapshot { .. } => {
+                MessageBody::Append { .. }
+                | MessageBody::Heartbeat { .. }
+                | MessageBody::InstallSnapshot { .. } => {
                     self.send(msg.from, MessageBody::HeartbeatResponse { round: 0 }, false);
                 }
                 MessageBody::PreVote { .. } => {
-                    self.send(msg.from, MessageBody::PreVoteResponse { granted: false }, false);
+                    self.send(
+                        msg.from,
+                        MessageBody::PreVoteResponse { granted: false },
+                        false,
+                    );
                 }
                 _ => {}
             }
             return;
         }
         match msg.body {
-            MessageBody::PreVote { last_index, last_term } => {
+            MessageBody::PreVote {
+                last_index,
+                last_term,
+            } => {
                 self.handle_pre_vote(msg.from, msg.term, last_index, last_term);
             }
-            MessageBody::PreVoteResponse { granted } => self.handle_pre_vote_response(msg.from, msg.term, granted),
-            MessageBody::Vote { last_index, last_term, .. } => self.handle_vote(msg.from, last_index, last_term),
+            MessageBody::PreVoteResponse { granted } => {
+                self.handle_pre_vote_response(msg.from, msg.term, granted)
+            }
+            MessageBody::Vote {
+                last_index,
+                last_term,
+                ..
+            } => self.handle_vote(msg.from, last_index, last_term),
             MessageBody::VoteResponse { granted } => self.handle_vote_response(msg.from, granted),
-            MessageBody::Append { prev_index, prev_term, entries, commit, round } => {
+            MessageBody::Append {
+                prev_index,
+                prev_term,
+                entries,
+                commit,
+                round,
+            } => {
                 self.handle_append(msg.from, prev_index, prev_term, entries, commit, round);
             }
-            MessageBody::AppendResponse { result, round } => self.handle_append_response(msg.from, result, round),
-            MessageBody::Heartbeat { commit, round } => self.handle_heartbeat(msg.from, commit, round),
-            MessageBody::HeartbeatResponse { round } => self.handle_heartbeat_response(msg.from, round),
-            MessageBody::InstallSnapshot { meta, offset, data, done, round } => {
+            MessageBody::AppendResponse { result, round } => {
+                self.handle_append_response(msg.from, result, round)
+            }
+            MessageBody::Heartbeat { commit, round } => {
+                self.handle_heartbeat(msg.from, commit, round)
+            }
+            MessageBody::HeartbeatResponse { round } => {
+                self.handle_heartbeat_response(msg.from, round)
+            }
+            MessageBody::InstallSnapshot {
+                meta,
+                offset,
+                data,
+                done,
+                round,
+            } => {
                 self.handle_install_snapshot(msg.from, meta, offset, data, done, round);
             }
-            MessageBody::InstallSnapshotResponse { last_index, next_offset, round } => {
+            MessageBody::InstallSnapshotResponse {
+                last_index,
+                next_offset,
+                round,
+            } => {
                 self.handle_install_snapshot_response(msg.from, last_index, next_offset, round);
             }
             MessageBody::TimeoutNow => {
@@ -72,8 +113,12 @@ impl<S: StateMachine> Raft<S> {
         }
         match self.role {
             Role::Leader => true,
-            _ => self.leader.is_some()
-                && self.leader_contact.is_some_and(|t| self.now < t + self.cfg.election_timeout),
+            _ => {
+                self.leader.is_some()
+                    && self
+                        .leader_contact
+                        .is_some_and(|t| self.now < t + self.cfg.election_timeout)
+            }
         }
     }
 
@@ -84,13 +129,21 @@ impl<S: StateMachine> Raft<S> {
     }
 
     fn handle_pre_vote(&mut self, from: NodeId, term: Term, last_index: LogIndex, last_term: Term) {
-        let granted = term > self.term && !self.in_leader_lease() && self.candidate_log_ok(last_index, last_term);
+        let granted = term > self.term
+            && !self.in_leader_lease()
+            && self.candidate_log_ok(last_index, last_term);
         let reply_term = if granted { term } else { self.term };
-        self.send_with_term(from, reply_term, MessageBody::PreVoteResponse { granted }, false);
+        self.send_with_term(
+            from,
+            reply_term,
+            MessageBody::PreVoteResponse { granted },
+            false,
+        );
     }
 
     fn handle_vote(&mut self, from: NodeId, last_index: LogIndex, last_term: Term) {
-        let free = self.voted_for == Some(from) || (self.voted_for.is_none() && self.leader.is_none());
+        let free =
+            self.voted_for == Some(from) || (self.voted_for.is_none() && self.leader.is_none());
         let granted = free && self.candidate_log_ok(last_index, last_term);
         if granted && self.voted_for.is_none() {
             self.voted_for = Some(from);
@@ -137,7 +190,8 @@ impl<S: StateMachine> Raft<S> {
         let q = self.membership.quorum();
         let mut yes = 0;
         let mut no = 0;
-        let own_vote_durable = self.role == Role::PreCandidate || self.persisted_seq >= self.own_vote_seq;
+        let own_vote_durable =
+            self.role == Role::PreCandidate || self.persisted_seq >= self.own_vote_seq;
         for (id, &g) in &self.votes {
             if *id == self.cfg.id && !own_vote_durable {
                 continue;
@@ -210,9 +264,23 @@ impl<S: StateMachine> Raft<S> {
         }
         let (last_index, last_term) = (self.log.last_index(), self.log.last_term());
         let next_term = self.term.next();
-        let voters: Vec<NodeId> = self.membership.voters.iter().copied().filter(|&v| v != self.cfg.id).collect();
+        let voters: Vec<NodeId> = self
+            .membership
+            .voters
+            .iter()
+            .copied()
+            .filter(|&v| v != self.cfg.id)
+            .collect();
         for v in voters {
-            self.send_with_term(v, next_term, MessageBody::PreVote { last_index, last_term }, false);
+            self.send_with_term(
+                v,
+                next_term,
+                MessageBody::PreVote {
+                    last_index,
+                    last_term,
+                },
+                false,
+            );
         }
     }
 
@@ -236,9 +304,23 @@ impl<S: StateMachine> Raft<S> {
             return;
         }
         let (last_index, last_term) = (self.log.last_index(), self.log.last_term());
-        let voters: Vec<NodeId> = self.membership.voters.iter().copied().filter(|&v| v != self.cfg.id).collect();
+        let voters: Vec<NodeId> = self
+            .membership
+            .voters
+            .iter()
+            .copied()
+            .filter(|&v| v != self.cfg.id)
+            .collect();
         for v in voters {
-            self.send(v, MessageBody::Vote { last_index, last_term, transfer }, true);
+            self.send(
+                v,
+                MessageBody::Vote {
+                    last_index,
+                    last_term,
+                    transfer,
+                },
+                true,
+            );
         }
     }
 
@@ -278,7 +360,9 @@ impl<S: StateMachine> Raft<S> {
 
     pub(super) fn leader_tick(&mut self) {
         let now = self.now;
-        let Some(ls) = &mut self.leader_state else { return };
+        let Some(ls) = &mut self.leader_state else {
+            return;
+        };
         if now >= ls.heartbeat_deadline {
             ls.heartbeat_deadline = now + self.cfg.heartbeat_interval;
             ls.round_due = true;
@@ -301,7 +385,9 @@ impl<S: StateMachine> Raft<S> {
     /// Counts the voters heard from since the last check and starts a new period.
     fn quorum_recently_active(&mut self) -> bool {
         let me = self.cfg.id;
-        let Some(ls) = &mut self.leader_state else { return false };
+        let Some(ls) = &mut self.leader_state else {
+            return false;
+        };
         let mut active = usize::from(self.membership.is_voter(me));
         for (id, pr) in &mut ls.progress {
             if self.membership.is_voter(*id) && pr.recent_active {
@@ -324,7 +410,9 @@ impl<S: StateMachine> Raft<S> {
         self.advance_time(now);
         let me = self.cfg.id;
         let Some(ls) = &self.leader_state else {
-            return Err(super::TransferError::NotLeader { leader: self.leader });
+            return Err(super::TransferError::NotLeader {
+                leader: self.leader,
+            });
         };
         let target = match to {
             Some(t) if t != me => {
@@ -356,7 +444,11 @@ impl<S: StateMachine> Raft<S> {
         if ls.transfer.map(|(t, _)| t) != Some(target) {
             return;
         }
-        if ls.progress.get(&target).is_some_and(|pr| pr.match_index >= last) {
+        if ls
+            .progress
+            .get(&target)
+            .is_some_and(|pr| pr.match_index >= last)
+        {
             self.send(target, MessageBody::TimeoutNow, false);
         } else if let Some(ls) = &mut self.leader_state {
             ls.append_due = true;

@@ -17,7 +17,11 @@ pub(crate) struct RaftLog<C> {
 
 impl<C: Clone> RaftLog<C> {
     pub(crate) fn new(base_index: LogIndex, base_term: Term) -> Self {
-        Self { base_index, base_term, entries: Vec::new() }
+        Self {
+            base_index,
+            base_term,
+            entries: Vec::new(),
+        }
     }
 
     pub(crate) fn base_index(&self) -> LogIndex {
@@ -111,7 +115,9 @@ impl<C: Clone> RaftLog<C> {
     /// The first index of the run of entries of the same term that contains
     /// `index`, searching no lower than `floor + 1`.
     pub(crate) fn first_index_of_term_at(&self, index: LogIndex, floor: LogIndex) -> LogIndex {
-        let Some(term) = self.term(index) else { return index };
+        let Some(term) = self.term(index) else {
+            return index;
+        };
         let mut first = index;
         let mut i = index.prev();
         while i > floor && i > self.base_index && self.term(i) == Some(term) {

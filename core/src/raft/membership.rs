@@ -73,7 +73,9 @@ impl<S: StateMachine> Raft<S> {
     ) -> Result<LogIndex, MembershipError> {
         self.advance_time(now);
         let Some(ls) = &self.leader_state else {
-            return Err(MembershipError::NotLeader { leader: self.leader });
+            return Err(MembershipError::NotLeader {
+                leader: self.leader,
+            });
         };
         if self.commit < ls.term_start || self.commit < self.membership_index {
             return Err(MembershipError::ChangeInProgress);
@@ -93,10 +95,17 @@ impl<S: StateMachine> Raft<S> {
                 if !next.learners.contains(&id) {
                     return Err(MembershipError::NotLearner(id));
                 }
-                let match_index = ls.progress.get(&id).map_or(LogIndex(0), |pr| pr.match_index);
+                let match_index = ls
+                    .progress
+                    .get(&id)
+                    .map_or(LogIndex(0), |pr| pr.match_index);
                 let last_index = self.log.last_index();
                 if match_index.0 + self.cfg.promote_margin < last_index.0 {
-                    return Err(MembershipError::NotCaughtUp { id, match_index, last_index });
+                    return Err(MembershipError::NotCaughtUp {
+                        id,
+                        match_index,
+                        last_index,
+                    });
                 }
                 next.learners.remove(&id);
                 next.voters.insert(id);

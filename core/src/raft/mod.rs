@@ -350,9 +350,15 @@ impl<S: StateMachine> Raft<S> {
         let (mut log, base_membership) = match &stored.snapshot {
             Some(snap) => {
                 sm.restore(&snap.data)?;
-                (RaftLog::new(snap.meta.last_index, snap.meta.last_term), snap.meta.membership.clone())
+                (
+                    RaftLog::new(snap.meta.last_index, snap.meta.last_term),
+                    snap.meta.membership.clone(),
+                )
             }
-            None => (RaftLog::new(LogIndex(0), Term(0)), stored.initial_membership.clone()),
+            None => (
+                RaftLog::new(LogIndex(0), Term(0)),
+                stored.initial_membership.clone(),
+            ),
         };
         for entry in stored.entries {
             if entry.index <= log.base_index() {
@@ -360,7 +366,10 @@ impl<S: StateMachine> Raft<S> {
             }
             let expected = log.last_index().next();
             if entry.index != expected {
-                return Err(RestoreError::Gap { expected, found: entry.index });
+                return Err(RestoreError::Gap {
+                    expected,
+                    found: entry.index,
+                });
             }
             if entry.term < log.last_term() {
                 return Err(RestoreError::TermRegression { index: entry.index });
@@ -479,7 +488,9 @@ impl<S: StateMachine> Raft<S> {
     /// lease acknowledgements and configuration changes wait for it).
     #[must_use]
     pub fn has_committed_own_term(&self) -> bool {
-        self.leader_state.as_ref().is_some_and(|ls| self.commit >= ls.term_start)
+        self.leader_state
+            .as_ref()
+            .is_some_and(|ls| self.commit >= ls.term_start)
     }
 
     /// The replicated state machine (for reads confirmed by
@@ -514,7 +525,10 @@ impl<S: StateMachine> Raft<S> {
             last_index: self.log.last_index(),
             last_term: self.log.last_term(),
             stable_index: self.stable_index,
-            snapshot_index: self.snapshot.as_ref().map_or(LogIndex(0), |s| s.meta.last_index),
+            snapshot_index: self
+                .snapshot
+                .as_ref()
+                .map_or(LogIndex(0), |s| s.meta.last_index),
             membership: self.membership.clone(),
             peers,
         }
@@ -608,7 +622,9 @@ impl<S: StateMachine> Raft<S> {
     /// When this server is not the leader or is handing leadership over.
     pub fn propose(&mut self, command: S::Command) -> Result<(LogIndex, Term), ProposeError> {
         let Some(ls) = &self.leader_state else {
-            return Err(ProposeError::NotLeader { leader: self.leader });
+            return Err(ProposeError::NotLeader {
+                leader: self.leader,
+            });
         };
         if ls.transfer.is_some() {
             return Err(ProposeError::Transferring);
@@ -620,7 +636,11 @@ impl<S: StateMachine> Raft<S> {
     // ---- internals shared by the submodules -------------------------------
 
     fn advance_time(&mut self, now: Instant) {
-        debug_assert!(now >= self.now, "time went backwards: {now:?} < {:?}", self.now);
+        debug_assert!(
+            now >= self.now,
+            "time went backwards: {now:?} < {:?}",
+            self.now
+        );
         self.now = self.now.max(now);
     }
 
@@ -634,7 +654,11 @@ impl<S: StateMachine> Raft<S> {
     /// Appends an entry of this leader's term and schedules its replication.
     fn append_own(&mut self, payload: EntryPayload<S::Command>) -> LogIndex {
         let index = self.log.last_index().next();
-        self.log.append(Entry { index, term: self.term, payload });
+        self.log.append(Entry {
+            index,
+            term: self.term,
+            payload,
+        });
         self.mark_entries_unsaved(index);
         if let Some(ls) = &mut self.leader_state {
             ls.append_due = true;
@@ -652,7 +676,8 @@ impl<S: StateMachine> Raft<S> {
     fn truncate_log(&mut self, from: LogIndex) {
         self.log.truncate(from);
         if from <= self.written_index {
-            self.unsaved.truncate_from = Some(self.unsaved.truncate_from.map_or(from, |t| t.min(from)));
+            self.unsaved.truncate_from =
+                Some(self.unsaved.truncate_from.map_or(from, |t| t.min(from)));
             self.written_index = from.prev();
         }
         let keep = from.prev();
@@ -674,9 +699,24 @@ impl<S: StateMachine> Raft<S> {
         self.send_with_term(to, self.term, body, durable);
     }
 
-    fn send_with_term(&mut self, to: NodeId, term: Term, body: MessageBody<S::Command>, durable: bool) {
-        let msg = Message { from: self.cfg.id, to, term, body };
-        let dep = if self.unsaved.is_dirty() { self.next_seq } else { self.next_seq - 1 };
+    fn send_with_term(
+        &mut self,
+        to: NodeId,
+        term: Term,
+        body: MessageBody<S::Command>,
+        durable: bool,
+    ) {
+        let msg = Message {
+            from: self.cfg.id,
+            to,
+            term,
+            body,
+        };
+        let dep = if self.unsaved.is_dirty() {
+            self.next_seq
+        } else {
+            self.next_seq - 1
+        };
         if durable && dep > self.persisted_seq {
             self.held.push_back((dep, msg));
         } else {
@@ -712,7 +752,10 @@ impl<S: StateMachine> Raft<S> {
             self.written_index = self.written_index.max(snap.meta.last_index);
         }
         self.inflight_persists.push_back((seq, self.written_index));
-        let hard_state = unsaved.hard_state.then_some(HardState { term: self.term, voted_for: self.voted_for });
+        let hard_state = unsaved.hard_state.then_some(HardState {
+            term: self.term,
+            voted_for: self.voted_for,
+        });
         self.actions.push_back(Action::Persist(Persist {
             seq: PersistSeq(seq),
             hard_state,
@@ -734,7 +777,11 @@ impl<S: StateMachine> Raft<S> {
             let term = entry.term;
             if let EntryPayload::Command(cmd) = &entry.payload {
                 let output = self.sm.apply(index, cmd);
-                self.actions.push_back(Action::Applied { index, term, output });
+                self.actions.push_back(Action::Applied {
+                    index,
+                    term,
+                    output,
+                });
             }
             self.applied = index;
         }

@@ -76,7 +76,9 @@ impl Progress {
     }
 
     pub(crate) fn become_snapshot(&mut self, last_index: LogIndex) {
-        self.state = ReplicationState::Snapshot { last_index: last_index.0 };
+        self.state = ReplicationState::Snapshot {
+            last_index: last_index.0,
+        };
         self.inflight.clear();
         self.probe_sent = false;
         self.snapshot_offset = 0;

@@ -25,7 +25,9 @@ impl<S: StateMachine> Raft<S> {
         self.advance_time(now);
         let commit = self.commit;
         let Some(ls) = &mut self.leader_state else {
-            return Err(NotLeader { leader: self.leader });
+            return Err(NotLeader {
+                leader: self.leader,
+            });
         };
         if commit < ls.term_start {
             // The commit index of a new leader may be behind the cluster's
@@ -40,19 +42,27 @@ impl<S: StateMachine> Raft<S> {
     fn register_read(&mut self, id: u64, index: LogIndex) {
         let me = self.cfg.id;
         let only_voter = self.membership.voters.len() == 1 && self.membership.is_voter(me);
-        let Some(ls) = &mut self.leader_state else { return };
+        let Some(ls) = &mut self.leader_state else {
+            return;
+        };
         if only_voter {
             self.ready_reads.push_back((id, index));
             return;
         }
-        ls.reads.push_back(PendingRead { id, index, round: ls.round + 1 });
+        ls.reads.push_back(PendingRead {
+            id,
+            index,
+            round: ls.round + 1,
+        });
         ls.round_due = true;
     }
 
     /// Moves reads whose round a majority acknowledged to the ready queue.
     pub(super) fn advance_reads(&mut self) {
         let me = self.cfg.id;
-        let Some(ls) = &mut self.leader_state else { return };
+        let Some(ls) = &mut self.leader_state else {
+            return;
+        };
         if ls.reads.is_empty() {
             return;
         }
@@ -60,7 +70,13 @@ impl<S: StateMachine> Raft<S> {
             .membership
             .voters
             .iter()
-            .map(|v| if *v == me { ls.round } else { ls.progress.get(v).map_or(0, |pr| pr.round_acked) })
+            .map(|v| {
+                if *v == me {
+                    ls.round
+                } else {
+                    ls.progress.get(v).map_or(0, |pr| pr.round_acked)
+                }
+            })
             .collect();
         let q = self.membership.quorum();
         if rounds.len() < q {
@@ -78,7 +94,9 @@ impl<S: StateMachine> Raft<S> {
     /// Called whenever the leader's commit index moves.
     pub(super) fn on_commit_advanced(&mut self) {
         let commit = self.commit;
-        let Some(ls) = &mut self.leader_state else { return };
+        let Some(ls) = &mut self.leader_state else {
+            return;
+        };
         if commit >= ls.term_start && !ls.reads_before_start.is_empty() {
             let waiting = std::mem::take(&mut ls.reads_before_start);
             for id in waiting {
@@ -91,7 +109,11 @@ impl<S: StateMachine> Raft<S> {
     /// Confirmed reads survive a step-down: they were linearized while this
     /// server led.
     pub(super) fn release_ready_reads(&mut self) {
-        while self.ready_reads.front().is_some_and(|&(_, index)| index <= self.applied) {
+        while self
+            .ready_reads
+            .front()
+            .is_some_and(|&(_, index)| index <= self.applied)
+        {
             if let Some((id, index)) = self.ready_reads.pop_front() {
                 self.actions.push_back(Action::ReadReady { id, index });
             }

@@ -31,14 +31,19 @@ impl<S: StateMachine> Raft<S> {
         // Everything up to our commit index is known to match the leader's
         // log (and may be compacted away): start after it.
         if prev_index < self.commit {
-            let skip = usize::try_from(self.commit.0 - prev_index.0).unwrap_or(usize::MAX).min(entries.len());
+            let skip = usize::try_from(self.commit.0 - prev_index.0)
+                .unwrap_or(usize::MAX)
+                .min(entries.len());
             entries.drain(..skip);
             prev_index = self.commit;
             prev_term = match self.log.term(self.commit) {
                 Some(t) => t,
                 None => return,
             };
-            if entries.first().is_some_and(|e| e.index != prev_index.next()) {
+            if entries
+                .first()
+                .is_some_and(|e| e.index != prev_index.next())
+            {
                 // The message ends at or before our commit index.
                 entries.clear();
             }
@@ -58,16 +63,29 @@ impl<S: StateMachine> Raft<S> {
                         hint_index: self.log.first_index_of_term_at(prev_index, self.commit),
                     },
                 };
-                self.send(from, MessageBody::AppendResponse { result: Err(conflict), round }, true);
+                self.send(
+                    from,
+                    MessageBody::AppendResponse {
+                        result: Err(conflict),
+                        round,
+                    },
+                    true,
+                );
                 return;
             }
         }
         let last_new = prev_index.plus(entries.len() as u64);
-        let skip = entries.iter().take_while(|e| self.log.term(e.index) == Some(e.term)).count();
+        let skip = entries
+            .iter()
+            .take_while(|e| self.log.term(e.index) == Some(e.term))
+            .count();
         if skip < entries.len() {
             let from_index = entries[skip].index;
             if from_index <= self.log.last_index() {
-                debug_assert!(from_index > self.commit, "a leader contradicted a committed entry");
+                debug_assert!(
+                    from_index > self.commit,
+                    "a leader contradicted a committed entry"
+                );
                 self.truncate_log(from_index);
             }
             let mut membership_changed = false;
@@ -85,7 +103,14 @@ impl<S: StateMachine> Raft<S> {
             self.commit = new_commit;
         }
         // Acknowledged only once durable: the leader counts it toward commit.
-        self.send(from, MessageBody::AppendResponse { result: Ok(last_new), round }, true);
+        self.send(
+            from,
+            MessageBody::AppendResponse {
+                result: Ok(last_new),
+                round,
+            },
+            true,
+        );
     }
 
     pub(super) fn handle_heartbeat(&mut self, from: NodeId, commit: LogIndex, round: u64) {
@@ -100,7 +125,11 @@ impl<S: StateMachine> Raft<S> {
 
     pub(super) fn handle_heartbeat_response(&mut self, from: NodeId, round: u64) {
         let last = self.log.last_index();
-        let Some(pr) = self.leader_state.as_mut().and_then(|ls| ls.progress.get_mut(&from)) else {
+        let Some(pr) = self
+            .leader_state
+            .as_mut()
+            .and_then(|ls| ls.progress.get_mut(&from))
+        else {
             return;
         };
         pr.recent_active = true;
@@ -118,8 +147,12 @@ impl<S: StateMachine> Raft<S> {
         result: Result<LogIndex, AppendConflict>,
         round: u64,
     ) {
-        let Some(ls) = self.leader_state.as_mut() else { return };
-        let Some(pr) = ls.progress.get_mut(&from) else { return };
+        let Some(ls) = self.leader_state.as_mut() else {
+            return;
+        };
+        let Some(pr) = ls.progress.get_mut(&from) else {
+            return;
+        };
         pr.recent_active = true;
         pr.round_acked = pr.round_acked.max(round);
         match result {
@@ -127,7 +160,9 @@ impl<S: StateMachine> Raft<S> {
                 let news = pr.acknowledge(matched);
                 match pr.state {
                     ReplicationState::Probe => pr.become_replicate(),
-                    ReplicationState::Snapshot { last_index } if matched.0 >= last_index => pr.become_replicate(),
+                    ReplicationState::Snapshot { last_index } if matched.0 >= last_index => {
+                        pr.become_replicate()
+                    }
                     _ => {}
                 }
                 if news {
@@ -163,7 +198,9 @@ impl<S: StateMachine> Raft<S> {
         loop {
             let last = self.log.last_index();
             let Some(ls) = &self.leader_state else { return };
-            let Some(pr) = ls.progress.get(&to) else { return };
+            let Some(pr) = ls.progress.get(&to) else {
+                return;
+            };
             if let ReplicationState::Snapshot { .. } = pr.state {
                 self.send_snapshot_chunk(to);
                 return;
@@ -185,7 +222,11 @@ impl<S: StateMachine> Raft<S> {
             let sent_last = entries.last().map_or(prev_index, |e| e.index);
             let round = ls.round;
             let commit = self.commit;
-            if let Some(pr) = self.leader_state.as_mut().and_then(|ls| ls.progress.get_mut(&to)) {
+            if let Some(pr) = self
+                .leader_state
+                .as_mut()
+                .and_then(|ls| ls.progress.get_mut(&to))
+            {
                 if probing {
                     pr.probe_sent = true;
                 } else {
@@ -194,7 +235,17 @@ impl<S: StateMachine> Raft<S> {
                 }
                 pr.commit_sent = pr.commit_sent.max(commit.min(sent_last));
             }
-            self.send(to, MessageBody::Append { prev_index, prev_term, entries, commit, round }, false);
+            self.send(
+                to,
+                MessageBody::Append {
+                    prev_index,
+                    prev_term,
+                    entries,
+                    commit,
+                    round,
+                },
+                false,
+            );
             if probing {
                 return;
             }
@@ -217,7 +268,9 @@ impl<S: StateMachine> Raft<S> {
                 }
             })
             .collect();
-        let Some(candidate) = self.quorum_max(matches) else { return };
+        let Some(candidate) = self.quorum_max(matches) else {
+            return;
+        };
         // Only entries of the current term are committed by counting
         // replicas; earlier ones commit with them (thesis §3.6.2, Figure 3.7).
         if candidate > self.commit && self.log.term(candidate) == Some(self.term) {
@@ -229,7 +282,9 @@ impl<S: StateMachine> Raft<S> {
     /// Leader work batched until the drain: reads waiting for the first
     /// commit of the term, heartbeat rounds, new entries, commit notices.
     pub(super) fn leader_flush(&mut self) {
-        let Some(ls) = &mut self.leader_state else { return };
+        let Some(ls) = &mut self.leader_state else {
+            return;
+        };
         let round_due = std::mem::take(&mut ls.round_due);
         let append_due = std::mem::take(&mut ls.append_due);
         if round_due {
@@ -242,13 +297,24 @@ impl<S: StateMachine> Raft<S> {
                 self.send_appends(id);
             }
             let commit = self.commit;
-            let Some(pr) = self.leader_state.as_mut().and_then(|ls| ls.progress.get_mut(&id)) else {
+            let Some(pr) = self
+                .leader_state
+                .as_mut()
+                .and_then(|ls| ls.progress.get_mut(&id))
+            else {
                 continue;
             };
             let notice = commit.min(pr.match_index);
             if round_due || notice > pr.commit_sent {
                 pr.commit_sent = pr.commit_sent.max(notice);
-                self.send(id, MessageBody::Heartbeat { commit: notice, round }, false);
+                self.send(
+                    id,
+                    MessageBody::Heartbeat {
+                        commit: notice,
+                        round,
+                    },
+                    false,
+                );
             }
         }
         if round_due {
@@ -260,7 +326,9 @@ impl<S: StateMachine> Raft<S> {
     pub(super) fn sync_progress_with_membership(&mut self) {
         let me = self.cfg.id;
         let next = self.log.last_index().next();
-        let Some(ls) = &mut self.leader_state else { return };
+        let Some(ls) = &mut self.leader_state else {
+            return;
+        };
         let members: Vec<NodeId> = self.membership.members().filter(|&m| m != me).collect();
         ls.progress.retain(|id, _| members.contains(id));
         for m in members {

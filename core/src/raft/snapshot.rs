@@ -14,17 +14,25 @@ impl<S: StateMachine> Raft<S> {
         if self.cfg.snapshot_threshold == 0 {
             return;
         }
-        let last = self.snapshot.as_ref().map_or(LogIndex(0), |s| s.meta.last_index);
+        let last = self
+            .snapshot
+            .as_ref()
+            .map_or(LogIndex(0), |s| s.meta.last_index);
         if self.applied.0 < last.0 + self.cfg.snapshot_threshold {
             return;
         }
-        let Some(last_term) = self.log.term(self.applied) else { return };
+        let Some(last_term) = self.log.term(self.applied) else {
+            return;
+        };
         let meta = SnapshotMeta {
             last_index: self.applied,
             last_term,
             membership: self.membership_at(self.applied),
         };
-        let snap = Snapshot { meta, data: Arc::from(self.sm.snapshot()) };
+        let snap = Snapshot {
+            meta,
+            data: Arc::from(self.sm.snapshot()),
+        };
         self.snapshot = Some(snap.clone());
         self.unsaved.snapshot = Some(snap);
         let keep_from = LogIndex(self.applied.0.saturating_sub(self.cfg.compaction_margin));
@@ -40,8 +48,14 @@ impl<S: StateMachine> Raft<S> {
     }
 
     pub(super) fn start_snapshot_transfer(&mut self, to: NodeId) {
-        let Some(last_index) = self.snapshot.as_ref().map(|s| s.meta.last_index) else { return };
-        if let Some(pr) = self.leader_state.as_mut().and_then(|ls| ls.progress.get_mut(&to)) {
+        let Some(last_index) = self.snapshot.as_ref().map(|s| s.meta.last_index) else {
+            return;
+        };
+        if let Some(pr) = self
+            .leader_state
+            .as_mut()
+            .and_then(|ls| ls.progress.get_mut(&to))
+        {
             pr.become_snapshot(last_index);
         }
         self.send_snapshot_chunk(to);
@@ -49,12 +63,20 @@ impl<S: StateMachine> Raft<S> {
 
     /// Sends the next chunk of the snapshot `to` is receiving, one at a time.
     pub(super) fn send_snapshot_chunk(&mut self, to: NodeId) {
-        let Some(snap) = self.snapshot.clone() else { return };
+        let Some(snap) = self.snapshot.clone() else {
+            return;
+        };
         let chunk = self.cfg.snapshot_chunk_bytes;
-        let Some(ls) = self.leader_state.as_mut() else { return };
+        let Some(ls) = self.leader_state.as_mut() else {
+            return;
+        };
         let round = ls.round;
-        let Some(pr) = ls.progress.get_mut(&to) else { return };
-        let ReplicationState::Snapshot { last_index } = pr.state else { return };
+        let Some(pr) = ls.progress.get_mut(&to) else {
+            return;
+        };
+        let ReplicationState::Snapshot { last_index } = pr.state else {
+            return;
+        };
         if last_index != snap.meta.last_index.0 {
             // A newer snapshot replaced the one being sent: start it over.
             pr.become_snapshot(snap.meta.last_index);
@@ -64,7 +86,9 @@ impl<S: StateMachine> Raft<S> {
         }
         let len = snap.data.len() as u64;
         let offset = pr.snapshot_offset.min(len);
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(snap.data.len());
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(snap.data.len());
         let end = start.saturating_add(chunk).min(snap.data.len());
         pr.snapshot_chunk_sent = true;
         let body = MessageBody::InstallSnapshot {
@@ -84,12 +108,20 @@ impl<S: StateMachine> Raft<S> {
         next_offset: Option<u64>,
         round: u64,
     ) {
-        let Some(pr) = self.leader_state.as_mut().and_then(|ls| ls.progress.get_mut(&from)) else {
+        let Some(pr) = self
+            .leader_state
+            .as_mut()
+            .and_then(|ls| ls.progress.get_mut(&from))
+        else {
             return;
         };
         pr.recent_active = true;
         pr.round_acked = pr.round_acked.max(round);
-        if pr.state != (ReplicationState::Snapshot { last_index: last_index.0 }) {
+        if pr.state
+            != (ReplicationState::Snapshot {
+                last_index: last_index.0,
+            })
+        {
             return;
         }
         match next_offset {
@@ -121,7 +153,11 @@ impl<S: StateMachine> Raft<S> {
         if last_index <= self.commit {
             // We already have everything it covers.
             self.incoming_snapshot = None;
-            let body = MessageBody::InstallSnapshotResponse { last_index, next_offset: None, round };
+            let body = MessageBody::InstallSnapshotResponse {
+                last_index,
+                next_offset: None,
+                round,
+            };
             self.send(from, body, true);
             return;
         }
@@ -132,33 +168,57 @@ impl<S: StateMachine> Raft<S> {
             }
             Some(inc) if inc.meta == meta => Some(inc.data.len() as u64),
             _ if offset == 0 => {
-                self.incoming_snapshot = Some(IncomingSnapshot { meta: meta.clone(), data });
+                self.incoming_snapshot = Some(IncomingSnapshot { meta, data });
                 None
             }
             _ => Some(0),
         };
         if let Some(next) = expected {
-            let body = MessageBody::InstallSnapshotResponse { last_index, next_offset: Some(next), round };
+            let body = MessageBody::InstallSnapshotResponse {
+                last_index,
+                next_offset: Some(next),
+                round,
+            };
             self.send(from, body, false);
             return;
         }
         if !done {
-            let received = self.incoming_snapshot.as_ref().map_or(0, |inc| inc.data.len() as u64);
-            let body = MessageBody::InstallSnapshotResponse { last_index, next_offset: Some(received), round };
+            let received = self
+                .incoming_snapshot
+                .as_ref()
+                .map_or(0, |inc| inc.data.len() as u64);
+            let body = MessageBody::InstallSnapshotResponse {
+                last_index,
+                next_offset: Some(received),
+                round,
+            };
             self.send(from, body, false);
             return;
         }
-        let Some(inc) = self.incoming_snapshot.take() else { return };
+        let Some(inc) = self.incoming_snapshot.take() else {
+            return;
+        };
         if self.sm.restore(&inc.data).is_err() {
             // A leader sent bytes our state machine cannot read: ask again
             // from the start rather than adopt them.
-            let body = MessageBody::InstallSnapshotResponse { last_index, next_offset: Some(0), round };
+            let body = MessageBody::InstallSnapshotResponse {
+                last_index,
+                next_offset: Some(0),
+                round,
+            };
             self.send(from, body, false);
             return;
         }
-        self.install_snapshot(Snapshot { meta: inc.meta, data: Arc::from(inc.data) });
+        self.install_snapshot(Snapshot {
+            meta: inc.meta,
+            data: Arc::from(inc.data),
+        });
         // Answered once the snapshot is durable.
-        let body = MessageBody::InstallSnapshotResponse { last_index, next_offset: None, round };
+        let body = MessageBody::InstallSnapshotResponse {
+            last_index,
+            next_offset: None,
+            round,
+        };
         self.send(from, body, true);
     }
 

@@ -76,7 +76,10 @@ pub struct Membership {
 impl Membership {
     /// A configuration of the given voters and no learners.
     pub fn with_voters(voters: impl IntoIterator<Item = NodeId>) -> Self {
-        Self { voters: voters.into_iter().collect(), learners: BTreeSet::new() }
+        Self {
+            voters: voters.into_iter().collect(),
+            learners: BTreeSet::new(),
+        }
     }
 
     /// Whether `id` votes.
@@ -133,7 +136,9 @@ pub struct HardState {
 }
 
 /// Numbers the [`Persist`] requests of one server, in the order they were issued.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct PersistSeq(pub u64);
 
 /// One write the driver must make durable.

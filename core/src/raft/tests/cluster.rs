@@ -8,8 +8,8 @@ use super::DigestMachine;
 use super::invariants::{Invariants, payload_digest};
 use crate::ids::{LogIndex, NodeId, Term};
 use crate::raft::{
-    Action, Config, Entry, HardState, Membership, Message, MessageBody, Persist, ProposeError, Raft, Role,
-    Snapshot, Stored,
+    Action, Config, Entry, HardState, Membership, Message, MessageBody, Persist, ProposeError,
+    Raft, Role, Snapshot, Stored,
 };
 use crate::time::{Duration, Instant};
 use rand_chacha::ChaCha8Rng;
@@ -56,7 +56,10 @@ impl Disk {
         }
         if let Some(hs) = p.hard_state {
             if hs.term < self.hard_state.term {
-                return Err(format!("hard state term went back from {:?} to {:?}", self.hard_state.term, hs.term));
+                return Err(format!(
+                    "hard state term went back from {:?} to {:?}",
+                    self.hard_state.term, hs.term
+                ));
             }
             self.hard_state = hs;
         }
@@ -70,11 +73,18 @@ impl Disk {
             return Ok(());
         }
         if let Some(s) = &p.snapshot {
-            let newer = self.snapshot.as_ref().is_none_or(|old| old.meta.last_index < s.meta.last_index);
+            let newer = self
+                .snapshot
+                .as_ref()
+                .is_none_or(|old| old.meta.last_index < s.meta.last_index);
             if newer {
                 self.snapshot = Some(s.clone());
                 self.entries.retain(|e| e.index > s.meta.last_index);
-                if self.entries.first().is_some_and(|e| e.index != s.meta.last_index.next()) {
+                if self
+                    .entries
+                    .first()
+                    .is_some_and(|e| e.index != s.meta.last_index.next())
+                {
                     self.entries.clear();
                 }
             }
@@ -82,11 +92,17 @@ impl Disk {
         if parts == 3 {
             return Ok(());
         }
-        let floor = self.snapshot.as_ref().map_or(LogIndex(0), |s| s.meta.last_index);
+        let floor = self
+            .snapshot
+            .as_ref()
+            .map_or(LogIndex(0), |s| s.meta.last_index);
         for e in p.entries.iter().filter(|e| e.index > floor) {
             let expected = self.last_index().next();
             if e.index != expected {
-                return Err(format!("persist appends {:?} but the disk ends before {expected:?}", e.index));
+                return Err(format!(
+                    "persist appends {:?} but the disk ends before {expected:?}",
+                    e.index
+                ));
             }
             self.entries.push(e.clone());
         }
@@ -128,7 +144,9 @@ impl SimNode {
             return now;
         }
         let want = i128::from(deadline.as_micros()) - i128::from(self.clock_offset);
-        let mut t = u64::try_from((want * 1_000_000 / (1_000_000 + i128::from(self.drift_ppm))).max(0)).unwrap_or(0);
+        let mut t =
+            u64::try_from((want * 1_000_000 / (1_000_000 + i128::from(self.drift_ppm))).max(0))
+                .unwrap_or(0);
         t = t.max(now);
         while self.local(t) < deadline {
             t += 1;
@@ -148,7 +166,12 @@ pub(crate) struct NetConfig {
 
 impl Default for NetConfig {
     fn default() -> Self {
-        Self { loss: 0.0, duplicate: 0.0, min_delay_us: 200, max_delay_us: 2_000 }
+        Self {
+            loss: 0.0,
+            duplicate: 0.0,
+            min_delay_us: 200,
+            max_delay_us: 2_000,
+        }
     }
 }
 
@@ -163,7 +186,11 @@ pub(crate) struct DiskConfig {
 
 impl Default for DiskConfig {
     fn default() -> Self {
-        Self { min_fsync_us: 100, max_fsync_us: 1_500, torn_writes: true }
+        Self {
+            min_fsync_us: 100,
+            max_fsync_us: 1_500,
+            torn_writes: true,
+        }
     }
 }
 
@@ -211,13 +238,20 @@ fn kind(body: &MessageBody<u64>) -> &'static str {
 impl Cluster {
     /// `voters` servers forming the initial cluster plus `spares` servers
     /// that are not started (they may join later as learners).
-    pub(crate) fn new(seed: u64, voters: usize, spares: usize, cfg: Config, max_drift_ppm: i64) -> Self {
+    pub(crate) fn new(
+        seed: u64,
+        voters: usize,
+        spares: usize,
+        cfg: Config,
+        max_drift_ppm: i64,
+    ) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let initial = Membership::with_voters((1..=voters as u64).map(NodeId));
         let mut nodes = Vec::new();
         for i in 1..=(voters + spares) as u64 {
             let drift = if max_drift_ppm > 0 {
-                i64::try_from(rng.next_u64() % (2 * max_drift_ppm as u64 + 1)).unwrap_or(0) - max_drift_ppm
+                i64::try_from(rng.next_u64() % (2 * max_drift_ppm as u64 + 1)).unwrap_or(0)
+                    - max_drift_ppm
             } else {
                 0
             };
@@ -283,7 +317,11 @@ impl Cluster {
     /// member of the initial cluster (otherwise it joins with no configuration).
     pub(crate) fn start(&mut self, id: NodeId, bootstrap: bool) {
         let slot = self.slot(id);
-        let initial = if bootstrap { self.initial.clone() } else { Membership::default() };
+        let initial = if bootstrap {
+            self.initial.clone()
+        } else {
+            Membership::default()
+        };
         let mut cfg = self.cfg_template.clone();
         cfg.id = id;
         let node = &mut self.nodes[slot];
@@ -298,7 +336,9 @@ impl Cluster {
         let rng_seed = super::mix(self.seed ^ id.0.wrapping_mul(0x1000_0001) ^ self.restarts);
         match Raft::new(cfg, DigestMachine::default(), stored, rng_seed, now) {
             Ok(r) => node.raft = Some(r),
-            Err(e) => self.inv.violation(self.now, format!("{id} cannot restart from its disk: {e}")),
+            Err(e) => self
+                .inv
+                .violation(self.now, format!("{id} cannot restart from its disk: {e}")),
         }
         let node = &mut self.nodes[slot];
         node.written = node.durable.clone();
@@ -318,8 +358,16 @@ impl Cluster {
             return;
         }
         let torn = self.disk_cfg.torn_writes;
-        let keep = if torn { self.rng.next_u64() as usize % (self.nodes[slot].pending.len() + 1) } else { 0 };
-        let parts = if torn { (self.rng.next_u64() % 5) as usize } else { 0 };
+        let keep = if torn {
+            self.rng.next_u64() as usize % (self.nodes[slot].pending.len() + 1)
+        } else {
+            0
+        };
+        let parts = if torn {
+            (self.rng.next_u64() % 5) as usize
+        } else {
+            0
+        };
         let node = &mut self.nodes[slot];
         let pending: Vec<Persist<u64>> = node.pending.drain(..).collect();
         for (i, p) in pending.iter().enumerate() {
@@ -391,7 +439,11 @@ impl Cluster {
 
     // ---- requests -------------------------------------------------------------
 
-    pub(crate) fn propose(&mut self, id: NodeId, value: u64) -> Result<(LogIndex, Term), ProposeError> {
+    pub(crate) fn propose(
+        &mut self,
+        id: NodeId,
+        value: u64,
+    ) -> Result<(LogIndex, Term), ProposeError> {
         let slot = self.slot(id);
         let Some(raft) = self.nodes[slot].raft.as_mut() else {
             return Err(ProposeError::NotLeader { leader: None });
@@ -421,7 +473,12 @@ impl Cluster {
     pub(crate) fn leader(&self) -> Option<NodeId> {
         self.nodes
             .iter()
-            .filter_map(|n| n.raft.as_ref().filter(|r| r.is_leader()).map(|r| (r.term(), n.id)))
+            .filter_map(|n| {
+                n.raft
+                    .as_ref()
+                    .filter(|r| r.is_leader())
+                    .map(|r| (r.term(), n.id))
+            })
             .max()
             .map(|(_, id)| id)
     }
@@ -442,7 +499,11 @@ impl Cluster {
     // ---- running --------------------------------------------------------------
 
     fn next_event(&self) -> Option<(u64, Event)> {
-        let mut best: Option<(u64, Event)> = self.net.keys().next().map(|&(t, s)| (t, Event::Deliver(t, s)));
+        let mut best: Option<(u64, Event)> = self
+            .net
+            .keys()
+            .next()
+            .map(|&(t, s)| (t, Event::Deliver(t, s)));
         for (slot, n) in self.nodes.iter().enumerate() {
             if let Some((t, _)) = n.sync {
                 if best.as_ref().is_none_or(|(bt, _)| t < *bt) {
@@ -477,7 +538,11 @@ impl Cluster {
     }
 
     /// Runs until `pred` holds (checked after every event) or `limit` passes.
-    pub(crate) fn run_until(&mut self, limit: Duration, mut pred: impl FnMut(&Self) -> bool) -> bool {
+    pub(crate) fn run_until(
+        &mut self,
+        limit: Duration,
+        mut pred: impl FnMut(&Self) -> bool,
+    ) -> bool {
         let until = self.now + u64::try_from(limit.as_micros()).unwrap_or(u64::MAX);
         loop {
             if pred(self) {
@@ -503,13 +568,17 @@ impl Cluster {
         self.steps += 1;
         match ev {
             Event::Deliver(t, s) => {
-                let Some(msg) = self.net.remove(&(t, s)) else { return };
+                let Some(msg) = self.net.remove(&(t, s)) else {
+                    return;
+                };
                 let to = msg.to;
                 if self.blocked.contains(&(msg.from, to)) {
                     return;
                 }
                 let slot = self.slot(to);
-                let Some(node) = self.nodes.get_mut(slot) else { return };
+                let Some(node) = self.nodes.get_mut(slot) else {
+                    return;
+                };
                 let now = node.local(self.now);
                 if let Some(r) = node.raft.as_mut() {
                     *self.delivered.entry((to, kind(&msg.body))).or_default() += 1;
@@ -528,10 +597,14 @@ impl Cluster {
             }
             Event::Sync(slot) => {
                 let node = &mut self.nodes[slot];
-                let Some((_, count)) = node.sync.take() else { return };
+                let Some((_, count)) = node.sync.take() else {
+                    return;
+                };
                 let mut last = None;
                 for _ in 0..count {
-                    let Some(p) = node.pending.pop_front() else { break };
+                    let Some(p) = node.pending.pop_front() else {
+                        break;
+                    };
                     if let Err(e) = node.durable.apply(&p, 4) {
                         let id = node.id;
                         self.inv.violation(self.now, format!("{id}: {e}"));
@@ -554,7 +627,11 @@ impl Cluster {
         if self.nodes[slot].sync.is_some() || self.nodes[slot].pending.is_empty() {
             return;
         }
-        let span = self.disk_cfg.max_fsync_us.saturating_sub(self.disk_cfg.min_fsync_us) + 1;
+        let span = self
+            .disk_cfg
+            .max_fsync_us
+            .saturating_sub(self.disk_cfg.min_fsync_us)
+            + 1;
         let at = self.now + self.disk_cfg.min_fsync_us + self.rng.next_u64() % span;
         let count = self.nodes[slot].pending.len();
         self.nodes[slot].sync = Some((at, count));
@@ -568,9 +645,17 @@ impl Cluster {
         if self.chance(self.net_cfg.loss) {
             return;
         }
-        let copies = if self.chance(self.net_cfg.duplicate) { 2 } else { 1 };
+        let copies = if self.chance(self.net_cfg.duplicate) {
+            2
+        } else {
+            1
+        };
         for _ in 0..copies {
-            let span = self.net_cfg.max_delay_us.saturating_sub(self.net_cfg.min_delay_us) + 1;
+            let span = self
+                .net_cfg
+                .max_delay_us
+                .saturating_sub(self.net_cfg.min_delay_us)
+                + 1;
             let at = self.now + self.net_cfg.min_delay_us + self.rng.next_u64() % span;
             self.net_seq += 1;
             self.net.insert((at, self.net_seq), msg.clone());
@@ -580,8 +665,7 @@ impl Cluster {
     /// Drains a server's actions and checks the invariants.
     fn after_step(&mut self, id: NodeId) {
         let slot = self.slot(id);
-        loop {
-            let Some(action) = self.nodes[slot].raft.as_mut().and_then(Raft::poll_action) else { break };
+        while let Some(action) = self.nodes[slot].raft.as_mut().and_then(Raft::poll_action) {
             match action {
                 Action::Persist(p) => {
                     let node = &mut self.nodes[slot];
@@ -602,11 +686,28 @@ impl Cluster {
                         node.written.term_at(prev)
                     });
                     if std::env::var("DBG_PERSIST").is_ok() {
-                        let idx: Vec<(u64, u64)> = p.entries.iter().map(|e| (e.index.0, e.term.0)).collect();
-                        println!("t={} {id} persist seq={:?} hs={:?} trunc={:?} snap={:?} entries={idx:?} prev_term={prev_term:?}", self.now, p.seq, p.hard_state, p.truncate_from, p.snapshot.as_ref().map(|s| (s.meta.last_index, s.meta.last_term)));
+                        let idx: Vec<(u64, u64)> =
+                            p.entries.iter().map(|e| (e.index.0, e.term.0)).collect();
+                        println!(
+                            "t={} {id} persist seq={:?} hs={:?} trunc={:?} snap={:?} entries={idx:?} prev_term={prev_term:?}",
+                            self.now,
+                            p.seq,
+                            p.hard_state,
+                            p.truncate_from,
+                            p.snapshot
+                                .as_ref()
+                                .map(|s| (s.meta.last_index, s.meta.last_term))
+                        );
                     }
                     for e in &p.entries {
-                        self.inv.on_entry(self.now, id, e.index, e.term, payload_digest(&e.payload), prev_term);
+                        self.inv.on_entry(
+                            self.now,
+                            id,
+                            e.index,
+                            e.term,
+                            payload_digest(&e.payload),
+                            prev_term,
+                        );
                         prev_term = Some(e.term);
                     }
                     self.nodes[slot].pending.push_back(p);
@@ -618,11 +719,18 @@ impl Cluster {
                     }
                     self.enqueue(msg);
                 }
-                Action::Applied { index, term, output } => {
+                Action::Applied {
+                    index,
+                    term,
+                    output,
+                } => {
                     let acked = self.proposals.remove(&(id, index, term));
-                    self.inv.on_applied(self.now, id, index, term, output, acked);
+                    self.inv
+                        .on_applied(self.now, id, index, term, output, acked);
                 }
-                Action::ReadReady { id: read, index } => self.inv.on_read_ready(self.now, id, read, index),
+                Action::ReadReady { id: read, index } => {
+                    self.inv.on_read_ready(self.now, id, read, index)
+                }
                 Action::ReadFailed { .. } => {}
             }
         }
@@ -632,7 +740,13 @@ impl Cluster {
             if node.last_role != Some(role) {
                 node.last_role = Some(role);
                 if std::env::var("DBG_PERSIST").is_ok() {
-                    println!("t={} {id} role {:?} {:?} last={:?}", self.now, role.0, role.1, r.last_index());
+                    println!(
+                        "t={} {id} role {:?} {:?} last={:?}",
+                        self.now,
+                        role.0,
+                        role.1,
+                        r.last_index()
+                    );
                 }
                 if role.0 == Role::Leader {
                     self.inv.on_leader(self.now, id, r);

@@ -52,12 +52,20 @@ impl Invariants {
 
     pub(crate) fn violation(&mut self, now: u64, what: String) {
         if self.violations.len() < 5 {
-            self.violations.push(format!("t={}.{:06}s: {what}", now / 1_000_000, now % 1_000_000));
+            self.violations.push(format!(
+                "t={}.{:06}s: {what}",
+                now / 1_000_000,
+                now % 1_000_000
+            ));
         }
     }
 
     pub(crate) fn max_committed(&self) -> LogIndex {
-        self.committed.keys().next_back().copied().unwrap_or(LogIndex(0))
+        self.committed
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(LogIndex(0))
     }
 
     pub(crate) fn on_restart(&mut self, id: NodeId) {
@@ -70,7 +78,10 @@ impl Invariants {
         let term = r.term();
         if let Some(&other) = self.leaders.get(&term) {
             if other != id {
-                self.violation(now, format!("election safety: {other} and {id} both lead {term}"));
+                self.violation(
+                    now,
+                    format!("election safety: {other} and {id} both lead {term}"),
+                );
             }
         }
         self.leaders.insert(term, id);
@@ -137,7 +148,10 @@ impl Invariants {
                         self.committed.insert(i, t);
                     }
                     Some(&c) if c != t => {
-                        self.violation(now, format!("state machine safety: {id} commits {t} at {i}, others {c}"));
+                        self.violation(
+                            now,
+                            format!("state machine safety: {id} commits {t} at {i}, others {c}"),
+                        );
                         return;
                     }
                     _ => {}
@@ -173,7 +187,10 @@ impl Invariants {
         }
         if let Some(value) = acked {
             if value != cmd {
-                self.violation(now, format!("{id} proposed {value} at ({index}, {term}) but applied {cmd}"));
+                self.violation(
+                    now,
+                    format!("{id} proposed {value} at ({index}, {term}) but applied {cmd}"),
+                );
             }
             self.acked.insert(index, (term, cmd));
         }
@@ -183,7 +200,10 @@ impl Invariants {
     pub(crate) fn on_vote(&mut self, now: u64, voter: NodeId, term: Term, candidate: NodeId) {
         match self.votes.get(&(voter, term)) {
             Some(&c) if c != candidate => {
-                self.violation(now, format!("double vote: {voter} voted for {c} and {candidate} in {term}"));
+                self.violation(
+                    now,
+                    format!("double vote: {voter} voted for {c} and {candidate} in {term}"),
+                );
             }
             _ => {
                 self.votes.insert((voter, term), candidate);
@@ -219,7 +239,12 @@ impl Invariants {
             }
         }
         if let Some((index, term, cmd, other)) = lost {
-            self.violation(now, format!("acknowledged proposal {cmd} at ({index}, {term}) lost: history has {other:?}"));
+            self.violation(
+                now,
+                format!(
+                    "acknowledged proposal {cmd} at ({index}, {term}) lost: history has {other:?}"
+                ),
+            );
         }
     }
 }

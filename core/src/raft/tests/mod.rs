@@ -5,8 +5,8 @@
 
 mod cluster;
 mod invariants;
-mod schedules;
 mod scenarios;
+mod schedules;
 mod unit;
 
 use super::{SnapshotError, StateMachine};
@@ -51,7 +51,9 @@ impl StateMachine for DigestMachine {
     }
 
     fn restore(&mut self, data: &[u8]) -> Result<(), SnapshotError> {
-        let bad = SnapshotError { reason: "digest machine snapshot has the wrong shape" };
+        let bad = SnapshotError {
+            reason: "digest machine snapshot has the wrong shape",
+        };
         if data.len() != 16 + SNAPSHOT_FILLER {
             return Err(bad);
         }

@@ -39,10 +39,15 @@ fn settled_leader(c: &mut Cluster) -> NodeId {
 fn commit_values(c: &mut Cluster, leader: NodeId, count: u64) -> LogIndex {
     let mut last = LogIndex(0);
     for v in 0..count {
-        last = c.propose(leader, 1000 + v).expect("leader accepts proposals").0;
+        last = c
+            .propose(leader, 1000 + v)
+            .expect("leader accepts proposals")
+            .0;
     }
     assert!(
-        c.run_until(Duration::from_secs(5), |c| c.raft(leader).is_some_and(|r| r.applied_index() >= last)),
+        c.run_until(Duration::from_secs(5), |c| c
+            .raft(leader)
+            .is_some_and(|r| r.applied_index() >= last)),
         "proposals did not commit:\n{}",
         c.dump()
     );
@@ -50,7 +55,11 @@ fn commit_values(c: &mut Cluster, leader: NodeId, count: u64) -> LogIndex {
 }
 
 fn assert_clean(c: &Cluster) {
-    assert!(!c.inv.failed(), "invariant violated:\n{}", c.inv.violations.join("\n"));
+    assert!(
+        !c.inv.failed(),
+        "invariant violated:\n{}",
+        c.inv.violations.join("\n")
+    );
 }
 
 /// §3.6.1: a server whose log lacks committed entries cannot be elected.
@@ -58,19 +67,32 @@ fn assert_clean(c: &Cluster) {
 fn election_restriction_3_6_1() {
     let mut c = Cluster::new(11, 3, 0, cfg(), 0);
     let leader = settled_leader(&mut c);
-    let stale = c.ids().into_iter().find(|&i| i != leader).expect("a follower");
-    let other = c.ids().into_iter().find(|&i| i != leader && i != stale).expect("another follower");
+    let stale = c
+        .ids()
+        .into_iter()
+        .find(|&i| i != leader)
+        .expect("a follower");
+    let other = c
+        .ids()
+        .into_iter()
+        .find(|&i| i != leader && i != stale)
+        .expect("another follower");
     c.isolate(stale);
     let last = commit_values(&mut c, leader, 10);
     c.crash(leader);
     c.heal();
     // Only `other` holds the committed entries; `stale` must never win.
     let elected = c.run_until(Duration::from_secs(5), |c| {
-        c.leader().and_then(|l| c.raft(l)).is_some_and(|r| r.has_committed_own_term())
+        c.leader()
+            .and_then(|l| c.raft(l))
+            .is_some_and(|r| r.has_committed_own_term())
     });
     assert!(elected, "no new leader:\n{}", c.dump());
     assert_eq!(c.leader(), Some(other));
-    assert!(!c.inv.leaders.values().any(|&l| l == stale), "the stale server led a term");
+    assert!(
+        !c.inv.leaders.values().any(|&l| l == stale),
+        "the stale server led a term"
+    );
     assert!(c.raft(other).is_some_and(|r| r.term_at(last).is_some()));
     assert_clean(&c);
 }
@@ -94,7 +116,9 @@ fn figure_8_old_term_entries_commit_only_with_current_term_3_6_2() {
     }
     c.uncut(l1, a);
     let (k, _) = c.propose(l1, 7).expect("leader");
-    assert!(c.run_until(Duration::from_secs(2), |c| c.raft(a).is_some_and(|r| r.last_index() >= k)));
+    assert!(c.run_until(Duration::from_secs(2), |c| {
+        c.raft(a).is_some_and(|r| r.last_index() >= k)
+    }));
     c.crash(l1);
     // 2. The other three elect `x`, which appends its own entry at k and is
     //    cut off before anyone else gets it.
@@ -106,11 +130,23 @@ fn figure_8_old_term_entries_commit_only_with_current_term_3_6_2() {
             }
         }
     }
-    assert!(c.run_until(Duration::from_secs(5), |c| rest.iter().any(|&i| c.raft(i).is_some_and(|r| r.is_leader()))));
-    let x = rest.iter().copied().find(|&i| c.raft(i).is_some_and(|r| r.is_leader())).expect("x");
+    assert!(c.run_until(Duration::from_secs(5), |c| {
+        rest.iter()
+            .any(|&i| c.raft(i).is_some_and(|r| r.is_leader()))
+    }));
+    let x = rest
+        .iter()
+        .copied()
+        .find(|&i| c.raft(i).is_some_and(|r| r.is_leader()))
+        .expect("x");
     c.isolate(x);
-    assert!(c.run_until(ms(500), |c| c.raft(x).is_some_and(|r| r.status().stable_index >= k)));
-    assert_eq!(c.raft(x).and_then(|r| r.term_at(k)), c.raft(x).map(|r| r.term()));
+    assert!(c.run_until(ms(500), |c| {
+        c.raft(x).is_some_and(|r| r.status().stable_index >= k)
+    }));
+    assert_eq!(
+        c.raft(x).and_then(|r| r.term_at(k)),
+        c.raft(x).map(|r| r.term())
+    );
     c.crash(x);
     // 3. l1 returns; it or `a` leads a newer term and replicates the old
     //    entry at k to a majority, one entry per message.
@@ -123,10 +159,18 @@ fn figure_8_old_term_entries_commit_only_with_current_term_3_6_2() {
             }
         }
     }
-    assert!(c.run_until(Duration::from_secs(5), |c| c.leader().is_some_and(|l| l != x)));
+    assert!(c.run_until(Duration::from_secs(5), |c| {
+        c.leader().is_some_and(|l| l != x)
+    }));
     let l3 = c.leader().expect("leader");
     let replicas = |c: &Cluster| {
-        c.raft(l3).map_or(0, |r| r.status().peers.iter().filter(|p| p.match_index >= k).count())
+        c.raft(l3).map_or(0, |r| {
+            r.status()
+                .peers
+                .iter()
+                .filter(|p| p.match_index >= k)
+                .count()
+        })
     };
     assert!(c.run_until(Duration::from_secs(2), |c| replicas(c) >= 2));
     // A majority (l3 and two followers) holds the old-term entry at k, but
@@ -159,13 +203,25 @@ fn pre_vote_rejoining_partitioned_server_9_6() {
     let mut c = Cluster::new(21, 3, 0, cfg(), 5_000);
     let leader = settled_leader(&mut c);
     let term = c.raft(leader).map(|r| r.term()).expect("term");
-    let f = c.ids().into_iter().find(|&i| i != leader).expect("follower");
+    let f = c
+        .ids()
+        .into_iter()
+        .find(|&i| i != leader)
+        .expect("follower");
     c.isolate(f);
     c.run_for(Duration::from_secs(5));
-    assert_eq!(c.raft(f).map(|r| r.term()), Some(term), "pre-vote must keep the isolated server's term");
+    assert_eq!(
+        c.raft(f).map(|r| r.term()),
+        Some(term),
+        "pre-vote must keep the isolated server's term"
+    );
     c.heal();
     c.run_for(Duration::from_secs(2));
-    assert_eq!(c.leader(), Some(leader), "the returning server disrupted the leader");
+    assert_eq!(
+        c.leader(),
+        Some(leader),
+        "the returning server disrupted the leader"
+    );
     assert_eq!(c.raft(leader).map(|r| r.term()), Some(term));
     assert!(c.raft(f).is_some_and(|r| r.leader() == Some(leader)));
     assert_clean(&c);
@@ -179,10 +235,14 @@ fn check_quorum_isolated_leader_steps_down_6_2() {
     let mut c = Cluster::new(31, 3, 0, cfg(), 5_000);
     let leader = settled_leader(&mut c);
     c.isolate(leader);
-    let stepped_down = c.run_until(ms(400), |c| c.raft(leader).is_some_and(|r| r.role() != Role::Leader));
+    let stepped_down = c.run_until(ms(400), |c| {
+        c.raft(leader).is_some_and(|r| r.role() != Role::Leader)
+    });
     assert!(stepped_down, "isolated leader kept leading:\n{}", c.dump());
     // The majority side elects a new leader in a newer term.
-    assert!(c.run_until(Duration::from_secs(2), |c| c.leader().is_some_and(|l| l != leader)));
+    assert!(c.run_until(Duration::from_secs(2), |c| {
+        c.leader().is_some_and(|l| l != leader)
+    }));
     assert_clean(&c);
 }
 
@@ -193,7 +253,12 @@ fn leadership_transfer_3_10() {
     let mut c = Cluster::new(41, 5, 0, cfg(), 5_000);
     let leader = settled_leader(&mut c);
     let _ = commit_values(&mut c, leader, 5);
-    let target = c.ids().into_iter().rev().find(|&i| i != leader).expect("target");
+    let target = c
+        .ids()
+        .into_iter()
+        .rev()
+        .find(|&i| i != leader)
+        .expect("target");
     let term = c.raft(leader).map(|r| r.term()).expect("term");
     let r = c.with_raft(leader, |r, now| r.transfer_leadership(Some(target), now));
     assert_eq!(r, Some(Ok(target)));
@@ -217,29 +282,50 @@ fn leadership_transfer_3_10() {
 fn membership_change_while_a_server_is_down_4() {
     let mut c = Cluster::new(51, 3, 1, cfg(), 5_000);
     let leader = settled_leader(&mut c);
-    let down = c.ids().into_iter().find(|&i| i != leader && i.0 <= 3).expect("a follower");
+    let down = c
+        .ids()
+        .into_iter()
+        .find(|&i| i != leader && i.0 <= 3)
+        .expect("a follower");
     c.crash(down);
     let _ = commit_values(&mut c, leader, 20);
     c.start(n(4), false);
-    let r = c.with_raft(leader, |r, now| r.change_membership(MembershipChange::AddLearner(n(4)), now));
+    let r = c.with_raft(leader, |r, now| {
+        r.change_membership(MembershipChange::AddLearner(n(4)), now)
+    });
     assert!(matches!(r, Some(Ok(_))), "{r:?}");
     assert!(c.run_until(Duration::from_secs(3), |c| {
-        c.raft(n(4)).is_some_and(|r4| c.raft(leader).is_some_and(|l| r4.applied_index() >= l.commit_index()))
+        c.raft(n(4)).is_some_and(|r4| {
+            c.raft(leader)
+                .is_some_and(|l| r4.applied_index() >= l.commit_index())
+        })
     }));
-    let promote = c.with_raft(leader, |r, now| r.change_membership(MembershipChange::Promote(n(4)), now));
+    let promote = c.with_raft(leader, |r, now| {
+        r.change_membership(MembershipChange::Promote(n(4)), now)
+    });
     assert!(matches!(promote, Some(Ok(_))), "{promote:?}");
     assert!(c.run_until(Duration::from_secs(3), |c| {
-        c.raft(leader).is_some_and(|r| r.commit_index() >= r.last_index())
+        c.raft(leader)
+            .is_some_and(|r| r.commit_index() >= r.last_index())
     }));
-    let remove = c.with_raft(leader, |r, now| r.change_membership(MembershipChange::Remove(down), now));
+    let remove = c.with_raft(leader, |r, now| {
+        r.change_membership(MembershipChange::Remove(down), now)
+    });
     assert!(matches!(remove, Some(Ok(_))), "{remove:?}");
     let _ = commit_values(&mut c, leader, 5);
-    let members = c.raft(leader).map(|r| r.membership().clone()).expect("membership");
+    let members = c
+        .raft(leader)
+        .map(|r| r.membership().clone())
+        .expect("membership");
     assert!(members.is_voter(n(4)) && !members.contains(down) && members.voters.len() == 3);
     let term = c.raft(leader).map(|r| r.term());
     c.restart(down);
     c.run_for(Duration::from_secs(3));
-    assert_eq!(c.leader(), Some(leader), "the removed server disrupted the cluster");
+    assert_eq!(
+        c.leader(),
+        Some(leader),
+        "the removed server disrupted the cluster"
+    );
     assert_eq!(c.raft(leader).map(|r| r.term()), term);
     assert_clean(&c);
 }
@@ -250,14 +336,27 @@ fn membership_change_while_a_server_is_down_4() {
 fn removing_the_leader_4_2_2() {
     let mut c = Cluster::new(61, 3, 0, cfg(), 5_000);
     let leader = settled_leader(&mut c);
-    let r = c.with_raft(leader, |r, now| r.change_membership(MembershipChange::Remove(leader), now));
+    let r = c.with_raft(leader, |r, now| {
+        r.change_membership(MembershipChange::Remove(leader), now)
+    });
     assert!(matches!(r, Some(Ok(_))), "{r:?}");
-    assert!(c.run_until(ms(100), |c| c.leader().is_some_and(|l| l != leader)), "no quick handover:\n{}", c.dump());
+    assert!(
+        c.run_until(ms(100), |c| c.leader().is_some_and(|l| l != leader)),
+        "no quick handover:\n{}",
+        c.dump()
+    );
     let new_leader = settled_leader(&mut c);
     let _ = commit_values(&mut c, new_leader, 3);
-    assert!(!c.raft(new_leader).is_some_and(|r| r.membership().contains(leader)));
+    assert!(
+        !c.raft(new_leader)
+            .is_some_and(|r| r.membership().contains(leader))
+    );
     c.run_for(Duration::from_secs(2));
-    assert_eq!(c.leader(), Some(new_leader), "the removed leader disrupted the cluster");
+    assert_eq!(
+        c.leader(),
+        Some(new_leader),
+        "the removed leader disrupted the cluster"
+    );
     assert_clean(&c);
 }
 
@@ -271,17 +370,29 @@ fn snapshot_to_lagging_follower_5_3() {
     cfg.snapshot_chunk_bytes = 128;
     let mut c = Cluster::new(71, 3, 0, cfg, 5_000);
     let leader = settled_leader(&mut c);
-    let lagging = c.ids().into_iter().find(|&i| i != leader).expect("follower");
+    let lagging = c
+        .ids()
+        .into_iter()
+        .find(|&i| i != leader)
+        .expect("follower");
     c.isolate(lagging);
     let last = commit_values(&mut c, leader, 100);
     c.heal();
     assert!(
-        c.run_until(Duration::from_secs(5), |c| c.raft(lagging).is_some_and(|r| r.applied_index() >= last)),
+        c.run_until(Duration::from_secs(5), |c| c
+            .raft(lagging)
+            .is_some_and(|r| r.applied_index() >= last)),
         "lagging follower did not catch up:\n{}",
         c.dump()
     );
-    assert!(c.delivered_to(lagging, "InstallSnapshot") >= 6, "the snapshot was not sent in chunks");
-    assert!(c.raft(lagging).is_some_and(|r| r.status().snapshot_index.0 > 0));
+    assert!(
+        c.delivered_to(lagging, "InstallSnapshot") >= 6,
+        "the snapshot was not sent in chunks"
+    );
+    assert!(
+        c.raft(lagging)
+            .is_some_and(|r| r.status().snapshot_index.0 > 0)
+    );
     assert_clean(&c);
 }
 
@@ -295,17 +406,29 @@ fn restart_in_the_middle_of_a_snapshot_install_5_3() {
     cfg.snapshot_chunk_bytes = 64;
     let mut c = Cluster::new(81, 3, 0, cfg, 5_000);
     let leader = settled_leader(&mut c);
-    let lagging = c.ids().into_iter().find(|&i| i != leader).expect("follower");
+    let lagging = c
+        .ids()
+        .into_iter()
+        .find(|&i| i != leader)
+        .expect("follower");
     c.isolate(lagging);
     let last = commit_values(&mut c, leader, 100);
     c.heal();
-    assert!(c.run_until(Duration::from_secs(2), |c| c.delivered_to(lagging, "InstallSnapshot") >= 3));
-    assert!(c.raft(lagging).is_some_and(|r| r.applied_index() < last), "install finished too early to test");
+    assert!(c.run_until(
+        Duration::from_secs(2),
+        |c| c.delivered_to(lagging, "InstallSnapshot") >= 3
+    ));
+    assert!(
+        c.raft(lagging).is_some_and(|r| r.applied_index() < last),
+        "install finished too early to test"
+    );
     c.crash(lagging);
     c.run_for(ms(300));
     c.restart(lagging);
     assert!(
-        c.run_until(Duration::from_secs(5), |c| c.raft(lagging).is_some_and(|r| r.applied_index() >= last)),
+        c.run_until(Duration::from_secs(5), |c| c
+            .raft(lagging)
+            .is_some_and(|r| r.applied_index() >= last)),
         "follower did not finish the install after restarting:\n{}",
         c.dump()
     );
@@ -323,7 +446,10 @@ fn read_index_needs_a_quorum_round_6_4() {
     let _ = commit_values(&mut c, leader, 3);
     c.inv.on_read_registered(leader, 1);
     let _ = c.with_raft(leader, |r, now| r.read_index(1, now));
-    assert!(c.run_until(ms(50), |c| c.inv.reads_ready >= 1), "read not served");
+    assert!(
+        c.run_until(ms(50), |c| c.inv.reads_ready >= 1),
+        "read not served"
+    );
     c.isolate(leader);
     c.inv.on_read_registered(leader, 2);
     let _ = c.with_raft(leader, |r, now| r.read_index(2, now));

@@ -71,7 +71,11 @@ pub(crate) fn run_schedule(seed: u64, trace: bool) -> Result<Coverage, String> {
     };
 
     while c.now < fault_end && !c.inv.failed() {
-        let gap = if churn { range(&mut rng, 2_000, 40_000) } else { range(&mut rng, 5_000, 150_000) };
+        let gap = if churn {
+            range(&mut rng, 2_000, 40_000)
+        } else {
+            range(&mut rng, 5_000, 150_000)
+        };
         c.run_until_time(c.now + gap);
         if churn {
             if let Some(l) = c.leader() {
@@ -84,8 +88,12 @@ pub(crate) fn run_schedule(seed: u64, trace: bool) -> Result<Coverage, String> {
                     _ => c.heal(),
                 }
             }
-            let down: Vec<NodeId> =
-                c.nodes.iter().filter(|n| !n.is_up() && joined.contains(&n.id) && !n.retired).map(|n| n.id).collect();
+            let down: Vec<NodeId> = c
+                .nodes
+                .iter()
+                .filter(|n| !n.is_up() && joined.contains(&n.id) && !n.retired)
+                .map(|n| n.id)
+                .collect();
             if down.len() > 1 || rng.next_u64() % 3 == 0 {
                 if let Some(&id) = down.first() {
                     c.restart(id);
@@ -93,8 +101,12 @@ pub(crate) fn run_schedule(seed: u64, trace: bool) -> Result<Coverage, String> {
             }
         }
         let up: Vec<NodeId> = c.nodes.iter().filter(|n| n.is_up()).map(|n| n.id).collect();
-        let down: Vec<NodeId> =
-            c.nodes.iter().filter(|n| !n.is_up() && joined.contains(&n.id) && !n.retired).map(|n| n.id).collect();
+        let down: Vec<NodeId> = c
+            .nodes
+            .iter()
+            .filter(|n| !n.is_up() && joined.contains(&n.id) && !n.retired)
+            .map(|n| n.id)
+            .collect();
         let leader = c.leader();
         match rng.next_u64() % 100 {
             0..=49 => {
@@ -123,7 +135,11 @@ pub(crate) fn run_schedule(seed: u64, trace: bool) -> Result<Coverage, String> {
             }
             68..=72 => {
                 let ids = c.ids();
-                let side: Vec<NodeId> = ids.iter().copied().filter(|_| rng.next_u64() % 2 == 0).collect();
+                let side: Vec<NodeId> = ids
+                    .iter()
+                    .copied()
+                    .filter(|_| rng.next_u64() % 2 == 0)
+                    .collect();
                 say(&c, &format!("partition {side:?}"));
                 c.partition(&side);
             }
@@ -147,13 +163,26 @@ pub(crate) fn run_schedule(seed: u64, trace: bool) -> Result<Coverage, String> {
             }
             86..=92 => {
                 if let Some(l) = leader {
-                    let members = c.raft(l).map(|r| r.membership().clone()).unwrap_or_default();
+                    let members = c
+                        .raft(l)
+                        .map(|r| r.membership().clone())
+                        .unwrap_or_default();
                     let change = match rng.next_u64() % 3 {
-                        0 => c.ids().into_iter().find(|id| !joined.contains(id)).map(MembershipChange::AddLearner),
-                        1 => members.learners.iter().next().copied().map(MembershipChange::Promote),
+                        0 => c
+                            .ids()
+                            .into_iter()
+                            .find(|id| !joined.contains(id))
+                            .map(MembershipChange::AddLearner),
+                        1 => members
+                            .learners
+                            .iter()
+                            .next()
+                            .copied()
+                            .map(MembershipChange::Promote),
                         _ => {
                             let all: Vec<NodeId> = members.members().collect();
-                            (!all.is_empty()).then(|| MembershipChange::Remove(pick(&mut rng, &all)))
+                            (!all.is_empty())
+                                .then(|| MembershipChange::Remove(pick(&mut rng, &all)))
                         }
                     };
                     if let Some(change) = change {
@@ -201,11 +230,16 @@ pub(crate) fn run_schedule(seed: u64, trace: bool) -> Result<Coverage, String> {
     }
     let heal_at = c.now;
     let elected = c.run_until(Duration::from_secs(10), |c| {
-        c.leader().and_then(|l| c.raft(l)).is_some_and(|r| r.has_committed_own_term())
+        c.leader()
+            .and_then(|l| c.raft(l))
+            .is_some_and(|r| r.has_committed_own_term())
     });
     if !elected && !c.inv.failed() {
         let states = c.dump();
-        c.inv.violation(c.now, format!("liveness: no leader committed within 10 s of healing\n{states}"));
+        c.inv.violation(
+            c.now,
+            format!("liveness: no leader committed within 10 s of healing\n{states}"),
+        );
     }
     // A proposal to a leader that is deposed meanwhile may be lost: that is
     // allowed, so propose again to each new leader until one is applied.
@@ -226,13 +260,19 @@ pub(crate) fn run_schedule(seed: u64, trace: bool) -> Result<Coverage, String> {
         done = proposed.is_some_and(|(l, _, index)| {
             c.raft(l).is_some_and(|r| {
                 c.inv.acked.contains_key(&index)
-                    && r.membership().voters.iter().all(|v| c.raft(*v).is_none_or(|vr| vr.applied_index() >= index))
+                    && r.membership()
+                        .voters
+                        .iter()
+                        .all(|v| c.raft(*v).is_none_or(|vr| vr.applied_index() >= index))
             })
         });
     }
     if !done && !c.inv.failed() {
         let states = c.dump();
-        c.inv.violation(c.now, format!("liveness: no proposal applied by all voters 10 s after healing\n{states}"));
+        c.inv.violation(
+            c.now,
+            format!("liveness: no proposal applied by all voters 10 s after healing\n{states}"),
+        );
     }
     let _ = heal_at;
     c.inv.check_acked_durable(c.now);
@@ -253,7 +293,10 @@ pub(crate) fn run_schedule(seed: u64, trace: bool) -> Result<Coverage, String> {
 }
 
 fn schedules_per_part() -> u64 {
-    std::env::var("DISTLOCK_RAFT_SCHEDULES").ok().and_then(|v| v.parse::<u64>().ok()).map_or(1000, |n| n.div_ceil(4))
+    std::env::var("DISTLOCK_RAFT_SCHEDULES")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(1000, |n| n.div_ceil(4))
 }
 
 fn run_part(part: u64) {
@@ -280,9 +323,15 @@ fn run_part(part: u64) {
     println!("{n} schedules: {total:?}");
     // A pass must not be vacuous: the faults and features really happened.
     assert!(total.elections > n, "too few elections: {total:?}");
-    assert!(total.acked > n * 10, "too few acknowledged proposals: {total:?}");
+    assert!(
+        total.acked > n * 10,
+        "too few acknowledged proposals: {total:?}"
+    );
     assert!(total.crashes > n, "too few crashes: {total:?}");
-    assert!(total.membership_changes > n / 10, "too few membership changes: {total:?}");
+    assert!(
+        total.membership_changes > n / 10,
+        "too few membership changes: {total:?}"
+    );
     assert!(total.reads > n / 10, "too few reads: {total:?}");
 }
 
@@ -309,7 +358,10 @@ fn random_schedules_part_4() {
 /// Replays `DISTLOCK_RAFT_SEED` with a trace of the faults injected.
 #[test]
 fn replay_schedule() {
-    let Some(seed) = std::env::var("DISTLOCK_RAFT_SEED").ok().and_then(|v| v.parse::<u64>().ok()) else {
+    let Some(seed) = std::env::var("DISTLOCK_RAFT_SEED")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    else {
         return;
     };
     match run_schedule(seed, true) {

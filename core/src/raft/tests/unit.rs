@@ -1,1 +1,264 @@
-//! Small unit tests of the Raft core.
+//! Unit tests of single-server behaviour: configuration checks, restoring
+//! from storage, and the persistence contract seen from one server.
+
+use super::DigestMachine;
+use crate::ids::{LogIndex, NodeId, Term};
+use crate::raft::{
+    Action, Config, ConfigError, Entry, EntryPayload, HardState, Membership, MessageBody,
+    ProposeError, Raft, RestoreError, Role, Snapshot, SnapshotMeta, Stored,
+};
+use crate::time::{Duration, Instant};
+use std::sync::Arc;
+
+fn one_voter() -> Stored<u64> {
+    Stored::fresh(Membership::with_voters([NodeId(1)]))
+}
+
+fn entry(index: u64, term: u64) -> Entry<u64> {
+    Entry {
+        index: LogIndex(index),
+        term: Term(term),
+        payload: EntryPayload::Command(index),
+    }
+}
+
+fn drain(r: &mut Raft<DigestMachine>) -> Vec<Action<u64, (u64, u64)>> {
+    std::iter::from_fn(|| r.poll_action()).collect()
+}
+
+#[test]
+fn config_validation_names_the_problem() {
+    let mut c = Config::new(NodeId(0));
+    assert_eq!(c.validate(), Err(ConfigError::ZeroId));
+    c.id = NodeId(1);
+    c.heartbeat_interval = Duration::from_millis(100);
+    assert!(matches!(
+        c.validate(),
+        Err(ConfigError::HeartbeatTooSlow { .. })
+    ));
+    c.heartbeat_interval = Duration::from_millis(50);
+    c.max_inflight = 0;
+    assert_eq!(
+        c.validate(),
+        Err(ConfigError::ZeroLimit {
+            what: "max_inflight"
+        })
+    );
+}
+
+#[test]
+fn restore_rejects_a_log_with_a_gap() {
+    let stored = Stored {
+        entries: vec![entry(1, 1), entry(3, 1)],
+        hard_state: HardState {
+            term: Term(1),
+            voted_for: None,
+        },
+        ..one_voter()
+    };
+    let r = Raft::new(
+        Config::new(NodeId(1)),
+        DigestMachine::default(),
+        stored,
+        1,
+        Instant::ZERO,
+    );
+    assert_eq!(
+        r.err(),
+        Some(RestoreError::Gap {
+            expected: LogIndex(2),
+            found: LogIndex(3)
+        })
+    );
+}
+
+#[test]
+fn restore_rejects_terms_going_backwards_or_ahead_of_the_hard_state() {
+    let stored = Stored {
+        entries: vec![entry(1, 2), entry(2, 1)],
+        hard_state: HardState {
+            term: Term(2),
+            voted_for: None,
+        },
+        ..one_voter()
+    };
+    let r = Raft::new(
+        Config::new(NodeId(1)),
+        DigestMachine::default(),
+        stored,
+        1,
+        Instant::ZERO,
+    );
+    assert_eq!(
+        r.err(),
+        Some(RestoreError::TermRegression { index: LogIndex(2) })
+    );
+    let stored = Stored {
+        entries: vec![entry(1, 3)],
+        hard_state: HardState {
+            term: Term(2),
+            voted_for: None,
+        },
+        ..one_voter()
+    };
+    let r = Raft::new(
+        Config::new(NodeId(1)),
+        DigestMachine::default(),
+        stored,
+        1,
+        Instant::ZERO,
+    );
+    assert!(matches!(r.err(), Some(RestoreError::TermBehindLog { .. })));
+}
+
+#[test]
+fn restore_rejects_a_corrupt_snapshot() {
+    let meta = SnapshotMeta {
+        last_index: LogIndex(5),
+        last_term: Term(1),
+        membership: Membership::with_voters([NodeId(1)]),
+    };
+    let snapshot = Some(Snapshot {
+        meta,
+        data: Arc::from(vec![1u8, 2, 3]),
+    });
+    let stored = Stored {
+        snapshot,
+        hard_state: HardState {
+            term: Term(1),
+            voted_for: None,
+        },
+        ..one_voter()
+    };
+    let r = Raft::new(
+        Config::new(NodeId(1)),
+        DigestMachine::default(),
+        stored,
+        1,
+        Instant::ZERO,
+    );
+    assert!(matches!(r.err(), Some(RestoreError::Snapshot(_))));
+}
+
+#[test]
+fn restore_skips_entries_covered_by_the_snapshot() {
+    let mut sm = DigestMachine::default();
+    let data = crate::raft::StateMachine::snapshot(&sm);
+    let _ = crate::raft::StateMachine::apply(&mut sm, LogIndex(1), &1);
+    let meta = SnapshotMeta {
+        last_index: LogIndex(2),
+        last_term: Term(1),
+        membership: Membership::with_voters([NodeId(1)]),
+    };
+    let stored = Stored {
+        snapshot: Some(Snapshot {
+            meta,
+            data: Arc::from(data),
+        }),
+        entries: vec![entry(1, 1), entry(2, 1), entry(3, 1)],
+        hard_state: HardState {
+            term: Term(1),
+            voted_for: None,
+        },
+        ..one_voter()
+    };
+    let r = Raft::new(
+        Config::new(NodeId(1)),
+        DigestMachine::default(),
+        stored,
+        1,
+        Instant::ZERO,
+    )
+    .expect("restores");
+    assert_eq!(r.last_index(), LogIndex(3));
+    assert_eq!(r.commit_index(), LogIndex(2));
+}
+
+/// A single voter leads only once its vote is durable, and commits only
+/// what is durable on its own disk.
+#[test]
+fn single_voter_waits_for_its_disk() {
+    let cfg = Config::new(NodeId(1));
+    let mut r =
+        Raft::new(cfg, DigestMachine::default(), one_voter(), 7, Instant::ZERO).expect("starts");
+    let t = r.poll_timeout().expect("an election timer");
+    r.handle_timeout(t);
+    let actions = drain(&mut r);
+    assert_eq!(
+        r.role(),
+        Role::Candidate,
+        "must not lead before its vote is durable"
+    );
+    let Some(Action::Persist(p)) = actions
+        .into_iter()
+        .find(|a| matches!(a, Action::Persist(_)))
+    else {
+        panic!("the vote must be persisted");
+    };
+    assert_eq!(
+        p.hard_state,
+        Some(HardState {
+            term: Term(1),
+            voted_for: Some(NodeId(1))
+        })
+    );
+    r.persisted(p.seq, t);
+    assert!(r.is_leader());
+    let (index, _) = r.propose(42).expect("leader takes proposals");
+    let persist = drain(&mut r)
+        .into_iter()
+        .find_map(|a| {
+            if let Action::Persist(p) = a {
+                Some(p)
+            } else {
+                None
+            }
+        })
+        .expect("entries to persist");
+    assert!(
+        r.commit_index() < index,
+        "committed before the entry was durable"
+    );
+    r.persisted(persist.seq, t);
+    let applied: Vec<_> = drain(&mut r)
+        .into_iter()
+        .filter_map(|a| {
+            if let Action::Applied { index, output, .. } = a {
+                Some((index, output.0))
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(applied, vec![(index, 42)]);
+}
+
+#[test]
+fn followers_refuse_proposals_and_name_the_leader_they_know() {
+    let stored = Stored::fresh(Membership::with_voters([NodeId(1), NodeId(2), NodeId(3)]));
+    let mut r = Raft::new(
+        Config::new(NodeId(2)),
+        DigestMachine::default(),
+        stored,
+        3,
+        Instant::ZERO,
+    )
+    .expect("starts");
+    assert_eq!(r.propose(1), Err(ProposeError::NotLeader { leader: None }));
+    let hb = crate::raft::Message {
+        from: NodeId(1),
+        to: NodeId(2),
+        term: Term(1),
+        body: MessageBody::Heartbeat {
+            commit: LogIndex(0),
+            round: 1,
+        },
+    };
+    r.handle_message(hb, Instant::from_millis(1));
+    assert_eq!(
+        r.propose(1),
+        Err(ProposeError::NotLeader {
+            leader: Some(NodeId(1))
+        })
+    );
+}
