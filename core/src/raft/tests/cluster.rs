@@ -215,6 +215,8 @@ pub(crate) struct Cluster {
     proposals: BTreeMap<(NodeId, LogIndex, Term), u64>,
     pub(crate) steps: u64,
     restarts: u64,
+    /// Print persists, role changes and crashes as they happen (seed replays).
+    pub(crate) trace: bool,
     /// Messages delivered, by (recipient, kind).
     pub(crate) delivered: BTreeMap<(NodeId, &'static str), u64>,
 }
@@ -285,6 +287,7 @@ impl Cluster {
             steps: 0,
             restarts: 0,
             delivered: BTreeMap::new(),
+            trace: false,
         };
         for i in 1..=voters as u64 {
             c.start(NodeId(i), true);
@@ -350,7 +353,7 @@ impl Cluster {
     /// Stops a server abruptly: writes not reported durable are lost (or, with
     /// torn writes, partly kept).
     pub(crate) fn crash(&mut self, id: NodeId) {
-        if std::env::var("DBG_PERSIST").is_ok() {
+        if self.trace {
             println!("t={} {id} CRASH", self.now);
         }
         let slot = self.slot(id);
@@ -685,7 +688,7 @@ impl Cluster {
                         // Unknown when the predecessor went into a snapshot.
                         node.written.term_at(prev)
                     });
-                    if std::env::var("DBG_PERSIST").is_ok() {
+                    if self.trace {
                         let idx: Vec<(u64, u64)> =
                             p.entries.iter().map(|e| (e.index.0, e.term.0)).collect();
                         println!(
@@ -739,7 +742,7 @@ impl Cluster {
             let role = (r.role(), r.term());
             if node.last_role != Some(role) {
                 node.last_role = Some(role);
-                if std::env::var("DBG_PERSIST").is_ok() {
+                if self.trace {
                     println!(
                         "t={} {id} role {:?} {:?} last={:?}",
                         self.now,

@@ -49,6 +49,7 @@ pub(crate) fn run_schedule(seed: u64, trace: bool) -> Result<Coverage, String> {
     cfg.max_inflight = pick(&mut rng, &[1, 4, 32]);
     cfg.promote_margin = 20;
     let mut c = Cluster::new(seed, voters, 2, cfg, 10_000);
+    c.trace = trace;
     c.net_cfg.loss = pick(&mut rng, &[0.0, 0.02, 0.1, 0.25]);
     c.net_cfg.duplicate = pick(&mut rng, &[0.0, 0.05, 0.2]);
     c.net_cfg.min_delay_us = range(&mut rng, 100, 1_000);
