@@ -1,5 +1,6 @@
-//! The sans-IO core of distlock: Raft consensus, and (in later modules) the
-//! lock state machine, client session logic and wire types.
+//! The sans-IO core of distlock: Raft consensus ([`raft`]) and the lock
+//! state machine it replicates ([`locks`]); the leader's timers, client
+//! session logic and wire types follow.
 //!
 //! Nothing here does IO, reads a clock, spawns a thread or draws unseeded
 //! randomness: every input carries the current time of the local monotonic
@@ -70,5 +71,6 @@
 //! ```
 
 pub mod ids;
+pub mod locks;
 pub mod raft;
 pub mod time;

@@ -2,14 +2,14 @@
 //! messages: the actions it must carry out, the stored state it restarts
 //! from, the errors of its requests, and the status it can observe.
 
+#[cfg(doc)]
+use super::Raft;
 use super::{
     ConfigError, HardState, Membership, ReplicationState, Role, Snapshot, SnapshotError,
     StateMachine,
 };
 use super::{Entry, Message, Persist};
 use crate::ids::{LogIndex, NodeId, Term};
-#[cfg(doc)]
-use super::Raft;
 
 /// What the driver must do next. Drained with [`Raft::poll_action`].
 #[derive(Debug)]

@@ -1,0 +1,223 @@
+//! The deterministic lock state machine that the Raft log replicates
+//! (DESIGN §2-§4): sessions, locks with their holders, FIFO wait queues and
+//! lock-delays, and per-session exactly-once answer tables.
+//!
+//! [`LockState::apply_into`] is a pure function of the state, the command
+//! and the log index: no clock, no randomness, no IO. Time-based decisions
+//! (session expiry, wait timeouts, the end of a lock-delay) are taken by the
+//! leader's timers and arrive as commands; the [`Event`]s of each apply tell
+//! the leader which timers to arm and disarm, and the read-only queries let a
+//! new leader re-arm all of them (DESIGN §4 rule 4).
+//!
+//! Every client-visible failure is a [`LockError`] value inside a [`Reply`];
+//! nothing a client sends can make `apply` panic.
+//!
+//! Choices where DESIGN is silent:
+//! - An acquire that queues gets no answer until it leaves the queue
+//!   (granted, `TimedOut`, `Cancelled`, `SessionClosed`/`SessionExpired`);
+//!   a retry meanwhile gets [`Outcome::Pending`].
+//! - Refusals that depend only on the request and the limits (bad name,
+//!   lock-delay, TTL, `Semaphore(0)`, too many unacknowledged answers) change
+//!   nothing, not even the dedupe table. Refusals that depend on the state
+//!   (`Busy`, `AlreadyHeld`, `ModeMismatch`, `TooManyWaiters`,
+//!   `TooManyLocks`...) are remembered like any answer, so that a duplicate
+//!   arriving after the state changed is answered the same, never applied.
+//! - Ended sessions are remembered (up to `Limits::max_ended_sessions`), so
+//!   their requests get `SessionExpired`/`SessionClosed` and a late retry of
+//!   their open creates nothing; a retried close answers `Closed` again.
+//! - `Wait::For(0)` is `Try`. Releases and closes never start a lock-delay;
+//!   a second delay while one is in force replaces it, keeping the longer
+//!   length (counted anew from the second).
+
+mod apply;
+mod command;
+mod dedupe;
+mod invariants;
+mod limits;
+mod lock;
+mod query;
+mod response;
+mod session;
+mod snapshot;
+#[cfg(test)]
+mod tests;
+
+pub use command::{Command, FencingToken, LockKind, Mode, Seq, SessionId, Wait};
+pub use limits::Limits;
+pub use lock::LockDelay;
+pub use query::{LockStatus, SessionInfo, TimedWait, WaiterInfo};
+pub use response::{Applied, Event, LockError, Outcome, Reply, Response};
+
+use crate::ids::LogIndex;
+use crate::raft::{SnapshotError, StateMachine};
+use apply::{AcquireRequest, Caller};
+use lock::Lock;
+use session::Sessions;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The replicated lock state: apply committed [`Command`]s in log order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LockState {
+    limits: Limits,
+    /// The index of the last applied command; every token and session id is
+    /// at most this.
+    last_applied: LogIndex,
+    sessions: Sessions,
+    /// Locks with holders, waiters or a delay, by name. Names are shared
+    /// with the sessions' tables and the events, so they are allocated once
+    /// per lock, not per use.
+    locks: BTreeMap<Arc<str>, Lock>,
+}
+
+impl Default for LockState {
+    fn default() -> Self {
+        Self::new(Limits::default())
+    }
+}
+
+impl LockState {
+    /// An empty state enforcing `limits`.
+    #[must_use]
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            limits,
+            last_applied: LogIndex(0),
+            sessions: Sessions::default(),
+            locks: BTreeMap::new(),
+        }
+    }
+
+    /// The limits in force.
+    #[must_use]
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The index of the last applied command.
+    #[must_use]
+    pub fn last_applied(&self) -> LogIndex {
+        self.last_applied
+    }
+
+    /// Applies the committed `command` at `index`, appending its replies and
+    /// events to `out` (which is not cleared, so one buffer can collect a
+    /// whole batch of entries).
+    ///
+    /// Indexes must increase from call to call: tokens and session ids are
+    /// indexes, and their uniqueness rests on it. Entries that are not lock
+    /// commands (no-ops, membership) may leave gaps.
+    pub fn apply_into(&mut self, index: LogIndex, command: &Command, out: &mut Applied) {
+        debug_assert!(
+            index > self.last_applied,
+            "apply at {index} after {}",
+            self.last_applied
+        );
+        self.last_applied = self.last_applied.max(index);
+        match command {
+            Command::OpenSession { nonce, ttl_ms } => {
+                self.open_session(index, *nonce, *ttl_ms, out)
+            }
+            Command::CloseSession { session, seq, ack } => {
+                self.close_session(
+                    index,
+                    Caller {
+                        session: *session,
+                        seq: *seq,
+                        ack: *ack,
+                    },
+                    out,
+                );
+            }
+            Command::ExpireSession { session } => self.end_session(index, *session, true, out),
+            Command::Acquire {
+                session,
+                seq,
+                ack,
+                lock,
+                mode,
+                wait,
+                lock_delay_ms,
+            } => {
+                let caller = Caller {
+                    session: *session,
+                    seq: *seq,
+                    ack: *ack,
+                };
+                let request = AcquireRequest {
+                    lock,
+                    mode: *mode,
+                    wait: *wait,
+                    lock_delay_ms: *lock_delay_ms,
+                };
+                self.acquire(index, caller, request, out);
+            }
+            Command::Release {
+                session,
+                seq,
+                ack,
+                lock,
+                token,
+            } => {
+                self.release(
+                    index,
+                    Caller {
+                        session: *session,
+                        seq: *seq,
+                        ack: *ack,
+                    },
+                    lock,
+                    *token,
+                    out,
+                );
+            }
+            Command::CancelWait {
+                session,
+                seq,
+                ack,
+                lock,
+            } => {
+                self.cancel_wait(
+                    index,
+                    Caller {
+                        session: *session,
+                        seq: *seq,
+                        ack: *ack,
+                    },
+                    lock,
+                    out,
+                );
+            }
+            Command::WaitTimedOut {
+                session,
+                lock,
+                acquire_seq,
+            } => {
+                self.wait_timed_out(index, *session, lock, *acquire_seq, out);
+            }
+            Command::LockDelayOver { lock, since } => {
+                self.lock_delay_over(index, lock, *since, out)
+            }
+        }
+    }
+}
+
+impl StateMachine for LockState {
+    type Command = Command;
+    type Output = Applied;
+
+    fn apply(&mut self, index: LogIndex, command: &Command) -> Applied {
+        let mut out = Applied::default();
+        self.apply_into(index, command, &mut out);
+        out
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        snapshot::encode(self)
+    }
+
+    fn restore(&mut self, data: &[u8]) -> Result<(), SnapshotError> {
+        *self = snapshot::decode(data)?;
+        Ok(())
+    }
+}

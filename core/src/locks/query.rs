@@ -1,0 +1,159 @@
+//! Read-only views of the lock state for the leader: token checks, lock
+//! status, and everything a new leader needs to re-arm its timers (DESIGN
+//! §4 rule 4: every session, timed wait and lock-delay gets its full length
+//! again).
+
+use super::LockState;
+use super::command::{FencingToken, LockKind, Mode, Seq, SessionId};
+use super::lock::LockDelay;
+use super::session::Claim;
+use std::sync::Arc;
+
+/// A lock's current state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LockStatus {
+    /// The kind of lock it is used as.
+    pub kind: LockKind,
+    /// The mode it is held in; `None` if nobody holds it.
+    pub mode: Option<Mode>,
+    /// Its holders with their grants' tokens, by session id.
+    pub holders: Vec<(SessionId, FencingToken)>,
+    /// Its queue, first in line first.
+    pub waiters: Vec<WaiterInfo>,
+    /// Its lock-delay, if one is in force.
+    pub delay: Option<LockDelay>,
+}
+
+/// A queued acquire, as shown by [`LockStatus`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WaiterInfo {
+    /// The waiting session.
+    pub session: SessionId,
+    /// The mode it asked for.
+    pub mode: Mode,
+    /// The acquire's sequence number.
+    pub seq: Seq,
+    /// Its timeout; `None` waits forever.
+    pub timeout_ms: Option<u64>,
+}
+
+/// A live session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// Its lease length.
+    pub ttl_ms: u64,
+    /// How many locks it holds.
+    pub held: usize,
+    /// How many locks it waits for.
+    pub waiting: usize,
+}
+
+/// A queued acquire with a finite timeout: the leader proposes
+/// `WaitTimedOut { session, lock, acquire_seq: seq }` once it runs out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimedWait {
+    /// The waiting session.
+    pub session: SessionId,
+    /// The lock.
+    pub lock: Arc<str>,
+    /// The acquire's sequence number.
+    pub seq: Seq,
+    /// Its full timeout.
+    pub timeout_ms: u64,
+}
+
+impl LockState {
+    /// Whether `token` is a current grant of `lock` (Chubby's `CheckSequencer`).
+    #[must_use]
+    pub fn check_token(&self, lock: &str, token: FencingToken) -> bool {
+        self.locks
+            .get(lock)
+            .is_some_and(|lock| lock.holders.iter().any(|(_, holder)| holder.token == token))
+    }
+
+    /// A lock's holders, waiters and delay; `None` if it is free and has
+    /// no waiters or delay.
+    #[must_use]
+    pub fn lock_status(&self, lock: &str) -> Option<LockStatus> {
+        let lock = self.locks.get(lock)?;
+        Some(LockStatus {
+            kind: lock.kind,
+            mode: lock.held_mode(),
+            holders: lock
+                .holders
+                .iter()
+                .map(|(id, holder)| (*id, holder.token))
+                .collect(),
+            waiters: lock
+                .queue
+                .iter()
+                .map(|w| WaiterInfo {
+                    session: w.session,
+                    mode: w.mode,
+                    seq: w.seq,
+                    timeout_ms: w.timeout_ms,
+                })
+                .collect(),
+            delay: lock.delay,
+        })
+    }
+
+    /// A live session; `None` if it is unknown or ended.
+    #[must_use]
+    pub fn session(&self, id: SessionId) -> Option<SessionInfo> {
+        let session = self.sessions.live.get(&id)?;
+        let held = session
+            .claims
+            .iter()
+            .filter(|(_, claim)| matches!(claim, Claim::Held(_)))
+            .count();
+        Some(SessionInfo {
+            ttl_ms: session.ttl_ms,
+            held,
+            waiting: session.lock_count() - held,
+        })
+    }
+
+    /// Every live session with its TTL, by id.
+    pub fn sessions(&self) -> impl Iterator<Item = (SessionId, u64)> + '_ {
+        self.sessions
+            .live
+            .iter()
+            .map(|(id, session)| (*id, session.ttl_ms))
+    }
+
+    /// Every queued acquire with a finite timeout, by lock name then queue
+    /// position.
+    pub fn timed_waits(&self) -> impl Iterator<Item = TimedWait> + '_ {
+        self.locks.iter().flat_map(|(name, lock)| {
+            lock.queue.iter().filter_map(move |w| {
+                let timeout_ms = w.timeout_ms?;
+                Some(TimedWait {
+                    session: w.session,
+                    lock: Arc::clone(name),
+                    seq: w.seq,
+                    timeout_ms,
+                })
+            })
+        })
+    }
+
+    /// Every lock-delay in force, by lock name.
+    pub fn lock_delays(&self) -> impl Iterator<Item = (&Arc<str>, LockDelay)> + '_ {
+        self.locks
+            .iter()
+            .filter_map(|(name, lock)| Some((name, lock.delay?)))
+    }
+
+    /// How many sessions are live.
+    #[must_use]
+    pub fn session_count(&self) -> usize {
+        self.sessions.live.len()
+    }
+
+    /// How many locks have holders, waiters or a delay.
+    #[must_use]
+    pub fn lock_count(&self) -> usize {
+        self.locks.len()
+    }
+}

@@ -1,0 +1,213 @@
+//! The snapshot format of the lock state: a magic number, a format version,
+//! then the postcard encoding of the state's primary data.
+//!
+//! Tables derived from the primary data (what each session holds and waits
+//! for, the nonce index) are not written; restore rebuilds them and then
+//! checks every invariant, so a snapshot that decodes but is inconsistent is
+//! refused like garbage. The bytes are deterministic: every table is a
+//! `BTreeMap` or a queue, written in order.
+
+use super::LockState;
+use super::invariants::Invariant;
+use super::lock::Lock;
+use super::session::{Claim, Claims, Ended, Session, Sessions};
+use super::{Limits, SessionId};
+use crate::ids::LogIndex;
+use crate::raft::SnapshotError;
+use serde::ser::SerializeSeq;
+use serde::{Deserialize, Serialize, Serializer};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+/// Marks lock-state snapshots.
+const MAGIC: [u8; 4] = *b"DLks";
+/// The format written; restore accepts only this one.
+const VERSION: u16 = 1;
+
+/// The state as written, borrowed from the live state.
+#[derive(Serialize)]
+struct BodyRef<'a> {
+    limits: &'a Limits,
+    last_applied: LogIndex,
+    sessions: &'a BTreeMap<SessionId, Session>,
+    ended: EndedRef<'a>,
+    locks: &'a BTreeMap<Arc<str>, Lock>,
+}
+
+/// The state as read; must mirror [`BodyRef`] field for field. Maps are
+/// read as lists (the same bytes in postcard) so that restore can insist on
+/// sorted keys and build each map in one pass; names are borrowed from the
+/// input and allocated once.
+#[derive(Deserialize)]
+struct Body<'a> {
+    limits: Limits,
+    last_applied: LogIndex,
+    sessions: Vec<(SessionId, Session)>,
+    /// In the order the sessions ended.
+    ended: Vec<(SessionId, Ended)>,
+    #[serde(borrow)]
+    locks: Vec<(&'a str, Lock)>,
+}
+
+/// Writes ended sessions in the order they ended (the order they are
+/// forgotten in), each with what is remembered of it.
+struct EndedRef<'a>(&'a Sessions);
+
+impl Serialize for EndedRef<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(Some(self.0.ended_order.len()))?;
+        for id in &self.0.ended_order {
+            // The order and the map hold the same ids (an invariant).
+            if let Some(ended) = self.0.ended.get(id) {
+                seq.serialize_element(&(id, ended))?;
+            }
+        }
+        seq.end()
+    }
+}
+
+const fn invalid(reason: &'static str) -> SnapshotError {
+    SnapshotError { reason }
+}
+
+pub(super) fn encode(state: &LockState) -> Vec<u8> {
+    let body = BodyRef {
+        limits: &state.limits,
+        last_applied: state.last_applied,
+        sessions: &state.sessions.live,
+        ended: EndedRef(&state.sessions),
+        locks: &state.locks,
+    };
+    let mut out = Vec::with_capacity(64 + 64 * (state.sessions.live.len() + state.locks.len()));
+    out.extend_from_slice(&MAGIC);
+    // Postcard fails only on a full buffer or a sequence of unknown length;
+    // a Vec grows, and every sequence here knows its length.
+    let out = postcard::to_extend(&VERSION, out).expect("encoding into a Vec cannot fail");
+    postcard::to_extend(&body, out).expect("encoding into a Vec cannot fail")
+}
+
+pub(super) fn decode(data: &[u8]) -> Result<LockState, SnapshotError> {
+    let rest = data
+        .strip_prefix(&MAGIC)
+        .ok_or(invalid("not a lock state snapshot"))?;
+    let (version, rest) =
+        postcard::take_from_bytes::<u16>(rest).map_err(|_| invalid("truncated header"))?;
+    if version != VERSION {
+        return Err(invalid("unknown lock state snapshot version"));
+    }
+    let (body, rest) =
+        postcard::take_from_bytes::<Body<'_>>(rest).map_err(|_| invalid("malformed lock state"))?;
+    if !rest.is_empty() {
+        return Err(invalid("trailing bytes after the lock state"));
+    }
+    rebuild(body).map_err(|Invariant(reason)| invalid(reason))
+}
+
+/// Builds the state from its primary data, rebuilding the derived tables,
+/// and checks it. Sessions and locks agree by construction (each claim of a
+/// session is derived from the lock that has it), so only the local
+/// invariants of each are left to check.
+fn rebuild(body: Body<'_>) -> Result<LockState, Invariant> {
+    let Body {
+        limits,
+        last_applied,
+        mut sessions,
+        ended: ended_list,
+        locks,
+    } = body;
+    let ensure = |ok: bool, what| if ok { Ok(()) } else { Err(Invariant(what)) };
+    ensure(
+        sessions.windows(2).all(|w| w[0].0 < w[1].0),
+        "sessions out of order",
+    )?;
+    ensure(
+        locks.windows(2).all(|w| w[0].0 < w[1].0),
+        "locks out of order",
+    )?;
+    ensure(
+        sessions.len() <= limits.max_sessions as usize,
+        "more live sessions than allowed",
+    )?;
+    ensure(
+        ended_list.len() <= limits.max_ended_sessions as usize,
+        "more ended sessions than allowed",
+    )?;
+
+    // Every claim, gathered from the locks in name order, then grouped by
+    // session (a stable sort keeps each session's claims in name order).
+    let claim_count = locks
+        .iter()
+        .map(|(_, lock)| lock.holders.len() + lock.queue.len())
+        .sum();
+    let mut claims: Vec<(SessionId, Arc<str>, Claim)> = Vec::with_capacity(claim_count);
+    let mut named = Vec::with_capacity(locks.len());
+    for (name, lock) in locks {
+        lock.check(name, &limits, last_applied)?;
+        let name: Arc<str> = Arc::from(name);
+        claims.extend(
+            lock.holders
+                .iter()
+                .map(|(id, holder)| (*id, Arc::clone(&name), Claim::Held(holder.token))),
+        );
+        claims.extend(
+            lock.queue
+                .iter()
+                .map(|w| (w.session, Arc::clone(&name), Claim::Waiting(w.seq))),
+        );
+        named.push((name, lock));
+    }
+    claims.sort_by_key(|(id, _, _)| *id);
+    let mut claims = claims.into_iter().peekable();
+    for (id, session) in &mut sessions {
+        let mut own = Vec::new();
+        while let Some((_, name, claim)) = claims.next_if(|(of, _, _)| of == id) {
+            if own.is_empty() {
+                own.reserve_exact(1); // most sessions claim one lock: no spare room
+            }
+            own.push((name, claim));
+        }
+        // The same name twice is one `Arc`: waiting twice, or holding and waiting.
+        ensure(
+            own.windows(2).all(|w| !Arc::ptr_eq(&w[0].0, &w[1].0)),
+            "a session claims a lock twice",
+        )?;
+        session.claims = Claims::from_sorted(own);
+        session.check(*id, &limits, last_applied)?;
+    }
+    ensure(
+        claims.next().is_none(),
+        "a holder or waiter whose session is not live",
+    )?;
+
+    let mut nonces: Vec<(u128, SessionId)> = sessions
+        .iter()
+        .map(|(id, session)| (session.nonce, *id))
+        .collect();
+    nonces.extend(ended_list.iter().map(|(id, end)| (end.nonce, *id)));
+    nonces.sort_unstable();
+    ensure(
+        nonces.windows(2).all(|w| w[0].0 != w[1].0),
+        "two sessions share a nonce",
+    )?;
+    // Sorted input: `collect` builds each map in linear time.
+    let live: BTreeMap<SessionId, Session> = sessions.into_iter().collect();
+    let ended_order: VecDeque<SessionId> = ended_list.iter().map(|(id, _)| *id).collect();
+    let ended: BTreeMap<SessionId, Ended> = ended_list.into_iter().collect();
+    ensure(ended.len() == ended_order.len(), "a session ended twice")?;
+    ensure(
+        ended.keys().all(|id| !live.contains_key(id)),
+        "a session both live and ended",
+    )?;
+    let sessions = Sessions {
+        live,
+        ended,
+        ended_order,
+        nonces: nonces.into_iter().collect(),
+    };
+    Ok(LockState {
+        limits,
+        last_applied,
+        sessions,
+        locks: named.into_iter().collect(),
+    })
+}
