@@ -360,15 +360,15 @@ fn removing_the_leader_4_2_2() {
     assert_clean(&c);
 }
 
-/// §5.3: a follower whose next entries were compacted receives the
-/// snapshot in chunks and continues from it.
-#[test]
-fn snapshot_to_lagging_follower_5_3() {
+/// A 3-server cluster with snapshots every 20 entries, where one follower
+/// was cut off while 100 entries committed and compacted: returns the
+/// cluster just healed, the lagging follower and the last committed index.
+fn follower_behind_a_snapshot(seed: u64, chunk_bytes: usize) -> (Cluster, NodeId, LogIndex) {
     let mut cfg = cfg();
     cfg.snapshot_threshold = 20;
     cfg.compaction_margin = 0;
-    cfg.snapshot_chunk_bytes = 128;
-    let mut c = Cluster::new(71, 3, 0, cfg, 5_000);
+    cfg.snapshot_chunk_bytes = chunk_bytes;
+    let mut c = Cluster::new(seed, 3, 0, cfg, 5_000);
     let leader = settled_leader(&mut c);
     let lagging = c
         .ids()
@@ -378,6 +378,14 @@ fn snapshot_to_lagging_follower_5_3() {
     c.isolate(lagging);
     let last = commit_values(&mut c, leader, 100);
     c.heal();
+    (c, lagging, last)
+}
+
+/// §5.3: a follower whose next entries were compacted receives the
+/// snapshot in chunks and continues from it.
+#[test]
+fn snapshot_to_lagging_follower_5_3() {
+    let (mut c, lagging, last) = follower_behind_a_snapshot(71, 128);
     assert!(
         c.run_until(Duration::from_secs(5), |c| c
             .raft(lagging)
@@ -400,20 +408,7 @@ fn snapshot_to_lagging_follower_5_3() {
 /// restarts from its durable state and receives the snapshot again.
 #[test]
 fn restart_in_the_middle_of_a_snapshot_install_5_3() {
-    let mut cfg = cfg();
-    cfg.snapshot_threshold = 20;
-    cfg.compaction_margin = 0;
-    cfg.snapshot_chunk_bytes = 64;
-    let mut c = Cluster::new(81, 3, 0, cfg, 5_000);
-    let leader = settled_leader(&mut c);
-    let lagging = c
-        .ids()
-        .into_iter()
-        .find(|&i| i != leader)
-        .expect("follower");
-    c.isolate(lagging);
-    let last = commit_values(&mut c, leader, 100);
-    c.heal();
+    let (mut c, lagging, last) = follower_behind_a_snapshot(81, 64);
     assert!(c.run_until(
         Duration::from_secs(2),
         |c| c.delivered_to(lagging, "InstallSnapshot") >= 3

@@ -22,6 +22,16 @@ fn entry(index: u64, term: u64) -> Entry<u64> {
     }
 }
 
+fn restore(stored: Stored<u64>) -> Result<Raft<DigestMachine>, RestoreError> {
+    Raft::new(
+        Config::new(NodeId(1)),
+        DigestMachine::default(),
+        stored,
+        1,
+        Instant::ZERO,
+    )
+}
+
 fn drain(r: &mut Raft<DigestMachine>) -> Vec<Action<u64, (u64, u64)>> {
     std::iter::from_fn(|| r.poll_action()).collect()
 }
@@ -56,13 +66,7 @@ fn restore_rejects_a_log_with_a_gap() {
         },
         ..one_voter()
     };
-    let r = Raft::new(
-        Config::new(NodeId(1)),
-        DigestMachine::default(),
-        stored,
-        1,
-        Instant::ZERO,
-    );
+    let r = restore(stored);
     assert_eq!(
         r.err(),
         Some(RestoreError::Gap {
@@ -82,13 +86,7 @@ fn restore_rejects_terms_going_backwards_or_ahead_of_the_hard_state() {
         },
         ..one_voter()
     };
-    let r = Raft::new(
-        Config::new(NodeId(1)),
-        DigestMachine::default(),
-        stored,
-        1,
-        Instant::ZERO,
-    );
+    let r = restore(stored);
     assert_eq!(
         r.err(),
         Some(RestoreError::TermRegression { index: LogIndex(2) })
@@ -101,13 +99,7 @@ fn restore_rejects_terms_going_backwards_or_ahead_of_the_hard_state() {
         },
         ..one_voter()
     };
-    let r = Raft::new(
-        Config::new(NodeId(1)),
-        DigestMachine::default(),
-        stored,
-        1,
-        Instant::ZERO,
-    );
+    let r = restore(stored);
     assert!(matches!(r.err(), Some(RestoreError::TermBehindLog { .. })));
 }
 
@@ -130,13 +122,7 @@ fn restore_rejects_a_corrupt_snapshot() {
         },
         ..one_voter()
     };
-    let r = Raft::new(
-        Config::new(NodeId(1)),
-        DigestMachine::default(),
-        stored,
-        1,
-        Instant::ZERO,
-    );
+    let r = restore(stored);
     assert!(matches!(r.err(), Some(RestoreError::Snapshot(_))));
 }
 
@@ -162,14 +148,7 @@ fn restore_skips_entries_covered_by_the_snapshot() {
         },
         ..one_voter()
     };
-    let r = Raft::new(
-        Config::new(NodeId(1)),
-        DigestMachine::default(),
-        stored,
-        1,
-        Instant::ZERO,
-    )
-    .expect("restores");
+    let r = restore(stored).expect("restores");
     assert_eq!(r.last_index(), LogIndex(3));
     assert_eq!(r.commit_index(), LogIndex(2));
 }
