@@ -72,5 +72,6 @@
 
 pub mod ids;
 pub mod locks;
+pub mod proto;
 pub mod raft;
 pub mod time;

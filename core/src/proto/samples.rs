@@ -1,0 +1,463 @@
+//! Test fixtures: at least one value of every variant of every protocol
+//! enum, with extreme numbers where they change the encoding's size, and
+//! the round-trip check the tests share.
+
+use super::*;
+use crate::ids::{LogIndex, NodeId, Term};
+use crate::locks::{
+    Command, FencingToken, LockDelay, LockError, LockKind, Mode, Outcome, Seq, SessionId, Wait,
+};
+use crate::raft::{
+    AppendConflict, Entry, EntryPayload, Membership, Message, MessageBody, SnapshotMeta,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+/// Encodes and decodes `value`, which must come back equal.
+pub(super) fn roundtrip<T>(value: &T)
+where
+    T: Serialize + DeserializeOwned + PartialEq + Debug,
+{
+    let mut bytes = Vec::new();
+    encode(value, &mut bytes).expect("protocol values encode");
+    assert!(check_frame_len(bytes.len(), MAX_FRAME_BYTES).is_ok());
+    assert_eq!(decode::<T>(&bytes).as_ref(), Ok(value), "bytes {bytes:?}");
+}
+
+/// The variant tag an enum value is encoded with (its leading varint).
+pub(super) fn tag_of<T: Serialize>(value: &T) -> u32 {
+    let mut bytes = Vec::new();
+    encode(value, &mut bytes).expect("protocol values encode");
+    postcard::take_from_bytes::<u32>(&bytes)
+        .expect("an enum starts with its tag")
+        .0
+}
+
+const S: SessionId = SessionId(u64::MAX);
+const Q: Seq = Seq(1 << 40);
+const A: Seq = Seq(0);
+
+pub(super) fn request_bodies() -> Vec<RequestBody> {
+    vec![
+        RequestBody::OpenSession {
+            nonce: u128::MAX,
+            ttl_ms: 10_000,
+        },
+        RequestBody::KeepAlive { session: S },
+        RequestBody::CloseSession {
+            session: S,
+            seq: Q,
+            ack: A,
+        },
+        RequestBody::Acquire {
+            session: S,
+            seq: Q,
+            ack: A,
+            lock: "jobs/ü".to_owned(),
+            mode: Mode::Semaphore(u32::MAX),
+            wait: Wait::For(u64::MAX),
+            lock_delay_ms: 60_000,
+        },
+        RequestBody::Acquire {
+            session: SessionId(1),
+            seq: Seq(1),
+            ack: Seq(1),
+            lock: "x".repeat(512),
+            mode: Mode::Shared,
+            wait: Wait::Forever,
+            lock_delay_ms: 0,
+        },
+        RequestBody::Acquire {
+            session: SessionId(1),
+            seq: Seq(2),
+            ack: Seq(1),
+            lock: String::new(),
+            mode: Mode::Exclusive,
+            wait: Wait::Try,
+            lock_delay_ms: 0,
+        },
+        RequestBody::Release {
+            session: S,
+            seq: Q,
+            ack: A,
+            lock: "a".to_owned(),
+            token: FencingToken(u64::MAX),
+        },
+        RequestBody::CancelWait {
+            session: S,
+            seq: Q,
+            ack: A,
+            lock: "a".to_owned(),
+        },
+        RequestBody::CheckToken {
+            lock: "a".to_owned(),
+            token: FencingToken(42),
+        },
+        RequestBody::LockStatus {
+            lock: "a".to_owned(),
+        },
+        RequestBody::ClusterStatus,
+        RequestBody::Watch {
+            lock: "a".to_owned(),
+        },
+        RequestBody::Unwatch {
+            lock: "a".to_owned(),
+        },
+    ]
+}
+
+pub(super) fn proto_errors() -> Vec<ProtoError> {
+    vec![
+        ProtoError::UnsupportedVersion {
+            server: PROTOCOL_VERSION,
+            client: u32::MAX,
+        },
+        ProtoError::WrongCluster,
+        ProtoError::Unauthorized,
+        ProtoError::HelloRequired,
+        ProtoError::FrameTooLarge {
+            len: u64::MAX,
+            max: 1 << 20,
+        },
+        ProtoError::Malformed {
+            reason: "invalid bool (neither 0 nor 1)".to_owned(),
+        },
+        ProtoError::NotLeader {
+            leader_hint: Some(NodeId(3)),
+        },
+        ProtoError::NotLeader { leader_hint: None },
+        ProtoError::NoLeader,
+        ProtoError::Lock(LockError::StaleSequence { floor: Seq(9) }),
+        ProtoError::Lock(LockError::ModeMismatch {
+            kind: LockKind::Semaphore(2),
+        }),
+        ProtoError::Lock(LockError::Busy { delayed: true }),
+        ProtoError::ShuttingDown,
+        ProtoError::Overloaded,
+        ProtoError::Timeout,
+        ProtoError::UnknownSession,
+    ]
+}
+
+pub(super) fn lock_status() -> LockStatusView {
+    LockStatusView {
+        mode: Some(Mode::Shared),
+        kind: LockKind::ReadWrite,
+        holders: vec![
+            HolderView {
+                session: SessionId(4),
+                token: FencingToken(10),
+            },
+            HolderView {
+                session: SessionId(6),
+                token: FencingToken(12),
+            },
+        ],
+        waiters: vec![WaiterView {
+            session: SessionId(7),
+            mode: Mode::Exclusive,
+            timeout_ms: None,
+        }],
+        delay: Some(LockDelay {
+            since: LogIndex(11),
+            delay_ms: 5_000,
+        }),
+    }
+}
+
+pub(super) fn cluster_status() -> ClusterStatusView {
+    ClusterStatusView {
+        leader: Some(NodeId(1)),
+        term: Term(7),
+        commit_index: LogIndex(1_234_567),
+        members: vec![
+            MemberStatus {
+                id: NodeId(1),
+                client_addr: "10.0.0.1:7001".to_owned(),
+                ws_addr: Some("10.0.0.1:7003".to_owned()),
+                role: MemberRole::Leader,
+                match_index: Some(LogIndex(1_234_570)),
+            },
+            MemberStatus {
+                id: NodeId(2),
+                client_addr: "[::1]:7001".to_owned(),
+                ws_addr: None,
+                role: MemberRole::Learner,
+                match_index: None,
+            },
+        ],
+    }
+}
+
+pub(super) fn response_bodies() -> Vec<ResponseBody> {
+    vec![
+        ResponseBody::SessionOpened {
+            session: S,
+            ttl_ms: 300_000,
+        },
+        ResponseBody::KeepAliveAck { session: S },
+        ResponseBody::Lock(Outcome::Granted {
+            token: FencingToken(u64::MAX),
+        }),
+        ResponseBody::Lock(Outcome::Released),
+        ResponseBody::Lock(Outcome::WaitCancelled),
+        ResponseBody::Lock(Outcome::Closed),
+        ResponseBody::Lock(Outcome::Pending),
+        ResponseBody::TokenValid(true),
+        ResponseBody::TokenValid(false),
+        ResponseBody::LockStatus(None),
+        ResponseBody::LockStatus(Some(lock_status())),
+        ResponseBody::ClusterStatus(cluster_status()),
+        ResponseBody::ClusterStatus(ClusterStatusView {
+            leader: None,
+            term: Term(0),
+            commit_index: LogIndex(0),
+            members: Vec::new(),
+        }),
+        ResponseBody::Watching,
+        ResponseBody::Unwatched,
+    ]
+}
+
+pub(super) fn lock_events() -> Vec<LockEvent> {
+    vec![
+        LockEvent::Acquired {
+            index: LogIndex(5),
+            session: SessionId(2),
+            token: FencingToken(5),
+            mode: Mode::Semaphore(3),
+        },
+        LockEvent::Released {
+            index: LogIndex(6),
+            session: SessionId(2),
+            token: FencingToken(5),
+        },
+        LockEvent::Expired {
+            index: LogIndex(u64::MAX),
+            session: SessionId(2),
+            token: FencingToken(5),
+        },
+    ]
+}
+
+pub(super) fn client_frames() -> Vec<ClientFrame> {
+    let mut frames = vec![
+        ClientFrame::Hello {
+            protocol_version: PROTOCOL_VERSION,
+            cluster_id: Some(ClusterId::new("prod-locks")),
+            auth: Some(AuthToken::new("s3cret")),
+        },
+        ClientFrame::Hello {
+            protocol_version: PROTOCOL_VERSION,
+            cluster_id: None,
+            auth: None,
+        },
+    ];
+    frames.extend((0..).zip(request_bodies()).map(|(id, body)| {
+        ClientFrame::Request(Request {
+            id: RequestId(u64::MAX - id),
+            body,
+        })
+    }));
+    frames
+}
+
+pub(super) fn server_frames() -> Vec<ServerFrame> {
+    let mut frames = vec![
+        ServerFrame::Welcome {
+            node_id: NodeId(2),
+            leader_hint: Some(NodeId(1)),
+            members: vec![
+                MemberInfo {
+                    id: NodeId(1),
+                    client_addr: "10.0.0.1:7001".to_owned(),
+                    ws_addr: Some("10.0.0.1:7003".to_owned()),
+                },
+                MemberInfo {
+                    id: NodeId(2),
+                    client_addr: "10.0.0.2:7001".to_owned(),
+                    ws_addr: None,
+                },
+            ],
+        },
+        ServerFrame::Welcome {
+            node_id: NodeId(1),
+            leader_hint: None,
+            members: Vec::new(),
+        },
+    ];
+    frames.extend(
+        (0..)
+            .zip(response_bodies())
+            .map(|(id, body)| ServerFrame::Response(Response::ok(RequestId(id), body))),
+    );
+    frames.extend(
+        (1000..)
+            .zip(proto_errors())
+            .map(|(id, e)| ServerFrame::Response(Response::err(RequestId(id), e))),
+    );
+    frames.extend(lock_events().into_iter().map(|event| {
+        ServerFrame::Watch(WatchEvent {
+            lock: Arc::from("jobs/nightly"),
+            event,
+        })
+    }));
+    frames.extend(proto_errors().into_iter().map(ServerFrame::Error));
+    frames
+}
+
+fn raft_bodies() -> Vec<MessageBody<Command>> {
+    let membership = Membership {
+        voters: [NodeId(1), NodeId(2), NodeId(3)].into_iter().collect(),
+        learners: [NodeId(4)].into_iter().collect(),
+    };
+    let entries = vec![
+        Entry {
+            index: LogIndex(10),
+            term: Term(3),
+            payload: EntryPayload::Noop,
+        },
+        Entry {
+            index: LogIndex(11),
+            term: Term(3),
+            payload: EntryPayload::Command(Command::ExpireSession { session: S }),
+        },
+        Entry {
+            index: LogIndex(12),
+            term: Term(3),
+            payload: EntryPayload::Command(Command::WaitTimedOut {
+                session: S,
+                lock: "a".to_owned(),
+                acquire_seq: Q,
+            }),
+        },
+        Entry {
+            index: LogIndex(13),
+            term: Term(3),
+            payload: EntryPayload::Command(Command::LockDelayOver {
+                lock: "a".to_owned(),
+                since: LogIndex(2),
+            }),
+        },
+        Entry {
+            index: LogIndex(14),
+            term: Term(3),
+            payload: EntryPayload::Membership(membership.clone()),
+        },
+    ];
+    vec![
+        MessageBody::PreVote {
+            last_index: LogIndex(9),
+            last_term: Term(2),
+        },
+        MessageBody::PreVoteResponse { granted: true },
+        MessageBody::Vote {
+            last_index: LogIndex(9),
+            last_term: Term(2),
+            transfer: true,
+        },
+        MessageBody::VoteResponse { granted: false },
+        MessageBody::Append {
+            prev_index: LogIndex(9),
+            prev_term: Term(2),
+            entries,
+            commit: LogIndex(8),
+            round: 77,
+        },
+        MessageBody::AppendResponse {
+            result: Ok(LogIndex(14)),
+            round: 77,
+        },
+        MessageBody::AppendResponse {
+            result: Err(AppendConflict {
+                rejected: LogIndex(9),
+                conflict_term: Some(Term(1)),
+                hint_index: LogIndex(4),
+            }),
+            round: 78,
+        },
+        MessageBody::Heartbeat {
+            commit: LogIndex(14),
+            round: u64::MAX,
+        },
+        MessageBody::HeartbeatResponse { round: u64::MAX },
+        MessageBody::InstallSnapshot {
+            meta: SnapshotMeta {
+                last_index: LogIndex(100),
+                last_term: Term(3),
+                membership,
+            },
+            offset: 4096,
+            data: vec![0, 1, 2, 255],
+            done: false,
+            round: 3,
+        },
+        MessageBody::InstallSnapshotResponse {
+            last_index: LogIndex(100),
+            next_offset: Some(4100),
+            round: 3,
+        },
+        MessageBody::InstallSnapshotResponse {
+            last_index: LogIndex(100),
+            next_offset: None,
+            round: 4,
+        },
+        MessageBody::TimeoutNow,
+    ]
+}
+
+pub(super) fn peer_frames() -> Vec<PeerFrame> {
+    let mut frames = vec![
+        PeerFrame::Hello {
+            protocol_version: PROTOCOL_VERSION,
+            cluster_id: ClusterId::new("prod-locks"),
+            from: NodeId(2),
+            auth: Some(AuthToken::new("peer-secret")),
+        },
+        PeerFrame::Hello {
+            protocol_version: PROTOCOL_VERSION,
+            cluster_id: ClusterId::new(""),
+            from: NodeId(u64::MAX),
+            auth: None,
+        },
+    ];
+    frames.extend(raft_bodies().into_iter().map(|body| {
+        PeerFrame::Raft(Message {
+            from: NodeId(1),
+            to: NodeId(2),
+            term: Term(3),
+            body,
+        })
+    }));
+    frames.extend(
+        (0..)
+            .zip(request_bodies())
+            .map(|(id, body)| PeerFrame::Forward {
+                origin: NodeId(3),
+                request: ForwardedRequest {
+                    id: ForwardId(id),
+                    body,
+                },
+            }),
+    );
+    frames.extend(
+        (0..)
+            .zip(response_bodies())
+            .map(|(id, body)| PeerFrame::ForwardReply {
+                id: ForwardId(id),
+                result: Ok(body),
+            }),
+    );
+    frames.extend(
+        (100..)
+            .zip(proto_errors())
+            .map(|(id, e)| PeerFrame::ForwardReply {
+                id: ForwardId(id),
+                result: Err(e),
+            }),
+    );
+    frames.push(PeerFrame::Error(ProtoError::WrongCluster));
+    frames
+}
