@@ -384,11 +384,11 @@ fn raft_bodies() -> Vec<MessageBody<Command>> {
         },
         MessageBody::HeartbeatResponse { round: u64::MAX },
         MessageBody::InstallSnapshot {
-            meta: SnapshotMeta {
+            meta: Box::new(SnapshotMeta {
                 last_index: LogIndex(100),
                 last_term: Term(3),
                 membership,
-            },
+            }),
             offset: 4096,
             data: vec![0, 1, 2, 255],
             done: false,

@@ -88,7 +88,7 @@ impl<S: StateMachine> Raft<S> {
                 done,
                 round,
             } => {
-                self.handle_install_snapshot(msg.from, meta, offset, data, done, round);
+                self.handle_install_snapshot(msg.from, *meta, offset, data, done, round);
             }
             MessageBody::InstallSnapshotResponse {
                 last_index,

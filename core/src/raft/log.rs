@@ -13,6 +13,8 @@ pub(crate) struct RaftLog<C> {
     /// Term of that entry.
     base_term: Term,
     entries: Vec<Entry<C>>,
+    /// The membership entries among `entries`, oldest first.
+    configs: Vec<(LogIndex, Membership)>,
 }
 
 impl<C: Clone> RaftLog<C> {
@@ -21,6 +23,7 @@ impl<C: Clone> RaftLog<C> {
             base_index,
             base_term,
             entries: Vec::new(),
+            configs: Vec::new(),
         }
     }
 
@@ -73,6 +76,9 @@ impl<C: Clone> RaftLog<C> {
 
     pub(crate) fn append(&mut self, entry: Entry<C>) {
         debug_assert_eq!(entry.index, self.last_index().next());
+        if let EntryPayload::Membership(m) = &entry.payload {
+            self.configs.push((entry.index, m.clone()));
+        }
         self.entries.push(entry);
     }
 
@@ -80,6 +86,7 @@ impl<C: Clone> RaftLog<C> {
     pub(crate) fn truncate(&mut self, from: LogIndex) {
         if let Some(o) = self.offset(from) {
             self.entries.truncate(o);
+            self.configs.retain(|(i, _)| *i < from);
         }
     }
 
@@ -91,6 +98,7 @@ impl<C: Clone> RaftLog<C> {
         }
         let n = usize::try_from(index.0 - self.base_index.0).unwrap_or(usize::MAX);
         self.entries.drain(..n.min(self.entries.len()));
+        self.configs.retain(|(i, _)| *i > index);
         self.base_index = index;
         self.base_term = term;
     }
@@ -98,6 +106,7 @@ impl<C: Clone> RaftLog<C> {
     /// Drops everything and starts over after a snapshot at (`index`, `term`).
     pub(crate) fn reset(&mut self, index: LogIndex, term: Term) {
         self.entries.clear();
+        self.configs.clear();
         self.base_index = index;
         self.base_term = term;
     }
@@ -129,9 +138,6 @@ impl<C: Clone> RaftLog<C> {
 
     /// The membership entries held in the log, oldest first.
     pub(crate) fn memberships(&self) -> impl Iterator<Item = (LogIndex, &Membership)> {
-        self.entries.iter().filter_map(|e| match &e.payload {
-            EntryPayload::Membership(m) => Some((e.index, m)),
-            _ => None,
-        })
+        self.configs.iter().map(|(i, m)| (*i, m))
     }
 }

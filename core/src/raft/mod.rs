@@ -97,7 +97,7 @@ struct Unsaved {
     truncate_from: Option<LogIndex>,
     /// First log index not yet handed to storage.
     entries_from: Option<LogIndex>,
-    snapshot: Option<Snapshot>,
+    snapshot: Option<Box<Snapshot>>,
 }
 
 impl Unsaved {

@@ -34,7 +34,7 @@ impl<S: StateMachine> Raft<S> {
             data: Arc::from(self.sm.snapshot()),
         };
         self.snapshot = Some(snap.clone());
-        self.unsaved.snapshot = Some(snap);
+        self.unsaved.snapshot = Some(Box::new(snap));
         let keep_from = LogIndex(self.applied.0.saturating_sub(self.cfg.compaction_margin));
         self.compact_to(keep_from);
     }
@@ -92,7 +92,7 @@ impl<S: StateMachine> Raft<S> {
         let end = start.saturating_add(chunk).min(snap.data.len());
         pr.snapshot_chunk_sent = true;
         let body = MessageBody::InstallSnapshot {
-            meta: snap.meta.clone(),
+            meta: Box::new(snap.meta.clone()),
             offset,
             data: snap.data[start..end].to_vec(),
             done: end == snap.data.len(),
@@ -241,7 +241,7 @@ impl<S: StateMachine> Raft<S> {
         self.commit = meta.last_index;
         self.applied = meta.last_index;
         self.snapshot = Some(snap.clone());
-        self.unsaved.snapshot = Some(snap);
+        self.unsaved.snapshot = Some(Box::new(snap));
         self.recompute_membership();
     }
 }

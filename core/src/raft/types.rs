@@ -161,7 +161,7 @@ pub struct Persist<C> {
     /// Store this snapshot (atomically: all or nothing). Once it is durable,
     /// stored entries with index `<= meta.last_index` are no longer needed and
     /// MUST NOT be used at restart.
-    pub snapshot: Option<Snapshot>,
+    pub snapshot: Option<Box<Snapshot>>,
 }
 
 /// Why a follower refused an AppendEntries, with hints to find the match fast.
@@ -240,7 +240,7 @@ pub enum MessageBody<C> {
     /// One chunk of a snapshot.
     InstallSnapshot {
         /// The snapshot being sent.
-        meta: SnapshotMeta,
+        meta: Box<SnapshotMeta>,
         /// Where `data` starts within the snapshot bytes.
         offset: u64,
         /// The chunk.

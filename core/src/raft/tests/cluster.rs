@@ -78,7 +78,7 @@ impl Disk {
                 .as_ref()
                 .is_none_or(|old| old.meta.last_index < s.meta.last_index);
             if newer {
-                self.snapshot = Some(s.clone());
+                self.snapshot = Some((**s).clone());
                 self.entries.retain(|e| e.index > s.meta.last_index);
                 if self
                     .entries
