@@ -1,0 +1,745 @@
+//! [`ClientSession`]: the client's session state machine.
+
+use super::{ClientError, ClientEvent, Config, LostReason, OpId};
+use crate::ids::NodeId;
+use crate::locks::{FencingToken, LockError, Mode, Outcome, Seq, SessionId, Wait};
+use crate::proto::{
+    ClientFrame, MemberInfo, PROTOCOL_VERSION, ProtoError, Request, RequestBody, RequestId,
+    Response, ResponseBody, ServerFrame,
+};
+use crate::time::{Duration, Instant};
+use std::collections::{BTreeMap, VecDeque};
+
+/// Where the session is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SessionState {
+    /// Not opened yet.
+    None,
+    /// `OpenSession` is outstanding as this operation.
+    Opening(OpId),
+    /// Open, alive until `lease_until` on the local clock.
+    Open {
+        id: SessionId,
+        ttl: Duration,
+        lease_until: Instant,
+    },
+    /// Closed by this client.
+    Closed,
+    /// Lost (final).
+    Lost,
+}
+
+/// The state of the connection the driver holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Conn {
+    /// The driver is dialling (after [`ClientEvent::Reconnect`], or the
+    /// first connection).
+    Connecting,
+    /// Frames flow to this server.
+    Connected,
+    /// Waiting before asking for a reconnection.
+    Backoff { until: Instant },
+}
+
+/// An operation not answered yet.
+#[derive(Clone, Debug)]
+struct Op {
+    /// The request, with its seq fixed; the ack is refreshed on every send.
+    body: RequestBody,
+    /// Its seq, for logged session requests.
+    seq: Option<Seq>,
+    /// The id of its latest send on the current connection.
+    rid: Option<RequestId>,
+    /// When it was first sent (the lease of a new session counts from it).
+    first_sent: Option<Instant>,
+    /// When the current send times out; `None` for no timeout.
+    deadline: Option<Instant>,
+    /// When to send it again after a retryable answer.
+    retry_at: Option<Instant>,
+    /// The next retry backoff.
+    backoff: Duration,
+}
+
+/// What a request id in flight stands for.
+#[derive(Clone, Copy, Debug)]
+enum InFlight {
+    /// A caller's operation.
+    Op(OpId),
+    /// A keepalive sent at `sent_at`.
+    KeepAlive { sent_at: Instant, deadline: Instant },
+}
+
+/// A client's session with a distlock cluster, sans-IO.
+///
+/// The driver dials a first server, calls [`Self::connected`], and after
+/// every input drains [`Self::poll_frame`] (to send on the current
+/// connection), [`Self::poll_event`], and arms a timer at
+/// [`Self::poll_timeout`] that calls [`Self::handle_timeout`].
+#[derive(Debug)]
+pub struct ClientSession {
+    config: Config,
+    session: SessionState,
+    conn: Conn,
+    members: Vec<MemberInfo>,
+    next_member: usize,
+    reconnect_backoff: Duration,
+    next_op: u64,
+    next_rid: u64,
+    next_seq: u64,
+    ops: BTreeMap<OpId, Op>,
+    in_flight: BTreeMap<RequestId, InFlight>,
+    next_keepalive: Option<Instant>,
+    frames: VecDeque<ClientFrame>,
+    events: VecDeque<ClientEvent>,
+}
+
+impl ClientSession {
+    /// A client with no session yet. The driver is expected to dial a
+    /// configured server and call [`Self::connected`] (or
+    /// [`Self::connection_lost`]).
+    #[must_use]
+    pub fn new(config: Config) -> Self {
+        let reconnect_backoff = config.backoff_min;
+        Self {
+            config,
+            session: SessionState::None,
+            conn: Conn::Connecting,
+            members: Vec::new(),
+            next_member: 0,
+            reconnect_backoff,
+            next_op: 1,
+            next_rid: 1,
+            next_seq: 1,
+            ops: BTreeMap::new(),
+            in_flight: BTreeMap::new(),
+            next_keepalive: None,
+            frames: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    // ----- queries -----
+
+    /// The session, once open (and until closed or lost).
+    #[must_use]
+    pub const fn session_id(&self) -> Option<SessionId> {
+        match self.session {
+            SessionState::Open { id, .. } => Some(id),
+            _ => None,
+        }
+    }
+
+    /// Whether the session's local lease still runs at `now`: the cluster
+    /// cannot have expired it yet (DESIGN §4 rule 5).
+    #[must_use]
+    pub fn is_alive(&self, now: Instant) -> bool {
+        matches!(self.session, SessionState::Open { lease_until, .. } if now < lease_until)
+    }
+
+    /// When the local lease runs out, while the session is open.
+    #[must_use]
+    pub const fn lease_until(&self) -> Option<Instant> {
+        match self.session {
+            SessionState::Open { lease_until, .. } => Some(lease_until),
+            _ => None,
+        }
+    }
+
+    /// The members learned from the last `Welcome`.
+    #[must_use]
+    pub fn members(&self) -> &[MemberInfo] {
+        &self.members
+    }
+
+    // ----- outputs -----
+
+    /// The next frame to send on the current connection.
+    pub fn poll_frame(&mut self) -> Option<ClientFrame> {
+        self.frames.pop_front()
+    }
+
+    /// The next event for the driver.
+    pub fn poll_event(&mut self) -> Option<ClientEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`Self::handle_timeout`] must be called next, if ever.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        let mut add = |t: Option<Instant>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
+        add(self.lease_until());
+        match self.conn {
+            Conn::Backoff { until } => add(Some(until)),
+            Conn::Connecting => {}
+            Conn::Connected => {
+                add(self.next_keepalive);
+                for op in self.ops.values() {
+                    add(op.deadline);
+                    add(op.retry_at);
+                }
+                for f in self.in_flight.values() {
+                    if let InFlight::KeepAlive { deadline, .. } = f {
+                        add(Some(*deadline));
+                    }
+                }
+            }
+        }
+        next
+    }
+
+    // ----- commands -----
+
+    /// Opens the session with this lease length; `nonce` must be random
+    /// (drawn by the caller), so that a retry answers the same session.
+    ///
+    /// # Errors
+    /// [`ClientError::SessionExists`] if a session is open or opening,
+    /// [`ClientError::SessionLost`] / [`ClientError::Closed`] once ended.
+    pub fn open_session(
+        &mut self,
+        ttl: Duration,
+        nonce: u128,
+        now: Instant,
+    ) -> Result<OpId, ClientError> {
+        self.check_lease(now);
+        match self.session {
+            SessionState::None => {}
+            SessionState::Opening(_) | SessionState::Open { .. } => {
+                return Err(ClientError::SessionExists);
+            }
+            SessionState::Closed => return Err(ClientError::Closed),
+            SessionState::Lost => return Err(ClientError::SessionLost),
+        }
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        let op = self.start(RequestBody::OpenSession { nonce, ttl_ms }, None, now);
+        self.session = SessionState::Opening(op);
+        Ok(op)
+    }
+
+    /// Asks for `lock`. Answered [`Outcome::Granted`] or an error; a waiting
+    /// acquire is answered when it leaves the queue.
+    ///
+    /// # Errors
+    /// When no session is open ([`ClientError::NoSession`],
+    /// [`ClientError::SessionLost`], [`ClientError::Closed`]).
+    pub fn acquire(
+        &mut self,
+        lock: impl Into<String>,
+        mode: Mode,
+        wait: Wait,
+        lock_delay: Duration,
+        now: Instant,
+    ) -> Result<OpId, ClientError> {
+        let session = self.live_session(now)?;
+        let seq = self.take_seq();
+        let body = RequestBody::Acquire {
+            session,
+            seq,
+            ack: seq,
+            lock: lock.into(),
+            mode,
+            wait,
+            lock_delay_ms: u64::try_from(lock_delay.as_millis()).unwrap_or(u64::MAX),
+        };
+        Ok(self.start(body, Some(seq), now))
+    }
+
+    /// Gives back the grant `token` of `lock`.
+    ///
+    /// # Errors
+    /// When no session is open.
+    pub fn release(
+        &mut self,
+        lock: impl Into<String>,
+        token: FencingToken,
+        now: Instant,
+    ) -> Result<OpId, ClientError> {
+        let session = self.live_session(now)?;
+        let seq = self.take_seq();
+        let body = RequestBody::Release {
+            session,
+            seq,
+            ack: seq,
+            lock: lock.into(),
+            token,
+        };
+        Ok(self.start(body, Some(seq), now))
+    }
+
+    /// Withdraws this session's queued acquire of `lock`.
+    ///
+    /// # Errors
+    /// When no session is open.
+    pub fn cancel_wait(
+        &mut self,
+        lock: impl Into<String>,
+        now: Instant,
+    ) -> Result<OpId, ClientError> {
+        let session = self.live_session(now)?;
+        let seq = self.take_seq();
+        let body = RequestBody::CancelWait {
+            session,
+            seq,
+            ack: seq,
+            lock: lock.into(),
+        };
+        Ok(self.start(body, Some(seq), now))
+    }
+
+    /// Closes the session, releasing its locks. Keepalives continue until
+    /// the close is answered.
+    ///
+    /// # Errors
+    /// When no session is open.
+    pub fn close(&mut self, now: Instant) -> Result<OpId, ClientError> {
+        let session = self.live_session(now)?;
+        let seq = self.take_seq();
+        let body = RequestBody::CloseSession {
+            session,
+            seq,
+            ack: seq,
+        };
+        Ok(self.start(body, Some(seq), now))
+    }
+
+    // ----- inputs -----
+
+    /// The driver has a new connection (to `server`, if it knows which):
+    /// sends `Hello`, then every outstanding request again with the same
+    /// seqs, and a keepalive.
+    pub fn connected(&mut self, server: Option<NodeId>, now: Instant) {
+        if let Some(server) = server
+            && let Some(pos) = self.members.iter().position(|m| m.id == server)
+        {
+            self.next_member = pos + 1;
+        }
+        self.check_lease(now);
+        self.conn = Conn::Connected;
+        self.in_flight.clear();
+        self.frames.clear();
+        self.frames.push_back(ClientFrame::Hello {
+            protocol_version: PROTOCOL_VERSION,
+            cluster_id: self.config.cluster_id.clone(),
+            auth: self.config.auth.clone(),
+        });
+        let ids: Vec<OpId> = self.ops.keys().copied().collect();
+        for id in ids {
+            self.send_op(id, now);
+        }
+        if matches!(self.session, SessionState::Open { .. }) {
+            self.send_keepalive(now);
+        }
+    }
+
+    /// The current connection failed (or a dial did): after a backoff
+    /// (100 ms doubling to 1 s) a [`ClientEvent::Reconnect`] names the next
+    /// server to try.
+    pub fn connection_lost(&mut self, now: Instant) {
+        self.check_lease(now);
+        if matches!(self.conn, Conn::Backoff { .. }) {
+            return;
+        }
+        self.in_flight.clear();
+        self.frames.clear();
+        for op in self.ops.values_mut() {
+            op.rid = None;
+            op.deadline = None;
+            op.retry_at = None;
+        }
+        self.conn = Conn::Backoff {
+            until: now + self.reconnect_backoff,
+        };
+        self.reconnect_backoff = (self.reconnect_backoff * 2).min(self.config.backoff_max);
+    }
+
+    /// A frame arrived on the current connection.
+    pub fn handle_frame(&mut self, frame: ServerFrame, now: Instant) {
+        self.check_lease(now);
+        if self.conn != Conn::Connected {
+            return;
+        }
+        match frame {
+            ServerFrame::Welcome {
+                node_id, members, ..
+            } => {
+                if !members.is_empty() {
+                    self.members = members;
+                    // Fail over to the member after this one first.
+                    self.next_member = self
+                        .members
+                        .iter()
+                        .position(|m| m.id == node_id)
+                        .map_or(self.next_member, |p| p + 1)
+                        % self.members.len();
+                }
+                self.reconnect_backoff = self.config.backoff_min;
+            }
+            ServerFrame::Response(response) => self.on_response(response, now),
+            ServerFrame::Watch(_) => {}
+            ServerFrame::Error(_) => self.connection_lost(now),
+        }
+    }
+
+    /// Time passed: expires the lease, times out requests, retries, sends
+    /// keepalives and asks for reconnections as due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.check_lease(now);
+        match self.conn {
+            Conn::Connecting => {}
+            Conn::Backoff { until } => {
+                if now >= until {
+                    self.conn = Conn::Connecting;
+                    let to = self.next_target();
+                    self.events.push_back(ClientEvent::Reconnect { to });
+                }
+            }
+            Conn::Connected => {
+                let op_timed_out = self
+                    .ops
+                    .values()
+                    .any(|op| op.deadline.is_some_and(|d| now >= d));
+                let ka_timed_out = self
+                    .in_flight
+                    .values()
+                    .any(|f| matches!(f, InFlight::KeepAlive { deadline, .. } if now >= *deadline));
+                if op_timed_out || ka_timed_out {
+                    self.connection_lost(now);
+                    return;
+                }
+                let due: Vec<OpId> = self
+                    .ops
+                    .iter()
+                    .filter(|(_, op)| op.retry_at.is_some_and(|t| now >= t))
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in due {
+                    self.send_op(id, now);
+                }
+                if self.next_keepalive.is_some_and(|t| now >= t) {
+                    self.send_keepalive(now);
+                }
+            }
+        }
+    }
+
+    // ----- internals -----
+
+    fn live_session(&mut self, now: Instant) -> Result<SessionId, ClientError> {
+        self.check_lease(now);
+        match self.session {
+            SessionState::Open { id, .. } => Ok(id),
+            SessionState::None | SessionState::Opening(_) => Err(ClientError::NoSession),
+            SessionState::Closed => Err(ClientError::Closed),
+            SessionState::Lost => Err(ClientError::SessionLost),
+        }
+    }
+
+    fn take_seq(&mut self) -> Seq {
+        let seq = Seq(self.next_seq);
+        self.next_seq += 1;
+        seq
+    }
+
+    /// The lowest seq not yet answered.
+    fn ack(&self) -> Seq {
+        self.ops
+            .values()
+            .filter_map(|op| op.seq)
+            .min()
+            .unwrap_or(Seq(self.next_seq))
+    }
+
+    fn start(&mut self, body: RequestBody, seq: Option<Seq>, now: Instant) -> OpId {
+        let id = OpId(self.next_op);
+        self.next_op += 1;
+        self.ops.insert(
+            id,
+            Op {
+                body,
+                seq,
+                rid: None,
+                first_sent: None,
+                deadline: None,
+                retry_at: None,
+                backoff: self.config.backoff_min,
+            },
+        );
+        if self.conn == Conn::Connected {
+            self.send_op(id, now);
+        }
+        id
+    }
+
+    fn timeout_of(&self, body: &RequestBody) -> Option<Duration> {
+        match body {
+            RequestBody::Acquire { wait, .. } => match wait {
+                Wait::Try | Wait::For(0) => Some(self.config.request_timeout),
+                Wait::For(ms) => Some(Duration::from_millis(*ms) + self.config.wait_slack),
+                Wait::Forever => None,
+            },
+            _ => Some(self.config.request_timeout),
+        }
+    }
+
+    /// Sends (or re-sends) an operation with a fresh request id, its seq
+    /// unchanged and the current ack.
+    fn send_op(&mut self, id: OpId, now: Instant) {
+        let ack = self.ack();
+        let rid = self.take_rid();
+        let Some(op) = self.ops.get(&id) else { return };
+        let timeout = self.timeout_of(&op.body);
+        let Some(op) = self.ops.get_mut(&id) else {
+            return;
+        };
+        if let Some(old) = op.rid.replace(rid) {
+            self.in_flight.remove(&old);
+        }
+        set_ack(&mut op.body, ack);
+        op.first_sent.get_or_insert(now);
+        op.deadline = timeout.map(|t| now + t);
+        op.retry_at = None;
+        self.in_flight.insert(rid, InFlight::Op(id));
+        self.frames.push_back(ClientFrame::Request(Request {
+            id: rid,
+            body: op.body.clone(),
+        }));
+    }
+
+    fn send_keepalive(&mut self, now: Instant) {
+        let SessionState::Open { id, ttl, .. } = self.session else {
+            return;
+        };
+        self.next_keepalive = Some(now + ttl / 3);
+        let rid = self.take_rid();
+        self.in_flight.insert(
+            rid,
+            InFlight::KeepAlive {
+                sent_at: now,
+                deadline: now + self.config.request_timeout,
+            },
+        );
+        self.frames.push_back(ClientFrame::Request(Request {
+            id: rid,
+            body: RequestBody::KeepAlive { session: id },
+        }));
+    }
+
+    fn take_rid(&mut self) -> RequestId {
+        let rid = RequestId(self.next_rid);
+        self.next_rid += 1;
+        rid
+    }
+
+    fn next_target(&mut self) -> Option<MemberInfo> {
+        if self.members.is_empty() {
+            return None;
+        }
+        let i = self.next_member % self.members.len();
+        self.next_member = (i + 1) % self.members.len();
+        self.members.get(i).cloned()
+    }
+
+    /// `ttl × (1 − 2·max_drift)`.
+    fn lease_len(&self, ttl: Duration) -> Duration {
+        let ppm = u128::from(self.config.max_drift_ppm.min(499_999));
+        let us = ttl.as_micros() * (1_000_000 - 2 * ppm) / 1_000_000;
+        Duration::from_micros(u64::try_from(us).unwrap_or(u64::MAX))
+    }
+
+    fn extend_lease(&mut self, sent_at: Instant) {
+        let len = match self.session {
+            SessionState::Open { ttl, .. } => self.lease_len(ttl),
+            _ => return,
+        };
+        if let SessionState::Open { lease_until, .. } = &mut self.session {
+            *lease_until = (*lease_until).max(sent_at + len);
+        }
+    }
+
+    fn check_lease(&mut self, now: Instant) {
+        if let SessionState::Open { lease_until, .. } = self.session
+            && now >= lease_until
+        {
+            self.lose(LostReason::LeaseExpired);
+        }
+    }
+
+    /// Ends the session for good: fails every outstanding operation and
+    /// emits [`ClientEvent::SessionLost`] (once: the state is final).
+    fn lose(&mut self, reason: LostReason) {
+        if matches!(self.session, SessionState::Lost | SessionState::Closed) {
+            return;
+        }
+        self.session = SessionState::Lost;
+        self.fail_all(&ClientError::SessionLost);
+        self.events.push_back(ClientEvent::SessionLost { reason });
+    }
+
+    fn fail_all(&mut self, error: &ClientError) {
+        self.next_keepalive = None;
+        self.in_flight.clear();
+        self.frames
+            .retain(|f| matches!(f, ClientFrame::Hello { .. }));
+        for (op, o) in std::mem::take(&mut self.ops) {
+            self.events.push_back(failure(op, &o.body, error.clone()));
+        }
+    }
+
+    fn retry_later(&mut self, id: OpId, now: Instant) {
+        let max = self.config.backoff_max;
+        if let Some(op) = self.ops.get_mut(&id) {
+            if let Some(rid) = op.rid.take() {
+                self.in_flight.remove(&rid);
+            }
+            op.deadline = None;
+            op.retry_at = Some(now + op.backoff);
+            op.backoff = (op.backoff * 2).min(max);
+        }
+    }
+
+    fn on_response(&mut self, response: Response, now: Instant) {
+        let Some(what) = self.in_flight.remove(&response.id) else {
+            return;
+        };
+        match what {
+            InFlight::KeepAlive { sent_at, .. } => match response.result {
+                Ok(ResponseBody::KeepAliveAck { .. }) => self.extend_lease(sent_at),
+                Err(ProtoError::UnknownSession)
+                | Err(ProtoError::Lock(
+                    LockError::SessionExpired
+                    | LockError::SessionNotFound
+                    | LockError::SessionClosed,
+                )) => {
+                    if matches!(self.session, SessionState::Open { .. }) {
+                        let reason = match response.result {
+                            Err(e) => LostReason::Rejected(e),
+                            Ok(_) => LostReason::LeaseExpired,
+                        };
+                        self.lose(reason);
+                    }
+                }
+                // Retryable or odd: the next keepalive comes soon enough;
+                // bring it forward to the backoff if that is sooner.
+                _ => {
+                    let soon = now + self.config.backoff_min;
+                    self.next_keepalive = self.next_keepalive.map(|t| t.min(soon));
+                }
+            },
+            InFlight::Op(id) => {
+                if let Some(op) = self.ops.get_mut(&id) {
+                    op.rid = None;
+                    op.deadline = None;
+                }
+                self.on_op_answer(id, response.result, now);
+            }
+        }
+    }
+
+    fn on_op_answer(&mut self, id: OpId, result: Result<ResponseBody, ProtoError>, now: Instant) {
+        let is_open = matches!(self.session, SessionState::Opening(op) if op == id);
+        match result {
+            Err(e) if e.is_retryable() => self.retry_later(id, now),
+            // A retry of a still-queued acquire: unanswered, ask again later.
+            Ok(ResponseBody::Lock(Outcome::Pending)) => self.retry_later(id, now),
+            Ok(ResponseBody::SessionOpened { session, ttl_ms }) if is_open => {
+                let Some(op) = self.ops.remove(&id) else {
+                    return;
+                };
+                let ttl = Duration::from_millis(ttl_ms);
+                let from = op.first_sent.unwrap_or(now);
+                self.session = SessionState::Open {
+                    id: session,
+                    ttl,
+                    lease_until: from + self.lease_len(ttl),
+                };
+                self.next_keepalive = Some(from + ttl / 3);
+                self.events.push_back(ClientEvent::SessionOpened {
+                    op: id,
+                    result: Ok(session),
+                });
+                self.check_lease(now);
+            }
+            Err(e) if is_open => {
+                self.ops.remove(&id);
+                self.session = SessionState::None;
+                self.events.push_back(ClientEvent::SessionOpened {
+                    op: id,
+                    result: Err(ClientError::Server(e)),
+                });
+            }
+            Ok(ResponseBody::Lock(outcome)) => {
+                let Some(op) = self.ops.remove(&id) else {
+                    return;
+                };
+                let closing = matches!(op.body, RequestBody::CloseSession { .. });
+                self.events.push_back(ClientEvent::Completed {
+                    op: id,
+                    result: Ok(outcome),
+                });
+                if closing && matches!(self.session, SessionState::Open { .. }) {
+                    self.session = SessionState::Closed;
+                    self.fail_all(&ClientError::Closed);
+                }
+            }
+            Err(
+                e @ ProtoError::Lock(
+                    LockError::SessionExpired
+                    | LockError::SessionNotFound
+                    | LockError::SessionClosed,
+                ),
+            ) => {
+                self.ops.remove(&id);
+                self.events.push_back(ClientEvent::Completed {
+                    op: id,
+                    result: Err(ClientError::SessionLost),
+                });
+                self.lose(LostReason::Rejected(e));
+            }
+            Err(e) => {
+                if let Some(op) = self.ops.remove(&id) {
+                    self.events
+                        .push_back(failure(id, &op.body, ClientError::Server(e)));
+                }
+            }
+            Ok(_) => {
+                if let Some(op) = self.ops.remove(&id) {
+                    self.events
+                        .push_back(failure(id, &op.body, ClientError::UnexpectedAnswer));
+                }
+                if is_open {
+                    self.session = SessionState::None;
+                }
+            }
+        }
+    }
+}
+
+/// The event failing operation `op` (whose request is `body`).
+fn failure(op: OpId, body: &RequestBody, error: ClientError) -> ClientEvent {
+    match body {
+        RequestBody::OpenSession { .. } => ClientEvent::SessionOpened {
+            op,
+            result: Err(error),
+        },
+        _ => ClientEvent::Completed {
+            op,
+            result: Err(error),
+        },
+    }
+}
+
+/// Writes `ack` into a logged request.
+fn set_ack(body: &mut RequestBody, new: Seq) {
+    match body {
+        RequestBody::CloseSession { ack, .. }
+        | RequestBody::Acquire { ack, .. }
+        | RequestBody::Release { ack, .. }
+        | RequestBody::CancelWait { ack, .. } => *ack = new,
+        _ => {}
+    }
+}

@@ -1,0 +1,131 @@
+//! The client's session logic, sans-IO (DESIGN §4 rule 5): a
+//! [`ClientSession`] opens a session, keeps it alive every `ttl / 3`, counts
+//! its lease on the local clock from the *send* time of the last acknowledged
+//! keepalive, numbers logged requests `(session, seq, ack)` for exactly-once
+//! delivery, retries with the same seq, and fails over between servers.
+//!
+//! Like [`crate::raft::Raft`], it does no IO and reads no clock: the driver
+//! feeds it frames ([`ClientSession::handle_frame`]), timer expiries
+//! ([`ClientSession::handle_timeout`]) and connection changes
+//! ([`ClientSession::connected`], [`ClientSession::connection_lost`]), and
+//! drains [`ClientSession::poll_frame`], [`ClientSession::poll_event`] and
+//! [`ClientSession::poll_timeout`] after each input.
+
+mod machine;
+#[cfg(test)]
+mod tests;
+
+pub use machine::ClientSession;
+
+use crate::locks::{Outcome, SessionId};
+use crate::proto::{AuthToken, ClusterId, MemberInfo, ProtoError};
+use crate::time::Duration;
+
+/// Settings of a [`ClientSession`].
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// How long a request may stay unanswered before the connection is
+    /// considered broken and the client fails over (default 1 s). Acquires
+    /// that wait use their wait duration plus [`Config::wait_slack`]
+    /// instead, and acquires that wait for ever have no client-side timeout.
+    pub request_timeout: Duration,
+    /// Added to a timed wait's duration to get its request timeout
+    /// (default 1 s).
+    pub wait_slack: Duration,
+    /// The largest clock drift rate assumed, in parts per million (default
+    /// 10 000, that is 1 %): the lease counts `ttl × (1 − 2·max_drift)`.
+    pub max_drift_ppm: u32,
+    /// The first backoff before reconnecting or retrying (default 100 ms).
+    pub backoff_min: Duration,
+    /// The longest backoff; backoffs double up to it (default 1 s).
+    pub backoff_max: Duration,
+    /// The cluster expected, sent in every `Hello`.
+    pub cluster_id: Option<ClusterId>,
+    /// Credentials, sent in every `Hello`.
+    pub auth: Option<AuthToken>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(1),
+            wait_slack: Duration::from_secs(1),
+            max_drift_ppm: 10_000,
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(1),
+            cluster_id: None,
+            auth: None,
+        }
+    }
+}
+
+/// The handle of one operation started on a [`ClientSession`]; its answer
+/// comes back as a [`ClientEvent`] naming it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OpId(pub u64);
+
+/// Something the driver must learn or do, drained with
+/// [`ClientSession::poll_event`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientEvent {
+    /// The answer to [`ClientSession::open_session`].
+    SessionOpened {
+        /// The operation.
+        op: OpId,
+        /// The session, or why none was opened.
+        result: Result<SessionId, ClientError>,
+    },
+    /// The answer to an acquire, release, cancel-wait or close.
+    Completed {
+        /// The operation.
+        op: OpId,
+        /// What the cluster answered.
+        result: Result<Outcome, ClientError>,
+    },
+    /// Drop the current connection (if any), connect to `to` (or, when no
+    /// member list is known yet, to the next configured address) and call
+    /// [`ClientSession::connected`] or, on failure,
+    /// [`ClientSession::connection_lost`].
+    Reconnect {
+        /// The member to try, round-robin over the last `Welcome`'s list.
+        to: Option<MemberInfo>,
+    },
+    /// The session is lost: emitted once, and final. Every outstanding and
+    /// later operation fails with [`ClientError::SessionLost`].
+    SessionLost {
+        /// Why.
+        reason: LostReason,
+    },
+}
+
+/// Why a session was lost.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LostReason {
+    /// The local lease ran out before a keepalive was acknowledged.
+    LeaseExpired,
+    /// The cluster said the session no longer exists.
+    Rejected(ProtoError),
+}
+
+/// Why an operation failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// No session is open (none was opened yet, or it is still opening).
+    #[error("no session is open")]
+    NoSession,
+    /// A session is already open or being opened on this client.
+    #[error("a session is already open or being opened")]
+    SessionExists,
+    /// The session is lost; nothing more can be done with it.
+    #[error("the session is lost")]
+    SessionLost,
+    /// The session was closed by this client.
+    #[error("the session is closed")]
+    Closed,
+    /// The cluster answered with a final error.
+    #[error(transparent)]
+    Server(#[from] ProtoError),
+    /// The cluster answered with a body that does not fit the request.
+    #[error("the server answered with an unexpected response")]
+    UnexpectedAnswer,
+}

@@ -1,0 +1,500 @@
+//! Tests of the client session state machine.
+
+use super::*;
+use crate::ids::NodeId;
+use crate::locks::{FencingToken, LockError, Mode, Outcome, Seq, SessionId, Wait};
+use crate::proto::{
+    ClientFrame, Request, RequestBody, RequestId, Response, ResponseBody, ServerFrame,
+};
+use crate::time::{Duration, Instant};
+
+const TTL: Duration = Duration::from_secs(9);
+
+fn ms(n: u64) -> Instant {
+    Instant::from_millis(n)
+}
+
+fn requests(c: &mut ClientSession) -> Vec<Request> {
+    let mut out = Vec::new();
+    while let Some(f) = c.poll_frame() {
+        if let ClientFrame::Request(r) = f {
+            out.push(r);
+        }
+    }
+    out
+}
+
+fn events(c: &mut ClientSession) -> Vec<ClientEvent> {
+    std::iter::from_fn(|| c.poll_event()).collect()
+}
+
+fn answer(
+    c: &mut ClientSession,
+    id: RequestId,
+    result: Result<ResponseBody, ProtoError>,
+    now: Instant,
+) {
+    c.handle_frame(ServerFrame::Response(Response { id, result }), now);
+}
+
+fn members() -> Vec<MemberInfo> {
+    (1..=3)
+        .map(|i| MemberInfo {
+            id: NodeId(i),
+            client_addr: format!("10.0.0.{i}:7000"),
+            ws_addr: None,
+        })
+        .collect()
+}
+
+/// A client whose session s7 was opened at t=0 and acknowledged at t=10 ms.
+fn open_client() -> ClientSession {
+    let mut c = ClientSession::new(Config::default());
+    c.connected(None, ms(0));
+    c.handle_frame(
+        ServerFrame::Welcome {
+            node_id: NodeId(1),
+            leader_hint: Some(NodeId(1)),
+            members: members(),
+        },
+        ms(0),
+    );
+    let op = c.open_session(TTL, 42, ms(0)).expect("opens");
+    let reqs = requests(&mut c);
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(
+        reqs[0].body,
+        RequestBody::OpenSession {
+            nonce: 42,
+            ttl_ms: 9000
+        }
+    );
+    answer(
+        &mut c,
+        reqs[0].id,
+        Ok(ResponseBody::SessionOpened {
+            session: SessionId(7),
+            ttl_ms: 9000,
+        }),
+        ms(10),
+    );
+    assert_eq!(
+        events(&mut c),
+        [ClientEvent::SessionOpened {
+            op,
+            result: Ok(SessionId(7))
+        }]
+    );
+    c
+}
+
+/// ttl × (1 − 2·1 %) for the default drift.
+fn lease() -> Duration {
+    TTL * 98 / 100
+}
+
+fn seq_ack(body: &RequestBody) -> (Seq, Seq) {
+    match body {
+        RequestBody::Acquire { seq, ack, .. }
+        | RequestBody::Release { seq, ack, .. }
+        | RequestBody::CancelWait { seq, ack, .. }
+        | RequestBody::CloseSession { seq, ack, .. } => (*seq, *ack),
+        other => panic!("not a logged request: {other:?}"),
+    }
+}
+
+fn try_acquire(c: &mut ClientSession, lock: &str, now: Instant) -> OpId {
+    c.acquire(lock, Mode::Exclusive, Wait::Try, Duration::ZERO, now)
+        .expect("session open")
+}
+
+#[test]
+fn lease_counts_from_the_open_send_time_not_the_ack() {
+    let c = open_client();
+    // Sent at 0, acknowledged at 10 ms: the lease counts from 0.
+    assert_eq!(c.lease_until(), Some(ms(0) + lease()));
+    assert!(c.is_alive(ms(0) + lease() - Duration::from_micros(1)));
+    assert!(!c.is_alive(ms(0) + lease()));
+}
+
+#[test]
+fn slow_keepalive_ack_does_not_extend_past_send_plus_lease() {
+    let mut c = open_client();
+    c.handle_timeout(ms(3000));
+    let ka = requests(&mut c);
+    assert_eq!(ka.len(), 1);
+    assert_eq!(
+        ka[0].body,
+        RequestBody::KeepAlive {
+            session: SessionId(7)
+        }
+    );
+    // The ack comes 800 ms later (within the request timeout).
+    answer(
+        &mut c,
+        ka[0].id,
+        Ok(ResponseBody::KeepAliveAck {
+            session: SessionId(7),
+        }),
+        ms(3800),
+    );
+    assert_eq!(c.lease_until(), Some(ms(3000) + lease()));
+    assert!(!c.is_alive(ms(3000) + lease()));
+}
+
+#[test]
+fn keepalives_every_third_of_the_ttl() {
+    let mut c = open_client();
+    assert_eq!(c.poll_timeout(), Some(ms(3000)));
+    let mut sent = Vec::new();
+    let mut now = ms(10);
+    while now < ms(12_500) {
+        let Some(t) = c.poll_timeout() else { break };
+        if t > ms(12_500) {
+            break;
+        }
+        now = t;
+        c.handle_timeout(now);
+        for r in requests(&mut c) {
+            assert!(matches!(r.body, RequestBody::KeepAlive { .. }));
+            sent.push(now);
+            answer(
+                &mut c,
+                r.id,
+                Ok(ResponseBody::KeepAliveAck {
+                    session: SessionId(7),
+                }),
+                now,
+            );
+        }
+    }
+    assert_eq!(sent, [ms(3000), ms(6000), ms(9000), ms(12_000)]);
+    assert!(c.is_alive(ms(12_000) + lease() - Duration::from_micros(1)));
+    assert!(events(&mut c).is_empty());
+}
+
+#[test]
+fn session_lost_fires_once_and_is_final() {
+    let mut c = open_client();
+    let acq = try_acquire(&mut c, "a", ms(20));
+    let reqs = requests(&mut c);
+    // The keepalives go unanswered; the connection is dropped and the
+    // driver never manages to reconnect.
+    c.connection_lost(ms(100));
+    let end = ms(0) + lease();
+    c.handle_timeout(end - Duration::from_micros(1));
+    assert!(c.is_alive(end - Duration::from_micros(1)));
+    let _ = events(&mut c);
+    c.handle_timeout(end);
+    assert!(!c.is_alive(end));
+    assert_eq!(
+        events(&mut c),
+        [
+            ClientEvent::Completed {
+                op: acq,
+                result: Err(ClientError::SessionLost)
+            },
+            ClientEvent::SessionLost {
+                reason: LostReason::LeaseExpired
+            },
+        ]
+    );
+    // A late ack (even on a new connection) revives nothing.
+    c.connected(Some(NodeId(2)), end + Duration::from_millis(1));
+    answer(
+        &mut c,
+        reqs[0].id,
+        Ok(ResponseBody::Lock(Outcome::Granted {
+            token: FencingToken(3),
+        })),
+        end,
+    );
+    c.handle_timeout(end + Duration::from_secs(5));
+    c.connection_lost(end + Duration::from_secs(6));
+    assert!(!c.is_alive(end + Duration::from_millis(2)));
+    assert!(events(&mut c).iter().all(|e| !matches!(
+        e,
+        ClientEvent::SessionLost { .. } | ClientEvent::Completed { .. }
+    )));
+    // Every operation now fails at once.
+    let now = end + Duration::from_secs(7);
+    assert_eq!(
+        c.acquire("b", Mode::Shared, Wait::Try, Duration::ZERO, now),
+        Err(ClientError::SessionLost)
+    );
+    assert_eq!(
+        c.release("a", FencingToken(1), now),
+        Err(ClientError::SessionLost)
+    );
+    assert_eq!(c.cancel_wait("a", now), Err(ClientError::SessionLost));
+    assert_eq!(c.close(now), Err(ClientError::SessionLost));
+    assert_eq!(c.open_session(TTL, 1, now), Err(ClientError::SessionLost));
+    assert!(requests(&mut c).is_empty());
+}
+
+#[test]
+fn unknown_session_on_keepalive_loses_the_session() {
+    let mut c = open_client();
+    c.handle_timeout(ms(3000));
+    let ka = requests(&mut c);
+    answer(&mut c, ka[0].id, Err(ProtoError::UnknownSession), ms(3001));
+    assert_eq!(
+        events(&mut c),
+        [ClientEvent::SessionLost {
+            reason: LostReason::Rejected(ProtoError::UnknownSession)
+        }]
+    );
+    c.handle_timeout(ms(20_000));
+    assert!(events(&mut c).is_empty());
+}
+
+#[test]
+fn seqs_increase_and_ack_advances_only_past_answered_seqs() {
+    let mut c = open_client();
+    let a = try_acquire(&mut c, "a", ms(20));
+    let b = try_acquire(&mut c, "b", ms(20));
+    let r1 = requests(&mut c);
+    assert_eq!(seq_ack(&r1[0].body), (Seq(1), Seq(1)));
+    assert_eq!(seq_ack(&r1[1].body), (Seq(2), Seq(1)));
+    // Seq 2 answered, seq 1 not: the ack stays at 1.
+    answer(
+        &mut c,
+        r1[1].id,
+        Ok(ResponseBody::Lock(Outcome::Granted {
+            token: FencingToken(5),
+        })),
+        ms(30),
+    );
+    assert_eq!(
+        events(&mut c),
+        [ClientEvent::Completed {
+            op: b,
+            result: Ok(Outcome::Granted {
+                token: FencingToken(5)
+            })
+        }]
+    );
+    c.release("b", FencingToken(5), ms(40)).expect("open");
+    let r2 = requests(&mut c);
+    assert_eq!(seq_ack(&r2[0].body), (Seq(3), Seq(1)));
+    // Seq 1 answered (with a final error): the ack moves to 3.
+    answer(
+        &mut c,
+        r1[0].id,
+        Err(ProtoError::Lock(LockError::Busy { delayed: false })),
+        ms(50),
+    );
+    assert_eq!(
+        events(&mut c),
+        [ClientEvent::Completed {
+            op: a,
+            result: Err(ClientError::Server(ProtoError::Lock(LockError::Busy {
+                delayed: false
+            })))
+        }]
+    );
+    c.cancel_wait("c", ms(60)).expect("open");
+    let r3 = requests(&mut c);
+    assert_eq!(seq_ack(&r3[0].body), (Seq(4), Seq(3)));
+}
+
+#[test]
+fn not_leader_is_retried_with_the_same_seq_after_backoff() {
+    let mut c = open_client();
+    let op = try_acquire(&mut c, "a", ms(20));
+    let first = requests(&mut c);
+    answer(
+        &mut c,
+        first[0].id,
+        Err(ProtoError::NotLeader { leader_hint: None }),
+        ms(30),
+    );
+    assert!(events(&mut c).is_empty());
+    assert_eq!(c.poll_timeout(), Some(ms(130)));
+    c.handle_timeout(ms(129));
+    assert!(requests(&mut c).is_empty());
+    c.handle_timeout(ms(130));
+    let second = requests(&mut c);
+    assert_eq!(second.len(), 1);
+    assert_ne!(second[0].id, first[0].id);
+    assert_eq!(second[0].body, first[0].body);
+    answer(&mut c, second[0].id, Err(ProtoError::NoLeader), ms(140));
+    // Backoff doubled.
+    assert_eq!(c.poll_timeout(), Some(ms(340)));
+    c.handle_timeout(ms(340));
+    let third = requests(&mut c);
+    assert_eq!(seq_ack(&third[0].body), (Seq(1), Seq(1)));
+    answer(
+        &mut c,
+        third[0].id,
+        Ok(ResponseBody::Lock(Outcome::Granted {
+            token: FencingToken(9),
+        })),
+        ms(350),
+    );
+    assert_eq!(
+        events(&mut c),
+        [ClientEvent::Completed {
+            op,
+            result: Ok(Outcome::Granted {
+                token: FencingToken(9)
+            })
+        }]
+    );
+}
+
+#[test]
+fn failover_resends_outstanding_requests_with_the_same_seqs() {
+    let mut c = open_client();
+    try_acquire(&mut c, "a", ms(20));
+    c.acquire("w", Mode::Exclusive, Wait::Forever, Duration::ZERO, ms(20))
+        .expect("open");
+    let before = requests(&mut c);
+    assert_eq!(before.len(), 2);
+    // The try-acquire times out after 1 s: fail over.
+    assert_eq!(c.poll_timeout(), Some(ms(1020)));
+    c.handle_timeout(ms(1020));
+    assert!(events(&mut c).is_empty());
+    // Backoff 100 ms, then a Reconnect naming the next member.
+    assert_eq!(c.poll_timeout(), Some(ms(1120)));
+    c.handle_timeout(ms(1120));
+    let ev = events(&mut c);
+    assert_eq!(ev.len(), 1);
+    let ClientEvent::Reconnect { to: Some(to) } = &ev[0] else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(to.id, NodeId(2), "not the server that just failed");
+    c.connected(Some(to.id), ms(1130));
+    let frames: Vec<ClientFrame> = std::iter::from_fn(|| c.poll_frame()).collect();
+    assert!(matches!(frames[0], ClientFrame::Hello { .. }));
+    let after: Vec<&Request> = frames
+        .iter()
+        .filter_map(|f| match f {
+            ClientFrame::Request(r) => Some(r),
+            ClientFrame::Hello { .. } => None,
+        })
+        .collect();
+    assert_eq!(after.len(), 3);
+    assert_eq!(after[0].body, before[0].body);
+    assert_eq!(after[1].body, before[1].body);
+    assert!(before.iter().all(|b| after.iter().all(|a| a.id != b.id)));
+    // A keepalive refreshes the lease on the new server.
+    assert_eq!(
+        after[2].body,
+        RequestBody::KeepAlive {
+            session: SessionId(7)
+        }
+    );
+}
+
+#[test]
+fn reconnect_is_round_robin_with_doubling_backoff() {
+    let mut c = open_client();
+    let mut now = ms(100);
+    c.connection_lost(now);
+    let mut seen = Vec::new();
+    for _ in 0..6 {
+        let t = c.poll_timeout().expect("backoff");
+        seen.push(t - now);
+        now = t;
+        c.handle_timeout(now);
+        let ev = events(&mut c);
+        let Some(ClientEvent::Reconnect { to: Some(to) }) = ev.last() else {
+            panic!("{ev:?}")
+        };
+        seen.push(Duration::from_millis(to.id.0));
+        c.connection_lost(now);
+    }
+    let d = Duration::from_millis;
+    assert_eq!(
+        seen,
+        [
+            d(100),
+            d(2),
+            d(200),
+            d(3),
+            d(400),
+            d(1),
+            d(800),
+            d(2),
+            d(1000),
+            d(3),
+            d(1000),
+            d(1)
+        ]
+    );
+}
+
+#[test]
+fn waiting_acquires_time_out_only_after_their_wait() {
+    let mut c = open_client();
+    c.acquire(
+        "w",
+        Mode::Exclusive,
+        Wait::For(5000),
+        Duration::ZERO,
+        ms(20),
+    )
+    .expect("open");
+    let _ = requests(&mut c);
+    // Keepalives get answered; the wait has no 1 s timeout.
+    let mut now = ms(20);
+    while now < ms(6000) {
+        now = c.poll_timeout().expect("timer");
+        c.handle_timeout(now);
+        for r in requests(&mut c) {
+            answer(
+                &mut c,
+                r.id,
+                Ok(ResponseBody::KeepAliveAck {
+                    session: SessionId(7),
+                }),
+                now,
+            );
+        }
+        assert!(events(&mut c).is_empty(), "at {now:?}");
+    }
+    // 5 s wait + 1 s slack.
+    assert_eq!(c.poll_timeout(), Some(ms(6020)));
+}
+
+#[test]
+fn operations_need_an_open_session() {
+    let mut c = ClientSession::new(Config::default());
+    c.connected(None, ms(0));
+    assert_eq!(
+        c.acquire("a", Mode::Exclusive, Wait::Try, Duration::ZERO, ms(0)),
+        Err(ClientError::NoSession)
+    );
+    c.open_session(TTL, 1, ms(0)).expect("opens");
+    assert_eq!(
+        c.open_session(TTL, 2, ms(0)),
+        Err(ClientError::SessionExists)
+    );
+}
+
+#[test]
+fn close_ends_the_session() {
+    let mut c = open_client();
+    let op = c.close(ms(20)).expect("open");
+    let r = requests(&mut c);
+    assert_eq!(seq_ack(&r[0].body), (Seq(1), Seq(1)));
+    answer(
+        &mut c,
+        r[0].id,
+        Ok(ResponseBody::Lock(Outcome::Closed)),
+        ms(30),
+    );
+    assert_eq!(
+        events(&mut c),
+        [ClientEvent::Completed {
+            op,
+            result: Ok(Outcome::Closed)
+        }]
+    );
+    assert!(!c.is_alive(ms(31)));
+    assert_eq!(c.close(ms(40)), Err(ClientError::Closed));
+    c.handle_timeout(ms(20_000));
+    assert!(events(&mut c).is_empty());
+    assert!(requests(&mut c).is_empty());
+}
