@@ -6,6 +6,7 @@
 
 use criterion::{BatchSize, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use distlock_core::ids::LogIndex;
+use distlock_core::locks::ClientCommand;
 use distlock_core::locks::{
     Applied, Command, FencingToken, Limits, LockState, Mode, Seq, SessionId, Wait,
 };
@@ -37,17 +38,17 @@ impl Driver {
     }
 
     fn open(&mut self, nonce: u128) -> SessionId {
-        self.apply(&Command::OpenSession {
+        self.apply(&Command::Client(ClientCommand::OpenSession {
             nonce,
             ttl_ms: 10_000,
-        });
+        }));
         SessionId(self.index)
     }
 }
 
 fn acquire(session: SessionId, seq: u64, lock: String, wait: Wait) -> Command {
     let (seq, ack) = (Seq(seq), Seq(seq));
-    Command::Acquire {
+    Command::Client(ClientCommand::Acquire {
         session,
         seq,
         ack,
@@ -55,27 +56,29 @@ fn acquire(session: SessionId, seq: u64, lock: String, wait: Wait) -> Command {
         mode: Mode::Exclusive,
         wait,
         lock_delay_ms: 0,
-    }
+    })
 }
 
 fn release(session: SessionId, seq: u64, lock: String, token: FencingToken) -> Command {
-    Command::Release {
+    Command::Client(ClientCommand::Release {
         session,
         seq: Seq(seq),
         ack: Seq(seq),
         lock,
         token,
-    }
+    })
 }
 
 /// Gives a prebuilt request a fresh sequence number (a reused one would be
 /// a retry, answered from the dedupe table) and, for a release, its token.
 fn renumber(command: &mut Command, next: u64, token: FencingToken) {
     match command {
-        Command::Acquire { seq, ack, .. } => (*seq, *ack) = (Seq(next), Seq(next)),
-        Command::Release {
+        Command::Client(ClientCommand::Acquire { seq, ack, .. }) => {
+            (*seq, *ack) = (Seq(next), Seq(next))
+        }
+        Command::Client(ClientCommand::Release {
             seq, ack, token: t, ..
-        } => (*seq, *ack, *t) = (Seq(next), Seq(next), token),
+        }) => (*seq, *ack, *t) = (Seq(next), Seq(next), token),
         _ => {}
     }
 }

@@ -2,6 +2,7 @@
 
 use super::{ClientError, ClientEvent, Config, LostReason, OpId};
 use crate::ids::NodeId;
+use crate::locks::ClientCommand;
 use crate::locks::{FencingToken, LockError, Mode, Outcome, Seq, SessionId, Wait};
 use crate::proto::{
     ClientFrame, MemberInfo, PROTOCOL_VERSION, ProtoError, Request, RequestBody, RequestId,
@@ -216,7 +217,11 @@ impl ClientSession {
             SessionState::Lost => return Err(ClientError::SessionLost),
         }
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
-        let op = self.start(RequestBody::OpenSession { nonce, ttl_ms }, None, now);
+        let op = self.start(
+            RequestBody::Log(ClientCommand::OpenSession { nonce, ttl_ms }),
+            None,
+            now,
+        );
         self.session = SessionState::Opening(op);
         Ok(op)
     }
@@ -237,7 +242,7 @@ impl ClientSession {
     ) -> Result<OpId, ClientError> {
         let session = self.live_session(now)?;
         let seq = self.take_seq();
-        let body = RequestBody::Acquire {
+        let body = RequestBody::Log(ClientCommand::Acquire {
             session,
             seq,
             ack: seq,
@@ -245,7 +250,7 @@ impl ClientSession {
             mode,
             wait,
             lock_delay_ms: u64::try_from(lock_delay.as_millis()).unwrap_or(u64::MAX),
-        };
+        });
         Ok(self.start(body, Some(seq), now))
     }
 
@@ -261,13 +266,13 @@ impl ClientSession {
     ) -> Result<OpId, ClientError> {
         let session = self.live_session(now)?;
         let seq = self.take_seq();
-        let body = RequestBody::Release {
+        let body = RequestBody::Log(ClientCommand::Release {
             session,
             seq,
             ack: seq,
             lock: lock.into(),
             token,
-        };
+        });
         Ok(self.start(body, Some(seq), now))
     }
 
@@ -282,12 +287,12 @@ impl ClientSession {
     ) -> Result<OpId, ClientError> {
         let session = self.live_session(now)?;
         let seq = self.take_seq();
-        let body = RequestBody::CancelWait {
+        let body = RequestBody::Log(ClientCommand::CancelWait {
             session,
             seq,
             ack: seq,
             lock: lock.into(),
-        };
+        });
         Ok(self.start(body, Some(seq), now))
     }
 
@@ -299,11 +304,11 @@ impl ClientSession {
     pub fn close(&mut self, now: Instant) -> Result<OpId, ClientError> {
         let session = self.live_session(now)?;
         let seq = self.take_seq();
-        let body = RequestBody::CloseSession {
+        let body = RequestBody::Log(ClientCommand::CloseSession {
             session,
             seq,
             ack: seq,
-        };
+        });
         Ok(self.start(body, Some(seq), now))
     }
 
@@ -477,7 +482,7 @@ impl ClientSession {
 
     fn timeout_of(&self, body: &RequestBody) -> Option<Duration> {
         match body {
-            RequestBody::Acquire { wait, .. } => match wait {
+            RequestBody::Log(ClientCommand::Acquire { wait, .. }) => match wait {
                 Wait::Try | Wait::For(0) => Some(self.config.request_timeout),
                 Wait::For(ms) => Some(Duration::from_millis(*ms) + self.config.wait_slack),
                 Wait::Forever => None,
@@ -676,7 +681,10 @@ impl ClientSession {
                 let Some(op) = self.ops.remove(&id) else {
                     return;
                 };
-                let closing = matches!(op.body, RequestBody::CloseSession { .. });
+                let closing = matches!(
+                    op.body,
+                    RequestBody::Log(ClientCommand::CloseSession { .. })
+                );
                 self.events.push_back(ClientEvent::Completed {
                     op: id,
                     result: Ok(outcome),
@@ -722,7 +730,7 @@ impl ClientSession {
 /// The event failing operation `op` (whose request is `body`).
 fn failure(op: OpId, body: &RequestBody, error: ClientError) -> ClientEvent {
     match body {
-        RequestBody::OpenSession { .. } => ClientEvent::SessionOpened {
+        RequestBody::Log(ClientCommand::OpenSession { .. }) => ClientEvent::SessionOpened {
             op,
             result: Err(error),
         },
@@ -736,10 +744,10 @@ fn failure(op: OpId, body: &RequestBody, error: ClientError) -> ClientEvent {
 /// Writes `ack` into a logged request.
 fn set_ack(body: &mut RequestBody, new: Seq) {
     match body {
-        RequestBody::CloseSession { ack, .. }
-        | RequestBody::Acquire { ack, .. }
-        | RequestBody::Release { ack, .. }
-        | RequestBody::CancelWait { ack, .. } => *ack = new,
+        RequestBody::Log(ClientCommand::CloseSession { ack, .. })
+        | RequestBody::Log(ClientCommand::Acquire { ack, .. })
+        | RequestBody::Log(ClientCommand::Release { ack, .. })
+        | RequestBody::Log(ClientCommand::CancelWait { ack, .. }) => *ack = new,
         _ => {}
     }
 }

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::ids::NodeId;
+use crate::locks::ClientCommand;
 use crate::locks::{FencingToken, LockError, Mode, Outcome, Seq, SessionId, Wait};
 use crate::proto::{
     ClientFrame, Request, RequestBody, RequestId, Response, ResponseBody, ServerFrame,
@@ -64,10 +65,10 @@ fn open_client() -> ClientSession {
     assert_eq!(reqs.len(), 1);
     assert_eq!(
         reqs[0].body,
-        RequestBody::OpenSession {
+        RequestBody::Log(ClientCommand::OpenSession {
             nonce: 42,
             ttl_ms: 9000
-        }
+        })
     );
     answer(
         &mut c,
@@ -95,10 +96,10 @@ fn lease() -> Duration {
 
 fn seq_ack(body: &RequestBody) -> (Seq, Seq) {
     match body {
-        RequestBody::Acquire { seq, ack, .. }
-        | RequestBody::Release { seq, ack, .. }
-        | RequestBody::CancelWait { seq, ack, .. }
-        | RequestBody::CloseSession { seq, ack, .. } => (*seq, *ack),
+        RequestBody::Log(ClientCommand::Acquire { seq, ack, .. })
+        | RequestBody::Log(ClientCommand::Release { seq, ack, .. })
+        | RequestBody::Log(ClientCommand::CancelWait { seq, ack, .. })
+        | RequestBody::Log(ClientCommand::CloseSession { seq, ack, .. }) => (*seq, *ack),
         other => panic!("not a logged request: {other:?}"),
     }
 }

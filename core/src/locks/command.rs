@@ -120,12 +120,46 @@ impl Wait {
 
 /// A command for the lock state machine (DESIGN §3, minus Raft's own).
 ///
-/// Client requests carry `(session, seq, ack)`: `ack` is the client's lowest
-/// unanswered sequence number, so every answer below it may be forgotten.
-/// The timer commands (`ExpireSession`, `WaitTimedOut`, `LockDelayOver`)
-/// are proposed only by the leader and are no-ops when they are stale.
+/// Client requests ([`ClientCommand`]) carry `(session, seq, ack)`: `ack` is
+/// the client's lowest unanswered sequence number, so every answer below it
+/// may be forgotten. The timer commands (`ExpireSession`, `WaitTimedOut`,
+/// `LockDelayOver`) are proposed only by the leader and are no-ops when they
+/// are stale.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
+    /// A client's request, applied exactly once however often it is retried.
+    Client(ClientCommand),
+    /// The leader's timer ended the session's lease: its locks are lost
+    /// (entering lock-delay where asked) and its waits answered
+    /// `SessionExpired`.
+    ExpireSession {
+        /// The session whose lease ran out.
+        session: SessionId,
+    },
+    /// The leader's timer: a queued acquire's wait ran out.
+    WaitTimedOut {
+        /// The waiting session.
+        session: SessionId,
+        /// The lock waited on.
+        lock: String,
+        /// The `seq` of the acquire that queued (so a newer wait of the same
+        /// session on the same lock is not cut short).
+        acquire_seq: Seq,
+    },
+    /// The leader's timer: a lock-delay is over.
+    LockDelayOver {
+        /// The delayed lock.
+        lock: String,
+        /// The index at which the delay started (so a stale timer cannot end
+        /// a newer delay).
+        since: LogIndex,
+    },
+}
+
+/// The commands a client may ask for. The wire protocol carries them as they
+/// are (`proto::RequestBody::Log`); the log wraps them in [`Command::Client`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientCommand {
     /// Opens a session; the id is the index of this entry. A retry with the
     /// same nonce answers the same session.
     OpenSession {
@@ -143,13 +177,6 @@ pub enum Command {
         seq: Seq,
         /// The client's lowest unanswered sequence number.
         ack: Seq,
-    },
-    /// The leader's timer ended the session's lease: its locks are lost
-    /// (entering lock-delay where asked) and its waits answered
-    /// `SessionExpired`.
-    ExpireSession {
-        /// The session whose lease ran out.
-        session: SessionId,
     },
     /// Asks for a lock.
     Acquire {
@@ -192,23 +219,5 @@ pub enum Command {
         ack: Seq,
         /// The lock waited on.
         lock: String,
-    },
-    /// The leader's timer: a queued acquire's wait ran out.
-    WaitTimedOut {
-        /// The waiting session.
-        session: SessionId,
-        /// The lock waited on.
-        lock: String,
-        /// The `seq` of the acquire that queued (so a newer wait of the same
-        /// session on the same lock is not cut short).
-        acquire_seq: Seq,
-    },
-    /// The leader's timer: a lock-delay is over.
-    LockDelayOver {
-        /// The delayed lock.
-        lock: String,
-        /// The index at which the delay started (so a stale timer cannot end
-        /// a newer delay).
-        since: LogIndex,
     },
 }

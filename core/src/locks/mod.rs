@@ -42,7 +42,7 @@ mod snapshot;
 #[cfg(test)]
 mod tests;
 
-pub use command::{Command, FencingToken, LockKind, Mode, Seq, SessionId, Wait};
+pub use command::{ClientCommand, Command, FencingToken, LockKind, Mode, Seq, SessionId, Wait};
 pub use limits::Limits;
 pub use lock::LockDelay;
 pub use query::{LockStatus, SessionInfo, TimedWait, WaiterInfo};
@@ -115,22 +115,33 @@ impl LockState {
         );
         self.last_applied = self.last_applied.max(index);
         match command {
-            Command::OpenSession { nonce, ttl_ms } => {
-                self.open_session(index, *nonce, *ttl_ms, out)
-            }
-            Command::CloseSession { session, seq, ack } => {
-                self.close_session(
-                    index,
-                    Caller {
-                        session: *session,
-                        seq: *seq,
-                        ack: *ack,
-                    },
-                    out,
-                );
-            }
+            Command::Client(request) => self.apply_client(index, request, out),
             Command::ExpireSession { session } => self.end_session(index, *session, true, out),
-            Command::Acquire {
+            Command::WaitTimedOut {
+                session,
+                lock,
+                acquire_seq,
+            } => self.wait_timed_out(index, *session, lock, *acquire_seq, out),
+            Command::LockDelayOver { lock, since } => {
+                self.lock_delay_over(index, lock, *since, out);
+            }
+        }
+    }
+
+    fn apply_client(&mut self, index: LogIndex, request: &ClientCommand, out: &mut Applied) {
+        let caller = |session: &SessionId, seq: &Seq, ack: &Seq| Caller {
+            session: *session,
+            seq: *seq,
+            ack: *ack,
+        };
+        match request {
+            ClientCommand::OpenSession { nonce, ttl_ms } => {
+                self.open_session(index, *nonce, *ttl_ms, out);
+            }
+            ClientCommand::CloseSession { session, seq, ack } => {
+                self.close_session(index, caller(session, seq, ack), out);
+            }
+            ClientCommand::Acquire {
                 session,
                 seq,
                 ack,
@@ -139,65 +150,27 @@ impl LockState {
                 wait,
                 lock_delay_ms,
             } => {
-                let caller = Caller {
-                    session: *session,
-                    seq: *seq,
-                    ack: *ack,
-                };
                 let request = AcquireRequest {
                     lock,
                     mode: *mode,
                     wait: *wait,
                     lock_delay_ms: *lock_delay_ms,
                 };
-                self.acquire(index, caller, request, out);
+                self.acquire(index, caller(session, seq, ack), request, out);
             }
-            Command::Release {
+            ClientCommand::Release {
                 session,
                 seq,
                 ack,
                 lock,
                 token,
-            } => {
-                self.release(
-                    index,
-                    Caller {
-                        session: *session,
-                        seq: *seq,
-                        ack: *ack,
-                    },
-                    lock,
-                    *token,
-                    out,
-                );
-            }
-            Command::CancelWait {
+            } => self.release(index, caller(session, seq, ack), lock, *token, out),
+            ClientCommand::CancelWait {
                 session,
                 seq,
                 ack,
                 lock,
-            } => {
-                self.cancel_wait(
-                    index,
-                    Caller {
-                        session: *session,
-                        seq: *seq,
-                        ack: *ack,
-                    },
-                    lock,
-                    out,
-                );
-            }
-            Command::WaitTimedOut {
-                session,
-                lock,
-                acquire_seq,
-            } => {
-                self.wait_timed_out(index, *session, lock, *acquire_seq, out);
-            }
-            Command::LockDelayOver { lock, since } => {
-                self.lock_delay_over(index, lock, *since, out)
-            }
+            } => self.cancel_wait(index, caller(session, seq, ack), lock, out),
         }
     }
 }

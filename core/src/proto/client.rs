@@ -2,7 +2,7 @@
 //! and then [`Request`]s.
 
 use super::{AuthToken, ClusterId};
-use crate::locks::{Command, FencingToken, Mode, Seq, SessionId, Wait};
+use crate::locks::{ClientCommand, FencingToken, SessionId};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -53,22 +53,20 @@ pub struct Request {
 
 /// What a client can ask.
 ///
-/// The variants that carry `(session, seq, ack)` and `OpenSession` become
-/// log commands ([`RequestBody::into_command`]) and are applied exactly once
-/// however often they are retried. `KeepAlive` is answered by the leader
+/// [`RequestBody::Log`] requests become log commands
+/// ([`crate::locks::Command::Client`]) and are applied exactly once however
+/// often they are retried. `KeepAlive` is answered by the leader
 /// without the log. `CheckToken`, `LockStatus` and `ClusterStatus` are
 /// linearizable reads. `Watch` and `Unwatch` concern the connection they
 /// arrive on and are served by that server.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RequestBody {
-    /// Opens a session. Answered [`super::ResponseBody::SessionOpened`].
-    OpenSession {
-        /// Random, chosen once per session by the client: a retry with the
-        /// same nonce answers the same session rather than opening another.
-        nonce: u128,
-        /// The session's lease length (1 s to 300 s by default).
-        ttl_ms: u64,
-    },
+    /// A request that goes through the log (open, close, acquire, release,
+    /// cancel): applied exactly once however often it is retried. Answered
+    /// [`super::ResponseBody::SessionOpened`] for an open and
+    /// [`super::ResponseBody::Lock`] otherwise; a queued acquire is answered
+    /// when it leaves the queue.
+    Log(ClientCommand),
     /// Extends a session's lease. Not logged: the leader answers
     /// [`super::ResponseBody::KeepAliveAck`] once a heartbeat round that
     /// started after the keepalive arrived has reached a majority
@@ -77,59 +75,6 @@ pub enum RequestBody {
     KeepAlive {
         /// The session to keep alive.
         session: SessionId,
-    },
-    /// Ends a session, releasing its locks without lock-delay.
-    CloseSession {
-        /// The session.
-        session: SessionId,
-        /// This request's number within the session.
-        seq: Seq,
-        /// The session's lowest unanswered sequence number.
-        ack: Seq,
-    },
-    /// Asks for a lock. Answered with [`crate::locks::Outcome::Granted`] or
-    /// an error; a queued acquire is answered when it leaves the queue.
-    Acquire {
-        /// The session.
-        session: SessionId,
-        /// This request's number within the session.
-        seq: Seq,
-        /// The session's lowest unanswered sequence number.
-        ack: Seq,
-        /// The lock's name (1 to 512 bytes of UTF-8 by default).
-        lock: String,
-        /// How to hold it.
-        mode: Mode,
-        /// Whether and how long to wait if it is busy.
-        wait: Wait,
-        /// How long the lock stays unavailable if this session expires
-        /// while holding it (0 to 60 s by default).
-        lock_delay_ms: u64,
-    },
-    /// Gives a lock back.
-    Release {
-        /// The session.
-        session: SessionId,
-        /// This request's number within the session.
-        seq: Seq,
-        /// The session's lowest unanswered sequence number.
-        ack: Seq,
-        /// The lock's name.
-        lock: String,
-        /// The token of the grant being released.
-        token: FencingToken,
-    },
-    /// Withdraws a queued acquire (which is then answered
-    /// [`crate::locks::LockError::Cancelled`]).
-    CancelWait {
-        /// The session.
-        session: SessionId,
-        /// This request's number within the session.
-        seq: Seq,
-        /// The session's lowest unanswered sequence number.
-        ack: Seq,
-        /// The lock waited for.
-        lock: String,
     },
     /// Whether `token` is a current grant of `lock` (Chubby's
     /// CheckSequencer). Answered [`super::ResponseBody::TokenValid`].
@@ -162,91 +107,6 @@ pub enum RequestBody {
     },
 }
 
-impl RequestBody {
-    /// Whether this request becomes a log command.
-    #[must_use]
-    pub const fn is_command(&self) -> bool {
-        matches!(
-            self,
-            Self::OpenSession { .. }
-                | Self::CloseSession { .. }
-                | Self::Acquire { .. }
-                | Self::Release { .. }
-                | Self::CancelWait { .. }
-        )
-    }
-
-    /// The log command this request becomes, if it becomes one (see
-    /// [`Self::is_command`]). Clones the lock name; prefer
-    /// [`Self::into_command`] on the hot path.
-    #[must_use]
-    pub fn to_command(&self) -> Option<Command> {
-        if self.is_command() {
-            self.clone().into_command().ok()
-        } else {
-            None
-        }
-    }
-
-    /// The log command this request becomes, without copying it.
-    ///
-    /// # Errors
-    /// Gives the request back when it is not a log command.
-    pub fn into_command(self) -> Result<Command, Self> {
-        Ok(match self {
-            Self::OpenSession { nonce, ttl_ms } => Command::OpenSession { nonce, ttl_ms },
-            Self::CloseSession { session, seq, ack } => Command::CloseSession { session, seq, ack },
-            Self::Acquire {
-                session,
-                seq,
-                ack,
-                lock,
-                mode,
-                wait,
-                lock_delay_ms,
-            } => Command::Acquire {
-                session,
-                seq,
-                ack,
-                lock,
-                mode,
-                wait,
-                lock_delay_ms,
-            },
-            Self::Release {
-                session,
-                seq,
-                ack,
-                lock,
-                token,
-            } => Command::Release {
-                session,
-                seq,
-                ack,
-                lock,
-                token,
-            },
-            Self::CancelWait {
-                session,
-                seq,
-                ack,
-                lock,
-            } => Command::CancelWait {
-                session,
-                seq,
-                ack,
-                lock,
-            },
-            other @ (Self::KeepAlive { .. }
-            | Self::CheckToken { .. }
-            | Self::LockStatus { .. }
-            | Self::ClusterStatus
-            | Self::Watch { .. }
-            | Self::Unwatch { .. }) => return Err(other),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::samples::{client_frames, request_bodies, roundtrip, tag_of};
@@ -263,17 +123,13 @@ mod tests {
 
     fn request_body_tag(body: &RequestBody) -> u32 {
         match body {
-            RequestBody::OpenSession { .. } => 0,
+            RequestBody::Log(_) => 0,
             RequestBody::KeepAlive { .. } => 1,
-            RequestBody::CloseSession { .. } => 2,
-            RequestBody::Acquire { .. } => 3,
-            RequestBody::Release { .. } => 4,
-            RequestBody::CancelWait { .. } => 5,
-            RequestBody::CheckToken { .. } => 6,
-            RequestBody::LockStatus { .. } => 7,
-            RequestBody::ClusterStatus => 8,
-            RequestBody::Watch { .. } => 9,
-            RequestBody::Unwatch { .. } => 10,
+            RequestBody::CheckToken { .. } => 2,
+            RequestBody::LockStatus { .. } => 3,
+            RequestBody::ClusterStatus => 4,
+            RequestBody::Watch { .. } => 5,
+            RequestBody::Unwatch { .. } => 6,
         }
     }
 
@@ -298,7 +154,7 @@ mod tests {
         }
         seen.sort_unstable();
         seen.dedup();
-        assert_eq!(seen, (0..=10).collect::<Vec<_>>());
+        assert_eq!(seen, (0..=6).collect::<Vec<_>>());
     }
 
     #[test]
@@ -312,7 +168,7 @@ mod tests {
             &mut out,
         )
         .expect("encodes");
-        assert_eq!(out, [1, 7, 8]);
+        assert_eq!(out, [1, 7, 4]);
         out.clear();
         super::super::encode(
             &ClientFrame::Hello {
@@ -324,115 +180,5 @@ mod tests {
         )
         .expect("encodes");
         assert_eq!(out, [0, 1, 1, 2, b'a', b'b', 0]);
-    }
-
-    #[test]
-    fn commands_map_field_for_field() {
-        let (s, q, a) = (SessionId(3), Seq(5), Seq(4));
-        let cases = [
-            (
-                RequestBody::OpenSession {
-                    nonce: u128::MAX - 1,
-                    ttl_ms: 10_000,
-                },
-                Command::OpenSession {
-                    nonce: u128::MAX - 1,
-                    ttl_ms: 10_000,
-                },
-            ),
-            (
-                RequestBody::CloseSession {
-                    session: s,
-                    seq: q,
-                    ack: a,
-                },
-                Command::CloseSession {
-                    session: s,
-                    seq: q,
-                    ack: a,
-                },
-            ),
-            (
-                RequestBody::Acquire {
-                    session: s,
-                    seq: q,
-                    ack: a,
-                    lock: "db".to_owned(),
-                    mode: Mode::Semaphore(3),
-                    wait: Wait::For(1_500),
-                    lock_delay_ms: 250,
-                },
-                Command::Acquire {
-                    session: s,
-                    seq: q,
-                    ack: a,
-                    lock: "db".to_owned(),
-                    mode: Mode::Semaphore(3),
-                    wait: Wait::For(1_500),
-                    lock_delay_ms: 250,
-                },
-            ),
-            (
-                RequestBody::Release {
-                    session: s,
-                    seq: q,
-                    ack: a,
-                    lock: "db".to_owned(),
-                    token: FencingToken(77),
-                },
-                Command::Release {
-                    session: s,
-                    seq: q,
-                    ack: a,
-                    lock: "db".to_owned(),
-                    token: FencingToken(77),
-                },
-            ),
-            (
-                RequestBody::CancelWait {
-                    session: s,
-                    seq: q,
-                    ack: a,
-                    lock: "db".to_owned(),
-                },
-                Command::CancelWait {
-                    session: s,
-                    seq: q,
-                    ack: a,
-                    lock: "db".to_owned(),
-                },
-            ),
-        ];
-        for (body, command) in cases {
-            assert!(body.is_command());
-            assert_eq!(body.to_command().as_ref(), Some(&command));
-            assert_eq!(body.into_command(), Ok(command));
-        }
-    }
-
-    #[test]
-    fn other_requests_are_not_commands() {
-        let mut others = 0;
-        for body in request_bodies() {
-            let logged = matches!(
-                body,
-                RequestBody::OpenSession { .. }
-                    | RequestBody::CloseSession { .. }
-                    | RequestBody::Acquire { .. }
-                    | RequestBody::Release { .. }
-                    | RequestBody::CancelWait { .. }
-            );
-            assert_eq!(body.is_command(), logged, "{body:?}");
-            assert_eq!(body.to_command().is_some(), logged, "{body:?}");
-            match body.clone().into_command() {
-                Ok(_) => assert!(logged),
-                Err(back) => {
-                    assert_eq!(back, body);
-                    others += 1;
-                }
-            }
-        }
-        // KeepAlive, CheckToken, LockStatus, ClusterStatus, Watch, Unwatch.
-        assert_eq!(others, 6);
     }
 }

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::ids::{LogIndex, NodeId, Term};
+use crate::locks::ClientCommand;
 use crate::locks::{
     Command, FencingToken, LockDelay, LockError, LockKind, Mode, Outcome, Seq, SessionId, Wait,
 };
@@ -41,17 +42,17 @@ const A: Seq = Seq(0);
 
 pub(super) fn request_bodies() -> Vec<RequestBody> {
     vec![
-        RequestBody::OpenSession {
+        RequestBody::Log(ClientCommand::OpenSession {
             nonce: u128::MAX,
             ttl_ms: 10_000,
-        },
+        }),
         RequestBody::KeepAlive { session: S },
-        RequestBody::CloseSession {
+        RequestBody::Log(ClientCommand::CloseSession {
             session: S,
             seq: Q,
             ack: A,
-        },
-        RequestBody::Acquire {
+        }),
+        RequestBody::Log(ClientCommand::Acquire {
             session: S,
             seq: Q,
             ack: A,
@@ -59,8 +60,8 @@ pub(super) fn request_bodies() -> Vec<RequestBody> {
             mode: Mode::Semaphore(u32::MAX),
             wait: Wait::For(u64::MAX),
             lock_delay_ms: 60_000,
-        },
-        RequestBody::Acquire {
+        }),
+        RequestBody::Log(ClientCommand::Acquire {
             session: SessionId(1),
             seq: Seq(1),
             ack: Seq(1),
@@ -68,8 +69,8 @@ pub(super) fn request_bodies() -> Vec<RequestBody> {
             mode: Mode::Shared,
             wait: Wait::Forever,
             lock_delay_ms: 0,
-        },
-        RequestBody::Acquire {
+        }),
+        RequestBody::Log(ClientCommand::Acquire {
             session: SessionId(1),
             seq: Seq(2),
             ack: Seq(1),
@@ -77,20 +78,20 @@ pub(super) fn request_bodies() -> Vec<RequestBody> {
             mode: Mode::Exclusive,
             wait: Wait::Try,
             lock_delay_ms: 0,
-        },
-        RequestBody::Release {
+        }),
+        RequestBody::Log(ClientCommand::Release {
             session: S,
             seq: Q,
             ack: A,
             lock: "a".to_owned(),
             token: FencingToken(u64::MAX),
-        },
-        RequestBody::CancelWait {
+        }),
+        RequestBody::Log(ClientCommand::CancelWait {
             session: S,
             seq: Q,
             ack: A,
             lock: "a".to_owned(),
-        },
+        }),
         RequestBody::CheckToken {
             lock: "a".to_owned(),
             token: FencingToken(42),

@@ -228,6 +228,7 @@ mod tests {
         lock_events, proto_errors, response_bodies, roundtrip, server_frames, tag_of,
     };
     use super::*;
+    use crate::locks::ClientCommand;
     use crate::locks::{Applied, Command, LockState, Seq, Wait};
 
     fn server_frame_tag(frame: &ServerFrame) -> u32 {
@@ -310,11 +311,11 @@ mod tests {
         let mut events = Vec::new();
         let s = SessionId(1);
         let commands = [
-            Command::OpenSession {
+            Command::Client(ClientCommand::OpenSession {
                 nonce: 1,
                 ttl_ms: 10_000,
-            },
-            Command::Acquire {
+            }),
+            Command::Client(ClientCommand::Acquire {
                 session: s,
                 seq: Seq(1),
                 ack: Seq(1),
@@ -322,15 +323,15 @@ mod tests {
                 mode: Mode::Exclusive,
                 wait: Wait::Try,
                 lock_delay_ms: 0,
-            },
-            Command::Release {
+            }),
+            Command::Client(ClientCommand::Release {
                 session: s,
                 seq: Seq(2),
                 ack: Seq(2),
                 lock: "a".to_owned(),
                 token: FencingToken(2),
-            },
-            Command::Acquire {
+            }),
+            Command::Client(ClientCommand::Acquire {
                 session: s,
                 seq: Seq(3),
                 ack: Seq(3),
@@ -338,7 +339,7 @@ mod tests {
                 mode: Mode::Shared,
                 wait: Wait::Try,
                 lock_delay_ms: 0,
-            },
+            }),
             Command::ExpireSession { session: s },
         ];
         for (i, command) in (1..).zip(&commands) {

@@ -120,6 +120,7 @@ pub enum MemberRole {
 mod tests {
     use super::super::samples::{cluster_status, lock_status, roundtrip, tag_of};
     use super::*;
+    use crate::locks::ClientCommand;
     use crate::locks::{Applied, Command, LockState, Seq, Wait};
 
     #[test]
@@ -144,24 +145,26 @@ mod tests {
     fn lock_status_view_mirrors_the_state() {
         let mut state = LockState::default();
         let mut out = Applied::default();
-        let acquire = |session, wait| Command::Acquire {
-            session: SessionId(session),
-            seq: Seq(1),
-            ack: Seq(1),
-            lock: "a".to_owned(),
-            mode: Mode::Exclusive,
-            wait,
-            lock_delay_ms: 0,
+        let acquire = |session, wait| {
+            Command::Client(ClientCommand::Acquire {
+                session: SessionId(session),
+                seq: Seq(1),
+                ack: Seq(1),
+                lock: "a".to_owned(),
+                mode: Mode::Exclusive,
+                wait,
+                lock_delay_ms: 0,
+            })
         };
         let commands = [
-            Command::OpenSession {
+            Command::Client(ClientCommand::OpenSession {
                 nonce: 1,
                 ttl_ms: 10_000,
-            },
-            Command::OpenSession {
+            }),
+            Command::Client(ClientCommand::OpenSession {
                 nonce: 2,
                 ttl_ms: 10_000,
-            },
+            }),
             acquire(1, Wait::Try),
             acquire(2, Wait::For(5_000)),
         ];

@@ -2,6 +2,7 @@
 //! each session's requests, and checks every invariant after each apply.
 
 use crate::ids::LogIndex;
+use crate::locks::ClientCommand;
 use crate::locks::{
     Applied, Command, Event, FencingToken, Limits, LockState, Mode, Reply, Response, Seq,
     SessionId, Wait,
@@ -63,7 +64,10 @@ impl Harness {
     pub(super) fn open_ttl(&mut self, ttl_ms: u64) -> SessionId {
         let nonce = self.next_nonce;
         self.next_nonce += 1;
-        let out = self.apply(&Command::OpenSession { nonce, ttl_ms });
+        let out = self.apply(&Command::Client(ClientCommand::OpenSession {
+            nonce,
+            ttl_ms,
+        }));
         match out.replies.as_slice() {
             [Reply::SessionOpened { result: Ok(id), .. }] => *id,
             other => panic!("open failed: {other:?}"),
@@ -86,7 +90,7 @@ impl Harness {
         delay: u64,
     ) -> Command {
         let seq = self.seq(session);
-        Command::Acquire {
+        Command::Client(ClientCommand::Acquire {
             session,
             seq,
             ack: Seq(0),
@@ -94,7 +98,7 @@ impl Harness {
             mode,
             wait,
             lock_delay_ms: delay,
-        }
+        })
     }
 
     pub(super) fn acquire(
@@ -154,7 +158,7 @@ impl Harness {
         wait: Wait,
     ) -> Seq {
         let command = self.acquire_cmd(session, lock, mode, wait, 0);
-        let Command::Acquire { seq, .. } = command else {
+        let Command::Client(ClientCommand::Acquire { seq, .. }) = command else {
             unreachable!()
         };
         let out = self.apply(&command);
@@ -173,13 +177,13 @@ impl Harness {
         token: FencingToken,
     ) -> Command {
         let seq = self.seq(session);
-        Command::Release {
+        Command::Client(ClientCommand::Release {
             session,
             seq,
             ack: Seq(0),
             lock: lock.into(),
             token,
-        }
+        })
     }
 
     pub(super) fn release(
@@ -194,21 +198,21 @@ impl Harness {
 
     pub(super) fn cancel(&mut self, session: SessionId, lock: &str) -> Applied {
         let seq = self.seq(session);
-        self.apply(&Command::CancelWait {
+        self.apply(&Command::Client(ClientCommand::CancelWait {
             session,
             seq,
             ack: Seq(0),
             lock: lock.into(),
-        })
+        }))
     }
 
     pub(super) fn close(&mut self, session: SessionId) -> Applied {
         let seq = self.seq(session);
-        self.apply(&Command::CloseSession {
+        self.apply(&Command::Client(ClientCommand::CloseSession {
             session,
             seq,
             ack: Seq(0),
-        })
+        }))
     }
 
     pub(super) fn expire(&mut self, session: SessionId) -> Applied {

@@ -5,6 +5,7 @@
 
 use super::harness::Harness;
 use crate::ids::LogIndex;
+use crate::locks::ClientCommand;
 use crate::locks::{
     Applied, Command, Event, FencingToken, LockError, LockState, Mode, Outcome, Reply, Response,
     Seq, SessionId, Wait,
@@ -77,18 +78,21 @@ impl Run {
         if kind == 0 || self.clients.len() < 3 {
             let nonce = self.rng.below(40) as u128;
             let ttl_ms = self.rng.pick(&[500, 1_000, 5_000]);
-            return Some(Command::OpenSession { nonce, ttl_ms });
+            return Some(Command::Client(ClientCommand::OpenSession {
+                nonce,
+                ttl_ms,
+            }));
         }
         let id = self.client()?;
         let lock = self.rng.pick(&LOCKS);
         let command = match kind {
             1 => {
                 let (seq, ack) = self.clients.get_mut(&id)?.header();
-                Command::CloseSession {
+                Command::Client(ClientCommand::CloseSession {
                     session: id,
                     seq,
                     ack,
-                }
+                })
             }
             2 => Command::ExpireSession { session: id },
             3..=5 => {
@@ -107,7 +111,7 @@ impl Run {
                 ]);
                 let lock_delay_ms = self.rng.pick(&[0, 0, 500]);
                 let (seq, ack) = self.clients.get_mut(&id)?.header();
-                Command::Acquire {
+                Command::Client(ClientCommand::Acquire {
                     session: id,
                     seq,
                     ack,
@@ -115,7 +119,7 @@ impl Run {
                     mode,
                     wait,
                     lock_delay_ms,
-                }
+                })
             }
             6 => {
                 let held = self
@@ -128,22 +132,22 @@ impl Run {
                     _ => FencingToken(self.rng.below(self.h.index as usize + 2) as u64),
                 };
                 let (seq, ack) = self.clients.get_mut(&id)?.header();
-                Command::Release {
+                Command::Client(ClientCommand::Release {
                     session: id,
                     seq,
                     ack,
                     lock: lock.into(),
                     token,
-                }
+                })
             }
             7 => {
                 let (seq, ack) = self.clients.get_mut(&id)?.header();
-                Command::CancelWait {
+                Command::Client(ClientCommand::CancelWait {
                     session: id,
                     seq,
                     ack,
                     lock: lock.into(),
-                }
+                })
             }
             8 => {
                 let waits: Vec<_> = self.h.sm.timed_waits().collect();

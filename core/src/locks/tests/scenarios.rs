@@ -231,7 +231,9 @@ fn no_lock_delay_after_a_release_or_a_close() {
     );
     let c = h.open();
     let command = h.acquire_cmd(c, L, X, Wait::Forever, 5_000);
-    let crate::locks::Command::Acquire { seq: sc, .. } = command else {
+    let crate::locks::Command::Client(crate::locks::ClientCommand::Acquire { seq: sc, .. }) =
+        command
+    else {
         unreachable!()
     };
     h.apply(&command);

@@ -4,13 +4,17 @@
 
 use super::harness::{Harness, L, reply_to, same_locks, same_state, single};
 use crate::locks::{
-    Command, Event, FencingToken, Limits, LockError, Mode, Outcome, Reply, Seq, SessionId, Wait,
+    ClientCommand, Command, Event, FencingToken, Limits, LockError, Mode, Outcome, Reply, Seq,
+    SessionId, Wait,
 };
 
 const X: Mode = Mode::Exclusive;
 
 fn open(h: &mut Harness, nonce: u128, ttl_ms: u64) -> Result<SessionId, LockError> {
-    let out = h.apply(&Command::OpenSession { nonce, ttl_ms });
+    let out = h.apply(&Command::Client(ClientCommand::OpenSession {
+        nonce,
+        ttl_ms,
+    }));
     match out.replies.as_slice() {
         [Reply::SessionOpened { nonce: n, result }] if *n == nonce => *result,
         other => panic!("{other:?}"),
@@ -18,7 +22,7 @@ fn open(h: &mut Harness, nonce: u128, ttl_ms: u64) -> Result<SessionId, LockErro
 }
 
 fn acquire(session: SessionId, seq: u64, ack: u64, wait: Wait) -> Command {
-    Command::Acquire {
+    Command::Client(ClientCommand::Acquire {
         session,
         seq: Seq(seq),
         ack: Seq(ack),
@@ -26,17 +30,17 @@ fn acquire(session: SessionId, seq: u64, ack: u64, wait: Wait) -> Command {
         mode: X,
         wait,
         lock_delay_ms: 0,
-    }
+    })
 }
 
 #[test]
 fn a_retried_open_answers_the_same_session_once() {
     let mut h = Harness::new();
     let index = h.next_index();
-    let out = h.apply(&Command::OpenSession {
+    let out = h.apply(&Command::Client(ClientCommand::OpenSession {
         nonce: 42,
         ttl_ms: 5_000,
-    });
+    }));
     let id = SessionId(index.0);
     assert_eq!(
         out.replies,
@@ -53,10 +57,10 @@ fn a_retried_open_answers_the_same_session_once() {
         }]
     );
     let before = h.sm.clone();
-    let out = h.apply(&Command::OpenSession {
+    let out = h.apply(&Command::Client(ClientCommand::OpenSession {
         nonce: 42,
         ttl_ms: 9_000,
-    });
+    }));
     assert_eq!(
         out.replies,
         [Reply::SessionOpened {
@@ -101,12 +105,12 @@ fn requests_of_ended_sessions_are_refused_with_the_reason() {
         let commands = [
             h.acquire_cmd(id, L, X, Wait::Try, 0),
             h.release_cmd(id, L, FencingToken(1)),
-            Command::CancelWait {
+            Command::Client(ClientCommand::CancelWait {
                 session: id,
                 seq: Seq(50),
                 ack: Seq(0),
                 lock: L.into(),
-            },
+            }),
         ];
         for command in &commands {
             assert_eq!(single(&h.apply(command)), Err(error), "{command:?}");
@@ -118,17 +122,17 @@ fn requests_of_ended_sessions_are_refused_with_the_reason() {
         assert!(same_state(&before, &h.sm));
     }
     // A retried close whose answer was lost is answered again.
-    let close = Command::CloseSession {
+    let close = Command::Client(ClientCommand::CloseSession {
         session: closed,
         seq: Seq(1),
         ack: Seq(0),
-    };
+    });
     assert_eq!(single(&h.apply(&close)), Ok(Outcome::Closed));
-    let close = Command::CloseSession {
+    let close = Command::Client(ClientCommand::CloseSession {
         session: expired,
         seq: Seq(1),
         ack: Seq(0),
-    };
+    });
     assert_eq!(single(&h.apply(&close)), Err(LockError::SessionExpired));
 }
 
@@ -167,13 +171,13 @@ fn a_retry_is_answered_identically_and_applied_once() {
     assert_eq!(retry.replies, first.replies);
     assert!(retry.events.is_empty() && same_state(&before, &h.sm));
     // Even after the lock changed hands, the retry gets the original answer.
-    let release = Command::Release {
+    let release = Command::Client(ClientCommand::Release {
         session: a,
         seq: Seq(2),
         ack: Seq(1),
         lock: L.into(),
         token,
-    };
+    });
     assert_eq!(single(&h.apply(&release)), Ok(Outcome::Released));
     h.hold(b, L, X);
     let before = h.sm.clone();
@@ -210,13 +214,13 @@ fn acknowledged_answers_are_forgotten_and_their_retries_refused() {
     let token = FencingToken(h.next_index().0);
     h.apply(&first);
     // seq 2 acknowledges everything below 2.
-    let release = Command::Release {
+    let release = Command::Client(ClientCommand::Release {
         session: a,
         seq: Seq(2),
         ack: Seq(2),
         lock: L.into(),
         token,
-    };
+    });
     h.apply(&release);
     let before = h.sm.clone();
     let out = h.apply(&first);
@@ -226,12 +230,12 @@ fn acknowledged_answers_are_forgotten_and_their_retries_refused() {
     );
     assert!(out.events.is_empty() && same_state(&before, &h.sm));
     // An acknowledgement beyond the request itself is capped at the request.
-    let third = Command::CancelWait {
+    let third = Command::Client(ClientCommand::CancelWait {
         session: a,
         seq: Seq(3),
         ack: Seq(100),
         lock: L.into(),
-    };
+    });
     assert_eq!(single(&h.apply(&third)), Err(LockError::NotWaiting));
     assert_eq!(
         single(&h.apply(&third)),
@@ -244,27 +248,27 @@ fn acknowledged_answers_are_forgotten_and_their_retries_refused() {
 fn a_retry_still_acknowledges() {
     let mut h = Harness::new();
     let a = h.open();
-    let first = Command::CancelWait {
+    let first = Command::Client(ClientCommand::CancelWait {
         session: a,
         seq: Seq(1),
         ack: Seq(1),
         lock: L.into(),
-    };
-    let second = Command::CancelWait {
+    });
+    let second = Command::Client(ClientCommand::CancelWait {
         session: a,
         seq: Seq(2),
         ack: Seq(1),
         lock: L.into(),
-    };
+    });
     h.apply(&first);
     h.apply(&second);
     // The answer to 1 arrived meanwhile: the retry of 2 acknowledges it.
-    let retry = Command::CancelWait {
+    let retry = Command::Client(ClientCommand::CancelWait {
         session: a,
         seq: Seq(2),
         ack: Seq(2),
         lock: L.into(),
-    };
+    });
     assert_eq!(single(&h.apply(&retry)), Err(LockError::NotWaiting));
     assert_eq!(
         single(&h.apply(&first)),
@@ -279,12 +283,12 @@ fn a_grant_after_its_wait_was_acknowledged_is_sent_but_not_remembered() {
     let token = h.hold(a, L, X);
     h.apply(&acquire(b, 1, 1, Wait::Forever));
     // A client that acknowledges past its own pending wait.
-    let other = Command::CancelWait {
+    let other = Command::Client(ClientCommand::CancelWait {
         session: b,
         seq: Seq(2),
         ack: Seq(2),
         lock: "other".into(),
-    };
+    });
     h.apply(&other);
     let granted = h.next_token();
     let out = h.release(a, L, token);
@@ -307,12 +311,12 @@ fn too_many_unacknowledged_answers_are_refused_without_a_trace() {
     });
     let a = h.open();
     for seq in 1..=3 {
-        let command = Command::CancelWait {
+        let command = Command::Client(ClientCommand::CancelWait {
             session: a,
             seq: Seq(seq),
             ack: Seq(1),
             lock: L.into(),
-        };
+        });
         assert_eq!(single(&h.apply(&command)), Err(LockError::NotWaiting));
     }
     let before = h.sm.clone();

@@ -4,6 +4,7 @@
 
 use super::harness::{Harness, L};
 use crate::ids::LogIndex;
+use crate::locks::ClientCommand;
 use crate::locks::{Command, FencingToken, Limits, LockState, Mode, Seq, Wait};
 use crate::raft::StateMachine;
 
@@ -63,11 +64,11 @@ fn a_round_trip_reproduces_the_state_and_its_bytes() {
     });
     for (i, id) in ids.iter().enumerate() {
         commands.push(h.acquire_cmd(*id, "sem", Mode::Semaphore(3), Wait::Forever, 0));
-        commands.push(Command::CloseSession {
+        commands.push(Command::Client(ClientCommand::CloseSession {
             session: *id,
             seq: Seq(100 + i as u64),
             ack: Seq(0),
-        });
+        }));
     }
     for command in &commands {
         h.index += 1;

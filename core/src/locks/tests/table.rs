@@ -274,12 +274,14 @@ fn cancel_wait_in_every_state() {
         } = fixture(state);
         let before = h.sm.clone();
         let seq = h.seq(me);
-        let out = h.apply(&crate::locks::Command::CancelWait {
-            session: me,
-            seq,
-            ack: Seq(0),
-            lock: L.into(),
-        });
+        let out = h.apply(&crate::locks::Command::Client(
+            crate::locks::ClientCommand::CancelWait {
+                session: me,
+                seq,
+                ack: Seq(0),
+                lock: L.into(),
+            },
+        ));
         let case = format!("{state:?}: {out:?}");
         if let Some(acquire_seq) = my_wait {
             let expected = [
@@ -389,11 +391,13 @@ fn close_and_expire_in_every_state() {
             let out = if expired {
                 h.expire(me)
             } else {
-                h.apply(&crate::locks::Command::CloseSession {
-                    session: me,
-                    seq,
-                    ack: Seq(0),
-                })
+                h.apply(&crate::locks::Command::Client(
+                    crate::locks::ClientCommand::CloseSession {
+                        session: me,
+                        seq,
+                        ack: Seq(0),
+                    },
+                ))
             };
             let case = format!("{state:?} expired={expired}: {out:?}");
             let lost = if expired {
@@ -462,17 +466,17 @@ fn requests_of_unknown_sessions_change_nothing() {
     let commands = [
         h.acquire_cmd(ghost, L, X, Wait::Forever, 0),
         h.release_cmd(ghost, L, FencingToken(4)),
-        crate::locks::Command::CancelWait {
+        crate::locks::Command::Client(crate::locks::ClientCommand::CancelWait {
             session: ghost,
             seq: Seq(1),
             ack: Seq(0),
             lock: L.into(),
-        },
-        crate::locks::Command::CloseSession {
+        }),
+        crate::locks::Command::Client(crate::locks::ClientCommand::CloseSession {
             session: ghost,
             seq: Seq(1),
             ack: Seq(0),
-        },
+        }),
     ];
     for command in &commands {
         let out = h.apply(command);
@@ -530,7 +534,9 @@ fn invalid_requests_change_nothing_at_all() {
     assert_eq!(single(&out), Ok(Outcome::Granted { token }));
     for ttl_ms in [0, 999, 300_001] {
         let before = h.sm.clone();
-        let out = h.apply(&crate::locks::Command::OpenSession { nonce: 77, ttl_ms });
+        let out = h.apply(&crate::locks::Command::Client(
+            crate::locks::ClientCommand::OpenSession { nonce: 77, ttl_ms },
+        ));
         let error = LockError::InvalidTtl {
             ttl_ms,
             min_ms: 1_000,
