@@ -253,25 +253,14 @@ impl<S: StateMachine> Raft<S> {
     }
 
     fn pre_campaign(&mut self) {
-        self.role = Role::PreCandidate;
-        self.leader = None;
-        self.leader_contact = None;
-        self.votes = BTreeMap::from([(self.cfg.id, true)]);
-        self.reset_election_deadline();
+        self.start_ballot(Role::PreCandidate);
         if self.tally() == Some(true) {
             self.campaign(false);
             return;
         }
         let (last_index, last_term) = (self.log.last_index(), self.log.last_term());
         let next_term = self.term.next();
-        let voters: Vec<NodeId> = self
-            .membership
-            .voters
-            .iter()
-            .copied()
-            .filter(|&v| v != self.cfg.id)
-            .collect();
-        for v in voters {
+        for v in self.other_voters() {
             self.send_with_term(
                 v,
                 next_term,
@@ -284,6 +273,26 @@ impl<S: StateMachine> Raft<S> {
         }
     }
 
+    /// Enters `role` with only our own vote, forgetting the leader.
+    fn start_ballot(&mut self, role: Role) {
+        self.role = role;
+        self.leader = None;
+        self.leader_contact = None;
+        self.votes = BTreeMap::from([(self.cfg.id, true)]);
+        self.reset_election_deadline();
+    }
+
+    /// The voters to canvass: every voter but us.
+    fn other_voters(&self) -> Vec<NodeId> {
+        let me = self.cfg.id;
+        self.membership
+            .voters
+            .iter()
+            .copied()
+            .filter(|&v| v != me)
+            .collect()
+    }
+
     /// Starts a real election in a new term. `transfer`: asked by the leader
     /// (TimeoutNow), so voters ignore their leader lease.
     pub(super) fn campaign(&mut self, transfer: bool) {
@@ -294,24 +303,11 @@ impl<S: StateMachine> Raft<S> {
         self.voted_for = Some(self.cfg.id);
         self.unsaved.hard_state = true;
         self.own_vote_seq = self.next_seq;
-        self.role = Role::Candidate;
-        self.leader = None;
-        self.leader_contact = None;
-        self.votes = BTreeMap::from([(self.cfg.id, true)]);
-        self.reset_election_deadline();
-        if self.tally() == Some(true) {
-            self.become_leader();
-            return;
-        }
+        // Our own vote counts once it is durable, so even a single voter
+        // wins only later, in `persisted`.
+        self.start_ballot(Role::Candidate);
         let (last_index, last_term) = (self.log.last_index(), self.log.last_term());
-        let voters: Vec<NodeId> = self
-            .membership
-            .voters
-            .iter()
-            .copied()
-            .filter(|&v| v != self.cfg.id)
-            .collect();
-        for v in voters {
+        for v in self.other_voters() {
             self.send(
                 v,
                 MessageBody::Vote {

@@ -217,6 +217,8 @@ pub(crate) struct Cluster {
     restarts: u64,
     /// Print persists, role changes and crashes as they happen (seed replays).
     pub(crate) trace: bool,
+    /// Snapshot transfers a follower reported complete.
+    pub(crate) snapshots_installed: u64,
     /// Messages delivered, by (recipient, kind).
     pub(crate) delivered: BTreeMap<(NodeId, &'static str), u64>,
 }
@@ -287,6 +289,7 @@ impl Cluster {
             steps: 0,
             restarts: 0,
             delivered: BTreeMap::new(),
+            snapshots_installed: 0,
             trace: false,
         };
         for i in 1..=voters as u64 {
@@ -717,8 +720,14 @@ impl Cluster {
                     self.schedule_sync(slot);
                 }
                 Action::Send(msg) => {
-                    if let MessageBody::VoteResponse { granted: true } = msg.body {
-                        self.inv.on_vote(self.now, msg.from, msg.term, msg.to);
+                    match msg.body {
+                        MessageBody::VoteResponse { granted: true } => {
+                            self.inv.on_vote(self.now, msg.from, msg.term, msg.to);
+                        }
+                        MessageBody::InstallSnapshotResponse {
+                            next_offset: None, ..
+                        } => self.snapshots_installed += 1,
+                        _ => {}
                     }
                     self.enqueue(msg);
                 }
