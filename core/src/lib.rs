@@ -73,6 +73,7 @@
 pub mod client;
 pub mod ids;
 pub mod locks;
+pub mod node;
 pub mod proto;
 pub mod raft;
 pub mod time;

@@ -328,7 +328,10 @@ fn run_part(part: u64) {
         "too few membership changes: {total:?}"
     );
     assert!(total.reads > n / 10, "too few reads: {total:?}");
-    assert!(total.snapshots_installed > n / 10, "too few snapshot installs: {total:?}");
+    assert!(
+        total.snapshots_installed > n / 10,
+        "too few snapshot installs: {total:?}"
+    );
 }
 
 #[test]

@@ -1,0 +1,687 @@
+//! One distlock server as a pure state machine: Raft replicating the lock
+//! state machine, the leader's lease timers (DESIGN §4), and the routing of
+//! client requests. The runtime feeds it frames, timeouts and persistence
+//! reports, and carries out its [`NodeAction`]s; it holds no protocol logic.
+//!
+//! How requests are served:
+//! - `Log` requests (open, close, acquire, release, cancel) are proposed by
+//!   the leader; a follower forwards them. Every server registers the
+//!   requests of its own clients and answers them when *it* applies the
+//!   entry that answers them, so a grant is answered by the waiter's server
+//!   as it applies the release that granted it (DESIGN §10), and a client
+//!   that moved to another server after a failover is answered there.
+//! - `KeepAlive`, `CheckToken` and `LockStatus` are served by the leader
+//!   through ReadIndex: a keepalive is acknowledged only after a heartbeat
+//!   round that started after it arrived reached a majority, and only once
+//!   an entry of the leader's term has committed (DESIGN §4 rules 2-3).
+//! - `ClusterStatus` is answered locally; `Watch` subscribes the connection
+//!   to a lock's applied events on this server.
+//!
+//! Only the leader expires sessions, times out waits and ends lock-delays,
+//! by proposing commands; a new leader first resets every such timer to its
+//! full length (rule 4).
+
+mod deadlines;
+mod lease_timers;
+#[cfg(test)]
+mod tests;
+
+use crate::ids::{LogIndex, NodeId, Term};
+use crate::locks::{ClientCommand, Command, Event, FencingToken, LockState, Reply, Seq, SessionId};
+use crate::proto::{
+    ClientFrame, ClusterStatusView, ForwardId, ForwardedRequest, LockStatusView, MemberInfo,
+    MemberRole, MemberStatus, PROTOCOL_VERSION, PeerFrame, ProtoError, Request, RequestBody,
+    RequestId, Response, ResponseBody, ServerFrame, WatchEvent,
+};
+use crate::raft::{self, Action, Persist, Raft, RestoreError, Role, Stored};
+use crate::time::Instant;
+use lease_timers::LeaseTimers;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+
+/// A client connection, numbered by the runtime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnId(pub u64);
+
+/// What the runtime must do next. Drained with [`Node::poll_action`].
+#[derive(Debug)]
+pub enum NodeAction {
+    /// MUST be written durably, in order, then reported with
+    /// [`Node::persisted`] (see [`raft::Action::Persist`]).
+    Persist(Persist<Command>),
+    /// SHOULD be sent to peer `to`; MAY be lost.
+    Send {
+        /// The peer.
+        to: NodeId,
+        /// The frame.
+        frame: PeerFrame,
+    },
+    /// MUST be sent on connection `conn` only; dropped if it is gone.
+    Reply {
+        /// The connection.
+        conn: ConnId,
+        /// The frame.
+        frame: ServerFrame,
+    },
+}
+
+/// Where an answer must go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Origin {
+    /// A client of this server.
+    Local { conn: ConnId, id: RequestId },
+    /// A request another server forwarded to us (we lead).
+    Remote { node: NodeId, id: ForwardId },
+}
+
+/// A linearizable read waiting for ReadIndex.
+#[derive(Debug)]
+enum ReadKind {
+    KeepAlive {
+        session: SessionId,
+        arrival: Instant,
+    },
+    CheckToken {
+        lock: String,
+        token: FencingToken,
+    },
+    LockStatus {
+        lock: String,
+    },
+}
+
+/// Configuration of a server.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// Raft's settings (this server's id among them).
+    pub raft: raft::Config,
+    /// Every member's addresses, for `Welcome` and status.
+    pub members: Vec<MemberInfo>,
+}
+
+/// One server. See the [module documentation](self).
+pub struct Node {
+    raft: Raft<LockState>,
+    members: Vec<MemberInfo>,
+    now: Instant,
+    timers: LeaseTimers,
+    /// The term in which this server last became leader and reset its timers.
+    led_term: Option<Term>,
+    /// Clients that said `Hello`.
+    greeted: BTreeSet<ConnId>,
+    /// Log requests of our clients, by the (session, seq) that answers them.
+    waiting: BTreeMap<(SessionId, Seq), Vec<Origin>>,
+    /// Session opens of our clients, by nonce.
+    opening: BTreeMap<u128, Vec<Origin>>,
+    /// Requests forwarded to the leader, awaiting a `ForwardReply` (or, for
+    /// log requests, our own apply), both ways round.
+    forwarded: BTreeMap<ForwardId, (ConnId, RequestId)>,
+    forward_of: BTreeMap<(ConnId, RequestId), ForwardId>,
+    next_forward: u64,
+    reads: BTreeMap<u64, (Origin, ReadKind)>,
+    next_read: u64,
+    watchers: BTreeMap<Arc<str>, BTreeSet<ConnId>>,
+    actions: VecDeque<NodeAction>,
+}
+
+impl Node {
+    /// Starts a server from its stored state.
+    ///
+    /// # Errors
+    /// When the configuration or the stored state is invalid.
+    pub fn new(
+        cfg: NodeConfig,
+        state: LockState,
+        stored: Stored<Command>,
+        rng_seed: u64,
+        now: Instant,
+    ) -> Result<Self, RestoreError> {
+        let raft = Raft::new(cfg.raft, state, stored, rng_seed, now)?;
+        Ok(Self {
+            raft,
+            members: cfg.members,
+            now,
+            timers: LeaseTimers::default(),
+            led_term: None,
+            greeted: BTreeSet::new(),
+            waiting: BTreeMap::new(),
+            opening: BTreeMap::new(),
+            forwarded: BTreeMap::new(),
+            forward_of: BTreeMap::new(),
+            next_forward: 0,
+            reads: BTreeMap::new(),
+            next_read: 0,
+            watchers: BTreeMap::new(),
+            actions: VecDeque::new(),
+        })
+    }
+
+    /// The Raft server inside (status, state machine).
+    #[must_use]
+    pub fn raft(&self) -> &Raft<LockState> {
+        &self.raft
+    }
+
+    /// Whether the leader's lease timers are running here.
+    #[must_use]
+    pub fn timed_sessions(&self) -> usize {
+        self.timers.session_count()
+    }
+
+    // ---- inputs ---------------------------------------------------------
+
+    /// A frame from client connection `conn`.
+    pub fn handle_client(&mut self, conn: ConnId, frame: ClientFrame, now: Instant) {
+        self.tick(now);
+        match frame {
+            ClientFrame::Hello {
+                protocol_version, ..
+            } => {
+                if protocol_version != PROTOCOL_VERSION {
+                    let err = ProtoError::UnsupportedVersion {
+                        server: PROTOCOL_VERSION,
+                        client: protocol_version,
+                    };
+                    self.reply_frame(conn, ServerFrame::Error(err));
+                    return;
+                }
+                self.greeted.insert(conn);
+                let welcome = ServerFrame::Welcome {
+                    node_id: self.raft.id(),
+                    leader_hint: self.raft.leader(),
+                    members: self.members.clone(),
+                };
+                self.reply_frame(conn, welcome);
+            }
+            ClientFrame::Request(Request { id, body }) => {
+                let origin = Origin::Local { conn, id };
+                if !self.greeted.contains(&conn) {
+                    self.answer(origin, Err(ProtoError::HelloRequired));
+                    return;
+                }
+                self.serve(origin, body);
+            }
+        }
+    }
+
+    /// A client connection closed: forget its watches and registrations.
+    pub fn connection_closed(&mut self, conn: ConnId) {
+        self.greeted.remove(&conn);
+        for set in self.watchers.values_mut() {
+            set.remove(&conn);
+        }
+        self.watchers.retain(|_, set| !set.is_empty());
+        let mine = |o: &Origin| matches!(o, Origin::Local { conn: c, .. } if *c == conn);
+        for list in self.waiting.values_mut().chain(self.opening.values_mut()) {
+            list.retain(|o| !mine(o));
+        }
+        self.waiting.retain(|_, l| !l.is_empty());
+        self.opening.retain(|_, l| !l.is_empty());
+        self.forwarded.retain(|_, (c, _)| *c != conn);
+        self.forward_of.retain(|(c, _), _| *c != conn);
+    }
+
+    /// A frame from peer `from`.
+    pub fn handle_peer(&mut self, from: NodeId, frame: PeerFrame, now: Instant) {
+        self.tick(now);
+        match frame {
+            PeerFrame::Raft(msg) if msg.from == from => self.raft.handle_message(msg, now),
+            PeerFrame::Forward { origin, request } if origin == from => {
+                self.serve(
+                    Origin::Remote {
+                        node: from,
+                        id: request.id,
+                    },
+                    request.body,
+                );
+            }
+            PeerFrame::ForwardReply { id, result } => {
+                if let Some((conn, rid)) = self.forwarded.remove(&id) {
+                    self.answer(Origin::Local { conn, id: rid }, result);
+                }
+            }
+            // Handshakes and errors are the transport's business.
+            _ => {}
+        }
+        self.after_input();
+    }
+
+    /// Fires due timers.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.tick(now);
+        self.raft.handle_timeout(now);
+        self.after_input();
+    }
+
+    /// Persists up to `seq` are durable.
+    pub fn persisted(&mut self, seq: raft::PersistSeq, now: Instant) {
+        self.tick(now);
+        self.raft.persisted(seq, now);
+        self.after_input();
+    }
+
+    // ---- outputs --------------------------------------------------------
+
+    /// The next thing to do; call until `None` after every input.
+    #[must_use]
+    pub fn poll_action(&mut self) -> Option<NodeAction> {
+        if self.actions.is_empty() {
+            self.drain_raft();
+        }
+        self.actions.pop_front()
+    }
+
+    /// When [`Node::handle_timeout`] must be called next.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let raft = self.raft.poll_timeout();
+        let leases = if self.raft.has_committed_own_term() {
+            self.timers.next()
+        } else {
+            None
+        };
+        [raft, leases].into_iter().flatten().min()
+    }
+
+    // ---- routing --------------------------------------------------------
+
+    fn tick(&mut self, now: Instant) {
+        debug_assert!(now >= self.now, "time went backwards");
+        self.now = self.now.max(now);
+    }
+
+    fn serve(&mut self, origin: Origin, body: RequestBody) {
+        match body {
+            RequestBody::Log(command) => self.serve_log(origin, command),
+            RequestBody::KeepAlive { session } => {
+                self.serve_read(
+                    origin,
+                    ReadKind::KeepAlive {
+                        session,
+                        arrival: self.now,
+                    },
+                );
+            }
+            RequestBody::CheckToken { lock, token } => {
+                self.serve_read(origin, ReadKind::CheckToken { lock, token });
+            }
+            RequestBody::LockStatus { lock } => {
+                self.serve_read(origin, ReadKind::LockStatus { lock })
+            }
+            RequestBody::ClusterStatus => {
+                let status = self.cluster_status();
+                self.answer(origin, Ok(ResponseBody::ClusterStatus(status)));
+            }
+            RequestBody::Watch { lock } => {
+                if let Origin::Local { conn, .. } = origin {
+                    self.watchers
+                        .entry(Arc::from(lock.as_str()))
+                        .or_default()
+                        .insert(conn);
+                }
+                self.answer(origin, Ok(ResponseBody::Watching));
+            }
+            RequestBody::Unwatch { lock } => {
+                if let Origin::Local { conn, .. } = origin {
+                    if let Some(set) = self.watchers.get_mut(lock.as_str()) {
+                        set.remove(&conn);
+                    }
+                }
+                self.answer(origin, Ok(ResponseBody::Unwatched));
+            }
+        }
+    }
+
+    fn serve_log(&mut self, origin: Origin, command: ClientCommand) {
+        if let Origin::Local { .. } = origin {
+            // Registered before proposing or forwarding: whichever server
+            // proposes it, we answer when we apply it.
+            match &command {
+                ClientCommand::OpenSession { nonce, .. } => {
+                    self.opening.entry(*nonce).or_default().push(origin)
+                }
+                ClientCommand::CloseSession { session, seq, .. }
+                | ClientCommand::Acquire { session, seq, .. }
+                | ClientCommand::Release { session, seq, .. }
+                | ClientCommand::CancelWait { session, seq, .. } => {
+                    self.waiting
+                        .entry((*session, *seq))
+                        .or_default()
+                        .push(origin);
+                }
+            }
+        }
+        if self.raft.is_leader() {
+            if let Err(e) = self.raft.propose(Command::Client(command)) {
+                self.refuse(origin, e);
+            }
+            return;
+        }
+        self.forward(origin, RequestBody::Log(command));
+    }
+
+    fn serve_read(&mut self, origin: Origin, kind: ReadKind) {
+        if !self.raft.is_leader() {
+            let body = match kind {
+                ReadKind::KeepAlive { session, .. } => RequestBody::KeepAlive { session },
+                ReadKind::CheckToken { lock, token } => RequestBody::CheckToken { lock, token },
+                ReadKind::LockStatus { lock } => RequestBody::LockStatus { lock },
+            };
+            self.forward(origin, body);
+            return;
+        }
+        self.next_read += 1;
+        let id = self.next_read;
+        match self.raft.read_index(id, self.now) {
+            Ok(()) => {
+                self.reads.insert(id, (origin, kind));
+            }
+            Err(e) => self.answer(
+                origin,
+                Err(ProtoError::NotLeader {
+                    leader_hint: e.leader,
+                }),
+            ),
+        }
+    }
+
+    /// Sends a request on to the leader, or refuses it when none is known.
+    fn forward(&mut self, origin: Origin, body: RequestBody) {
+        let Origin::Local { conn, id } = origin else {
+            // Forwarded to us, but we do not lead (any more): say so.
+            self.answer(
+                origin,
+                Err(ProtoError::NotLeader {
+                    leader_hint: self.raft.leader(),
+                }),
+            );
+            return;
+        };
+        let Some(leader) = self.raft.leader().filter(|&l| l != self.raft.id()) else {
+            self.unregister(origin);
+            self.answer(origin, Err(ProtoError::NoLeader));
+            return;
+        };
+        self.next_forward += 1;
+        let fid = ForwardId(self.next_forward);
+        self.forwarded.insert(fid, (conn, id));
+        self.forward_of.insert((conn, id), fid);
+        let request = ForwardedRequest { id: fid, body };
+        self.actions.push_back(NodeAction::Send {
+            to: leader,
+            frame: PeerFrame::Forward {
+                origin: self.raft.id(),
+                request,
+            },
+        });
+    }
+
+    fn refuse(&mut self, origin: Origin, e: raft::ProposeError) {
+        let err = match e {
+            raft::ProposeError::NotLeader { leader } => ProtoError::NotLeader {
+                leader_hint: leader,
+            },
+            raft::ProposeError::Transferring => ProtoError::ShuttingDown,
+        };
+        self.unregister(origin);
+        self.answer(origin, Err(err));
+    }
+
+    /// Drops `origin`'s registrations (its request was refused outright).
+    fn unregister(&mut self, origin: Origin) {
+        for list in self.waiting.values_mut().chain(self.opening.values_mut()) {
+            list.retain(|o| *o != origin);
+        }
+        self.waiting.retain(|_, l| !l.is_empty());
+        self.opening.retain(|_, l| !l.is_empty());
+    }
+
+    fn answer(&mut self, origin: Origin, result: Result<ResponseBody, ProtoError>) {
+        match origin {
+            Origin::Local { conn, id } => {
+                if let Some(fid) = self.forward_of.remove(&(conn, id)) {
+                    self.forwarded.remove(&fid);
+                }
+                if let Err(e) = &result {
+                    // A refused log request is answered now, not at apply.
+                    if matches!(
+                        e,
+                        ProtoError::NotLeader { .. }
+                            | ProtoError::NoLeader
+                            | ProtoError::ShuttingDown
+                    ) {
+                        self.unregister(origin);
+                    }
+                }
+                self.reply_frame(conn, ServerFrame::Response(Response { id, result }));
+            }
+            Origin::Remote { node, id } => {
+                self.actions.push_back(NodeAction::Send {
+                    to: node,
+                    frame: PeerFrame::ForwardReply { id, result },
+                });
+            }
+        }
+    }
+
+    fn reply_frame(&mut self, conn: ConnId, frame: ServerFrame) {
+        self.actions.push_back(NodeAction::Reply { conn, frame });
+    }
+
+    fn cluster_status(&self) -> ClusterStatusView {
+        let status = self.raft.status();
+        let matches: BTreeMap<NodeId, LogIndex> =
+            status.peers.iter().map(|p| (p.id, p.match_index)).collect();
+        let members = status
+            .membership
+            .members()
+            .map(|id| {
+                let info = self.members.iter().find(|m| m.id == id);
+                let role = if status.leader == Some(id) {
+                    MemberRole::Leader
+                } else if status.membership.learners.contains(&id) {
+                    MemberRole::Learner
+                } else if id == status.id && status.role == Role::Candidate {
+                    MemberRole::Candidate
+                } else {
+                    MemberRole::Follower
+                };
+                let match_index = if id == status.id {
+                    Some(status.last_index)
+                } else {
+                    matches.get(&id).copied()
+                };
+                MemberStatus {
+                    id,
+                    client_addr: info.map(|m| m.client_addr.clone()).unwrap_or_default(),
+                    ws_addr: info.and_then(|m| m.ws_addr.clone()),
+                    role,
+                    match_index: if status.role == Role::Leader {
+                        match_index
+                    } else {
+                        None
+                    },
+                }
+            })
+            .collect();
+        ClusterStatusView {
+            leader: status.leader,
+            term: status.term,
+            commit_index: status.commit_index,
+            members,
+        }
+    }
+
+    // ---- leadership and timers --------------------------------------------
+
+    /// After every input: keep the lease timers in step with leadership, and
+    /// propose what ran out. Returns whether it proposed anything.
+    fn after_input(&mut self) -> bool {
+        let leading = self.raft.is_leader().then(|| self.raft.term());
+        if leading != self.led_term {
+            if leading.is_some() {
+                // DESIGN §4 rule 4: every lease, wait and delay at full length
+                // from this election.
+                self.timers.reset(self.now, self.raft.state_machine());
+            } else {
+                self.timers.clear();
+            }
+            self.led_term = leading;
+        }
+        // Rule 3: nothing expires before an entry of our term has committed.
+        if leading.is_none() || !self.raft.has_committed_own_term() {
+            return false;
+        }
+        let due = self.timers.take_due(self.now);
+        let proposed = !due.is_empty();
+        for command in due {
+            // Refused only while handing leadership over; the timer is
+            // re-armed and fires again.
+            let _ = self.raft.propose(command);
+        }
+        proposed
+    }
+
+    /// Turns Raft's actions into ours, answering what was applied.
+    fn drain_raft(&mut self) {
+        loop {
+            self.drain_raft_once();
+            // Becoming leader or committing our term's first entry happens
+            // while draining; what that lets us propose is drained too.
+            if !self.after_input() {
+                break;
+            }
+        }
+    }
+
+    fn drain_raft_once(&mut self) {
+        while let Some(action) = self.raft.poll_action() {
+            match action {
+                Action::Persist(p) => self.actions.push_back(NodeAction::Persist(p)),
+                Action::Send(msg) => {
+                    self.actions.push_back(NodeAction::Send {
+                        to: msg.to,
+                        frame: PeerFrame::Raft(msg),
+                    });
+                }
+                Action::Applied { index, output, .. } => {
+                    for event in &output.events {
+                        self.on_applied_event(index, event);
+                    }
+                    for reply in output.replies {
+                        self.on_applied_reply(reply, &output.events);
+                    }
+                }
+                Action::ReadReady { id, .. } => self.read_ready(id),
+                Action::ReadFailed { id } => {
+                    if let Some((origin, _)) = self.reads.remove(&id) {
+                        let hint = self.raft.leader();
+                        self.answer(origin, Err(ProtoError::NotLeader { leader_hint: hint }));
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_applied_event(&mut self, index: LogIndex, event: &Event) {
+        if self.led_term.is_some() {
+            self.timers.on_event(self.now, event);
+        }
+        let (Event::Acquired { lock, .. }
+        | Event::Released { lock, .. }
+        | Event::Expired { lock, .. }) = event
+        else {
+            return;
+        };
+        let Some(conns) = self.watchers.get(lock) else {
+            return;
+        };
+        let Some(watch) = WatchEvent::from_event(index, event) else {
+            return;
+        };
+        let conns: Vec<ConnId> = conns.iter().copied().collect();
+        for conn in conns {
+            self.reply_frame(conn, ServerFrame::Watch(watch.clone()));
+        }
+    }
+
+    fn on_applied_reply(&mut self, reply: Reply, events: &[Event]) {
+        match reply {
+            Reply::To {
+                session,
+                seq,
+                response,
+            } => {
+                // A retry of a queued acquire: its real answer comes later.
+                if matches!(response, Ok(crate::locks::Outcome::Pending)) {
+                    return;
+                }
+                let Some(origins) = self.waiting.remove(&(session, seq)) else {
+                    return;
+                };
+                let result = response.map(ResponseBody::Lock).map_err(ProtoError::Lock);
+                for origin in origins {
+                    self.answer(origin, result.clone());
+                }
+            }
+            Reply::SessionOpened { nonce, result } => {
+                let Some(origins) = self.opening.remove(&nonce) else {
+                    return;
+                };
+                let result = result
+                    .map(|session| {
+                        let ttl_ms = events
+                            .iter()
+                            .find_map(|e| match e {
+                                Event::SessionOpened { session: s, ttl_ms } if *s == session => {
+                                    Some(*ttl_ms)
+                                }
+                                _ => None,
+                            })
+                            .or_else(|| {
+                                self.raft.state_machine().session(session).map(|i| i.ttl_ms)
+                            })
+                            .unwrap_or(0);
+                        ResponseBody::SessionOpened { session, ttl_ms }
+                    })
+                    .map_err(ProtoError::Lock);
+                for origin in origins {
+                    self.answer(origin, result.clone());
+                }
+            }
+        }
+    }
+
+    fn read_ready(&mut self, id: u64) {
+        let Some((origin, kind)) = self.reads.remove(&id) else {
+            return;
+        };
+        let state = self.raft.state_machine();
+        let result = match kind {
+            ReadKind::KeepAlive { session, arrival } => match state.session(session) {
+                Some(info) => {
+                    if self.led_term.is_some() {
+                        self.timers.keepalive(session, arrival, info.ttl_ms);
+                    }
+                    Ok(ResponseBody::KeepAliveAck { session })
+                }
+                None => Err(ProtoError::UnknownSession),
+            },
+            ReadKind::CheckToken { lock, token } => {
+                Ok(ResponseBody::TokenValid(state.check_token(&lock, token)))
+            }
+            ReadKind::LockStatus { lock } => Ok(ResponseBody::LockStatus(
+                state.lock_status(&lock).map(LockStatusView::from),
+            )),
+        };
+        self.answer(origin, result);
+    }
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("raft", &self.raft)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,425 @@
+//! Tests of the server state machine on a small in-memory cluster: client
+//! requests end to end, forwarding, keepalives, and the leader's lease
+//! timers under failover (DESIGN §4).
+
+use super::{ConnId, Node, NodeAction, NodeConfig};
+use crate::ids::NodeId;
+use crate::locks::{ClientCommand, LockError, LockState, Mode, Outcome, Seq, SessionId, Wait};
+use crate::proto::{
+    ClientFrame, MemberInfo, PROTOCOL_VERSION, PeerFrame, ProtoError, Request, RequestBody,
+    RequestId, ResponseBody, ServerFrame,
+};
+use crate::raft::{Config, Membership, Stored};
+use crate::time::{Duration, Instant};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// N servers with instant links and instant disks; time jumps to the next
+/// timer when nothing is in flight.
+struct Net {
+    nodes: BTreeMap<NodeId, Node>,
+    down: BTreeSet<NodeId>,
+    now: Instant,
+    queue: VecDeque<(NodeId, NodeId, PeerFrame)>,
+    /// Frames each server sent to its clients.
+    replies: Vec<(NodeId, ConnId, ServerFrame)>,
+    next_request: u64,
+}
+
+impl Net {
+    fn new(n: u64) -> Self {
+        let ids: Vec<NodeId> = (1..=n).map(NodeId).collect();
+        let members: Vec<MemberInfo> = ids
+            .iter()
+            .map(|&id| MemberInfo {
+                id,
+                client_addr: format!("127.0.0.1:{}", 7000 + id.0),
+                ws_addr: None,
+            })
+            .collect();
+        let mut nodes = BTreeMap::new();
+        for &id in &ids {
+            let cfg = NodeConfig {
+                raft: Config::new(id),
+                members: members.clone(),
+            };
+            let stored = Stored::fresh(Membership::with_voters(ids.clone()));
+            let node = Node::new(
+                cfg,
+                LockState::default(),
+                stored,
+                id.0 * 7919,
+                Instant::ZERO,
+            )
+            .expect("starts");
+            nodes.insert(id, node);
+        }
+        Self {
+            nodes,
+            down: BTreeSet::new(),
+            now: Instant::ZERO,
+            queue: VecDeque::new(),
+            replies: Vec::new(),
+            next_request: 0,
+        }
+    }
+
+    fn drain(&mut self, id: NodeId) {
+        loop {
+            let Some(node) = self.nodes.get_mut(&id) else {
+                return;
+            };
+            let mut last_persist = None;
+            while let Some(action) = node.poll_action() {
+                match action {
+                    NodeAction::Persist(p) => last_persist = Some(p.seq),
+                    NodeAction::Send { to, frame } => self.queue.push_back((id, to, frame)),
+                    NodeAction::Reply { conn, frame } => self.replies.push((id, conn, frame)),
+                }
+            }
+            match last_persist {
+                Some(seq) => node.persisted(seq, self.now),
+                None => return,
+            }
+        }
+    }
+
+    /// Delivers everything in flight, then fires timers, until `until`.
+    fn run_until(&mut self, until: Instant) {
+        loop {
+            while let Some((from, to, frame)) = self.queue.pop_front() {
+                if self.down.contains(&from) || self.down.contains(&to) {
+                    continue;
+                }
+                if let Some(node) = self.nodes.get_mut(&to) {
+                    node.handle_peer(from, frame, self.now);
+                    self.drain(to);
+                }
+            }
+            let next = self
+                .nodes
+                .iter()
+                .filter(|(id, _)| !self.down.contains(id))
+                .filter_map(|(&id, n)| n.poll_timeout().map(|t| (t, id)))
+                .min();
+            match next {
+                Some((t, id)) if t <= until => {
+                    self.now = self.now.max(t);
+                    if let Some(node) = self.nodes.get_mut(&id) {
+                        node.handle_timeout(self.now);
+                    }
+                    self.drain(id);
+                }
+                _ => {
+                    self.now = self.now.max(until);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn run_for(&mut self, d: Duration) {
+        self.run_until(self.now + d);
+    }
+
+    fn leader(&self) -> Option<NodeId> {
+        self.nodes
+            .iter()
+            .filter(|(id, n)| !self.down.contains(id) && n.raft().is_leader())
+            .max_by_key(|(_, n)| n.raft().term())
+            .map(|(id, _)| *id)
+    }
+
+    fn settle(&mut self) -> NodeId {
+        for _ in 0..100 {
+            self.run_for(Duration::from_millis(50));
+            if let Some(l) = self
+                .leader()
+                .filter(|l| self.nodes[l].raft().has_committed_own_term())
+            {
+                return l;
+            }
+        }
+        panic!("no leader");
+    }
+
+    /// Sends a client frame to `server` and runs until it is answered.
+    fn send(&mut self, server: NodeId, conn: ConnId, frame: ClientFrame) {
+        if let Some(node) = self.nodes.get_mut(&server) {
+            node.handle_client(conn, frame, self.now);
+        }
+        self.drain(server);
+        self.run_for(Duration::from_millis(5));
+    }
+
+    fn hello(&mut self, server: NodeId, conn: ConnId) {
+        let hello = ClientFrame::Hello {
+            protocol_version: PROTOCOL_VERSION,
+            cluster_id: None,
+            auth: None,
+        };
+        self.send(server, conn, hello);
+    }
+
+    /// Sends a request; returns its id.
+    fn request(&mut self, server: NodeId, conn: ConnId, body: RequestBody) -> RequestId {
+        self.next_request += 1;
+        let id = RequestId(self.next_request);
+        self.send(server, conn, ClientFrame::Request(Request { id, body }));
+        id
+    }
+
+    /// Sends a request and returns its answer, if it came.
+    fn ask(
+        &mut self,
+        server: NodeId,
+        conn: ConnId,
+        body: RequestBody,
+    ) -> Option<Result<ResponseBody, ProtoError>> {
+        let id = self.request(server, conn, body);
+        self.answer(id)
+    }
+
+    fn answer(&self, id: RequestId) -> Option<Result<ResponseBody, ProtoError>> {
+        self.replies.iter().rev().find_map(|(_, _, f)| match f {
+            ServerFrame::Response(r) if r.id == id => Some(r.result.clone()),
+            _ => None,
+        })
+    }
+
+    fn open(&mut self, server: NodeId, conn: ConnId, nonce: u128, ttl_ms: u64) -> SessionId {
+        let id = self.request(
+            server,
+            conn,
+            RequestBody::Log(ClientCommand::OpenSession { nonce, ttl_ms }),
+        );
+        match self.answer(id) {
+            Some(Ok(ResponseBody::SessionOpened { session, ttl_ms: t })) => {
+                assert_eq!(t, ttl_ms);
+                session
+            }
+            other => panic!("open answered {other:?}"),
+        }
+    }
+}
+
+fn acquire(session: SessionId, seq: u64, lock: &str, wait: Wait) -> RequestBody {
+    RequestBody::Log(ClientCommand::Acquire {
+        session,
+        seq: Seq(seq),
+        ack: Seq(seq),
+        lock: lock.to_owned(),
+        mode: Mode::Exclusive,
+        wait,
+        lock_delay_ms: 0,
+    })
+}
+
+fn granted(r: Option<Result<ResponseBody, ProtoError>>) -> u64 {
+    match r {
+        Some(Ok(ResponseBody::Lock(Outcome::Granted { token }))) => token.0,
+        other => panic!("expected a grant, got {other:?}"),
+    }
+}
+
+#[test]
+fn requests_before_hello_are_refused_and_versions_checked() {
+    let mut net = Net::new(1);
+    let leader = net.settle();
+    let id = net.request(leader, ConnId(1), RequestBody::ClusterStatus);
+    assert_eq!(net.answer(id), Some(Err(ProtoError::HelloRequired)));
+    net.send(
+        leader,
+        ConnId(2),
+        ClientFrame::Hello {
+            protocol_version: 99,
+            cluster_id: None,
+            auth: None,
+        },
+    );
+    assert!(net.replies.iter().any(|(_, c, f)| *c == ConnId(2)
+        && matches!(
+            f,
+            ServerFrame::Error(ProtoError::UnsupportedVersion { client: 99, .. })
+        )));
+}
+
+#[test]
+fn acquire_release_and_hand_off_on_one_server() {
+    let mut net = Net::new(1);
+    let leader = net.settle();
+    let (a, b) = (ConnId(1), ConnId(2));
+    net.hello(leader, a);
+    net.hello(leader, b);
+    let sa = net.open(leader, a, 1, 10_000);
+    let sb = net.open(leader, b, 2, 10_000);
+    let t1 = granted(net.ask(leader, a, acquire(sa, 1, "db", Wait::Try)));
+    let busy = net.request(leader, b, acquire(sb, 1, "db", Wait::Try));
+    assert_eq!(
+        net.answer(busy),
+        Some(Err(ProtoError::Lock(LockError::Busy { delayed: false })))
+    );
+    let queued = net.request(leader, b, acquire(sb, 2, "db", Wait::Forever));
+    assert_eq!(
+        net.answer(queued),
+        None,
+        "a queued acquire is answered when granted"
+    );
+    let release = RequestBody::Log(ClientCommand::Release {
+        session: sa,
+        seq: Seq(2),
+        ack: Seq(2),
+        lock: "db".to_owned(),
+        token: crate::locks::FencingToken(t1),
+    });
+    let r = net.request(leader, a, release);
+    assert_eq!(
+        net.answer(r),
+        Some(Ok(ResponseBody::Lock(Outcome::Released)))
+    );
+    let t2 = granted(net.answer(queued));
+    assert!(t2 > t1, "tokens increase: {t1} then {t2}");
+}
+
+#[test]
+fn followers_forward_and_answer_their_own_clients() {
+    let mut net = Net::new(3);
+    let leader = net.settle();
+    let follower = net
+        .nodes
+        .keys()
+        .copied()
+        .find(|&i| i != leader)
+        .expect("follower");
+    let c = ConnId(1);
+    net.hello(follower, c);
+    let s = net.open(follower, c, 9, 10_000);
+    let token = granted(net.ask(follower, c, acquire(s, 1, "x", Wait::Try)));
+    assert!(
+        net.replies
+            .iter()
+            .all(|(server, conn, _)| *conn != c || *server == follower)
+    );
+    let check = net.request(
+        follower,
+        c,
+        RequestBody::CheckToken {
+            lock: "x".to_owned(),
+            token: crate::locks::FencingToken(token),
+        },
+    );
+    assert_eq!(net.answer(check), Some(Ok(ResponseBody::TokenValid(true))));
+    let ka = net.request(follower, c, RequestBody::KeepAlive { session: s });
+    assert_eq!(
+        net.answer(ka),
+        Some(Ok(ResponseBody::KeepAliveAck { session: s }))
+    );
+    let unknown = net.request(
+        follower,
+        c,
+        RequestBody::KeepAlive {
+            session: SessionId(999),
+        },
+    );
+    assert_eq!(net.answer(unknown), Some(Err(ProtoError::UnknownSession)));
+}
+
+/// DESIGN §4 rule 1: only the leader expires, by committing ExpireSession;
+/// a session kept alive lives on, one left alone expires after its TTL and
+/// its lock goes to the waiter.
+#[test]
+fn the_leader_expires_sessions_that_stop_keeping_alive() {
+    let mut net = Net::new(3);
+    let leader = net.settle();
+    let (a, b) = (ConnId(1), ConnId(2));
+    net.hello(leader, a);
+    net.hello(leader, b);
+    let sa = net.open(leader, a, 1, 2_000);
+    let sb = net.open(leader, b, 2, 2_000);
+    granted(net.ask(leader, a, acquire(sa, 1, "l", Wait::Try)));
+    let waiting = net.request(leader, b, acquire(sb, 1, "l", Wait::Forever));
+    // b keeps alive for 6 s; a does not.
+    for _ in 0..10 {
+        net.request(leader, b, RequestBody::KeepAlive { session: sb });
+        net.run_for(Duration::from_millis(600));
+    }
+    let t = granted(net.answer(waiting));
+    assert!(t > 0);
+    assert!(
+        net.nodes[&leader]
+            .raft()
+            .state_machine()
+            .session(sa)
+            .is_none(),
+        "a expired"
+    );
+    assert!(
+        net.nodes[&leader]
+            .raft()
+            .state_machine()
+            .session(sb)
+            .is_some(),
+        "b kept alive"
+    );
+}
+
+/// DESIGN §4 rule 4: a new leader gives every session its full TTL from
+/// its election, so a failover never shortens a lease.
+#[test]
+fn a_new_leader_extends_every_lease_to_full_length() {
+    let mut net = Net::new(3);
+    let leader = net.settle();
+    let c = ConnId(1);
+    net.hello(leader, c);
+    let s = net.open(leader, c, 1, 3_000);
+    let opened_at = net.now;
+    net.run_for(Duration::from_millis(2_000));
+    net.down.insert(leader);
+    let new_leader = net.settle();
+    assert_ne!(new_leader, leader);
+    let elected_at = net.now;
+    assert!(net.nodes[&new_leader].timed_sessions() == 1);
+    // Past the old deadline (opened + ttl), not past election + ttl: alive.
+    assert!(elected_at + Duration::from_millis(2_900) > opened_at + Duration::from_millis(3_000));
+    net.run_until(elected_at + Duration::from_millis(2_900));
+    assert!(
+        net.nodes[&new_leader]
+            .raft()
+            .state_machine()
+            .session(s)
+            .is_some(),
+        "expired before election + ttl"
+    );
+    net.run_until(elected_at + Duration::from_millis(3_700));
+    assert!(
+        net.nodes[&new_leader]
+            .raft()
+            .state_machine()
+            .session(s)
+            .is_none(),
+        "never expired"
+    );
+}
+
+#[test]
+fn watchers_see_applied_events() {
+    let mut net = Net::new(1);
+    let leader = net.settle();
+    let (w, c) = (ConnId(1), ConnId(2));
+    net.hello(leader, w);
+    net.hello(leader, c);
+    let id = net.request(
+        leader,
+        w,
+        RequestBody::Watch {
+            lock: "q".to_owned(),
+        },
+    );
+    assert_eq!(net.answer(id), Some(Ok(ResponseBody::Watching)));
+    let s = net.open(leader, c, 5, 10_000);
+    granted(net.ask(leader, c, acquire(s, 1, "q", Wait::Try)));
+    assert!(
+        net.replies
+            .iter()
+            .any(|(_, conn, f)| *conn == w && matches!(f, ServerFrame::Watch(_)))
+    );
+}
