@@ -77,3 +77,6 @@ pub mod node;
 pub mod proto;
 pub mod raft;
 pub mod time;
+
+#[cfg(test)]
+mod testkit;

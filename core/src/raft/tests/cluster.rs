@@ -8,120 +8,25 @@ use super::DigestMachine;
 use super::invariants::{Invariants, payload_digest};
 use crate::ids::{LogIndex, NodeId, Term};
 use crate::raft::{
-    Action, Config, Entry, HardState, Membership, Message, MessageBody, Persist, ProposeError,
-    Raft, Role, Snapshot, Stored,
+    Action, Config, Membership, Message, MessageBody, Persist, ProposeError, Raft, Role, Stored,
 };
+use crate::testkit::{Disk, DriftClock};
 use crate::time::{Duration, Instant};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-/// What a server's disk holds durably.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Disk {
-    pub(crate) hard_state: HardState,
-    pub(crate) snapshot: Option<Snapshot>,
-    /// Contiguous, starting right after the snapshot (or at 1).
-    pub(crate) entries: Vec<Entry<u64>>,
-}
-
-impl Disk {
-    fn last_index(&self) -> LogIndex {
-        self.entries
-            .last()
-            .map(|e| e.index)
-            .or_else(|| self.snapshot.as_ref().map(|s| s.meta.last_index))
-            .unwrap_or(LogIndex(0))
-    }
-
-    pub(crate) fn term_at(&self, index: LogIndex) -> Option<Term> {
-        if let Some(s) = &self.snapshot {
-            if s.meta.last_index == index {
-                return Some(s.meta.last_term);
-            }
-        }
-        let first = self.entries.first()?.index;
-        if index < first {
-            return None;
-        }
-        let off = usize::try_from(index.0 - first.0).ok()?;
-        self.entries.get(off).map(|e| e.term)
-    }
-
-    /// Applies the first `parts` parts of a persist request, in the order the
-    /// contract fixes; checks the contract on the way.
-    pub(crate) fn apply(&mut self, p: &Persist<u64>, parts: usize) -> Result<(), String> {
-        if parts == 0 {
-            return Ok(());
-        }
-        if let Some(hs) = p.hard_state {
-            if hs.term < self.hard_state.term {
-                return Err(format!(
-                    "hard state term went back from {:?} to {:?}",
-                    self.hard_state.term, hs.term
-                ));
-            }
-            self.hard_state = hs;
-        }
-        if parts == 1 {
-            return Ok(());
-        }
-        if let Some(from) = p.truncate_from {
-            self.entries.retain(|e| e.index < from);
-        }
-        if parts == 2 {
-            return Ok(());
-        }
-        if let Some(s) = &p.snapshot {
-            let newer = self
-                .snapshot
-                .as_ref()
-                .is_none_or(|old| old.meta.last_index < s.meta.last_index);
-            if newer {
-                self.snapshot = Some((**s).clone());
-                self.entries.retain(|e| e.index > s.meta.last_index);
-                if self
-                    .entries
-                    .first()
-                    .is_some_and(|e| e.index != s.meta.last_index.next())
-                {
-                    self.entries.clear();
-                }
-            }
-        }
-        if parts == 3 {
-            return Ok(());
-        }
-        let floor = self
-            .snapshot
-            .as_ref()
-            .map_or(LogIndex(0), |s| s.meta.last_index);
-        for e in p.entries.iter().filter(|e| e.index > floor) {
-            let expected = self.last_index().next();
-            if e.index != expected {
-                return Err(format!(
-                    "persist appends {:?} but the disk ends before {expected:?}",
-                    e.index
-                ));
-            }
-            self.entries.push(e.clone());
-        }
-        Ok(())
-    }
-}
-
 /// One server slot of the cluster.
 pub(crate) struct SimNode {
     pub(crate) id: NodeId,
     pub(crate) raft: Option<Raft<DigestMachine>>,
-    pub(crate) durable: Disk,
+    pub(crate) durable: Disk<u64>,
     /// What the disk will hold once every pending write lands (for checks).
-    pub(crate) written: Disk,
+    pub(crate) written: Disk<u64>,
     pending: VecDeque<Persist<u64>>,
     /// When the fsync in progress completes, and how many pending writes it covers.
     sync: Option<(u64, usize)>,
-    clock_offset: u64,
-    drift_ppm: i64,
+    clock: DriftClock,
     /// Set while the server is stopped by the test and must stay down.
     pub(crate) retired: bool,
     last_role: Option<(Role, Term)>,
@@ -133,25 +38,11 @@ impl SimNode {
     }
 
     fn local(&self, true_us: u64) -> Instant {
-        let skew = (i128::from(true_us) * i128::from(self.drift_ppm)) / 1_000_000;
-        let local = i128::from(self.clock_offset) + i128::from(true_us) + skew;
-        Instant::from_micros(u64::try_from(local.max(0)).unwrap_or(0))
+        self.clock.local(true_us)
     }
 
-    /// The earliest true time at which the local clock reads `deadline` or later.
     fn true_time_of(&self, deadline: Instant, now: u64) -> u64 {
-        if self.local(now) >= deadline {
-            return now;
-        }
-        let want = i128::from(deadline.as_micros()) - i128::from(self.clock_offset);
-        let mut t =
-            u64::try_from((want * 1_000_000 / (1_000_000 + i128::from(self.drift_ppm))).max(0))
-                .unwrap_or(0);
-        t = t.max(now);
-        while self.local(t) < deadline {
-            t += 1;
-        }
-        t
+        self.clock.true_time_of(deadline, now)
     }
 }
 
@@ -266,8 +157,10 @@ impl Cluster {
                 written: Disk::default(),
                 pending: VecDeque::new(),
                 sync: None,
-                clock_offset: rng.next_u64() % 1_000_000_000,
-                drift_ppm: drift,
+                clock: DriftClock {
+                    offset_us: rng.next_u64() % 1_000_000_000,
+                    drift_ppm: drift,
+                },
                 retired: false,
                 last_role: None,
             });
