@@ -79,4 +79,6 @@ pub mod raft;
 pub mod time;
 
 #[cfg(test)]
+mod service_tests;
+#[cfg(test)]
 mod testkit;

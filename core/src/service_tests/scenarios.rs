@@ -1,0 +1,1 @@
+//! Named scenarios from SCENARIOS.md.
