@@ -423,7 +423,17 @@ impl ClientSession {
                     .map(|(id, _)| *id)
                     .collect();
                 for id in due {
+                    // Re-asking a waiting acquire on the same connection
+                    // keeps its deadline: the wait does not start over.
+                    let keep = self
+                        .ops
+                        .get(&id)
+                        .filter(|op| waits(&op.body))
+                        .and_then(|op| op.deadline);
                     self.send_op(id, now);
+                    if let (Some(d), Some(op)) = (keep, self.ops.get_mut(&id)) {
+                        op.deadline = Some(d);
+                    }
                 }
                 if self.next_keepalive.is_some_and(|t| now >= t) {
                     self.send_keepalive(now);
@@ -507,7 +517,11 @@ impl ClientSession {
         set_ack(&mut op.body, ack);
         op.first_sent.get_or_insert(now);
         op.deadline = timeout.map(|t| now + t);
-        op.retry_at = None;
+        // A waiting acquire is asked again now and then: its answer may have
+        // been lost with a forwarded request or a reply, and the cluster
+        // answers a retry from its dedupe table (or not at all while it is
+        // still queued), so re-sending is free of side effects.
+        op.retry_at = waits(&op.body).then(|| now + self.config.request_timeout);
         self.in_flight.insert(rid, InFlight::Op(id));
         self.frames.push_back(ClientFrame::Request(Request {
             id: rid,
@@ -750,4 +764,15 @@ fn set_ack(body: &mut RequestBody, new: Seq) {
         | RequestBody::Log(ClientCommand::CancelWait { ack, .. }) => *ack = new,
         _ => {}
     }
+}
+
+/// Whether a request may stay unanswered for long: an acquire that queues.
+fn waits(body: &RequestBody) -> bool {
+    matches!(
+        body,
+        RequestBody::Log(ClientCommand::Acquire {
+            wait: Wait::For(1..) | Wait::Forever,
+            ..
+        })
+    )
 }

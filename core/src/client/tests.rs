@@ -437,13 +437,26 @@ fn waiting_acquires_time_out_only_after_their_wait() {
         ms(20),
     )
     .expect("open");
-    let _ = requests(&mut c);
-    // Keepalives get answered; the wait has no 1 s timeout.
+    let first = requests(&mut c);
+    let seq_of = |r: &Request| match &r.body {
+        RequestBody::Log(ClientCommand::Acquire { seq, .. }) => Some(*seq),
+        _ => None,
+    };
+    let seq = first.iter().find_map(seq_of).expect("the acquire was sent");
+    // Keepalives get answered, the acquire is not: the wait has no 1 s
+    // timeout, but the acquire is asked again (same seq) now and then, in
+    // case its answer was lost.
     let mut now = ms(20);
+    let mut resent = 0;
     while now < ms(6000) {
         now = c.poll_timeout().expect("timer");
         c.handle_timeout(now);
         for r in requests(&mut c) {
+            if let Some(s) = seq_of(&r) {
+                assert_eq!(s, seq, "a re-sent acquire keeps its seq");
+                resent += 1;
+                continue;
+            }
             answer(
                 &mut c,
                 r.id,
@@ -455,7 +468,8 @@ fn waiting_acquires_time_out_only_after_their_wait() {
         }
         assert!(events(&mut c).is_empty(), "at {now:?}");
     }
-    // 5 s wait + 1 s slack.
+    assert!(resent >= 4, "re-sent {resent} times in 6 s");
+    // 5 s wait + 1 s slack, from the first send.
     assert_eq!(c.poll_timeout(), Some(ms(6020)));
 }
 

@@ -344,10 +344,11 @@ impl Node {
                 | ClientCommand::Acquire { session, seq, .. }
                 | ClientCommand::Release { session, seq, .. }
                 | ClientCommand::CancelWait { session, seq, .. } => {
-                    self.waiting
-                        .entry((*session, *seq))
-                        .or_default()
-                        .push(origin);
+                    // A client re-asks a waiting acquire now and then: keep
+                    // one registration per connection, the latest.
+                    let list = self.waiting.entry((*session, *seq)).or_default();
+                    list.retain(|o| !same_connection(o, &origin));
+                    list.push(origin);
                 }
             }
         }
@@ -676,6 +677,10 @@ impl Node {
         };
         self.answer(origin, result);
     }
+}
+
+fn same_connection(a: &Origin, b: &Origin) -> bool {
+    matches!((a, b), (Origin::Local { conn: x, .. }, Origin::Local { conn: y, .. }) if x == y)
 }
 
 impl std::fmt::Debug for Node {
