@@ -23,6 +23,8 @@ pub(crate) struct Coverage {
     pub(crate) expiries_seen: u64,
     pub(crate) crashes: u64,
     pub(crate) long_pauses: u64,
+    /// Servers holding a snapshot at the end (taken, installed or restored).
+    pub(crate) snapshots: u64,
 }
 
 fn pick<T: Copy>(rng: &mut ChaCha8Rng, xs: &[T]) -> T {
@@ -152,6 +154,37 @@ pub(crate) fn run_schedule(seed: u64, trace: bool) -> Result<Coverage, String> {
             w.release(probe, Duration::from_secs(5));
         }
     }
+    // Replicas agree: once every server has applied the same prefix, their
+    // lock states (sessions, locks, queues, dedupe tables) are equal.
+    if !w.checks.failed() {
+        let caught_up = w.run_until_pred(Duration::from_secs(5), |w| {
+            let applied: Vec<_> = w
+                .servers
+                .iter()
+                .filter_map(|s| s.node.as_ref())
+                .map(|n| n.raft().applied_index())
+                .collect();
+            applied.windows(2).all(|p| p[0] == p[1])
+        });
+        let states: Vec<_> = w
+            .servers
+            .iter()
+            .filter_map(|s| s.node.as_ref())
+            .map(|n| n.raft().state_machine())
+            .collect();
+        if caught_up && states.windows(2).any(|p| p[0] != p[1]) {
+            w.checks.violation(
+                w.now,
+                "replicas applied the same log but hold different lock states".to_owned(),
+            );
+        }
+    }
+    cov.snapshots = w
+        .servers
+        .iter()
+        .filter_map(|s| s.node.as_ref())
+        .filter(|n| n.raft().status().snapshot_index.0 > 0)
+        .count() as u64;
     cov.grants = w.clients.iter().map(|c| c.grants).sum();
     cov.writes_accepted = w.resource.accepted;
     cov.writes_rejected = w.resource.rejected;
@@ -183,6 +216,7 @@ fn random_service_schedules() {
                 total.expiries_seen += c.expiries_seen;
                 total.crashes += c.crashes;
                 total.long_pauses += c.long_pauses;
+                total.snapshots += c.snapshots;
             }
             Err(e) => panic!(
                 "service schedule seed {seed} failed:\n{e}\nreplay: DISTLOCK_SERVICE_SEED={seed} cargo test -p distlock-core --lib replay_service_schedule -- --ignored --nocapture"
@@ -194,6 +228,7 @@ fn random_service_schedules() {
     assert!(total.writes_accepted > n * 5, "{total:?}");
     assert!(total.long_pauses > n / 4, "{total:?}");
     assert!(total.crashes > n / 2, "{total:?}");
+    assert!(total.snapshots > n, "{total:?}");
 }
 
 /// Replays `DISTLOCK_SERVICE_SEED` with a trace of the faults.

@@ -294,8 +294,13 @@ impl World {
     pub(crate) fn start_server(&mut self, id: NodeId) {
         let slot = Self::slot(id);
         let ids: Vec<NodeId> = self.servers.iter().map(|s| s.id).collect();
+        let mut raft = Config::new(id);
+        // Small snapshots, so that installs and restores (and the sessions,
+        // dedupe tables and lease state they carry) are part of every run.
+        raft.snapshot_threshold = 64;
+        raft.compaction_margin = 16;
         let cfg = NodeConfig {
-            raft: Config::new(id),
+            raft,
             members: self.members.clone(),
         };
         let s = &mut self.servers[slot];
