@@ -717,7 +717,7 @@ impl World {
             .poll_timeout()
             .map(|t| cl.clock.true_time_of(t, self.now));
         let work = match &cl.work {
-            Work::Idle { until } if self.workload && *until < u64::MAX => Some(*until),
+            Work::Idle { until } if self.workload && !cl.scripted => Some(*until),
             Work::Holding { release_at, .. } if *release_at < u64::MAX => Some(*release_at),
             _ => None,
         };
