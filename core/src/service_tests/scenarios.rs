@@ -241,3 +241,228 @@ fn s18_lock_delay_after_expiry_but_not_after_release() {
     );
     assert_clean(&w);
 }
+
+/// S6: an acquire is applied but its answer is lost; the client times out,
+/// fails over to another server and retries with the same seq. It learns
+/// the same token, and the lock was granted once.
+#[test]
+fn s6_ambiguous_acquire_and_failover() {
+    let mut w = world(6, 3);
+    let a = w.add_scripted_client(NodeId(1));
+    assert!(w.open(a, secs(5), secs(3)));
+    let first_server = w.clients[a].conn.map(|(s, _)| s);
+    w.drop_next_response(a);
+    let token = w
+        .acquire(a, "L", Wait::Try, Duration::ZERO, secs(5))
+        .expect("A learns its grant after failing over");
+    assert_ne!(
+        w.clients[a].conn.map(|(s, _)| s),
+        first_server,
+        "A failed over to another server"
+    );
+    let leader = w.leader().expect("leader");
+    let status = w
+        .server(leader)
+        .and_then(|n| n.raft().state_machine().lock_status("L"))
+        .expect("L is held");
+    assert_eq!(status.holders.len(), 1);
+    assert_eq!(
+        status.holders[0].1, token,
+        "the retry was answered with the first grant's token"
+    );
+    assert_clean(&w);
+}
+
+/// S8: the leader's process stalls for longer than the clients' TTL while
+/// they keep their sessions alive through a new leader. When it resumes,
+/// its timers say every session is overdue; nothing it proposes in its old
+/// term may expire them.
+#[test]
+fn s8_stalled_leader_resumes_with_stale_timers() {
+    let mut w = world(8, 3);
+    let old = w.leader().expect("leader");
+    let follower = NodeId(if old.0 == 1 { 2 } else { 1 });
+    let a = w.add_scripted_client(follower);
+    assert!(w.open(a, secs(2), secs(3)));
+    let sa = session_of(&w, a);
+    w.acquire(a, "L", Wait::Try, Duration::ZERO, secs(2))
+        .expect("A acquires");
+    w.pause_server(old, 5_000_000);
+    assert!(
+        w.run_until_pred(secs(3), |w| w.leader().is_some_and(|l| l != old)),
+        "a new leader while the old one stalls"
+    );
+    w.run_for(secs(4));
+    // The old leader has resumed by now and learned of the new term.
+    w.run_for(secs(2));
+    assert!(
+        leader_has_session(&w, sa),
+        "A's session must survive the stale leader's timers"
+    );
+    assert!(
+        w.clients[a]
+            .session
+            .is_alive(w.clients[a].clock.local(w.now))
+    );
+    assert_clean(&w);
+}
+
+/// S9: the holder dies for good while leaders churn faster than the TTL.
+/// DESIGN §4 rule 4 chooses the safe side: every new leader gives every
+/// session its full TTL again, so the orphaned lock is not freed while the
+/// churn lasts; once leadership is stable it is freed within TTL plus an
+/// election.
+#[test]
+fn s9_leader_churn_with_a_dead_holder() {
+    let mut w = world(9, 3);
+    let a = w.add_scripted_client(NodeId(1));
+    let b = w.add_scripted_client(NodeId(2));
+    assert!(w.open(a, secs(2), secs(3)) && w.open(b, secs(10), secs(3)));
+    w.acquire(a, "L", Wait::Try, Duration::ZERO, secs(2))
+        .expect("A acquires");
+    assert!(
+        w.acquire(b, "L", Wait::Forever, Duration::ZERO, ms(50))
+            .is_none()
+    );
+    w.clients[a].dead = true;
+    let mut churns = 0;
+    for _ in 0..8 {
+        // Every TTL/2, cut the leader off long enough for an election.
+        if let Some(l) = w.leader() {
+            w.isolate_server(l);
+            churns += 1;
+        }
+        w.run_for(ms(500));
+        w.heal();
+        w.run_for(ms(500));
+        assert!(
+            !matches!(w.clients[b].work, Work::Holding { .. }),
+            "freed during churn #{churns}"
+        );
+    }
+    assert!(churns >= 6, "the leader changed {churns} times");
+    let calm = w.now;
+    assert!(
+        w.run_until_pred(secs(6), |w| matches!(
+            w.clients[b].work,
+            Work::Holding { .. }
+        )),
+        "freed after the churn"
+    );
+    assert!(
+        w.now - calm <= 2_000_000 + 1_500_000,
+        "freed {} us after the churn stopped",
+        w.now - calm
+    );
+    assert_clean(&w);
+}
+
+/// S13: a server that was cut off while the others compacted their logs
+/// catches up by snapshot, then leads; the tokens it grants are above every
+/// earlier one and it holds exactly the others' state.
+#[test]
+fn s13_snapshot_install_then_the_lagging_server_leads() {
+    let mut w = world(13, 5);
+    let lagging = NodeId(5);
+    let first = w.leader().expect("leader");
+    let start = if first == lagging { NodeId(1) } else { first };
+    let a = w.add_scripted_client(start);
+    assert!(w.open(a, secs(10), secs(3)));
+    w.isolate_server(lagging);
+    let mut last = crate::locks::FencingToken(0);
+    for _ in 0..50 {
+        last = w
+            .acquire(a, "L", Wait::Try, Duration::ZERO, secs(2))
+            .expect("A acquires");
+        assert!(w.release(a, secs(2)));
+    }
+    w.heal();
+    assert!(
+        w.run_until_pred(secs(5), |w| {
+            let leader_commit = w
+                .leader()
+                .and_then(|l| w.server(l))
+                .map(|n| n.raft().commit_index());
+            w.server(lagging)
+                .is_some_and(|n| Some(n.raft().applied_index()) >= leader_commit)
+        }),
+        "the lagging server caught up"
+    );
+    assert!(
+        w.server(lagging)
+            .is_some_and(|n| n.raft().status().snapshot_index.0 > 0),
+        "it caught up by snapshot"
+    );
+    // Depose leaders until the lagging server wins an election.
+    for _ in 0..30 {
+        if w.leader() == Some(lagging) {
+            break;
+        }
+        if let Some(l) = w.leader() {
+            w.isolate_server(l);
+        }
+        w.run_for(ms(800));
+        w.heal();
+        w.run_for(ms(300));
+    }
+    assert_eq!(w.leader(), Some(lagging), "the lagging server leads");
+    let b = w.add_scripted_client(lagging);
+    assert!(w.open(b, secs(10), secs(3)));
+    let t = w
+        .acquire(b, "L", Wait::Forever, Duration::ZERO, secs(5))
+        .expect("B acquires via the new leader");
+    assert!(t > last, "token {t} after {last}");
+    assert_clean(&w);
+}
+
+/// S14: every server crashes at once; writes not yet fsynced are lost. After
+/// the restart, the acknowledged grant is still there, leases count afresh
+/// from the new leader (rule 6), and tokens continue upward.
+#[test]
+fn s14_whole_cluster_crash_loses_only_unsynced_writes() {
+    let mut w = world(14, 3);
+    let a = w.add_scripted_client(NodeId(1));
+    let b = w.add_scripted_client(NodeId(2));
+    assert!(w.open(a, secs(2), secs(3)) && w.open(b, secs(10), secs(3)));
+    let sa = session_of(&w, a);
+    let ta = w
+        .acquire(a, "L", Wait::Try, Duration::ZERO, secs(2))
+        .expect("A acquires");
+    assert!(
+        w.acquire(b, "L", Wait::Forever, Duration::ZERO, ms(50))
+            .is_none()
+    );
+    for s in 1..=3 {
+        w.crash_server(NodeId(s));
+    }
+    w.run_for(secs(4));
+    for s in 1..=3 {
+        w.restart_server(NodeId(s));
+    }
+    assert!(
+        w.run_until_pred(secs(5), |w| w.leader().is_some()),
+        "a leader after the restart"
+    );
+    let holder = w
+        .leader()
+        .and_then(|l| w.server(l))
+        .and_then(|n| n.raft().state_machine().lock_status("L"))
+        .map(|s| s.holders.clone());
+    assert_eq!(
+        holder,
+        Some(vec![(sa, ta)]),
+        "the acknowledged grant survived the crash"
+    );
+    assert!(
+        w.run_until_pred(secs(10), |w| matches!(
+            w.clients[b].work,
+            Work::Holding { .. }
+        )),
+        "B's queued acquire is granted once A's session expires"
+    );
+    let Work::Holding { token: tb, .. } = w.clients[b].work.clone() else {
+        unreachable!("checked above")
+    };
+    assert!(tb > ta, "token {tb} after {ta}");
+    assert_clean(&w);
+}

@@ -137,6 +137,10 @@ pub(crate) struct World {
     blocked: BTreeSet<(NodeId, NodeId)>,
     /// Blocked (client, server) pairs, both directions.
     client_cut: BTreeSet<(usize, NodeId)>,
+    /// Servers frozen (a stalled process or disk) until the given true time.
+    paused_servers: BTreeMap<NodeId, u64>,
+    /// Clients whose next response is dropped (the connection stays up).
+    drop_next_response: BTreeSet<usize>,
     /// When false, clients stop starting new work (liveness phase).
     pub(crate) workload: bool,
     pub(crate) resource: Resource,
@@ -216,6 +220,8 @@ impl World {
             next_conn: 0,
             blocked: BTreeSet::new(),
             client_cut: BTreeSet::new(),
+            paused_servers: BTreeMap::new(),
+            drop_next_response: BTreeSet::new(),
             workload: true,
             resource: Resource::default(),
             checks: Checks::default(),
@@ -343,6 +349,10 @@ impl World {
         }
     }
 
+    pub(crate) fn server(&self, id: NodeId) -> Option<&Node> {
+        self.servers[Self::slot(id)].node.as_ref()
+    }
+
     pub(crate) fn restart_server(&mut self, id: NodeId) {
         if self.servers[Self::slot(id)].node.is_none() {
             self.start_server(id);
@@ -366,6 +376,23 @@ impl World {
     pub(crate) fn heal(&mut self) {
         self.blocked.clear();
         self.client_cut.clear();
+    }
+
+    /// Freezes a server: its timers, disk and inbox stop until `for_us` passes.
+    pub(crate) fn pause_server(&mut self, id: NodeId, for_us: u64) {
+        self.paused_servers.insert(id, self.now + for_us);
+    }
+
+    /// Drops the next response to client `c` on its current connection.
+    pub(crate) fn drop_next_response(&mut self, c: usize) {
+        self.drop_next_response.insert(c);
+    }
+
+    fn server_paused(&self, id: NodeId) -> Option<u64> {
+        self.paused_servers
+            .get(&id)
+            .copied()
+            .filter(|&t| t > self.now)
     }
 
     pub(crate) fn pause_client(&mut self, c: usize, for_us: u64) {
@@ -460,6 +487,12 @@ impl World {
             while let Some(frame) = self.clients[c].session.poll_frame() {
                 progressed = true;
                 if let Some((server, conn)) = self.clients[c].conn {
+                    if self.trace {
+                        println!(
+                            "t={:.6} client {c} -> {server}: {frame:?}",
+                            self.now as f64 / 1e6
+                        );
+                    }
                     self.enqueue(Msg::ToServer {
                         client: c,
                         server,
@@ -734,6 +767,15 @@ impl World {
             }
         };
         for (slot, s) in self.servers.iter().enumerate() {
+            if let Some(until) = self
+                .paused_servers
+                .get(&s.id)
+                .copied()
+                .filter(|&t| t > self.now)
+            {
+                consider(until, Ev::ServerTimer(slot));
+                continue;
+            }
             if let Some((t, _)) = s.sync {
                 consider(t, Ev::Sync(slot));
             }
@@ -837,6 +879,16 @@ impl World {
     }
 
     fn deliver(&mut self, msg: Msg) {
+        let to_server = match &msg {
+            Msg::Peer { to, .. } => Some(*to),
+            Msg::ToServer { server, .. } => Some(*server),
+            Msg::ToClient { .. } => None,
+        };
+        if let Some(until) = to_server.and_then(|id| self.server_paused(id)) {
+            self.net_seq += 1;
+            self.net.insert((until, self.net_seq), msg);
+            return;
+        }
         match msg {
             Msg::Peer { from, to, frame } => {
                 if self.blocked.contains(&(from, to)) {
@@ -878,6 +930,9 @@ impl World {
                     return;
                 };
                 if self.client_cut.contains(&(c, server)) || self.clients[c].dead {
+                    return;
+                }
+                if matches!(frame, ServerFrame::Response(_)) && self.drop_next_response.remove(&c) {
                     return;
                 }
                 if self.clients[c].paused_until.is_some() {
