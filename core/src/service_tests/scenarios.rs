@@ -447,7 +447,7 @@ fn s14_whole_cluster_crash_loses_only_unsynced_writes() {
         .leader()
         .and_then(|l| w.server(l))
         .and_then(|n| n.raft().state_machine().lock_status("L"))
-        .map(|s| s.holders.clone());
+        .map(|s| s.holders);
     assert_eq!(
         holder,
         Some(vec![(sa, ta)]),
