@@ -64,8 +64,27 @@ impl Checks {
         }
     }
 
-    /// An exclusive grant's token belongs to one client only.
-    pub(crate) fn on_grant(&mut self, now: u64, client: usize, lock: &str, token: FencingToken) {
+    /// No lost grant: a "granted" answer names an entry a majority stored
+    /// (some server applied it, and only committed entries are applied);
+    /// and an exclusive grant's token belongs to one client only.
+    pub(crate) fn on_grant(
+        &mut self,
+        now: u64,
+        client: usize,
+        lock: &str,
+        token: FencingToken,
+        servers: &[Server],
+    ) {
+        let applied = servers
+            .iter()
+            .filter_map(|s| s.node.as_ref())
+            .any(|n| n.raft().applied_index().0 >= token.0);
+        if !applied {
+            self.violation(
+                now,
+                format!("client {client} was granted {lock} at {token}, which no server applied"),
+            );
+        }
         match self.grants.get(&(lock.to_owned(), token)) {
             Some(&other) if other != client => {
                 self.violation(

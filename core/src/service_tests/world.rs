@@ -535,7 +535,8 @@ impl World {
                 Work::Acquiring { lock, op: o } if o == op => {
                     if let Ok(Outcome::Granted { token }) = result {
                         self.clients[c].grants += 1;
-                        self.checks.on_grant(self.now, c, &lock, token);
+                        self.checks
+                            .on_grant(self.now, c, &lock, token, &self.servers);
                         let hold = 50_000 + self.rng.next_u64() % 700_000;
                         let release_at = if self.clients[c].scripted {
                             u64::MAX
