@@ -229,6 +229,10 @@ fn random_service_schedules() {
     assert!(total.long_pauses > n / 4, "{total:?}");
     assert!(total.crashes > n / 2, "{total:?}");
     assert!(total.snapshots > n, "{total:?}");
+    assert!(
+        total.writes_rejected > 0,
+        "no zombie write was ever fenced off: {total:?}"
+    );
 }
 
 /// Replays `DISTLOCK_SERVICE_SEED` with a trace of the faults.

@@ -864,6 +864,14 @@ impl World {
             Ev::Client(c) => {
                 if self.clients[c].paused_until.is_some_and(|p| p <= self.now) {
                     self.clients[c].paused_until = None;
+                    // Half the processes that wake from a pause finish the
+                    // write they were in the middle of before looking at
+                    // their lease: the zombie the fencing token is for.
+                    if let Work::Holding { lock, token, .. } = self.clients[c].work.clone() {
+                        if !self.clients[c].scripted && self.rng.next_u64() % 2 == 0 {
+                            self.write_unchecked(c, &lock, token);
+                        }
+                    }
                 }
                 if self.clients[c].paused_until.is_some() {
                     return;
