@@ -853,13 +853,8 @@ impl World {
                 self.drain_server(id);
             }
             Ev::ServerTimer(slot) => {
-                let s = &mut self.servers[slot];
-                let now = s.clock.local(self.now);
-                let id = s.id;
-                if let Some(node) = s.node.as_mut() {
-                    node.handle_timeout(now);
-                }
-                self.drain_server(id);
+                let id = self.servers[slot].id;
+                self.with_server(id, Node::handle_timeout);
             }
             Ev::Client(c) => {
                 if self.clients[c].paused_until.is_some_and(|p| p <= self.now) {
@@ -887,6 +882,16 @@ impl World {
         }
     }
 
+    /// Runs `f` on a running server at its local time, then drains it.
+    fn with_server(&mut self, id: NodeId, f: impl FnOnce(&mut Node, Instant)) {
+        let s = &mut self.servers[Self::slot(id)];
+        let now = s.clock.local(self.now);
+        if let Some(node) = s.node.as_mut() {
+            f(node, now);
+            self.drain_server(id);
+        }
+    }
+
     fn deliver(&mut self, msg: Msg) {
         let to_server = match &msg {
             Msg::Peer { to, .. } => Some(*to),
@@ -903,12 +908,7 @@ impl World {
                 if self.blocked.contains(&(from, to)) {
                     return;
                 }
-                let s = &mut self.servers[Self::slot(to)];
-                let now = s.clock.local(self.now);
-                if let Some(node) = s.node.as_mut() {
-                    node.handle_peer(from, frame, now);
-                    self.drain_server(to);
-                }
+                self.with_server(to, |node, now| node.handle_peer(from, frame, now));
             }
             Msg::ToServer {
                 client,
@@ -919,12 +919,7 @@ impl World {
                 if self.client_cut.contains(&(client, server)) {
                     return;
                 }
-                let s = &mut self.servers[Self::slot(server)];
-                let now = s.clock.local(self.now);
-                if let Some(node) = s.node.as_mut() {
-                    node.handle_client(conn, frame, now);
-                    self.drain_server(server);
-                }
+                self.with_server(server, |node, now| node.handle_client(conn, frame, now));
             }
             Msg::ToClient {
                 server,
