@@ -41,6 +41,7 @@ pub(crate) fn run_schedule(seed: u64, trace: bool) -> Result<Coverage, String> {
         lock_delay_ms: pick(&mut rng, &[0, 0, 400]),
         max_drift_ppm: 10_000,
         peer_loss: pick(&mut rng, &[0.0, 0.02, 0.1]),
+        peer_duplicate: pick(&mut rng, &[0.0, 0.05]),
         delay_us: (200, pick(&mut rng, &[2_000, 20_000])),
         fsync_us: (100, pick(&mut rng, &[1_500, 20_000])),
     };

@@ -100,6 +100,8 @@ pub(crate) struct WorldConfig {
     pub(crate) lock_delay_ms: u64,
     pub(crate) max_drift_ppm: i64,
     pub(crate) peer_loss: f64,
+    /// Chance that a peer message is delivered twice.
+    pub(crate) peer_duplicate: f64,
     pub(crate) delay_us: (u64, u64),
     pub(crate) fsync_us: (u64, u64),
 }
@@ -114,6 +116,7 @@ impl Default for WorldConfig {
             lock_delay_ms: 0,
             max_drift_ppm: 10_000,
             peer_loss: 0.0,
+            peer_duplicate: 0.0,
             delay_us: (200, 2_000),
             fsync_us: (100, 1_500),
         }
@@ -415,8 +418,15 @@ impl World {
                     self.schedule_sync(slot);
                 }
                 NodeAction::Send { to, frame } => {
-                    if self.rng.next_u64() % 1_000_000 < (self.cfg.peer_loss * 1e6) as u64 {
+                    if self.chance(self.cfg.peer_loss) {
                         continue;
+                    }
+                    if self.chance(self.cfg.peer_duplicate) {
+                        self.enqueue(Msg::Peer {
+                            from: id,
+                            to,
+                            frame: frame.clone(),
+                        });
                     }
                     self.enqueue(Msg::Peer {
                         from: id,
@@ -433,6 +443,10 @@ impl World {
         }
         self.checks
             .after_server_step(self.now, id, &self.servers, &self.clients);
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        p > 0.0 && (self.rng.next_u64() % 1_000_000) < (p * 1e6) as u64
     }
 
     fn schedule_sync(&mut self, slot: usize) {
