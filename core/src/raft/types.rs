@@ -143,11 +143,17 @@ pub struct PersistSeq(pub u64);
 
 /// One write the driver must make durable.
 ///
-/// The parts MUST be written in field order: hard state, truncation,
-/// entries, snapshot. A crash may keep any prefix of the requests issued (and
-/// of the parts of one request), but once [`crate::raft::Raft::persisted`]
-/// was called with `seq`, this request and every earlier one MUST survive any
-/// crash.
+/// The parts MUST be written in this order: hard state, truncation,
+/// snapshot, entries. A crash may keep any prefix of the requests issued
+/// (and of the parts of one request), but once
+/// [`crate::raft::Raft::persisted`] was called with `seq`, this request and
+/// every earlier one MUST survive any crash.
+///
+/// Why this order: a term is durable before any entry of that term; a
+/// truncation removes only uncommitted entries that follow a conflicting one,
+/// so losing a snapshot written after it loses nothing committed; and
+/// entries may start right after a snapshot in the same request, so they
+/// must not land before it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Persist<C> {
     /// Report this to `persisted` once the write is durable.
@@ -156,7 +162,9 @@ pub struct Persist<C> {
     pub hard_state: Option<HardState>,
     /// Discard every stored entry with this index or higher.
     pub truncate_from: Option<LogIndex>,
-    /// Append these (contiguous, following the stored log after truncation).
+    /// Append these: contiguous, following the stored log after truncation,
+    /// or right after this request's snapshot; entries at or below a stored
+    /// snapshot's index may be skipped.
     pub entries: Vec<Entry<C>>,
     /// Store this snapshot (atomically: all or nothing). Once it is durable,
     /// stored entries with index `<= meta.last_index` are no longer needed and
