@@ -1,0 +1,878 @@
+//! [`FileStorage`]: the [`Storage`] of a real server, in one data directory.
+//!
+//! # On-disk format (version 1)
+//!
+//! * `wal-<seq:012>.log`: write-ahead log segments, numbered consecutively
+//!   from 1. Each starts with the 8-byte magic `DLWAL\0\0\x01`, followed by
+//!   records `[u32 len][u32 crc32][payload]` (little-endian; the CRC covers
+//!   the four length bytes and the payload; `len` is 1..=2^30). The payload
+//!   is a postcard-encoded record: `HardState`, `Truncate(from)`,
+//!   `Entries(batch)` or `SnapshotMarker(last_index, last_term)` (which
+//!   discards the entries it covers; when a snapshot also discards entries
+//!   above it, because they do not follow it, an explicit `Truncate(0)`
+//!   follows the marker). A new
+//!   segment is started once the current one reaches the configured size; it
+//!   begins with a checkpoint (the current hard state and, if any, a marker of
+//!   the current snapshot), so older segments are only ever needed for their
+//!   entries.
+//! * `snapshot-<index:020>`: the latest snapshot, `[8-byte magic DLSNAP\0\0\x01]
+//!   [u64 len][u32 crc32][postcard Snapshot]`, written as
+//!   `snapshot-<index>.tmp`, fsynced, renamed, and the directory fsynced. An
+//!   older snapshot file is removed once a newer one is durable; leftover
+//!   `.tmp` files are interrupted writes and are deleted at load.
+//!
+//! # Write order
+//! One [`Persist`] is written as: hard state and truncation records; then, if
+//! it carries a snapshot newer than the stored one, the log is fsynced, the
+//! snapshot file written atomically, whole segments whose entries are all
+//! covered by it deleted (oldest first), and a snapshot marker record
+//! appended; then the entries. A crash therefore keeps a prefix of the
+//! request's parts, as the persistence contract requires.
+//!
+//! # Recovery
+//! Segments are replayed in order. A record that is cut short or fails its
+//! checksum at the end of the last segment, with no valid record after it, is
+//! a torn write that was never acknowledged: the file is truncated there
+//! (with a warning naming what was dropped). A bad record anywhere else is
+//! [`StorageError::Corrupt`], as is a bad snapshot file, a missing segment,
+//! or a log that is not contiguous after the snapshot.
+
+use super::record::{self, Bad, RecordIn, RecordOut, SEGMENT_MAGIC, frame_at, valid_record_after};
+use super::snapshot_file::{self, is_snapshot_tmp, parse_snapshot_name, sync_dir};
+use super::{Storage, StorageError, is_disk_full};
+use distlock_core::ids::{LogIndex, Term};
+use distlock_core::raft::{Entry, HardState, Membership, Persist, Snapshot, Stored};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Seek, SeekFrom, Write};
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+
+/// The default size at which a new log segment is started: 64 MiB.
+pub const DEFAULT_SEGMENT_SIZE: u64 = 64 << 20;
+
+/// When data is forced to the disk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// fsync on every [`Storage::sync`], before snapshots are renamed into
+    /// place and after directory changes (`--fsync always`, the default).
+    #[default]
+    Always,
+    /// Never fsync (`--fsync never`): for benchmarks only; a machine crash
+    /// may lose acknowledged data.
+    Never,
+}
+
+impl std::str::FromStr for FsyncPolicy {
+    type Err = ParseFsyncPolicyError;
+
+    /// Parses the `--fsync` flag's value: `always` or `never`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "always" => Ok(Self::Always),
+            "never" => Ok(Self::Never),
+            other => Err(ParseFsyncPolicyError(other.to_owned())),
+        }
+    }
+}
+
+impl std::fmt::Display for FsyncPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Always => "always",
+            Self::Never => "never",
+        })
+    }
+}
+
+/// An `--fsync` value that is neither `always` nor `never`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid fsync policy {0:?}: expected \"always\" or \"never\"")]
+pub struct ParseFsyncPolicyError(pub String);
+
+/// How a [`FileStorage`] behaves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileStorageOptions {
+    /// Start a new segment once the current one holds this many bytes.
+    pub segment_size: u64,
+    /// When to fsync.
+    pub fsync: FsyncPolicy,
+}
+
+impl Default for FileStorageOptions {
+    fn default() -> Self {
+        Self {
+            segment_size: DEFAULT_SEGMENT_SIZE,
+            fsync: FsyncPolicy::Always,
+        }
+    }
+}
+
+/// One log segment.
+#[derive(Debug)]
+struct Segment {
+    seq: u64,
+    path: PathBuf,
+    /// The highest entry index it holds that was not truncated away (0: none).
+    max_entry: u64,
+}
+
+/// The shape of the stored log, to check requests before writing them.
+#[derive(Clone, Copy, Debug, Default)]
+struct LogShape {
+    /// The stored snapshot's index and term.
+    snapshot: Option<(LogIndex, Term)>,
+    /// First and last stored entry, when there are any.
+    range: Option<(u64, u64)>,
+}
+
+impl LogShape {
+    fn floor(&self) -> u64 {
+        self.snapshot.map_or(0, |(i, _)| i.0)
+    }
+
+    fn truncate(&mut self, from: LogIndex) {
+        if let Some((first, last)) = self.range {
+            if from.0 <= first {
+                self.range = None;
+            } else if from.0 <= last {
+                self.range = Some((first, from.0 - 1));
+            }
+        }
+    }
+
+    /// Installs a snapshot if it is newer: `None` if it is not, else whether
+    /// the entries above it had to be discarded because they did not start
+    /// right after it.
+    fn install(&mut self, index: LogIndex, term: Term) -> Option<bool> {
+        if self.snapshot.is_some_and(|(i, _)| i >= index) {
+            return None;
+        }
+        self.snapshot = Some((index, term));
+        let (range, cleared) = match self.range {
+            Some((first, last)) if last > index.0 && first <= index.0 + 1 => {
+                (Some((index.0 + 1, last)), false)
+            }
+            Some((_, last)) if last > index.0 => (None, true),
+            _ => (None, false),
+        };
+        self.range = range;
+        Some(cleared)
+    }
+
+    /// The part of `entries` above the snapshot, checked for contiguity.
+    fn append<'e, C>(&mut self, entries: &'e [Entry<C>]) -> Result<&'e [Entry<C>], StorageError> {
+        let floor = self.floor();
+        let skip = entries.iter().take_while(|e| e.index.0 <= floor).count();
+        let fresh = &entries[skip..];
+        for e in fresh {
+            let expected = self.range.map_or(floor, |(_, last)| last) + 1;
+            if e.index.0 != expected {
+                return Err(StorageError::NotContiguous {
+                    expected: LogIndex(expected),
+                    found: e.index,
+                });
+            }
+            self.range = Some((self.range.map_or(expected, |(first, _)| first), expected));
+        }
+        Ok(fresh)
+    }
+}
+
+/// A [`Storage`] in a data directory: segmented WAL plus snapshot files.
+///
+/// Create it with [`FileStorage::open`], then call [`Storage::load`] once
+/// before writing.
+#[derive(Debug)]
+pub struct FileStorage<C> {
+    dir: PathBuf,
+    opts: FileStorageOptions,
+    poisoned: bool,
+    /// The segment being appended to and its length; `None` before `load`.
+    active: Option<(File, u64)>,
+    segments: Vec<Segment>,
+    hard_state: HardState,
+    shape: LogShape,
+    snapshot_path: Option<PathBuf>,
+    buf: Vec<u8>,
+    #[cfg(test)]
+    pub(crate) fail_next_sync: bool,
+    #[cfg(test)]
+    pub(crate) disk_full_after: Option<usize>,
+    _command: PhantomData<fn() -> C>,
+}
+
+/// The name of segment `seq`.
+fn segment_name(seq: u64) -> String {
+    format!("wal-{seq:012}.log")
+}
+
+/// Parses a segment file name into its number.
+fn parse_segment_name(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix("wal-")?.strip_suffix(".log")?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StorageError + '_ {
+    move |source| StorageError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn corrupt(file: &Path, offset: usize, reason: String) -> StorageError {
+    StorageError::Corrupt {
+        file: file.to_owned(),
+        offset: offset as u64,
+        reason,
+    }
+}
+
+/// The log as recovery rebuilds it, record by record, with the in-memory
+/// model's semantics.
+///
+/// Segments deleted by compaction held only entries covered by the newest
+/// snapshot, so the rebuilt log may lack entries at or below that snapshot's
+/// index (and show gaps there while replaying); above it, it is exact.
+/// Contiguity is therefore checked once, at the end, above the snapshot.
+struct Replay<C> {
+    hard_state: HardState,
+    /// The highest snapshot marker seen.
+    floor: u64,
+    /// The newest snapshot file's index and term (0 without one).
+    final_index: u64,
+    final_term: Term,
+    entries: BTreeMap<u64, Entry<C>>,
+}
+
+impl<C> Replay<C> {
+    fn apply(&mut self, rec: RecordIn<C>) -> Result<(), String> {
+        match rec {
+            RecordIn::HardState(hs) => self.hard_state = hs,
+            RecordIn::Truncate(from) => {
+                self.entries.split_off(&from.0);
+            }
+            RecordIn::SnapshotMarker(index, term) => {
+                if index.0 == self.final_index && term != self.final_term {
+                    return Err(format!(
+                        "the log records a snapshot at index {index} of term {term} but the snapshot file has term {}",
+                        self.final_term
+                    ));
+                }
+                if index.0 > self.final_index {
+                    return Err(format!(
+                        "the log records a snapshot at index {index} but the newest snapshot file covers only {}",
+                        self.final_index
+                    ));
+                }
+                self.floor = self.floor.max(index.0);
+                // Only the retain step: when a snapshot also discarded the
+                // entries above it, an explicit `Truncate(0)` follows.
+                self.entries = self.entries.split_off(&(index.0 + 1));
+            }
+            RecordIn::Entries(batch) => {
+                for e in batch.into_iter().filter(|e| e.index.0 > self.floor) {
+                    if let Some((&last, _)) = self.entries.last_key_value() {
+                        if e.index.0 <= last {
+                            return Err(format!(
+                                "entry {} overwrites the stored log (last {last}) without a truncation",
+                                e.index
+                            ));
+                        }
+                    }
+                    self.entries.insert(e.index.0, e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies the newest snapshot file (whose marker may not have been
+    /// logged before a crash) and checks the log above it is contiguous.
+    fn finish(mut self) -> Result<(HardState, Vec<Entry<C>>), String> {
+        let base = self.final_index;
+        self.entries = self.entries.split_off(&(base + 1));
+        if let Some((&first, _)) = self.entries.first_key_value() {
+            if first != base + 1 {
+                if self.floor < base {
+                    // The snapshot was installed but a crash came before its
+                    // marker: the model discards a log that does not follow it.
+                    self.entries.clear();
+                } else {
+                    return Err(format!(
+                        "log gap: the log after index {base} starts at {first}"
+                    ));
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(self.entries.len());
+        for (expected, (i, e)) in (base + 1..).zip(self.entries) {
+            if i != expected {
+                return Err(format!("log gap: entry {i} follows entry {}", expected - 1));
+            }
+            out.push(e);
+        }
+        Ok((self.hard_state, out))
+    }
+}
+
+impl<C> FileStorage<C> {
+    /// Opens (creating it if needed) the data directory `dir`. Reads
+    /// nothing yet: call [`Storage::load`].
+    ///
+    /// # Errors
+    /// When the directory cannot be created.
+    pub fn open(dir: impl Into<PathBuf>, opts: FileStorageOptions) -> Result<Self, StorageError> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        Ok(Self {
+            dir,
+            opts,
+            poisoned: false,
+            active: None,
+            segments: Vec::new(),
+            hard_state: HardState::default(),
+            shape: LogShape::default(),
+            snapshot_path: None,
+            buf: Vec::new(),
+            #[cfg(test)]
+            fail_next_sync: false,
+            #[cfg(test)]
+            disk_full_after: None,
+            _command: PhantomData,
+        })
+    }
+
+    /// The data directory.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Whether a fatal error stopped the store.
+    #[must_use]
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned
+    }
+
+    /// The numbers of the live segments, oldest first.
+    #[must_use]
+    pub fn segment_numbers(&self) -> Vec<u64> {
+        self.segments.iter().map(|s| s.seq).collect()
+    }
+
+    fn always(&self) -> bool {
+        self.opts.fsync == FsyncPolicy::Always
+    }
+
+    fn check_usable(&self) -> Result<(), StorageError> {
+        if self.poisoned {
+            Err(StorageError::Poisoned)
+        } else if self.active.is_none() {
+            Err(StorageError::NotLoaded)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Records a fatal error: the store accepts no more calls.
+    fn poison(&mut self, e: StorageError) -> StorageError {
+        self.poisoned = true;
+        tracing::error!(error = %e, "storage stopped");
+        e
+    }
+
+    fn active_path(&self) -> PathBuf {
+        self.segments
+            .last()
+            .map_or_else(|| self.dir.clone(), |s| s.path.clone())
+    }
+
+    /// fsyncs the active segment (poisoning on failure).
+    fn fsync_active(&mut self) -> Result<(), StorageError> {
+        #[cfg(test)]
+        if std::mem::take(&mut self.fail_next_sync) {
+            let e = StorageError::Fsync {
+                path: self.active_path(),
+                source: io::Error::other("injected fsync failure"),
+            };
+            return Err(self.poison(e));
+        }
+        let Some((file, _)) = &self.active else {
+            return Err(StorageError::NotLoaded);
+        };
+        if let Err(source) = file.sync_data() {
+            let e = StorageError::Fsync {
+                path: self.active_path(),
+                source,
+            };
+            return Err(self.poison(e));
+        }
+        Ok(())
+    }
+
+    fn fsync_dir(&mut self) -> Result<(), StorageError> {
+        sync_dir(&self.dir).map_err(|e| self.poison(e))
+    }
+
+    /// Appends `self.buf` to the active segment; on failure rolls the file
+    /// back to where it was, so a full disk leaves no partial record.
+    fn write_buf(&mut self) -> Result<(), StorageError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let path = self.active_path();
+        let Some((file, len)) = &mut self.active else {
+            return Err(StorageError::NotLoaded);
+        };
+        let start = *len;
+        #[cfg(test)]
+        let result = match self.disk_full_after.take() {
+            Some(n) => file
+                .write_all(&self.buf[..n.min(self.buf.len())])
+                .and_then(|()| Err(io::Error::from(io::ErrorKind::StorageFull))),
+            None => file.write_all(&self.buf),
+        };
+        #[cfg(not(test))]
+        let result = file.write_all(&self.buf);
+        match result {
+            Ok(()) => {
+                *len += self.buf.len() as u64;
+                Ok(())
+            }
+            Err(source) => {
+                let rolled_back = file
+                    .set_len(start)
+                    .and_then(|()| file.seek(SeekFrom::Start(start)).map(|_| ()));
+                if let Err(rb) = rolled_back {
+                    let e = StorageError::Io { path, source: rb };
+                    return Err(self.poison(e));
+                }
+                if is_disk_full(&source) {
+                    tracing::warn!(file = %path.display(), "disk full: write rejected and rolled back");
+                    Err(StorageError::DiskFull { path })
+                } else {
+                    let e = StorageError::Io { path, source };
+                    Err(self.poison(e))
+                }
+            }
+        }
+    }
+}
+
+impl<C: Serialize> FileStorage<C> {
+    /// Appends the checkpoint that starts every segment to `self.buf`.
+    fn encode_checkpoint(&mut self) -> Result<(), StorageError> {
+        record::encode(&RecordOut::<C>::HardState(self.hard_state), &mut self.buf)?;
+        if let Some((i, t)) = self.shape.snapshot {
+            record::encode(&RecordOut::<C>::SnapshotMarker(i, t), &mut self.buf)?;
+        }
+        Ok(())
+    }
+
+    /// Creates segment `seq` with its header and checkpoint and makes it the
+    /// active one (fsyncing it and the directory under `Always`).
+    fn start_segment(&mut self, seq: u64) -> Result<(), StorageError> {
+        let path = self.dir.join(segment_name(seq));
+        self.buf.clear();
+        self.buf.extend_from_slice(SEGMENT_MAGIC);
+        self.encode_checkpoint()?;
+        let created = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(&self.buf).map(|()| f));
+        let file = match created {
+            Ok(f) => f,
+            Err(source) => {
+                let _ = fs::remove_file(&path);
+                if is_disk_full(&source) {
+                    return Err(StorageError::DiskFull { path });
+                }
+                return Err(self.poison(StorageError::Io { path, source }));
+            }
+        };
+        let len = self.buf.len() as u64;
+        self.buf.clear();
+        self.segments.push(Segment {
+            seq,
+            path,
+            max_entry: 0,
+        });
+        self.active = Some((file, len));
+        if self.always() {
+            self.fsync_active()?;
+            self.fsync_dir()?;
+        }
+        Ok(())
+    }
+
+    /// Closes the active segment (durably under `Always`) and starts the next.
+    fn roll_over(&mut self) -> Result<(), StorageError> {
+        if self.always() {
+            self.fsync_active()?;
+        }
+        let seq = self.segments.last().map_or(1, |s| s.seq + 1);
+        let previous = self.active.take();
+        if let Err(e) = self.start_segment(seq) {
+            if self.active.is_none() {
+                self.active = previous;
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Writes a snapshot durably, then drops what it makes obsolete.
+    fn install_snapshot(&mut self, s: &Snapshot) -> Result<(), StorageError> {
+        if self.always() {
+            self.fsync_active()?;
+        }
+        let path = match snapshot_file::write_atomic(&self.dir, s, self.always()) {
+            Ok(p) => p,
+            Err(e @ StorageError::DiskFull { .. }) => return Err(e),
+            Err(e) => return Err(self.poison(e)),
+        };
+        if let Some(old) = self.snapshot_path.replace(path) {
+            if let Err(e) = fs::remove_file(&old) {
+                tracing::warn!(file = %old.display(), error = %e, "cannot remove old snapshot");
+            }
+        }
+        let _newer = self.shape.install(s.meta.last_index, s.meta.last_term);
+        self.compact(s.meta.last_index.0)
+    }
+
+    /// Deletes the oldest segments while every entry they hold is covered by
+    /// the durable snapshot at `index` (never the active segment).
+    fn compact(&mut self, index: u64) -> Result<(), StorageError> {
+        while self.segments.len() > 1 && self.segments[0].max_entry <= index {
+            let path = self.segments[0].path.clone();
+            if let Err(e) = fs::remove_file(&path) {
+                tracing::warn!(file = %path.display(), error = %e, "cannot remove compacted segment");
+                break;
+            }
+            self.segments.remove(0);
+            if self.always() {
+                self.fsync_dir()?;
+            }
+            tracing::debug!(file = %path.display(), "compacted log segment");
+        }
+        Ok(())
+    }
+}
+
+impl<C: Serialize + DeserializeOwned> FileStorage<C> {
+    /// Replays segment `seq` at `path`; returns its segment record, or
+    /// `None` when it was an empty file torn at creation (then deleted).
+    fn replay_segment(
+        &mut self,
+        seq: u64,
+        path: &Path,
+        is_last: bool,
+        replay: &mut Replay<C>,
+    ) -> Result<Option<Segment>, StorageError> {
+        let bytes = fs::read(path).map_err(io_err(path))?;
+        if bytes.len() < SEGMENT_MAGIC.len() || bytes[..SEGMENT_MAGIC.len()] != SEGMENT_MAGIC[..] {
+            if is_last && bytes.len() < SEGMENT_MAGIC.len() && SEGMENT_MAGIC.starts_with(&bytes) {
+                tracing::warn!(file = %path.display(), "removing a log segment torn at creation");
+                fs::remove_file(path).map_err(io_err(path))?;
+                return Ok(None);
+            }
+            return Err(corrupt(
+                path,
+                0,
+                "not a log segment (bad header)".to_owned(),
+            ));
+        }
+        let mut off = SEGMENT_MAGIC.len();
+        let mut max_entry = 0;
+        while off < bytes.len() {
+            match frame_at(&bytes, off) {
+                Ok((payload, next)) => {
+                    let rec: RecordIn<C> = postcard::from_bytes(payload).map_err(|e| {
+                        corrupt(
+                            path,
+                            off,
+                            format!("record has a valid checksum but does not decode: {e}"),
+                        )
+                    })?;
+                    match &rec {
+                        RecordIn::Entries(batch) => {
+                            if let Some(l) = batch.last() {
+                                max_entry = max_entry.max(l.index.0);
+                            }
+                        }
+                        RecordIn::Truncate(from) => {
+                            let keep = from.0.saturating_sub(1);
+                            max_entry = max_entry.min(keep);
+                            for s in &mut self.segments {
+                                s.max_entry = s.max_entry.min(keep);
+                            }
+                        }
+                        _ => {}
+                    }
+                    replay
+                        .apply(rec)
+                        .map_err(|reason| corrupt(path, off, reason))?;
+                    off = next;
+                }
+                Err(bad) => {
+                    self.torn_tail(path, &bytes, off, &bad, is_last)?;
+                    break;
+                }
+            }
+        }
+        Ok(Some(Segment {
+            seq,
+            path: path.to_owned(),
+            max_entry,
+        }))
+    }
+
+    /// Handles a bad record at `off`: truncates a torn tail, or reports
+    /// corruption.
+    fn torn_tail(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        off: usize,
+        bad: &Bad,
+        is_last: bool,
+    ) -> Result<(), StorageError> {
+        if !is_last {
+            return Err(corrupt(
+                path,
+                off,
+                format!("{} in a segment that is not the last one", bad.describe()),
+            ));
+        }
+        if let Some(p) = valid_record_after(bytes, off) {
+            return Err(corrupt(
+                path,
+                off,
+                format!(
+                    "{}, followed by a valid record at offset {p}",
+                    bad.describe()
+                ),
+            ));
+        }
+        tracing::warn!(
+            file = %path.display(),
+            offset = off,
+            dropped_bytes = bytes.len() - off,
+            reason = %bad.describe(),
+            "truncating a torn tail of unacknowledged log records"
+        );
+        let f = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(io_err(path))?;
+        f.set_len(off as u64).map_err(io_err(path))?;
+        if self.always() {
+            f.sync_all().map_err(|source| StorageError::Fsync {
+                path: path.to_owned(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn load_inner(&mut self) -> Result<Stored<C>, StorageError> {
+        self.active = None;
+        self.segments.clear();
+        let mut segs = Vec::new();
+        let mut snaps = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(io_err(&self.dir))? {
+            let entry = entry.map_err(io_err(&self.dir))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if let Some(seq) = parse_segment_name(name) {
+                segs.push((seq, entry.path()));
+            } else if let Some(index) = parse_snapshot_name(name) {
+                snaps.push((index, entry.path()));
+            } else if is_snapshot_tmp(name) {
+                tracing::warn!(file = %entry.path().display(), "removing a snapshot left half-written by a crash");
+                fs::remove_file(entry.path()).map_err(io_err(&entry.path()))?;
+            }
+        }
+        segs.sort_unstable();
+        snaps.sort_unstable();
+
+        let snapshot = match snaps.last() {
+            Some((_, p)) => Some(snapshot_file::read(p)?),
+            None => None,
+        };
+        if let Some((_, p)) = snaps.last() {
+            self.snapshot_path = Some(p.clone());
+        }
+        for (_, old) in snaps.iter().rev().skip(1) {
+            if let Err(e) = fs::remove_file(old) {
+                tracing::warn!(file = %old.display(), error = %e, "cannot remove old snapshot");
+            }
+        }
+        for w in segs.windows(2) {
+            if w[1].0 != w[0].0 + 1 {
+                return Err(corrupt(
+                    &w[1].1,
+                    0,
+                    format!("log segment {} is missing before it", w[0].0 + 1),
+                ));
+            }
+        }
+        if segs.is_empty() {
+            if let Some((_, p)) = snaps.last() {
+                return Err(corrupt(
+                    p,
+                    0,
+                    "a snapshot exists but the log is missing".to_owned(),
+                ));
+            }
+        }
+
+        let final_index = snapshot.as_ref().map_or(0, |s| s.meta.last_index.0);
+        let mut replay = Replay {
+            hard_state: HardState::default(),
+            floor: 0,
+            final_index,
+            final_term: snapshot.as_ref().map_or(Term(0), |s| s.meta.last_term),
+            entries: BTreeMap::new(),
+        };
+        let count = segs.len();
+        for (k, (seq, path)) in segs.iter().enumerate() {
+            if let Some(seg) = self.replay_segment(*seq, path, k + 1 == count, &mut replay)? {
+                self.segments.push(seg);
+            }
+        }
+        let gap_file = self
+            .segments
+            .last()
+            .map_or_else(|| self.dir.clone(), |s| s.path.clone());
+        let (hard_state, entries) = replay.finish().map_err(|reason| StorageError::Corrupt {
+            file: gap_file,
+            offset: 0,
+            reason,
+        })?;
+
+        self.hard_state = hard_state;
+        self.shape = LogShape {
+            snapshot: snapshot
+                .as_ref()
+                .map(|s| (s.meta.last_index, s.meta.last_term)),
+            range: match (entries.first(), entries.last()) {
+                (Some(f), Some(l)) => Some((f.index.0, l.index.0)),
+                _ => None,
+            },
+        };
+        if let Some(last) = self.segments.last() {
+            let path = last.path.clone();
+            let mut file = OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(io_err(&path))?;
+            let len = file.seek(SeekFrom::End(0)).map_err(io_err(&path))?;
+            self.active = Some((file, len));
+        } else {
+            let seq = segs.last().map_or(1, |(s, _)| *s);
+            self.start_segment(seq)?;
+        }
+        Ok(Stored {
+            hard_state,
+            snapshot,
+            entries,
+            initial_membership: Membership::default(),
+        })
+    }
+}
+
+impl<C: Serialize + DeserializeOwned> Storage<C> for FileStorage<C> {
+    fn load(&mut self) -> Result<Stored<C>, StorageError> {
+        if self.poisoned {
+            return Err(StorageError::Poisoned);
+        }
+        self.load_inner()
+    }
+
+    fn write(&mut self, p: &Persist<C>) -> Result<(), StorageError> {
+        self.check_usable()?;
+        // Check the whole request first: nothing is written if it is invalid.
+        let mut shape = self.shape;
+        if let Some(from) = p.truncate_from {
+            shape.truncate(from);
+        }
+        let new_snapshot = p.snapshot.as_deref().and_then(|s| {
+            shape
+                .install(s.meta.last_index, s.meta.last_term)
+                .map(|cleared| (s, cleared))
+        });
+        let fresh = shape.append(&p.entries)?;
+
+        if self
+            .active
+            .as_ref()
+            .is_some_and(|(_, len)| *len >= self.opts.segment_size)
+        {
+            self.roll_over()?;
+        }
+        self.buf.clear();
+        if let Some(hs) = p.hard_state {
+            record::encode(&RecordOut::<C>::HardState(hs), &mut self.buf)?;
+        }
+        if let Some(from) = p.truncate_from {
+            record::encode(&RecordOut::<C>::Truncate(from), &mut self.buf)?;
+        }
+        self.write_buf()?;
+        if let Some(hs) = p.hard_state {
+            self.hard_state = hs;
+        }
+        if let Some(from) = p.truncate_from {
+            self.shape.truncate(from);
+            let keep = from.0.saturating_sub(1);
+            for s in &mut self.segments {
+                s.max_entry = s.max_entry.min(keep);
+            }
+        }
+        self.buf.clear();
+        if let Some((s, cleared)) = new_snapshot {
+            self.install_snapshot(s)?;
+            record::encode(
+                &RecordOut::<C>::SnapshotMarker(s.meta.last_index, s.meta.last_term),
+                &mut self.buf,
+            )?;
+            if cleared {
+                record::encode(&RecordOut::<C>::Truncate(LogIndex(0)), &mut self.buf)?;
+            }
+        }
+        if !fresh.is_empty() {
+            record::encode(&RecordOut::Entries(fresh), &mut self.buf)?;
+        }
+        self.write_buf()?;
+        if let Some(last) = fresh.last() {
+            self.shape.append(fresh)?;
+            if let Some(seg) = self.segments.last_mut() {
+                seg.max_entry = seg.max_entry.max(last.index.0);
+            }
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), StorageError> {
+        self.check_usable()?;
+        if self.always() {
+            self.fsync_active()?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+impl<C> FileStorage<C> {
+    /// The paths of the live segments (tests).
+    pub(crate) fn segment_paths(&self) -> Vec<PathBuf> {
+        self.segments.iter().map(|s| s.path.clone()).collect()
+    }
+}
