@@ -1,4 +1,7 @@
-//! The distlock server: the runtime that drives the core, its durable
-//! storage, and (later) the `distlock` command line (work in progress).
+//! The distlock server: the runtime that drives the sans-IO core over TCP
+//! with durable storage, and the pieces the `distlock` command line uses.
 
+pub mod clock;
+pub mod config;
+pub mod runtime;
 pub mod storage;

@@ -1,0 +1,200 @@
+//! The connection tasks: accept clients and peers, read their frames into
+//! the node's inbox, write what the node sends them; dial every peer and
+//! keep a link to it with reconnection and backoff. They decode and encode
+//! only; every decision is the node's.
+
+use super::{Input, LINK_QUEUE};
+use distlock_core::ids::NodeId;
+use distlock_core::node::ConnId;
+use distlock_core::proto::{ClientFrame, ClusterId, PeerFrame, ProtoError, ServerFrame};
+use distlock_transport_tcp::{
+    Admission, FrameWriter, HandshakeConfig, TransportError, accept_client, accept_peer,
+    peer_handshake, read_frame_timeout,
+};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::io::AsyncWrite;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+/// A client that sends nothing (not even a keepalive) for this long is gone.
+const CLIENT_IDLE: Duration = Duration::from_secs(600);
+/// Peers exchange heartbeats many times a second.
+const PEER_IDLE: Duration = Duration::from_secs(30);
+
+static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+
+pub(super) async fn accept_clients(
+    listener: TcpListener,
+    cluster: ClusterId,
+    inbox: mpsc::Sender<Input>,
+) {
+    let admission = Admission {
+        cluster_id: cluster,
+        auth: None,
+    };
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let inbox = inbox.clone();
+        let admission = admission.clone();
+        tokio::spawn(async move {
+            let config = HandshakeConfig::default();
+            let Ok(pending) = accept_client(stream, &admission, &config).await else {
+                return;
+            };
+            let (mut reader, writer, hello) = pending.into_parts();
+            let conn = ConnId(NEXT_CONN.fetch_add(1, Ordering::Relaxed));
+            let (tx, rx) = mpsc::channel::<ServerFrame>(LINK_QUEUE);
+            if inbox
+                .send(Input::ClientOpened(conn, tx.clone()))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            let hello = ClientFrame::Hello {
+                protocol_version: hello.protocol_version,
+                cluster_id: hello.cluster_id,
+                auth: hello.auth,
+            };
+            let _ = inbox.send(Input::Client(conn, hello)).await;
+            tokio::spawn(write_frames(writer, rx));
+            loop {
+                match read_frame_timeout::<_, ClientFrame>(&mut reader, CLIENT_IDLE).await {
+                    Ok(Some(frame)) => {
+                        if inbox.send(Input::Client(conn, frame)).await.is_err() {
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        // Tell the client why, then close: bad input changes nothing.
+                        if let Some(err) = refusal(&e) {
+                            let _ = tx.send(ServerFrame::Error(err)).await;
+                        }
+                        break;
+                    }
+                }
+            }
+            let _ = inbox.send(Input::ClientClosed(conn)).await;
+        });
+    }
+}
+
+/// The error frame that explains a broken frame to the client, if any.
+fn refusal(e: &TransportError) -> Option<ProtoError> {
+    match e {
+        TransportError::FrameTooLarge { len, max } => Some(ProtoError::FrameTooLarge {
+            len: *len,
+            max: *max,
+        }),
+        TransportError::Malformed(d) => Some(ProtoError::Malformed {
+            reason: d.to_string(),
+        }),
+        _ => None,
+    }
+}
+
+/// Writes frames as they come, flushing once per burst.
+async fn write_frames<W, T>(mut writer: FrameWriter<W>, mut rx: mpsc::Receiver<T>)
+where
+    W: AsyncWrite + Unpin,
+    T: serde::Serialize,
+{
+    while let Some(frame) = rx.recv().await {
+        if writer.write_frame(&frame).await.is_err() {
+            return;
+        }
+        while let Ok(more) = rx.try_recv() {
+            if writer.write_frame(&more).await.is_err() {
+                return;
+            }
+        }
+        if writer.flush().await.is_err() {
+            return;
+        }
+    }
+    let _ = writer.shutdown().await;
+}
+
+pub(super) async fn accept_peers(
+    listener: TcpListener,
+    cluster: ClusterId,
+    inbox: mpsc::Sender<Input>,
+) {
+    let admission = Admission {
+        cluster_id: cluster,
+        auth: None,
+    };
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let inbox = inbox.clone();
+        let admission = admission.clone();
+        tokio::spawn(async move {
+            let config = HandshakeConfig::default();
+            let Ok((from, mut reader, _writer)) = accept_peer(stream, &admission, &config).await
+            else {
+                return;
+            };
+            while let Ok(Some(frame)) =
+                read_frame_timeout::<_, PeerFrame>(&mut reader, PEER_IDLE).await
+            {
+                if inbox.send(Input::Peer(from, frame)).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// Keeps a link to one peer: dial, handshake, stream frames; on any error
+/// back off (100 ms doubling to 2 s) and dial again.
+pub(super) async fn dial_peer(
+    addr: SocketAddr,
+    cluster: ClusterId,
+    me: NodeId,
+    mut rx: mpsc::Receiver<PeerFrame>,
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let config = HandshakeConfig::default();
+        let linked = match TcpStream::connect(addr).await {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                peer_handshake(stream, cluster.clone(), me, None, &config)
+                    .await
+                    .ok()
+            }
+            Err(_) => None,
+        };
+        if let Some((_reader, mut writer)) = linked {
+            backoff = Duration::from_millis(100);
+            loop {
+                let Some(frame) = rx.recv().await else { return };
+                let mut ok = writer.write_frame(&frame).await.is_ok();
+                while ok {
+                    match rx.try_recv() {
+                        Ok(more) => ok = writer.write_frame(&more).await.is_ok(),
+                        Err(_) => break,
+                    }
+                }
+                if !ok || writer.flush().await.is_err() {
+                    break;
+                }
+            }
+        }
+        // Frames queued meanwhile are stale by the time we reconnect.
+        while rx.try_recv().is_ok() {}
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}

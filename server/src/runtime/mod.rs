@@ -1,0 +1,214 @@
+//! The node runtime: one task owns the core [`Node`] and drives it; a
+//! storage task group-commits its writes (many `Persist` requests, one
+//! fsync); one task per peer dials it and streams frames from a bounded
+//! queue; one pair of tasks per client connection only decodes and encodes.
+//! All IO goes through the workspace `tokio` (madsim's under simulation).
+
+mod connections;
+mod storage_task;
+
+use crate::clock::Clock;
+use crate::config::ServerConfig;
+use crate::storage::{FileStorage, FileStorageOptions, Storage, StorageError};
+use connections::{accept_clients, accept_peers, dial_peer};
+use distlock_core::ids::NodeId;
+use distlock_core::locks::{Command, LockState};
+use distlock_core::node::{ConnId, Node, NodeAction, NodeConfig};
+use distlock_core::proto::{ClientFrame, ClusterId, MemberInfo, PeerFrame, ServerFrame};
+use distlock_core::raft::{Membership, Persist, PersistSeq, RestoreError};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// What the connection tasks hand to the node task.
+#[derive(Debug)]
+pub(crate) enum Input {
+    Peer(NodeId, PeerFrame),
+    ClientOpened(ConnId, mpsc::Sender<ServerFrame>),
+    Client(ConnId, ClientFrame),
+    ClientClosed(ConnId),
+}
+
+/// Why a server stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// Storage failed (an fsync error is final: the server stops rather
+    /// than acknowledge anything it may not have written).
+    #[error("storage failed, stopping: {0}")]
+    Storage(#[from] StorageError),
+    /// The stored state cannot be a Raft server's.
+    #[error("cannot start from the stored state: {0}")]
+    Restore(#[from] RestoreError),
+    /// A listening address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// How many queued frames a peer or client link holds before dropping
+/// (peers) or closing (clients): a slow receiver must not stall the node.
+const LINK_QUEUE: usize = 4096;
+
+/// Runs one server until `shutdown` completes or storage fails.
+///
+/// # Errors
+/// On an invalid configuration, unreadable or corrupt storage, an address
+/// that cannot be bound, or a storage failure while running (fail-stop).
+pub async fn run(
+    cfg: ServerConfig,
+    clock: Arc<dyn Clock>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RuntimeError> {
+    cfg.validate()?;
+    let mut storage = FileStorage::<Command>::open(
+        &cfg.data_dir,
+        FileStorageOptions {
+            fsync: cfg.fsync,
+            ..FileStorageOptions::default()
+        },
+    )?;
+    let mut stored = storage.load()?;
+    stored.initial_membership = Membership::with_voters(cfg.peers.keys().copied());
+    let members: Vec<MemberInfo> = cfg
+        .peers
+        .keys()
+        .map(|&id| MemberInfo {
+            id,
+            client_addr: cfg
+                .client_addrs
+                .get(&id)
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            ws_addr: None,
+        })
+        .collect();
+    let node_cfg = NodeConfig {
+        raft: distlock_core::raft::Config::new(cfg.id),
+        members,
+    };
+    let seed = seed_from(&clock, cfg.id);
+    let mut node = Node::new(node_cfg, LockState::default(), stored, seed, clock.now())?;
+
+    let (inbox_tx, mut inbox) = mpsc::channel::<Input>(LINK_QUEUE);
+    let (persist_tx, persist_rx) = mpsc::unbounded_channel::<Persist<Command>>();
+    let (synced_tx, mut synced) = mpsc::unbounded_channel::<Result<PersistSeq, StorageError>>();
+    let storage_done = storage_task::spawn(storage, persist_rx, synced_tx);
+
+    let cluster = ClusterId::new(cfg.cluster_id.clone());
+    let client_listener = bind(cfg.client_addr).await?;
+    let peer_listener = bind(cfg.peer_addr).await?;
+    tokio::spawn(accept_clients(
+        client_listener,
+        cluster.clone(),
+        inbox_tx.clone(),
+    ));
+    tokio::spawn(accept_peers(
+        peer_listener,
+        cluster.clone(),
+        inbox_tx.clone(),
+    ));
+    let mut peers: BTreeMap<NodeId, mpsc::Sender<PeerFrame>> = BTreeMap::new();
+    for (&id, &addr) in cfg.peers.iter().filter(|(id, _)| **id != cfg.id) {
+        let (tx, rx) = mpsc::channel(LINK_QUEUE);
+        tokio::spawn(dial_peer(addr, cluster.clone(), cfg.id, rx));
+        peers.insert(id, tx);
+    }
+    tracing::info!(id = cfg.id.0, client = %cfg.client_addr, peer = %cfg.peer_addr, "distlock server started");
+
+    let mut clients: BTreeMap<ConnId, mpsc::Sender<ServerFrame>> = BTreeMap::new();
+    tokio::pin!(shutdown);
+    let result = loop {
+        let sleep = node
+            .poll_timeout()
+            .map_or(std::time::Duration::from_secs(3600), |deadline| {
+                deadline.saturating_since(clock.now())
+            });
+        tokio::select! {
+            biased;
+            () = &mut shutdown => break Ok(()),
+            Some(done) = synced.recv() => match done {
+                Ok(seq) => node.persisted(seq, clock.now()),
+                Err(e) => break Err(RuntimeError::Storage(e)),
+            },
+            Some(input) = inbox.recv() => {
+                feed(&mut node, &mut clients, input, clock.now());
+                // Batch: everything already waiting goes in before the drain.
+                for _ in 0..1024 {
+                    match inbox.try_recv() {
+                        Ok(input) => feed(&mut node, &mut clients, input, clock.now()),
+                        Err(_) => break,
+                    }
+                }
+            }
+            () = tokio::time::sleep(sleep) => node.handle_timeout(clock.now()),
+        }
+        while let Some(action) = node.poll_action() {
+            match action {
+                NodeAction::Persist(p) => {
+                    if persist_tx.send(p).is_err() {
+                        break;
+                    }
+                }
+                NodeAction::Send { to, frame } => {
+                    if let Some(tx) = peers.get(&to) {
+                        // A full queue drops the frame: Raft retransmits.
+                        let _ = tx.try_send(frame);
+                    }
+                }
+                NodeAction::Reply { conn, frame } => {
+                    if let Some(tx) = clients.get(&conn) {
+                        if tx.try_send(frame).is_err() {
+                            // Too slow to keep up, or gone: drop the connection.
+                            clients.remove(&conn);
+                            node.connection_closed(conn);
+                        }
+                    }
+                }
+            }
+        }
+    };
+    drop(persist_tx);
+    let _ = storage_done.await;
+    result
+}
+
+fn feed(
+    node: &mut Node,
+    clients: &mut BTreeMap<ConnId, mpsc::Sender<ServerFrame>>,
+    input: Input,
+    now: distlock_core::time::Instant,
+) {
+    match input {
+        Input::Peer(from, frame) => node.handle_peer(from, frame, now),
+        Input::ClientOpened(conn, tx) => {
+            clients.insert(conn, tx);
+        }
+        Input::Client(conn, frame) => node.handle_client(conn, frame, now),
+        Input::ClientClosed(conn) => {
+            clients.remove(&conn);
+            node.connection_closed(conn);
+        }
+    }
+}
+
+async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, RuntimeError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| RuntimeError::Bind { addr, source })
+}
+
+/// Election jitter must differ between servers and between restarts.
+fn seed_from(clock: &Arc<dyn Clock>, id: NodeId) -> u64 {
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    wall ^ clock.now().as_micros().rotate_left(17) ^ id.0.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
