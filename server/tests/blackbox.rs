@@ -90,17 +90,28 @@ async fn ask(conn: &mut Conn, id: u64, body: RequestBody) -> Result<ResponseBody
             .await
             .expect("send");
         conn.1.flush().await.expect("flush");
-        let result = loop {
-            match conn
-                .0
-                .read_frame::<ServerFrame>()
-                .await
-                .expect("read")
-                .expect("connection open")
-            {
-                ServerFrame::Response(r) if r.id == rid => break r.result,
-                _ => {}
+        // A request can be lost with a connection or a forward: wait a
+        // while, then ask again (requests are idempotent by their seq).
+        let read = async {
+            loop {
+                match conn
+                    .0
+                    .read_frame::<ServerFrame>()
+                    .await
+                    .expect("read")
+                    .expect("connection open")
+                {
+                    ServerFrame::Response(r) if r.id == rid => break r.result,
+                    _ => {}
+                }
             }
+        };
+        let Ok(result) = tokio::time::timeout(Duration::from_secs(3), read).await else {
+            assert!(
+                Instant::now() < deadline,
+                "no answer to {body:?} within 20 s"
+            );
+            continue;
         };
         match result {
             Err(ProtoError::NoLeader | ProtoError::NotLeader { .. })
@@ -273,4 +284,80 @@ fn bad_configuration_gets_a_clear_message() {
         .expect("run distlock");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("expected ID=HOST:PORT"));
+}
+
+/// Three servers: kill -9 the leader while a lock is held; the lock and its
+/// token survive on the others, and the next grant's token is higher.
+#[tokio::test]
+async fn three_servers_survive_the_leader_being_killed() {
+    let dirs: Vec<_> = (0..3)
+        .map(|_| tempfile::tempdir().expect("temp dir"))
+        .collect();
+    let clients: Vec<SocketAddr> = (0..3).map(|_| free_addr()).collect();
+    let peers: Vec<SocketAddr> = (0..3).map(|_| free_addr()).collect();
+    let list = |addrs: &[SocketAddr]| {
+        addrs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| format!("{}={a}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let (peer_list, client_list) = (list(&peers), list(&clients));
+    let mut servers: Vec<Option<Server>> = (0..3)
+        .map(|i| {
+            let child = Command::new(env!("CARGO_BIN_EXE_distlock"))
+                .args(["serve", "--id", &(i + 1).to_string(), "--data-dir"])
+                .arg(dirs[i].path())
+                .args([
+                    "--client-addr",
+                    &clients[i].to_string(),
+                    "--peer-addr",
+                    &peers[i].to_string(),
+                ])
+                .args(["--peers", &peer_list, "--client-addrs", &client_list])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start distlock serve");
+            Some(Server {
+                child,
+                client: clients[i],
+            })
+        })
+        .collect();
+    let mut conn = connect(clients[0]).await;
+    let session = open(&mut conn, 11).await;
+    let t1 = granted(ask(&mut conn, 2, acquire(session, 1, "shared-db")).await);
+    let leader = match ask(&mut conn, 3, RequestBody::ClusterStatus).await {
+        Ok(ResponseBody::ClusterStatus(s)) => s.leader.expect("a leader"),
+        other => panic!("status answered {other:?}"),
+    };
+    let leader_slot = usize::try_from(leader.0 - 1).expect("id");
+    if let Some(mut s) = servers[leader_slot].take() {
+        s.kill();
+    }
+    let survivor = (0..3).find(|&i| i != leader_slot).expect("a survivor");
+    let mut conn = connect(clients[survivor]).await;
+    match ask(
+        &mut conn,
+        4,
+        RequestBody::LockStatus {
+            lock: "shared-db".to_owned(),
+        },
+    )
+    .await
+    {
+        Ok(ResponseBody::LockStatus(Some(status))) => {
+            assert_eq!(status.holders.len(), 1, "{status:?}");
+            assert_eq!(
+                (status.holders[0].session, status.holders[0].token),
+                (session, t1)
+            );
+        }
+        other => panic!("status answered {other:?}"),
+    }
+    let other = open(&mut conn, 12).await;
+    let t2 = granted(ask(&mut conn, 5, acquire(other, 1, "another")).await);
+    assert!(t2 > t1, "token {t2} after {t1}");
 }

@@ -177,6 +177,7 @@ pub(super) async fn dial_peer(
             Err(_) => None,
         };
         if let Some((_reader, mut writer)) = linked {
+            tracing::debug!(%addr, "peer link up");
             backoff = Duration::from_millis(100);
             loop {
                 let Some(frame) = rx.recv().await else { return };

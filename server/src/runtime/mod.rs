@@ -124,6 +124,7 @@ pub async fn run(
     tracing::info!(id = cfg.id.0, client = %cfg.client_addr, peer = %cfg.peer_addr, "distlock server started");
 
     let mut clients: BTreeMap<ConnId, mpsc::Sender<ServerFrame>> = BTreeMap::new();
+    let mut role = (node.raft().role(), node.raft().term());
     tokio::pin!(shutdown);
     let result = loop {
         let sleep = node
@@ -173,6 +174,11 @@ pub async fn run(
                     }
                 }
             }
+        }
+        let now_role = (node.raft().role(), node.raft().term());
+        if now_role != role {
+            role = now_role;
+            tracing::info!(role = ?role.0, term = role.1.0, leader = ?node.raft().leader(), "raft role changed");
         }
     };
     drop(persist_tx);
