@@ -110,7 +110,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let data_dir = cfg.data_dir.clone();
-    distlock_server::runtime::run(cfg, Arc::new(MonotonicClock::new()), shutdown_signal())
+    let first_signal = async {
+        shutdown_signal().await;
+        // A second signal stops at once.
+        tokio::spawn(async {
+            shutdown_signal().await;
+            eprintln!("second signal: exiting now");
+            std::process::exit(130);
+        });
+    };
+    distlock_server::runtime::run(cfg, Arc::new(MonotonicClock::new()), first_signal)
         .await
         .with_context(|| format!("distlock server (data in {})", data_dir.display()))
 }

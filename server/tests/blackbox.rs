@@ -361,3 +361,98 @@ async fn three_servers_survive_the_leader_being_killed() {
     let t2 = granted(ask(&mut conn, 5, acquire(other, 1, "another")).await);
     assert!(t2 > t1, "token {t2} after {t1}");
 }
+
+/// SIGTERM on the leader: it hands leadership over and exits within a few
+/// seconds; the lock and its token stay with the cluster.
+#[tokio::test]
+async fn sigterm_on_the_leader_hands_over_and_exits() {
+    let dirs: Vec<_> = (0..3)
+        .map(|_| tempfile::tempdir().expect("temp dir"))
+        .collect();
+    let clients: Vec<SocketAddr> = (0..3).map(|_| free_addr()).collect();
+    let peers: Vec<SocketAddr> = (0..3).map(|_| free_addr()).collect();
+    let list = |addrs: &[SocketAddr]| {
+        addrs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| format!("{}={a}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let (peer_list, client_list) = (list(&peers), list(&clients));
+    let mut servers: Vec<Server> = (0..3)
+        .map(|i| {
+            let child = Command::new(env!("CARGO_BIN_EXE_distlock"))
+                .args(["serve", "--id", &(i + 1).to_string(), "--data-dir"])
+                .arg(dirs[i].path())
+                .args([
+                    "--client-addr",
+                    &clients[i].to_string(),
+                    "--peer-addr",
+                    &peers[i].to_string(),
+                ])
+                .args(["--peers", &peer_list, "--client-addrs", &client_list])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start distlock serve");
+            Server {
+                child,
+                client: clients[i],
+            }
+        })
+        .collect();
+    let mut conn = connect(clients[0]).await;
+    let session = open(&mut conn, 21).await;
+    let t1 = granted(ask(&mut conn, 2, acquire(session, 1, "graceful")).await);
+    let leader = match ask(&mut conn, 3, RequestBody::ClusterStatus).await {
+        Ok(ResponseBody::ClusterStatus(s)) => s.leader.expect("a leader"),
+        other => panic!("status answered {other:?}"),
+    };
+    let slot = usize::try_from(leader.0 - 1).expect("id");
+    let pid = servers[slot].child.id().to_string();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("send SIGTERM");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let exit = loop {
+        if let Some(s) = servers[slot].child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server did not exit within 10 s of SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "graceful exit: {exit:?}");
+    let survivor = (0..3).find(|&i| i != slot).expect("a survivor");
+    let mut conn = connect(clients[survivor]).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match ask(&mut conn, 4, RequestBody::ClusterStatus).await {
+            Ok(ResponseBody::ClusterStatus(s)) if s.leader.is_some_and(|l| l != leader) => break,
+            other => assert!(Instant::now() < deadline, "no new leader: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    match ask(
+        &mut conn,
+        5,
+        RequestBody::LockStatus {
+            lock: "graceful".to_owned(),
+        },
+    )
+    .await
+    {
+        Ok(ResponseBody::LockStatus(Some(status))) => {
+            assert_eq!(
+                (status.holders[0].session, status.holders[0].token),
+                (session, t1)
+            );
+        }
+        other => panic!("status answered {other:?}"),
+    }
+}

@@ -121,6 +121,9 @@ pub struct Node {
     reads: BTreeMap<u64, (Origin, ReadKind)>,
     next_read: u64,
     watchers: BTreeMap<Arc<str>, BTreeSet<ConnId>>,
+    /// Shutting down: new client requests are refused with `ShuttingDown`
+    /// so clients move to another server.
+    draining: bool,
     actions: VecDeque<NodeAction>,
 }
 
@@ -152,6 +155,7 @@ impl Node {
             reads: BTreeMap::new(),
             next_read: 0,
             watchers: BTreeMap::new(),
+            draining: false,
             actions: VecDeque::new(),
         })
     }
@@ -160,6 +164,16 @@ impl Node {
     #[must_use]
     pub fn raft(&self) -> &Raft<LockState> {
         &self.raft
+    }
+
+    /// Starts a graceful shutdown: new client requests are refused with
+    /// `ShuttingDown` (clients fail over with their sessions), and a leader
+    /// hands leadership to the most up-to-date voter. Returns the transfer
+    /// target when this server leads.
+    pub fn start_draining(&mut self, now: Instant) -> Option<NodeId> {
+        self.tick(now);
+        self.draining = true;
+        self.raft.transfer_leadership(None, now).ok()
     }
 
     /// Whether the leader's lease timers are running here.
@@ -197,6 +211,10 @@ impl Node {
                 let origin = Origin::Local { conn, id };
                 if !self.greeted.contains(&conn) {
                     self.answer(origin, Err(ProtoError::HelloRequired));
+                    return;
+                }
+                if self.draining {
+                    self.answer(origin, Err(ProtoError::ShuttingDown));
                     return;
                 }
                 self.serve(origin, body);

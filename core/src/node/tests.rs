@@ -423,3 +423,33 @@ fn watchers_see_applied_events() {
             .any(|(_, conn, f)| *conn == w && matches!(f, ServerFrame::Watch(_)))
     );
 }
+
+/// Graceful shutdown: the leader hands over, and refuses new requests so
+/// that clients move on; sessions and locks stay.
+#[test]
+fn draining_hands_leadership_over_and_refuses_new_requests() {
+    let mut net = Net::new(3);
+    let leader = net.settle();
+    let c = ConnId(1);
+    net.hello(leader, c);
+    let s = net.open(leader, c, 1, 10_000);
+    granted(net.ask(leader, c, acquire(s, 1, "l", Wait::Try)));
+    let now = net.now;
+    let target = net
+        .nodes
+        .get_mut(&leader)
+        .and_then(|n| n.start_draining(now));
+    assert!(target.is_some(), "a leader names a successor");
+    net.drain(leader);
+    net.run_for(Duration::from_millis(200));
+    assert_eq!(net.leader(), target, "leadership moved to the successor");
+    let refused = net.ask(leader, c, RequestBody::KeepAlive { session: s });
+    assert_eq!(refused, Some(Err(ProtoError::ShuttingDown)));
+    let new_leader = target.expect("target");
+    let c2 = ConnId(2);
+    net.hello(new_leader, c2);
+    assert_eq!(
+        net.ask(new_leader, c2, RequestBody::KeepAlive { session: s }),
+        Some(Ok(ResponseBody::KeepAliveAck { session: s }))
+    );
+}

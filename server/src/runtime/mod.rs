@@ -57,7 +57,16 @@ pub enum RuntimeError {
 /// (peers) or closing (clients): a slow receiver must not stall the node.
 const LINK_QUEUE: usize = 4096;
 
-/// Runs one server until `shutdown` completes or storage fails.
+/// The longest a graceful shutdown waits for the leadership transfer.
+const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(3);
+/// How long a draining server keeps answering `ShuttingDown` so clients
+/// learn to move on, once it no longer leads.
+const DRAIN_SETTLE: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// Runs one server until a graceful shutdown completes or storage fails.
+/// When `shutdown` completes the server refuses new requests, hands
+/// leadership to the most up-to-date voter if it leads, and returns within a
+/// few seconds.
 ///
 /// # Errors
 /// On an invalid configuration, unreadable or corrupt storage, an address
@@ -125,6 +134,8 @@ pub async fn run(
 
     let mut clients: BTreeMap<ConnId, mpsc::Sender<ServerFrame>> = BTreeMap::new();
     let mut role = (node.raft().role(), node.raft().term());
+    // Graceful shutdown: when it started, and when it gives up waiting.
+    let mut draining: Option<(tokio::time::Instant, tokio::time::Instant)> = None;
     tokio::pin!(shutdown);
     let result = loop {
         let sleep = node
@@ -134,7 +145,12 @@ pub async fn run(
             });
         tokio::select! {
             biased;
-            () = &mut shutdown => break Ok(()),
+            () = &mut shutdown, if draining.is_none() => {
+                let target = node.start_draining(clock.now());
+                tracing::info!(successor = ?target, "shutting down: refusing new requests, handing over leadership");
+                let now = tokio::time::Instant::now();
+                draining = Some((now, now + DRAIN_LIMIT));
+            }
             Some(done) = synced.recv() => match done {
                 Ok(seq) => node.persisted(seq, clock.now()),
                 Err(e) => break Err(RuntimeError::Storage(e)),
@@ -173,6 +189,14 @@ pub async fn run(
                         }
                     }
                 }
+            }
+        }
+        if let Some((since, until)) = draining {
+            let now = tokio::time::Instant::now();
+            // Leadership gone (or never held) and clients told to move on;
+            // or it takes too long: stop anyway.
+            if (!node.raft().is_leader() && now >= since + DRAIN_SETTLE) || now >= until {
+                break Ok(());
             }
         }
         let now_role = (node.raft().role(), node.raft().term());
