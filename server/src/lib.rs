@@ -1,6 +1,7 @@
 //! The distlock server: the runtime that drives the sans-IO core over TCP
 //! with durable storage, and the pieces the `distlock` command line uses.
 
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod runtime;
