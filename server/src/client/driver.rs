@@ -1,0 +1,321 @@
+//! The driver task: owns the [`ClientSession`], the current connection and
+//! the timer, and carries requests and answers between them and the
+//! handles.
+
+use distlock_core::client::{ClientError as CoreError, ClientEvent, ClientSession};
+use distlock_core::locks::{FencingToken, Mode, Outcome, SessionId, Wait};
+use distlock_core::proto::ServerFrame;
+use distlock_core::time::Instant;
+use distlock_transport_tcp::{FrameReader, FrameWriter};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::WriteHalf;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+/// An answer to an operation, as the core gives it.
+pub(super) type OpReply = oneshot::Sender<Result<Outcome, CoreError>>;
+
+/// A request from a handle to the driver.
+#[derive(Debug)]
+pub(super) enum Command {
+    Open {
+        ttl: Duration,
+        nonce: u128,
+        reply: oneshot::Sender<Result<SessionId, CoreError>>,
+    },
+    Acquire {
+        lock: String,
+        mode: Mode,
+        wait: Wait,
+        lock_delay: Duration,
+        reply: OpReply,
+    },
+    Release {
+        lock: String,
+        token: FencingToken,
+        reply: OpReply,
+    },
+    Close {
+        reply: OpReply,
+    },
+}
+
+/// Where an operation's answer goes.
+enum Reply {
+    Open(oneshot::Sender<Result<SessionId, CoreError>>),
+    Op(OpReply),
+}
+
+/// One live connection: its writer, and the task reading it into the
+/// driver's frame channel under a generation number.
+struct Conn {
+    writer: FrameWriter<WriteHalf<TcpStream>>,
+    reader: JoinHandle<()>,
+    generation: u64,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+/// A frame (or `None`: the connection ended) from connection `generation`.
+type Incoming = (u64, Option<ServerFrame>);
+
+pub(super) struct Driver {
+    session: ClientSession,
+    servers: Vec<SocketAddr>,
+    next_server: usize,
+    dial_timeout: Duration,
+    origin: tokio::time::Instant,
+    conn: Option<Conn>,
+    generation: u64,
+    frames_tx: mpsc::UnboundedSender<Incoming>,
+    frames_rx: mpsc::UnboundedReceiver<Incoming>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    replies: HashMap<distlock_core::client::OpId, Reply>,
+    lost: watch::Sender<bool>,
+}
+
+/// Dials `addr` within `limit`.
+pub(super) async fn dial(addr: &str, limit: Duration) -> std::io::Result<TcpStream> {
+    match tokio::time::timeout(limit, TcpStream::connect(addr)).await {
+        Ok(r) => r,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("connecting to {addr} timed out"),
+        )),
+    }
+}
+
+impl Driver {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        session: ClientSession,
+        servers: Vec<SocketAddr>,
+        next_server: usize,
+        dial_timeout: Duration,
+        commands: mpsc::UnboundedReceiver<Command>,
+        lost: watch::Sender<bool>,
+    ) -> Self {
+        let (frames_tx, frames_rx) = mpsc::unbounded_channel();
+        Self {
+            session,
+            servers,
+            next_server,
+            dial_timeout,
+            origin: tokio::time::Instant::now(),
+            conn: None,
+            generation: 0,
+            frames_tx,
+            frames_rx,
+            commands,
+            replies: HashMap::new(),
+            lost,
+        }
+    }
+
+    fn now(&self) -> Instant {
+        Instant::from_micros(u64::try_from(self.origin.elapsed().as_micros()).unwrap_or(u64::MAX))
+    }
+
+    fn deadline(&self) -> Option<tokio::time::Instant> {
+        let t = self.session.poll_timeout()?;
+        self.origin
+            .checked_add(Duration::from_micros(t.as_micros()))
+    }
+
+    /// Takes `stream` as the current connection and tells the core.
+    fn attach(&mut self, stream: TcpStream, server: Option<distlock_core::ids::NodeId>) {
+        let _ = stream.set_nodelay(true);
+        let (r, w) = tokio::io::split(stream);
+        self.generation += 1;
+        let generation = self.generation;
+        let tx = self.frames_tx.clone();
+        let reader = tokio::spawn(async move {
+            let mut reader = FrameReader::new(r);
+            loop {
+                match reader.read_frame::<ServerFrame>().await {
+                    Ok(Some(frame)) => {
+                        if tx.send((generation, Some(frame))).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) | Err(_) => {
+                        let _ = tx.send((generation, None));
+                        return;
+                    }
+                }
+            }
+        });
+        self.conn = Some(Conn {
+            writer: FrameWriter::new(w),
+            reader,
+            generation,
+        });
+        let now = self.now();
+        self.session.connected(server, now);
+    }
+
+    /// Runs until every handle is gone. `first` is the connection
+    /// [`super::Client::connect`] made.
+    pub(super) async fn run(mut self, first: TcpStream) {
+        self.attach(first, None);
+        self.pump().await;
+        loop {
+            let deadline = self.deadline();
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                cmd = self.commands.recv() => {
+                    let Some(cmd) = cmd else { break };
+                    self.command(cmd);
+                }
+                Some((generation, frame)) = self.frames_rx.recv() => {
+                    if self.conn.as_ref().is_some_and(|c| c.generation == generation) {
+                        let now = self.now();
+                        match frame {
+                            Some(frame) => self.session.handle_frame(frame, now),
+                            None => {
+                                self.conn = None;
+                                self.session.connection_lost(now);
+                            }
+                        }
+                    }
+                }
+                () = sleep => {
+                    let now = self.now();
+                    self.session.handle_timeout(now);
+                }
+            }
+            self.pump().await;
+        }
+    }
+
+    fn command(&mut self, cmd: Command) {
+        let now = self.now();
+        match cmd {
+            Command::Open { ttl, nonce, reply } => {
+                match self.session.open_session(ttl, nonce, now) {
+                    Ok(op) => {
+                        self.replies.insert(op, Reply::Open(reply));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            Command::Acquire {
+                lock,
+                mode,
+                wait,
+                lock_delay,
+                reply,
+            } => {
+                let r = self.session.acquire(lock, mode, wait, lock_delay, now);
+                self.started(r, reply);
+            }
+            Command::Release { lock, token, reply } => {
+                let r = self.session.release(lock, token, now);
+                self.started(r, reply);
+            }
+            Command::Close { reply } => {
+                let r = self.session.close(now);
+                self.started(r, reply);
+            }
+        }
+    }
+
+    fn started(&mut self, r: Result<distlock_core::client::OpId, CoreError>, reply: OpReply) {
+        match r {
+            Ok(op) => {
+                self.replies.insert(op, Reply::Op(reply));
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
+
+    /// Sends the core's frames and acts on its events until it has none.
+    async fn pump(&mut self) {
+        loop {
+            self.flush_frames().await;
+            let Some(event) = self.session.poll_event() else {
+                break;
+            };
+            match event {
+                ClientEvent::SessionOpened { op, result } => {
+                    if let Some(Reply::Open(tx)) = self.replies.remove(&op) {
+                        let _ = tx.send(result);
+                    }
+                }
+                ClientEvent::Completed { op, result } => {
+                    if let Some(Reply::Op(tx)) = self.replies.remove(&op) {
+                        let _ = tx.send(result);
+                    }
+                }
+                ClientEvent::SessionLost { reason } => {
+                    tracing::warn!(?reason, "distlock session lost");
+                    self.lost.send_replace(true);
+                }
+                ClientEvent::Reconnect { to } => {
+                    self.conn = None;
+                    let (addr, id) = match to {
+                        Some(m) => (m.client_addr, Some(m.id)),
+                        None => {
+                            let i = self.next_server % self.servers.len();
+                            self.next_server = i + 1;
+                            (self.servers[i].to_string(), None)
+                        }
+                    };
+                    match dial(&addr, self.dial_timeout).await {
+                        Ok(stream) => {
+                            tracing::debug!(%addr, "distlock client connected");
+                            self.attach(stream, id);
+                        }
+                        Err(e) => {
+                            tracing::debug!(%addr, error = %e, "distlock client dial failed");
+                            let now = self.now();
+                            self.session.connection_lost(now);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes every frame the core has queued on the current connection;
+    /// a failed write loses the connection.
+    async fn flush_frames(&mut self) {
+        let Some(conn) = self.conn.as_mut() else {
+            while self.session.poll_frame().is_some() {}
+            return;
+        };
+        let mut wrote = false;
+        let mut ok = true;
+        while let Some(frame) = self.session.poll_frame() {
+            if conn.writer.write_frame(&frame).await.is_err() {
+                ok = false;
+                break;
+            }
+            wrote = true;
+        }
+        if ok && wrote {
+            ok = conn.writer.flush().await.is_ok();
+        }
+        if !ok {
+            self.conn = None;
+            let now = self.now();
+            self.session.connection_lost(now);
+        }
+    }
+}

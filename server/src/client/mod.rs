@@ -1,0 +1,380 @@
+//! An async client library for distlock: a thin tokio driver of the
+//! sans-IO [`ClientSession`](distlock_core::client::ClientSession).
+//!
+//! [`Client::connect`] dials the first reachable configured server and
+//! spawns one driver task that owns the session state machine, the TCP
+//! connection and the timer. The session logic (keepalives, the local
+//! lease, exactly-once retries, failover between members) is all the
+//! core's; the driver only carries frames, timer expiries and connection
+//! changes to it, dials where it asks
+//! ([`ClientEvent::Reconnect`](distlock_core::client::ClientEvent::Reconnect)), and
+//! hands each answer to the caller that waits for it.
+//!
+//! A [`Client`] holds at most one session ([`Client::open_session`]); open
+//! more sessions with more clients. A [`Session`] takes locks as
+//! [`Guard`]s whose [`FencingToken`] the protected resource checks — with
+//! a [`FencedResource`], for example — so that a holder that lost its lock
+//! (paused past its lease, say) cannot overwrite the next holder's work.
+//!
+//! ```no_run
+//! use distlock_server::client::{Client, ClientOptions, FencedResource};
+//! use std::time::Duration;
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let servers = vec!["127.0.0.1:7400".parse()?, "127.0.0.1:7401".parse()?];
+//! let client = Client::connect(servers, ClientOptions::default()).await?;
+//! let session = client.open_session(Duration::from_secs(10)).await?;
+//!
+//! let storage = FencedResource::new();
+//! let guard = session.lock("orders-db").await?;
+//! // Every write to the protected resource carries the token.
+//! storage.check_and_record("orders-db", guard.token())?;
+//! guard.release().await?;
+//!
+//! session.close().await?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod driver;
+mod fenced;
+
+pub use fenced::{FencedResource, StaleToken};
+
+use distlock_core::client::{ClientError as CoreError, ClientSession, Config};
+use distlock_core::locks::{FencingToken, LockError, Mode, Outcome, SessionId, Wait};
+use distlock_core::proto::ProtoError;
+use driver::{Command, Driver, dial};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// Why a client operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No configured server accepted a connection.
+    #[error("could not connect to any distlock server: {0}")]
+    Connect(#[source] std::io::Error),
+    /// The session refused or failed the operation (lost, closed, or a
+    /// final error from the cluster).
+    #[error(transparent)]
+    Session(#[from] CoreError),
+    /// The lock is held by others (a try or a timed wait gave up, or the
+    /// wait was cancelled).
+    #[error("the lock was not granted")]
+    NotGranted,
+    /// The client's driver has stopped.
+    #[error("the client is closed")]
+    Closed,
+}
+
+/// Settings of a [`Client`].
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// The session state machine's settings (timeouts, backoffs, cluster
+    /// id, credentials).
+    pub session: Config,
+    /// How long one dial may take (default 1 s).
+    pub connect_timeout: Duration,
+    /// The lock-delay asked for with every acquire (default zero).
+    pub lock_delay: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            session: Config::default(),
+            connect_timeout: Duration::from_secs(1),
+            lock_delay: Duration::ZERO,
+        }
+    }
+}
+
+/// A connection to a distlock cluster, driven by a background task.
+///
+/// Cheap to clone; the driver stops once the client, its session and every
+/// guard are dropped.
+#[derive(Clone, Debug)]
+pub struct Client {
+    commands: mpsc::UnboundedSender<Command>,
+    lost: watch::Receiver<bool>,
+    lock_delay: Duration,
+}
+
+impl Client {
+    /// Dials the configured servers in order until one accepts, then
+    /// spawns the driver task (on the current tokio runtime). Later
+    /// failovers go where the cluster's member list says, or round-robin
+    /// over `servers` while no list is known.
+    ///
+    /// # Errors
+    /// [`ClientError::Connect`] when no server accepts (or `servers` is
+    /// empty).
+    pub async fn connect(
+        servers: Vec<SocketAddr>,
+        options: ClientOptions,
+    ) -> Result<Self, ClientError> {
+        let mut last = std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "no server addresses were given",
+        );
+        let mut first = None;
+        for (i, addr) in servers.iter().enumerate() {
+            match dial(&addr.to_string(), options.connect_timeout).await {
+                Ok(stream) => {
+                    first = Some((i, stream));
+                    break;
+                }
+                Err(e) => last = e,
+            }
+        }
+        let Some((i, stream)) = first else {
+            return Err(ClientError::Connect(last));
+        };
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let (lost_tx, lost) = watch::channel(false);
+        let driver = Driver::new(
+            ClientSession::new(options.session),
+            servers,
+            i + 1,
+            options.connect_timeout,
+            commands_rx,
+            lost_tx,
+        );
+        tokio::spawn(driver.run(stream));
+        Ok(Self {
+            commands,
+            lost,
+            lock_delay: options.lock_delay,
+        })
+    }
+
+    /// Opens this client's session with a lease of `ttl` (the cluster may
+    /// clamp it), with a fresh random nonce.
+    ///
+    /// # Errors
+    /// [`ClientError::Session`] if the cluster refuses, if this client has
+    /// a session already, or once it was lost or closed;
+    /// [`ClientError::Closed`] if the driver stopped.
+    pub async fn open_session(&self, ttl: Duration) -> Result<Session, ClientError> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Open {
+                ttl,
+                nonce: random_nonce(),
+                reply,
+            })
+            .map_err(|_| ClientError::Closed)?;
+        let id = rx.await.map_err(|_| ClientError::Closed)??;
+        Ok(Session {
+            id,
+            client: self.clone(),
+        })
+    }
+}
+
+/// An open session: the owner of locks. Its locks are released when it is
+/// closed, or by the cluster when its lease runs out.
+#[derive(Debug)]
+pub struct Session {
+    id: SessionId,
+    client: Client,
+}
+
+impl Session {
+    /// The session's id.
+    #[must_use]
+    pub const fn id(&self) -> SessionId {
+        self.id
+    }
+
+    /// Takes `lock` exclusively, waiting for as long as it takes.
+    ///
+    /// # Errors
+    /// [`ClientError::Session`] when the session is lost or the cluster
+    /// refuses; [`ClientError::NotGranted`] if the wait is cancelled.
+    pub async fn lock(&self, lock: &str) -> Result<Guard, ClientError> {
+        self.lock_with(lock, Mode::Exclusive, Wait::Forever).await
+    }
+
+    /// Takes `lock` exclusively if it is free now; `None` if it is held.
+    ///
+    /// # Errors
+    /// As [`Self::lock`].
+    pub async fn try_lock(&self, lock: &str) -> Result<Option<Guard>, ClientError> {
+        match self.lock_with(lock, Mode::Exclusive, Wait::Try).await {
+            Ok(g) => Ok(Some(g)),
+            Err(ClientError::NotGranted) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Takes `lock` exclusively, waiting at most `timeout` (in whole
+    /// milliseconds).
+    ///
+    /// # Errors
+    /// [`ClientError::NotGranted`] if the wait times out; otherwise as
+    /// [`Self::lock`].
+    pub async fn lock_timeout(&self, lock: &str, timeout: Duration) -> Result<Guard, ClientError> {
+        let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        self.lock_with(lock, Mode::Exclusive, Wait::For(ms)).await
+    }
+
+    /// Takes `lock` in `mode`, waiting as `wait` says.
+    ///
+    /// # Errors
+    /// [`ClientError::NotGranted`] when the lock is busy, the wait timed
+    /// out or was cancelled; [`ClientError::Session`] for every other
+    /// refusal and when the session is lost; [`ClientError::Closed`] if the
+    /// driver stopped.
+    pub async fn lock_with(
+        &self,
+        lock: &str,
+        mode: Mode,
+        wait: Wait,
+    ) -> Result<Guard, ClientError> {
+        let (reply, rx) = oneshot::channel();
+        self.client
+            .commands
+            .send(Command::Acquire {
+                lock: lock.to_owned(),
+                mode,
+                wait,
+                lock_delay: self.client.lock_delay,
+                reply,
+            })
+            .map_err(|_| ClientError::Closed)?;
+        match rx.await.map_err(|_| ClientError::Closed)? {
+            Ok(Outcome::Granted { token }) => Ok(Guard {
+                lock: lock.to_owned(),
+                token,
+                commands: self.client.commands.clone(),
+                released: false,
+            }),
+            Ok(_) => Err(ClientError::Session(CoreError::UnexpectedAnswer)),
+            Err(CoreError::Server(ProtoError::Lock(
+                LockError::Busy { .. } | LockError::TimedOut | LockError::Cancelled,
+            ))) => Err(ClientError::NotGranted),
+            Err(e) => Err(ClientError::Session(e)),
+        }
+    }
+
+    /// Resolves once the session is lost (its lease ran out before a
+    /// keepalive was acknowledged, or the cluster ended it) or the driver
+    /// stopped. From then on, no guard of it protects anything.
+    pub fn lost(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.client.lost.clone();
+        async move {
+            let _ = rx.wait_for(|lost| *lost).await;
+        }
+    }
+
+    /// Whether the session is known to be lost.
+    #[must_use]
+    pub fn is_lost(&self) -> bool {
+        *self.client.lost.borrow()
+    }
+
+    /// Closes the session, releasing every lock it holds.
+    ///
+    /// # Errors
+    /// [`ClientError::Session`] if the session is lost already or the
+    /// cluster refuses; [`ClientError::Closed`] if the driver stopped.
+    pub async fn close(self) -> Result<(), ClientError> {
+        let (reply, rx) = oneshot::channel();
+        self.client
+            .commands
+            .send(Command::Close { reply })
+            .map_err(|_| ClientError::Closed)?;
+        match rx.await.map_err(|_| ClientError::Closed)? {
+            Ok(Outcome::Closed) => Ok(()),
+            Ok(_) => Err(ClientError::Session(CoreError::UnexpectedAnswer)),
+            Err(e) => Err(ClientError::Session(e)),
+        }
+    }
+}
+
+/// A granted lock. Release it with [`Guard::release`]; a guard dropped
+/// unreleased asks for the release in the background (without waiting for
+/// the answer).
+#[derive(Debug)]
+pub struct Guard {
+    lock: String,
+    token: FencingToken,
+    commands: mpsc::UnboundedSender<Command>,
+    released: bool,
+}
+
+impl Guard {
+    /// The lock's name.
+    #[must_use]
+    pub fn lock_name(&self) -> &str {
+        &self.lock
+    }
+
+    /// The grant's fencing token: present it to the protected resource
+    /// with every write.
+    #[must_use]
+    pub const fn token(&self) -> FencingToken {
+        self.token
+    }
+
+    /// Releases the lock and waits for the cluster's answer.
+    ///
+    /// # Errors
+    /// [`ClientError::Session`] if the session is lost (the lock is gone
+    /// anyway) or the cluster refuses; [`ClientError::Closed`] if the
+    /// driver stopped.
+    pub async fn release(mut self) -> Result<(), ClientError> {
+        self.released = true;
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Release {
+                lock: self.lock.clone(),
+                token: self.token,
+                reply,
+            })
+            .map_err(|_| ClientError::Closed)?;
+        match rx.await.map_err(|_| ClientError::Closed)? {
+            Ok(Outcome::Released) => Ok(()),
+            Ok(_) => Err(ClientError::Session(CoreError::UnexpectedAnswer)),
+            Err(e) => Err(ClientError::Session(e)),
+        }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if !self.released {
+            let (reply, _) = oneshot::channel();
+            let _ = self.commands.send(Command::Release {
+                lock: std::mem::take(&mut self.lock),
+                token: self.token,
+                reply,
+            });
+        }
+    }
+}
+
+/// A random 128-bit nonce: the OS-seeded keys of [`RandomState`] hashing
+/// the time and a process-wide counter.
+///
+/// [`RandomState`]: std::collections::hash_map::RandomState
+fn random_nonce() -> u128 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let half = |salt: u64| {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(t);
+        h.write_u64(n);
+        h.write_u64(salt);
+        h.finish()
+    };
+    (u128::from(half(1)) << 64) | u128::from(half(2))
+}

@@ -1,0 +1,240 @@
+//! Tests of the async client library against real `distlock serve`
+//! processes on loopback.
+
+use distlock_server::client::{Client, ClientOptions, FencedResource, Session};
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_addr() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr")
+}
+
+struct Server {
+    child: Child,
+}
+
+impl Server {
+    fn spawn(data: &Path, client: SocketAddr, peer: SocketAddr, cluster: &[String]) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_distlock"))
+            .arg("serve")
+            .args(cluster)
+            .arg("--data-dir")
+            .arg(data)
+            .args([
+                "--client-addr",
+                &client.to_string(),
+                "--peer-addr",
+                &peer.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start distlock serve");
+        Self { child }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Connects once a server accepts, within a deadline.
+async fn connect(servers: &[SocketAddr]) -> Client {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match Client::connect(servers.to_vec(), ClientOptions::default()).await {
+            Ok(c) => return c,
+            Err(e) => assert!(
+                Instant::now() < deadline,
+                "no server of {servers:?} accepted within 20 s: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn session(servers: &[SocketAddr]) -> Session {
+    let client = connect(servers).await;
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        client.open_session(Duration::from_secs(10)),
+    )
+    .await
+    .expect("session opened within 20 s")
+    .expect("session opened")
+}
+
+async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(20), fut)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not finish within 20 s"))
+}
+
+#[tokio::test]
+async fn lock_excludes_then_passes_on_with_a_higher_token() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let addr = free_addr();
+    let _server = Server::spawn(dir.path(), addr, free_addr(), &[]);
+
+    let a = session(&[addr]).await;
+    let b = session(&[addr]).await;
+    assert_ne!(a.id(), b.id());
+
+    let ga = within("lock", a.lock("db")).await.expect("a locks");
+    let t1 = ga.token();
+    assert!(
+        within("try_lock", b.try_lock("db"))
+            .await
+            .expect("b tries")
+            .is_none(),
+        "the lock is held by a"
+    );
+    // A timed wait gives up while a holds it.
+    assert!(matches!(
+        within(
+            "lock_timeout",
+            b.lock_timeout("db", Duration::from_millis(200))
+        )
+        .await,
+        Err(distlock_server::client::ClientError::NotGranted)
+    ));
+
+    let resource = FencedResource::new();
+    resource.check_and_record("db", t1).expect("first token");
+    resource
+        .check_and_record("db", t1)
+        .expect("same holder again");
+
+    within("release", ga.release()).await.expect("a releases");
+    let gb = within("try_lock", b.try_lock("db"))
+        .await
+        .expect("b tries again")
+        .expect("b gets the lock");
+    let t2 = gb.token();
+    assert!(t2 > t1, "token {t2} after {t1}");
+
+    resource.check_and_record("db", t2).expect("newer token");
+    let stale = resource
+        .check_and_record("db", t1)
+        .expect_err("the old holder's token is stale");
+    assert_eq!((stale.token, stale.highest), (t1, t2));
+    assert_eq!(resource.highest("db"), Some(t2));
+    // Another lock's tokens are independent.
+    resource.check_and_record("other", t1).expect("other lock");
+
+    // A waiting lock is granted once the holder's session closes.
+    let waiter = tokio::spawn(async move { a.lock("db").await.map(|g| (g.token(), a)) });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    within("close", b.close()).await.expect("b closes");
+    let (t3, a) = within("waiting lock", waiter)
+        .await
+        .expect("join")
+        .expect("a gets the lock after b closed");
+    assert!(t3 > t2, "token {t3} after {t2}");
+    within("close", a.close()).await.expect("a closes");
+}
+
+#[tokio::test]
+async fn client_fails_over_and_keeps_its_lock() {
+    let dirs: Vec<_> = (0..3)
+        .map(|_| tempfile::tempdir().expect("temp dir"))
+        .collect();
+    let clients: Vec<SocketAddr> = (0..3).map(|_| free_addr()).collect();
+    let peers: Vec<SocketAddr> = (0..3).map(|_| free_addr()).collect();
+    let list = |addrs: &[SocketAddr]| {
+        addrs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| format!("{}={a}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let (peer_list, client_list) = (list(&peers), list(&clients));
+    let mut servers: Vec<Server> = (0..3)
+        .map(|i| {
+            let cluster = [
+                "--id".to_owned(),
+                (i + 1).to_string(),
+                "--peers".to_owned(),
+                peer_list.clone(),
+                "--client-addrs".to_owned(),
+                client_list.clone(),
+            ];
+            Server::spawn(dirs[i].path(), clients[i], peers[i], &cluster)
+        })
+        .collect();
+
+    // The client dials the first configured server: server 1.
+    let a = session(&clients).await;
+    let guard = within("lock", a.lock("shared-db")).await.expect("a locks");
+    servers[0].kill();
+
+    // Another client, on the other servers, finds the lock still held.
+    let b = session(&clients[1..]).await;
+    assert!(
+        within("try_lock", b.try_lock("shared-db"))
+            .await
+            .expect("b tries")
+            .is_none(),
+        "the lock is still held after server 1 died"
+    );
+    // The first client has failed over: its session still works, and its
+    // lease is kept alive past several keepalive rounds.
+    let other = within("try_lock after failover", a.try_lock("after-failover"))
+        .await
+        .expect("a works after failover")
+        .expect("a free lock is granted");
+    assert!(other.token() > guard.token());
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(!a.is_lost(), "the session survived the failover");
+    assert!(
+        within("try_lock", b.try_lock("shared-db"))
+            .await
+            .expect("b tries")
+            .is_none(),
+        "the lock is still held"
+    );
+    within("release", guard.release())
+        .await
+        .expect("a releases");
+    let gb = within("try_lock", b.try_lock("shared-db"))
+        .await
+        .expect("b tries")
+        .expect("b gets the lock");
+    assert!(gb.token() > other.token());
+}
+
+#[tokio::test]
+async fn session_is_lost_when_the_cluster_is_gone() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let addr = free_addr();
+    let mut server = Server::spawn(dir.path(), addr, free_addr(), &[]);
+    let client = connect(&[addr]).await;
+    let s = within("open", client.open_session(Duration::from_secs(2)))
+        .await
+        .expect("session opened");
+    let lost = s.lost();
+    let guard = within("lock", s.lock("x")).await.expect("locked");
+    server.kill();
+    within("lost", lost).await;
+    assert!(s.is_lost());
+    assert!(matches!(
+        s.try_lock("y").await,
+        Err(distlock_server::client::ClientError::Session(
+            distlock_core::client::ClientError::SessionLost
+        ))
+    ));
+    assert!(guard.release().await.is_err());
+    // Only one session per client.
+    assert!(client.open_session(Duration::from_secs(2)).await.is_err());
+}
