@@ -1,57 +1,19 @@
 //! Black-box tests of the `distlock` binary: real processes on loopback,
 //! spoken to over the wire protocol.
 
+mod common;
+
+use common::{Cluster, Server, free_addr};
 use distlock_core::locks::{ClientCommand, FencingToken, Mode, Outcome, Seq, SessionId, Wait};
 use distlock_core::proto::{
     ClientFrame, ProtoError, Request, RequestBody, RequestId, ResponseBody, ServerFrame,
 };
 use distlock_transport_tcp::{HandshakeConfig, Reader, Writer, client_handshake};
-use std::net::{SocketAddr, TcpListener};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
+use std::process::Command;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-
-fn free_addr() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("local addr")
-}
-
-struct Server {
-    child: Child,
-    client: SocketAddr,
-}
-
-impl Server {
-    fn start(data: &Path, client: SocketAddr, peer: SocketAddr) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_distlock"))
-            .args(["serve", "--data-dir"])
-            .arg(data)
-            .args([
-                "--client-addr",
-                &client.to_string(),
-                "--peer-addr",
-                &peer.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start distlock serve");
-        Self { child, client }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 type Conn = (Reader<TcpStream>, Writer<TcpStream>);
 
@@ -165,14 +127,14 @@ fn granted(r: Result<ResponseBody, ProtoError>) -> FencingToken {
 async fn locks_survive_kill_9_and_tokens_continue_upward() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (client, peer) = (free_addr(), free_addr());
-    let mut server = Server::start(dir.path(), client, peer);
+    let mut server = Server::start(dir.path(), client, peer, &[]);
     let mut conn = connect(server.client).await;
     let session = open(&mut conn, 7).await;
     let t1 = granted(ask(&mut conn, 2, acquire(session, 1, "db")).await);
     server.kill();
     drop(conn);
 
-    let server = Server::start(dir.path(), client, peer);
+    let server = Server::start(dir.path(), client, peer, &[]);
     let mut conn = connect(server.client).await;
     match ask(
         &mut conn,
@@ -211,7 +173,7 @@ async fn locks_survive_kill_9_and_tokens_continue_upward() {
 #[tokio::test]
 async fn bad_frames_get_errors_and_change_nothing() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = Server::start(dir.path(), free_addr(), free_addr());
+    let server = Server::start(dir.path(), free_addr(), free_addr(), &[]);
     let mut good = connect(server.client).await;
     let session = open(&mut good, 9).await;
     let t = granted(ask(&mut good, 2, acquire(session, 1, "x")).await);
@@ -290,42 +252,8 @@ fn bad_configuration_gets_a_clear_message() {
 /// token survive on the others, and the next grant's token is higher.
 #[tokio::test]
 async fn three_servers_survive_the_leader_being_killed() {
-    let dirs: Vec<_> = (0..3)
-        .map(|_| tempfile::tempdir().expect("temp dir"))
-        .collect();
-    let clients: Vec<SocketAddr> = (0..3).map(|_| free_addr()).collect();
-    let peers: Vec<SocketAddr> = (0..3).map(|_| free_addr()).collect();
-    let list = |addrs: &[SocketAddr]| {
-        addrs
-            .iter()
-            .enumerate()
-            .map(|(i, a)| format!("{}={a}", i + 1))
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    let (peer_list, client_list) = (list(&peers), list(&clients));
-    let mut servers: Vec<Option<Server>> = (0..3)
-        .map(|i| {
-            let child = Command::new(env!("CARGO_BIN_EXE_distlock"))
-                .args(["serve", "--id", &(i + 1).to_string(), "--data-dir"])
-                .arg(dirs[i].path())
-                .args([
-                    "--client-addr",
-                    &clients[i].to_string(),
-                    "--peer-addr",
-                    &peers[i].to_string(),
-                ])
-                .args(["--peers", &peer_list, "--client-addrs", &client_list])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start distlock serve");
-            Some(Server {
-                child,
-                client: clients[i],
-            })
-        })
-        .collect();
+    let mut cluster = Cluster::start(3);
+    let clients = cluster.clients.clone();
     let mut conn = connect(clients[0]).await;
     let session = open(&mut conn, 11).await;
     let t1 = granted(ask(&mut conn, 2, acquire(session, 1, "shared-db")).await);
@@ -334,7 +262,7 @@ async fn three_servers_survive_the_leader_being_killed() {
         other => panic!("status answered {other:?}"),
     };
     let leader_slot = usize::try_from(leader.0 - 1).expect("id");
-    if let Some(mut s) = servers[leader_slot].take() {
+    if let Some(mut s) = cluster.servers[leader_slot].take() {
         s.kill();
     }
     let survivor = (0..3).find(|&i| i != leader_slot).expect("a survivor");
@@ -366,42 +294,8 @@ async fn three_servers_survive_the_leader_being_killed() {
 /// seconds; the lock and its token stay with the cluster.
 #[tokio::test]
 async fn sigterm_on_the_leader_hands_over_and_exits() {
-    let dirs: Vec<_> = (0..3)
-        .map(|_| tempfile::tempdir().expect("temp dir"))
-        .collect();
-    let clients: Vec<SocketAddr> = (0..3).map(|_| free_addr()).collect();
-    let peers: Vec<SocketAddr> = (0..3).map(|_| free_addr()).collect();
-    let list = |addrs: &[SocketAddr]| {
-        addrs
-            .iter()
-            .enumerate()
-            .map(|(i, a)| format!("{}={a}", i + 1))
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    let (peer_list, client_list) = (list(&peers), list(&clients));
-    let mut servers: Vec<Server> = (0..3)
-        .map(|i| {
-            let child = Command::new(env!("CARGO_BIN_EXE_distlock"))
-                .args(["serve", "--id", &(i + 1).to_string(), "--data-dir"])
-                .arg(dirs[i].path())
-                .args([
-                    "--client-addr",
-                    &clients[i].to_string(),
-                    "--peer-addr",
-                    &peers[i].to_string(),
-                ])
-                .args(["--peers", &peer_list, "--client-addrs", &client_list])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start distlock serve");
-            Server {
-                child,
-                client: clients[i],
-            }
-        })
-        .collect();
+    let mut cluster = Cluster::start(3);
+    let clients = cluster.clients.clone();
     let mut conn = connect(clients[0]).await;
     let session = open(&mut conn, 21).await;
     let t1 = granted(ask(&mut conn, 2, acquire(session, 1, "graceful")).await);
@@ -410,7 +304,8 @@ async fn sigterm_on_the_leader_hands_over_and_exits() {
         other => panic!("status answered {other:?}"),
     };
     let slot = usize::try_from(leader.0 - 1).expect("id");
-    let pid = servers[slot].child.id().to_string();
+    let server = cluster.servers[slot].as_mut().expect("running");
+    let pid = server.child.id().to_string();
     let status = Command::new("kill")
         .args(["-TERM", &pid])
         .status()
@@ -418,7 +313,7 @@ async fn sigterm_on_the_leader_hands_over_and_exits() {
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(10);
     let exit = loop {
-        if let Some(s) = servers[slot].child.try_wait().expect("wait") {
+        if let Some(s) = server.child.try_wait().expect("wait") {
             break s;
         }
         assert!(

@@ -1,54 +1,13 @@
 //! Tests of the async client library against real `distlock serve`
 //! processes on loopback.
 
+mod common;
+
+use common::{Server, free_addr};
 use distlock_server::client::{Client, ClientOptions, FencedResource, Session};
-use std::net::{SocketAddr, TcpListener};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-fn free_addr() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("local addr")
-}
-
-struct Server {
-    child: Child,
-}
-
-impl Server {
-    fn spawn(data: &Path, client: SocketAddr, peer: SocketAddr, cluster: &[String]) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_distlock"))
-            .arg("serve")
-            .args(cluster)
-            .arg("--data-dir")
-            .arg(data)
-            .args([
-                "--client-addr",
-                &client.to_string(),
-                "--peer-addr",
-                &peer.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start distlock serve");
-        Self { child }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// Connects once a server accepts, within a deadline.
 async fn connect(servers: &[SocketAddr]) -> Client {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -84,7 +43,7 @@ async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
 async fn lock_excludes_then_passes_on_with_a_higher_token() {
     let dir = tempfile::tempdir().expect("temp dir");
     let addr = free_addr();
-    let _server = Server::spawn(dir.path(), addr, free_addr(), &[]);
+    let _server = Server::start(dir.path(), addr, free_addr(), &[]);
 
     let a = session(&[addr]).await;
     let b = session(&[addr]).await;
@@ -170,7 +129,7 @@ async fn client_fails_over_and_keeps_its_lock() {
                 "--client-addrs".to_owned(),
                 client_list.clone(),
             ];
-            Server::spawn(dirs[i].path(), clients[i], peers[i], &cluster)
+            Server::start(dirs[i].path(), clients[i], peers[i], &cluster)
         })
         .collect();
 
@@ -218,7 +177,7 @@ async fn client_fails_over_and_keeps_its_lock() {
 async fn session_is_lost_when_the_cluster_is_gone() {
     let dir = tempfile::tempdir().expect("temp dir");
     let addr = free_addr();
-    let mut server = Server::spawn(dir.path(), addr, free_addr(), &[]);
+    let mut server = Server::start(dir.path(), addr, free_addr(), &[]);
     let client = connect(&[addr]).await;
     let s = within("open", client.open_session(Duration::from_secs(2)))
         .await
