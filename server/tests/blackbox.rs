@@ -114,6 +114,35 @@ async fn open(conn: &mut Conn, nonce: u128) -> SessionId {
     }
 }
 
+/// Asserts (through a linearizable read) that `lock` is held by `session`
+/// with `token`.
+async fn assert_held(
+    conn: &mut Conn,
+    id: u64,
+    lock: &str,
+    session: SessionId,
+    token: FencingToken,
+) {
+    match ask(
+        conn,
+        id,
+        RequestBody::LockStatus {
+            lock: lock.to_owned(),
+        },
+    )
+    .await
+    {
+        Ok(ResponseBody::LockStatus(Some(status))) => {
+            assert_eq!(status.holders.len(), 1, "{status:?}");
+            assert_eq!(
+                (status.holders[0].session, status.holders[0].token),
+                (session, token)
+            );
+        }
+        other => panic!("status of {lock} answered {other:?}"),
+    }
+}
+
 fn granted(r: Result<ResponseBody, ProtoError>) -> FencingToken {
     match r {
         Ok(ResponseBody::Lock(Outcome::Granted { token })) => token,
@@ -136,24 +165,7 @@ async fn locks_survive_kill_9_and_tokens_continue_upward() {
 
     let server = Server::start(dir.path(), client, peer, &[]);
     let mut conn = connect(server.client).await;
-    match ask(
-        &mut conn,
-        3,
-        RequestBody::LockStatus {
-            lock: "db".to_owned(),
-        },
-    )
-    .await
-    {
-        Ok(ResponseBody::LockStatus(Some(status))) => {
-            assert_eq!(status.holders.len(), 1, "{status:?}");
-            assert_eq!(
-                (status.holders[0].session, status.holders[0].token),
-                (session, t1)
-            );
-        }
-        other => panic!("status answered {other:?}"),
-    }
+    assert_held(&mut conn, 3, "db", session, t1).await;
     let release = RequestBody::Log(ClientCommand::Release {
         session,
         seq: Seq(2),
@@ -267,24 +279,7 @@ async fn three_servers_survive_the_leader_being_killed() {
     }
     let survivor = (0..3).find(|&i| i != leader_slot).expect("a survivor");
     let mut conn = connect(clients[survivor]).await;
-    match ask(
-        &mut conn,
-        4,
-        RequestBody::LockStatus {
-            lock: "shared-db".to_owned(),
-        },
-    )
-    .await
-    {
-        Ok(ResponseBody::LockStatus(Some(status))) => {
-            assert_eq!(status.holders.len(), 1, "{status:?}");
-            assert_eq!(
-                (status.holders[0].session, status.holders[0].token),
-                (session, t1)
-            );
-        }
-        other => panic!("status answered {other:?}"),
-    }
+    assert_held(&mut conn, 4, "shared-db", session, t1).await;
     let other = open(&mut conn, 12).await;
     let t2 = granted(ask(&mut conn, 5, acquire(other, 1, "another")).await);
     assert!(t2 > t1, "token {t2} after {t1}");
@@ -333,21 +328,5 @@ async fn sigterm_on_the_leader_hands_over_and_exits() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    match ask(
-        &mut conn,
-        5,
-        RequestBody::LockStatus {
-            lock: "graceful".to_owned(),
-        },
-    )
-    .await
-    {
-        Ok(ResponseBody::LockStatus(Some(status))) => {
-            assert_eq!(
-                (status.holders[0].session, status.holders[0].token),
-                (session, t1)
-            );
-        }
-        other => panic!("status answered {other:?}"),
-    }
+    assert_held(&mut conn, 5, "graceful", session, t1).await;
 }

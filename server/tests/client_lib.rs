@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Server, free_addr};
+use common::{Cluster, Server, free_addr};
 use distlock_server::client::{Client, ClientOptions, FencedResource, Session};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -105,38 +105,15 @@ async fn lock_excludes_then_passes_on_with_a_higher_token() {
 
 #[tokio::test]
 async fn client_fails_over_and_keeps_its_lock() {
-    let dirs: Vec<_> = (0..3)
-        .map(|_| tempfile::tempdir().expect("temp dir"))
-        .collect();
-    let clients: Vec<SocketAddr> = (0..3).map(|_| free_addr()).collect();
-    let peers: Vec<SocketAddr> = (0..3).map(|_| free_addr()).collect();
-    let list = |addrs: &[SocketAddr]| {
-        addrs
-            .iter()
-            .enumerate()
-            .map(|(i, a)| format!("{}={a}", i + 1))
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    let (peer_list, client_list) = (list(&peers), list(&clients));
-    let mut servers: Vec<Server> = (0..3)
-        .map(|i| {
-            let cluster = [
-                "--id".to_owned(),
-                (i + 1).to_string(),
-                "--peers".to_owned(),
-                peer_list.clone(),
-                "--client-addrs".to_owned(),
-                client_list.clone(),
-            ];
-            Server::start(dirs[i].path(), clients[i], peers[i], &cluster)
-        })
-        .collect();
+    let mut cluster = Cluster::start(3);
+    let clients = cluster.clients.clone();
 
     // The client dials the first configured server: server 1.
     let a = session(&clients).await;
     let guard = within("lock", a.lock("shared-db")).await.expect("a locks");
-    servers[0].kill();
+    if let Some(mut s) = cluster.servers[0].take() {
+        s.kill();
+    }
 
     // Another client, on the other servers, finds the lock still held.
     let b = session(&clients[1..]).await;
