@@ -30,60 +30,75 @@ pub(super) async fn accept_clients(
     cluster: ClusterId,
     inbox: mpsc::Sender<Input>,
 ) {
+    accept_loop(listener, cluster, inbox, serve_client).await;
+}
+
+/// Accepts connections for ever, one task per connection.
+async fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    cluster: ClusterId,
+    inbox: mpsc::Sender<Input>,
+    serve: F,
+) where
+    F: Fn(TcpStream, Admission, mpsc::Sender<Input>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let admission = Admission {
         cluster_id: cluster,
         auth: None,
     };
     loop {
         let Ok((stream, _)) = listener.accept().await else {
+            // Out of file descriptors or similar: back off rather than spin.
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let inbox = inbox.clone();
-        let admission = admission.clone();
-        tokio::spawn(async move {
-            let config = HandshakeConfig::default();
-            let Ok(pending) = accept_client(stream, &admission, &config).await else {
-                return;
-            };
-            let (mut reader, writer, hello) = pending.into_parts();
-            let conn = ConnId(NEXT_CONN.fetch_add(1, Ordering::Relaxed));
-            let (tx, rx) = mpsc::channel::<ServerFrame>(LINK_QUEUE);
-            if inbox
-                .send(Input::ClientOpened(conn, tx.clone()))
-                .await
-                .is_err()
-            {
-                return;
-            }
-            let hello = ClientFrame::Hello {
-                protocol_version: hello.protocol_version,
-                cluster_id: hello.cluster_id,
-                auth: hello.auth,
-            };
-            let _ = inbox.send(Input::Client(conn, hello)).await;
-            tokio::spawn(write_frames(writer, rx));
-            loop {
-                match read_frame_timeout::<_, ClientFrame>(&mut reader, CLIENT_IDLE).await {
-                    Ok(Some(frame)) => {
-                        if inbox.send(Input::Client(conn, frame)).await.is_err() {
-                            break;
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        // Tell the client why, then close: bad input changes nothing.
-                        if let Some(err) = refusal(&e) {
-                            let _ = tx.send(ServerFrame::Error(err)).await;
-                        }
-                        break;
-                    }
+        tokio::spawn(serve(stream, admission.clone(), inbox.clone()));
+    }
+}
+
+/// One client connection: handshake, then frames in and out until it ends.
+async fn serve_client(stream: TcpStream, admission: Admission, inbox: mpsc::Sender<Input>) {
+    let config = HandshakeConfig::default();
+    let Ok(pending) = accept_client(stream, &admission, &config).await else {
+        return;
+    };
+    let (mut reader, writer, hello) = pending.into_parts();
+    let conn = ConnId(NEXT_CONN.fetch_add(1, Ordering::Relaxed));
+    let (tx, rx) = mpsc::channel::<ServerFrame>(LINK_QUEUE);
+    if inbox
+        .send(Input::ClientOpened(conn, tx.clone()))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let hello = ClientFrame::Hello {
+        protocol_version: hello.protocol_version,
+        cluster_id: hello.cluster_id,
+        auth: hello.auth,
+    };
+    let _ = inbox.send(Input::Client(conn, hello)).await;
+    tokio::spawn(write_frames(writer, rx));
+    loop {
+        match read_frame_timeout::<_, ClientFrame>(&mut reader, CLIENT_IDLE).await {
+            Ok(Some(frame)) => {
+                if inbox.send(Input::Client(conn, frame)).await.is_err() {
+                    break;
                 }
             }
-            let _ = inbox.send(Input::ClientClosed(conn)).await;
-        });
+            Ok(None) => break,
+            Err(e) => {
+                // Tell the client why, then close: bad input changes nothing.
+                if let Some(err) = refusal(&e) {
+                    let _ = tx.send(ServerFrame::Error(err)).await;
+                }
+                break;
+            }
+        }
     }
+    let _ = inbox.send(Input::ClientClosed(conn)).await;
 }
 
 /// The error frame that explains a broken frame to the client, if any.
@@ -127,32 +142,19 @@ pub(super) async fn accept_peers(
     cluster: ClusterId,
     inbox: mpsc::Sender<Input>,
 ) {
-    let admission = Admission {
-        cluster_id: cluster,
-        auth: None,
+    accept_loop(listener, cluster, inbox, serve_peer).await;
+}
+
+/// One inbound peer connection: handshake, then its frames into the inbox.
+async fn serve_peer(stream: TcpStream, admission: Admission, inbox: mpsc::Sender<Input>) {
+    let config = HandshakeConfig::default();
+    let Ok((from, mut reader, _writer)) = accept_peer(stream, &admission, &config).await else {
+        return;
     };
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let inbox = inbox.clone();
-        let admission = admission.clone();
-        tokio::spawn(async move {
-            let config = HandshakeConfig::default();
-            let Ok((from, mut reader, _writer)) = accept_peer(stream, &admission, &config).await
-            else {
-                return;
-            };
-            while let Ok(Some(frame)) =
-                read_frame_timeout::<_, PeerFrame>(&mut reader, PEER_IDLE).await
-            {
-                if inbox.send(Input::Peer(from, frame)).await.is_err() {
-                    return;
-                }
-            }
-        });
+    while let Ok(Some(frame)) = read_frame_timeout::<_, PeerFrame>(&mut reader, PEER_IDLE).await {
+        if inbox.send(Input::Peer(from, frame)).await.is_err() {
+            return;
+        }
     }
 }
 
