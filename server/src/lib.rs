@@ -4,5 +4,6 @@
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod lock_cmd;
 pub mod runtime;
 pub mod storage;

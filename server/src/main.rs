@@ -23,6 +23,40 @@ enum Command {
     /// Runs one server. With no flags: a single-server cluster on
     /// 127.0.0.1:7001 (clients) and 127.0.0.1:7101 (peers), data in ./distlock-data.
     Serve(ServeArgs),
+    /// Runs a command while holding a lock; the fencing token is in
+    /// $DISTLOCK_TOKEN. Exits with the command's status; 75 if the lock was
+    /// not acquired, 69 if no quorum is reachable, 70 if the session was
+    /// lost while the command ran (its process group is killed first).
+    Lock(LockArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct LockArgs {
+    /// The lock's name.
+    name: String,
+    /// Wait at most this long for the lock (e.g. 30s); default: for ever.
+    #[arg(long, value_parser = distlock_server::lock_cmd::parse_duration, conflicts_with = "try_")]
+    wait: Option<std::time::Duration>,
+    /// Give up at once if the lock is held.
+    #[arg(long = "try")]
+    try_: bool,
+    /// The session's TTL.
+    #[arg(long, default_value = "10s", value_parser = distlock_server::lock_cmd::parse_duration)]
+    ttl: std::time::Duration,
+    /// Hold the lock shared (many readers) rather than exclusive.
+    #[arg(long)]
+    shared: bool,
+    /// Servers to talk to (else $DISTLOCK_SERVERS, else 127.0.0.1:7001).
+    #[arg(
+        long,
+        env = "DISTLOCK_SERVERS",
+        default_value = "127.0.0.1:7001",
+        value_delimiter = ','
+    )]
+    servers: Vec<SocketAddr>,
+    /// The command to run, after `--`.
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -96,6 +130,22 @@ fn main() -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Lock(args) => {
+            let request = distlock_server::lock_cmd::LockRequest {
+                servers: args.servers,
+                name: args.name,
+                wait: if args.try_ {
+                    Some(std::time::Duration::ZERO)
+                } else {
+                    args.wait
+                },
+                ttl: args.ttl,
+                shared: args.shared,
+                command: args.command,
+            };
+            let code = runtime.block_on(distlock_server::lock_cmd::run(request));
+            std::process::exit(code);
+        }
     }
 }
 
