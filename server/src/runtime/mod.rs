@@ -77,13 +77,31 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RuntimeError> {
     cfg.validate()?;
-    let mut storage = FileStorage::<Command>::open(
+    let storage = FileStorage::<Command>::open(
         &cfg.data_dir,
         FileStorageOptions {
             fsync: cfg.fsync,
             ..FileStorageOptions::default()
         },
     )?;
+    run_with_storage(cfg, clock, storage, shutdown).await
+}
+
+/// [`run`] with a given store instead of the data directory's
+/// [`FileStorage`]: the simulation passes a simulated disk here.
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_with_storage<S>(
+    cfg: ServerConfig,
+    clock: Arc<dyn Clock>,
+    mut storage: S,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RuntimeError>
+where
+    S: Storage<Command> + Send + 'static,
+{
+    cfg.validate()?;
     let mut stored = storage.load()?;
     stored.initial_membership = Membership::with_voters(cfg.peers.keys().copied());
     let members: Vec<MemberInfo> = cfg

@@ -3,14 +3,14 @@
 //! highest sequence number made durable. A failure is reported once and
 //! ends the task: the node stops (fail-stop), it never retries an fsync.
 
-use crate::storage::{FileStorage, Storage, StorageError};
+use crate::storage::{Storage, StorageError};
 use distlock_core::locks::Command;
 use distlock_core::raft::{Persist, PersistSeq};
 use tokio::sync::mpsc;
 
 /// Runs the storage loop on a blocking thread (file IO blocks).
-pub(super) fn spawn(
-    mut storage: FileStorage<Command>,
+pub(super) fn spawn<S: Storage<Command> + Send + 'static>(
+    mut storage: S,
     mut requests: mpsc::UnboundedReceiver<Persist<Command>>,
     synced: mpsc::UnboundedSender<Result<PersistSeq, StorageError>>,
 ) -> tokio::task::JoinHandle<()> {
