@@ -47,6 +47,22 @@ pub enum ConfigError {
     /// The server's own id is not among the peers.
     #[error("--peers must include this server's own id {0}")]
     SelfNotInPeers(u64),
+    /// The configuration file cannot be read.
+    #[error("cannot read the configuration file {path}: {reason}")]
+    File {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The configuration file is not valid TOML of the expected shape.
+    #[error("configuration file {path} is invalid: {reason}")]
+    FileSyntax {
+        /// The file.
+        path: String,
+        /// What is wrong, with its line.
+        reason: String,
+    },
     /// The same id appears twice.
     #[error("{what} lists id {id} twice")]
     Duplicate {
@@ -82,6 +98,97 @@ pub fn parse_members(
         }
     }
     Ok(out)
+}
+
+/// The settings a `--config FILE.toml` may give; each is the flag of the
+/// same name (flags given on the command line win). For example:
+///
+/// ```toml
+/// id = 1
+/// data_dir = "/var/lib/distlock"
+/// client_addr = "10.0.0.1:7001"
+/// peer_addr = "10.0.0.1:7101"
+/// cluster_id = "prod-locks"
+/// fsync = "always"
+///
+/// [peers]            # every member's peer address, this server's included
+/// 1 = "10.0.0.1:7101"
+/// 2 = "10.0.0.2:7101"
+/// 3 = "10.0.0.3:7101"
+///
+/// [client_addrs]     # every member's client address, for client failover
+/// 1 = "10.0.0.1:7001"
+/// 2 = "10.0.0.2:7001"
+/// 3 = "10.0.0.3:7001"
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// `--id`.
+    pub id: Option<u64>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--client-addr`.
+    pub client_addr: Option<SocketAddr>,
+    /// `--peer-addr`.
+    pub peer_addr: Option<SocketAddr>,
+    /// `--peers`, as a table of id = address.
+    pub peers: Option<BTreeMap<String, SocketAddr>>,
+    /// `--client-addrs`, as a table of id = address.
+    pub client_addrs: Option<BTreeMap<String, SocketAddr>>,
+    /// `--cluster-id`.
+    pub cluster_id: Option<String>,
+    /// `--fsync`: `always` or `never`.
+    pub fsync: Option<String>,
+}
+
+impl ConfigFile {
+    /// Reads and parses a TOML configuration file.
+    ///
+    /// # Errors
+    /// When the file cannot be read or is not valid.
+    pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Self::parse(&text).map_err(|reason| ConfigError::FileSyntax {
+            path: path.display().to_string(),
+            reason,
+        })
+    }
+
+    /// Parses the text of a configuration file.
+    ///
+    /// # Errors
+    /// What is wrong with it, in words.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim().to_owned())
+    }
+
+    /// A table of members as `--peers` would give it.
+    ///
+    /// # Errors
+    /// On a key that is not a node id, or id 0.
+    pub fn members(
+        what: &'static str,
+        table: &BTreeMap<String, SocketAddr>,
+    ) -> Result<BTreeMap<NodeId, SocketAddr>, ConfigError> {
+        let mut out = BTreeMap::new();
+        for (key, &addr) in table {
+            let id: u64 = key.trim().parse().map_err(|_| ConfigError::BadEntry {
+                what,
+                entry: format!("{key} = {addr}"),
+            })?;
+            if id == 0 {
+                return Err(ConfigError::ZeroId);
+            }
+            if out.insert(NodeId(id), addr).is_some() {
+                return Err(ConfigError::Duplicate { what, id });
+            }
+        }
+        Ok(out)
+    }
 }
 
 impl ServerConfig {
@@ -120,6 +227,25 @@ impl ServerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_files_parse_and_reject_unknown_keys() {
+        let f = ConfigFile::parse(
+            "id = 2\nfsync = \"never\"\n[peers]\n1 = \"127.0.0.1:7101\"\n2 = \"127.0.0.1:7102\"\n",
+        )
+        .expect("parses");
+        assert_eq!(f.id, Some(2));
+        let peers =
+            ConfigFile::members("peers", f.peers.as_ref().expect("has peers")).expect("ids");
+        assert_eq!(peers.len(), 2);
+        let e = ConfigFile::parse("idd = 2\n").expect_err("unknown key");
+        assert!(e.contains("idd"), "{e}");
+        let e = ConfigFile::parse("client_addr = \"nowhere\"\n").expect_err("bad address");
+        assert!(e.contains("client_addr"), "{e}");
+        let mut bad = BTreeMap::new();
+        bad.insert("one".to_owned(), "127.0.0.1:1".parse().expect("addr"));
+        assert!(ConfigFile::members("peers", &bad).is_err());
+    }
 
     #[test]
     fn members_parse_and_errors_say_what_is_wrong() {

@@ -3,12 +3,17 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use distlock_core::ids::NodeId;
+use distlock_server::bench_cmd::{self, BenchRequest};
 use distlock_server::clock::MonotonicClock;
-use distlock_server::config::{ServerConfig, parse_members};
+use distlock_server::config::{ConfigFile, ServerConfig, parse_members};
+use distlock_server::dev_cmd::{self, DevCluster};
+use distlock_server::lock_cmd::{self, parse_duration};
+use distlock_server::status_cmd::{self, StatusRequest};
 use distlock_server::storage::FsyncPolicy;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// distlock: a distributed lock manager with fencing tokens and leases that never end early.
 #[derive(Parser, Debug)]
@@ -23,30 +28,26 @@ enum Command {
     /// Runs one server. With no flags: a single-server cluster on
     /// 127.0.0.1:7001 (clients) and 127.0.0.1:7101 (peers), data in ./distlock-data.
     Serve(ServeArgs),
+    /// Runs a throwaway local cluster in this process (data in a temporary
+    /// directory, deleted on Ctrl-C) and prints the --servers value to use.
+    Dev(DevArgs),
     /// Runs a command while holding a lock; the fencing token is in
     /// $DISTLOCK_TOKEN. Exits with the command's status; 75 if the lock was
     /// not acquired, 69 if no quorum is reachable, 70 if the session was
     /// lost while the command ran (its process group is killed first).
     Lock(LockArgs),
+    /// Shows the cluster (leader, term, commit index, members) or, given a
+    /// lock's name, its holders with their tokens and its waiters.
+    Status(StatusArgs),
+    /// Measures acquire+release pairs per second and acquire latency with
+    /// concurrent clients; client i uses key i mod --keys.
+    Bench(BenchArgs),
 }
 
+/// Where the cluster is, for the commands that talk to one.
 #[derive(clap::Args, Debug)]
-struct LockArgs {
-    /// The lock's name.
-    name: String,
-    /// Wait at most this long for the lock (e.g. 30s); default: for ever.
-    #[arg(long, value_parser = distlock_server::lock_cmd::parse_duration, conflicts_with = "try_")]
-    wait: Option<std::time::Duration>,
-    /// Give up at once if the lock is held.
-    #[arg(long = "try")]
-    try_: bool,
-    /// The session's TTL.
-    #[arg(long, default_value = "10s", value_parser = distlock_server::lock_cmd::parse_duration)]
-    ttl: std::time::Duration,
-    /// Hold the lock shared (many readers) rather than exclusive.
-    #[arg(long)]
-    shared: bool,
-    /// Servers to talk to (else $DISTLOCK_SERVERS, else 127.0.0.1:7001).
+struct ServersArg {
+    /// Servers to talk to, comma-separated (else $DISTLOCK_SERVERS, else 127.0.0.1:7001).
     #[arg(
         long,
         env = "DISTLOCK_SERVERS",
@@ -54,25 +55,100 @@ struct LockArgs {
         value_delimiter = ','
     )]
     servers: Vec<SocketAddr>,
+}
+
+#[derive(clap::Args, Debug)]
+struct LockArgs {
+    /// The lock's name.
+    name: String,
+    /// Wait at most this long for the lock (e.g. 30s); default: for ever.
+    #[arg(long, value_parser = parse_duration, conflicts_with = "try_")]
+    wait: Option<Duration>,
+    /// Give up at once if the lock is held.
+    #[arg(long = "try")]
+    try_: bool,
+    /// The session's TTL.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    ttl: Duration,
+    /// Hold the lock shared (many readers) rather than exclusive.
+    #[arg(long)]
+    shared: bool,
+    #[command(flatten)]
+    servers: ServersArg,
     /// The command to run, after `--`.
     #[arg(last = true, required = true)]
     command: Vec<String>,
 }
 
 #[derive(clap::Args, Debug)]
+struct StatusArgs {
+    /// A lock to show; without it, the cluster.
+    name: Option<String>,
+    /// Print one JSON object (fields: leader, term, commit_index, members;
+    /// with a lock also lock, mode, kind, holders, waiters, lock_delay_ms).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    servers: ServersArg,
+}
+
+#[derive(clap::Args, Debug)]
+struct BenchArgs {
+    /// Concurrent clients, each with its own connection and session.
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Distinct locks (1: every client contends for one lock).
+    #[arg(long, default_value_t = 64)]
+    keys: usize,
+    /// How long to measure.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    duration: Duration,
+    /// How long to run before measuring.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    warmup: Duration,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    servers: ServersArg,
+}
+
+#[derive(clap::Args, Debug)]
+struct DevArgs {
+    /// How many servers.
+    #[arg(long, default_value_t = 3)]
+    nodes: u16,
+    /// Server i (from 0) listens for clients on base-port + i and for peers
+    /// on base-port + 100 + i.
+    #[arg(long, default_value_t = 7001)]
+    base_port: u16,
+    /// Keep the data here instead of in a temporary directory.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// `always` (default) or `never` (faster, loses data on a crash).
+    #[arg(long, default_value = "always")]
+    fsync: FsyncPolicy,
+}
+
+#[derive(clap::Args, Debug)]
 struct ServeArgs {
-    /// This server's id (1 or more).
-    #[arg(long, default_value_t = 1)]
-    id: u64,
-    /// Where to keep the log and snapshots.
-    #[arg(long, default_value = "distlock-data")]
-    data_dir: PathBuf,
-    /// Address clients connect to.
-    #[arg(long, default_value = "127.0.0.1:7001")]
-    client_addr: SocketAddr,
-    /// Address peers connect to.
-    #[arg(long, default_value = "127.0.0.1:7101")]
-    peer_addr: SocketAddr,
+    /// Read settings from this TOML file (keys as the flags below, with
+    /// underscores; [peers] and [client_addrs] tables of id = "HOST:PORT").
+    /// Flags given on the command line win over the file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// This server's id (1 or more) [default: 1].
+    #[arg(long)]
+    id: Option<u64>,
+    /// Where to keep the log and snapshots [default: distlock-data].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Address clients connect to [default: 127.0.0.1:7001].
+    #[arg(long)]
+    client_addr: Option<SocketAddr>,
+    /// Address peers connect to [default: 127.0.0.1:7101].
+    #[arg(long)]
+    peer_addr: Option<SocketAddr>,
     /// Every member's peer address, this server's included: 1=HOST:PORT,2=...
     /// (default: this server alone).
     #[arg(long)]
@@ -81,35 +157,62 @@ struct ServeArgs {
     /// (default: only this server's).
     #[arg(long)]
     client_addrs: Option<String>,
-    /// The cluster's name; peers and clients naming another are refused.
-    #[arg(long, default_value = "distlock")]
-    cluster_id: String,
+    /// The cluster's name; peers and clients naming another are refused [default: distlock].
+    #[arg(long)]
+    cluster_id: Option<String>,
     /// `always` (default): fsync before acknowledging; `never`: for benchmarks only.
-    #[arg(long, default_value = "always")]
-    fsync: FsyncPolicy,
+    #[arg(long)]
+    fsync: Option<FsyncPolicy>,
 }
 
 impl ServeArgs {
     fn into_config(self) -> anyhow::Result<ServerConfig> {
-        let id = NodeId(self.id);
-        let peers = match &self.peers {
-            Some(list) => parse_members("--peers", list)?,
-            None => [(id, self.peer_addr)].into(),
+        let file = match &self.config {
+            Some(path) => ConfigFile::load(path)?,
+            None => ConfigFile::default(),
         };
-        let mut client_addrs = match &self.client_addrs {
-            Some(list) => parse_members("--client-addrs", list)?,
-            None => Default::default(),
+        let id = NodeId(self.id.or(file.id).unwrap_or(1));
+        let client_addr = self
+            .client_addr
+            .or(file.client_addr)
+            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 7001)));
+        let peer_addr = self
+            .peer_addr
+            .or(file.peer_addr)
+            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 7101)));
+        let peers = match (&self.peers, &file.peers) {
+            (Some(list), _) => parse_members("--peers", list)?,
+            (None, Some(table)) => ConfigFile::members("peers", table)?,
+            (None, None) => [(id, peer_addr)].into(),
         };
-        client_addrs.insert(id, self.client_addr);
+        let mut client_addrs = match (&self.client_addrs, &file.client_addrs) {
+            (Some(list), _) => parse_members("--client-addrs", list)?,
+            (None, Some(table)) => ConfigFile::members("client_addrs", table)?,
+            (None, None) => Default::default(),
+        };
+        client_addrs.insert(id, client_addr);
+        let fsync = match (self.fsync, &file.fsync) {
+            (Some(f), _) => f,
+            (None, Some(text)) => text
+                .parse()
+                .with_context(|| format!("fsync = {text:?} in the configuration file"))?,
+            (None, None) => FsyncPolicy::Always,
+        };
         let cfg = ServerConfig {
             id,
-            data_dir: self.data_dir,
-            client_addr: self.client_addr,
-            peer_addr: self.peer_addr,
+            data_dir: self
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("distlock-data")),
+            client_addr,
+            peer_addr,
             peers,
             client_addrs,
-            cluster_id: self.cluster_id,
-            fsync: self.fsync,
+            cluster_id: self
+                .cluster_id
+                .or(file.cluster_id)
+                .unwrap_or_else(|| "distlock".to_owned()),
+            fsync,
         };
         cfg.validate()?;
         Ok(cfg)
@@ -130,12 +233,23 @@ fn main() -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Dev(args) => {
+            let dev = DevCluster {
+                nodes: args.nodes,
+                base_port: args.base_port,
+                data_dir: args.data_dir,
+                fsync: args.fsync,
+            };
+            runtime
+                .block_on(dev_cmd::run(dev, shutdown_signal()))
+                .context("distlock dev")
+        }
         Command::Lock(args) => {
-            let request = distlock_server::lock_cmd::LockRequest {
-                servers: args.servers,
+            let request = lock_cmd::LockRequest {
+                servers: args.servers.servers,
                 name: args.name,
                 wait: if args.try_ {
-                    Some(std::time::Duration::ZERO)
+                    Some(Duration::ZERO)
                 } else {
                     args.wait
                 },
@@ -143,7 +257,30 @@ fn main() -> anyhow::Result<()> {
                 shared: args.shared,
                 command: args.command,
             };
-            let code = runtime.block_on(distlock_server::lock_cmd::run(request));
+            let code = runtime.block_on(lock_cmd::run(request));
+            std::process::exit(code);
+        }
+        Command::Status(args) => {
+            let request = StatusRequest {
+                servers: args.servers.servers,
+                lock: args.name,
+                json: args.json,
+            };
+            let code = runtime.block_on(status_cmd::run(request));
+            std::process::exit(code);
+        }
+        Command::Bench(args) => {
+            let request = BenchRequest {
+                servers: args.servers.servers,
+                clients: args.clients,
+                keys: args.keys,
+                duration: args.duration,
+                warmup: args.warmup,
+                json: args.json,
+            };
+            let code = runtime
+                .block_on(bench_cmd::run(request))
+                .context("distlock bench")?;
             std::process::exit(code);
         }
     }

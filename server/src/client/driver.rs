@@ -79,6 +79,8 @@ pub(super) struct Driver {
     commands: mpsc::UnboundedReceiver<Command>,
     replies: HashMap<distlock_core::client::OpId, Reply>,
     lost: watch::Sender<bool>,
+    /// The local lease's end, published for [`super::Session::lease_deadline`].
+    lease: watch::Sender<Option<tokio::time::Instant>>,
 }
 
 /// Dials `addr` within `limit`.
@@ -101,6 +103,7 @@ impl Driver {
         dial_timeout: Duration,
         commands: mpsc::UnboundedReceiver<Command>,
         lost: watch::Sender<bool>,
+        lease: watch::Sender<Option<tokio::time::Instant>>,
     ) -> Self {
         let (frames_tx, frames_rx) = mpsc::unbounded_channel();
         Self {
@@ -116,6 +119,7 @@ impl Driver {
             commands,
             replies: HashMap::new(),
             lost,
+            lease,
         }
     }
 
@@ -174,7 +178,10 @@ impl Driver {
                     None => std::future::pending().await,
                 }
             };
+            // `biased`: an unbiased select draws from a process-global RNG,
+            // which makes simulated runs differ between reruns of a seed.
             tokio::select! {
+                biased;
                 cmd = self.commands.recv() => {
                     let Some(cmd) = cmd else { break };
                     self.command(cmd);
@@ -245,8 +252,22 @@ impl Driver {
         }
     }
 
-    /// Sends the core's frames and acts on its events until it has none.
+    /// Sends the core's frames and acts on its events until it has none,
+    /// then publishes the lease's end.
     async fn pump(&mut self) {
+        self.pump_events().await;
+        let until = self.session.lease_until().and_then(|t| {
+            self.origin
+                .checked_add(Duration::from_micros(t.as_micros()))
+        });
+        self.lease.send_if_modified(|old| {
+            let changed = *old != until;
+            *old = until;
+            changed
+        });
+    }
+
+    async fn pump_events(&mut self) {
         loop {
             self.flush_frames().await;
             let Some(event) = self.session.poll_event() else {

@@ -99,6 +99,7 @@ impl Default for ClientOptions {
 pub struct Client {
     commands: mpsc::UnboundedSender<Command>,
     lost: watch::Receiver<bool>,
+    lease: watch::Receiver<Option<tokio::time::Instant>>,
     lock_delay: Duration,
 }
 
@@ -134,6 +135,7 @@ impl Client {
         };
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let (lost_tx, lost) = watch::channel(false);
+        let (lease_tx, lease) = watch::channel(None);
         let driver = Driver::new(
             ClientSession::new(options.session),
             servers,
@@ -141,11 +143,13 @@ impl Client {
             options.connect_timeout,
             commands_rx,
             lost_tx,
+            lease_tx,
         );
         tokio::spawn(driver.run(stream));
         Ok(Self {
             commands,
             lost,
+            lease,
             lock_delay: options.lock_delay,
         })
     }
@@ -268,6 +272,25 @@ impl Session {
         async move {
             let _ = rx.wait_for(|lost| *lost).await;
         }
+    }
+
+    /// When the session's local lease runs out, as of the last acknowledged
+    /// keepalive: until then the cluster cannot have expired the session
+    /// (its lease counts from the keepalive's *send* time, shortened for
+    /// clock drift). `None` once the session is lost or closed.
+    #[must_use]
+    pub fn lease_deadline(&self) -> Option<tokio::time::Instant> {
+        *self.client.lease.borrow()
+    }
+
+    /// Whether the session's local lease still runs now: a holder should
+    /// act on a guard only while this holds (and present its token).
+    #[must_use]
+    pub fn is_valid(&self) -> bool {
+        !self.is_lost()
+            && self
+                .lease_deadline()
+                .is_some_and(|d| tokio::time::Instant::now() < d)
     }
 
     /// Whether the session is known to be lost.

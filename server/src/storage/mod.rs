@@ -73,6 +73,14 @@ pub trait Storage<C> {
     /// # Errors
     /// Any error here is fatal: the store is poisoned afterwards.
     fn sync(&mut self) -> Result<(), StorageError>;
+
+    /// How long the next [`Storage::sync`] takes on a simulated device. The
+    /// runtime waits this long (in virtual time) before calling `sync` when
+    /// it runs under the simulator; a real store blocks in `sync` for real
+    /// and keeps the default of zero.
+    fn sync_latency(&mut self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
 }
 
 /// Why a storage operation failed.

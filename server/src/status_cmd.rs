@@ -1,0 +1,410 @@
+//! `distlock status [NAME] [--json]`: the cluster as its leader sees it
+//! (leader, term, commit index, members with their match index), or one
+//! lock's holders, tokens and waiters (DESIGN §8).
+//!
+//! It asks the first server that answers; when that server is not the
+//! leader it asks the leader again, because only the leader knows how far
+//! each member's log has been replicated.
+
+use distlock_core::ids::NodeId;
+use distlock_core::locks::{LockKind, Mode};
+use distlock_core::proto::{
+    ClientFrame, ClusterStatusView, LockStatusView, MemberRole, ProtoError, Request, RequestBody,
+    RequestId, ResponseBody, ServerFrame,
+};
+use distlock_transport_tcp::{HandshakeConfig, TransportError, WelcomeInfo, client_handshake};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Exit status when no server answered (as `distlock lock`'s).
+pub const EXIT_UNAVAILABLE: i32 = 69;
+
+/// How long one server gets to connect and answer.
+const ASK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// What `distlock status` was asked.
+#[derive(Clone, Debug)]
+pub struct StatusRequest {
+    /// The servers to try, in order.
+    pub servers: Vec<SocketAddr>,
+    /// A lock to report on, or `None` for the cluster.
+    pub lock: Option<String>,
+    /// Print one JSON object instead of text.
+    pub json: bool,
+}
+
+/// Why a server could not answer a status request.
+#[derive(Debug, thiserror::Error)]
+pub enum AskError {
+    /// Connecting failed.
+    #[error("cannot connect: {0}")]
+    Connect(std::io::Error),
+    /// The connection failed or the server broke the protocol.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The server answered with an error.
+    #[error("{0}")]
+    Refused(ProtoError),
+    /// No answer in time.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// The server answered something else than was asked.
+    #[error("unexpected answer from the server")]
+    Unexpected,
+}
+
+/// Connects to `addr`, sends each request in turn on one connection and
+/// returns the welcome and the answers.
+///
+/// # Errors
+/// When connecting, the handshake or any request fails.
+pub async fn ask(
+    addr: SocketAddr,
+    bodies: Vec<RequestBody>,
+) -> Result<(WelcomeInfo, Vec<ResponseBody>), AskError> {
+    let work = async {
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(AskError::Connect)?;
+        let (mut reader, mut writer, welcome) =
+            client_handshake(stream, None, None, &HandshakeConfig::default()).await?;
+        let mut answers = Vec::with_capacity(bodies.len());
+        for (n, body) in (1..).zip(bodies) {
+            let id = RequestId(n);
+            writer
+                .write_frame(&ClientFrame::Request(Request { id, body }))
+                .await
+                .map_err(TransportError::from)?;
+            writer.flush().await.map_err(TransportError::from)?;
+            loop {
+                match reader
+                    .read_frame::<ServerFrame>()
+                    .await
+                    .map_err(TransportError::from)?
+                {
+                    Some(ServerFrame::Response(r)) if r.id == id => {
+                        answers.push(r.result.map_err(AskError::Refused)?);
+                        break;
+                    }
+                    Some(ServerFrame::Error(e)) => return Err(AskError::Refused(e)),
+                    Some(_) => {}
+                    None => return Err(TransportError::Closed.into()),
+                }
+            }
+        }
+        Ok((welcome, answers))
+    };
+    tokio::time::timeout(ASK_TIMEOUT, work)
+        .await
+        .unwrap_or(Err(AskError::Timeout(ASK_TIMEOUT)))
+}
+
+/// The cluster's status from the first server that answers, refined by the
+/// leader's own view when another server answered first.
+async fn cluster_status(servers: &[SocketAddr]) -> Result<(SocketAddr, ClusterStatusView), String> {
+    let mut failures = Vec::new();
+    for &addr in servers {
+        match ask(addr, vec![RequestBody::ClusterStatus]).await {
+            Ok((welcome, answers)) => {
+                let Some(ResponseBody::ClusterStatus(view)) = answers.into_iter().next() else {
+                    failures.push(format!("{addr}: {}", AskError::Unexpected));
+                    continue;
+                };
+                if let Some(better) = from_leader(&welcome, &view).await {
+                    return Ok(better);
+                }
+                return Ok((addr, view));
+            }
+            Err(e) => failures.push(format!("{addr}: {e}")),
+        }
+    }
+    Err(failures.join("; "))
+}
+
+/// The leader's view, if `view` names a leader other than the server that
+/// gave it and the leader answers.
+async fn from_leader(
+    welcome: &WelcomeInfo,
+    view: &ClusterStatusView,
+) -> Option<(SocketAddr, ClusterStatusView)> {
+    let leader = view.leader.filter(|&l| l != welcome.node_id)?;
+    let addr: SocketAddr = view
+        .members
+        .iter()
+        .find(|m| m.id == leader)?
+        .client_addr
+        .parse()
+        .ok()?;
+    match ask(addr, vec![RequestBody::ClusterStatus]).await {
+        Ok((_, answers)) => match answers.into_iter().next() {
+            Some(ResponseBody::ClusterStatus(v)) => Some((addr, v)),
+            _ => None,
+        },
+        Err(_) => None,
+    }
+}
+
+/// Runs `distlock status`; returns the process exit status.
+pub async fn run(req: StatusRequest) -> i32 {
+    let (addr, cluster) = match cluster_status(&req.servers).await {
+        Ok(found) => found,
+        Err(why) => {
+            eprintln!("distlock status: no server answered ({why})");
+            return EXIT_UNAVAILABLE;
+        }
+    };
+    let Some(name) = req.lock else {
+        if req.json {
+            println!("{}", cluster_json(&cluster));
+        } else {
+            print!("{}", cluster_text(addr, &cluster));
+        }
+        return 0;
+    };
+    let lock = match ask(addr, vec![RequestBody::LockStatus { lock: name.clone() }]).await {
+        Ok((_, answers)) => match answers.into_iter().next() {
+            Some(ResponseBody::LockStatus(view)) => view,
+            _ => {
+                eprintln!("distlock status: {addr} gave an unexpected answer");
+                return EXIT_UNAVAILABLE;
+            }
+        },
+        Err(e) => {
+            eprintln!("distlock status: cannot read lock {name:?} from {addr}: {e}");
+            return EXIT_UNAVAILABLE;
+        }
+    };
+    if req.json {
+        let mut out = cluster_json(&cluster);
+        if let Value::Object(fields) = &mut out {
+            if let Value::Object(lock_fields) = lock_json(&name, lock.as_ref()) {
+                fields.extend(lock_fields);
+            }
+        }
+        println!("{out}");
+    } else {
+        print!("{}", lock_text(&name, lock.as_ref()));
+    }
+    0
+}
+
+fn role_name(role: MemberRole) -> &'static str {
+    match role {
+        MemberRole::Leader => "leader",
+        MemberRole::Follower => "follower",
+        MemberRole::Candidate => "candidate",
+        MemberRole::Learner => "learner",
+    }
+}
+
+fn mode_json(mode: Mode) -> Value {
+    match mode {
+        Mode::Exclusive => json!("exclusive"),
+        Mode::Shared => json!("shared"),
+        Mode::Semaphore(n) => json!({ "semaphore": n }),
+    }
+}
+
+fn mode_text(mode: Mode) -> String {
+    match mode {
+        Mode::Exclusive => "exclusive".to_owned(),
+        Mode::Shared => "shared".to_owned(),
+        Mode::Semaphore(n) => format!("semaphore of {n}"),
+    }
+}
+
+/// The cluster as one JSON object (field names are a public contract,
+/// DESIGN §8).
+#[must_use]
+pub fn cluster_json(view: &ClusterStatusView) -> Value {
+    json!({
+        "leader": view.leader.map(|NodeId(id)| id),
+        "term": view.term.0,
+        "commit_index": view.commit_index.0,
+        "members": view.members.iter().map(|m| json!({
+            "id": m.id.0,
+            "client_addr": m.client_addr,
+            "ws_addr": m.ws_addr,
+            "role": role_name(m.role),
+            "match_index": m.match_index.map(|i| i.0),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// A lock's fields, to merge into the cluster's object.
+#[must_use]
+pub fn lock_json(name: &str, view: Option<&LockStatusView>) -> Value {
+    let Some(v) = view else {
+        return json!({ "lock": name, "mode": null, "kind": null, "holders": [], "waiters": [], "lock_delay_ms": null });
+    };
+    json!({
+        "lock": name,
+        "mode": v.mode.map(mode_json),
+        "kind": match v.kind {
+            LockKind::ReadWrite => json!("read_write"),
+            LockKind::Semaphore(n) => json!({ "semaphore": n }),
+        },
+        "holders": v.holders.iter().map(|h| json!({ "session": h.session.0, "token": h.token.0 })).collect::<Vec<_>>(),
+        "waiters": v.waiters.iter().map(|w| json!({
+            "session": w.session.0,
+            "mode": mode_json(w.mode),
+            "timeout_ms": w.timeout_ms,
+        })).collect::<Vec<_>>(),
+        "lock_delay_ms": v.delay.map(|d| d.delay_ms),
+    })
+}
+
+fn cluster_text(addr: SocketAddr, v: &ClusterStatusView) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let leader = v
+        .leader
+        .map_or_else(|| "none known".to_owned(), |l| format!("server {}", l.0));
+    let _ = writeln!(
+        out,
+        "leader: {leader}   term: {}   commit index: {}   (asked {addr})",
+        v.term.0, v.commit_index.0
+    );
+    let _ = writeln!(
+        out,
+        "{:>4}  {:<10} {:<22} {:>11}",
+        "id", "role", "client address", "match index"
+    );
+    for m in &v.members {
+        let matched = m
+            .match_index
+            .map_or_else(|| "-".to_owned(), |i| i.0.to_string());
+        let _ = writeln!(
+            out,
+            "{:>4}  {:<10} {:<22} {:>11}",
+            m.id.0,
+            role_name(m.role),
+            m.client_addr,
+            matched
+        );
+    }
+    out
+}
+
+fn lock_text(name: &str, view: Option<&LockStatusView>) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let Some(v) = view else {
+        let _ = writeln!(out, "lock {name:?} is free; nobody waits for it");
+        return out;
+    };
+    match v.mode {
+        Some(mode) => {
+            let _ = writeln!(out, "lock {name:?} is held {}", mode_text(mode));
+        }
+        None => {
+            let _ = writeln!(out, "lock {name:?} is not held");
+        }
+    }
+    for h in &v.holders {
+        let _ = writeln!(
+            out,
+            "  holder: session {} with token {}",
+            h.session.0, h.token.0
+        );
+    }
+    if let Some(d) = v.delay {
+        let _ = writeln!(
+            out,
+            "  in lock-delay of {} ms after its holder was lost: nobody is granted it until then",
+            d.delay_ms
+        );
+    }
+    if v.waiters.is_empty() {
+        let _ = writeln!(out, "  nobody waits");
+    }
+    for (place, w) in (1..).zip(&v.waiters) {
+        let wait = w
+            .timeout_ms
+            .map_or_else(|| "for ever".to_owned(), |ms| format!("up to {ms} ms"));
+        let _ = writeln!(
+            out,
+            "  waiter {place}: session {} for {} ({wait})",
+            w.session.0,
+            mode_text(w.mode)
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use distlock_core::ids::{LogIndex, Term};
+    use distlock_core::locks::{FencingToken, SessionId};
+    use distlock_core::proto::{HolderView, MemberStatus, WaiterView};
+
+    fn cluster() -> ClusterStatusView {
+        ClusterStatusView {
+            leader: Some(NodeId(2)),
+            term: Term(7),
+            commit_index: LogIndex(42),
+            members: vec![MemberStatus {
+                id: NodeId(2),
+                client_addr: "127.0.0.1:7002".to_owned(),
+                ws_addr: None,
+                role: MemberRole::Leader,
+                match_index: Some(LogIndex(42)),
+            }],
+        }
+    }
+
+    #[test]
+    fn cluster_json_has_the_documented_fields() {
+        let v = cluster_json(&cluster());
+        assert_eq!(v["leader"], 2);
+        assert_eq!(v["term"], 7);
+        assert_eq!(v["commit_index"], 42);
+        assert_eq!(v["members"][0]["role"], "leader");
+        assert_eq!(v["members"][0]["match_index"], 42);
+        assert_eq!(v["members"][0]["client_addr"], "127.0.0.1:7002");
+    }
+
+    #[test]
+    fn lock_json_lists_holders_and_waiters_in_order() {
+        let view = LockStatusView {
+            mode: Some(Mode::Exclusive),
+            kind: LockKind::ReadWrite,
+            holders: vec![HolderView {
+                session: SessionId(5),
+                token: FencingToken(17),
+            }],
+            waiters: vec![
+                WaiterView {
+                    session: SessionId(6),
+                    mode: Mode::Shared,
+                    timeout_ms: None,
+                },
+                WaiterView {
+                    session: SessionId(9),
+                    mode: Mode::Exclusive,
+                    timeout_ms: Some(500),
+                },
+            ],
+            delay: None,
+        };
+        let v = lock_json("db", Some(&view));
+        assert_eq!(v["mode"], "exclusive");
+        assert_eq!(v["holders"][0]["session"], 5);
+        assert_eq!(v["holders"][0]["token"], 17);
+        assert_eq!(v["waiters"][0]["session"], 6);
+        assert_eq!(v["waiters"][1]["timeout_ms"], 500);
+        let text = lock_text("db", Some(&view));
+        assert!(text.contains("session 5 with token 17"), "{text}");
+        assert!(text.contains("waiter 2: session 9"), "{text}");
+    }
+
+    #[test]
+    fn a_free_lock_reports_no_holders() {
+        let v = lock_json("db", None);
+        assert_eq!(v["mode"], Value::Null);
+        assert_eq!(v["holders"], json!([]));
+        assert!(lock_text("db", None).contains("free"));
+    }
+}
