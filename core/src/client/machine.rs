@@ -84,6 +84,10 @@ pub struct ClientSession {
     members: Vec<MemberInfo>,
     next_member: usize,
     reconnect_backoff: Duration,
+    /// Whether the current connection was opened to follow a `Welcome`'s
+    /// leader hint: a second hint on it is not followed, so stale hints
+    /// cannot bounce the client between servers.
+    followed_hint: bool,
     next_op: u64,
     next_rid: u64,
     next_seq: u64,
@@ -108,6 +112,7 @@ impl ClientSession {
             members: Vec::new(),
             next_member: 0,
             reconnect_backoff,
+            followed_hint: false,
             next_op: 1,
             next_rid: 1,
             next_seq: 1,
@@ -356,6 +361,7 @@ impl ClientSession {
             op.deadline = None;
             op.retry_at = None;
         }
+        self.followed_hint = false;
         self.conn = Conn::Backoff {
             until: now + self.reconnect_backoff,
         };
@@ -370,7 +376,9 @@ impl ClientSession {
         }
         match frame {
             ServerFrame::Welcome {
-                node_id, members, ..
+                node_id,
+                members,
+                leader_hint,
             } => {
                 if !members.is_empty() {
                     self.members = members;
@@ -383,6 +391,7 @@ impl ClientSession {
                         % self.members.len();
                 }
                 self.reconnect_backoff = self.config.backoff_min;
+                self.follow_leader_hint(node_id, leader_hint);
             }
             ServerFrame::Response(response) => self.on_response(response, now),
             ServerFrame::Watch(_) => {}
@@ -552,6 +561,36 @@ impl ClientSession {
         let rid = RequestId(self.next_rid);
         self.next_rid += 1;
         rid
+    }
+
+    /// Moves to the leader a follower named in its `Welcome`, at once: a
+    /// follower would forward every request to the leader and answer only
+    /// once the commit reaches it, two extra hops per request. Requests
+    /// already sent are re-sent there with the same seq, so they still
+    /// apply once. A hint is followed once per connection chain: if the
+    /// server reached by following one names yet another leader, the client
+    /// stays (the follower forwards correctly either way).
+    fn follow_leader_hint(&mut self, node_id: NodeId, leader_hint: Option<NodeId>) {
+        let Some(leader) = leader_hint.filter(|&l| l != node_id) else {
+            return;
+        };
+        if self.followed_hint || !self.config.follow_leader {
+            return;
+        }
+        let Some(target) = self.members.iter().find(|m| m.id == leader).cloned() else {
+            return;
+        };
+        self.followed_hint = true;
+        self.in_flight.clear();
+        self.frames.clear();
+        for op in self.ops.values_mut() {
+            op.rid = None;
+            op.deadline = None;
+            op.retry_at = None;
+        }
+        self.conn = Conn::Connecting;
+        self.events
+            .push_back(ClientEvent::Reconnect { to: Some(target) });
     }
 
     fn next_target(&mut self) -> Option<MemberInfo> {

@@ -43,6 +43,11 @@ pub struct Config {
     pub cluster_id: Option<ClusterId>,
     /// Credentials, sent in every `Hello`.
     pub auth: Option<AuthToken>,
+    /// Move to the leader when a follower's `Welcome` names one (default
+    /// true): a follower forwards every request and answers only once the
+    /// commit reaches it, two extra network hops per request. Off, the
+    /// client stays on whichever server it reached.
+    pub follow_leader: bool,
 }
 
 impl Default for Config {
@@ -55,6 +60,7 @@ impl Default for Config {
             backoff_max: Duration::from_secs(1),
             cluster_id: None,
             auth: None,
+            follow_leader: true,
         }
     }
 }

@@ -513,3 +513,73 @@ fn close_ends_the_session() {
     assert!(events(&mut c).is_empty());
     assert!(requests(&mut c).is_empty());
 }
+
+#[test]
+fn a_follower_s_welcome_moves_the_client_to_the_leader_once() {
+    let mut c = open_client();
+    let op = try_acquire(&mut c, "a", ms(20));
+    let first = requests(&mut c);
+    assert_eq!(first.len(), 1);
+    // The connection breaks; the client reconnects to server 2, a follower
+    // that names server 3 as leader.
+    c.connection_lost(ms(30));
+    c.handle_timeout(ms(30) + Duration::from_secs(1));
+    let _ = events(&mut c);
+    c.connected(Some(NodeId(2)), ms(1100));
+    let resent = requests(&mut c);
+    c.handle_frame(
+        ServerFrame::Welcome {
+            node_id: NodeId(2),
+            leader_hint: Some(NodeId(3)),
+            members: members(),
+        },
+        ms(1100),
+    );
+    let ev = events(&mut c);
+    assert!(
+        matches!(&ev[..], [ClientEvent::Reconnect { to: Some(m) }] if m.id == NodeId(3)),
+        "{ev:?}"
+    );
+    // On the leader the acquire is re-sent with the same seq.
+    c.connected(Some(NodeId(3)), ms(1101));
+    let on_leader = requests(&mut c);
+    let acquire = |reqs: &[Request]| {
+        reqs.iter()
+            .find(|r| matches!(r.body, RequestBody::Log(ClientCommand::Acquire { .. })))
+            .map(|r| seq_ack(&r.body))
+    };
+    assert_eq!(acquire(&first), acquire(&resent));
+    assert_eq!(acquire(&first), acquire(&on_leader));
+    // A stale hint on the redirected connection is not followed again.
+    c.handle_frame(
+        ServerFrame::Welcome {
+            node_id: NodeId(3),
+            leader_hint: Some(NodeId(1)),
+            members: members(),
+        },
+        ms(1101),
+    );
+    assert_eq!(events(&mut c), []);
+    let id = on_leader
+        .iter()
+        .find(|r| matches!(r.body, RequestBody::Log(ClientCommand::Acquire { .. })))
+        .map(|r| r.id)
+        .expect("acquire re-sent");
+    answer(
+        &mut c,
+        id,
+        Ok(ResponseBody::Lock(Outcome::Granted {
+            token: FencingToken(5),
+        })),
+        ms(1102),
+    );
+    assert_eq!(
+        events(&mut c),
+        [ClientEvent::Completed {
+            op,
+            result: Ok(Outcome::Granted {
+                token: FencingToken(5)
+            })
+        }]
+    );
+}

@@ -680,7 +680,11 @@ impl World {
         let offset = self.rng.next_u64() % 1_000_000_000;
         self.clients.push(Client {
             name: c,
-            session: ClientSession::new(client::Config::default()),
+            // It stays where the test put it.
+            session: ClientSession::new(client::Config {
+                follow_leader: false,
+                ..client::Config::default()
+            }),
             clock: DriftClock {
                 offset_us: offset,
                 drift_ppm: 0,
