@@ -156,23 +156,22 @@ pub async fn run(dev: DevCluster, shutdown: impl Future<Output = ()>) -> Result<
     tokio::pin!(shutdown);
     let addrs = dev.servers();
     let ready = wait_for_leader(&addrs);
-    tokio::select! {
+    let outcome = tokio::select! {
         () = ready => {
             println!("distlock dev: {} servers running, data in {}", dev.nodes, root.display());
             println!("  --servers {list}");
             println!("  export DISTLOCK_SERVERS={list}");
             println!("  try: distlock lock demo -- echo \"holding demo with token $DISTLOCK_TOKEN\"");
             println!("Ctrl-C stops the cluster{}.", if dev.data_dir.is_none() { " and deletes its data" } else { "" });
+            tokio::select! {
+                () = &mut shutdown => Ok(()),
+                Some(done) = servers.join_next() => first_failure(done),
+            }
         }
-        () = &mut shutdown => {}
-        Some(done) = servers.join_next() => {
-            return first_failure(done);
-        }
-    }
-    let outcome = tokio::select! {
         () = &mut shutdown => Ok(()),
         Some(done) = servers.join_next() => first_failure(done),
     };
+    // Every server stops before the data directory goes away.
     eprintln!("distlock dev: stopping");
     stop_tx.send_replace(true);
     while let Some(done) = servers.join_next().await {

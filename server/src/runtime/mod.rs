@@ -44,7 +44,7 @@ pub enum RuntimeError {
     #[error("cannot start from the stored state: {0}")]
     Restore(#[from] RestoreError),
     /// A listening address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {source} (is another server using that address?)")]
     Bind {
         /// The address.
         addr: std::net::SocketAddr,
