@@ -47,6 +47,10 @@ pub(super) enum Command {
 enum Reply {
     Open(oneshot::Sender<Result<SessionId, CoreError>>),
     Op(OpReply),
+    /// An acquire: if its caller gave up waiting (dropped the future) by
+    /// the time it is granted, the grant is released at once rather than
+    /// held by nobody until the session ends.
+    Acquire { lock: String, reply: OpReply },
 }
 
 /// One live connection: its writer, and the task reading it into the
@@ -227,8 +231,14 @@ impl Driver {
                 lock_delay,
                 reply,
             } => {
-                let r = self.session.acquire(lock, mode, wait, lock_delay, now);
-                self.started(r, reply);
+                match self.session.acquire(lock.clone(), mode, wait, lock_delay, now) {
+                    Ok(op) => {
+                        self.replies.insert(op, Reply::Acquire { lock, reply });
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
             }
             Command::Release { lock, token, reply } => {
                 let r = self.session.release(lock, token, now);
@@ -280,8 +290,18 @@ impl Driver {
                     }
                 }
                 ClientEvent::Completed { op, result } => {
-                    if let Some(Reply::Op(tx)) = self.replies.remove(&op) {
-                        let _ = tx.send(result);
+                    match self.replies.remove(&op) {
+                        Some(Reply::Op(tx)) => {
+                            let _ = tx.send(result);
+                        }
+                        Some(Reply::Acquire { lock, reply }) => {
+                            if let Err(Ok(Outcome::Granted { token })) = reply.send(result) {
+                                tracing::debug!(%lock, %token, "acquire abandoned by its caller: releasing the grant");
+                                let now = self.now();
+                                let _ = self.session.release(lock, token, now);
+                            }
+                        }
+                        _ => {}
                     }
                 }
                 ClientEvent::SessionLost { reason } => {
