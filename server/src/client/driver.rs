@@ -50,7 +50,10 @@ enum Reply {
     /// An acquire: if its caller gave up waiting (dropped the future) by
     /// the time it is granted, the grant is released at once rather than
     /// held by nobody until the session ends.
-    Acquire { lock: String, reply: OpReply },
+    Acquire {
+        lock: String,
+        reply: OpReply,
+    },
 }
 
 /// One live connection: its writer, and the task reading it into the
@@ -231,7 +234,10 @@ impl Driver {
                 lock_delay,
                 reply,
             } => {
-                match self.session.acquire(lock.clone(), mode, wait, lock_delay, now) {
+                match self
+                    .session
+                    .acquire(lock.clone(), mode, wait, lock_delay, now)
+                {
                     Ok(op) => {
                         self.replies.insert(op, Reply::Acquire { lock, reply });
                     }
@@ -289,21 +295,19 @@ impl Driver {
                         let _ = tx.send(result);
                     }
                 }
-                ClientEvent::Completed { op, result } => {
-                    match self.replies.remove(&op) {
-                        Some(Reply::Op(tx)) => {
-                            let _ = tx.send(result);
-                        }
-                        Some(Reply::Acquire { lock, reply }) => {
-                            if let Err(Ok(Outcome::Granted { token })) = reply.send(result) {
-                                tracing::debug!(%lock, %token, "acquire abandoned by its caller: releasing the grant");
-                                let now = self.now();
-                                let _ = self.session.release(lock, token, now);
-                            }
-                        }
-                        _ => {}
+                ClientEvent::Completed { op, result } => match self.replies.remove(&op) {
+                    Some(Reply::Op(tx)) => {
+                        let _ = tx.send(result);
                     }
-                }
+                    Some(Reply::Acquire { lock, reply }) => {
+                        if let Err(Ok(Outcome::Granted { token })) = reply.send(result) {
+                            tracing::debug!(%lock, %token, "acquire abandoned by its caller: releasing the grant");
+                            let now = self.now();
+                            let _ = self.session.release(lock, token, now);
+                        }
+                    }
+                    _ => {}
+                },
                 ClientEvent::SessionLost { reason } => {
                     tracing::warn!(?reason, "distlock session lost");
                     self.lost.send_replace(true);
