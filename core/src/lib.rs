@@ -80,5 +80,7 @@ pub mod time;
 
 #[cfg(test)]
 mod service_tests;
-#[cfg(test)]
-mod testkit;
+/// Deterministic-harness helpers (a disk model that checks the persistence
+/// contract, a drifting clock), shared with the `distlock-sim` crate.
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;

@@ -5,7 +5,7 @@
 //! a progress line while it runs, and checks every grant as it goes: no
 //! two clients hold a key at once, and a key's tokens strictly increase.
 
-use crate::client::{Client, ClientError, ClientOptions, Session};
+use crate::client::{Client, ClientError, ClientOptions, Session, Transport};
 use hdrhistogram::Histogram;
 use serde_json::json;
 use std::net::SocketAddr;
@@ -29,6 +29,8 @@ pub struct BenchRequest {
     pub warmup: Duration,
     /// Print one JSON object instead of text.
     pub json: bool,
+    /// TCP, or WebSocket (then `servers` are WebSocket addresses).
+    pub transport: Transport,
 }
 
 /// Why a benchmark could not run.
@@ -111,11 +113,15 @@ fn micros(d: Duration) -> u64 {
 }
 
 /// Opens one session, retrying for a while (servers may still be starting).
-async fn open(servers: &[SocketAddr]) -> Result<Session, ClientError> {
+async fn open(servers: &[SocketAddr], transport: Transport) -> Result<Session, ClientError> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let attempt = async {
-            let client = Client::connect(servers.to_vec(), ClientOptions::default()).await?;
+            let options = ClientOptions {
+                transport,
+                ..ClientOptions::default()
+            };
+            let client = Client::connect(servers.to_vec(), options).await?;
             client.open_session(Duration::from_secs(10)).await
         };
         match attempt.await {
@@ -130,6 +136,7 @@ async fn client_loop(
     id: usize,
     mut session: Session,
     servers: Vec<SocketAddr>,
+    transport: Transport,
     key: usize,
     name: String,
     shared: Arc<Shared>,
@@ -145,7 +152,7 @@ async fn client_loop(
             Err(e) => {
                 shared.errors.fetch_add(1, Ordering::Relaxed);
                 if session.is_lost() || matches!(e, ClientError::Closed) {
-                    if let Ok(s) = open(&servers).await {
+                    if let Ok(s) = open(&servers, transport).await {
                         session = s;
                     }
                 }
@@ -260,7 +267,7 @@ pub async fn measure(req: &BenchRequest) -> Result<BenchReport, BenchError> {
     eprintln!("opening {} sessions...", req.clients);
     let mut sessions = Vec::with_capacity(req.clients);
     for _ in 0..req.clients {
-        sessions.push(open(&req.servers).await?);
+        sessions.push(open(&req.servers, req.transport).await?);
     }
     // A run-specific prefix keeps concurrent or earlier runs' locks apart.
     let prefix = format!(
@@ -279,6 +286,7 @@ pub async fn measure(req: &BenchRequest) -> Result<BenchReport, BenchError> {
             id,
             session,
             req.servers.clone(),
+            req.transport,
             key,
             format!("{prefix}-k{key}"),
             shared.clone(),

@@ -28,6 +28,47 @@ pub struct ServerConfig {
     pub fsync: FsyncPolicy,
 }
 
+/// A server's WebSocket endpoint (browsers, edge services, the dashboard).
+///
+/// Kept apart from [`ServerConfig`] so that code building a
+/// `ServerConfig` field by field (the simulation) is unaffected; the
+/// runtime takes it beside ([`crate::runtime::run_with`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WsConfig {
+    /// Where this server listens for WebSocket clients; `None`: it does
+    /// not.
+    pub addr: Option<SocketAddr>,
+    /// Every member's WebSocket address, told to clients for failover
+    /// (this server's is added from `addr`).
+    pub addrs: BTreeMap<NodeId, SocketAddr>,
+    /// Browser origins (`scheme://host[:port]`, or `*`) allowed to connect
+    /// besides the server's own (the dashboard); clients that send no
+    /// `Origin` (non-browsers) are always allowed.
+    pub allow_origins: Vec<String>,
+}
+
+impl WsConfig {
+    /// The address `distlock serve` listens on for WebSocket when given no
+    /// addresses at all.
+    pub const DEFAULT_ADDR: SocketAddr =
+        SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 7201);
+
+    /// Parses a `--ws-addr` value: `HOST:PORT`, or `none` (also `off`) for
+    /// no WebSocket endpoint.
+    ///
+    /// # Errors
+    /// [`ConfigError::BadWsAddr`].
+    pub fn parse_addr(text: &str) -> Result<Option<SocketAddr>, ConfigError> {
+        let text = text.trim();
+        if text.eq_ignore_ascii_case("none") || text.eq_ignore_ascii_case("off") {
+            return Ok(None);
+        }
+        text.parse()
+            .map(Some)
+            .map_err(|_| ConfigError::BadWsAddr(text.to_owned()))
+    }
+}
+
 /// A configuration that cannot work.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -41,6 +82,11 @@ pub enum ConfigError {
         /// The entry.
         entry: String,
     },
+    /// A `--ws-addr` that is neither `HOST:PORT` nor `none`.
+    #[error(
+        "cannot read the WebSocket address {0:?}: expected HOST:PORT, or none to turn WebSocket off"
+    )]
+    BadWsAddr(String),
     /// Node id 0 is reserved.
     #[error("node id 0 is reserved; ids start at 1")]
     ZeroId,
@@ -121,6 +167,11 @@ pub fn parse_members(
 /// 2 = "10.0.0.2:7001"
 /// 3 = "10.0.0.3:7001"
 /// ```
+///
+/// and for WebSocket clients and the dashboard (top-level keys before the
+/// tables): `ws_addr = "10.0.0.1:7201"` (or `"none"`),
+/// `ws_allow_origins = ["https://ops.example.com"]`, and a `[ws_addrs]`
+/// table like `[client_addrs]`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
@@ -140,6 +191,12 @@ pub struct ConfigFile {
     pub cluster_id: Option<String>,
     /// `--fsync`: `always` or `never`.
     pub fsync: Option<String>,
+    /// `--ws-addr`: `HOST:PORT`, or `"none"`.
+    pub ws_addr: Option<String>,
+    /// `--ws-addrs`, as a table of id = address.
+    pub ws_addrs: Option<BTreeMap<String, SocketAddr>>,
+    /// `--ws-allow-origin`, as a list.
+    pub ws_allow_origins: Option<Vec<String>>,
 }
 
 impl ConfigFile {
@@ -227,6 +284,30 @@ impl ServerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn websocket_settings_parse() {
+        let f = ConfigFile::parse(
+            "ws_addr = \"none\"\nws_allow_origins = [\"https://ops.example.com\"]\n\
+             [ws_addrs]\n1 = \"127.0.0.1:7201\"\n",
+        )
+        .expect("parses");
+        assert_eq!(
+            WsConfig::parse_addr(f.ws_addr.as_deref().unwrap_or("")),
+            Ok(None)
+        );
+        assert_eq!(f.ws_allow_origins.map(|o| o.len()), Some(1));
+        assert_eq!(f.ws_addrs.map(|t| t.len()), Some(1));
+        assert_eq!(
+            WsConfig::parse_addr(" 127.0.0.1:7201 "),
+            Ok(Some(WsConfig::DEFAULT_ADDR))
+        );
+        assert_eq!(WsConfig::parse_addr("OFF"), Ok(None));
+        assert!(matches!(
+            WsConfig::parse_addr("7201"),
+            Err(ConfigError::BadWsAddr(_))
+        ));
+    }
 
     #[test]
     fn config_files_parse_and_reject_unknown_keys() {

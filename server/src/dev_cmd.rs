@@ -4,7 +4,7 @@
 //! in a temporary directory that is removed when the cluster stops.
 
 use crate::clock::MonotonicClock;
-use crate::config::ServerConfig;
+use crate::config::{ServerConfig, WsConfig};
 use crate::runtime;
 use crate::status_cmd::ask;
 use crate::storage::FsyncPolicy;
@@ -23,8 +23,9 @@ use tokio::sync::watch;
 pub struct DevCluster {
     /// How many servers (1 to 9).
     pub nodes: u16,
-    /// Server `i` (from 0) takes client port `base_port + i` and peer port
-    /// `base_port + 100 + i`.
+    /// Server `i` (from 0) takes client port `base_port + i`, peer port
+    /// `base_port + 100 + i` and WebSocket (and dashboard) port
+    /// `base_port + 200 + i`.
     pub base_port: u16,
     /// Where to keep the data; `None`: a temporary directory removed at exit.
     pub data_dir: Option<PathBuf>,
@@ -40,7 +41,7 @@ pub enum DevError {
     Nodes(u16),
     /// The ports do not fit.
     #[error(
-        "--base-port {0} leaves no room for the servers' ports (base + 100 + nodes must be below 65536)"
+        "--base-port {0} leaves no room for the servers' ports (base + 200 + nodes must be below 65536)"
     )]
     Ports(u16),
     /// The data directory could not be made.
@@ -74,7 +75,15 @@ impl DevCluster {
             .collect()
     }
 
-    fn configs(&self, root: &std::path::Path) -> Vec<ServerConfig> {
+    /// The WebSocket addresses (each also serves the dashboard).
+    #[must_use]
+    pub fn ws_servers(&self) -> Vec<SocketAddr> {
+        (0..self.nodes)
+            .map(|i| Self::addr(self.base_port + 200 + i))
+            .collect()
+    }
+
+    fn configs(&self, root: &std::path::Path) -> Vec<(ServerConfig, WsConfig)> {
         let ids = (1..=u64::from(self.nodes)).map(NodeId);
         let peers: BTreeMap<NodeId, SocketAddr> = ids
             .clone()
@@ -86,15 +95,28 @@ impl DevCluster {
             .zip(0..)
             .map(|(id, i)| (id, Self::addr(self.base_port + i)))
             .collect();
-        ids.map(|id| ServerConfig {
-            id,
-            data_dir: root.join(format!("node{}", id.0)),
-            client_addr: clients[&id],
-            peer_addr: peers[&id],
-            peers: peers.clone(),
-            client_addrs: clients.clone(),
-            cluster_id: "distlock-dev".to_owned(),
-            fsync: self.fsync,
+        let ws: BTreeMap<NodeId, SocketAddr> = ids
+            .clone()
+            .zip(0..)
+            .map(|(id, i)| (id, Self::addr(self.base_port + 200 + i)))
+            .collect();
+        ids.map(|id| {
+            let cfg = ServerConfig {
+                id,
+                data_dir: root.join(format!("node{}", id.0)),
+                client_addr: clients[&id],
+                peer_addr: peers[&id],
+                peers: peers.clone(),
+                client_addrs: clients.clone(),
+                cluster_id: "distlock-dev".to_owned(),
+                fsync: self.fsync,
+            };
+            let ws = WsConfig {
+                addr: Some(ws[&id]),
+                addrs: ws.clone(),
+                allow_origins: Vec::new(),
+            };
+            (cfg, ws)
         })
         .collect()
     }
@@ -119,7 +141,7 @@ pub async fn run(dev: DevCluster, shutdown: impl Future<Output = ()>) -> Result<
     if !(1..=9).contains(&dev.nodes) {
         return Err(DevError::Nodes(dev.nodes));
     }
-    if u32::from(dev.base_port) + 100 + u32::from(dev.nodes) > 65535 || dev.base_port == 0 {
+    if u32::from(dev.base_port) + 200 + u32::from(dev.nodes) > 65535 || dev.base_port == 0 {
         return Err(DevError::Ports(dev.base_port));
     }
     let (root, _cleanup) = match &dev.data_dir {
@@ -135,14 +157,14 @@ pub async fn run(dev: DevCluster, shutdown: impl Future<Output = ()>) -> Result<
     })?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
-    for cfg in dev.configs(&root) {
+    for (cfg, ws) in dev.configs(&root) {
         let mut stop = stop_rx.clone();
         let id = cfg.id.0;
         servers.spawn(async move {
             let stopped = async move {
                 let _ = stop.wait_for(|s| *s).await;
             };
-            runtime::run(cfg, Arc::new(MonotonicClock::new()), stopped)
+            runtime::run_with(cfg, ws, Arc::new(MonotonicClock::new()), stopped)
                 .await
                 .map_err(|source| DevError::Server { id, source })
         });
@@ -161,6 +183,9 @@ pub async fn run(dev: DevCluster, shutdown: impl Future<Output = ()>) -> Result<
             println!("distlock dev: {} servers running, data in {}", dev.nodes, root.display());
             println!("  --servers {list}");
             println!("  export DISTLOCK_SERVERS={list}");
+            let ws = dev.ws_servers();
+            let ws_list = ws.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
+            println!("  WebSocket: --servers {ws_list} --ws; dashboard: http://{}/", ws[0]);
             println!("  try: distlock lock demo -- echo \"holding demo with token $DISTLOCK_TOKEN\"");
             println!("Ctrl-C stops the cluster{}.", if dev.data_dir.is_none() { " and deletes its data" } else { "" });
             tokio::select! {

@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use distlock_core::ids::NodeId;
 use distlock_server::bench_cmd::{self, BenchRequest};
 use distlock_server::clock::MonotonicClock;
-use distlock_server::config::{ConfigFile, ServerConfig, parse_members};
+use distlock_server::config::{ConfigFile, ServerConfig, WsConfig, parse_members};
 use distlock_server::dev_cmd::{self, DevCluster};
 use distlock_server::lock_cmd::{self, parse_duration};
 use distlock_server::status_cmd::{self, StatusRequest};
@@ -26,7 +26,8 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Runs one server. With no flags: a single-server cluster on
-    /// 127.0.0.1:7001 (clients) and 127.0.0.1:7101 (peers), data in ./distlock-data.
+    /// 127.0.0.1:7001 (clients), 127.0.0.1:7101 (peers) and 127.0.0.1:7201
+    /// (WebSocket clients and the dashboard), data in ./distlock-data.
     Serve(ServeArgs),
     /// Runs a throwaway local cluster in this process (data in a temporary
     /// directory, deleted on Ctrl-C) and prints the --servers value to use.
@@ -109,6 +110,10 @@ struct BenchArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// Talk WebSocket (binary frames) instead of TCP: --servers are then
+    /// the servers' WebSocket addresses (--ws-addr).
+    #[arg(long)]
+    ws: bool,
     #[command(flatten)]
     servers: ServersArg,
 }
@@ -166,6 +171,23 @@ struct ServeArgs {
     /// `always` (default): fsync before acknowledging; `never`: for benchmarks only.
     #[arg(long)]
     fsync: Option<FsyncPolicy>,
+    /// Address for WebSocket clients (browsers, edge services) and the
+    /// dashboard at http://ADDR/, or `none` for neither. Default:
+    /// 127.0.0.1:7201 when no --client-addr is given either (plain
+    /// `serve`), else none: a member given its addresses gets WebSocket
+    /// only when asked, so that servers sharing a host never collide.
+    #[arg(long, value_name = "HOST:PORT|none")]
+    ws_addr: Option<String>,
+    /// Every member's WebSocket address, for failover of WebSocket
+    /// clients: 1=HOST:PORT,2=... (default: only this server's).
+    #[arg(long)]
+    ws_addrs: Option<String>,
+    /// Browser origins allowed to open WebSockets besides the server's own
+    /// (the dashboard), comma-separated, e.g. https://ops.example.com;
+    /// `*` allows any (development only). Non-browser clients send no
+    /// origin and are always allowed.
+    #[arg(long = "ws-allow-origin", value_delimiter = ',')]
+    ws_allow_origin: Vec<String>,
     /// Threads running the server's network tasks (default 1: the node
     /// task, connections and peer links share one thread, which measured
     /// fastest; storage IO always has its own thread).
@@ -174,10 +196,30 @@ struct ServeArgs {
 }
 
 impl ServeArgs {
-    fn into_config(self) -> anyhow::Result<ServerConfig> {
+    fn into_config(self) -> anyhow::Result<(ServerConfig, WsConfig)> {
         let file = match &self.config {
             Some(path) => ConfigFile::load(path)?,
             None => ConfigFile::default(),
+        };
+        let client_addr_given = self.client_addr.is_some() || file.client_addr.is_some();
+        let ws_addr = match self.ws_addr.as_deref().or(file.ws_addr.as_deref()) {
+            Some(text) => WsConfig::parse_addr(text)?,
+            None if client_addr_given => None,
+            None => Some(WsConfig::DEFAULT_ADDR),
+        };
+        let ws_addrs = match (&self.ws_addrs, &file.ws_addrs) {
+            (Some(list), _) => parse_members("--ws-addrs", list)?,
+            (None, Some(table)) => ConfigFile::members("ws_addrs", table)?,
+            (None, None) => Default::default(),
+        };
+        let ws = WsConfig {
+            addr: ws_addr,
+            addrs: ws_addrs,
+            allow_origins: if self.ws_allow_origin.is_empty() {
+                file.ws_allow_origins.clone().unwrap_or_default()
+            } else {
+                self.ws_allow_origin.clone()
+            },
         };
         let id = NodeId(self.id.or(file.id).unwrap_or(1));
         let client_addr = self
@@ -223,7 +265,7 @@ impl ServeArgs {
             fsync,
         };
         cfg.validate()?;
-        Ok(cfg)
+        Ok((cfg, ws))
     }
 }
 
@@ -311,6 +353,11 @@ fn run() -> anyhow::Result<()> {
                 duration: args.duration,
                 warmup: args.warmup,
                 json: args.json,
+                transport: if args.ws {
+                    distlock_server::client::Transport::WebSocket
+                } else {
+                    distlock_server::client::Transport::Tcp
+                },
             };
             let code = runtime
                 .block_on(bench_cmd::run(request))
@@ -321,7 +368,7 @@ fn run() -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let cfg = args.into_config()?;
+    let (cfg, ws) = args.into_config()?;
     if cfg.fsync == FsyncPolicy::Never {
         tracing::warn!(
             "--fsync never: acknowledged locks can be lost in a crash; use only for benchmarks"
@@ -340,7 +387,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             std::process::exit(130);
         });
     };
-    distlock_server::runtime::run(cfg, Arc::new(MonotonicClock::new()), first_signal)
+    distlock_server::runtime::run_with(cfg, ws, Arc::new(MonotonicClock::new()), first_signal)
         .await
         .with_context(|| format!("distlock server (data in {})", data_dir.display()))
 }

@@ -1,52 +1,25 @@
 //! Tests of the async client library against real `distlock serve`
 //! processes on loopback.
 
-mod common;
+use distlock_server::client::{Client, ClientError, ClientOptions, FencedResource};
+use distlock_tests::{
+    Cluster, Conn, PATIENCE, Server, client_session, client_session_with, wait_until_async,
+};
+use std::time::Duration;
 
-use common::{Cluster, Server, free_addr};
-use distlock_server::client::{Client, ClientOptions, FencedResource, Session};
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
-
-async fn connect(servers: &[SocketAddr]) -> Client {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        match Client::connect(servers.to_vec(), ClientOptions::default()).await {
-            Ok(c) => return c,
-            Err(e) => assert!(
-                Instant::now() < deadline,
-                "no server of {servers:?} accepted within 20 s: {e}"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn session(servers: &[SocketAddr]) -> Session {
-    let client = connect(servers).await;
-    tokio::time::timeout(
-        Duration::from_secs(20),
-        client.open_session(Duration::from_secs(10)),
-    )
-    .await
-    .expect("session opened within 20 s")
-    .expect("session opened")
-}
+const TTL: Duration = Duration::from_secs(10);
 
 async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(20), fut)
-        .await
-        .unwrap_or_else(|_| panic!("{what} did not finish within 20 s"))
+    distlock_tests::within(what, PATIENCE, fut).await
 }
 
 #[tokio::test]
 async fn lock_excludes_then_passes_on_with_a_higher_token() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let addr = free_addr();
-    let _server = Server::start(dir.path(), addr, free_addr(), &[]);
+    let server = Server::single();
+    let addr = server.client_addr;
 
-    let a = session(&[addr]).await;
-    let b = session(&[addr]).await;
+    let a = client_session(&[addr], TTL).await;
+    let b = client_session(&[addr], TTL).await;
     assert_ne!(a.id(), b.id());
 
     let ga = within("lock", a.lock("db")).await.expect("a locks");
@@ -65,7 +38,7 @@ async fn lock_excludes_then_passes_on_with_a_higher_token() {
             b.lock_timeout("db", Duration::from_millis(200))
         )
         .await,
-        Err(distlock_server::client::ClientError::NotGranted)
+        Err(ClientError::NotGranted)
     ));
 
     let resource = FencedResource::new();
@@ -92,8 +65,13 @@ async fn lock_excludes_then_passes_on_with_a_higher_token() {
     resource.check_and_record("other", t1).expect("other lock");
 
     // A waiting lock is granted once the holder's session closes.
+    let a_id = a.id();
     let waiter = tokio::spawn(async move { a.lock("db").await.map(|g| (g.token(), a)) });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut conn = Conn::connect(addr).await;
+    conn.wait_lock("db", "a waits for db", |v| {
+        v.is_some_and(|v| v.waiters.iter().any(|w| w.session == a_id))
+    })
+    .await;
     within("close", b.close()).await.expect("b closes");
     let (t3, a) = within("waiting lock", waiter)
         .await
@@ -106,17 +84,23 @@ async fn lock_excludes_then_passes_on_with_a_higher_token() {
 #[tokio::test]
 async fn client_fails_over_and_keeps_its_lock() {
     let mut cluster = Cluster::start(3);
-    let clients = cluster.clients.clone();
+    let clients = cluster.client_addrs();
 
-    // The client dials the first configured server: server 1.
-    let a = session(&clients).await;
+    // The client dials the first configured server, server 1, and stays
+    // there (it does not move to the leader).
+    let options = ClientOptions {
+        session: distlock_core::client::Config {
+            follow_leader: false,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let a = client_session_with(&clients, TTL, options).await;
     let guard = within("lock", a.lock("shared-db")).await.expect("a locks");
-    if let Some(mut s) = cluster.servers[0].take() {
-        s.kill();
-    }
+    cluster.server(1).kill();
 
     // Another client, on the other servers, finds the lock still held.
-    let b = session(&clients[1..]).await;
+    let b = client_session(&clients[1..], TTL).await;
     assert!(
         within("try_lock", b.try_lock("shared-db"))
             .await
@@ -131,7 +115,21 @@ async fn client_fails_over_and_keeps_its_lock() {
         .expect("a works after failover")
         .expect("a free lock is granted");
     assert!(other.token() > guard.token());
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut renewals = 0;
+    let mut last = a.lease_deadline();
+    wait_until_async(
+        "two keepalives acknowledged after the failover",
+        PATIENCE,
+        || {
+            let now = a.lease_deadline();
+            if now > last {
+                renewals += 1;
+                last = now;
+            }
+            std::future::ready((renewals >= 2).then_some(()))
+        },
+    )
+    .await;
     assert!(!a.is_lost(), "the session survived the failover");
     assert!(
         within("try_lock", b.try_lock("shared-db"))
@@ -152,10 +150,14 @@ async fn client_fails_over_and_keeps_its_lock() {
 
 #[tokio::test]
 async fn session_is_lost_when_the_cluster_is_gone() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let addr = free_addr();
-    let mut server = Server::start(dir.path(), addr, free_addr(), &[]);
-    let client = connect(&[addr]).await;
+    let mut server = Server::single();
+    let addr = server.client_addr;
+    let client = wait_until_async("the server accepts", PATIENCE, || async {
+        Client::connect(vec![addr], ClientOptions::default())
+            .await
+            .ok()
+    })
+    .await;
     let s = within("open", client.open_session(Duration::from_secs(2)))
         .await
         .expect("session opened");
@@ -166,7 +168,7 @@ async fn session_is_lost_when_the_cluster_is_gone() {
     assert!(s.is_lost());
     assert!(matches!(
         s.try_lock("y").await,
-        Err(distlock_server::client::ClientError::Session(
+        Err(ClientError::Session(
             distlock_core::client::ClientError::SessionLost
         ))
     ));

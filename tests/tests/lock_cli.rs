@@ -1,27 +1,41 @@
-//! `distlock lock -- CMD` against a real server: holders never overlap,
-//! tokens increase, and `--try` on a held lock exits 75.
+//! `distlock lock NAME -- CMD` against real servers: holders never
+//! overlap, tokens increase, `--try` on a held lock exits 75, a session
+//! lost while CMD runs kills CMD's process group and exits 70, and no
+//! reachable quorum exits 69.
 
-mod common;
+use distlock_tests::{
+    Cluster, KILL_GUARD_LOG, PATIENCE, Process, Server, distlock, free_addr, process_alive,
+    send_signal, wait_until,
+};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
-use common::{Server, free_addr};
-use std::process::{Command, Stdio};
+fn distlock_lock(servers: &str, args: &[&str], script: &str) -> Process {
+    distlock_lock_named("test-lock", servers, args, script)
+}
 
-fn distlock_lock(server: &str, args: &[&str], script: &str) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_distlock"))
-        .args(["lock", "test-lock", "--servers", server])
-        .args(args)
-        .args(["--", "sh", "-c", script])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("run distlock lock")
+fn distlock_lock_named(lock: &str, servers: &str, args: &[&str], script: &str) -> Process {
+    Process::spawn(
+        distlock()
+            .args(["lock", lock, "--servers", servers])
+            .args(args)
+            .args(["--", "sh", "-c", script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+}
+
+/// Waits for `p` to exit, within `limit`.
+fn exit_of(p: &mut Process, limit: Duration) -> ExitStatus {
+    p.wait_exit(limit)
 }
 
 #[test]
 fn concurrent_holders_never_overlap_and_tokens_increase() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let client = free_addr();
-    let _server = Server::start(&dir.path().join("data"), client, free_addr(), &[]);
+    let server = Server::single();
     let work = tempfile::tempdir().expect("work dir");
     let counter = work.path().join("counter");
     let tokens = work.path().join("tokens");
@@ -32,14 +46,14 @@ fn concurrent_holders_never_overlap_and_tokens_increase() {
         c = counter.display(),
         t = tokens.display()
     );
-    let server = client.to_string();
+    let servers = server.client_addr.to_string();
     let runs = 8;
-    let children: Vec<_> = (0..runs)
-        .map(|_| distlock_lock(&server, &["--wait", "60s"], &script))
+    let mut children: Vec<_> = (0..runs)
+        .map(|_| distlock_lock(&servers, &["--wait", "60s"], &script))
         .collect();
     let mut ok = 0;
-    for mut child in children {
-        if child.wait().expect("wait").success() {
+    for child in &mut children {
+        if exit_of(child, Duration::from_secs(90)).success() {
             ok += 1;
         }
     }
@@ -67,10 +81,8 @@ fn concurrent_holders_never_overlap_and_tokens_increase() {
 
 #[test]
 fn try_on_a_held_lock_exits_75_and_the_command_status_is_passed_through() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let client = free_addr();
-    let _server = Server::start(&dir.path().join("data"), client, free_addr(), &[]);
-    let server = client.to_string();
+    let server = Server::single();
+    let servers = server.client_addr.to_string();
     let work = tempfile::tempdir().expect("work dir");
     let started = work.path().join("started");
     let release = work.path().join("release");
@@ -79,23 +91,138 @@ fn try_on_a_held_lock_exits_75_and_the_command_status_is_passed_through() {
         s = started.display(),
         r = release.display()
     );
-    let mut holder = distlock_lock(&server, &["--wait", "60s"], &script);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !started.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the holder never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let status = distlock_lock(&server, &["--try"], "exit 0")
-        .wait()
-        .expect("wait");
+    let mut holder = distlock_lock(&servers, &["--wait", "60s"], &script);
+    wait_until("the holder's command runs", PATIENCE, || {
+        started.exists().then_some(())
+    });
+    let status = exit_of(&mut distlock_lock(&servers, &["--try"], "exit 0"), PATIENCE);
     assert_eq!(status.code(), Some(75), "--try on a held lock");
     std::fs::write(&release, "").expect("release the holder");
-    assert!(holder.wait().expect("wait").success());
-    let status = distlock_lock(&server, &["--try"], "exit 3")
-        .wait()
-        .expect("wait");
+    assert!(exit_of(&mut holder, PATIENCE).success());
+    let status = exit_of(&mut distlock_lock(&servers, &["--try"], "exit 3"), PATIENCE);
     assert_eq!(status.code(), Some(3), "the command's own status");
+}
+
+/// Reads a pid a script wrote to `path` (atomically, by renaming).
+fn read_pid(path: &Path) -> Option<u32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// Kills process group `.0` when dropped.
+struct KillGroupOnDrop(u32);
+
+impl Drop for KillGroupOnDrop {
+    fn drop(&mut self) {
+        send_signal(-i64::from(self.0), "KILL");
+    }
+}
+
+/// kill -9 every server while CMD runs: the session's lease (TTL 2 s) runs
+/// out, so `distlock lock` kills CMD's whole process group (CMD and the
+/// background child it started) and exits 70.
+///
+/// Ignored until `kill_group` in server/src/lock_cmd.rs runs `kill -s KILL
+/// -- -PGID`: it runs `kill -KILL -PGID`, which procps-ng's `kill` misreads
+/// (see `distlock_tests::kill_guard_dir`); the guard makes this test fail
+/// safely, with that explanation, instead of killing every process. With
+/// the one-line fix it passes (`cargo test -p distlock-tests --test
+/// lock_cli -- --ignored`).
+#[test]
+#[ignore = "server bug: distlock lock kills its command's group with `kill -KILL -PGID` (see the doc)"]
+fn a_session_lost_while_the_command_runs_kills_its_process_group_and_exits_70() {
+    let mut cluster = Cluster::start(3);
+    let work = tempfile::tempdir().expect("work dir");
+    let (sh_pid, bg_pid) = (work.path().join("sh.pid"), work.path().join("bg.pid"));
+    let refused = work.path().join("refused-kills");
+    let script = format!(
+        "sleep 1000 & echo $! > {bg}.tmp; mv {bg}.tmp {bg}; echo $$ > {sh}.tmp; mv {sh}.tmp {sh}; wait",
+        bg = bg_pid.display(),
+        sh = sh_pid.display()
+    );
+    let mut lock = Process::spawn(
+        distlock()
+            .args(["lock", "test-lock", "--ttl", "2s", "--servers"])
+            .arg(cluster.servers_arg())
+            .args(["--", "sh", "-c", &script])
+            .env(KILL_GUARD_LOG, &refused)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let (sh, bg) = wait_until("the command and its child run", PATIENCE, || {
+        Some((read_pid(&sh_pid)?, read_pid(&bg_pid)?))
+    });
+    assert!(process_alive(sh) && process_alive(bg));
+    // Whatever happens below, the command's group does not outlive the test.
+    let _group = KillGroupOnDrop(sh);
+
+    let killed = Instant::now();
+    cluster.kill_all();
+    let status = wait_until("distlock lock exits", Duration::from_secs(20), || {
+        if let Ok(cmd) = std::fs::read_to_string(&refused) {
+            panic!(
+                "distlock lock tried to kill its command's process group with `{}`: \
+                 procps-ng's kill reads a negative pid not after `--` wrongly (it \
+                 signals minus the first digit: group -1, every process, for a pgid \
+                 starting with 1), so the group survives and distlock lock waits for \
+                 it for ever; the test's kill guard refused it. Use `kill -s KILL -- -PGID`.",
+                cmd.trim().trim_start_matches("refused: ")
+            );
+        }
+        lock.try_exit()
+    });
+    assert_eq!(
+        status.code(),
+        Some(70),
+        "distlock lock exits 70 when its session is lost ({status:?})"
+    );
+    // The lease was 2 s: the session cannot be reported lost much before.
+    assert!(
+        killed.elapsed() >= Duration::from_secs(1),
+        "lost after only {:?}",
+        killed.elapsed()
+    );
+    // The command and its background child were killed with the group.
+    wait_until(
+        "the command's process group is gone",
+        Duration::from_secs(5),
+        || (!process_alive(sh) && !process_alive(bg)).then_some(()),
+    );
+}
+
+/// No server listens at the address given: exit 69, and the command never
+/// runs.
+#[test]
+fn no_reachable_server_exits_69_without_running_the_command() {
+    let work = tempfile::tempdir().expect("work dir");
+    let ran = work.path().join("ran");
+    let nobody: SocketAddr = free_addr();
+    let mut lock = distlock_lock(
+        &nobody.to_string(),
+        &[],
+        &format!("touch {}", ran.display()),
+    );
+    let status = exit_of(&mut lock, PATIENCE);
+    assert_eq!(status.code(), Some(69), "no server reachable ({status:?})");
+    assert!(!ran.exists(), "the command must not run without the lock");
+}
+
+/// One server of three is up: it accepts connections but there is no
+/// quorum, so no session can open: exit 69, and the command never runs.
+#[test]
+fn no_quorum_exits_69_without_running_the_command() {
+    let mut cluster = Cluster::start(3);
+    cluster.server(2).kill();
+    cluster.server(3).kill();
+    let work = tempfile::tempdir().expect("work dir");
+    let ran = work.path().join("ran");
+    let mut lock = distlock_lock_named(
+        "no-quorum",
+        &cluster.addr(1).to_string(),
+        &[],
+        &format!("touch {}", ran.display()),
+    );
+    let status = exit_of(&mut lock, PATIENCE);
+    assert_eq!(status.code(), Some(69), "no quorum ({status:?})");
+    assert!(!ran.exists(), "the command must not run without the lock");
 }

@@ -8,15 +8,19 @@ use crate::raft::{Entry, HardState, Persist, Snapshot};
 
 /// What a server's disk holds durably.
 #[derive(Clone, Debug)]
-pub(crate) struct Disk<C> {
-    pub(crate) hard_state: HardState,
-    pub(crate) snapshot: Option<Snapshot>,
+pub struct Disk<C> {
+    /// The durable term and vote.
+    pub hard_state: HardState,
+    /// The durable snapshot.
+    pub snapshot: Option<Snapshot>,
     /// Contiguous, starting right after the snapshot (or at 1).
-    pub(crate) entries: Vec<Entry<C>>,
+    pub entries: Vec<Entry<C>>,
 }
 
 impl<C: Clone> Disk<C> {
-    pub(crate) fn last_index(&self) -> LogIndex {
+    /// The index of the last durable entry (or of the snapshot).
+    #[must_use]
+    pub fn last_index(&self) -> LogIndex {
         self.entries
             .last()
             .map(|e| e.index)
@@ -24,7 +28,9 @@ impl<C: Clone> Disk<C> {
             .unwrap_or(LogIndex(0))
     }
 
-    pub(crate) fn term_at(&self, index: LogIndex) -> Option<Term> {
+    /// The term of the entry at `index`, if the disk has it.
+    #[must_use]
+    pub fn term_at(&self, index: LogIndex) -> Option<Term> {
         if let Some(s) = &self.snapshot {
             if s.meta.last_index == index {
                 return Some(s.meta.last_term);
@@ -40,7 +46,10 @@ impl<C: Clone> Disk<C> {
 
     /// Applies the first `parts` parts of a persist request, in the order the
     /// contract fixes; checks the contract on the way.
-    pub(crate) fn apply(&mut self, p: &Persist<C>, parts: usize) -> Result<(), String> {
+    ///
+    /// # Errors
+    /// A message naming the broken contract rule.
+    pub fn apply(&mut self, p: &Persist<C>, parts: usize) -> Result<(), String> {
         if parts == 0 {
             return Ok(());
         }

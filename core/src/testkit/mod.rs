@@ -4,5 +4,5 @@
 mod clock;
 mod disk;
 
-pub(crate) use clock::DriftClock;
-pub(crate) use disk::Disk;
+pub use clock::DriftClock;
+pub use disk::Disk;

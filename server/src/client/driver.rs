@@ -1,12 +1,14 @@
 //! The driver task: owns the [`ClientSession`], the current connection and
 //! the timer, and carries requests and answers between them and the
-//! handles.
+//! handles. A connection is TCP or WebSocket ([`Transport`]); the session
+//! cannot tell them apart.
 
 use distlock_core::client::{ClientError as CoreError, ClientEvent, ClientSession};
 use distlock_core::locks::{FencingToken, Mode, Outcome, SessionId, Wait};
 use distlock_core::proto::ServerFrame;
 use distlock_core::time::Instant;
-use distlock_transport_tcp::{FrameReader, FrameWriter};
+use distlock_transport_tcp::{FrameReader, FrameWriter, HandshakeConfig};
+use distlock_transport_ws::{Encoding, WsReader, WsWriter, ws_upgrade};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -14,6 +16,8 @@ use tokio::io::WriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
+
+use super::Transport;
 
 /// An answer to an operation, as the core gives it.
 pub(super) type OpReply = oneshot::Sender<Result<Outcome, CoreError>>;
@@ -59,9 +63,37 @@ enum Reply {
 /// One live connection: its writer, and the task reading it into the
 /// driver's frame channel under a generation number.
 struct Conn {
-    writer: FrameWriter<WriteHalf<TcpStream>>,
+    writer: LinkWriter,
     reader: JoinHandle<()>,
     generation: u64,
+}
+
+/// A dialled connection, ready for the session's `Hello`.
+pub(super) enum Link {
+    Tcp(TcpStream),
+    Ws(WsReader<TcpStream>, WsWriter<TcpStream>),
+}
+
+/// The writing half of the current connection.
+enum LinkWriter {
+    Tcp(FrameWriter<WriteHalf<TcpStream>>),
+    Ws(WsWriter<TcpStream>),
+}
+
+impl LinkWriter {
+    async fn write_frame(&mut self, frame: &distlock_core::proto::ClientFrame) -> bool {
+        match self {
+            Self::Tcp(w) => w.write_frame(frame).await.is_ok(),
+            Self::Ws(w) => w.write_frame(frame).await.is_ok(),
+        }
+    }
+
+    async fn flush(&mut self) -> bool {
+        match self {
+            Self::Tcp(w) => w.flush().await.is_ok(),
+            Self::Ws(w) => w.flush().await.is_ok(),
+        }
+    }
 }
 
 impl Drop for Conn {
@@ -78,6 +110,7 @@ pub(super) struct Driver {
     servers: Vec<SocketAddr>,
     next_server: usize,
     dial_timeout: Duration,
+    transport: Transport,
     origin: tokio::time::Instant,
     conn: Option<Conn>,
     generation: u64,
@@ -90,14 +123,35 @@ pub(super) struct Driver {
     lease: watch::Sender<Option<tokio::time::Instant>>,
 }
 
-/// Dials `addr` within `limit`.
-pub(super) async fn dial(addr: &str, limit: Duration) -> std::io::Result<TcpStream> {
-    match tokio::time::timeout(limit, TcpStream::connect(addr)).await {
-        Ok(r) => r,
-        Err(_) => Err(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            format!("connecting to {addr} timed out"),
-        )),
+/// Dials `addr` within `limit`, and upgrades the connection to WebSocket
+/// (binary frames) if that is the transport.
+pub(super) async fn dial(
+    addr: &str,
+    limit: Duration,
+    transport: Transport,
+) -> std::io::Result<Link> {
+    let stream = match tokio::time::timeout(limit, TcpStream::connect(addr)).await {
+        Ok(r) => r?,
+        Err(_) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("connecting to {addr} timed out"),
+            ));
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    match transport {
+        Transport::Tcp => Ok(Link::Tcp(stream)),
+        Transport::WebSocket => {
+            let config = HandshakeConfig {
+                timeout: limit,
+                ..HandshakeConfig::default()
+            };
+            let (reader, writer) = ws_upgrade(stream, addr, Encoding::Binary, &config)
+                .await
+                .map_err(std::io::Error::other)?;
+            Ok(Link::Ws(reader, writer))
+        }
     }
 }
 
@@ -108,6 +162,7 @@ impl Driver {
         servers: Vec<SocketAddr>,
         next_server: usize,
         dial_timeout: Duration,
+        transport: Transport,
         commands: mpsc::UnboundedReceiver<Command>,
         lost: watch::Sender<bool>,
         lease: watch::Sender<Option<tokio::time::Instant>>,
@@ -118,6 +173,7 @@ impl Driver {
             servers,
             next_server,
             dial_timeout,
+            transport,
             origin: tokio::time::Instant::now(),
             conn: None,
             generation: 0,
@@ -140,31 +196,42 @@ impl Driver {
             .checked_add(Duration::from_micros(t.as_micros()))
     }
 
-    /// Takes `stream` as the current connection and tells the core.
-    fn attach(&mut self, stream: TcpStream, server: Option<distlock_core::ids::NodeId>) {
-        let _ = stream.set_nodelay(true);
-        let (r, w) = tokio::io::split(stream);
+    /// Takes `link` as the current connection and tells the core.
+    fn attach(&mut self, link: Link, server: Option<distlock_core::ids::NodeId>) {
         self.generation += 1;
         let generation = self.generation;
         let tx = self.frames_tx.clone();
-        let reader = tokio::spawn(async move {
-            let mut reader = FrameReader::new(r);
-            loop {
-                match reader.read_frame::<ServerFrame>().await {
-                    Ok(Some(frame)) => {
-                        if tx.send((generation, Some(frame))).is_err() {
+        let (reader, writer) = match link {
+            Link::Tcp(stream) => {
+                let (r, w) = tokio::io::split(stream);
+                let reader = tokio::spawn(async move {
+                    let mut reader = FrameReader::new(r);
+                    loop {
+                        let frame = reader.read_frame::<ServerFrame>().await.ok().flatten();
+                        let end = frame.is_none();
+                        if tx.send((generation, frame)).is_err() || end {
                             return;
                         }
                     }
-                    Ok(None) | Err(_) => {
-                        let _ = tx.send((generation, None));
-                        return;
-                    }
-                }
+                });
+                (reader, LinkWriter::Tcp(FrameWriter::new(w)))
             }
-        });
+            Link::Ws(mut r, w) => {
+                let reader = tokio::spawn(async move {
+                    loop {
+                        let frame = r.read_frame::<ServerFrame>().await.ok().flatten();
+                        let frame = frame.map(|(f, _)| f);
+                        let end = frame.is_none();
+                        if tx.send((generation, frame)).is_err() || end {
+                            return;
+                        }
+                    }
+                });
+                (reader, LinkWriter::Ws(w))
+            }
+        };
         self.conn = Some(Conn {
-            writer: FrameWriter::new(w),
+            writer,
             reader,
             generation,
         });
@@ -174,7 +241,7 @@ impl Driver {
 
     /// Runs until every handle is gone. `first` is the connection
     /// [`super::Client::connect`] made.
-    pub(super) async fn run(mut self, first: TcpStream) {
+    pub(super) async fn run(mut self, first: Link) {
         self.attach(first, None);
         self.pump().await;
         loop {
@@ -314,18 +381,24 @@ impl Driver {
                 }
                 ClientEvent::Reconnect { to } => {
                     self.conn = None;
-                    let (addr, id) = match to {
-                        Some(m) => (m.client_addr, Some(m.id)),
+                    let member = to.and_then(|m| match self.transport {
+                        Transport::Tcp => Some((m.client_addr, m.id)),
+                        // A member without a WebSocket address cannot be
+                        // reached this way: fall back to the list.
+                        Transport::WebSocket => m.ws_addr.map(|a| (a, m.id)),
+                    });
+                    let (addr, id) = match member {
+                        Some((addr, id)) => (addr, Some(id)),
                         None => {
                             let i = self.next_server % self.servers.len();
                             self.next_server = i + 1;
                             (self.servers[i].to_string(), None)
                         }
                     };
-                    match dial(&addr, self.dial_timeout).await {
-                        Ok(stream) => {
+                    match dial(&addr, self.dial_timeout, self.transport).await {
+                        Ok(link) => {
                             tracing::debug!(%addr, "distlock client connected");
-                            self.attach(stream, id);
+                            self.attach(link, id);
                         }
                         Err(e) => {
                             tracing::debug!(%addr, error = %e, "distlock client dial failed");
@@ -348,14 +421,14 @@ impl Driver {
         let mut wrote = false;
         let mut ok = true;
         while let Some(frame) = self.session.poll_frame() {
-            if conn.writer.write_frame(&frame).await.is_err() {
+            if !conn.writer.write_frame(&frame).await {
                 ok = false;
                 break;
             }
             wrote = true;
         }
         if ok && wrote {
-            ok = conn.writer.flush().await.is_ok();
+            ok = conn.writer.flush().await;
         }
         if !ok {
             self.conn = None;

@@ -79,6 +79,21 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     /// The lock-delay asked for with every acquire (default zero).
     pub lock_delay: Duration,
+    /// How to reach the servers (default TCP). Over WebSocket the
+    /// addresses are the servers' WebSocket addresses, and failover follows
+    /// the members' WebSocket addresses.
+    pub transport: Transport,
+}
+
+/// How a [`Client`] reaches the servers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Transport {
+    /// Length-prefixed frames over TCP (the servers' client addresses).
+    #[default]
+    Tcp,
+    /// Binary WebSocket messages (the servers' WebSocket addresses): for
+    /// edge services and networks that pass only HTTP.
+    WebSocket,
 }
 
 impl Default for ClientOptions {
@@ -87,6 +102,7 @@ impl Default for ClientOptions {
             session: Config::default(),
             connect_timeout: Duration::from_secs(1),
             lock_delay: Duration::ZERO,
+            transport: Transport::Tcp,
         }
     }
 }
@@ -122,7 +138,13 @@ impl Client {
         );
         let mut first = None;
         for (i, addr) in servers.iter().enumerate() {
-            match dial(&addr.to_string(), options.connect_timeout).await {
+            match dial(
+                &addr.to_string(),
+                options.connect_timeout,
+                options.transport,
+            )
+            .await
+            {
                 Ok(stream) => {
                     first = Some((i, stream));
                     break;
@@ -141,6 +163,7 @@ impl Client {
             servers,
             i + 1,
             options.connect_timeout,
+            options.transport,
             commands_rx,
             lost_tx,
             lease_tx,
@@ -152,6 +175,25 @@ impl Client {
             lease,
             lock_delay: options.lock_delay,
         })
+    }
+
+    /// [`Self::connect`] over WebSocket: `servers` are the servers'
+    /// WebSocket addresses (`--ws-addr`). Same API, same failover.
+    ///
+    /// # Errors
+    /// As [`Self::connect`].
+    pub async fn connect_ws(
+        servers: Vec<SocketAddr>,
+        options: ClientOptions,
+    ) -> Result<Self, ClientError> {
+        Self::connect(
+            servers,
+            ClientOptions {
+                transport: Transport::WebSocket,
+                ..options
+            },
+        )
+        .await
     }
 
     /// Opens this client's session with a lease of `ttl` (the cluster may

@@ -11,7 +11,9 @@ use distlock_transport_tcp::{
     Admission, FrameWriter, HandshakeConfig, TransportError, accept_client, accept_peer,
     peer_handshake, read_frame_timeout,
 };
+use distlock_transport_ws::{ServerWriter, WsServerConfig, accept_ws_client};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::AsyncWrite;
@@ -99,6 +101,102 @@ async fn serve_client(stream: TcpStream, admission: Admission, inbox: mpsc::Send
         }
     }
     let _ = inbox.send(Input::ClientClosed(conn)).await;
+}
+
+pub(super) async fn accept_ws_clients(
+    listener: TcpListener,
+    cluster: ClusterId,
+    inbox: mpsc::Sender<Input>,
+    config: WsServerConfig,
+) {
+    let config = Arc::new(config);
+    accept_loop(listener, cluster, inbox, move |stream, admission, inbox| {
+        serve_ws_client(stream, admission, inbox, Arc::clone(&config))
+    })
+    .await;
+}
+
+/// One WebSocket connection: the HTTP request (the dashboard page, or an
+/// upgrade), the handshake, then frames in and out exactly as for a TCP
+/// client: the node cannot tell the two apart.
+async fn serve_ws_client(
+    stream: TcpStream,
+    admission: Admission,
+    inbox: mpsc::Sender<Input>,
+    config: Arc<WsServerConfig>,
+) {
+    let pending = match accept_ws_client(stream, &admission, &config).await {
+        Ok(pending) => pending,
+        Err(e) => {
+            tracing::debug!(error = %e, "WebSocket connection not opened");
+            return;
+        }
+    };
+    let (mut reader, writer, hello) = pending.into_parts();
+    let conn = ConnId(NEXT_CONN.fetch_add(1, Ordering::Relaxed));
+    let (tx, rx) = mpsc::channel::<ServerFrame>(LINK_QUEUE);
+    if inbox
+        .send(Input::ClientOpened(conn, tx.clone()))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let hello = ClientFrame::Hello {
+        protocol_version: hello.protocol_version,
+        cluster_id: hello.cluster_id,
+        auth: hello.auth,
+    };
+    let _ = inbox.send(Input::Client(conn, hello)).await;
+    tokio::spawn(write_ws_frames(writer, rx));
+    loop {
+        match reader.read_frame_timeout::<ClientFrame>(CLIENT_IDLE).await {
+            Ok(Some((frame, _))) => {
+                if inbox.send(Input::Client(conn, frame)).await.is_err() {
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                // Tell the client why, then close: bad input changes
+                // nothing (the message was never handed to the node).
+                if let Some(err) = e.to_proto() {
+                    let _ = tx.send(ServerFrame::Error(err)).await;
+                }
+                break;
+            }
+        }
+    }
+    let _ = inbox.send(Input::ClientClosed(conn)).await;
+}
+
+/// Writes frames as they come, flushing once per burst; after an error
+/// frame (the connection is refused) or when the node drops the link, it
+/// closes the WebSocket.
+async fn write_ws_frames<S>(mut writer: ServerWriter<S>, mut rx: mpsc::Receiver<ServerFrame>)
+where
+    S: tokio::io::AsyncRead + AsyncWrite + Unpin,
+{
+    let mut refusal = None;
+    'run: while let Some(frame) = rx.recv().await {
+        let mut next = Some(frame);
+        while let Some(frame) = next.take() {
+            if let ServerFrame::Error(e) = &frame {
+                refusal = Some(e.to_string());
+            }
+            if writer.write_frame(&frame).await.is_err() {
+                return;
+            }
+            if refusal.is_some() {
+                break 'run;
+            }
+            next = rx.try_recv().ok();
+        }
+        if writer.flush().await.is_err() {
+            return;
+        }
+    }
+    let _ = writer.close(refusal.as_deref()).await;
 }
 
 /// The error frame that explains a broken frame to the client, if any.

@@ -8,14 +8,15 @@ mod connections;
 mod storage_task;
 
 use crate::clock::Clock;
-use crate::config::ServerConfig;
+use crate::config::{ServerConfig, WsConfig};
 use crate::storage::{FileStorage, FileStorageOptions, Storage, StorageError};
-use connections::{accept_clients, accept_peers, dial_peer};
+use connections::{accept_clients, accept_peers, accept_ws_clients, dial_peer};
 use distlock_core::ids::NodeId;
 use distlock_core::locks::{Command, LockState};
 use distlock_core::node::{ConnId, Node, NodeAction, NodeConfig};
 use distlock_core::proto::{ClientFrame, ClusterId, MemberInfo, PeerFrame, ServerFrame};
 use distlock_core::raft::{Membership, Persist, PersistSeq, RestoreError};
+use distlock_transport_ws::{DASHBOARD_HTML, OriginPolicy, WsServerConfig};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -76,6 +77,20 @@ pub async fn run(
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RuntimeError> {
+    run_with(cfg, WsConfig::default(), clock, shutdown).await
+}
+
+/// [`run`] with a WebSocket endpoint as `ws` says (none when its `addr` is
+/// `None`).
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_with(
+    cfg: ServerConfig,
+    ws: WsConfig,
+    clock: Arc<dyn Clock>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RuntimeError> {
     cfg.validate()?;
     let storage = FileStorage::<Command>::open(
         &cfg.data_dir,
@@ -84,7 +99,7 @@ pub async fn run(
             ..FileStorageOptions::default()
         },
     )?;
-    run_with_storage(cfg, clock, storage, shutdown).await
+    run_with_storage_and_ws(cfg, ws, clock, storage, shutdown).await
 }
 
 /// [`run`] with a given store instead of the data directory's
@@ -95,6 +110,23 @@ pub async fn run(
 pub async fn run_with_storage<S>(
     cfg: ServerConfig,
     clock: Arc<dyn Clock>,
+    storage: S,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RuntimeError>
+where
+    S: Storage<Command> + Send + 'static,
+{
+    run_with_storage_and_ws(cfg, WsConfig::default(), clock, storage, shutdown).await
+}
+
+/// [`run_with_storage`] with a WebSocket endpoint as `ws` says.
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_with_storage_and_ws<S>(
+    cfg: ServerConfig,
+    ws: WsConfig,
+    clock: Arc<dyn Clock>,
     mut storage: S,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RuntimeError>
@@ -104,6 +136,10 @@ where
     cfg.validate()?;
     let mut stored = storage.load()?;
     stored.initial_membership = Membership::with_voters(cfg.peers.keys().copied());
+    let mut ws_addrs = ws.addrs.clone();
+    if let Some(addr) = ws.addr {
+        ws_addrs.insert(cfg.id, addr);
+    }
     let members: Vec<MemberInfo> = cfg
         .peers
         .keys()
@@ -114,7 +150,7 @@ where
                 .get(&id)
                 .map(ToString::to_string)
                 .unwrap_or_default(),
-            ws_addr: None,
+            ws_addr: ws_addrs.get(&id).map(ToString::to_string),
         })
         .collect();
     let node_cfg = NodeConfig {
@@ -142,6 +178,21 @@ where
         cluster.clone(),
         inbox_tx.clone(),
     ));
+    if let Some(addr) = ws.addr {
+        let listener = bind(addr).await?;
+        let config = WsServerConfig {
+            origins: OriginPolicy::new(&ws.allow_origins),
+            page: Some(Arc::from(DASHBOARD_HTML)),
+            ..WsServerConfig::default()
+        };
+        tokio::spawn(accept_ws_clients(
+            listener,
+            cluster.clone(),
+            inbox_tx.clone(),
+            config,
+        ));
+        tracing::info!(id = cfg.id.0, ws = %addr, "WebSocket clients and the dashboard at http://{addr}/");
+    }
     let mut peers: BTreeMap<NodeId, mpsc::Sender<PeerFrame>> = BTreeMap::new();
     for (&id, &addr) in cfg.peers.iter().filter(|(id, _)| **id != cfg.id) {
         let (tx, rx) = mpsc::channel(LINK_QUEUE);

@@ -1,0 +1,237 @@
+// The TypeScript client in headless Chromium against a real 3-server
+// distlock cluster (started here from $DISTLOCK_BIN), including failover
+// when the server the page talks to is killed, and a screenshot of the
+// dashboard showing a held lock.
+//
+// Run by scripts/browser-test, which installs Chromium (Debian's) and
+// playwright-core first; nothing is downloaded here. Prints
+// "N passed, N failed" and exits non-zero on a failure.
+
+import { spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, existsSync } from "node:fs";
+import { createServer } from "node:http";
+import { createServer as netServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const pkg = resolve(here, "..");
+const bin = process.env.DISTLOCK_BIN;
+const browserPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const outDir = resolve(process.env.BROWSER_TEST_OUT ?? join(pkg, "../../target/browser-test"));
+const PATIENCE = 30_000;
+
+if (!bin || !existsSync(bin)) throw new Error(`DISTLOCK_BIN must name the distlock binary (got ${bin})`);
+mkdirSync(outDir, { recursive: true });
+
+/** A free loopback port (the kernel's pick). */
+function freePort() {
+  return new Promise((ok, fail) => {
+    const s = netServer();
+    s.once("error", fail);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => ok(port));
+    });
+  });
+}
+
+/** Polls `probe` until it returns a truthy value, failing after `limit`. */
+async function until(what, probe, limit = PATIENCE) {
+  const deadline = Date.now() + limit;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v) return v;
+    } catch {
+      // not yet
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+// ---- the page's origin: a static server for the test page and dist/ ----
+const web = createServer((req, res) => {
+  const path = (req.url ?? "/").split("?")[0];
+  if (path === "/") {
+    res.writeHead(200, { "content-type": "text/html" });
+    res.end("<!doctype html><title>distlock browser test</title><p>distlock browser test</p>");
+    return;
+  }
+  const file = join(pkg, path);
+  if (!path.startsWith("/dist/") || !file.startsWith(join(pkg, "dist")) || !existsSync(file)) {
+    res.writeHead(404).end();
+    return;
+  }
+  res.writeHead(200, { "content-type": "text/javascript" });
+  res.end(readFileSync(file));
+});
+const webPort = await freePort();
+await new Promise((r) => web.listen(webPort, "127.0.0.1", r));
+const origin = `http://127.0.0.1:${webPort}`;
+
+// ---- the cluster ----
+const n = 3;
+const ports = [];
+for (let i = 0; i < 3 * n; i++) ports.push(await freePort());
+const addr = (p) => `127.0.0.1:${p}`;
+const clients = ports.slice(0, n).map(addr);
+const peers = ports.slice(n, 2 * n).map(addr);
+const wss = ports.slice(2 * n).map(addr);
+const list = (a) => a.map((x, i) => `${i + 1}=${x}`).join(",");
+const home = mkdtempSync(join(tmpdir(), "distlock-browser-"));
+const servers = new Map();
+function start(id) {
+  const i = id - 1;
+  const child = spawn(
+    bin,
+    [
+      "serve", "--id", String(id), "--data-dir", join(home, `n${id}`),
+      "--client-addr", clients[i], "--peer-addr", peers[i], "--peers", list(peers),
+      "--client-addrs", list(clients), "--ws-addr", wss[i], "--ws-addrs", list(wss),
+      "--ws-allow-origin", origin,
+    ],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
+  let log = "";
+  child.stderr.on("data", (d) => (log = (log + d).slice(-4000)));
+  servers.set(id, { child, log: () => log });
+}
+for (let id = 1; id <= n; id++) start(id);
+
+let passed = 0;
+let failed = 0;
+async function check(name, fn) {
+  try {
+    await fn();
+    passed++;
+    console.log(`ok - ${name}`);
+  } catch (e) {
+    failed++;
+    console.log(`not ok - ${name}\n  ${String(e?.stack ?? e).split("\n").join("\n  ")}`);
+  }
+}
+function assert(cond, what) {
+  if (!cond) throw new Error(`assertion failed: ${what}`);
+}
+
+const browser = await chromium.launch({ executablePath: browserPath, args: ["--no-sandbox"] });
+try {
+  const page = await browser.newPage();
+  page.on("console", (m) => process.env.VERBOSE && console.log(`[page] ${m.text()}`));
+  await page.goto(origin + "/");
+  const urls = wss.map((w) => `ws://${w}/`);
+  let killed = 0;
+  let first = null;
+
+  await check("the page opens a session and takes a lock over WebSocket", async () => {
+    first = await page.evaluate(
+      async ({ urls, patience }) => {
+        const { Client } = await import("/dist/index.js");
+        const deadline = Date.now() + patience;
+        for (;;) {
+          try {
+            window.client = await Client.connect(urls, { requestTimeoutMs: 1000 });
+            window.session = await window.client.openSession(10_000);
+            break;
+          } catch (e) {
+            if (Date.now() > deadline) throw e;
+            await new Promise((r) => setTimeout(r, 100));
+          }
+        }
+        window.lost = 0;
+        window.session.onLost((r) => {
+          window.lost++;
+          console.log(`session lost: ${JSON.stringify(r)}`);
+        });
+        window.events = [];
+        (async () => {
+          for await (const e of window.client.watch("browser-a")) window.events.push(e);
+        })();
+        window.lockA = await window.session.lock("browser-a");
+        return { server: window.client.server, token: window.lockA.token };
+      },
+      { urls, patience: PATIENCE },
+    );
+    assert(first.token > 0, `a token (${JSON.stringify(first)})`);
+    assert(first.server >= 1 && first.server <= n, "a server id");
+  });
+
+  await check("shared, semaphore and tryLock with fencing tokens", async () => {
+    const r = await page.evaluate(async ({ urls }) => {
+      const { Client } = await import("/dist/index.js");
+      const other = await Client.connect(urls);
+      const s2 = await other.openSession(10_000);
+      const busy = await s2.tryLock("browser-a");
+      const r1 = await window.session.shared("browser-r");
+      const r2 = await s2.shared("browser-r");
+      const p1 = await window.session.semaphore("browser-sem", 2);
+      const p2 = await s2.semaphore("browser-sem", 2);
+      await Promise.all([r1.release(), r2.release(), p1.release(), p2.release()]);
+      await s2.close();
+      other.close();
+      return { busy, tokens: [r1.token, r2.token, p1.token, p2.token] };
+    }, { urls });
+    assert(r.busy === null, "tryLock of a held lock answers null");
+    assert(r.tokens.every((t, i) => i === 0 || t > r.tokens[i - 1]), `increasing tokens ${r.tokens}`);
+  });
+
+  await check("failover: the server the page talks to is killed, the session and its lock survive", async () => {
+    assert(first, "the first check ran");
+    killed = first.server;
+    servers.get(killed).child.kill("SIGKILL");
+    const r = await page.evaluate(async () => {
+      await window.lockA.release();
+      const again = await window.session.lock("browser-a");
+      return {
+        server: window.client.server,
+        token: again.token,
+        valid: window.session.isValid(),
+        lost: window.lost,
+        events: window.events.map((e) => Object.keys(e)[0]),
+      };
+    });
+    assert(r.server !== killed, `moved off server ${killed} (now ${r.server})`);
+    assert(r.token > first.token, `a newer token (${r.token} > ${first.token})`);
+    assert(r.valid && r.lost === 0, "the session is still valid and was never lost");
+    assert(r.events.includes("Acquired"), `the watch saw events: ${r.events}`);
+  });
+
+  await check("the dashboard shows a held lock (screenshot)", async () => {
+    const held = await page.evaluate(async () => (await window.session.lock("browser-held")).token);
+    const live = [...servers.keys()].find((id) => id !== killed);
+    const dash = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+    await dash.goto(`http://${wss[live - 1]}/?locks=browser-held,browser-a`);
+    await until("the dashboard shows the lock held", async () => {
+      const row = await dash.locator('tr[data-lock="browser-held"]').innerText();
+      return row.includes("held") && row.includes(String(held));
+    });
+    await until("the dashboard shows a leader", async () => !(await dash.locator("#leader").innerText()).includes("-"));
+    const shot = join(outDir, "dashboard.png");
+    await dash.screenshot({ path: shot, fullPage: true });
+    console.log(`  screenshot: ${shot}`);
+    const text = await dash.locator("body").innerText();
+    assert(text.includes(`node ${live}`) || text.includes("node "), "a leader is shown");
+  });
+
+  await check("the session closes and its locks are released", async () => {
+    const r = await page.evaluate(async () => {
+      await window.session.close();
+      const st = await window.client.lockStatus("browser-held");
+      window.client.close();
+      return st;
+    });
+    assert(r === null, `browser-held is free (${JSON.stringify(r)})`);
+  });
+} finally {
+  await browser.close();
+  for (const { child } of servers.values()) child.kill("SIGKILL");
+  web.close();
+  if (failed) for (const [id, s] of servers) console.log(`--- server ${id} log tail ---\n${s.log().slice(-1500)}`);
+  rmSync(home, { recursive: true, force: true });
+}
+console.log(`browser: ${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);

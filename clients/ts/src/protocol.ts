@@ -1,0 +1,243 @@
+/**
+ * The distlock wire protocol as JSON (WebSocket text messages): the exact
+ * serde_json encoding of the Rust `ClientFrame` and `ServerFrame` types.
+ * Enums are externally tagged: a unit variant is its name as a string
+ * (`"ClusterStatus"`), any other variant an object with one key
+ * (`{"Watch": {"lock": "a"}}`). Field names are part of the protocol; the
+ * Rust and TypeScript tests pin the same samples (test/samples.json).
+ *
+ * Ids, sequence numbers, fencing tokens and log indexes are u64 on the
+ * wire; they are `number` here, exact up to 2^53 − 1 (they are log indexes
+ * and counters, which never get near that). The session nonce is a random
+ * u128 and travels as a `bigint`.
+ *
+ * @module
+ */
+
+import { type Json, parse, stringify } from "./json.js";
+
+/** The protocol version this client speaks. */
+export const PROTOCOL_VERSION = 1;
+
+/** The largest message either side sends (1 MiB), as the servers enforce. */
+export const MAX_MESSAGE_BYTES = 1 << 20;
+
+export type Mode = "Exclusive" | "Shared" | { Semaphore: number };
+export type LockKind = "ReadWrite" | { Semaphore: number };
+export type Wait = "Try" | { For: number } | "Forever";
+
+export type ClientCommand =
+  | { OpenSession: { nonce: bigint | number; ttl_ms: number } }
+  | { CloseSession: { session: number; seq: number; ack: number } }
+  | {
+      Acquire: {
+        session: number;
+        seq: number;
+        ack: number;
+        lock: string;
+        mode: Mode;
+        wait: Wait;
+        lock_delay_ms: number;
+      };
+    }
+  | { Release: { session: number; seq: number; ack: number; lock: string; token: number } }
+  | { CancelWait: { session: number; seq: number; ack: number; lock: string } };
+
+export type RequestBody =
+  | { Log: ClientCommand }
+  | { KeepAlive: { session: number } }
+  | { CheckToken: { lock: string; token: number } }
+  | { LockStatus: { lock: string } }
+  | "ClusterStatus"
+  | { Watch: { lock: string } }
+  | { Unwatch: { lock: string } };
+
+export type ClientFrame =
+  | { Hello: { protocol_version: number; cluster_id: string | null; auth: string | null } }
+  | { Request: { id: number; body: RequestBody } };
+
+export interface MemberInfo {
+  id: number;
+  client_addr: string;
+  ws_addr: string | null;
+}
+
+export type Outcome =
+  | { Granted: { token: number } }
+  | "Released"
+  | "WaitCancelled"
+  | "Closed"
+  | "Pending";
+
+export type LockError =
+  | "SessionNotFound"
+  | "SessionExpired"
+  | "SessionClosed"
+  | { StaleSequence: { floor: number } }
+  | { TooManyUnacknowledged: { max: number } }
+  | { InvalidName: { len: number; max: number } }
+  | { InvalidTtl: { ttl_ms: number; min_ms: number; max_ms: number } }
+  | { InvalidLockDelay: { delay_ms: number; max_ms: number } }
+  | "InvalidSemaphore"
+  | { TooManySessions: { max: number } }
+  | { TooManyLocks: { max: number } }
+  | { TooManyWaiters: { max: number } }
+  | { Busy: { delayed: boolean } }
+  | { AlreadyHeld: { token: number } }
+  | "AlreadyWaiting"
+  | { ModeMismatch: { kind: LockKind } }
+  | { SemaphoreMismatch: { n: number } }
+  | "NotHolder"
+  | "NotWaiting"
+  | "TimedOut"
+  | "Cancelled";
+
+export type ProtoError =
+  | { UnsupportedVersion: { server: number; client: number } }
+  | "WrongCluster"
+  | "Unauthorized"
+  | "HelloRequired"
+  | { FrameTooLarge: { len: number; max: number } }
+  | { Malformed: { reason: string } }
+  | { NotLeader: { leader_hint: number | null } }
+  | "NoLeader"
+  | { Lock: LockError }
+  | "ShuttingDown"
+  | "Overloaded"
+  | "Timeout"
+  | "UnknownSession";
+
+export interface HolderView {
+  session: number;
+  token: number;
+}
+export interface WaiterView {
+  session: number;
+  mode: Mode;
+  timeout_ms: number | null;
+}
+export interface LockStatusView {
+  mode: Mode | null;
+  kind: LockKind;
+  holders: HolderView[];
+  waiters: WaiterView[];
+  delay: { since: number; delay_ms: number } | null;
+}
+export type MemberRole = "Leader" | "Follower" | "Candidate" | "Learner";
+export interface MemberStatus {
+  id: number;
+  client_addr: string;
+  ws_addr: string | null;
+  role: MemberRole;
+  match_index: number | null;
+}
+export interface ClusterStatusView {
+  leader: number | null;
+  term: number;
+  commit_index: number;
+  members: MemberStatus[];
+}
+
+export type ResponseBody =
+  | { SessionOpened: { session: number; ttl_ms: number } }
+  | { KeepAliveAck: { session: number } }
+  | { Lock: Outcome }
+  | { TokenValid: boolean }
+  | { LockStatus: LockStatusView | null }
+  | { ClusterStatus: ClusterStatusView }
+  | "Watching"
+  | "Unwatched";
+
+export type LockEvent =
+  | { Acquired: { index: number; session: number; token: number; mode: Mode } }
+  | { Released: { index: number; session: number; token: number } }
+  | { Expired: { index: number; session: number; token: number } };
+
+export interface WatchEvent {
+  lock: string;
+  event: LockEvent;
+}
+
+export type Result<T, E> = { Ok: T } | { Err: E };
+
+export interface Response {
+  id: number;
+  result: Result<ResponseBody, ProtoError>;
+}
+
+export type ServerFrame =
+  | { Welcome: { node_id: number; leader_hint: number | null; members: MemberInfo[] } }
+  | { Response: Response }
+  | { Watch: WatchEvent }
+  | { Error: ProtoError };
+
+/** The variant name of an externally tagged enum value. */
+export function tagOf(value: string | object): string {
+  return typeof value === "string" ? value : (Object.keys(value)[0] ?? "");
+}
+
+/** The frame as the server expects it in a text message. */
+export function encodeClientFrame(frame: ClientFrame): string {
+  return stringify(frame);
+}
+
+/** Why a server message could not be understood. */
+export class ProtocolError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ProtocolError";
+  }
+}
+
+/**
+ * Reads a server's text message. Checks the frame's outer shape (enough
+ * to route it); integers above 2^53 − 1 in it are refused rather than
+ * rounded.
+ */
+export function decodeServerFrame(text: string): ServerFrame {
+  let value: Json;
+  try {
+    value = parse(text);
+  } catch (e) {
+    throw new ProtocolError(`not JSON: ${(e as Error).message}`);
+  }
+  if (containsBigInt(value)) {
+    throw new ProtocolError("an integer above 2^53 - 1: this client cannot represent it exactly");
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new ProtocolError("a frame must be a JSON object");
+  }
+  const tag = tagOf(value);
+  if (!["Welcome", "Response", "Watch", "Error"].includes(tag)) {
+    throw new ProtocolError(`unknown frame ${JSON.stringify(tag)}`);
+  }
+  return value as unknown as ServerFrame;
+}
+
+function containsBigInt(v: Json): boolean {
+  if (typeof v === "bigint") return true;
+  if (v === null || typeof v !== "object") return false;
+  return (Array.isArray(v) ? v : Object.values(v)).some(containsBigInt);
+}
+
+/** Whether the error says "try again (elsewhere or later)". */
+export function isRetryable(e: ProtoError): boolean {
+  return ["NotLeader", "NoLeader", "ShuttingDown", "Overloaded", "Timeout"].includes(tagOf(e));
+}
+
+/** Whether the error says the session is gone for good. */
+export function isSessionGone(e: ProtoError): boolean {
+  if (tagOf(e) === "UnknownSession") return true;
+  if (typeof e === "object" && "Lock" in e) {
+    return ["SessionExpired", "SessionNotFound", "SessionClosed"].includes(tagOf(e.Lock));
+  }
+  return false;
+}
+
+/** A readable description of a protocol error. */
+export function describe(e: ProtoError): string {
+  const tag = tagOf(e);
+  if (typeof e === "string") return tag;
+  if ("Lock" in e) return `${tag}: ${describe(e.Lock as ProtoError)}`;
+  return `${tag} ${JSON.stringify((e as Record<string, unknown>)[tag])}`;
+}

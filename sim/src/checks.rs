@@ -1,0 +1,368 @@
+//! Checkers over a recorded [`History`](crate::history::History)
+//! (SCENARIOS §3): each takes the records in order and returns the
+//! violations it finds. They only trust what clients saw (invoke and return
+//! times, tokens, their own lease deadlines) and what the resource saw, so
+//! a buggy server cannot hide a violation by lying in its own logs.
+//!
+//! * [`resource_exclusion`] — §3.1 at the fenced resource.
+//! * [`token_order`] — §3.2: one exclusive holder per token; tokens of a
+//!   lock strictly increase in real-time order, also across whole-cluster
+//!   restarts (reported as `durability`, §3.6 b).
+//! * [`no_early_release`] — §3.3: no conflicting grant returns while an
+//!   earlier holder still claims the lock and its lease deadline (counted
+//!   from a keepalive the cluster acknowledged) lies after that return.
+//! * [`liveness`] — §3.5: every probe after the heal was granted in time.
+//! * [`raft_baseline`] — at most one leader per term.
+//! * [`server_health`] — no disk-contract breach; no server stopped for a
+//!   reason other than an injected storage failure.
+
+use crate::history::{AcquireResult, Ev, ModeKind, Record};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One broken property.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    /// Which property (`mutual_exclusion`, `fencing`, `no_early_release`...).
+    pub property: &'static str,
+    /// True time (µs) of the record that showed it.
+    pub t: u64,
+    /// What happened.
+    pub detail: String,
+}
+
+fn violation(property: &'static str, t: u64, detail: String) -> Violation {
+    Violation {
+        property,
+        t,
+        detail,
+    }
+}
+
+/// A granted acquire and what its holder did and believed.
+#[derive(Clone, Debug)]
+pub struct Hold {
+    /// The session.
+    pub session: u64,
+    /// The lock.
+    pub lock: String,
+    /// The mode.
+    pub mode: ModeKind,
+    /// The token.
+    pub token: u64,
+    /// When the acquire was sent.
+    pub invoked: u64,
+    /// When the grant came back.
+    pub returned: u64,
+    /// When the holder stopped claiming the lock (`u64::MAX`: never).
+    pub released: u64,
+    /// The latest lease deadline the holder saw while claiming the lock.
+    pub max_deadline: Option<u64>,
+}
+
+/// Joins acquires, beliefs and releases into [`Hold`]s, in grant order.
+#[must_use]
+pub fn holds(records: &[Record]) -> Vec<Hold> {
+    let mut invokes: BTreeMap<u64, (u64, u64, String, ModeKind)> = BTreeMap::new();
+    let mut out: Vec<Hold> = Vec::new();
+    // (session, lock, token) → index into `out` of the open claim.
+    let mut open: BTreeMap<(u64, String, u64), usize> = BTreeMap::new();
+    for r in records {
+        match &r.ev {
+            Ev::AcquireInvoke {
+                op,
+                session,
+                lock,
+                mode,
+                ..
+            } => {
+                invokes.insert(*op, (r.t, *session, lock.clone(), *mode));
+            }
+            Ev::AcquireReturn {
+                op,
+                result: AcquireResult::Granted { token },
+                deadline,
+            } => {
+                if let Some((invoked, session, lock, mode)) = invokes.remove(op) {
+                    open.insert((session, lock.clone(), *token), out.len());
+                    out.push(Hold {
+                        session,
+                        lock,
+                        mode,
+                        token: *token,
+                        invoked,
+                        returned: r.t,
+                        released: u64::MAX,
+                        max_deadline: *deadline,
+                    });
+                }
+            }
+            Ev::Belief {
+                session,
+                lock,
+                token,
+                deadline,
+            } => {
+                if let Some(&i) = open.get(&(*session, lock.clone(), *token)) {
+                    out[i].max_deadline = out[i].max_deadline.max(*deadline);
+                }
+            }
+            Ev::ReleaseInvoke {
+                session,
+                lock,
+                token,
+            } => {
+                if let Some(i) = open.remove(&(*session, lock.clone(), *token)) {
+                    out[i].released = r.t;
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// §3.1: the resource accepts a token only if it is at least the highest
+/// it accepted for the lock, and one token is used by one session only.
+#[must_use]
+pub fn resource_exclusion(records: &[Record]) -> Vec<Violation> {
+    let mut out = Vec::new();
+    let mut highest: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut owner: BTreeMap<(&str, u64), u64> = BTreeMap::new();
+    for r in records {
+        let Ev::Write {
+            session,
+            lock,
+            token,
+            accepted: true,
+            ..
+        } = &r.ev
+        else {
+            continue;
+        };
+        if let Some(&h) = highest.get(lock.as_str()) {
+            if *token < h {
+                out.push(violation(
+                    "mutual_exclusion",
+                    r.t,
+                    format!("resource accepted {lock} token {token} after token {h}"),
+                ));
+            }
+        }
+        let h = highest.entry(lock).or_insert(*token);
+        *h = (*h).max(*token);
+        match owner.get(&(lock.as_str(), *token)) {
+            Some(&o) if o != *session => out.push(violation(
+                "mutual_exclusion",
+                r.t,
+                format!("resource accepted {lock} token {token} from sessions {o} and {session}"),
+            )),
+            _ => {
+                owner.insert((lock, *token), *session);
+            }
+        }
+    }
+    out
+}
+
+/// §3.2 and §3.6 b: an exclusive token belongs to one session; a grant
+/// invoked after another returned carries a higher token (labelled
+/// `durability` when a whole-cluster restart lies between them).
+#[must_use]
+pub fn token_order(records: &[Record]) -> Vec<Violation> {
+    let holds = holds(records);
+    let restarts: Vec<u64> = records
+        .iter()
+        .filter(|r| matches!(r.ev, Ev::ClusterRestart))
+        .map(|r| r.t)
+        .collect();
+    let mut out = Vec::new();
+    let mut by_lock: BTreeMap<&str, Vec<&Hold>> = BTreeMap::new();
+    for h in &holds {
+        by_lock.entry(&h.lock).or_default().push(h);
+    }
+    for (lock, hs) in by_lock {
+        let mut sessions: BTreeMap<u64, (BTreeSet<u64>, bool)> = BTreeMap::new();
+        for h in &hs {
+            let e = sessions.entry(h.token).or_default();
+            e.0.insert(h.session);
+            e.1 |= h.mode == ModeKind::Exclusive;
+        }
+        for (token, (s, exclusive)) in &sessions {
+            if *exclusive && s.len() > 1 {
+                out.push(violation(
+                    "fencing",
+                    0,
+                    format!("{lock} token {token} granted to sessions {s:?}, one exclusively"),
+                ));
+            }
+        }
+        // Real-time order: sweep invokes, folding in every grant that
+        // returned before each invoke.
+        let mut returned: Vec<&Hold> = hs.clone();
+        returned.sort_by_key(|h| h.returned);
+        let mut invoked: Vec<&Hold> = hs;
+        invoked.sort_by_key(|h| h.invoked);
+        let mut best: Option<&Hold> = None;
+        let mut i = 0;
+        for g in invoked {
+            while i < returned.len() && returned[i].returned < g.invoked {
+                if best.is_none_or(|b| returned[i].token > b.token) {
+                    best = Some(returned[i]);
+                }
+                i += 1;
+            }
+            if let Some(b) = best {
+                if b.token >= g.token {
+                    let across = restarts.iter().any(|&r| b.returned < r && r < g.invoked);
+                    out.push(violation(
+                        if across { "durability" } else { "fencing" },
+                        g.returned,
+                        format!(
+                            "{lock}: token {} (session {}, invoked t={}) is not above token {} returned earlier (session {}, t={}){}",
+                            g.token,
+                            g.session,
+                            g.invoked,
+                            b.token,
+                            b.session,
+                            b.returned,
+                            if across { " across a whole-cluster restart" } else { "" }
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn conflict(a: ModeKind, b: ModeKind) -> bool {
+    match (a, b) {
+        (ModeKind::Shared, ModeKind::Shared) => false,
+        // Semaphores admit several holders; pairs cannot tell.
+        (ModeKind::Semaphore(_), _) | (_, ModeKind::Semaphore(_)) => false,
+        _ => true,
+    }
+}
+
+/// §3.3: a conflicting grant to another session must not come back while
+/// the earlier holder still claims the lock and believes its lease runs
+/// past that moment. The belief comes from acknowledged keepalives counted
+/// from their send time, so a correct cluster cannot have expired the
+/// session before it.
+#[must_use]
+pub fn no_early_release(records: &[Record]) -> Vec<Violation> {
+    let holds = holds(records);
+    let mut out = Vec::new();
+    let mut by_lock: BTreeMap<&str, Vec<&Hold>> = BTreeMap::new();
+    for h in &holds {
+        by_lock.entry(&h.lock).or_default().push(h);
+    }
+    for (lock, mut hs) in by_lock {
+        hs.sort_by_key(|h| h.token);
+        for (j, b) in hs.iter().enumerate() {
+            for a in hs[..j].iter().rev() {
+                if a.token >= b.token || a.session == b.session || !conflict(a.mode, b.mode) {
+                    continue;
+                }
+                let Some(d) = a.max_deadline else { continue };
+                if b.returned < a.released && d > b.returned {
+                    out.push(violation(
+                        "no_early_release",
+                        b.returned,
+                        format!(
+                            "{lock}: session {} got token {} at t={} while session {} still held token {} with a lease believed valid until t={d}",
+                            b.session, b.token, b.returned, a.session, a.token
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// §3.5: every probe after the heal was granted within the bound.
+#[must_use]
+pub fn liveness(records: &[Record]) -> Vec<Violation> {
+    records
+        .iter()
+        .filter_map(|r| match &r.ev {
+            Ev::Probe {
+                lock,
+                granted: false,
+                after_us,
+            } => Some(violation(
+                "liveness",
+                r.t,
+                format!(
+                    "{lock} not acquirable {} ms after the heal",
+                    after_us / 1000
+                ),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Raft: at most one leader per term.
+#[must_use]
+pub fn raft_baseline(records: &[Record]) -> Vec<Violation> {
+    let mut leaders: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut out = Vec::new();
+    for r in records {
+        if let Ev::Role { node, role, term } = &r.ev {
+            if role != "Leader" {
+                continue;
+            }
+            match leaders.get(term) {
+                Some(&other) if other != *node => out.push(violation(
+                    "election_safety",
+                    r.t,
+                    format!("s{other} and s{node} both led term {term}"),
+                )),
+                _ => {
+                    leaders.insert(*term, *node);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Disk-contract breaches; servers that stopped for anything but a storage
+/// failure (an injected fault makes those expected: fail-stop).
+#[must_use]
+pub fn server_health(records: &[Record]) -> Vec<Violation> {
+    records
+        .iter()
+        .filter_map(|r| match &r.ev {
+            Ev::DiskContract { node, what } => Some(violation(
+                "persistence_contract",
+                r.t,
+                format!("s{node}: {what}"),
+            )),
+            Ev::Exit { node, why } if !why.starts_with("storage failed") => Some(violation(
+                "server_stopped",
+                r.t,
+                format!("s{node} stopped: {why}"),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every checker, in a fixed order.
+#[must_use]
+pub fn check_all(records: &[Record]) -> Vec<Violation> {
+    let mut v = resource_exclusion(records);
+    v.extend(token_order(records));
+    v.extend(no_early_release(records));
+    v.extend(liveness(records));
+    v.extend(raft_baseline(records));
+    v.extend(server_health(records));
+    v
+}
+
+#[cfg(test)]
+mod tests;

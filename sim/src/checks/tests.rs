@@ -1,0 +1,243 @@
+//! Checker self-tests: for every property a hand-built bad history that
+//! must be flagged, and good histories that must pass (SCENARIOS §4 item 3).
+
+use super::*;
+use crate::history::{AcquireResult, Ev, ModeKind, Record};
+
+/// Builds histories tersely.
+#[derive(Default)]
+struct H {
+    r: Vec<Record>,
+    op: u64,
+}
+
+impl H {
+    fn ev(&mut self, t: u64, ev: Ev) -> &mut Self {
+        self.r.push(Record { t, ev });
+        self
+    }
+
+    /// An acquire invoked at `inv`, granted `token` at `ret`, with the
+    /// holder's lease deadline `deadline` at that moment.
+    #[allow(clippy::too_many_arguments)] // one call per line reads like a table
+    fn grant(
+        &mut self,
+        session: u64,
+        lock: &str,
+        mode: ModeKind,
+        inv: u64,
+        ret: u64,
+        token: u64,
+        deadline: u64,
+    ) -> &mut Self {
+        self.op += 1;
+        let op = self.op;
+        self.ev(
+            inv,
+            Ev::AcquireInvoke {
+                op,
+                client: session,
+                session,
+                lock: lock.to_owned(),
+                mode,
+            },
+        );
+        self.ev(
+            ret,
+            Ev::AcquireReturn {
+                op,
+                result: AcquireResult::Granted { token },
+                deadline: Some(deadline),
+            },
+        )
+    }
+
+    fn release(&mut self, t: u64, session: u64, lock: &str, token: u64) -> &mut Self {
+        self.ev(
+            t,
+            Ev::ReleaseInvoke {
+                session,
+                lock: lock.to_owned(),
+                token,
+            },
+        )
+    }
+
+    fn write(&mut self, t: u64, session: u64, lock: &str, token: u64, accepted: bool) -> &mut Self {
+        self.ev(
+            t,
+            Ev::Write {
+                client: session,
+                session,
+                lock: lock.to_owned(),
+                token,
+                accepted,
+            },
+        )
+    }
+
+    fn sorted(&mut self) -> Vec<Record> {
+        let mut r = self.r.clone();
+        r.sort_by_key(|r| r.t);
+        r
+    }
+}
+
+const X: ModeKind = ModeKind::Exclusive;
+const S: ModeKind = ModeKind::Shared;
+
+fn props(v: &[Violation]) -> Vec<&'static str> {
+    v.iter().map(|v| v.property).collect()
+}
+
+/// A clean hand-over: A holds, releases, B gets a higher token.
+fn good() -> Vec<Record> {
+    H::default()
+        .grant(1, "L", X, 0, 10, 5, 3_000)
+        .write(20, 1, "L", 5, true)
+        .release(100, 1, "L", 5)
+        .grant(2, "L", X, 50, 150, 9, 4_000)
+        .write(160, 2, "L", 9, true)
+        .write(170, 1, "L", 5, false)
+        .release(200, 2, "L", 9)
+        .sorted()
+}
+
+#[test]
+fn good_histories_pass_every_checker() {
+    assert_eq!(check_all(&good()), vec![]);
+    // Two readers share one token (one release granted both).
+    let shared = H::default()
+        .grant(1, "L", S, 0, 10, 7, 5_000)
+        .grant(2, "L", S, 0, 12, 7, 5_000)
+        .sorted();
+    assert_eq!(check_all(&shared), vec![]);
+    // A holder whose lease ran out before the next grant.
+    let expired = H::default()
+        .grant(1, "L", X, 0, 10, 5, 2_000)
+        .grant(2, "L", X, 100, 2_500, 9, 6_000)
+        .sorted();
+    assert_eq!(check_all(&expired), vec![]);
+}
+
+#[test]
+fn resource_checker_flags_a_stale_accepted_write_and_a_shared_token() {
+    let stale = H::default()
+        .write(10, 2, "L", 9, true)
+        .write(20, 1, "L", 5, true)
+        .sorted();
+    assert_eq!(props(&resource_exclusion(&stale)), vec!["mutual_exclusion"]);
+    let two_owners = H::default()
+        .write(10, 1, "L", 9, true)
+        .write(20, 2, "L", 9, true)
+        .sorted();
+    assert_eq!(
+        props(&resource_exclusion(&two_owners)),
+        vec!["mutual_exclusion"]
+    );
+}
+
+#[test]
+fn token_checker_flags_reuse_regression_and_regression_across_restart() {
+    let reuse = H::default()
+        .grant(1, "L", X, 0, 10, 5, 1_000)
+        .release(20, 1, "L", 5)
+        .grant(2, "L", X, 0, 30, 5, 1_000)
+        .sorted();
+    assert!(props(&token_order(&reuse)).contains(&"fencing"));
+    let regression = H::default()
+        .grant(1, "L", X, 0, 10, 9, 1_000)
+        .release(20, 1, "L", 9)
+        .grant(2, "L", X, 30, 40, 7, 1_000)
+        .sorted();
+    assert_eq!(props(&token_order(&regression)), vec!["fencing"]);
+    let across = H::default()
+        .grant(1, "L", X, 0, 10, 9, 1_000)
+        .release(20, 1, "L", 9)
+        .ev(25, Ev::ClusterRestart)
+        .grant(2, "L", X, 30, 40, 3, 1_000)
+        .sorted();
+    assert_eq!(props(&token_order(&across)), vec!["durability"]);
+}
+
+#[test]
+fn early_release_checker_flags_a_grant_inside_a_believed_lease() {
+    let early = H::default()
+        .grant(1, "L", X, 0, 10, 5, 3_000)
+        .grant(2, "L", X, 20, 1_000, 9, 6_000)
+        .sorted();
+    assert_eq!(props(&no_early_release(&early)), vec!["no_early_release"]);
+    // The belief may come from a later keepalive sample.
+    let sampled = H::default()
+        .grant(1, "L", X, 0, 10, 5, 500)
+        .ev(
+            400,
+            Ev::Belief {
+                session: 1,
+                lock: "L".into(),
+                token: 5,
+                deadline: Some(3_000),
+            },
+        )
+        .grant(2, "L", X, 20, 1_000, 9, 6_000)
+        .sorted();
+    assert_eq!(props(&no_early_release(&sampled)), vec!["no_early_release"]);
+    // Readers do not conflict with readers.
+    let readers = H::default()
+        .grant(1, "L", S, 0, 10, 5, 3_000)
+        .grant(2, "L", S, 20, 1_000, 9, 6_000)
+        .sorted();
+    assert_eq!(no_early_release(&readers), vec![]);
+}
+
+#[test]
+fn liveness_raft_and_health_checkers_flag_their_records() {
+    let mut h = H::default();
+    h.ev(
+        10,
+        Ev::Probe {
+            lock: "L".into(),
+            granted: false,
+            after_us: 30_000_000,
+        },
+    );
+    assert_eq!(props(&liveness(&h.sorted())), vec!["liveness"]);
+    let mut h = H::default();
+    for node in [1, 2] {
+        h.ev(
+            node,
+            Ev::Role {
+                node,
+                role: "Leader".into(),
+                term: 4,
+            },
+        );
+    }
+    assert_eq!(props(&raft_baseline(&h.sorted())), vec!["election_safety"]);
+    let mut h = H::default();
+    h.ev(
+        1,
+        Ev::Exit {
+            node: 1,
+            why: "cannot start from the stored state: x".into(),
+        },
+    )
+    .ev(
+        2,
+        Ev::Exit {
+            node: 2,
+            why: "storage failed, stopping: fsync".into(),
+        },
+    )
+    .ev(
+        3,
+        Ev::DiskContract {
+            node: 3,
+            what: "hard state term went back".into(),
+        },
+    );
+    assert_eq!(
+        props(&server_health(&h.sorted())),
+        vec!["server_stopped", "persistence_contract"]
+    );
+}

@@ -1,0 +1,393 @@
+//! The simulated cluster: N servers, each a madsim node at its own IP whose
+//! `init` runs the real [`run_with_storage`] on the node's [`SimDisk`] and
+//! [`SimClock`] (both owned here, so they outlive kills and restarts), plus
+//! the network controls the faults use. Server roles are learned from the
+//! runtime's own "raft role changed" log line through a tracing layer, so
+//! the harness can find the leader without a backdoor into the server.
+
+use crate::clock::{SimClock, TrueTime};
+use crate::history::{Ev, History};
+use crate::storage::SimDisk;
+use distlock_core::ids::NodeId;
+use distlock_server::clock::Clock;
+use distlock_server::config::ServerConfig;
+use distlock_server::runtime::run_with_storage;
+use distlock_server::storage::FsyncPolicy;
+use madsim::net::NetSim;
+use madsim::runtime::{Handle, NodeHandle};
+use rand_chacha::ChaCha8Rng;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use tracing::field::{Field, Visit};
+use tracing_subscriber::layer::Context;
+
+/// Where clients reach server `id`.
+#[must_use]
+pub fn client_addr(id: u64) -> SocketAddr {
+    SocketAddr::new(server_ip(id), 7001)
+}
+
+fn peer_addr(id: u64) -> SocketAddr {
+    SocketAddr::new(server_ip(id), 7101)
+}
+
+fn server_ip(id: u64) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(10, 0, 1, u8::try_from(id).unwrap_or(255)))
+}
+
+/// Latest role and term each server logged (shared with the tracing layer).
+pub type Roles = Arc<Mutex<BTreeMap<u64, (String, u64)>>>;
+
+/// One server slot.
+pub struct Server {
+    /// Its Raft id (1-based).
+    pub id: u64,
+    /// Its madsim node.
+    pub node: NodeHandle,
+    /// Its disk.
+    pub disk: SimDisk,
+    /// Its clock.
+    pub clock: Arc<SimClock>,
+    /// Whether its process is running (not killed).
+    pub up: bool,
+    /// Whether its process is paused.
+    pub paused: bool,
+}
+
+/// The servers and the network between them.
+pub struct Cluster {
+    /// The servers, `servers[i].id == i + 1`.
+    pub servers: Vec<Server>,
+    handle: Handle,
+    history: History,
+    time: TrueTime,
+    roles: Roles,
+    /// Servers whose runtime returned, until restarted.
+    exited: Arc<Mutex<BTreeSet<u64>>>,
+    /// Links clogged by [`Self::clog`], to heal.
+    clogged: BTreeSet<(madsim::task::NodeId, madsim::task::NodeId)>,
+}
+
+impl Cluster {
+    /// Starts `n` servers with the given clocks' (offset µs, drift ppm)
+    /// and disks' fsync latencies (µs).
+    #[must_use]
+    pub fn start(
+        n: u64,
+        clocks: &[(u64, i64)],
+        fsync_us: &[u64],
+        history: History,
+        time: TrueTime,
+        roles: Roles,
+    ) -> Self {
+        let handle = Handle::current();
+        let peers: BTreeMap<NodeId, SocketAddr> =
+            (1..=n).map(|i| (NodeId(i), peer_addr(i))).collect();
+        let client_addrs: BTreeMap<NodeId, SocketAddr> =
+            (1..=n).map(|i| (NodeId(i), client_addr(i))).collect();
+        let exited = Arc::new(Mutex::new(BTreeSet::new()));
+        let mut servers = Vec::new();
+        for id in 1..=n {
+            let (offset, drift) = clocks
+                .get(usize::try_from(id - 1).unwrap_or(0))
+                .copied()
+                .unwrap_or((0, 0));
+            let clock = Arc::new(SimClock::new(time, offset, drift));
+            let latency = fsync_us
+                .get(usize::try_from(id - 1).unwrap_or(0))
+                .copied()
+                .unwrap_or(0);
+            let disk = SimDisk::with_latency(std::time::Duration::from_micros(latency));
+            let cfg = ServerConfig {
+                id: NodeId(id),
+                data_dir: "/sim".into(),
+                client_addr: client_addr(id),
+                peer_addr: peer_addr(id),
+                peers: peers.clone(),
+                client_addrs: client_addrs.clone(),
+                cluster_id: "sim".to_owned(),
+                fsync: FsyncPolicy::Always,
+            };
+            let (d, c, h, ex) = (disk.clone(), clock.clone(), history.clone(), exited.clone());
+            let node = handle
+                .create_node()
+                .name(format!("s{id}"))
+                .ip(server_ip(id))
+                .init(move || {
+                    let (cfg, disk, clock, history, exited) =
+                        (cfg.clone(), d.clone(), c.clone(), h.clone(), ex.clone());
+                    async move {
+                        let clock: Arc<dyn Clock> = clock;
+                        let result =
+                            run_with_storage(cfg, clock, disk.storage(), std::future::pending())
+                                .await;
+                        let why = match result {
+                            Ok(()) => "shut down".to_owned(),
+                            Err(e) => e.to_string(),
+                        };
+                        history.push(time.now_us(), Ev::Exit { node: id, why });
+                        exited
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .insert(id);
+                    }
+                })
+                .build();
+            servers.push(Server {
+                id,
+                node,
+                disk,
+                clock,
+                up: true,
+                paused: false,
+            });
+        }
+        Self {
+            servers,
+            handle,
+            history,
+            time,
+            roles,
+            exited,
+            clogged: BTreeSet::new(),
+        }
+    }
+
+    fn slot(&mut self, id: u64) -> Option<&mut Server> {
+        self.servers.iter_mut().find(|s| s.id == id)
+    }
+
+    fn note(&self, what: String) {
+        self.history.push(self.time.now_us(), Ev::Fault { what });
+    }
+
+    /// The madsim node id of server `id`.
+    #[must_use]
+    pub fn node_id(&self, id: u64) -> Option<madsim::task::NodeId> {
+        self.servers
+            .iter()
+            .find(|s| s.id == id)
+            .map(|s| s.node.id())
+    }
+
+    /// Every server's id.
+    #[must_use]
+    pub fn ids(&self) -> Vec<u64> {
+        self.servers.iter().map(|s| s.id).collect()
+    }
+
+    /// The running leader of the highest term, if the logs name one.
+    #[must_use]
+    pub fn leader(&self) -> Option<u64> {
+        let roles = self
+            .roles
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        roles
+            .iter()
+            .filter(|(id, (role, _))| {
+                role == "Leader" && self.servers.iter().any(|s| s.id == **id && s.up)
+            })
+            .max_by_key(|(_, (_, term))| *term)
+            .map(|(id, _)| *id)
+    }
+
+    /// Power-cuts server `id`: its unsynced writes are (mostly) lost.
+    pub fn kill(&mut self, id: u64, rng: &mut ChaCha8Rng, may_tear: bool) {
+        let handle = self.handle.clone();
+        let Some(s) = self.slot(id) else { return };
+        if !s.up {
+            return;
+        }
+        let report = s.disk.crash(rng, may_tear);
+        handle.kill(s.node.id());
+        s.up = false;
+        s.paused = false;
+        self.roles
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&id);
+        self.note(format!(
+            "kill s{id} (unsynced {}, kept {}, torn {})",
+            report.unsynced, report.kept, report.torn
+        ));
+    }
+
+    /// Restarts a killed (or exited) server on what its disk kept.
+    pub fn restart(&mut self, id: u64) {
+        let handle = self.handle.clone();
+        let exited = self
+            .exited
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&id);
+        let Some(s) = self.slot(id) else { return };
+        if s.up && !exited {
+            return;
+        }
+        if s.up {
+            // It exited on its own (fail-stop): the process is gone, its
+            // cache with it.
+            let mut rng = <ChaCha8Rng as rand_core::SeedableRng>::seed_from_u64(id);
+            s.disk.crash(&mut rng, false);
+        }
+        handle.kill(s.node.id());
+        handle.restart(s.node.id());
+        s.up = true;
+        s.paused = false;
+        self.note(format!("restart s{id}"));
+    }
+
+    /// Servers whose runtime returned (fail-stop) and that are not yet restarted.
+    #[must_use]
+    pub fn exited(&self) -> Vec<u64> {
+        self.exited
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .copied()
+            .collect()
+    }
+
+    /// Freezes server `id` (GC pause, SIGSTOP).
+    pub fn pause(&mut self, id: u64) {
+        let handle = self.handle.clone();
+        let Some(s) = self.slot(id) else { return };
+        if !s.up || s.paused {
+            return;
+        }
+        handle.pause(s.node.id());
+        s.paused = true;
+        self.note(format!("pause s{id}"));
+    }
+
+    /// Unfreezes server `id`.
+    pub fn resume(&mut self, id: u64) {
+        let handle = self.handle.clone();
+        let Some(s) = self.slot(id) else { return };
+        if !s.paused {
+            return;
+        }
+        handle.resume(s.node.id());
+        s.paused = false;
+        self.note(format!("resume s{id}"));
+    }
+
+    /// Drops everything sent from node `from` to node `to` (one way).
+    pub fn clog(&mut self, from: madsim::task::NodeId, to: madsim::task::NodeId) {
+        NetSim::current().clog_link(from, to);
+        self.clogged.insert((from, to));
+    }
+
+    /// Cuts the servers into the given groups (by server id): links
+    /// between groups are clogged both ways; clients are not affected.
+    pub fn partition(&mut self, groups: &[Vec<u64>]) {
+        for (i, a) in groups.iter().enumerate() {
+            for b in groups.iter().skip(i + 1) {
+                for &x in a {
+                    for &y in b {
+                        if let (Some(nx), Some(ny)) = (self.node_id(x), self.node_id(y)) {
+                            self.clog(nx, ny);
+                            self.clog(ny, nx);
+                        }
+                    }
+                }
+            }
+        }
+        self.note(format!("partition {groups:?}"));
+    }
+
+    /// Heals every clogged link.
+    pub fn heal_network(&mut self) {
+        let net = NetSim::current();
+        for (a, b) in std::mem::take(&mut self.clogged) {
+            net.unclog_link(a, b);
+        }
+        self.note("heal network".to_owned());
+    }
+
+    /// Server disks' contract breaches, as history records.
+    pub fn record_disk_breaches(&self) {
+        for s in &self.servers {
+            for what in s.disk.contract_breaches() {
+                self.history
+                    .push(self.time.now_us(), Ev::DiskContract { node: s.id, what });
+            }
+        }
+    }
+}
+
+/// A tracing layer that turns the runtime's "raft role changed" lines into
+/// [`Ev::Role`] records, attributed to the madsim node that logged them.
+pub struct RoleLayer {
+    /// madsim node → server id.
+    pub nodes: Arc<Mutex<Vec<(madsim::task::NodeId, u64)>>>,
+    /// Latest role per server.
+    pub roles: Roles,
+    /// Where to record.
+    pub history: History,
+    /// True time.
+    pub time: TrueTime,
+}
+
+#[derive(Default)]
+struct RoleFields {
+    message: String,
+    role: String,
+    term: u64,
+}
+
+impl Visit for RoleFields {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        match field.name() {
+            "message" => self.message = format!("{value:?}"),
+            "role" => self.role = format!("{value:?}"),
+            _ => {}
+        }
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        if field.name() == "term" {
+            self.term = value;
+        }
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.message = value.to_owned();
+        }
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for RoleLayer {
+    fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
+        if !event.metadata().target().starts_with("distlock_server") {
+            return;
+        }
+        let mut f = RoleFields::default();
+        event.record(&mut f);
+        if f.message != "raft role changed" {
+            return;
+        }
+        let here = madsim::plugin::node();
+        let node = self
+            .nodes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .find(|(n, _)| *n == here)
+            .map(|(_, id)| *id);
+        let Some(node) = node else { return };
+        self.roles
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(node, (f.role.clone(), f.term));
+        self.history.push(
+            self.time.now_us(),
+            Ev::Role {
+                node,
+                role: f.role,
+                term: f.term,
+            },
+        );
+    }
+}

@@ -1,0 +1,29 @@
+//! Deterministic simulation of distlock (DESIGN §9, issue 5).
+//!
+//! Under madsim this crate runs the REAL server runtime
+//! ([`distlock_server::runtime::run_with_storage`]) on 3 or 5 simulated
+//! nodes with a simulated disk ([`storage::SimStorage`]) and a drifting clock
+//! ([`clock::SimClock`]) each, and the REAL client library on client nodes
+//! doing random lock work against a fenced resource. Faults (crashes with
+//! loss of unsynced writes, pauses, partitions, packet loss, disk faults,
+//! clock drift) come from a seeded RNG; everything observable is recorded in
+//! a [`history::History`] whose hash identifies the run, and
+//! [`checks`] verifies the properties of DESIGN §1 over it.
+//!
+//! The whole crate is `cfg(madsim)`: a normal build compiles it to nothing.
+
+#![cfg(madsim)]
+
+pub mod checks;
+pub mod cli;
+pub mod clock;
+pub mod cluster;
+pub mod faults;
+pub mod history;
+pub mod resource;
+pub mod run;
+pub mod scenarios;
+pub mod storage;
+pub mod workload;
+
+pub use run::{SimConfig, Summary, run_seed};

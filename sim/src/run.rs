@@ -1,0 +1,423 @@
+//! One seed, one run: builds the world (servers, client nodes, workload,
+//! resource), plays the fault timeline drawn from the seed for the safety
+//! phase, heals everything for the liveness phase and probes every lock,
+//! then runs the checkers and returns a [`Summary`].
+
+use crate::checks::{self, Violation};
+use crate::clock::TrueTime;
+use crate::cluster::{Cluster, RoleLayer, Roles, client_addr};
+use crate::faults::{Action, ClientNode, FaultSet, Timeline, World};
+use crate::history::{AcquireResult, Ev, History, Record};
+use crate::resource::Resource;
+use crate::workload::{LockKind, Workload};
+use distlock_core::locks::{Mode, Wait};
+use distlock_server::client::{Client, ClientOptions};
+use madsim::runtime::{Handle, Runtime};
+use rand_chacha::ChaCha8Rng;
+use rand_core::{Rng, SeedableRng};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tracing_subscriber::layer::SubscriberExt;
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// The seed: everything else is drawn from it.
+    pub seed: u64,
+    /// 3 or 5 servers.
+    pub nodes: u64,
+    /// Length of the safety phase (true time).
+    pub duration: Duration,
+    /// Fault classes in play.
+    pub faults: FaultSet,
+    /// Client nodes.
+    pub clients: usize,
+    /// Session TTL range, ms.
+    pub ttl_ms: (u64, u64),
+    /// Mean gap between fault starts, ms.
+    pub fault_gap_ms: u64,
+    /// Largest clock drift within the bound, ppm (the client library
+    /// assumes 10 000).
+    pub max_drift_ppm: i64,
+    /// Chance (per mille) that a holder writes without checking its lease.
+    pub careless_per_mille: u64,
+    /// Each disk's own fsync latency is drawn from this range (µs).
+    pub fsync_us: (u64, u64),
+    /// Kills wait for a server with unsynced writes (see [`World`]).
+    pub kill_when_dirty: bool,
+    /// A scripted schedule to play instead of (or besides) random faults:
+    /// `(true ms, action)`.
+    pub script: Vec<(u64, Action)>,
+}
+
+impl SimConfig {
+    /// Defaults for `seed`: 3 nodes, 60 s, every fault class.
+    #[must_use]
+    pub fn new(seed: u64) -> Self {
+        Self {
+            seed,
+            nodes: 3,
+            duration: Duration::from_secs(60),
+            faults: FaultSet::all(),
+            clients: 5,
+            ttl_ms: (1_500, 4_000),
+            fault_gap_ms: 3_000,
+            max_drift_ppm: 4_000,
+            careless_per_mille: 100,
+            fsync_us: (50, 3_000),
+            kill_when_dirty: false,
+            script: Vec::new(),
+        }
+    }
+}
+
+/// The outcome of a run: the one JSON line `./scripts/sim` prints.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    /// The seed.
+    pub seed: u64,
+    /// Servers.
+    pub nodes: u64,
+    /// Safety-phase length, e.g. `"60s"`.
+    pub duration: String,
+    /// Fault classes.
+    pub faults: String,
+    /// Acquires invoked.
+    pub ops: u64,
+    /// Broken properties (empty on a good run).
+    pub violations: Vec<Violation>,
+    /// No-early-release findings under clocks beyond the bound (not bugs).
+    pub assumption_breaches: Vec<Violation>,
+    /// Hash of the whole history (hex); equal seeds give equal hashes.
+    pub trace_hash: String,
+    /// How often interesting things happened (a pass must not be vacuous).
+    pub coverage: BTreeMap<&'static str, u64>,
+    /// True seconds simulated.
+    pub sim_seconds: f64,
+    /// The history, when asked for.
+    #[serde(skip)]
+    pub history: Option<String>,
+}
+
+/// Runs one seed in a fresh simulator on this thread.
+#[must_use]
+pub fn run_seed(cfg: &SimConfig, keep_history: bool) -> Summary {
+    let rt = Runtime::with_seed_and_config(cfg.seed, madsim::Config::default());
+    let cfg = cfg.clone();
+    rt.block_on(async move { simulate(cfg, keep_history).await })
+}
+
+fn range(rng: &mut ChaCha8Rng, lo: u64, hi: u64) -> u64 {
+    lo + rng.next_u64() % (hi.saturating_sub(lo) + 1)
+}
+
+fn locks() -> Vec<(String, LockKind)> {
+    vec![
+        ("x0".to_owned(), LockKind::Exclusive),
+        ("x1".to_owned(), LockKind::Exclusive),
+        ("rw".to_owned(), LockKind::ReadWrite),
+        ("sem".to_owned(), LockKind::Semaphore(2)),
+    ]
+}
+
+#[allow(clippy::too_many_lines)]
+async fn simulate(cfg: SimConfig, keep_history: bool) -> Summary {
+    let time = TrueTime::start();
+    let history = History::new();
+    let roles: Roles = Arc::new(Mutex::new(BTreeMap::new()));
+    let nodes = Arc::new(Mutex::new(Vec::new()));
+    let layer = RoleLayer {
+        nodes: nodes.clone(),
+        roles: roles.clone(),
+        history: history.clone(),
+        time,
+    };
+    let _trace = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
+    // The harness's own stream: independent of madsim's scheduler draws.
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5eed_d157_10c4);
+    let bound = if cfg.faults.clock_breach {
+        cfg.max_drift_ppm * 15
+    } else {
+        cfg.max_drift_ppm
+    };
+    let clocks: Vec<(u64, i64)> = (0..cfg.nodes)
+        .map(|_| {
+            let offset = range(&mut rng, 0, 1_000_000_000);
+            let drift =
+                i64::try_from(range(&mut rng, 0, 2 * bound.unsigned_abs())).unwrap_or(0) - bound;
+            (offset, drift)
+        })
+        .collect();
+    let fsync_us: Vec<u64> = (0..cfg.nodes)
+        .map(|_| range(&mut rng, cfg.fsync_us.0, cfg.fsync_us.1))
+        .collect();
+    let cluster = Cluster::start(cfg.nodes, &clocks, &fsync_us, history.clone(), time, roles);
+    {
+        let mut n = nodes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for s in &cluster.servers {
+            n.push((s.node.id(), s.id));
+        }
+    }
+    let end = u64::try_from(cfg.duration.as_micros()).unwrap_or(u64::MAX);
+    let workload = Arc::new(Workload {
+        history: history.clone(),
+        time,
+        resource: Resource::new(history.clone(), time),
+        servers: (1..=cfg.nodes).map(client_addr).collect(),
+        locks: locks(),
+        ttl_ms: cfg.ttl_ms,
+        stop_at: AtomicU64::new(end),
+        next_op: AtomicU64::new(1),
+        next_client: AtomicU64::new(1),
+        careless_per_mille: cfg.careless_per_mille,
+    });
+    let handle = Handle::current();
+    let clients = (0..cfg.clients)
+        .map(|i| ClientNode {
+            node: handle
+                .create_node()
+                .name(format!("c{i}"))
+                .ip(IpAddr::V4(Ipv4Addr::new(
+                    10,
+                    0,
+                    2,
+                    u8::try_from(i + 1).unwrap_or(255),
+                )))
+                .build(),
+            up: true,
+            paused: false,
+        })
+        .collect();
+    let mut world = World {
+        cluster,
+        clients,
+        workload: workload.clone(),
+        rng: ChaCha8Rng::seed_from_u64(rng.next_u64()),
+        ttl_max_ms: cfg.ttl_ms.1,
+        max_drift_ppm: bound,
+        kill_when_dirty: cfg.kill_when_dirty,
+        dirty_wait_ms: 0,
+    };
+    for i in 0..cfg.clients {
+        world.spawn_client(i);
+    }
+
+    // Safety phase: random faults from the set, plus the script.
+    let mut tl = Timeline::default();
+    for (ms, action) in &cfg.script {
+        tl.at(ms * 1000, action.clone());
+    }
+    if !cfg.faults.classes.is_empty() {
+        let mut t = 1_000_000;
+        loop {
+            t += range(&mut rng, 1, 2 * cfg.fault_gap_ms) * 1000;
+            if t >= end {
+                break;
+            }
+            let class = cfg.faults.classes
+                [usize::try_from(rng.next_u64() % cfg.faults.classes.len() as u64).unwrap_or(0)];
+            tl.at(t, Action::Start(class));
+        }
+    }
+    loop {
+        let next = tl.next_at().unwrap_or(u64::MAX).min(end);
+        // Fail-stopped servers come back within a second, like under a
+        // service manager.
+        let wake = next.min(time.now_us() + 1_000_000);
+        let now = time.now_us();
+        if wake > now {
+            tokio::time::sleep(Duration::from_micros(wake - now)).await;
+        }
+        for id in world.cluster.exited() {
+            world.cluster.restart(id);
+        }
+        if time.now_us() >= end {
+            break;
+        }
+        if tl.next_at().is_some_and(|t| t <= time.now_us()) {
+            if let Some((_, action)) = tl.pop() {
+                world.apply(action, &mut tl);
+            }
+        }
+    }
+
+    // Liveness phase: clients die (their locks must come free), every
+    // fault ends, and a probe must get every lock within the bound.
+    for c in &mut world.clients {
+        if c.up {
+            handle.kill(c.node.id());
+            c.up = false;
+        }
+    }
+    world.heal_all();
+    let healed = time.now_us();
+    let bound_us = (2 * cfg.ttl_ms.1 + 15_000) * 1000;
+    let probe_node = handle
+        .create_node()
+        .name("probe")
+        .ip(IpAddr::V4(Ipv4Addr::new(10, 0, 3, 1)))
+        .build();
+    let w = workload.clone();
+    let probe = probe_node.spawn(async move { probe_locks(w, healed, bound_us).await });
+    let _ = probe.await;
+    world.cluster.record_disk_breaches();
+
+    let records = history.records();
+    let mut violations = checks::check_all(&records);
+    let mut breaches = Vec::new();
+    if cfg.faults.clock_breach {
+        let (b, v): (Vec<_>, Vec<_>) = violations
+            .into_iter()
+            .partition(|v| v.property == "no_early_release");
+        breaches = b;
+        violations = v;
+    }
+    Summary {
+        seed: cfg.seed,
+        nodes: cfg.nodes,
+        duration: format!("{}s", cfg.duration.as_secs()),
+        faults: cfg.faults.name(),
+        ops: workload.next_op.load(Ordering::Relaxed) - 1,
+        violations,
+        assumption_breaches: breaches,
+        trace_hash: format!("{:016x}", history.hash()),
+        coverage: coverage(&records),
+        sim_seconds: time.now_us() as f64 / 1e6,
+        history: keep_history.then(|| history.to_jsonl()),
+    }
+}
+
+/// After the heal: a fresh client takes every lock in turn, retrying until
+/// `bound_us` after the heal.
+async fn probe_locks(w: Arc<Workload>, healed: u64, bound_us: u64) {
+    let give_up = healed + bound_us;
+    let left = |w: &Workload| Duration::from_micros(give_up.saturating_sub(w.time.now_us()));
+    let mut session = None;
+    while session.is_none() && w.time.now_us() < give_up {
+        if let Ok(Ok(c)) = tokio::time::timeout(
+            left(&w),
+            Client::connect(w.servers.clone(), ClientOptions::default()),
+        )
+        .await
+        {
+            if let Ok(Ok(s)) =
+                tokio::time::timeout(left(&w), c.open_session(Duration::from_secs(10))).await
+            {
+                session = Some(s);
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for (lock, kind) in &w.locks {
+        let mode = match kind {
+            LockKind::Semaphore(n) => Mode::Semaphore(*n),
+            _ => Mode::Exclusive,
+        };
+        let mut granted = false;
+        if let Some(s) = &session {
+            while !granted && w.time.now_us() < give_up {
+                let wait_ms = u64::try_from(left(&w).as_millis()).unwrap_or(0);
+                match tokio::time::timeout(left(&w), s.lock_with(lock, mode, Wait::For(wait_ms)))
+                    .await
+                {
+                    Ok(Ok(g)) => {
+                        granted = true;
+                        let _ = g.release().await;
+                    }
+                    Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(100)).await,
+                    Err(_) => break,
+                }
+            }
+        }
+        w.history.push(
+            w.time.now_us(),
+            Ev::Probe {
+                lock: lock.clone(),
+                granted,
+                after_us: w.time.now_us() - healed,
+            },
+        );
+    }
+}
+
+/// Counts of the events a scenario's coverage assertions look at.
+#[must_use]
+pub fn coverage(records: &[Record]) -> BTreeMap<&'static str, u64> {
+    let holds = checks::holds(records);
+    let held_at = |t: u64| holds.iter().any(|h| h.returned <= t && t < h.released);
+    let mut c: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let inc = |c: &mut BTreeMap<&'static str, u64>, k: &'static str| *c.entry(k).or_default() += 1;
+    for r in records {
+        match &r.ev {
+            Ev::AcquireReturn { result, .. } => match result {
+                AcquireResult::Granted { .. } => inc(&mut c, "grants"),
+                AcquireResult::NotGranted => inc(&mut c, "not_granted"),
+                AcquireResult::Failed { .. } => inc(&mut c, "ambiguous"),
+            },
+            Ev::Fault { what } => {
+                let first = what.split_whitespace().next().unwrap_or("");
+                let key = match first {
+                    "kill" => Some("server_kills"),
+                    "pause" => Some("server_pauses"),
+                    "partition" => Some("partitions"),
+                    "isolate" => Some("leader_isolations"),
+                    "one-way" => Some("oneway_cuts"),
+                    "crash" => Some("client_crashes"),
+                    "cut" => Some("client_cuts"),
+                    "packet" => Some("lossy_periods"),
+                    _ => None,
+                };
+                if let Some(k) = key {
+                    inc(&mut c, k);
+                }
+                if first == "kill" && held_at(r.t) {
+                    inc(&mut c, "kills_while_held");
+                }
+                if first == "pause" && what.contains("client") && held_at(r.t) {
+                    inc(&mut c, "client_pauses_while_held");
+                }
+                if first == "kill" && !what.contains("unsynced 0,") {
+                    inc(&mut c, "unsynced_at_kill");
+                }
+                if what.contains("torn true") {
+                    inc(&mut c, "torn_writes");
+                }
+                if what.contains("fsync fails") {
+                    inc(&mut c, "fsync_errors");
+                }
+                if what.contains("disk full") {
+                    inc(&mut c, "disk_full");
+                }
+                if what.contains("fsync takes") {
+                    inc(&mut c, "slow_disks");
+                }
+                if what.contains("clock drift") {
+                    inc(&mut c, "drift_changes");
+                }
+            }
+            Ev::ClusterRestart => inc(&mut c, "cluster_restarts"),
+            Ev::Role { role, .. } if role == "Leader" => inc(&mut c, "leader_elections"),
+            Ev::Exit { .. } => inc(&mut c, "fail_stops"),
+            Ev::Write { accepted, .. } => {
+                inc(
+                    &mut c,
+                    if *accepted {
+                        "writes_accepted"
+                    } else {
+                        "writes_rejected"
+                    },
+                );
+            }
+            Ev::Belief { deadline: None, .. } => inc(&mut c, "lost_while_holding"),
+            _ => {}
+        }
+    }
+    c
+}

@@ -1,0 +1,245 @@
+//! The simulated disk of one server. [`SimDisk`] is the harness's handle
+//! on it and outlives restarts; [`SimStorage`] is what the server's runtime
+//! drives through the [`Storage`] trait. Writes sit in a volatile cache
+//! until `sync`; [`SimDisk::crash`] keeps a random prefix of them (the
+//! kernel may have flushed some) and may tear the next one part-way, as a
+//! power cut can. On request it fails the next fsync, makes fsyncs slow, or
+//! reports a full disk. The durable state is
+//! [`distlock_core::testkit::Disk`], which checks the persistence contract
+//! as requests are applied; breaches are reported to the checkers.
+
+use distlock_core::locks::Command;
+use distlock_core::raft::{Membership, Persist, Stored};
+use distlock_core::testkit::Disk;
+use distlock_server::storage::{Storage, StorageError};
+use rand_chacha::ChaCha8Rng;
+use rand_core::Rng;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Faults the harness can turn on.
+#[derive(Clone, Debug, Default)]
+pub struct DiskFaults {
+    /// The next fsync fails with EIO (once).
+    pub fail_next_sync: bool,
+    /// Every write fails with ENOSPC while set.
+    pub full: bool,
+    /// Every fsync takes this long.
+    pub sync_latency: Duration,
+}
+
+/// What a crash did to the volatile cache.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CrashReport {
+    /// Unsynced requests that were in the cache.
+    pub unsynced: usize,
+    /// How many of them survived whole.
+    pub kept: usize,
+    /// Whether the next one survived only in part.
+    pub torn: bool,
+}
+
+#[derive(Debug, Default)]
+struct DiskState {
+    durable: Disk<Command>,
+    cache: Vec<Persist<Command>>,
+    /// Bumped by every crash: a store of an earlier life is dead.
+    life: u64,
+    faults: DiskFaults,
+    /// Every fsync takes at least this long (the device's own latency).
+    base_latency: Duration,
+    contract: Vec<String>,
+    syncs: u64,
+    failed_syncs: u64,
+}
+
+/// The harness's handle on one server's disk (cheap to clone).
+#[derive(Clone, Debug, Default)]
+pub struct SimDisk {
+    state: Arc<Mutex<DiskState>>,
+}
+
+impl SimDisk {
+    /// An empty disk.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, DiskState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// An empty disk whose fsyncs take `latency`.
+    #[must_use]
+    pub fn with_latency(latency: Duration) -> Self {
+        let disk = Self::default();
+        disk.state().base_latency = latency;
+        disk
+    }
+
+    /// The store for a new life of the server (after a start or restart).
+    #[must_use]
+    pub fn storage(&self) -> SimStorage {
+        SimStorage {
+            disk: self.clone(),
+            life: self.state().life,
+            loaded: false,
+            poisoned: false,
+        }
+    }
+
+    /// Power cut: unsynced writes are lost except a random prefix (which
+    /// the OS may have flushed), and the write after that prefix may be
+    /// torn (only its first parts land). The store of this life dies.
+    pub fn crash(&self, rng: &mut ChaCha8Rng, may_tear: bool) -> CrashReport {
+        let mut s = self.state();
+        s.life += 1;
+        let cache = std::mem::take(&mut s.cache);
+        let unsynced = cache.len();
+        let kept = usize::try_from(rng.next_u64() % (unsynced as u64 + 1)).unwrap_or(0);
+        let mut report = CrashReport {
+            unsynced,
+            kept,
+            torn: false,
+        };
+        for p in &cache[..kept] {
+            if let Err(e) = s.durable.apply(p, 4) {
+                s.contract.push(e);
+            }
+        }
+        if let Some(next) = cache.get(kept) {
+            if may_tear && rng.next_u64() % 2 == 0 {
+                let parts = usize::try_from(1 + rng.next_u64() % 3).unwrap_or(1);
+                report.torn = true;
+                if let Err(e) = s.durable.apply(next, parts) {
+                    s.contract.push(e);
+                }
+            }
+        }
+        report
+    }
+
+    /// Sets the faults.
+    pub fn set_faults(&self, faults: DiskFaults) {
+        self.state().faults = faults;
+    }
+
+    /// Changes the faults in place.
+    pub fn update_faults(&self, f: impl FnOnce(&mut DiskFaults)) {
+        f(&mut self.state().faults);
+    }
+
+    /// Breaches of the persistence contract seen so far.
+    #[must_use]
+    pub fn contract_breaches(&self) -> Vec<String> {
+        self.state().contract.clone()
+    }
+
+    /// (fsyncs done, fsyncs failed).
+    #[must_use]
+    pub fn sync_counts(&self) -> (u64, u64) {
+        let s = self.state();
+        (s.syncs, s.failed_syncs)
+    }
+
+    /// Whether writes are waiting for an fsync (a crash now loses them).
+    #[must_use]
+    pub fn dirty(&self) -> bool {
+        !self.state().cache.is_empty()
+    }
+
+    /// The durable log's last index.
+    #[must_use]
+    pub fn durable_last_index(&self) -> u64 {
+        self.state().durable.last_index().0
+    }
+}
+
+/// The server's view of its disk for one life.
+#[derive(Debug)]
+pub struct SimStorage {
+    disk: SimDisk,
+    life: u64,
+    loaded: bool,
+    poisoned: bool,
+}
+
+fn sim_path() -> PathBuf {
+    PathBuf::from("/sim/wal")
+}
+
+impl SimStorage {
+    /// A crashed life may still be scheduled for a moment; it must not
+    /// touch the disk of the next one.
+    fn check(&self, s: &DiskState) -> Result<(), StorageError> {
+        if self.poisoned || s.life != self.life {
+            return Err(StorageError::Poisoned);
+        }
+        if !self.loaded {
+            return Err(StorageError::NotLoaded);
+        }
+        Ok(())
+    }
+}
+
+impl Storage<Command> for SimStorage {
+    fn load(&mut self) -> Result<Stored<Command>, StorageError> {
+        let s = self.disk.state();
+        if s.life != self.life {
+            return Err(StorageError::Poisoned);
+        }
+        let d = &s.durable;
+        let stored = Stored {
+            hard_state: d.hard_state,
+            snapshot: d.snapshot.clone(),
+            entries: d.entries.clone(),
+            initial_membership: Membership::default(),
+        };
+        drop(s);
+        self.loaded = true;
+        Ok(stored)
+    }
+
+    fn write(&mut self, p: &Persist<Command>) -> Result<(), StorageError> {
+        let mut s = self.disk.state();
+        self.check(&s)?;
+        if s.faults.full {
+            return Err(StorageError::DiskFull { path: sim_path() });
+        }
+        s.cache.push(p.clone());
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), StorageError> {
+        let mut s = self.disk.state();
+        self.check(&s)?;
+        if std::mem::take(&mut s.faults.fail_next_sync) {
+            // fsyncgate: the dirty pages may be gone; what happens to the
+            // cache is unknown, so keep none of it and poison the store.
+            s.cache.clear();
+            s.failed_syncs += 1;
+            self.poisoned = true;
+            return Err(StorageError::Fsync {
+                path: sim_path(),
+                source: std::io::Error::other("simulated EIO"),
+            });
+        }
+        let cache = std::mem::take(&mut s.cache);
+        for p in &cache {
+            if let Err(e) = s.durable.apply(p, 4) {
+                s.contract.push(e);
+            }
+        }
+        s.syncs += 1;
+        Ok(())
+    }
+
+    fn sync_latency(&mut self) -> Duration {
+        let s = self.disk.state();
+        s.base_latency + s.faults.sync_latency
+    }
+}
