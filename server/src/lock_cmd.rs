@@ -155,9 +155,16 @@ pub async fn run(req: LockRequest) -> i32 {
 
 fn kill_group(child: &tokio::process::Child) {
     let Some(pid) = child.id() else { return };
-    // The command runs in its own process group (pgid = its pid).
+    // Never 0 or 1: `kill -- -1` would signal every process we may signal.
+    if pid <= 1 {
+        return;
+    }
+    // The command runs in its own process group (pgid = its pid). The `--`
+    // matters: without it procps' kill reads `-PID` as options and signals
+    // minus its first digit, which for a pid starting with 1 is -1: every
+    // process.
     let _ = std::process::Command::new("kill")
-        .args(["-KILL", &format!("-{pid}")])
+        .args(["-s", "KILL", "--", &format!("-{pid}")])
         .status();
 }
 

@@ -78,11 +78,18 @@ pub fn kill_guard_dir() -> &'static Path {
             .map(|d| d.join("kill"))
             .find(|k| k.is_file())
             .unwrap_or_else(|| PathBuf::from("/bin/kill"));
-        let dir = distlock_bin()
-            .parent()
-            .expect("the binary's directory")
-            .join("distlock-tests-kill-guard");
-        std::fs::create_dir_all(&dir).expect("create the kill guard's directory");
+        // Next to the binary (target/<profile>/), else in the temp directory
+        // (a DISTLOCK_BIN in a read-only place).
+        let dir = [
+            distlock_bin()
+                .parent()
+                .map(|d| d.join("distlock-tests-kill-guard")),
+            Some(std::env::temp_dir().join("distlock-tests-kill-guard")),
+        ]
+        .into_iter()
+        .flatten()
+        .find(|d| std::fs::create_dir_all(d).is_ok())
+        .expect("create the kill guard's directory");
         let script = format!(
             r#"#!/bin/sh
 # Written by distlock-tests (tests/src/bin.rs): refuses `kill -SIG -PGID`

@@ -119,16 +119,10 @@ impl Drop for KillGroupOnDrop {
 
 /// kill -9 every server while CMD runs: the session's lease (TTL 2 s) runs
 /// out, so `distlock lock` kills CMD's whole process group (CMD and the
-/// background child it started) and exits 70.
-///
-/// Ignored until `kill_group` in server/src/lock_cmd.rs runs `kill -s KILL
-/// -- -PGID`: it runs `kill -KILL -PGID`, which procps-ng's `kill` misreads
-/// (see `distlock_tests::kill_guard_dir`); the guard makes this test fail
-/// safely, with that explanation, instead of killing every process. With
-/// the one-line fix it passes (`cargo test -p distlock-tests --test
-/// lock_cli -- --ignored`).
+/// background child it started) and exits 70. (The harness puts a guard
+/// `kill` on the servers' PATH that refuses `kill -SIG -PGID` without `--`,
+/// which procps-ng's `kill` misreads as signalling every process.)
 #[test]
-#[ignore = "server bug: distlock lock kills its command's group with `kill -KILL -PGID` (see the doc)"]
 fn a_session_lost_while_the_command_runs_kills_its_process_group_and_exits_70() {
     let mut cluster = Cluster::start(3);
     let work = tempfile::tempdir().expect("work dir");
