@@ -176,3 +176,30 @@ async fn session_is_lost_when_the_cluster_is_gone() {
     // Only one session per client.
     assert!(client.open_session(Duration::from_secs(2)).await.is_err());
 }
+
+/// A caller that stops waiting for a lock (drops the future, here through
+/// a timeout around a wait-for-ever acquire) must not leave the lock held
+/// by nobody: when the queued acquire is granted later, the library
+/// releases it at once, and others can take the lock.
+#[tokio::test]
+async fn an_abandoned_wait_does_not_keep_the_lock_once_granted() {
+    let server = Server::single();
+    let addr = server.client_addr;
+    let a = client_session(&[addr], TTL).await;
+    let b = client_session(&[addr], TTL).await;
+    let c = client_session(&[addr], TTL).await;
+
+    let ga = within("lock", a.lock("q")).await.expect("a locks");
+    // b queues for ever, then gives up on the caller's side only.
+    let abandoned = tokio::time::timeout(Duration::from_millis(300), b.lock("q")).await;
+    assert!(abandoned.is_err(), "b cannot get q while a holds it");
+    within("release", ga.release()).await.expect("a releases");
+
+    // b's queued acquire is granted and released by the library; then c
+    // gets the lock.
+    let gc = wait_until_async("c gets the lock b abandoned", PATIENCE, || async {
+        c.try_lock("q").await.ok().flatten()
+    })
+    .await;
+    within("release", gc.release()).await.expect("c releases");
+}
