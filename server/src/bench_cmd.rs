@@ -205,6 +205,10 @@ pub async fn run(req: BenchRequest) -> Result<i32, BenchError> {
             "{}",
             json!({
                 "system": "distlock",
+                "transport": match req.transport {
+                    Transport::Tcp => "tcp",
+                    Transport::WebSocket => "websocket",
+                },
                 "clients": req.clients,
                 "keys": req.keys,
                 "duration_s": req.duration.as_secs_f64(),

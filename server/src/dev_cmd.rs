@@ -185,7 +185,8 @@ pub async fn run(dev: DevCluster, shutdown: impl Future<Output = ()>) -> Result<
             println!("  export DISTLOCK_SERVERS={list}");
             let ws = dev.ws_servers();
             let ws_list = ws.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
-            println!("  WebSocket: --servers {ws_list} --ws; dashboard: http://{}/", ws[0]);
+            println!("  WebSocket (browsers, bench --ws): {ws_list}");
+            println!("  dashboard: http://{}/", ws[0]);
             println!("  try: distlock lock demo -- echo \"holding demo with token $DISTLOCK_TOKEN\"");
             println!("Ctrl-C stops the cluster{}.", if dev.data_dir.is_none() { " and deletes its data" } else { "" });
             tokio::select! {

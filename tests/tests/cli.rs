@@ -206,7 +206,7 @@ impl Dev {
 /// (P, P+1, P+2), `distlock lock` works against it, and `signal` stops it
 /// (exit 0) and removes its temporary data directory.
 fn dev_serves_locks_and_cleans_up_on(signal: &str) {
-    let base = free_port_block(&[0, 1, 2, 100, 101, 102]);
+    let base = free_port_block(&[0, 1, 2, 100, 101, 102, 200, 201, 202]);
     let mut dev = Dev::start(base);
     let servers_line = dev.line_with("--servers");
     let servers = servers_line

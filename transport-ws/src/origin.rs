@@ -58,7 +58,7 @@ impl OriginPolicy {
             return true;
         };
         let origin = normalise(origin);
-        if self.any || self.allowed.iter().any(|a| *a == origin) {
+        if self.any || self.allowed.contains(&origin) {
             return true;
         }
         host.is_some_and(|host| {
