@@ -8,8 +8,8 @@ use distlock_core::ids::NodeId;
 use distlock_core::node::ConnId;
 use distlock_core::proto::{ClientFrame, ClusterId, PeerFrame, ProtoError, ServerFrame};
 use distlock_transport_tcp::{
-    Admission, FrameWriter, HandshakeConfig, TransportError, accept_client, accept_peer,
-    peer_handshake, read_frame_timeout,
+    Admission, ClientHello, FrameWriter, HandshakeConfig, TransportError, accept_client,
+    accept_peer, peer_handshake, read_frame_timeout,
 };
 use distlock_transport_ws::{ServerWriter, WsServerConfig, accept_ws_client};
 use std::net::SocketAddr;
@@ -60,6 +60,32 @@ async fn accept_loop<F, Fut>(
     }
 }
 
+/// Numbers a client connection whose `Hello` the transport accepted, gives
+/// the node its outgoing queue, and hands it the `Hello` (which the node
+/// answers with its `Welcome`). `None` when the node is gone.
+async fn register_client(
+    inbox: &mpsc::Sender<Input>,
+    hello: ClientHello,
+) -> Option<(
+    ConnId,
+    mpsc::Sender<ServerFrame>,
+    mpsc::Receiver<ServerFrame>,
+)> {
+    let conn = ConnId(NEXT_CONN.fetch_add(1, Ordering::Relaxed));
+    let (tx, rx) = mpsc::channel::<ServerFrame>(LINK_QUEUE);
+    inbox
+        .send(Input::ClientOpened(conn, tx.clone()))
+        .await
+        .ok()?;
+    let hello = ClientFrame::Hello {
+        protocol_version: hello.protocol_version,
+        cluster_id: hello.cluster_id,
+        auth: hello.auth,
+    };
+    inbox.send(Input::Client(conn, hello)).await.ok()?;
+    Some((conn, tx, rx))
+}
+
 /// One client connection: handshake, then frames in and out until it ends.
 async fn serve_client(stream: TcpStream, admission: Admission, inbox: mpsc::Sender<Input>) {
     let config = HandshakeConfig::default();
@@ -67,21 +93,9 @@ async fn serve_client(stream: TcpStream, admission: Admission, inbox: mpsc::Send
         return;
     };
     let (mut reader, writer, hello) = pending.into_parts();
-    let conn = ConnId(NEXT_CONN.fetch_add(1, Ordering::Relaxed));
-    let (tx, rx) = mpsc::channel::<ServerFrame>(LINK_QUEUE);
-    if inbox
-        .send(Input::ClientOpened(conn, tx.clone()))
-        .await
-        .is_err()
-    {
+    let Some((conn, tx, rx)) = register_client(&inbox, hello).await else {
         return;
-    }
-    let hello = ClientFrame::Hello {
-        protocol_version: hello.protocol_version,
-        cluster_id: hello.cluster_id,
-        auth: hello.auth,
     };
-    let _ = inbox.send(Input::Client(conn, hello)).await;
     tokio::spawn(write_frames(writer, rx));
     loop {
         match read_frame_timeout::<_, ClientFrame>(&mut reader, CLIENT_IDLE).await {
@@ -133,21 +147,9 @@ async fn serve_ws_client(
         }
     };
     let (mut reader, writer, hello) = pending.into_parts();
-    let conn = ConnId(NEXT_CONN.fetch_add(1, Ordering::Relaxed));
-    let (tx, rx) = mpsc::channel::<ServerFrame>(LINK_QUEUE);
-    if inbox
-        .send(Input::ClientOpened(conn, tx.clone()))
-        .await
-        .is_err()
-    {
+    let Some((conn, tx, rx)) = register_client(&inbox, hello).await else {
         return;
-    }
-    let hello = ClientFrame::Hello {
-        protocol_version: hello.protocol_version,
-        cluster_id: hello.cluster_id,
-        auth: hello.auth,
     };
-    let _ = inbox.send(Input::Client(conn, hello)).await;
     tokio::spawn(write_ws_frames(writer, rx));
     loop {
         match reader.read_frame_timeout::<ClientFrame>(CLIENT_IDLE).await {
