@@ -101,6 +101,18 @@ pub struct WelcomeInfo {
     pub members: Vec<MemberInfo>,
 }
 
+impl WelcomeInfo {
+    /// The `Welcome` frame carrying it.
+    #[must_use]
+    pub fn into_frame(self) -> ServerFrame {
+        ServerFrame::Welcome {
+            node_id: self.node_id,
+            leader_hint: self.leader_hint,
+            members: self.members,
+        }
+    }
+}
+
 /// A client's `Hello`, as accepted by the transport.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientHello {
@@ -213,13 +225,7 @@ impl<S: AsyncRead + AsyncWrite> PendingClient<S> {
             ..
         } = self;
         within(config.timeout, async {
-            writer
-                .write_frame(&ServerFrame::Welcome {
-                    node_id: welcome.node_id,
-                    leader_hint: welcome.leader_hint,
-                    members: welcome.members,
-                })
-                .await?;
+            writer.write_frame(&welcome.into_frame()).await?;
             writer.flush().await?;
             Ok(())
         })

@@ -82,13 +82,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PendingWsClient<S> {
             ..
         } = self;
         within(config.timeout, async {
-            writer
-                .write_frame(&ServerFrame::Welcome {
-                    node_id: welcome.node_id,
-                    leader_hint: welcome.leader_hint,
-                    members: welcome.members,
-                })
-                .await?;
+            writer.write_frame(&welcome.into_frame()).await?;
             writer.flush().await
         })
         .await?;

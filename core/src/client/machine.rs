@@ -354,13 +354,7 @@ impl ClientSession {
         if matches!(self.conn, Conn::Backoff { .. }) {
             return;
         }
-        self.in_flight.clear();
-        self.frames.clear();
-        for op in self.ops.values_mut() {
-            op.rid = None;
-            op.deadline = None;
-            op.retry_at = None;
-        }
+        self.forget_connection();
         self.followed_hint = false;
         self.conn = Conn::Backoff {
             until: now + self.reconnect_backoff,
@@ -581,6 +575,16 @@ impl ClientSession {
             return;
         };
         self.followed_hint = true;
+        self.forget_connection();
+        self.conn = Conn::Connecting;
+        self.events
+            .push_back(ClientEvent::Reconnect { to: Some(target) });
+    }
+
+    /// Drops what belonged to the current connection: requests in flight
+    /// and queued frames. Operations stay and are re-sent, with the same
+    /// seqs, on the next connection.
+    fn forget_connection(&mut self) {
         self.in_flight.clear();
         self.frames.clear();
         for op in self.ops.values_mut() {
@@ -588,9 +592,6 @@ impl ClientSession {
             op.deadline = None;
             op.retry_at = None;
         }
-        self.conn = Conn::Connecting;
-        self.events
-            .push_back(ClientEvent::Reconnect { to: Some(target) });
     }
 
     fn next_target(&mut self) -> Option<MemberInfo> {
