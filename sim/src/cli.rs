@@ -4,7 +4,7 @@
 //! replays a failing seed.
 
 use crate::faults::FaultSet;
-use crate::run::{SimConfig, run_seed};
+use crate::run::{SimConfig, run_seed_catching};
 use std::time::Duration;
 
 /// A command line that cannot be run.
@@ -164,7 +164,7 @@ pub fn main(args: &[String]) -> i32 {
         if o.scenario.is_none() || o.clients_set {
             cfg.clients = o.clients;
         }
-        let summary = run_seed(&cfg, o.history.is_some());
+        let summary = run_seed_catching(&cfg, o.history.is_some());
         if let (Some(path), Some(h)) = (&o.history, &summary.history) {
             if let Err(source) = std::fs::write(path, h) {
                 eprintln!(

@@ -111,6 +111,39 @@ pub fn run_seed(cfg: &SimConfig, keep_history: bool) -> Summary {
     rt.block_on(async move { simulate(cfg, keep_history).await })
 }
 
+/// [`run_seed`], but a panic anywhere in the simulated world (a debug
+/// assertion in the core, say) becomes a `panic` violation of the seed
+/// instead of ending the process.
+#[must_use]
+pub fn run_seed_catching(cfg: &SimConfig, keep_history: bool) -> Summary {
+    let run =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_seed(cfg, keep_history)));
+    run.unwrap_or_else(|payload| {
+        let detail = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_else(|| "a panic without a message".to_owned());
+        Summary {
+            seed: cfg.seed,
+            nodes: cfg.nodes,
+            duration: format!("{}s", cfg.duration.as_secs()),
+            faults: cfg.faults.name(),
+            ops: 0,
+            violations: vec![Violation {
+                property: "panic",
+                t: 0,
+                detail,
+            }],
+            assumption_breaches: Vec::new(),
+            trace_hash: String::new(),
+            coverage: BTreeMap::new(),
+            sim_seconds: 0.0,
+            history: None,
+        }
+    })
+}
+
 fn range(rng: &mut ChaCha8Rng, lo: u64, hi: u64) -> u64 {
     lo + rng.next_u64() % (hi.saturating_sub(lo) + 1)
 }

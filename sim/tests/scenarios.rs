@@ -9,7 +9,7 @@
 
 #![cfg(madsim)]
 
-use distlock_sim::run::run_seed;
+use distlock_sim::run::{run_seed, run_seed_catching};
 use distlock_sim::scenarios::{self, Scenario};
 use std::collections::BTreeMap;
 
@@ -29,7 +29,7 @@ fn run_scenario(id: &str) {
     for nodes in [3, 5] {
         for seed in base..base + seeds {
             let cfg = scenario.config(seed, nodes);
-            let summary = run_seed(&cfg, false);
+            let summary = run_seed_catching(&cfg, false);
             for (k, v) in &summary.coverage {
                 *coverage.entry(k).or_default() += v;
             }
