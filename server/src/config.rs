@@ -26,6 +26,35 @@ pub struct ServerConfig {
     pub cluster_id: String,
     /// `always` (default) or `never` (benchmarks only).
     pub fsync: FsyncPolicy,
+    /// Raft tuning; the defaults of [`distlock_core::raft::Config::new`]
+    /// where `None`.
+    pub raft: RaftTuning,
+}
+
+/// Optional Raft settings of a server (`None`: the core's default).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RaftTuning {
+    /// Take a snapshot (and compact the log) every this many applied
+    /// entries; 0 disables snapshots. Default 50 000.
+    pub snapshot_threshold: Option<u64>,
+    /// Applied entries kept in the log after a snapshot, so followers that
+    /// lag a little get entries rather than the snapshot. Default 5 000.
+    pub compaction_margin: Option<u64>,
+}
+
+impl RaftTuning {
+    /// The core's Raft config for server `id`, with these settings applied.
+    #[must_use]
+    pub fn apply(&self, id: NodeId) -> distlock_core::raft::Config {
+        let mut c = distlock_core::raft::Config::new(id);
+        if let Some(n) = self.snapshot_threshold {
+            c.snapshot_threshold = n;
+        }
+        if let Some(n) = self.compaction_margin {
+            c.compaction_margin = n;
+        }
+        c
+    }
 }
 
 /// A server's WebSocket endpoint (browsers, edge services, the dashboard).
@@ -263,6 +292,7 @@ impl ServerConfig {
             client_addrs: BTreeMap::from([(NodeId(1), client_addr)]),
             cluster_id: "distlock".to_owned(),
             fsync: FsyncPolicy::Always,
+            raft: RaftTuning::default(),
         }
     }
 

@@ -110,6 +110,7 @@ impl DevCluster {
                 client_addrs: clients.clone(),
                 cluster_id: "distlock-dev".to_owned(),
                 fsync: self.fsync,
+                raft: crate::config::RaftTuning::default(),
             };
             let ws = WsConfig {
                 addr: Some(ws[&id]),

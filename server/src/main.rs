@@ -193,6 +193,10 @@ struct ServeArgs {
     /// fastest; storage IO always has its own thread).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     worker_threads: u16,
+    /// Take a Raft snapshot (compacting the stored log) every N applied entries;
+    /// 0 never (default 50000). For tests: small values snapshot often.
+    #[arg(long, value_name = "N", hide = true)]
+    snapshot_every: Option<u64>,
 }
 
 impl ServeArgs {
@@ -263,6 +267,10 @@ impl ServeArgs {
                 .or(file.cluster_id)
                 .unwrap_or_else(|| "distlock".to_owned()),
             fsync,
+            raft: distlock_server::config::RaftTuning {
+                snapshot_threshold: self.snapshot_every,
+                compaction_margin: None,
+            },
         };
         cfg.validate()?;
         Ok((cfg, ws))

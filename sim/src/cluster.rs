@@ -10,7 +10,7 @@ use crate::history::{Ev, History};
 use crate::storage::SimDisk;
 use distlock_core::ids::NodeId;
 use distlock_server::clock::Clock;
-use distlock_server::config::ServerConfig;
+use distlock_server::config::{RaftTuning, ServerConfig};
 use distlock_server::runtime::run_with_storage;
 use distlock_server::storage::FsyncPolicy;
 use madsim::net::NetSim;
@@ -70,13 +70,14 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Starts `n` servers with the given clocks' (offset µs, drift ppm)
-    /// and disks' fsync latencies (µs).
+    /// Starts `n` servers with the given clocks' (offset µs, drift ppm),
+    /// disks' fsync latencies (µs) and Raft tuning.
     #[must_use]
     pub fn start(
         n: u64,
         clocks: &[(u64, i64)],
         fsync_us: &[u64],
+        raft: RaftTuning,
         history: History,
         time: TrueTime,
         roles: Roles,
@@ -108,6 +109,7 @@ impl Cluster {
                 client_addrs: client_addrs.clone(),
                 cluster_id: "sim".to_owned(),
                 fsync: FsyncPolicy::Always,
+                raft,
             };
             let (d, c, h, ex) = (disk.clone(), clock.clone(), history.clone(), exited.clone());
             let node = handle

@@ -12,6 +12,7 @@ use crate::resource::Resource;
 use crate::workload::{LockKind, Workload};
 use distlock_core::locks::{Mode, Wait};
 use distlock_server::client::{Client, ClientOptions};
+use distlock_server::config::RaftTuning;
 use madsim::runtime::{Handle, Runtime};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
@@ -52,6 +53,8 @@ pub struct SimConfig {
     /// A scripted schedule to play instead of (or besides) random faults:
     /// `(true ms, action)`.
     pub script: Vec<(u64, Action)>,
+    /// The servers' Raft tuning (snapshot threshold, compaction margin).
+    pub raft: RaftTuning,
 }
 
 impl SimConfig {
@@ -71,6 +74,7 @@ impl SimConfig {
             fsync_us: (50, 3_000),
             kill_when_dirty: false,
             script: Vec::new(),
+            raft: RaftTuning::default(),
         }
     }
 }
@@ -188,7 +192,15 @@ async fn simulate(cfg: SimConfig, keep_history: bool) -> Summary {
     let fsync_us: Vec<u64> = (0..cfg.nodes)
         .map(|_| range(&mut rng, cfg.fsync_us.0, cfg.fsync_us.1))
         .collect();
-    let cluster = Cluster::start(cfg.nodes, &clocks, &fsync_us, history.clone(), time, roles);
+    let cluster = Cluster::start(
+        cfg.nodes,
+        &clocks,
+        &fsync_us,
+        cfg.raft,
+        history.clone(),
+        time,
+        roles,
+    );
     {
         let mut n = nodes
             .lock()
@@ -302,6 +314,19 @@ async fn simulate(cfg: SimConfig, keep_history: bool) -> Summary {
     world.cluster.record_disk_breaches();
 
     let records = history.records();
+    let mut coverage = coverage(&records);
+    for s in &world.cluster.servers {
+        let n = s.disk.snapshot_counts();
+        for (key, v) in [
+            ("snapshots_taken", n.taken),
+            ("snapshots_installed", n.installed),
+            ("snapshot_restores", n.restores),
+        ] {
+            if v > 0 {
+                *coverage.entry(key).or_default() += v;
+            }
+        }
+    }
     let mut violations = checks::check_all(&records);
     let mut breaches = Vec::new();
     if cfg.faults.clock_breach {
@@ -320,7 +345,7 @@ async fn simulate(cfg: SimConfig, keep_history: bool) -> Summary {
         violations,
         assumption_breaches: breaches,
         trace_hash: format!("{:016x}", history.hash()),
-        coverage: coverage(&records),
+        coverage,
         sim_seconds: time.now_us() as f64 / 1e6,
         history: keep_history.then(|| history.to_jsonl()),
     }

@@ -6,6 +6,7 @@
 
 use crate::faults::{Action, FaultSet};
 use crate::run::SimConfig;
+use distlock_server::config::RaftTuning;
 use std::time::Duration;
 
 /// A scenario: its config for a seed and node count, and its coverage.
@@ -145,6 +146,39 @@ pub const ALL: &[Scenario] = &[
         },
     },
     Scenario {
+        id: "S13",
+        title: "snapshots every 20 entries: a lagging follower catches up by InstallSnapshot, restarts restore from snapshots",
+        coverage: &[
+            "snapshots_taken",
+            "snapshots_installed",
+            "snapshot_restores",
+            "server_kills",
+        ],
+        build: |c| {
+            c.raft = RaftTuning {
+                snapshot_threshold: Some(20),
+                compaction_margin: Some(5),
+            };
+            c.faults = faults("kill,isolate_leader");
+            c.fault_gap_ms = 5_000;
+            c.clients = 6;
+            c.script = vec![
+                // s3 falls behind while the others commit (and compact)
+                // hundreds of entries, then must take a snapshot; a crash
+                // soon after the heal may land mid-install.
+                (3_000, Action::Cut(vec![(3, 1), (3, 2), (3, 4), (3, 5)])),
+                (25_000, Action::HealNetwork),
+                (25_400, Action::Kill(vec![3])),
+                (27_000, Action::Restart(vec![3])),
+                // s2 is down a while, restarts from its own snapshot, and
+                // catches up from the leader's.
+                (32_000, Action::Kill(vec![2])),
+                (50_000, Action::Restart(vec![2])),
+            ];
+            secs(c, 60);
+        },
+    },
+    Scenario {
         id: "S14",
         title: "whole-cluster crashes losing unsynced writes, torn tails",
         coverage: &[
@@ -214,10 +248,6 @@ pub const UNSUPPORTED: &[(&str, &str)] = &[
     (
         "S12",
         "membership changes: the runtime has no way to propose ChangeMembership",
-    ),
-    (
-        "S13",
-        "snapshots: the runtime fixes the snapshot threshold at 50 000 entries, more than a run commits",
     ),
     (
         "S15",

@@ -52,6 +52,20 @@ struct DiskState {
     contract: Vec<String>,
     syncs: u64,
     failed_syncs: u64,
+    snapshots: SnapshotCounts,
+}
+
+/// How the server used snapshots on this disk (over all its lives).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotCounts {
+    /// Snapshots written that the server took itself (they cover entries
+    /// it had written to its log).
+    pub taken: u64,
+    /// Snapshots written that reach past every entry the server had
+    /// written: received from a leader through InstallSnapshot.
+    pub installed: u64,
+    /// Starts (restarts) that found a snapshot on the disk to restore.
+    pub restores: u64,
 }
 
 /// The harness's handle on one server's disk (cheap to clone).
@@ -152,6 +166,12 @@ impl SimDisk {
         !self.state().cache.is_empty()
     }
 
+    /// How snapshots were taken, installed and restored on this disk.
+    #[must_use]
+    pub fn snapshot_counts(&self) -> SnapshotCounts {
+        self.state().snapshots
+    }
+
     /// The durable log's last index.
     #[must_use]
     pub fn durable_last_index(&self) -> u64 {
@@ -188,9 +208,12 @@ impl SimStorage {
 
 impl Storage<Command> for SimStorage {
     fn load(&mut self) -> Result<Stored<Command>, StorageError> {
-        let s = self.disk.state();
+        let mut s = self.disk.state();
         if s.life != self.life {
             return Err(StorageError::Poisoned);
+        }
+        if s.durable.snapshot.is_some() {
+            s.snapshots.restores += 1;
         }
         let d = &s.durable;
         let stored = Stored {
@@ -209,6 +232,31 @@ impl Storage<Command> for SimStorage {
         self.check(&s)?;
         if s.faults.full {
             return Err(StorageError::DiskFull { path: sim_path() });
+        }
+        if let Some(snap) = &p.snapshot {
+            // A snapshot the server took covers an entry it had written
+            // (earlier or in this request); one installed from a leader
+            // reaches an entry it lacks, or has with another term.
+            let at = snap.meta.last_index;
+            let mut term = s.durable.term_at(at);
+            for q in s.cache.iter().chain(std::iter::once(p)) {
+                if q.truncate_from.is_some_and(|from| at >= from) {
+                    term = None;
+                }
+                if let Some(qs) = q.snapshot.as_ref().filter(|_| !std::ptr::eq(q, p)) {
+                    if qs.meta.last_index == at {
+                        term = Some(qs.meta.last_term);
+                    }
+                }
+                if let Some(e) = q.entries.iter().find(|e| e.index == at) {
+                    term = Some(e.term);
+                }
+            }
+            if term == Some(snap.meta.last_term) {
+                s.snapshots.taken += 1;
+            } else {
+                s.snapshots.installed += 1;
+            }
         }
         s.cache.push(p.clone());
         Ok(())

@@ -154,7 +154,7 @@ where
         })
         .collect();
     let node_cfg = NodeConfig {
-        raft: distlock_core::raft::Config::new(cfg.id),
+        raft: cfg.raft.apply(cfg.id),
         members,
     };
     let seed = seed_from(&clock, cfg.id);
