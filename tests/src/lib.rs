@@ -43,7 +43,9 @@ pub use conn::{
     Conn, acquire_body, client_session, client_session_with, granted, wait_keepalive_after,
 };
 pub use ports::{free_addr, free_port_block};
-pub use process::{Cluster, Process, Server, process_alive, run_within, send_signal, status_json};
+pub use process::{
+    Cluster, Process, Server, member_list, process_alive, run_within, send_signal, status_json,
+};
 pub use wait::{wait_until, wait_until_async, within};
 
 /// How long a test waits for anything that should happen "soon" (a

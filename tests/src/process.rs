@@ -379,14 +379,7 @@ impl Cluster {
     pub fn configured(n: usize) -> Self {
         let clients: Vec<SocketAddr> = (0..n).map(|_| free_addr()).collect();
         let peers: Vec<SocketAddr> = (0..n).map(|_| free_addr()).collect();
-        let list = |addrs: &[SocketAddr]| {
-            addrs
-                .iter()
-                .enumerate()
-                .map(|(i, a)| format!("{}={a}", i + 1))
-                .collect::<Vec<_>>()
-                .join(",")
-        };
+        let list = |addrs: &[SocketAddr]| member_list(addrs);
         let (peer_list, client_list) = (list(&peers), list(&clients));
         let servers = (0..n)
             .map(|i| {
@@ -519,4 +512,16 @@ impl Cluster {
         })
         .await
     }
+}
+
+/// `1=A1,2=A2,...`: server `i + 1` at `addrs[i]`, as `--peers`,
+/// `--client-addrs` and `--ws-addrs` take them.
+#[must_use]
+pub fn member_list(addrs: &[SocketAddr]) -> String {
+    addrs
+        .iter()
+        .enumerate()
+        .map(|(i, a)| format!("{}={a}", i + 1))
+        .collect::<Vec<_>>()
+        .join(",")
 }

@@ -377,14 +377,7 @@ async fn websocket_clients_fail_over_when_their_server_dies() {
     let clients: Vec<SocketAddr> = (0..n).map(|_| free_addr()).collect();
     let peers: Vec<SocketAddr> = (0..n).map(|_| free_addr()).collect();
     let wss: Vec<SocketAddr> = (0..n).map(|_| free_addr()).collect();
-    let list = |addrs: &[SocketAddr]| {
-        addrs
-            .iter()
-            .enumerate()
-            .map(|(i, a)| format!("{}={a}", i + 1))
-            .collect::<Vec<_>>()
-            .join(",")
-    };
+    let list = |addrs: &[SocketAddr]| distlock_tests::member_list(addrs);
     let mut servers: Vec<Server> = (0..n)
         .map(|i| {
             let extra = [
