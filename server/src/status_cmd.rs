@@ -6,6 +6,7 @@
 //! leader it asks the leader again, because only the leader knows how far
 //! each member's log has been replicated.
 
+use crate::lock_cmd::EXIT_UNAVAILABLE;
 use distlock_core::ids::NodeId;
 use distlock_core::locks::{LockKind, Mode};
 use distlock_core::proto::{
@@ -16,9 +17,6 @@ use distlock_transport_tcp::{HandshakeConfig, TransportError, WelcomeInfo, clien
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::time::Duration;
-
-/// Exit status when no server answered (as `distlock lock`'s).
-pub const EXIT_UNAVAILABLE: i32 = 69;
 
 /// How long one server gets to connect and answer.
 const ASK_TIMEOUT: Duration = Duration::from_secs(3);
