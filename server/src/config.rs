@@ -29,6 +29,11 @@ pub struct ServerConfig {
     /// Raft tuning; the defaults of [`distlock_core::raft::Config::new`]
     /// where `None`.
     pub raft: RaftTuning,
+    /// A new server joining a running cluster: with an empty data
+    /// directory it waits, without voting, until the leader adds it
+    /// (`distlock members add`) and sends it the log. `peers` then names
+    /// the members to reach besides this server.
+    pub join: bool,
 }
 
 /// Optional Raft settings of a server (`None`: the core's default).
@@ -122,6 +127,11 @@ pub enum ConfigError {
     /// The server's own id is not among the peers.
     #[error("--peers must include this server's own id {0}")]
     SelfNotInPeers(u64),
+    /// `--join` without the addresses of the cluster to join.
+    #[error(
+        "--join needs --peers naming this server and at least one member of the cluster it joins"
+    )]
+    JoinWithoutPeers,
     /// The configuration file cannot be read.
     #[error("cannot read the configuration file {path}: {reason}")]
     File {
@@ -226,6 +236,8 @@ pub struct ConfigFile {
     pub ws_addrs: Option<BTreeMap<String, SocketAddr>>,
     /// `--ws-allow-origin`, as a list.
     pub ws_allow_origins: Option<Vec<String>>,
+    /// `--join`.
+    pub join: Option<bool>,
 }
 
 impl ConfigFile {
@@ -293,6 +305,7 @@ impl ServerConfig {
             cluster_id: "distlock".to_owned(),
             fsync: FsyncPolicy::Always,
             raft: RaftTuning::default(),
+            join: false,
         }
     }
 
@@ -306,6 +319,9 @@ impl ServerConfig {
         }
         if !self.peers.contains_key(&self.id) {
             return Err(ConfigError::SelfNotInPeers(self.id.0));
+        }
+        if self.join && self.peers.len() < 2 {
+            return Err(ConfigError::JoinWithoutPeers);
         }
         Ok(())
     }

@@ -111,6 +111,7 @@ impl DevCluster {
                 cluster_id: "distlock-dev".to_owned(),
                 fsync: self.fsync,
                 raft: crate::config::RaftTuning::default(),
+                join: false,
             };
             let ws = WsConfig {
                 addr: Some(ws[&id]),

@@ -12,6 +12,8 @@ pub mod config;
 pub mod dev_cmd;
 #[cfg(not(madsim))]
 pub mod lock_cmd;
+#[cfg(not(madsim))]
+pub mod members_cmd;
 pub mod runtime;
 #[cfg(not(madsim))]
 pub mod status_cmd;

@@ -8,6 +8,7 @@ use distlock_server::clock::MonotonicClock;
 use distlock_server::config::{ConfigFile, ServerConfig, WsConfig, parse_members};
 use distlock_server::dev_cmd::{self, DevCluster};
 use distlock_server::lock_cmd::{self, parse_duration};
+use distlock_server::members_cmd::{self, MembersRequest};
 use distlock_server::status_cmd::{self, StatusRequest};
 use distlock_server::storage::FsyncPolicy;
 use std::net::SocketAddr;
@@ -43,6 +44,54 @@ enum Command {
     /// Measures acquire+release pairs per second and acquire latency with
     /// concurrent clients; client i uses key i mod --keys.
     Bench(BenchArgs),
+    /// Changes the cluster's members one server at a time (rolling
+    /// updates): start a server with `serve --join`, `add` it, `promote` it
+    /// once it has caught up, `remove` the one it replaces.
+    Members(MembersArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct MembersArgs {
+    #[command(subcommand)]
+    change: MembersChange,
+    /// Give up (exit 69) when the change has not committed within this long.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, global = true)]
+    timeout: Duration,
+    /// Print one JSON object (ok, id, change, index, already; or ok, error).
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(flatten)]
+    servers: ServersArg,
+}
+
+#[derive(Subcommand, Debug)]
+enum MembersChange {
+    /// Adds a server (started with `serve --join`) as a learner: it
+    /// receives the log but does not vote yet.
+    Add {
+        /// The new server's id (its `serve --id`).
+        id: u64,
+        /// Where its peers reach it (its `serve --peer-addr`).
+        #[arg(long)]
+        peer_addr: SocketAddr,
+        /// Where its clients reach it (its `serve --client-addr`).
+        #[arg(long)]
+        client_addr: SocketAddr,
+        /// Where its WebSocket clients reach it, if anywhere.
+        #[arg(long)]
+        ws_addr: Option<SocketAddr>,
+    },
+    /// Makes a learner a voter; waits (up to --timeout) until it has caught up.
+    Promote {
+        /// The learner's id.
+        id: u64,
+    },
+    /// Removes a server (the leader too: it hands over first). Stop the
+    /// server afterwards.
+    Remove {
+        /// The server's id.
+        id: u64,
+    },
 }
 
 /// Where the cluster is, for the commands that talk to one.
@@ -53,7 +102,8 @@ struct ServersArg {
         long,
         env = "DISTLOCK_SERVERS",
         default_value = "127.0.0.1:7001",
-        value_delimiter = ','
+        value_delimiter = ',',
+        global = true
     )]
     servers: Vec<SocketAddr>,
 }
@@ -197,6 +247,11 @@ struct ServeArgs {
     /// 0 never (default 50000). For tests: small values snapshot often.
     #[arg(long, value_name = "N", hide = true)]
     snapshot_every: Option<u64>,
+    /// Join a running cluster as a new server: start empty and without a
+    /// vote, and wait for `distlock members add` (run against the cluster)
+    /// to add it as a learner; --peers names this server and the members.
+    #[arg(long)]
+    join: bool,
 }
 
 impl ServeArgs {
@@ -271,6 +326,7 @@ impl ServeArgs {
                 snapshot_threshold: self.snapshot_every,
                 compaction_margin: None,
             },
+            join: self.join || file.join.unwrap_or(false),
         };
         cfg.validate()?;
         Ok((cfg, ws))
@@ -351,6 +407,30 @@ fn run() -> anyhow::Result<()> {
                 json: args.json,
             };
             let code = runtime.block_on(status_cmd::run(request));
+            std::process::exit(code);
+        }
+        Command::Members(args) => {
+            let change = match args.change {
+                MembersChange::Add {
+                    id,
+                    peer_addr,
+                    client_addr,
+                    ws_addr,
+                } => members_cmd::add(NodeId(id), peer_addr, client_addr, ws_addr),
+                MembersChange::Promote { id } => {
+                    distlock_core::raft::MembershipChange::Promote(NodeId(id))
+                }
+                MembersChange::Remove { id } => {
+                    distlock_core::raft::MembershipChange::Remove(NodeId(id))
+                }
+            };
+            let request = MembersRequest {
+                servers: args.servers.servers,
+                change,
+                timeout: args.timeout,
+                json: args.json,
+            };
+            let code = runtime.block_on(members_cmd::run(request));
             std::process::exit(code);
         }
         Command::Bench(args) => {

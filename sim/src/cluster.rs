@@ -110,6 +110,7 @@ impl Cluster {
                 cluster_id: "sim".to_owned(),
                 fsync: FsyncPolicy::Always,
                 raft,
+                join: false,
             };
             let (d, c, h, ex) = (disk.clone(), clock.clone(), history.clone(), exited.clone());
             let node = handle

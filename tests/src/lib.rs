@@ -44,7 +44,8 @@ pub use conn::{
 };
 pub use ports::{free_addr, free_port_block};
 pub use process::{
-    Cluster, Process, Server, member_list, process_alive, run_within, send_signal, status_json,
+    Cluster, Process, Server, member_list, members_json, process_alive, run_within, send_signal,
+    status_json,
 };
 pub use wait::{wait_until, wait_until_async, within};
 

@@ -96,6 +96,28 @@ pub fn status_json(servers: &str, lock: Option<&str>) -> serde_json::Value {
     value
 }
 
+/// Runs `distlock members ARGS --json --servers SERVERS` and returns its
+/// JSON answer with its exit status.
+///
+/// # Panics
+/// When it prints no JSON object or does not finish within a minute.
+#[must_use]
+pub fn members_json(servers: &str, args: &[&str]) -> (i32, serde_json::Value) {
+    let mut cmd = distlock();
+    cmd.arg("members")
+        .args(args)
+        .args(["--json", "--servers", servers]);
+    let out = run_within(&mut cmd, Duration::from_secs(60));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let value: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "distlock members {args:?} printed {stdout:?} ({e}); stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), value)
+}
+
 /// A child process, killed (`SIGKILL`) and reaped when dropped.
 #[derive(Debug)]
 pub struct Process {
@@ -409,6 +431,34 @@ impl Cluster {
             .unwrap_or_else(|| panic!("no server {id}"))
     }
 
+    /// Starts a new server `id` with `serve --join`, told the peer
+    /// addresses of every server of this cluster; `distlock members add`
+    /// makes it a member.
+    ///
+    /// # Panics
+    /// When `id` is taken.
+    pub fn join(&mut self, id: u64) -> &mut Server {
+        assert!(!self.ids().contains(&id), "server {id} exists already");
+        let (client, peer) = (free_addr(), free_addr());
+        let mut peers: Vec<String> = self
+            .servers
+            .iter()
+            .map(|s| format!("{}={}", s.id, s.peer_addr))
+            .collect();
+        peers.push(format!("{id}={peer}"));
+        let extra = vec![
+            "--id".to_owned(),
+            id.to_string(),
+            "--join".to_owned(),
+            "--peers".to_owned(),
+            peers.join(","),
+        ];
+        self.servers.push(Server::new(id, client, peer, extra));
+        let server = self.server(id);
+        server.start();
+        server
+    }
+
     /// Every server's id.
     #[must_use]
     pub fn ids(&self) -> Vec<u64> {
@@ -434,10 +484,22 @@ impl Cluster {
         self.servers.iter().map(|s| s.client_addr).collect()
     }
 
+    /// The client addresses of servers `ids`, in that order.
+    #[must_use]
+    pub fn client_addrs_of(&self, ids: &[u64]) -> Vec<SocketAddr> {
+        ids.iter().map(|&id| self.addr(id)).collect()
+    }
+
     /// The client addresses as `--servers` wants them.
     #[must_use]
     pub fn servers_arg(&self) -> String {
-        self.client_addrs()
+        self.servers_arg_of(&self.ids())
+    }
+
+    /// The client addresses of servers `ids` as `--servers` wants them.
+    #[must_use]
+    pub fn servers_arg_of(&self, ids: &[u64]) -> String {
+        self.client_addrs_of(ids)
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()

@@ -88,6 +88,9 @@ pub struct ClientSession {
     /// leader hint: a second hint on it is not followed, so stale hints
     /// cannot bounce the client between servers.
     followed_hint: bool,
+    /// Since when the connected server has answered only that it knows no
+    /// leader.
+    leaderless_since: Option<Instant>,
     next_op: u64,
     next_rid: u64,
     next_seq: u64,
@@ -113,6 +116,7 @@ impl ClientSession {
             next_member: 0,
             reconnect_backoff,
             followed_hint: false,
+            leaderless_since: None,
             next_op: 1,
             next_rid: 1,
             next_seq: 1,
@@ -585,6 +589,7 @@ impl ClientSession {
     /// and queued frames. Operations stay and are re-sent, with the same
     /// seqs, on the next connection.
     fn forget_connection(&mut self) {
+        self.leaderless_since = None;
         self.in_flight.clear();
         self.frames.clear();
         for op in self.ops.values_mut() {
@@ -649,6 +654,27 @@ impl ClientSession {
         }
     }
 
+    /// Whether to leave the connected server: it is shutting down, or it
+    /// has answered for [`super::Config::leaderless_patience`] that it
+    /// knows no leader.
+    fn server_cannot_serve(
+        &mut self,
+        result: &Result<ResponseBody, ProtoError>,
+        now: Instant,
+    ) -> bool {
+        match result {
+            Err(ProtoError::ShuttingDown) => true,
+            Err(ProtoError::NoLeader | ProtoError::NotLeader { leader_hint: None }) => {
+                let since = *self.leaderless_since.get_or_insert(now);
+                now.saturating_since(since) >= self.config.leaderless_patience
+            }
+            _ => {
+                self.leaderless_since = None;
+                false
+            }
+        }
+    }
+
     fn retry_later(&mut self, id: OpId, now: Instant) {
         let max = self.config.backoff_max;
         if let Some(op) = self.ops.get_mut(&id) {
@@ -665,6 +691,11 @@ impl ClientSession {
         let Some(what) = self.in_flight.remove(&response.id) else {
             return;
         };
+        if self.server_cannot_serve(&response.result, now) {
+            // What was in flight is re-sent, same seqs, to the next server.
+            self.connection_lost(now);
+            return;
+        }
         match what {
             InFlight::KeepAlive { sent_at, .. } => match response.result {
                 Ok(ResponseBody::KeepAliveAck { .. }) => self.extend_lease(sent_at),

@@ -48,6 +48,12 @@ pub struct Config {
     /// commit reaches it, two extra network hops per request. Off, the
     /// client stays on whichever server it reached.
     pub follow_leader: bool,
+    /// How long the connected server may keep answering that it knows no
+    /// leader before the client moves to another server (default 1 s): a
+    /// server cut off from the majority, or removed from the cluster,
+    /// cannot serve, while the others may. A server shutting down is left
+    /// at once.
+    pub leaderless_patience: Duration,
 }
 
 impl Default for Config {
@@ -61,6 +67,7 @@ impl Default for Config {
             cluster_id: None,
             auth: None,
             follow_leader: true,
+            leaderless_patience: Duration::from_secs(1),
         }
     }
 }

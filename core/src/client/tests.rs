@@ -583,3 +583,45 @@ fn a_follower_s_welcome_moves_the_client_to_the_leader_once() {
         }]
     );
 }
+
+/// Answers every request with `error` until the client leaves; returns when
+/// it asked to reconnect, and to whom.
+fn answer_until_reconnect(
+    c: &mut ClientSession,
+    error: &ProtoError,
+    mut now: Instant,
+) -> (Instant, Option<MemberInfo>) {
+    for _ in 0..100 {
+        for r in requests(c) {
+            answer(c, r.id, Err(error.clone()), now);
+        }
+        for e in events(c) {
+            if let ClientEvent::Reconnect { to } = e {
+                return (now, to);
+            }
+        }
+        now = c.poll_timeout().expect("something is due").max(now);
+        c.handle_timeout(now);
+    }
+    panic!("the client never left the server");
+}
+
+#[test]
+fn a_server_that_knows_no_leader_is_left_after_the_patience() {
+    let mut c = open_client();
+    let _op = try_acquire(&mut c, "a", ms(20));
+    let (left_at, to) = answer_until_reconnect(&mut c, &ProtoError::NoLeader, ms(30));
+    // Patience 1 s, then the reconnect backoff (100 ms).
+    assert!(left_at >= ms(1030), "left at {left_at:?}");
+    assert!(left_at <= ms(2500), "left at {left_at:?}");
+    assert_eq!(to.map(|m| m.id), Some(NodeId(2)));
+}
+
+#[test]
+fn a_server_shutting_down_is_left_at_once() {
+    let mut c = open_client();
+    let _op = try_acquire(&mut c, "a", ms(20));
+    let (left_at, to) = answer_until_reconnect(&mut c, &ProtoError::ShuttingDown, ms(30));
+    assert!(left_at <= ms(200), "left at {left_at:?}");
+    assert_eq!(to.map(|m| m.id), Some(NodeId(2)));
+}

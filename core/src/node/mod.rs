@@ -23,6 +23,7 @@
 
 mod deadlines;
 mod lease_timers;
+mod membership;
 #[cfg(test)]
 mod tests;
 
@@ -121,6 +122,10 @@ pub struct Node {
     reads: BTreeMap<u64, (Origin, ReadKind)>,
     next_read: u64,
     watchers: BTreeMap<Arc<str>, BTreeSet<ConnId>>,
+    /// Membership changes this leader appended, answered when they commit.
+    pending_changes: Vec<membership::PendingChange>,
+    /// The configuration our clients last heard of in a `Welcome`.
+    announced: LogIndex,
     /// Shutting down: new client requests are refused with `ShuttingDown`
     /// so clients move to another server.
     draining: bool,
@@ -140,6 +145,7 @@ impl Node {
         now: Instant,
     ) -> Result<Self, RestoreError> {
         let raft = Raft::new(cfg.raft, state, stored, rng_seed, now)?;
+        let announced = raft.membership_index();
         Ok(Self {
             raft,
             members: cfg.members,
@@ -155,6 +161,8 @@ impl Node {
             reads: BTreeMap::new(),
             next_read: 0,
             watchers: BTreeMap::new(),
+            pending_changes: Vec::new(),
+            announced,
             draining: false,
             actions: VecDeque::new(),
         })
@@ -200,11 +208,7 @@ impl Node {
                     return;
                 }
                 self.greeted.insert(conn);
-                let welcome = ServerFrame::Welcome {
-                    node_id: self.raft.id(),
-                    leader_hint: self.raft.leader(),
-                    members: self.members.clone(),
-                };
+                let welcome = self.welcome();
                 self.reply_frame(conn, welcome);
             }
             ClientFrame::Request(Request { id, body }) => {
@@ -347,6 +351,7 @@ impl Node {
                 }
                 self.answer(origin, Ok(ResponseBody::Unwatched));
             }
+            RequestBody::ChangeMembership(change) => self.serve_membership(origin, change),
         }
     }
 
@@ -495,7 +500,7 @@ impl Node {
             .membership
             .members()
             .map(|id| {
-                let info = self.members.iter().find(|m| m.id == id);
+                let info = self.member_info(id);
                 let role = if status.leader == Some(id) {
                     MemberRole::Leader
                 } else if status.membership.learners.contains(&id) {
@@ -512,8 +517,8 @@ impl Node {
                 };
                 MemberStatus {
                     id,
-                    client_addr: info.map(|m| m.client_addr.clone()).unwrap_or_default(),
-                    ws_addr: info.and_then(|m| m.ws_addr.clone()),
+                    client_addr: info.client_addr,
+                    ws_addr: info.ws_addr,
                     role,
                     match_index: if status.role == Role::Leader {
                         match_index
@@ -571,6 +576,8 @@ impl Node {
                 break;
             }
         }
+        self.settle_membership_changes();
+        self.announce_membership();
     }
 
     fn drain_raft_once(&mut self) {

@@ -3,6 +3,7 @@
 
 use super::{AuthToken, ClusterId};
 use crate::locks::{ClientCommand, FencingToken, SessionId};
+use crate::raft::MembershipChange;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -105,6 +106,11 @@ pub enum RequestBody {
         /// The lock's name.
         lock: String,
     },
+    /// Adds a learner, promotes a caught-up learner or removes a server
+    /// (an operator's request; forwarded to the leader). Answered
+    /// [`super::ResponseBody::MembershipChanged`] once the new
+    /// configuration has committed.
+    ChangeMembership(MembershipChange),
 }
 
 #[cfg(test)]
@@ -130,6 +136,7 @@ mod tests {
             RequestBody::ClusterStatus => 4,
             RequestBody::Watch { .. } => 5,
             RequestBody::Unwatch { .. } => 6,
+            RequestBody::ChangeMembership(_) => 7,
         }
     }
 
@@ -154,7 +161,7 @@ mod tests {
         }
         seen.sort_unstable();
         seen.dedup();
-        assert_eq!(seen, (0..=6).collect::<Vec<_>>());
+        assert_eq!(seen, (0..=7).collect::<Vec<_>>());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use crate::ids::NodeId;
 use crate::locks::LockError;
+use crate::raft::MembershipError;
 use serde::{Deserialize, Serialize};
 
 /// Why a request failed ([`super::Response::result`]) or why a connection
@@ -76,6 +77,9 @@ pub enum ProtoError {
     /// closed). Final: the client must consider its session lost.
     #[error("unknown session: it expired, was closed or never existed")]
     UnknownSession,
+    /// The membership change was refused (the cluster is unchanged).
+    #[error("membership change refused: {0}")]
+    Membership(MembershipError),
 }
 
 impl ProtoError {

@@ -9,7 +9,8 @@ use crate::locks::{
     Command, FencingToken, LockDelay, LockError, LockKind, Mode, Outcome, Seq, SessionId, Wait,
 };
 use crate::raft::{
-    AppendConflict, Entry, EntryPayload, Membership, Message, MessageBody, SnapshotMeta,
+    AppendConflict, Entry, EntryPayload, MemberAddrs, Membership, MembershipChange,
+    MembershipError, Message, MessageBody, SnapshotMeta,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -106,6 +107,16 @@ pub(super) fn request_bodies() -> Vec<RequestBody> {
         RequestBody::Unwatch {
             lock: "a".to_owned(),
         },
+        RequestBody::ChangeMembership(MembershipChange::AddLearner(
+            NodeId(4),
+            MemberAddrs {
+                peer: "10.0.0.4:7101".into(),
+                client: "10.0.0.4:7001".into(),
+                ws: Some("10.0.0.4:7201".into()),
+            },
+        )),
+        RequestBody::ChangeMembership(MembershipChange::Promote(NodeId(4))),
+        RequestBody::ChangeMembership(MembershipChange::Remove(NodeId(1))),
     ]
 }
 
@@ -139,6 +150,12 @@ pub(super) fn proto_errors() -> Vec<ProtoError> {
         ProtoError::Overloaded,
         ProtoError::Timeout,
         ProtoError::UnknownSession,
+        ProtoError::Membership(MembershipError::ChangeInProgress),
+        ProtoError::Membership(MembershipError::NotCaughtUp {
+            id: NodeId(4),
+            match_index: LogIndex(3),
+            last_index: LogIndex(900),
+        }),
     ]
 }
 
@@ -219,6 +236,9 @@ pub(super) fn response_bodies() -> Vec<ResponseBody> {
         }),
         ResponseBody::Watching,
         ResponseBody::Unwatched,
+        ResponseBody::MembershipChanged {
+            index: LogIndex(77),
+        },
     ]
 }
 
@@ -313,6 +333,16 @@ fn raft_bodies() -> Vec<MessageBody<Command>> {
     let membership = Membership {
         voters: [NodeId(1), NodeId(2), NodeId(3)].into_iter().collect(),
         learners: [NodeId(4)].into_iter().collect(),
+        addrs: [(
+            NodeId(4),
+            MemberAddrs {
+                peer: "10.0.0.4:7101".into(),
+                client: "10.0.0.4:7001".into(),
+                ws: None,
+            },
+        )]
+        .into_iter()
+        .collect(),
     };
     let entries = vec![
         Entry {

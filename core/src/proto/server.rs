@@ -105,6 +105,11 @@ pub enum ResponseBody {
     Watching,
     /// To `Unwatch`: no further events of the lock follow.
     Unwatched,
+    /// To `ChangeMembership`: the new configuration committed at `index`.
+    MembershipChanged {
+        /// The log index of the configuration entry.
+        index: LogIndex,
+    },
 }
 
 /// An event of a watched lock, in log order.
@@ -250,6 +255,7 @@ mod tests {
             ResponseBody::ClusterStatus(_) => 5,
             ResponseBody::Watching => 6,
             ResponseBody::Unwatched => 7,
+            ResponseBody::MembershipChanged { .. } => 8,
         }
     }
 
@@ -276,6 +282,7 @@ mod tests {
             ProtoError::Overloaded => 10,
             ProtoError::Timeout => 11,
             ProtoError::UnknownSession => 12,
+            ProtoError::Membership(_) => 13,
         }
     }
 
@@ -299,9 +306,9 @@ mod tests {
     #[test]
     fn every_server_frame_round_trips_with_its_pinned_tag() {
         check_all(&server_frames(), server_frame_tag, 4);
-        check_all(&response_bodies(), response_body_tag, 8);
+        check_all(&response_bodies(), response_body_tag, 9);
         check_all(&lock_events(), lock_event_tag, 3);
-        check_all(&proto_errors(), proto_error_tag, 13);
+        check_all(&proto_errors(), proto_error_tag, 14);
     }
 
     #[test]

@@ -7,14 +7,16 @@
 //! published on the Raft mailing list, 2015): otherwise two leaders of
 //! different terms could each add a server and form disjoint majorities.
 
-use super::{EntryPayload, Membership, Raft, StateMachine};
+use super::{EntryPayload, MemberAddrs, Membership, Raft, StateMachine};
 use crate::ids::{LogIndex, NodeId};
+use serde::{Deserialize, Serialize};
 
 /// One change to the configuration.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MembershipChange {
-    /// Start replicating to a new server that does not vote yet.
-    AddLearner(NodeId),
+    /// Start replicating to a new server that does not vote yet; every
+    /// server learns from the entry where to reach it.
+    AddLearner(NodeId, MemberAddrs),
     /// Make a caught-up learner a voter.
     Promote(NodeId),
     /// Remove a voter or learner (possibly the leader itself).
@@ -22,7 +24,7 @@ pub enum MembershipChange {
 }
 
 /// Why a membership change was refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum MembershipError {
     /// Only the leader changes the configuration.
     #[error("not the leader (leader: {leader:?})")]
@@ -82,7 +84,7 @@ impl<S: StateMachine> Raft<S> {
         }
         let mut next: Membership = self.membership.clone();
         match change {
-            MembershipChange::AddLearner(id) => {
+            MembershipChange::AddLearner(id, addrs) => {
                 if id.0 == 0 {
                     return Err(MembershipError::ZeroId);
                 }
@@ -90,6 +92,7 @@ impl<S: StateMachine> Raft<S> {
                     return Err(MembershipError::AlreadyMember(id));
                 }
                 next.learners.insert(id);
+                next.addrs.insert(id, addrs);
             }
             MembershipChange::Promote(id) => {
                 if !next.learners.contains(&id) {
@@ -100,7 +103,10 @@ impl<S: StateMachine> Raft<S> {
                     .get(&id)
                     .map_or(LogIndex(0), |pr| pr.match_index);
                 let last_index = self.log.last_index();
-                if match_index.0 + self.cfg.promote_margin < last_index.0 {
+                // A learner that never acknowledged anything may not even be
+                // running: as a voter it would only raise the quorum.
+                let never_heard = match_index.0 == 0 && last_index.0 > 0;
+                if never_heard || match_index.0 + self.cfg.promote_margin < last_index.0 {
                     return Err(MembershipError::NotCaughtUp {
                         id,
                         match_index,
@@ -119,6 +125,7 @@ impl<S: StateMachine> Raft<S> {
                 }
                 next.voters.remove(&id);
                 next.learners.remove(&id);
+                next.addrs.remove(&id);
             }
         }
         let index = self.append_own(EntryPayload::Membership(next.clone()));

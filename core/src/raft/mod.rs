@@ -40,8 +40,8 @@ pub use membership::{MembershipChange, MembershipError};
 pub use progress::ReplicationState;
 pub use read::NotLeader;
 pub use types::{
-    AppendConflict, Entry, EntryPayload, HardState, Membership, Message, MessageBody, Persist,
-    PersistSeq, Role, Snapshot, SnapshotError, SnapshotMeta, StateMachine,
+    AppendConflict, Entry, EntryPayload, HardState, MemberAddrs, Membership, Message, MessageBody,
+    Persist, PersistSeq, Role, Snapshot, SnapshotError, SnapshotMeta, StateMachine,
 };
 
 use crate::ids::{LogIndex, NodeId, Term};
@@ -309,6 +309,14 @@ impl<S: StateMachine> Raft<S> {
     #[must_use]
     pub fn membership(&self) -> &Membership {
         &self.membership
+    }
+
+    /// The log index of the configuration in force (the snapshot's when
+    /// it comes from a snapshot or from the initial configuration). It
+    /// changes whenever the configuration does.
+    #[must_use]
+    pub fn membership_index(&self) -> LogIndex {
+        self.membership_index
     }
 
     /// Whether this leader has committed an entry of its own term (reads,

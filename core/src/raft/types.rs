@@ -5,7 +5,7 @@
 use crate::ids::{LogIndex, NodeId, Term};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::sync::Arc;
 
@@ -71,6 +71,21 @@ pub struct Membership {
     pub voters: BTreeSet<NodeId>,
     /// Servers that receive the log but do not vote (catching up).
     pub learners: BTreeSet<NodeId>,
+    /// Where members can be reached, as far as this configuration knows.
+    /// Raft never reads it: it travels in the log so that every server
+    /// learns how to reach a member added after it started.
+    pub addrs: BTreeMap<NodeId, MemberAddrs>,
+}
+
+/// How to reach one server, as the runtime's configuration spells it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberAddrs {
+    /// Where peers connect (`host:port`).
+    pub peer: String,
+    /// Where clients connect (`host:port`).
+    pub client: String,
+    /// Where WebSocket clients connect, if it serves them.
+    pub ws: Option<String>,
 }
 
 impl Membership {
@@ -79,6 +94,7 @@ impl Membership {
         Self {
             voters: voters.into_iter().collect(),
             learners: BTreeSet::new(),
+            addrs: BTreeMap::new(),
         }
     }
 

@@ -5,20 +5,23 @@
 //! All IO goes through the workspace `tokio` (madsim's under simulation).
 
 mod connections;
+mod peer_links;
 mod storage_task;
 
 use crate::clock::Clock;
 use crate::config::{ServerConfig, WsConfig};
 use crate::storage::{FileStorage, FileStorageOptions, Storage, StorageError};
-use connections::{accept_clients, accept_peers, accept_ws_clients, dial_peer};
+use connections::{accept_clients, accept_peers, accept_ws_clients};
 use distlock_core::ids::NodeId;
 use distlock_core::locks::{Command, LockState};
 use distlock_core::node::{ConnId, Node, NodeAction, NodeConfig};
 use distlock_core::proto::{ClientFrame, ClusterId, MemberInfo, PeerFrame, ServerFrame};
-use distlock_core::raft::{Membership, Persist, PersistSeq, RestoreError};
+use distlock_core::raft::{MemberAddrs, Membership, Persist, PersistSeq, RestoreError};
 use distlock_transport_ws::{DASHBOARD_HTML, OriginPolicy, WsServerConfig};
+use peer_links::PeerLinks;
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -135,11 +138,11 @@ where
 {
     cfg.validate()?;
     let mut stored = storage.load()?;
-    stored.initial_membership = Membership::with_voters(cfg.peers.keys().copied());
     let mut ws_addrs = ws.addrs.clone();
     if let Some(addr) = ws.addr {
         ws_addrs.insert(cfg.id, addr);
     }
+    stored.initial_membership = initial_membership(&cfg, &ws_addrs);
     let members: Vec<MemberInfo> = cfg
         .peers
         .keys()
@@ -193,13 +196,18 @@ where
         ));
         tracing::info!(id = cfg.id.0, ws = %addr, "WebSocket clients and the dashboard at http://{addr}/");
     }
-    let mut peers: BTreeMap<NodeId, mpsc::Sender<PeerFrame>> = BTreeMap::new();
-    for (&id, &addr) in cfg.peers.iter().filter(|(id, _)| **id != cfg.id) {
-        let (tx, rx) = mpsc::channel(LINK_QUEUE);
-        tokio::spawn(dial_peer(addr, cluster.clone(), cfg.id, rx));
-        peers.insert(id, tx);
-    }
+    let mut peers = PeerLinks::new(cfg.id, cluster.clone(), cfg.peers.clone());
+    peers.follow(node.raft().membership(), node.raft().membership_index());
     tracing::info!(id = cfg.id.0, client = %cfg.client_addr, peer = %cfg.peer_addr, "distlock server started");
+    if cfg.join && !node.raft().membership().contains(cfg.id) {
+        tracing::info!(
+            id = cfg.id.0,
+            "waiting to join: add this server from the cluster with `distlock members add {} --peer-addr {} --client-addr {}`",
+            cfg.id.0,
+            cfg.peer_addr,
+            cfg.client_addr
+        );
+    }
 
     let mut clients: BTreeMap<ConnId, mpsc::Sender<ServerFrame>> = BTreeMap::new();
     let mut role = (node.raft().role(), node.raft().term());
@@ -243,12 +251,7 @@ where
                         break;
                     }
                 }
-                NodeAction::Send { to, frame } => {
-                    if let Some(tx) = peers.get(&to) {
-                        // A full queue drops the frame: Raft retransmits.
-                        let _ = tx.try_send(frame);
-                    }
-                }
+                NodeAction::Send { to, frame } => peers.send(to, frame),
                 NodeAction::Reply { conn, frame } => {
                     if let Some(tx) = clients.get(&conn) {
                         if tx.try_send(frame).is_err() {
@@ -268,6 +271,7 @@ where
                 break Ok(());
             }
         }
+        peers.follow(node.raft().membership(), node.raft().membership_index());
         let now_role = (node.raft().role(), node.raft().term());
         if now_role != role {
             role = now_role;
@@ -277,6 +281,33 @@ where
     drop(persist_tx);
     let _ = storage_done.await;
     result
+}
+
+/// The configuration a server with an empty data directory starts from:
+/// the members its configuration names, all voting; none for a server that
+/// joins a running cluster (it learns the configuration from the leader).
+fn initial_membership(cfg: &ServerConfig, ws_addrs: &BTreeMap<NodeId, SocketAddr>) -> Membership {
+    if cfg.join {
+        return Membership::default();
+    }
+    let mut membership = Membership::with_voters(cfg.peers.keys().copied());
+    membership.addrs = cfg
+        .peers
+        .iter()
+        .map(|(&id, peer)| {
+            let addrs = MemberAddrs {
+                peer: peer.to_string(),
+                client: cfg
+                    .client_addrs
+                    .get(&id)
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+                ws: ws_addrs.get(&id).map(ToString::to_string),
+            };
+            (id, addrs)
+        })
+        .collect();
+    membership
 }
 
 fn feed(

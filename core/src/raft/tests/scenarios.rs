@@ -5,7 +5,7 @@
 
 use super::cluster::Cluster;
 use crate::ids::{LogIndex, NodeId};
-use crate::raft::{Config, MembershipChange, ProposeError, Role};
+use crate::raft::{Config, MemberAddrs, MembershipChange, ProposeError, Role};
 use crate::time::Duration;
 
 fn cfg() -> Config {
@@ -291,7 +291,10 @@ fn membership_change_while_a_server_is_down_4() {
     let _ = commit_values(&mut c, leader, 20);
     c.start(n(4), false);
     let r = c.with_raft(leader, |r, now| {
-        r.change_membership(MembershipChange::AddLearner(n(4)), now)
+        r.change_membership(
+            MembershipChange::AddLearner(n(4), MemberAddrs::default()),
+            now,
+        )
     });
     assert!(matches!(r, Some(Ok(_))), "{r:?}");
     assert!(c.run_until(Duration::from_secs(3), |c| {

@@ -12,7 +12,7 @@
 use super::cluster::Cluster;
 use super::mix;
 use crate::ids::NodeId;
-use crate::raft::{Config, MembershipChange};
+use crate::raft::{Config, MemberAddrs, MembershipChange};
 use crate::time::Duration;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
@@ -174,7 +174,7 @@ pub(crate) fn run_schedule(seed: u64, trace: bool) -> Result<Coverage, String> {
                             .ids()
                             .into_iter()
                             .find(|id| !joined.contains(id))
-                            .map(MembershipChange::AddLearner),
+                            .map(|id| MembershipChange::AddLearner(id, MemberAddrs::default())),
                         1 => members
                             .learners
                             .iter()
@@ -188,11 +188,11 @@ pub(crate) fn run_schedule(seed: u64, trace: bool) -> Result<Coverage, String> {
                         }
                     };
                     if let Some(change) = change {
-                        if let MembershipChange::AddLearner(id) = change {
-                            joined.insert(id);
-                            c.start(id, false);
+                        if let MembershipChange::AddLearner(id, _) = &change {
+                            joined.insert(*id);
+                            c.start(*id, false);
                         }
-                        let r = c.with_raft(l, |r, now| r.change_membership(change, now));
+                        let r = c.with_raft(l, |r, now| r.change_membership(change.clone(), now));
                         say(&c, &format!("membership {change:?} at {l}: {r:?}"));
                         if matches!(r, Some(Ok(_))) {
                             cov.membership_changes += 1;

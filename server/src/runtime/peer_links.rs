@@ -1,0 +1,80 @@
+//! The set of peers this server keeps links to: the members its
+//! configuration file names, plus every member of the configuration in
+//! force, at the address the log gives it (a member added with `distlock
+//! members add` after this server started). One dialing task per peer; a
+//! peer that leaves the configuration loses its link, unless the
+//! configuration file names it.
+
+use super::LINK_QUEUE;
+use super::connections::dial_peer;
+use distlock_core::ids::{LogIndex, NodeId};
+use distlock_core::proto::{ClusterId, PeerFrame};
+use distlock_core::raft::Membership;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use tokio::sync::mpsc;
+
+pub(super) struct PeerLinks {
+    me: NodeId,
+    cluster: ClusterId,
+    configured: BTreeMap<NodeId, SocketAddr>,
+    links: BTreeMap<NodeId, (SocketAddr, mpsc::Sender<PeerFrame>)>,
+    /// The configuration the links were last matched against.
+    seen: Option<LogIndex>,
+}
+
+impl PeerLinks {
+    pub(super) fn new(
+        me: NodeId,
+        cluster: ClusterId,
+        configured: BTreeMap<NodeId, SocketAddr>,
+    ) -> Self {
+        Self {
+            me,
+            cluster,
+            configured,
+            links: BTreeMap::new(),
+            seen: None,
+        }
+    }
+
+    /// Queues `frame` for peer `to`; drops it when the queue is full or
+    /// the peer is unknown (Raft retransmits).
+    pub(super) fn send(&self, to: NodeId, frame: PeerFrame) {
+        if let Some((_, tx)) = self.links.get(&to) {
+            let _ = tx.try_send(frame);
+        }
+    }
+
+    /// Opens links to members that have none and closes links to servers
+    /// that are no longer wanted; cheap when the configuration at `index`
+    /// was already seen.
+    pub(super) fn follow(&mut self, membership: &Membership, index: LogIndex) {
+        if self.seen == Some(index) {
+            return;
+        }
+        self.seen = Some(index);
+        let mut wanted = self.configured.clone();
+        for id in membership.members() {
+            let logged = membership.addrs.get(&id).and_then(|a| a.peer.parse().ok());
+            if let Some(addr) = logged {
+                wanted.insert(id, addr);
+            }
+        }
+        wanted.remove(&self.me);
+        // Dropping the sender ends the dialing task.
+        self.links
+            .retain(|id, (addr, _)| wanted.get(id) == Some(&*addr));
+        for (id, addr) in wanted {
+            if self.links.contains_key(&id) {
+                continue;
+            }
+            let (tx, rx) = mpsc::channel(LINK_QUEUE);
+            tokio::spawn(dial_peer(addr, self.cluster.clone(), self.me, rx));
+            if !self.configured.contains_key(&id) {
+                tracing::info!(peer = id.0, %addr, "linking to a member the configuration added");
+            }
+            self.links.insert(id, (addr, tx));
+        }
+    }
+}
