@@ -3,10 +3,10 @@
 //! (the same runtime, storage and fsync as `serve`); only their data lives
 //! in a temporary directory that is removed when the cluster stops.
 
+use crate::admin::ask;
 use crate::clock::MonotonicClock;
 use crate::config::{ServerConfig, WsConfig};
 use crate::runtime;
-use crate::status_cmd::ask;
 use crate::storage::FsyncPolicy;
 use distlock_core::ids::NodeId;
 use distlock_core::proto::{RequestBody, ResponseBody};

@@ -3,6 +3,7 @@
 //! (the command modules are left out of simulation builds: they use process,
 //! signal and task-set APIs the simulator does not provide).
 
+pub mod admin;
 #[cfg(not(madsim))]
 pub mod bench_cmd;
 pub mod client;

@@ -11,8 +11,8 @@
 //! effect (a retry after an unclear answer, or a second run of the same
 //! command) counts as done.
 
+use crate::admin::{AskError, ask};
 use crate::lock_cmd::EXIT_UNAVAILABLE;
-use crate::status_cmd::{AskError, ask};
 use distlock_core::ids::{LogIndex, NodeId};
 use distlock_core::proto::{MemberRole, ProtoError, RequestBody, ResponseBody};
 use distlock_core::raft::{MemberAddrs, MembershipChange, MembershipError};

@@ -6,20 +6,16 @@
 //! leader it asks the leader again, because only the leader knows how far
 //! each member's log has been replicated.
 
+use crate::admin::{AskError, ask};
 use crate::lock_cmd::EXIT_UNAVAILABLE;
 use distlock_core::ids::NodeId;
 use distlock_core::locks::{LockKind, Mode};
 use distlock_core::proto::{
-    ClientFrame, ClusterStatusView, LockStatusView, MemberRole, ProtoError, Request, RequestBody,
-    RequestId, ResponseBody, ServerFrame,
+    ClusterStatusView, LockStatusView, MemberRole, RequestBody, ResponseBody,
 };
-use distlock_transport_tcp::{HandshakeConfig, TransportError, WelcomeInfo, client_handshake};
+use distlock_transport_tcp::WelcomeInfo;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
-use std::time::Duration;
-
-/// How long one server gets to connect and answer.
-const ASK_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What `distlock status` was asked.
 #[derive(Clone, Debug)]
@@ -30,72 +26,6 @@ pub struct StatusRequest {
     pub lock: Option<String>,
     /// Print one JSON object instead of text.
     pub json: bool,
-}
-
-/// Why a server could not answer a status request.
-#[derive(Debug, thiserror::Error)]
-pub enum AskError {
-    /// Connecting failed.
-    #[error("cannot connect: {0}")]
-    Connect(std::io::Error),
-    /// The connection failed or the server broke the protocol.
-    #[error(transparent)]
-    Transport(#[from] TransportError),
-    /// The server answered with an error.
-    #[error("{0}")]
-    Refused(ProtoError),
-    /// No answer in time.
-    #[error("no answer within {0:?}")]
-    Timeout(Duration),
-    /// The server answered something else than was asked.
-    #[error("unexpected answer from the server")]
-    Unexpected,
-}
-
-/// Connects to `addr`, sends each request in turn on one connection and
-/// returns the welcome and the answers.
-///
-/// # Errors
-/// When connecting, the handshake or any request fails.
-pub async fn ask(
-    addr: SocketAddr,
-    bodies: Vec<RequestBody>,
-) -> Result<(WelcomeInfo, Vec<ResponseBody>), AskError> {
-    let work = async {
-        let stream = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(AskError::Connect)?;
-        let (mut reader, mut writer, welcome) =
-            client_handshake(stream, None, None, &HandshakeConfig::default()).await?;
-        let mut answers = Vec::with_capacity(bodies.len());
-        for (n, body) in (1..).zip(bodies) {
-            let id = RequestId(n);
-            writer
-                .write_frame(&ClientFrame::Request(Request { id, body }))
-                .await
-                .map_err(TransportError::from)?;
-            writer.flush().await.map_err(TransportError::from)?;
-            loop {
-                match reader
-                    .read_frame::<ServerFrame>()
-                    .await
-                    .map_err(TransportError::from)?
-                {
-                    Some(ServerFrame::Response(r)) if r.id == id => {
-                        answers.push(r.result.map_err(AskError::Refused)?);
-                        break;
-                    }
-                    Some(ServerFrame::Error(e)) => return Err(AskError::Refused(e)),
-                    Some(_) => {}
-                    None => return Err(TransportError::Closed.into()),
-                }
-            }
-        }
-        Ok((welcome, answers))
-    };
-    tokio::time::timeout(ASK_TIMEOUT, work)
-        .await
-        .unwrap_or(Err(AskError::Timeout(ASK_TIMEOUT)))
 }
 
 /// The cluster's status from the first server that answers, refined by the

@@ -15,10 +15,17 @@
 //! * [`raft_baseline`] — at most one leader per term.
 //! * [`server_health`] — no disk-contract breach; no server stopped for a
 //!   reason other than an injected storage failure.
+//! * [`island_changes`] — no membership change asked of an isolated
+//!   leader is reported committed (S12).
+//! * [`linearizability`] — §4: per lock, a Wing–Gong–Lowe search for a
+//!   legal order of the grants and their ends (`linearizable.rs`).
 
 use crate::history::{AcquireResult, Ev, ModeKind, Record};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
+
+mod linearizable;
+pub use linearizable::{LinStats, linearizability, linearizability_stats};
 
 /// One broken property.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -352,6 +359,35 @@ pub fn server_health(records: &[Record]) -> Vec<Violation> {
         .collect()
 }
 
+/// S12: a membership change asked of a leader cut off from the majority
+/// must never be reported committed while it is cut off. (Once the network
+/// heals, the server may relay the request to the majority's leader, which
+/// legitimately commits it.)
+#[must_use]
+pub fn island_changes(records: &[Record]) -> Vec<Violation> {
+    let mut isolated = false;
+    let mut out = Vec::new();
+    for r in records {
+        match &r.ev {
+            Ev::Fault { what } if what.starts_with("isolate leader") && what.contains("island") => {
+                isolated = true;
+            }
+            Ev::Fault { what } if what == "heal network" || what == "heal all" => isolated = false,
+            Ev::Membership {
+                change,
+                outcome,
+                island: true,
+            } if isolated && outcome.starts_with("committed") => out.push(violation(
+                "membership",
+                r.t,
+                format!("{change} answered {outcome} by a minority"),
+            )),
+            _ => {}
+        }
+    }
+    out
+}
+
 /// Every checker, in a fixed order.
 #[must_use]
 pub fn check_all(records: &[Record]) -> Vec<Violation> {
@@ -361,6 +397,8 @@ pub fn check_all(records: &[Record]) -> Vec<Violation> {
     v.extend(liveness(records));
     v.extend(raft_baseline(records));
     v.extend(server_health(records));
+    v.extend(island_changes(records));
+    v.extend(linearizability(records));
     v
 }
 

@@ -39,6 +39,9 @@ fn server_ip(id: u64) -> IpAddr {
 /// Latest role and term each server logged (shared with the tracing layer).
 pub type Roles = Arc<Mutex<BTreeMap<u64, (String, u64)>>>;
 
+/// Which madsim node runs which server (shared with the tracing layer).
+pub type ServerNodes = Arc<Mutex<Vec<(madsim::task::NodeId, u64)>>>;
+
 /// One server slot.
 pub struct Server {
     /// Its Raft id (1-based).
@@ -67,12 +70,19 @@ pub struct Cluster {
     exited: Arc<Mutex<BTreeSet<u64>>>,
     /// Links clogged by [`Self::clog`], to heal.
     clogged: BTreeSet<(madsim::task::NodeId, madsim::task::NodeId)>,
+    /// madsim node → server id, for the tracing layer.
+    nodes: ServerNodes,
+    /// Every server's peer address, as configured at its start.
+    peers: BTreeMap<NodeId, SocketAddr>,
+    raft: RaftTuning,
 }
 
 impl Cluster {
     /// Starts `n` servers with the given clocks' (offset µs, drift ppm),
-    /// disks' fsync latencies (µs) and Raft tuning.
+    /// disks' fsync latencies (µs) and Raft tuning; `nodes` learns which
+    /// madsim node is which server.
     #[must_use]
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         n: u64,
         clocks: &[(u64, i64)],
@@ -81,80 +91,97 @@ impl Cluster {
         history: History,
         time: TrueTime,
         roles: Roles,
+        nodes: ServerNodes,
     ) -> Self {
-        let handle = Handle::current();
-        let peers: BTreeMap<NodeId, SocketAddr> =
-            (1..=n).map(|i| (NodeId(i), peer_addr(i))).collect();
-        let client_addrs: BTreeMap<NodeId, SocketAddr> =
-            (1..=n).map(|i| (NodeId(i), client_addr(i))).collect();
-        let exited = Arc::new(Mutex::new(BTreeSet::new()));
-        let mut servers = Vec::new();
-        for id in 1..=n {
-            let (offset, drift) = clocks
-                .get(usize::try_from(id - 1).unwrap_or(0))
-                .copied()
-                .unwrap_or((0, 0));
-            let clock = Arc::new(SimClock::new(time, offset, drift));
-            let latency = fsync_us
-                .get(usize::try_from(id - 1).unwrap_or(0))
-                .copied()
-                .unwrap_or(0);
-            let disk = SimDisk::with_latency(std::time::Duration::from_micros(latency));
-            let cfg = ServerConfig {
-                id: NodeId(id),
-                data_dir: "/sim".into(),
-                client_addr: client_addr(id),
-                peer_addr: peer_addr(id),
-                peers: peers.clone(),
-                client_addrs: client_addrs.clone(),
-                cluster_id: "sim".to_owned(),
-                fsync: FsyncPolicy::Always,
-                raft,
-                join: false,
-            };
-            let (d, c, h, ex) = (disk.clone(), clock.clone(), history.clone(), exited.clone());
-            let node = handle
-                .create_node()
-                .name(format!("s{id}"))
-                .ip(server_ip(id))
-                .init(move || {
-                    let (cfg, disk, clock, history, exited) =
-                        (cfg.clone(), d.clone(), c.clone(), h.clone(), ex.clone());
-                    async move {
-                        let clock: Arc<dyn Clock> = clock;
-                        let result =
-                            run_with_storage(cfg, clock, disk.storage(), std::future::pending())
-                                .await;
-                        let why = match result {
-                            Ok(()) => "shut down".to_owned(),
-                            Err(e) => e.to_string(),
-                        };
-                        history.push(time.now_us(), Ev::Exit { node: id, why });
-                        exited
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .insert(id);
-                    }
-                })
-                .build();
-            servers.push(Server {
-                id,
-                node,
-                disk,
-                clock,
-                up: true,
-                paused: false,
-            });
-        }
-        Self {
-            servers,
-            handle,
+        let mut cluster = Self {
+            servers: Vec::new(),
+            handle: Handle::current(),
             history,
             time,
             roles,
-            exited,
+            nodes,
+            exited: Arc::new(Mutex::new(BTreeSet::new())),
             clogged: BTreeSet::new(),
+            peers: (1..=n).map(|i| (NodeId(i), peer_addr(i))).collect(),
+            raft,
+        };
+        for id in 1..=n {
+            let at = usize::try_from(id - 1).unwrap_or(0);
+            let (offset, drift) = clocks.get(at).copied().unwrap_or((0, 0));
+            let latency = fsync_us.get(at).copied().unwrap_or(0);
+            cluster.spawn(id, false, offset, drift, latency);
         }
+        cluster
+    }
+
+    /// Starts a new server (the next id) with `serve --join`: empty, not
+    /// voting, waiting to be added. Returns its id.
+    pub fn start_joining(&mut self, clock: (u64, i64), fsync_us: u64) -> u64 {
+        let id = self.servers.len() as u64 + 1;
+        self.peers.insert(NodeId(id), peer_addr(id));
+        self.spawn(id, true, clock.0, clock.1, fsync_us);
+        self.note(format!("start s{id}, joining"));
+        id
+    }
+
+    fn spawn(&mut self, id: u64, join: bool, offset: u64, drift: i64, fsync_us: u64) {
+        let time = self.time;
+        let clock = Arc::new(SimClock::new(time, offset, drift));
+        let disk = SimDisk::with_latency(std::time::Duration::from_micros(fsync_us));
+        let cfg = ServerConfig {
+            id: NodeId(id),
+            data_dir: "/sim".into(),
+            client_addr: client_addr(id),
+            peer_addr: peer_addr(id),
+            peers: self.peers.clone(),
+            client_addrs: self.peers.keys().map(|&i| (i, client_addr(i.0))).collect(),
+            cluster_id: "sim".to_owned(),
+            fsync: FsyncPolicy::Always,
+            raft: self.raft,
+            join,
+        };
+        let (d, c, h, ex) = (
+            disk.clone(),
+            clock.clone(),
+            self.history.clone(),
+            self.exited.clone(),
+        );
+        let node = self
+            .handle
+            .create_node()
+            .name(format!("s{id}"))
+            .ip(server_ip(id))
+            .init(move || {
+                let (cfg, disk, clock, history, exited) =
+                    (cfg.clone(), d.clone(), c.clone(), h.clone(), ex.clone());
+                async move {
+                    let clock: Arc<dyn Clock> = clock;
+                    let result =
+                        run_with_storage(cfg, clock, disk.storage(), std::future::pending()).await;
+                    let why = match result {
+                        Ok(()) => "shut down".to_owned(),
+                        Err(e) => e.to_string(),
+                    };
+                    history.push(time.now_us(), Ev::Exit { node: id, why });
+                    exited
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert(id);
+                }
+            })
+            .build();
+        self.nodes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((node.id(), id));
+        self.servers.push(Server {
+            id,
+            node,
+            disk,
+            clock,
+            up: true,
+            paused: false,
+        });
     }
 
     fn slot(&mut self, id: u64) -> Option<&mut Server> {
@@ -325,7 +352,7 @@ impl Cluster {
 /// [`Ev::Role`] records, attributed to the madsim node that logged them.
 pub struct RoleLayer {
     /// madsim node → server id.
-    pub nodes: Arc<Mutex<Vec<(madsim::task::NodeId, u64)>>>,
+    pub nodes: ServerNodes,
     /// Latest role per server.
     pub roles: Roles,
     /// Where to record.

@@ -5,6 +5,7 @@
 
 use crate::cluster::Cluster;
 use crate::history::Ev;
+use crate::operator::Plan;
 use crate::storage::DiskFaults;
 use crate::workload::{Workload, client_process};
 use madsim::net::NetSim;
@@ -30,6 +31,7 @@ pub const CLASSES: &[&str] = &[
     "client_crash",
     "client_pause",
     "client_cut",
+    "membership",
 ];
 
 /// Which fault classes a run uses.
@@ -180,6 +182,8 @@ pub struct World {
     pub kill_when_dirty: bool,
     /// How long the pending kill has waited, ms.
     pub dirty_wait_ms: u64,
+    /// The operator's node (membership changes), made on first use.
+    pub operator: Option<NodeHandle>,
 }
 
 fn range(rng: &mut ChaCha8Rng, lo: u64, hi: u64) -> u64 {
@@ -524,8 +528,91 @@ impl World {
                     );
                 }
             }
+            "membership" => self.start_membership(now, ttl, tl),
             _ => {}
         }
+    }
+
+    /// Draws a membership plan (see [`crate::operator`]), starts what it
+    /// needs (a joining server, an isolation, a kill) and hands the
+    /// requests to the operator's node.
+    fn start_membership(&mut self, now: u64, ttl: u64, tl: &mut Timeline) {
+        let Some(leader) = self.cluster.leader() else {
+            return;
+        };
+        let clock = (
+            range(&mut self.rng, 0, 1_000_000_000),
+            i64::try_from(range(
+                &mut self.rng,
+                0,
+                2 * self.max_drift_ppm.unsigned_abs(),
+            ))
+            .unwrap_or(0)
+                - self.max_drift_ppm,
+        );
+        let fsync_us = range(&mut self.rng, 50, 2_000);
+        let plan = match self.rng.next_u64() % 4 {
+            0 | 1 => {
+                let replace_leader = self.rng.next_u64() % 2 == 0;
+                let followers: Vec<u64> = self
+                    .cluster
+                    .servers
+                    .iter()
+                    .filter(|s| s.up && s.id != leader)
+                    .map(|s| s.id)
+                    .collect();
+                let old = if replace_leader {
+                    leader
+                } else if let Some(f) = pick(&mut self.rng, &followers) {
+                    f
+                } else {
+                    return;
+                };
+                let new = self.cluster.start_joining(clock, fsync_us);
+                self.note(format!("membership: replace s{old} by s{new}"));
+                Plan::Replace { new, old }
+            }
+            2 => {
+                let new = self.cluster.start_joining(clock, fsync_us);
+                self.note(format!(
+                    "membership: add blank s{new}, crash it while it catches up"
+                ));
+                let crash_at = now + range(&mut self.rng, 20_000, 400_000);
+                tl.at(crash_at, Action::Kill(vec![new]));
+                tl.at(
+                    crash_at + range(&mut self.rng, 100_000, ttl),
+                    Action::Restart(vec![new]),
+                );
+                Plan::AddOnly { new }
+            }
+            _ => {
+                let others: Vec<u64> = self
+                    .cluster
+                    .ids()
+                    .into_iter()
+                    .filter(|i| *i != leader)
+                    .collect();
+                self.note(format!(
+                    "isolate leader s{leader}, island: ask it to remove {others:?}"
+                ));
+                self.cluster.partition(&[vec![leader], others.clone()]);
+                tl.at(
+                    now + range(&mut self.rng, 500_000, 3 * ttl),
+                    Action::HealNetwork,
+                );
+                Plan::Island { leader, others }
+            }
+        };
+        let servers = self.cluster.servers.len() as u64;
+        let (history, time) = (self.workload.history.clone(), self.workload.time);
+        let operator = self.operator.get_or_insert_with(|| {
+            Handle::current()
+                .create_node()
+                .name("operator")
+                .ip(std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 4, 1)))
+                .build()
+        });
+        operator.spawn(crate::operator::run(plan, servers, history, time));
     }
 
     /// Ends every fault: network healed, servers and clients resumed,

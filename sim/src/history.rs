@@ -51,6 +51,17 @@ pub enum Ev {
     },
     /// Every server was down at once and the cluster came back (S14).
     ClusterRestart,
+    /// The operator asked for a membership change and got this answer.
+    Membership {
+        /// `add s4`, `remove s1 via isolated s2`...
+        change: String,
+        /// `committed at N`, `committed before: ...`, `refused: ...`,
+        /// `not done: ...`, `gave up: ...`.
+        outcome: String,
+        /// Asked of a leader cut off from the majority: it must never
+        /// commit.
+        island: bool,
+    },
     /// A server's Raft role changed (from its log line).
     Role {
         /// The server.

@@ -20,6 +20,7 @@ pub mod clock;
 pub mod cluster;
 pub mod faults;
 pub mod history;
+pub mod operator;
 pub mod resource;
 pub mod run;
 pub mod scenarios;

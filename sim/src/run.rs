@@ -200,15 +200,8 @@ async fn simulate(cfg: SimConfig, keep_history: bool) -> Summary {
         history.clone(),
         time,
         roles,
+        nodes.clone(),
     );
-    {
-        let mut n = nodes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for s in &cluster.servers {
-            n.push((s.node.id(), s.id));
-        }
-    }
     let end = u64::try_from(cfg.duration.as_micros()).unwrap_or(u64::MAX);
     let workload = Arc::new(Workload {
         history: history.clone(),
@@ -248,6 +241,7 @@ async fn simulate(cfg: SimConfig, keep_history: bool) -> Summary {
         max_drift_ppm: bound,
         kill_when_dirty: cfg.kill_when_dirty,
         dirty_wait_ms: 0,
+        operator: None,
     };
     for i in 0..cfg.clients {
         world.spawn_client(i);
@@ -405,6 +399,25 @@ async fn probe_locks(w: Arc<Workload>, healed: u64, bound_us: u64) {
     }
 }
 
+/// Whether the server `change` ("remove sN") removes was the latest
+/// leader the logs named before `t`.
+fn removed_leader(records: &[Record], t: u64, change: &str) -> bool {
+    let id: Option<u64> = change
+        .strip_prefix("remove s")
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok());
+    let leader = records
+        .iter()
+        .take_while(|r| r.t <= t)
+        .filter_map(|r| match &r.ev {
+            Ev::Role { node, role, term } if role == "Leader" => Some((*term, *node)),
+            _ => None,
+        })
+        .max()
+        .map(|(_, node)| node);
+    id.is_some() && id == leader
+}
+
 /// Counts of the events a scenario's coverage assertions look at.
 #[must_use]
 pub fn coverage(records: &[Record]) -> BTreeMap<&'static str, u64> {
@@ -459,8 +472,28 @@ pub fn coverage(records: &[Record]) -> BTreeMap<&'static str, u64> {
                 if what.contains("clock drift") {
                     inc(&mut c, "drift_changes");
                 }
+                if what.contains("joining") {
+                    inc(&mut c, "joins");
+                }
             }
             Ev::ClusterRestart => inc(&mut c, "cluster_restarts"),
+            Ev::Membership {
+                change,
+                outcome,
+                island,
+            } => {
+                if *island {
+                    inc(&mut c, "island_minority_attempts");
+                }
+                if change.contains("via isolated") {
+                    inc(&mut c, "island_attempts");
+                } else if outcome.starts_with("committed at") {
+                    inc(&mut c, "membership_changes");
+                    if change.starts_with("remove") && removed_leader(records, r.t, change) {
+                        inc(&mut c, "leader_removals");
+                    }
+                }
+            }
             Ev::Role { role, .. } if role == "Leader" => inc(&mut c, "leader_elections"),
             Ev::Exit { .. } => inc(&mut c, "fail_stops"),
             Ev::Write { accepted, .. } => {
@@ -477,5 +510,6 @@ pub fn coverage(records: &[Record]) -> BTreeMap<&'static str, u64> {
             _ => {}
         }
     }
+    c.extend(checks::linearizability_stats(records).coverage());
     c
 }

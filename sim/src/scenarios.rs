@@ -179,6 +179,28 @@ pub const ALL: &[Scenario] = &[
         },
     },
     Scenario {
+        id: "S12",
+        title: "membership changes under load: replace a follower or the leader, island removals, a blank node crashed while catching up",
+        coverage: &[
+            "joins",
+            "membership_changes",
+            "leader_removals",
+            "island_minority_attempts",
+            "snapshots_installed",
+        ],
+        build: |c| {
+            // Small snapshots, so a blank server often needs one.
+            c.raft = RaftTuning {
+                snapshot_threshold: Some(64),
+                compaction_margin: Some(16),
+            };
+            c.faults = faults("membership,kill,loss");
+            c.clients = 8;
+            c.fault_gap_ms = 3_000;
+            secs(c, 60);
+        },
+    },
+    Scenario {
         id: "S14",
         title: "whole-cluster crashes losing unsynced writes, torn tails",
         coverage: &[
@@ -244,10 +266,6 @@ pub const UNSUPPORTED: &[(&str, &str)] = &[
     (
         "S5",
         "drift beyond the bound runs with --faults clock_breach and is reported as assumption breaches, not asserted",
-    ),
-    (
-        "S12",
-        "membership changes: the runtime has no way to propose ChangeMembership",
     ),
     (
         "S15",

@@ -80,6 +80,7 @@ scenario_tests! {
     s09_dead_holder_leader_churn => "S9",
     s10_ring_and_bridge => "S10",
     s11_one_way_loss => "S11",
+    s12_membership_changes => "S12",
     s13_snapshots_under_crashes => "S13",
     s14_whole_cluster_crash => "S14",
     s16_disk_faults => "S16",

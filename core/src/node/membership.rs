@@ -74,6 +74,15 @@ impl Node {
         }
     }
 
+    /// Whether the configuration in force leaves this server out (it was
+    /// removed); a server waiting to join knows no configuration yet.
+    #[must_use]
+    pub fn is_removed(&self) -> bool {
+        let membership = self.raft.membership();
+        let known = !membership.voters.is_empty() || !membership.learners.is_empty();
+        known && !membership.contains(self.raft.id())
+    }
+
     /// A fresh `Welcome` to every client when the configuration changed,
     /// so that clients connected for long learn of members added since
     /// (and fail over to them once the servers they knew are gone).

@@ -217,7 +217,9 @@ impl Node {
                     self.answer(origin, Err(ProtoError::HelloRequired));
                     return;
                 }
-                if self.draining {
+                // A removed server only waits to be stopped: its clients
+                // move on, as from one shutting down.
+                if self.draining || self.is_removed() {
                     self.answer(origin, Err(ProtoError::ShuttingDown));
                     return;
                 }

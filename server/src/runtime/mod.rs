@@ -211,6 +211,7 @@ where
 
     let mut clients: BTreeMap<ConnId, mpsc::Sender<ServerFrame>> = BTreeMap::new();
     let mut role = (node.raft().role(), node.raft().term());
+    let mut removed = false;
     // Graceful shutdown: when it started, and when it gives up waiting.
     let mut draining: Option<(tokio::time::Instant, tokio::time::Instant)> = None;
     tokio::pin!(shutdown);
@@ -272,6 +273,15 @@ where
             }
         }
         peers.follow(node.raft().membership(), node.raft().membership_index());
+        if node.is_removed() != removed {
+            removed = !removed;
+            if removed {
+                tracing::warn!(
+                    id = cfg.id.0,
+                    "this server was removed from the cluster: it serves no clients; stop it"
+                );
+            }
+        }
         let now_role = (node.raft().role(), node.raft().term());
         if now_role != role {
             role = now_role;

@@ -241,3 +241,28 @@ fn liveness_raft_and_health_checkers_flag_their_records() {
         vec!["server_stopped", "persistence_contract"]
     );
 }
+
+#[test]
+fn island_checker_flags_a_minority_commit_but_not_one_after_the_heal() {
+    let fault = |what: &str| Ev::Fault { what: what.into() };
+    let answer = |change: &str, outcome: &str| Ev::Membership {
+        change: change.into(),
+        outcome: outcome.into(),
+        island: true,
+    };
+    let mut h = H::default();
+    h.ev(
+        1,
+        fault("isolate leader s2, island: ask it to remove [1, 3]"),
+    )
+    .ev(
+        2,
+        answer("remove s1 via isolated s2", "not done: no leader"),
+    )
+    .ev(3, answer("remove s3 via isolated s2", "committed at 40"))
+    .ev(4, fault("heal network"))
+    .ev(5, answer("remove s3 via isolated s2", "committed at 41"));
+    let v = island_changes(&h.sorted());
+    assert_eq!(props(&v), vec!["membership"]);
+    assert_eq!(v[0].t, 3);
+}
