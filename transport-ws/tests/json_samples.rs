@@ -17,6 +17,7 @@ use distlock_core::proto::{
     MemberInfo, MemberRole, MemberStatus, ProtoError, Request, RequestBody, RequestId, Response,
     ResponseBody, ServerFrame, WaiterView, WatchEvent,
 };
+use distlock_core::raft::{MemberAddrs, MembershipChange, MembershipError};
 use serde_json::Value;
 use std::path::PathBuf;
 
@@ -190,6 +191,27 @@ fn client_samples() -> Vec<(&'static str, ClientFrame)> {
                 },
             ),
         ),
+        (
+            "change_membership_add",
+            request(
+                14,
+                RequestBody::ChangeMembership(MembershipChange::AddLearner(
+                    NodeId(4),
+                    MemberAddrs {
+                        peer: "10.0.0.4:7101".to_owned(),
+                        client: "10.0.0.4:7001".to_owned(),
+                        ws: Some("10.0.0.4:7201".to_owned()),
+                    },
+                )),
+            ),
+        ),
+        (
+            "change_membership_remove",
+            request(
+                15,
+                RequestBody::ChangeMembership(MembershipChange::Remove(NodeId(1))),
+            ),
+        ),
     ]
 }
 
@@ -341,6 +363,33 @@ fn server_samples() -> Vec<(&'static str, ServerFrame)> {
         ),
         ("no_leader", reply(3, Err(ProtoError::NoLeader))),
         ("unknown_session", reply(2, Err(ProtoError::UnknownSession))),
+        (
+            "membership_changed",
+            reply(
+                14,
+                Ok(ResponseBody::MembershipChanged {
+                    index: LogIndex(512),
+                }),
+            ),
+        ),
+        (
+            "membership_not_caught_up",
+            reply(
+                14,
+                Err(ProtoError::Membership(MembershipError::NotCaughtUp {
+                    id: NodeId(4),
+                    match_index: LogIndex(10),
+                    last_index: LogIndex(512),
+                })),
+            ),
+        ),
+        (
+            "membership_in_progress",
+            reply(
+                15,
+                Err(ProtoError::Membership(MembershipError::ChangeInProgress)),
+            ),
+        ),
         ("busy", lock_err(LockError::Busy { delayed: false })),
         (
             "already_held",

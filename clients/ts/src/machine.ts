@@ -56,6 +56,13 @@ export interface MachineConfig {
   auth: string | null;
   /** Move to the leader a follower's `Welcome` names (true). */
   followLeader: boolean;
+  /**
+   * How long the connected server may keep answering that it knows no
+   * leader before the client moves to another server (1000): a server cut
+   * off from the majority, or removed, cannot serve while others can. A
+   * server shutting down is left at once.
+   */
+  leaderlessPatienceMs: number;
 }
 
 export const DEFAULT_MACHINE_CONFIG: MachineConfig = {
@@ -67,6 +74,7 @@ export const DEFAULT_MACHINE_CONFIG: MachineConfig = {
   clusterId: null,
   auth: null,
   followLeader: true,
+  leaderlessPatienceMs: 1000,
 };
 
 /** Why an operation failed, as the machine sees it. */
@@ -115,6 +123,8 @@ export class SessionMachine {
   private nextMember = 0;
   private reconnectBackoff: number;
   private followedHint = false;
+  /** Since when the connected server has answered only that it knows no leader. */
+  private leaderlessSince: number | null = null;
   private nextOp = 1;
   private nextRid = 1;
   private nextSeq = 1;
@@ -257,13 +267,7 @@ export class SessionMachine {
   connectionLost(now: number): void {
     this.checkLease(now);
     if (this.conn.c === "backoff") return;
-    this.inFlight.clear();
-    this.frames = [];
-    for (const op of this.ops.values()) {
-      op.rid = null;
-      op.deadline = null;
-      op.retryAt = null;
-    }
+    this.forgetConnection();
     this.followedHint = false;
     this.conn = { c: "backoff", until: now + this.reconnectBackoff };
     this.reconnectBackoff = Math.min(this.reconnectBackoff * 2, this.config.backoffMaxMs);
@@ -396,6 +400,18 @@ export class SessionMachine {
     const target = this.members.find((m) => m.id === leaderHint);
     if (!target) return;
     this.followedHint = true;
+    this.forgetConnection();
+    this.conn = { c: "connecting" };
+    this.events.push({ kind: "reconnect", to: target });
+  }
+
+  /**
+   * Drops what belonged to the current connection: requests in flight and
+   * queued frames. Operations stay and are re-sent, with the same seqs, on
+   * the next connection.
+   */
+  private forgetConnection(): void {
+    this.leaderlessSince = null;
     this.inFlight.clear();
     this.frames = [];
     for (const op of this.ops.values()) {
@@ -403,8 +419,6 @@ export class SessionMachine {
       op.deadline = null;
       op.retryAt = null;
     }
-    this.conn = { c: "connecting" };
-    this.events.push({ kind: "reconnect", to: target });
   }
 
   private nextTarget(): MemberInfo | null {
@@ -444,6 +458,26 @@ export class SessionMachine {
     for (const [id, op] of ops) this.events.push(failure(id, op.body, error));
   }
 
+  /**
+   * Whether to leave the connected server: it is shutting down, or it has
+   * answered for `leaderlessPatienceMs` that it knows no leader.
+   */
+  private serverCannotServe(response: Response, now: number): boolean {
+    const r = response.result;
+    const tag = "Err" in r ? tagOf(r.Err) : null;
+    if (tag === "ShuttingDown") return true;
+    const leaderless =
+      "Err" in r &&
+      (tag === "NoLeader" ||
+        (typeof r.Err === "object" && "NotLeader" in r.Err && r.Err.NotLeader.leader_hint === null));
+    if (!leaderless) {
+      this.leaderlessSince = null;
+      return false;
+    }
+    if (this.leaderlessSince === null) this.leaderlessSince = now;
+    return now - this.leaderlessSince >= this.config.leaderlessPatienceMs;
+  }
+
   private retryLater(id: number, now: number): void {
     const op = this.ops.get(id);
     if (!op) return;
@@ -458,6 +492,11 @@ export class SessionMachine {
     const what = this.inFlight.get(response.id);
     if (!what) return;
     this.inFlight.delete(response.id);
+    if (this.serverCannotServe(response, now)) {
+      // What was in flight is re-sent, same seqs, to the next server.
+      this.connectionLost(now);
+      return;
+    }
     if (what.k === "keepalive") {
       const r = response.result;
       if ("Ok" in r && tagOf(r.Ok) === "KeepAliveAck") this.extendLease(what.sentAt);

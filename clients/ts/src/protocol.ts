@@ -50,7 +50,25 @@ export type RequestBody =
   | { LockStatus: { lock: string } }
   | "ClusterStatus"
   | { Watch: { lock: string } }
-  | { Unwatch: { lock: string } };
+  | { Unwatch: { lock: string } }
+  | { ChangeMembership: MembershipChange };
+
+/** An operator's membership change (`distlock members`). */
+export type MembershipChange =
+  | { AddLearner: [number, { peer: string; client: string; ws: string | null }] }
+  | { Promote: number }
+  | { Remove: number };
+
+/** Why a membership change was refused. */
+export type MembershipError =
+  | { NotLeader: { leader: number | null } }
+  | "ChangeInProgress"
+  | { AlreadyMember: number }
+  | { NotLearner: number }
+  | { NotMember: number }
+  | { NotCaughtUp: { id: number; match_index: number; last_index: number } }
+  | "LastVoter"
+  | "ZeroId";
 
 export type ClientFrame =
   | { Hello: { protocol_version: number; cluster_id: string | null; auth: string | null } }
@@ -105,7 +123,8 @@ export type ProtoError =
   | "ShuttingDown"
   | "Overloaded"
   | "Timeout"
-  | "UnknownSession";
+  | "UnknownSession"
+  | { Membership: MembershipError };
 
 export interface HolderView {
   session: number;
@@ -146,7 +165,8 @@ export type ResponseBody =
   | { LockStatus: LockStatusView | null }
   | { ClusterStatus: ClusterStatusView }
   | "Watching"
-  | "Unwatched";
+  | "Unwatched"
+  | { MembershipChanged: { index: number } };
 
 export type LockEvent =
   | { Acquired: { index: number; session: number; token: number; mode: Mode } }

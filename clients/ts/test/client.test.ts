@@ -43,6 +43,7 @@ class FakeCluster {
       };
     }
     if ("CheckToken" in body) return { Ok: { TokenValid: false } };
+    if ("ChangeMembership" in body) return { Err: "NoLeader" };
     const cmd = body.Log;
     if ("OpenSession" in cmd) {
       const key = `open-${cmd.OpenSession.nonce}`;
@@ -260,4 +261,49 @@ test("connect fails over the URL list and reports when none accepts", async () =
   cluster.down.add("b:2");
   await assert.rejects(Client.connect(["ws://a:1/", "ws://b:2/"], fast), (e: DistlockError) => e.code === "connect");
   cluster.down.clear();
+});
+
+/** A machine with session 5 open on server 1 of three. */
+function openMachine(): SessionMachine {
+  const m = new SessionMachine();
+  m.connected(null, 0);
+  m.pollFrame(); // Hello
+  const members = [1, 2, 3].map((id) => ({ id, client_addr: `10.0.0.${id}:7001`, ws_addr: `10.0.0.${id}:7201` }));
+  m.handleFrame({ Welcome: { node_id: 1, leader_hint: 1, members } }, 0);
+  m.openSession(10_000, 7n, 0);
+  const open = m.pollFrame()!;
+  assert.ok("Request" in open);
+  m.handleFrame({ Response: { id: open.Request.id, result: { Ok: { SessionOpened: { session: 5, ttl_ms: 10_000 } } } } }, 10);
+  return m;
+}
+
+/** Answers every request with `err` until the machine asks to reconnect; returns when, and to whom. */
+function answerUntilReconnect(m: SessionMachine, err: unknown, start: number): { at: number; to: number | null } {
+  let now = start;
+  for (let i = 0; i < 200; i++) {
+    for (let f = m.pollFrame(); f; f = m.pollFrame()) {
+      if ("Request" in f) m.handleFrame({ Response: { id: f.Request.id, result: { Err: err } } } as ServerFrame, now);
+    }
+    for (let e = m.pollEvent(); e; e = m.pollEvent()) {
+      if (e.kind === "reconnect") return { at: now, to: e.to?.id ?? null };
+    }
+    now = Math.max(now, m.pollTimeout() ?? now + 50);
+    m.handleTimeout(now);
+  }
+  throw new Error("the machine never left the server");
+}
+
+test("a server that knows no leader is left after the patience, one shutting down at once", () => {
+  const m = openMachine();
+  m.handleTimeout(10_000 / 3 + 10); // a keepalive is due
+  const slow = answerUntilReconnect(m, "NoLeader", 10_000 / 3 + 10);
+  assert.ok(slow.at >= 10_000 / 3 + 10 + 1000, `left at ${slow.at}`);
+  assert.ok(slow.at <= 10_000 / 3 + 10 + 2500, `left at ${slow.at}`);
+  assert.equal(slow.to, 2);
+
+  const n = openMachine();
+  n.handleTimeout(10_000 / 3 + 10);
+  const fast = answerUntilReconnect(n, "ShuttingDown", 10_000 / 3 + 10);
+  assert.ok(fast.at <= 10_000 / 3 + 10 + 200, `left at ${fast.at}`);
+  assert.equal(fast.to, 2);
 });
