@@ -5,13 +5,14 @@
 //! runtime's own "raft role changed" log line through a tracing layer, so
 //! the harness can find the leader without a backdoor into the server.
 
+use crate::chaos::ChaosNet;
 use crate::clock::{SimClock, TrueTime};
 use crate::history::{Ev, History};
 use crate::storage::SimDisk;
 use distlock_core::ids::NodeId;
-use distlock_server::clock::Clock;
+use distlock_server::config::WsConfig;
 use distlock_server::config::{RaftTuning, ServerConfig};
-use distlock_server::runtime::run_with_storage;
+use distlock_server::runtime::{PeerChaos, RuntimeEnv, run_in};
 use distlock_server::storage::FsyncPolicy;
 use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle};
@@ -72,6 +73,8 @@ pub struct Cluster {
     clogged: BTreeSet<(madsim::task::NodeId, madsim::task::NodeId)>,
     /// madsim node → server id, for the tracing layer.
     nodes: ServerNodes,
+    /// The message-level chaos every server's peer links go through.
+    pub chaos: Arc<ChaosNet>,
     /// Every server's peer address, as configured at its start.
     peers: BTreeMap<NodeId, SocketAddr>,
     raft: RaftTuning,
@@ -92,8 +95,10 @@ impl Cluster {
         time: TrueTime,
         roles: Roles,
         nodes: ServerNodes,
+        chaos: Arc<ChaosNet>,
     ) -> Self {
         let mut cluster = Self {
+            chaos,
             servers: Vec::new(),
             handle: Handle::current(),
             history,
@@ -140,11 +145,12 @@ impl Cluster {
             raft: self.raft,
             join,
         };
-        let (d, c, h, ex) = (
+        let (d, c, h, ex, ch) = (
             disk.clone(),
             clock.clone(),
             self.history.clone(),
             self.exited.clone(),
+            self.chaos.clone(),
         );
         let node = self
             .handle
@@ -154,10 +160,15 @@ impl Cluster {
             .init(move || {
                 let (cfg, disk, clock, history, exited) =
                     (cfg.clone(), d.clone(), c.clone(), h.clone(), ex.clone());
+                let chaos: Arc<dyn PeerChaos> = ch.clone();
                 async move {
-                    let clock: Arc<dyn Clock> = clock;
-                    let result =
-                        run_with_storage(cfg, clock, disk.storage(), std::future::pending()).await;
+                    let env = RuntimeEnv {
+                        clock,
+                        storage: disk.storage(),
+                        ws: WsConfig::default(),
+                        peer_chaos: Some(chaos),
+                    };
+                    let result = run_in(cfg, env, std::future::pending()).await;
                     let why = match result {
                         Ok(()) => "shut down".to_owned(),
                         Err(e) => e.to_string(),

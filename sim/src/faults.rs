@@ -3,6 +3,7 @@
 //! their heals (which may overlap), and [`World::apply`] carries each out
 //! on the cluster, the client nodes and the network.
 
+use crate::chaos::Storm;
 use crate::cluster::Cluster;
 use crate::history::Ev;
 use crate::operator::Plan;
@@ -32,6 +33,8 @@ pub const CLASSES: &[&str] = &[
     "client_pause",
     "client_cut",
     "membership",
+    "chaos",
+    "append_cut",
 ];
 
 /// Which fault classes a run uses.
@@ -300,6 +303,7 @@ impl World {
                 self.note(format!("cut links {pairs:?}"));
             }
             Action::HealNetwork => {
+                self.cluster.chaos.calm();
                 self.cluster.heal_network();
                 NetSim::current().update_config(|c| {
                     c.packet_loss_rate = 0.0;
@@ -529,6 +533,40 @@ impl World {
                 }
             }
             "membership" => self.start_membership(now, ttl, tl),
+            "chaos" => {
+                let storm = Storm {
+                    drop_per_mille: range(&mut self.rng, 0, 300),
+                    dup_per_mille: range(&mut self.rng, 0, 300),
+                    delay_per_mille: range(&mut self.rng, 0, 500),
+                    max_delay: Duration::from_millis(range(&mut self.rng, 1, 300)),
+                };
+                self.cluster.chaos.storm(storm);
+                self.note(format!(
+                    "message chaos: drop {}‰, duplicate {}‰, delay {}‰ up to {:?}",
+                    storm.drop_per_mille,
+                    storm.dup_per_mille,
+                    storm.delay_per_mille,
+                    storm.max_delay
+                ));
+                tl.at(
+                    now + range(&mut self.rng, 500_000, 3 * ttl),
+                    Action::HealNetwork,
+                );
+            }
+            "append_cut" => {
+                let Some(l) = self.cluster.leader() else {
+                    return;
+                };
+                let others: Vec<u64> = self.cluster.ids().into_iter().filter(|i| *i != l).collect();
+                if let Some(f) = pick(&mut self.rng, &others) {
+                    self.cluster.chaos.cut_appends(l, f);
+                    self.note(format!("appends cut s{l} -> s{f} (votes still flow)"));
+                    tl.at(
+                        now + range(&mut self.rng, 1_000_000, 20_000_000),
+                        Action::HealNetwork,
+                    );
+                }
+            }
             _ => {}
         }
     }

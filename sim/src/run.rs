@@ -3,6 +3,7 @@
 //! phase, heals everything for the liveness phase and probes every lock,
 //! then runs the checkers and returns a [`Summary`].
 
+use crate::chaos::ChaosNet;
 use crate::checks::{self, Violation};
 use crate::clock::TrueTime;
 use crate::cluster::{Cluster, RoleLayer, Roles, client_addr};
@@ -201,6 +202,7 @@ async fn simulate(cfg: SimConfig, keep_history: bool) -> Summary {
         time,
         roles,
         nodes.clone(),
+        Arc::new(ChaosNet::new(cfg.seed ^ 0xc4a0_5eed)),
     );
     let end = u64::try_from(cfg.duration.as_micros()).unwrap_or(u64::MAX);
     let workload = Arc::new(Workload {
@@ -309,6 +311,17 @@ async fn simulate(cfg: SimConfig, keep_history: bool) -> Summary {
 
     let records = history.records();
     let mut coverage = coverage(&records);
+    let chaos = world.cluster.chaos.counts();
+    for (key, v) in [
+        ("frames_dropped", chaos.dropped),
+        ("frames_duplicated", chaos.duplicated),
+        ("frames_delayed", chaos.delayed),
+        ("appends_cut", chaos.appends_cut),
+    ] {
+        if v > 0 {
+            *coverage.entry(key).or_default() += v;
+        }
+    }
     for s in &world.cluster.servers {
         let n = s.disk.snapshot_counts();
         for (key, v) in [

@@ -76,10 +76,16 @@ pub const ALL: &[Scenario] = &[
     },
     Scenario {
         id: "S6",
-        title: "ambiguous acquires: lost answers, crashed servers, failover",
-        coverage: &["ambiguous", "server_kills"],
+        title: "ambiguous acquires: lost answers, crashed servers, failover, peer frames dropped, duplicated and reordered",
+        coverage: &[
+            "ambiguous",
+            "server_kills",
+            "frames_dropped",
+            "frames_duplicated",
+            "frames_delayed",
+        ],
         build: |c| {
-            c.faults = faults("kill,loss");
+            c.faults = faults("kill,loss,chaos");
             c.fault_gap_ms = 2_000;
             secs(c, 60);
         },
@@ -137,10 +143,10 @@ pub const ALL: &[Scenario] = &[
     },
     Scenario {
         id: "S11",
-        title: "one-way link loss between servers, lossy network",
-        coverage: &["oneway_cuts", "lossy_periods"],
+        title: "one-way link loss between servers, appends cut while votes flow, lossy network",
+        coverage: &["oneway_cuts", "lossy_periods", "appends_cut"],
         build: |c| {
-            c.faults = faults("oneway,loss");
+            c.faults = faults("oneway,loss,append_cut");
             c.fault_gap_ms = 2_500;
             secs(c, 60);
         },

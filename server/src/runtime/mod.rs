@@ -18,6 +18,7 @@ use distlock_core::node::{ConnId, Node, NodeAction, NodeConfig};
 use distlock_core::proto::{ClientFrame, ClusterId, MemberInfo, PeerFrame, ServerFrame};
 use distlock_core::raft::{MemberAddrs, Membership, Persist, PersistSeq, RestoreError};
 use distlock_transport_ws::{DASHBOARD_HTML, OriginPolicy, WsServerConfig};
+pub use peer_links::PeerChaos;
 use peer_links::PeerLinks;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -130,12 +131,54 @@ pub async fn run_with_storage_and_ws<S>(
     cfg: ServerConfig,
     ws: WsConfig,
     clock: Arc<dyn Clock>,
-    mut storage: S,
+    storage: S,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RuntimeError>
 where
     S: Storage<Command> + Send + 'static,
 {
+    let env = RuntimeEnv {
+        clock,
+        storage,
+        ws,
+        peer_chaos: None,
+    };
+    run_in(cfg, env, shutdown).await
+}
+
+/// What a server runs on besides its configuration: the clock, the store,
+/// the WebSocket endpoint and, in simulations, a lossy network between
+/// peers.
+pub struct RuntimeEnv<S> {
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// The store.
+    pub storage: S,
+    /// The WebSocket endpoint (none when its `addr` is `None`).
+    pub ws: WsConfig,
+    /// Loses, duplicates, delays and reorders peer frames (`None`: they go
+    /// as sent).
+    pub peer_chaos: Option<Arc<dyn PeerChaos>>,
+}
+
+/// [`run`] in a given environment: the most general entry point.
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_in<S>(
+    cfg: ServerConfig,
+    env: RuntimeEnv<S>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RuntimeError>
+where
+    S: Storage<Command> + Send + 'static,
+{
+    let RuntimeEnv {
+        clock,
+        mut storage,
+        ws,
+        peer_chaos,
+    } = env;
     cfg.validate()?;
     let mut stored = storage.load()?;
     let mut ws_addrs = ws.addrs.clone();
@@ -196,7 +239,7 @@ where
         ));
         tracing::info!(id = cfg.id.0, ws = %addr, "WebSocket clients and the dashboard at http://{addr}/");
     }
-    let mut peers = PeerLinks::new(cfg.id, cluster.clone(), cfg.peers.clone());
+    let mut peers = PeerLinks::new(cfg.id, cluster.clone(), cfg.peers.clone(), peer_chaos);
     peers.follow(node.raft().membership(), node.raft().membership_index());
     tracing::info!(id = cfg.id.0, client = %cfg.client_addr, peer = %cfg.peer_addr, "distlock server started");
     if cfg.join && !node.raft().membership().contains(cfg.id) {

@@ -14,8 +14,20 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use tokio::sync::mpsc;
 
+/// What becomes of one peer frame: a network that loses, duplicates,
+/// delays and reorders messages, which real TCP links do only across
+/// reconnections. The simulation installs one to test Raft against it;
+/// servers run without.
+pub trait PeerChaos: Send + Sync {
+    /// When to deliver `frame`, which `from` sends `to`: no entry drops
+    /// it, one delivers it (after that delay; frames sent later may
+    /// overtake it), more duplicate it.
+    fn deliveries(&self, from: NodeId, to: NodeId, frame: &PeerFrame) -> Vec<std::time::Duration>;
+}
+
 pub(super) struct PeerLinks {
     me: NodeId,
+    chaos: Option<std::sync::Arc<dyn PeerChaos>>,
     cluster: ClusterId,
     configured: BTreeMap<NodeId, SocketAddr>,
     links: BTreeMap<NodeId, (SocketAddr, mpsc::Sender<PeerFrame>)>,
@@ -28,9 +40,11 @@ impl PeerLinks {
         me: NodeId,
         cluster: ClusterId,
         configured: BTreeMap<NodeId, SocketAddr>,
+        chaos: Option<std::sync::Arc<dyn PeerChaos>>,
     ) -> Self {
         Self {
             me,
+            chaos,
             cluster,
             configured,
             links: BTreeMap::new(),
@@ -41,8 +55,23 @@ impl PeerLinks {
     /// Queues `frame` for peer `to`; drops it when the queue is full or
     /// the peer is unknown (Raft retransmits).
     pub(super) fn send(&self, to: NodeId, frame: PeerFrame) {
-        if let Some((_, tx)) = self.links.get(&to) {
+        let Some((_, tx)) = self.links.get(&to) else {
+            return;
+        };
+        let Some(chaos) = &self.chaos else {
             let _ = tx.try_send(frame);
+            return;
+        };
+        for delay in chaos.deliveries(self.me, to, &frame) {
+            if delay.is_zero() {
+                let _ = tx.try_send(frame.clone());
+            } else {
+                let (tx, frame) = (tx.clone(), frame.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    let _ = tx.try_send(frame);
+                });
+            }
         }
     }
 
