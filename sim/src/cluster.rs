@@ -29,6 +29,12 @@ pub fn client_addr(id: u64) -> SocketAddr {
     SocketAddr::new(server_ip(id), 7001)
 }
 
+/// Where WebSocket clients reach server `id`.
+#[must_use]
+pub fn ws_addr(id: u64) -> SocketAddr {
+    SocketAddr::new(server_ip(id), 7201)
+}
+
 fn peer_addr(id: u64) -> SocketAddr {
     SocketAddr::new(server_ip(id), 7101)
 }
@@ -145,6 +151,7 @@ impl Cluster {
             raft: self.raft,
             join,
         };
+        let peer_ids: Vec<u64> = self.peers.keys().map(|i| i.0).collect();
         let (d, c, h, ex, ch) = (
             disk.clone(),
             clock.clone(),
@@ -161,11 +168,16 @@ impl Cluster {
                 let (cfg, disk, clock, history, exited) =
                     (cfg.clone(), d.clone(), c.clone(), h.clone(), ex.clone());
                 let chaos: Arc<dyn PeerChaos> = ch.clone();
+                let ws = WsConfig {
+                    addr: Some(ws_addr(id)),
+                    addrs: peer_ids.iter().map(|&i| (NodeId(i), ws_addr(i))).collect(),
+                    allow_origins: Vec::new(),
+                };
                 async move {
                     let env = RuntimeEnv {
                         clock,
                         storage: disk.storage(),
-                        ws: WsConfig::default(),
+                        ws,
                         peer_chaos: Some(chaos),
                     };
                     let result = run_in(cfg, env, std::future::pending()).await;

@@ -93,6 +93,8 @@ pub enum Ev {
         session: u64,
         /// Its TTL.
         ttl_ms: u64,
+        /// Over WebSocket (else TCP).
+        ws: bool,
     },
     /// An acquire was sent.
     AcquireInvoke {

@@ -18,7 +18,7 @@
 //! down to one: recorded with `island: false`).
 
 use crate::clock::TrueTime;
-use crate::cluster::client_addr;
+use crate::cluster::{client_addr, ws_addr};
 use crate::history::{Ev, History};
 use distlock_core::ids::NodeId;
 use distlock_core::proto::{MemberRole, ProtoError, RequestBody, ResponseBody};
@@ -63,7 +63,7 @@ pub fn add_change(id: u64) -> MembershipChange {
         MemberAddrs {
             peer: SocketAddr::new(client_addr(id).ip(), 7101).to_string(),
             client: client_addr(id).to_string(),
-            ws: None,
+            ws: Some(ws_addr(id).to_string()),
         },
     )
 }

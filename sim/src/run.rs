@@ -6,7 +6,7 @@
 use crate::chaos::ChaosNet;
 use crate::checks::{self, Violation};
 use crate::clock::TrueTime;
-use crate::cluster::{Cluster, RoleLayer, Roles, client_addr};
+use crate::cluster::{Cluster, RoleLayer, Roles, client_addr, ws_addr};
 use crate::faults::{Action, ClientNode, FaultSet, Timeline, World};
 use crate::history::{AcquireResult, Ev, History, Record};
 use crate::resource::Resource;
@@ -108,12 +108,29 @@ pub struct Summary {
     pub history: Option<String>,
 }
 
-/// Runs one seed in a fresh simulator on this thread.
+/// Runs one seed in a fresh simulator on a fresh thread.
+///
+/// A fresh thread, because thread-local random generators (the one
+/// tungstenite masks WebSocket frames with) are seeded from the simulator
+/// on first use only: a second seed on the same thread would find one
+/// already seeded, draw differently from the simulator, and not replay
+/// the way the same seed does alone.
 #[must_use]
 pub fn run_seed(cfg: &SimConfig, keep_history: bool) -> Summary {
-    let rt = Runtime::with_seed_and_config(cfg.seed, madsim::Config::default());
     let cfg = cfg.clone();
-    rt.block_on(async move { simulate(cfg, keep_history).await })
+    let run = std::thread::Builder::new()
+        .name(format!("sim-seed-{}", cfg.seed))
+        .spawn(move || {
+            let rt = Runtime::with_seed_and_config(cfg.seed, madsim::Config::default());
+            rt.block_on(async move { simulate(cfg, keep_history).await })
+        });
+    match run.map(std::thread::JoinHandle::join) {
+        Ok(Ok(summary)) => summary,
+        // The simulation panicked: let the caller see the panic as if it
+        // had happened here.
+        Ok(Err(payload)) => std::panic::resume_unwind(payload),
+        Err(e) => panic!("cannot start a thread for the seed: {e}"),
+    }
 }
 
 /// [`run_seed`], but a panic anywhere in the simulated world (a debug
@@ -210,6 +227,7 @@ async fn simulate(cfg: SimConfig, keep_history: bool) -> Summary {
         time,
         resource: Resource::new(history.clone(), time),
         servers: (1..=cfg.nodes).map(client_addr).collect(),
+        ws_servers: (1..=cfg.nodes).map(ws_addr).collect(),
         locks: locks(),
         ttl_ms: cfg.ttl_ms,
         stop_at: AtomicU64::new(end),
@@ -490,6 +508,7 @@ pub fn coverage(records: &[Record]) -> BTreeMap<&'static str, u64> {
                 }
             }
             Ev::ClusterRestart => inc(&mut c, "cluster_restarts"),
+            Ev::SessionOpened { ws: true, .. } => inc(&mut c, "ws_sessions"),
             Ev::Membership {
                 change,
                 outcome,

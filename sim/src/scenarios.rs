@@ -83,6 +83,7 @@ pub const ALL: &[Scenario] = &[
             "frames_dropped",
             "frames_duplicated",
             "frames_delayed",
+            "ws_sessions",
         ],
         build: |c| {
             c.faults = faults("kill,loss,chaos");
@@ -255,6 +256,7 @@ pub const ALL: &[Scenario] = &[
             "partitions",
             "cluster_restarts",
             "fsync_errors",
+            "ws_sessions",
         ],
         build: |c| {
             c.faults = FaultSet::all();

@@ -38,6 +38,8 @@ pub struct Workload {
     pub resource: Resource,
     /// The servers' client addresses.
     pub servers: Vec<SocketAddr>,
+    /// The servers' WebSocket addresses (the same servers, in order).
+    pub ws_servers: Vec<SocketAddr>,
     /// The locks in play.
     pub locks: Vec<(String, LockKind)>,
     /// Session TTLs are drawn from this range (ms).
@@ -84,15 +86,25 @@ impl Workload {
 pub async fn client_process(w: Arc<Workload>, seed: u64) {
     let client = w.next_client.fetch_add(1, Ordering::Relaxed);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    // Half the client processes talk WebSocket, like browsers and edge
+    // services; the rest TCP.
+    let ws = rng.next_u64() % 2 == 0;
     while !w.stopped() {
-        let mut servers = w.servers.clone();
+        let mut servers = if ws {
+            w.ws_servers.clone()
+        } else {
+            w.servers.clone()
+        };
         let start = usize::try_from(rng.next_u64() % servers.len() as u64).unwrap_or(0);
         servers.rotate_left(start);
-        let connected = tokio::time::timeout(
-            ms(5_000),
-            Client::connect(servers, ClientOptions::default()),
-        )
-        .await;
+        let connect = async {
+            if ws {
+                Client::connect_ws(servers, ClientOptions::default()).await
+            } else {
+                Client::connect(servers, ClientOptions::default()).await
+            }
+        };
+        let connected = tokio::time::timeout(ms(5_000), connect).await;
         let Ok(Ok(c)) = connected else {
             tokio::time::sleep(ms(range(&mut rng, 100, 1_000))).await;
             continue;
@@ -105,6 +117,7 @@ pub async fn client_process(w: Arc<Workload>, seed: u64) {
         };
         let sid = session.id().0;
         w.push(Ev::SessionOpened {
+            ws,
             client,
             session: sid,
             ttl_ms: ttl,
