@@ -17,6 +17,7 @@
 //!   reason other than an injected storage failure.
 //! * [`island_changes`] — no membership change asked of an isolated
 //!   leader is reported committed (S12).
+//! * [`rogue_term`] — no server adopts the term of a rogue peer (S19).
 //! * [`linearizability`] — §4: per lock, a Wing–Gong–Lowe search for a
 //!   legal order of the grants and their ends (`linearizable.rs`).
 
@@ -359,6 +360,22 @@ pub fn server_health(records: &[Record]) -> Vec<Violation> {
         .collect()
 }
 
+/// S19: no server ever adopts the rogue peer's term.
+#[must_use]
+pub fn rogue_term(records: &[Record]) -> Vec<Violation> {
+    records
+        .iter()
+        .filter_map(|r| match &r.ev {
+            Ev::Role { node, role, term } if *term >= crate::rogue::ROGUE_TERM => Some(violation(
+                "rogue_term",
+                r.t,
+                format!("s{node} became {role} in the rogue peer's term {term}"),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
 /// S12: a membership change asked of a leader cut off from the majority
 /// must never be reported committed while it is cut off. (Once the network
 /// heals, the server may relay the request to the majority's leader, which
@@ -398,6 +415,7 @@ pub fn check_all(records: &[Record]) -> Vec<Violation> {
     v.extend(raft_baseline(records));
     v.extend(server_health(records));
     v.extend(island_changes(records));
+    v.extend(rogue_term(records));
     v.extend(linearizability(records));
     v
 }

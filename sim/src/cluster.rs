@@ -35,7 +35,9 @@ pub fn ws_addr(id: u64) -> SocketAddr {
     SocketAddr::new(server_ip(id), 7201)
 }
 
-fn peer_addr(id: u64) -> SocketAddr {
+/// Where peers reach server `id`.
+#[must_use]
+pub fn peer_addr(id: u64) -> SocketAddr {
     SocketAddr::new(server_ip(id), 7101)
 }
 

@@ -35,6 +35,7 @@ pub const CLASSES: &[&str] = &[
     "membership",
     "chaos",
     "append_cut",
+    "rogue",
 ];
 
 /// Which fault classes a run uses.
@@ -187,6 +188,8 @@ pub struct World {
     pub dirty_wait_ms: u64,
     /// The operator's node (membership changes), made on first use.
     pub operator: Option<NodeHandle>,
+    /// The rogue peer's node (S19), made on first use.
+    pub rogue: Option<NodeHandle>,
 }
 
 fn range(rng: &mut ChaCha8Rng, lo: u64, hi: u64) -> u64 {
@@ -533,6 +536,23 @@ impl World {
                 }
             }
             "membership" => self.start_membership(now, ttl, tl),
+            "rogue" => {
+                let peers: Vec<(u64, std::net::SocketAddr)> = self
+                    .cluster
+                    .ids()
+                    .into_iter()
+                    .map(|id| (id, crate::cluster::peer_addr(id)))
+                    .collect();
+                let (history, time) = (self.workload.history.clone(), self.workload.time);
+                let rogue = self.rogue.get_or_insert_with(|| {
+                    Handle::current()
+                        .create_node()
+                        .name("rogue")
+                        .ip(std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 5, 1)))
+                        .build()
+                });
+                rogue.spawn(crate::rogue::run(peers, history, time));
+            }
             "chaos" => {
                 let storm = Storm {
                     drop_per_mille: range(&mut self.rng, 0, 300),

@@ -23,6 +23,7 @@ pub mod faults;
 pub mod history;
 pub mod operator;
 pub mod resource;
+pub mod rogue;
 pub mod run;
 pub mod scenarios;
 pub mod storage;

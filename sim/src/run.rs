@@ -262,6 +262,7 @@ async fn simulate(cfg: SimConfig, keep_history: bool) -> Summary {
         kill_when_dirty: cfg.kill_when_dirty,
         dirty_wait_ms: 0,
         operator: None,
+        rogue: None,
     };
     for i in 0..cfg.clients {
         world.spawn_client(i);
@@ -505,6 +506,9 @@ pub fn coverage(records: &[Record]) -> BTreeMap<&'static str, u64> {
                 }
                 if what.contains("joining") {
                     inc(&mut c, "joins");
+                }
+                if what.starts_with("rogue") && what.contains("linked to") {
+                    inc(&mut c, "rogue_links");
                 }
             }
             Ev::ClusterRestart => inc(&mut c, "cluster_restarts"),

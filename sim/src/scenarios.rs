@@ -249,6 +249,16 @@ pub const ALL: &[Scenario] = &[
         },
     },
     Scenario {
+        id: "S19",
+        title: "a rogue peer (no member) sends votes and appends a million terms ahead",
+        coverage: &["rogue_links", "leader_isolations", "server_kills"],
+        build: |c| {
+            c.faults = faults("rogue,kill,isolate_leader");
+            c.fault_gap_ms = 2_500;
+            secs(c, 60);
+        },
+    },
+    Scenario {
         id: "S20",
         title: "swarm: every fault class, then the liveness phase",
         coverage: &[
@@ -257,9 +267,16 @@ pub const ALL: &[Scenario] = &[
             "cluster_restarts",
             "fsync_errors",
             "ws_sessions",
+            "snapshots_installed",
         ],
         build: |c| {
             c.faults = FaultSet::all();
+            // Snapshots now and then, so the swarm mixes them with
+            // everything else.
+            c.raft = RaftTuning {
+                snapshot_threshold: Some(150),
+                compaction_margin: Some(30),
+            };
             secs(c, 120);
         },
     },
@@ -282,10 +299,6 @@ pub const UNSUPPORTED: &[(&str, &str)] = &[
     (
         "S18",
         "lock-delay: needs the expiry's commit time, which clients cannot observe",
-    ),
-    (
-        "S19",
-        "rogue peers: needs a peer-protocol client in the harness",
     ),
 ];
 

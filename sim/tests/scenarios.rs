@@ -85,6 +85,7 @@ scenario_tests! {
     s14_whole_cluster_crash => "S14",
     s16_disk_faults => "S16",
     s17_client_cut_from_cluster => "S17",
+    s19_rogue_peer => "S19",
     s20_swarm => "S20",
 }
 

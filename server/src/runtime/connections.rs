@@ -237,20 +237,44 @@ where
     let _ = writer.shutdown().await;
 }
 
+/// The servers allowed to link to this one: the configured peers and the
+/// members of the configuration in force (kept current by the node task).
+pub(super) type AdmittedPeers = Arc<std::sync::Mutex<std::collections::BTreeSet<NodeId>>>;
+
 pub(super) async fn accept_peers(
     listener: TcpListener,
     cluster: ClusterId,
     inbox: mpsc::Sender<Input>,
+    admitted: AdmittedPeers,
 ) {
-    accept_loop(listener, cluster, inbox, serve_peer).await;
+    let serve =
+        move |stream, admission, inbox| serve_peer(stream, admission, inbox, admitted.clone());
+    accept_loop(listener, cluster, inbox, serve).await;
 }
 
 /// One inbound peer connection: handshake, then its frames into the inbox.
-async fn serve_peer(stream: TcpStream, admission: Admission, inbox: mpsc::Sender<Input>) {
+/// A server that is neither configured nor a member is turned away before
+/// any of its frames reaches Raft: a stray or rogue process must not make
+/// members adopt its term (a removed server is still admitted; pre-vote
+/// and the leader lease keep it harmless).
+async fn serve_peer(
+    stream: TcpStream,
+    admission: Admission,
+    inbox: mpsc::Sender<Input>,
+    admitted: AdmittedPeers,
+) {
     let config = HandshakeConfig::default();
     let Ok((from, mut reader, _writer)) = accept_peer(stream, &admission, &config).await else {
         return;
     };
+    let known = admitted.lock().is_ok_and(|set| set.contains(&from));
+    if !known {
+        tracing::warn!(
+            peer = from.0,
+            "refused a peer link from a server that is not a member"
+        );
+        return;
+    }
     while let Ok(Some(frame)) = read_frame_timeout::<_, PeerFrame>(&mut reader, PEER_IDLE).await {
         if inbox.send(Input::Peer(from, frame)).await.is_err() {
             return;

@@ -219,10 +219,13 @@ where
         cluster.clone(),
         inbox_tx.clone(),
     ));
+    let mut peers = PeerLinks::new(cfg.id, cluster.clone(), cfg.peers.clone(), peer_chaos);
+    peers.follow(node.raft().membership(), node.raft().membership_index());
     tokio::spawn(accept_peers(
         peer_listener,
         cluster.clone(),
         inbox_tx.clone(),
+        peers.admitted(),
     ));
     if let Some(addr) = ws.addr {
         let listener = bind(addr).await?;
@@ -239,8 +242,6 @@ where
         ));
         tracing::info!(id = cfg.id.0, ws = %addr, "WebSocket clients and the dashboard at http://{addr}/");
     }
-    let mut peers = PeerLinks::new(cfg.id, cluster.clone(), cfg.peers.clone(), peer_chaos);
-    peers.follow(node.raft().membership(), node.raft().membership_index());
     tracing::info!(id = cfg.id.0, client = %cfg.client_addr, peer = %cfg.peer_addr, "distlock server started");
     if cfg.join && !node.raft().membership().contains(cfg.id) {
         tracing::info!(

@@ -6,12 +6,13 @@
 //! configuration file names it.
 
 use super::LINK_QUEUE;
-use super::connections::dial_peer;
+use super::connections::{AdmittedPeers, dial_peer};
 use distlock_core::ids::{LogIndex, NodeId};
 use distlock_core::proto::{ClusterId, PeerFrame};
 use distlock_core::raft::Membership;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tokio::sync::mpsc;
 
 /// What becomes of one peer frame: a network that loses, duplicates,
@@ -27,10 +28,12 @@ pub trait PeerChaos: Send + Sync {
 
 pub(super) struct PeerLinks {
     me: NodeId,
-    chaos: Option<std::sync::Arc<dyn PeerChaos>>,
+    chaos: Option<Arc<dyn PeerChaos>>,
     cluster: ClusterId,
     configured: BTreeMap<NodeId, SocketAddr>,
     links: BTreeMap<NodeId, (SocketAddr, mpsc::Sender<PeerFrame>)>,
+    /// Who may link to us: shared with the task accepting peer links.
+    admitted: AdmittedPeers,
     /// The configuration the links were last matched against.
     seen: Option<LogIndex>,
 }
@@ -40,9 +43,12 @@ impl PeerLinks {
         me: NodeId,
         cluster: ClusterId,
         configured: BTreeMap<NodeId, SocketAddr>,
-        chaos: Option<std::sync::Arc<dyn PeerChaos>>,
+        chaos: Option<Arc<dyn PeerChaos>>,
     ) -> Self {
+        let admitted: AdmittedPeers =
+            Arc::new(std::sync::Mutex::new(configured.keys().copied().collect()));
         Self {
+            admitted,
             me,
             chaos,
             cluster,
@@ -54,6 +60,12 @@ impl PeerLinks {
 
     /// Queues `frame` for peer `to`; drops it when the queue is full or
     /// the peer is unknown (Raft retransmits).
+    /// The servers that may link to this one, kept current by
+    /// [`Self::follow`].
+    pub(super) fn admitted(&self) -> AdmittedPeers {
+        self.admitted.clone()
+    }
+
     pub(super) fn send(&self, to: NodeId, frame: PeerFrame) {
         let Some((_, tx)) = self.links.get(&to) else {
             return;
@@ -83,6 +95,14 @@ impl PeerLinks {
             return;
         }
         self.seen = Some(index);
+        if let Ok(mut admitted) = self.admitted.lock() {
+            *admitted = self
+                .configured
+                .keys()
+                .copied()
+                .chain(membership.members())
+                .collect();
+        }
         let mut wanted = self.configured.clone();
         for id in membership.members() {
             let logged = membership.addrs.get(&id).and_then(|a| a.peer.parse().ok());
