@@ -18,6 +18,8 @@
 //! * [`island_changes`] — no membership change asked of an isolated
 //!   leader is reported committed (S12).
 //! * [`rogue_term`] — no server adopts the term of a rogue peer (S19).
+//! * [`stale_reads`] — token checks answer as a linearizable read would
+//!   (S3).
 //! * [`linearizability`] — §4: per lock, a Wing–Gong–Lowe search for a
 //!   legal order of the grants and their ends (`linearizable.rs`).
 
@@ -360,6 +362,77 @@ pub fn server_health(records: &[Record]) -> Vec<Violation> {
         .collect()
 }
 
+/// S3 / §3.4 for reads: a token check is a linearizable read. It must not
+/// call a token valid when a conflicting newer grant of the lock had
+/// already returned before the check was sent (a stale leader answering
+/// from old state), nor call the holder's own token invalid while the
+/// holder certainly still held it: the check was sent after the grant
+/// returned and answered before the holder let go and before its lease
+/// deadline (the cluster cannot have expired it earlier, §3.3). Semaphore
+/// grants coexist, so only exclusive and shared grants are compared.
+#[must_use]
+pub fn stale_reads(records: &[Record]) -> Vec<Violation> {
+    let all = holds(records);
+    let conflicts = |a: ModeKind, b: ModeKind| {
+        matches!(
+            (a, b),
+            (ModeKind::Exclusive, ModeKind::Exclusive | ModeKind::Shared)
+                | (ModeKind::Shared, ModeKind::Exclusive)
+        )
+    };
+    let mut out = Vec::new();
+    for r in records {
+        let Ev::TokenCheck {
+            session,
+            lock,
+            token,
+            invoked,
+            valid: Some(valid),
+        } = &r.ev
+        else {
+            continue;
+        };
+        let Some(own) = all
+            .iter()
+            .find(|h| h.session == *session && h.lock == *lock && h.token == *token)
+        else {
+            continue;
+        };
+        if *valid {
+            let newer = all.iter().find(|h| {
+                h.lock == *lock
+                    && h.token > *token
+                    && h.returned < *invoked
+                    && conflicts(own.mode, h.mode)
+            });
+            if let Some(h) = newer {
+                out.push(violation(
+                    "stale_read",
+                    r.t,
+                    format!(
+                        "{lock}: token {token} of session {session} checked valid, though token {} (session {}) was granted at {} before the check at {invoked}",
+                        h.token, h.session, h.returned
+                    ),
+                ));
+            }
+        } else {
+            let certainly_held = *invoked > own.returned
+                && r.t < own.released
+                && own.max_deadline.is_some_and(|d| r.t < d);
+            if certainly_held {
+                out.push(violation(
+                    "stale_read",
+                    r.t,
+                    format!(
+                        "{lock}: token {token} checked invalid while session {session} still held it within its lease"
+                    ),
+                ));
+            }
+        }
+    }
+    out
+}
+
 /// S19: no server ever adopts the rogue peer's term.
 #[must_use]
 pub fn rogue_term(records: &[Record]) -> Vec<Violation> {
@@ -416,6 +489,7 @@ pub fn check_all(records: &[Record]) -> Vec<Violation> {
     v.extend(server_health(records));
     v.extend(island_changes(records));
     v.extend(rogue_term(records));
+    v.extend(stale_reads(records));
     v.extend(linearizability(records));
     v
 }

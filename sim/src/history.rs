@@ -96,6 +96,20 @@ pub enum Ev {
         /// Over WebSocket (else TCP).
         ws: bool,
     },
+    /// A holder asked whether its token is still a current grant (the
+    /// record's time is when the answer came).
+    TokenCheck {
+        /// The session asking.
+        session: u64,
+        /// The lock.
+        lock: String,
+        /// The token checked.
+        token: u64,
+        /// When the check was sent.
+        invoked: u64,
+        /// The answer; `None` when there was none in time or it failed.
+        valid: Option<bool>,
+    },
     /// An acquire was sent.
     AcquireInvoke {
         /// Operation id (unique in the run).

@@ -513,6 +513,16 @@ pub fn coverage(records: &[Record]) -> BTreeMap<&'static str, u64> {
             }
             Ev::ClusterRestart => inc(&mut c, "cluster_restarts"),
             Ev::SessionOpened { ws: true, .. } => inc(&mut c, "ws_sessions"),
+            Ev::TokenCheck {
+                valid: Some(valid), ..
+            } => inc(
+                &mut c,
+                if *valid {
+                    "token_checks_valid"
+                } else {
+                    "token_checks_invalid"
+                },
+            ),
             Ev::Membership {
                 change,
                 outcome,

@@ -65,6 +65,20 @@ pub const ALL: &[Scenario] = &[
         },
     },
     Scenario {
+        id: "S3",
+        title: "token checks (linearizable reads) while the leader is isolated and replaced",
+        coverage: &[
+            "token_checks_valid",
+            "token_checks_invalid",
+            "leader_isolations",
+        ],
+        build: |c| {
+            c.faults = faults("isolate_leader,partition");
+            c.fault_gap_ms = 3_000;
+            secs(c, 60);
+        },
+    },
+    Scenario {
         id: "S4",
         title: "clock drift changes within the bound on every server",
         coverage: &["drift_changes"],
@@ -284,10 +298,6 @@ pub const ALL: &[Scenario] = &[
 
 /// Scenarios not run, and why.
 pub const UNSUPPORTED: &[(&str, &str)] = &[
-    (
-        "S3",
-        "stale reads: the client library has no LockStatus/CheckToken call yet",
-    ),
     (
         "S5",
         "drift beyond the bound runs with --faults clock_breach and is reported as assumption breaches, not asserted",

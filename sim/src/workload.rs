@@ -236,10 +236,13 @@ async fn hold(
         if mode == ModeKind::Exclusive {
             w.resource.write(client, sid, &lock, token);
         }
+        if rng.next_u64() % 3 == 0 {
+            check_token(w, session, &lock, token).await;
+        }
     }
     w.push(Ev::ReleaseInvoke {
         session: sid,
-        lock,
+        lock: lock.clone(),
         token,
     });
     if rng.next_u64() % 5 == 0 {
@@ -247,4 +250,26 @@ async fn hold(
     } else {
         let _ = tokio::time::timeout(ms(5_000), guard.release()).await;
     }
+    // Now and then the old token again: valid only if nobody newer holds
+    // the lock yet.
+    if rng.next_u64() % 4 == 0 {
+        check_token(w, session, &lock, token).await;
+    }
+}
+
+/// Asks the cluster whether `token` still holds `lock`; records the answer.
+async fn check_token(w: &Workload, session: &Session, lock: &str, token: u64) {
+    let invoked = w.time.now_us();
+    let answer = tokio::time::timeout(
+        ms(3_000),
+        session.check_token(lock, distlock_core::locks::FencingToken(token)),
+    )
+    .await;
+    w.push(Ev::TokenCheck {
+        session: session.id().0,
+        lock: lock.to_owned(),
+        token,
+        invoked,
+        valid: answer.ok().and_then(Result::ok),
+    });
 }

@@ -73,6 +73,7 @@ macro_rules! scenario_tests {
 scenario_tests! {
     s01_paused_holder => "S1",
     s02_stale_leader => "S2",
+    s03_stale_reads => "S3",
     s04_clock_drift => "S4",
     s06_ambiguous_acquire => "S6",
     s07_waiter_session_lapses => "S7",

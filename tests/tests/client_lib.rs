@@ -203,3 +203,77 @@ async fn an_abandoned_wait_does_not_keep_the_lock_once_granted() {
     .await;
     within("release", gc.release()).await.expect("c releases");
 }
+
+/// `check_token` and `lock_status` read the cluster's current state: the
+/// holder's token is valid while it holds the lock and is not once the
+/// next holder has it; the status names the holder, its token and the
+/// waiter, and then the new holder. Asked of a follower, they still answer
+/// (the follower relays them to the leader).
+#[tokio::test]
+async fn token_checks_and_lock_status_follow_the_holders() {
+    let mut cluster = Cluster::start(3);
+    let leader = cluster.leader().await;
+    let follower = cluster
+        .ids()
+        .into_iter()
+        .find(|&id| id != leader)
+        .expect("a follower");
+    let stay = ClientOptions {
+        session: distlock_core::client::Config {
+            follow_leader: false,
+            ..distlock_core::client::Config::default()
+        },
+        ..ClientOptions::default()
+    };
+    let a = client_session_with(&[cluster.addr(follower)], TTL, stay).await;
+    let b = client_session(&cluster.client_addrs(), TTL).await;
+
+    assert_eq!(
+        within("status", a.lock_status("q")).await.expect("status"),
+        None
+    );
+    let ga = within("lock", a.lock("q")).await.expect("a locks");
+    let t1 = ga.token();
+    assert!(
+        within("check", a.check_token("q", t1))
+            .await
+            .expect("check")
+    );
+    let waiting = tokio::spawn(async move {
+        let g = b.lock("q").await.expect("b is granted q");
+        (b, g)
+    });
+    wait_until_async("b waits for q", PATIENCE, || async {
+        let view = a.lock_status("q").await.ok().flatten()?;
+        (view.waiters.len() == 1).then_some(view)
+    })
+    .await;
+    let view = within("status", a.lock_status("q"))
+        .await
+        .expect("status")
+        .expect("q is held");
+    assert_eq!(view.holders.len(), 1);
+    assert_eq!(
+        (view.holders[0].session, view.holders[0].token),
+        (a.id(), t1)
+    );
+
+    within("release", ga.release()).await.expect("a releases");
+    let (b, gb) = within("hand-off", waiting).await.expect("the waiter task");
+    assert!(gb.token() > t1);
+    assert!(
+        !within("check", a.check_token("q", t1))
+            .await
+            .expect("check")
+    );
+    assert!(
+        within("check", b.check_token("q", gb.token()))
+            .await
+            .expect("check")
+    );
+    let view = within("status", a.lock_status("q"))
+        .await
+        .expect("status")
+        .expect("q is held");
+    assert_eq!(view.holders[0].session, b.id());
+}

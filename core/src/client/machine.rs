@@ -11,6 +11,8 @@ use crate::proto::{
 use crate::time::{Duration, Instant};
 use std::collections::{BTreeMap, VecDeque};
 
+mod reads;
+
 /// Where the session is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum SessionState {
@@ -476,7 +478,7 @@ impl ClientSession {
             .unwrap_or(Seq(self.next_seq))
     }
 
-    fn start(&mut self, body: RequestBody, seq: Option<Seq>, now: Instant) -> OpId {
+    pub(super) fn start(&mut self, body: RequestBody, seq: Option<Seq>, now: Instant) -> OpId {
         let id = OpId(self.next_op);
         self.next_op += 1;
         self.ops.insert(
@@ -732,8 +734,13 @@ impl ClientSession {
 
     fn on_op_answer(&mut self, id: OpId, result: Result<ResponseBody, ProtoError>, now: Instant) {
         let is_open = matches!(self.session, SessionState::Opening(op) if op == id);
+        let is_read = self.ops.get(&id).is_some_and(|op| reads::is_read(&op.body));
         match result {
             Err(e) if e.is_retryable() => self.retry_later(id, now),
+            Ok(body @ (ResponseBody::TokenValid(_) | ResponseBody::LockStatus(_))) if is_read => {
+                self.ops.remove(&id);
+                self.events.push_back(reads::answered(id, Ok(body)));
+            }
             // A retry of a still-queued acquire: unanswered, ask again later.
             Ok(ResponseBody::Lock(Outcome::Pending)) => self.retry_later(id, now),
             Ok(ResponseBody::SessionOpened { session, ttl_ms }) if is_open => {
@@ -814,6 +821,9 @@ impl ClientSession {
 
 /// The event failing operation `op` (whose request is `body`).
 fn failure(op: OpId, body: &RequestBody, error: ClientError) -> ClientEvent {
+    if reads::is_read(body) {
+        return reads::answered(op, Err(error));
+    }
     match body {
         RequestBody::Log(ClientCommand::OpenSession { .. }) => ClientEvent::SessionOpened {
             op,

@@ -95,6 +95,14 @@ pub enum ClientEvent {
         /// What the cluster answered.
         result: Result<Outcome, ClientError>,
     },
+    /// The answer to [`ClientSession::check_token`] or
+    /// [`ClientSession::lock_status`].
+    Read {
+        /// The operation.
+        op: OpId,
+        /// What the cluster answered.
+        result: Result<crate::proto::ResponseBody, ClientError>,
+    },
     /// Drop the current connection (if any), connect to `to` (or, when no
     /// member list is known yet, to the next configured address) and call
     /// [`ClientSession::connected`] or, on failure,

@@ -5,7 +5,7 @@
 
 use distlock_core::client::{ClientError as CoreError, ClientEvent, ClientSession};
 use distlock_core::locks::{FencingToken, Mode, Outcome, SessionId, Wait};
-use distlock_core::proto::ServerFrame;
+use distlock_core::proto::{ResponseBody, ServerFrame};
 use distlock_core::time::Instant;
 use distlock_transport_tcp::{FrameReader, FrameWriter, HandshakeConfig};
 use distlock_transport_ws::{Encoding, WsReader, WsWriter, ws_upgrade};
@@ -45,12 +45,25 @@ pub(super) enum Command {
     Close {
         reply: OpReply,
     },
+    CheckToken {
+        lock: String,
+        token: FencingToken,
+        reply: ReadReply,
+    },
+    LockStatus {
+        lock: String,
+        reply: ReadReply,
+    },
 }
+
+/// An answer to a read, as the core gives it.
+pub(super) type ReadReply = oneshot::Sender<Result<ResponseBody, CoreError>>;
 
 /// Where an operation's answer goes.
 enum Reply {
     Open(oneshot::Sender<Result<SessionId, CoreError>>),
     Op(OpReply),
+    Read(ReadReply),
     /// An acquire: if its caller gave up waiting (dropped the future) by
     /// the time it is granted, the grant is released at once rather than
     /// held by nobody until the session ends.
@@ -321,6 +334,14 @@ impl Driver {
                 let r = self.session.close(now);
                 self.started(r, reply);
             }
+            Command::CheckToken { lock, token, reply } => {
+                let op = self.session.check_token(lock, token, now);
+                self.replies.insert(op, Reply::Read(reply));
+            }
+            Command::LockStatus { lock, reply } => {
+                let op = self.session.lock_status(lock, now);
+                self.replies.insert(op, Reply::Read(reply));
+            }
         }
     }
 
@@ -375,6 +396,11 @@ impl Driver {
                     }
                     _ => {}
                 },
+                ClientEvent::Read { op, result } => {
+                    if let Some(Reply::Read(tx)) = self.replies.remove(&op) {
+                        let _ = tx.send(result);
+                    }
+                }
                 ClientEvent::SessionLost { reason } => {
                     tracing::warn!(?reason, "distlock session lost");
                     self.lost.send_replace(true);

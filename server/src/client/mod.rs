@@ -13,8 +13,10 @@
 //! A [`Client`] holds at most one session ([`Client::open_session`]); open
 //! more sessions with more clients. A [`Session`] takes locks as
 //! [`Guard`]s whose [`FencingToken`] the protected resource checks — with
-//! a [`FencedResource`], for example — so that a holder that lost its lock
-//! (paused past its lease, say) cannot overwrite the next holder's work.
+//! a [`FencedResource`], for example, or by asking the cluster with
+//! [`Session::check_token`] — so that a holder that lost its lock (paused
+//! past its lease, say) cannot overwrite the next holder's work.
+//! [`Session::lock_status`] reads a lock's holders and waiters.
 //!
 //! ```no_run
 //! use distlock_server::client::{Client, ClientOptions, FencedResource};
@@ -38,6 +40,7 @@
 
 mod driver;
 mod fenced;
+mod reads;
 
 pub use fenced::{FencedResource, StaleToken};
 

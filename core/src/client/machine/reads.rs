@@ -1,0 +1,53 @@
+//! Linearizable reads through the session's connection: whether a fencing
+//! token is still a current grant of its lock (Chubby's CheckSequencer,
+//! for a protected resource that wants to ask the cluster rather than
+//! remember the highest token it saw), and a lock's holders and waiters.
+//! They need no session; like any request they are retried on retryable
+//! errors and re-sent after a failover, and they are answered with
+//! [`ClientEvent::Read`].
+
+use super::ClientSession;
+use crate::client::{ClientEvent, OpId};
+use crate::locks::FencingToken;
+use crate::proto::RequestBody;
+use crate::time::Instant;
+
+impl ClientSession {
+    /// Asks whether `token` is a current grant of `lock`; answered with
+    /// [`crate::proto::ResponseBody::TokenValid`].
+    pub fn check_token(
+        &mut self,
+        lock: impl Into<String>,
+        token: FencingToken,
+        now: Instant,
+    ) -> OpId {
+        let body = RequestBody::CheckToken {
+            lock: lock.into(),
+            token,
+        };
+        self.start(body, None, now)
+    }
+
+    /// Asks for `lock`'s holders, waiters and lock-delay; answered with
+    /// [`crate::proto::ResponseBody::LockStatus`].
+    pub fn lock_status(&mut self, lock: impl Into<String>, now: Instant) -> OpId {
+        let body = RequestBody::LockStatus { lock: lock.into() };
+        self.start(body, None, now)
+    }
+}
+
+/// Whether `body` is one of the reads above.
+pub(super) fn is_read(body: &RequestBody) -> bool {
+    matches!(
+        body,
+        RequestBody::CheckToken { .. } | RequestBody::LockStatus { .. }
+    )
+}
+
+/// The event answering read `op`.
+pub(super) fn answered(
+    op: OpId,
+    result: Result<crate::proto::ResponseBody, crate::client::ClientError>,
+) -> ClientEvent {
+    ClientEvent::Read { op, result }
+}

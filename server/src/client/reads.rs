@@ -1,0 +1,66 @@
+//! Linearizable reads for a session's holder or a protected resource:
+//! whether a fencing token is still a current grant, and a lock's holders
+//! and waiters. The leader answers both after a ReadIndex round, so a
+//! deposed leader cannot answer them from stale state.
+
+use super::driver::Command;
+use super::{ClientError, Session};
+use distlock_core::client::ClientError as CoreError;
+use distlock_core::locks::FencingToken;
+use distlock_core::proto::{LockStatusView, ResponseBody};
+use tokio::sync::oneshot;
+
+impl Session {
+    /// Whether `token` is a current grant of `lock` (Chubby's
+    /// CheckSequencer): a resource that cannot remember the highest token
+    /// it saw asks this before acting for a holder.
+    ///
+    /// # Errors
+    /// [`ClientError::Session`] when the cluster refuses or the session is
+    /// lost; [`ClientError::Closed`] if the driver stopped.
+    pub async fn check_token(&self, lock: &str, token: FencingToken) -> Result<bool, ClientError> {
+        let answer = self
+            .read(|reply| Command::CheckToken {
+                lock: lock.to_owned(),
+                token,
+                reply,
+            })
+            .await?;
+        match answer {
+            ResponseBody::TokenValid(valid) => Ok(valid),
+            _ => Err(ClientError::Session(CoreError::UnexpectedAnswer)),
+        }
+    }
+
+    /// `lock`'s holders (with their tokens), waiters and lock-delay;
+    /// `None` when it is free with nobody waiting.
+    ///
+    /// # Errors
+    /// As [`Self::check_token`].
+    pub async fn lock_status(&self, lock: &str) -> Result<Option<LockStatusView>, ClientError> {
+        let answer = self
+            .read(|reply| Command::LockStatus {
+                lock: lock.to_owned(),
+                reply,
+            })
+            .await?;
+        match answer {
+            ResponseBody::LockStatus(view) => Ok(view),
+            _ => Err(ClientError::Session(CoreError::UnexpectedAnswer)),
+        }
+    }
+
+    async fn read(
+        &self,
+        command: impl FnOnce(super::driver::ReadReply) -> Command,
+    ) -> Result<ResponseBody, ClientError> {
+        let (reply, rx) = oneshot::channel();
+        self.client
+            .commands
+            .send(command(reply))
+            .map_err(|_| ClientError::Closed)?;
+        rx.await
+            .map_err(|_| ClientError::Closed)?
+            .map_err(ClientError::Session)
+    }
+}
