@@ -20,6 +20,8 @@
 //! * [`rogue_term`] — no server adopts the term of a rogue peer (S19).
 //! * [`stale_reads`] — token checks answer as a linearizable read would
 //!   (S3).
+//! * [`witness`] — §3.4: the committed log (replayed after the run) holds
+//!   every grant clients were told of, and only grants someone asked for.
 //! * [`linearizability`] — §4: per lock, a Wing–Gong–Lowe search for a
 //!   legal order of the grants and their ends (`linearizable.rs`).
 
@@ -433,6 +435,73 @@ pub fn stale_reads(records: &[Record]) -> Vec<Violation> {
     out
 }
 
+/// §3.4 (a) and (b), the witness check: every grant a client was told of
+/// is a grant of the committed log, to that session, with that token (no
+/// lost grant, no token the log did not give); every grant of the log went
+/// to a session that asked for that lock (no phantom). Grants inside the
+/// snapshot the replay started from cannot be checked and are skipped.
+#[must_use]
+pub fn witness(records: &[Record]) -> Vec<Violation> {
+    let Some((from, grants)) = records.iter().rev().find_map(|r| match &r.ev {
+        Ev::CommittedLog {
+            from_index, grants, ..
+        } => Some((*from_index, grants)),
+        _ => None,
+    }) else {
+        return Vec::new();
+    };
+    let logged: BTreeSet<(&str, u64, u64)> = grants
+        .iter()
+        .map(|(lock, session, token)| (lock.as_str(), *session, *token))
+        .collect();
+    let mut invoked: BTreeMap<u64, (u64, &str)> = BTreeMap::new();
+    let mut asked: BTreeSet<(&str, u64)> = BTreeSet::new();
+    let probes: BTreeSet<u64> = records
+        .iter()
+        .filter_map(|r| match r.ev {
+            Ev::ProbeSession { session } => Some(session),
+            _ => None,
+        })
+        .collect();
+    let mut out = Vec::new();
+    for r in records {
+        match &r.ev {
+            Ev::AcquireInvoke {
+                op, session, lock, ..
+            } => {
+                invoked.insert(*op, (*session, lock.as_str()));
+                asked.insert((lock.as_str(), *session));
+            }
+            Ev::AcquireReturn {
+                op,
+                result: AcquireResult::Granted { token },
+                ..
+            } if *token > from => {
+                if let Some(&(session, lock)) = invoked.get(op) {
+                    if !logged.contains(&(lock, session, *token)) {
+                        out.push(violation(
+                            "lost_grant",
+                            r.t,
+                            format!("{lock}: session {session} was granted token {token}, which the committed log does not hold"),
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    for &(lock, session, token) in &logged {
+        if !asked.contains(&(lock, session)) && !probes.contains(&session) {
+            out.push(violation(
+                "phantom_grant",
+                0,
+                format!("{lock}: the committed log grants token {token} to session {session}, which never asked for it"),
+            ));
+        }
+    }
+    out
+}
+
 /// S19: no server ever adopts the rogue peer's term.
 #[must_use]
 pub fn rogue_term(records: &[Record]) -> Vec<Violation> {
@@ -490,6 +559,7 @@ pub fn check_all(records: &[Record]) -> Vec<Violation> {
     v.extend(island_changes(records));
     v.extend(rogue_term(records));
     v.extend(stale_reads(records));
+    v.extend(witness(records));
     v.extend(linearizability(records));
     v
 }

@@ -110,6 +110,22 @@ pub enum Ev {
         /// The answer; `None` when there was none in time or it failed.
         valid: Option<bool>,
     },
+    /// The grants of the committed log, replayed after the run
+    /// ([`crate::witness`]): (lock, session, token) for every grant of an
+    /// entry after `from_index` (the snapshot's) up to `to_index`.
+    CommittedLog {
+        /// Grants at or before this index are in a snapshot, not checked.
+        from_index: u64,
+        /// The last entry replayed.
+        to_index: u64,
+        /// (lock, session, token) in log order.
+        grants: Vec<(String, u64, u64)>,
+    },
+    /// The liveness probe opened this session (it asks for every lock).
+    ProbeSession {
+        /// The session.
+        session: u64,
+    },
     /// An acquire was sent.
     AcquireInvoke {
         /// Operation id (unique in the run).

@@ -27,6 +27,7 @@ pub mod rogue;
 pub mod run;
 pub mod scenarios;
 pub mod storage;
+pub mod witness;
 pub mod workload;
 
 pub use run::{SimConfig, Summary, run_seed};

@@ -327,6 +327,11 @@ async fn simulate(cfg: SimConfig, keep_history: bool) -> Summary {
     let probe = probe_node.spawn(async move { probe_locks(w, healed, bound_us).await });
     let _ = probe.await;
     world.cluster.record_disk_breaches();
+    if let Some(log) =
+        crate::witness::committed_grants(world.cluster.servers.iter().map(|s| &s.disk))
+    {
+        history.push(time.now_us(), log);
+    }
 
     let records = history.records();
     let mut coverage = coverage(&records);
@@ -393,6 +398,8 @@ async fn probe_locks(w: Arc<Workload>, healed: u64, bound_us: u64) {
             if let Ok(Ok(s)) =
                 tokio::time::timeout(left(&w), c.open_session(Duration::from_secs(10))).await
             {
+                w.history
+                    .push(w.time.now_us(), Ev::ProbeSession { session: s.id().0 });
                 session = Some(s);
                 break;
             }
@@ -513,6 +520,9 @@ pub fn coverage(records: &[Record]) -> BTreeMap<&'static str, u64> {
             }
             Ev::ClusterRestart => inc(&mut c, "cluster_restarts"),
             Ev::SessionOpened { ws: true, .. } => inc(&mut c, "ws_sessions"),
+            Ev::CommittedLog { grants, .. } => {
+                *c.entry("witness_log_grants").or_default() += grants.len() as u64;
+            }
             Ev::TokenCheck {
                 valid: Some(valid), ..
             } => inc(

@@ -9,7 +9,7 @@
 //! as requests are applied; breaches are reported to the checkers.
 
 use distlock_core::locks::Command;
-use distlock_core::raft::{Membership, Persist, Stored};
+use distlock_core::raft::{Entry, Membership, Persist, Snapshot, Stored};
 use distlock_core::testkit::Disk;
 use distlock_server::storage::{Storage, StorageError};
 use rand_chacha::ChaCha8Rng;
@@ -176,6 +176,13 @@ impl SimDisk {
     #[must_use]
     pub fn durable_last_index(&self) -> u64 {
         self.state().durable.last_index().0
+    }
+
+    /// What survives a power cut now: the snapshot and the log after it.
+    #[must_use]
+    pub fn durable_log(&self) -> (Option<Snapshot>, Vec<Entry<Command>>) {
+        let s = self.state();
+        (s.durable.snapshot.clone(), s.durable.entries.clone())
     }
 }
 

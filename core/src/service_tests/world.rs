@@ -584,6 +584,8 @@ impl World {
                 }
                 _ => {}
             },
+            // This world's clients do not read.
+            ClientEvent::Read { .. } => {}
             ClientEvent::SessionLost { .. } => {
                 // The process notices and starts over with a new session.
                 let cl = &mut self.clients[c];

@@ -266,3 +266,31 @@ fn island_checker_flags_a_minority_commit_but_not_one_after_the_heal() {
     assert_eq!(props(&v), vec!["membership"]);
     assert_eq!(v[0].t, 3);
 }
+
+#[test]
+fn witness_checker_flags_lost_and_phantom_grants() {
+    let log = |grants: &[(&str, u64, u64)]| Ev::CommittedLog {
+        from_index: 5,
+        to_index: 100,
+        grants: grants
+            .iter()
+            .map(|(l, s, t)| ((*l).to_owned(), *s, *t))
+            .collect(),
+    };
+    let mut h = H::default();
+    h.grant(1, "L", ModeKind::Exclusive, 10, 20, 12, 1_000)
+        .grant(2, "L", ModeKind::Exclusive, 30, 40, 17, 1_000)
+        // Inside the snapshot: not checked.
+        .grant(3, "M", ModeKind::Exclusive, 30, 40, 4, 1_000)
+        .ev(50, log(&[("L", 1, 12), ("L", 2, 17)]));
+    assert_eq!(witness(&h.sorted()), vec![]);
+
+    let mut h = H::default();
+    h.grant(1, "L", ModeKind::Exclusive, 10, 20, 12, 1_000)
+        .grant(2, "L", ModeKind::Exclusive, 30, 40, 17, 1_000)
+        .ev(50, log(&[("L", 1, 12), ("L", 2, 18), ("L", 9, 30)]));
+    assert_eq!(
+        props(&witness(&h.sorted())),
+        vec!["lost_grant", "phantom_grant"]
+    );
+}

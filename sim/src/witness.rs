@@ -1,0 +1,61 @@
+//! The committed log as a witness (SCENARIOS §3.4): after a run, the most
+//! up-to-date durable log in the cluster (highest last term, then highest
+//! last index) holds every committed entry. Replaying it through the real
+//! lock state machine gives every grant the cluster made, with its token;
+//! the checker then joins those with what clients were told.
+//!
+//! Why that log: a log whose last entry has the highest term agrees, up to
+//! that entry, with the log of that term's leader, which held every entry
+//! committed before; an entry committed later in that term is durable on a
+//! majority, whose logs would be longer in the same term.
+
+use crate::history::Ev;
+use crate::storage::SimDisk;
+use distlock_core::locks::{Command, Event, LockState};
+use distlock_core::raft::{EntryPayload, StateMachine};
+
+/// Replays the most up-to-date of `disks` and returns the record of the
+/// grants it made (`None` when no disk holds anything, or the snapshot
+/// cannot be read).
+#[must_use]
+pub fn committed_grants<'a>(disks: impl IntoIterator<Item = &'a SimDisk>) -> Option<Ev> {
+    let logs: Vec<_> = disks.into_iter().map(SimDisk::durable_log).collect();
+    let last = |log: &(
+        Option<distlock_core::raft::Snapshot>,
+        Vec<distlock_core::raft::Entry<Command>>,
+    )| {
+        match (log.1.last(), &log.0) {
+            (Some(e), _) => (e.term.0, e.index.0),
+            (None, Some(s)) => (s.meta.last_term.0, s.meta.last_index.0),
+            (None, None) => (0, 0),
+        }
+    };
+    let (snapshot, entries) = logs.into_iter().max_by_key(|l| last(l))?;
+    let mut state = LockState::default();
+    let mut from_index = 0;
+    if let Some(s) = &snapshot {
+        state.restore(&s.data).ok()?;
+        from_index = s.meta.last_index.0;
+    }
+    let mut grants = Vec::new();
+    for entry in entries.iter().filter(|e| e.index.0 > from_index) {
+        if let EntryPayload::Command(cmd) = &entry.payload {
+            for event in state.apply(entry.index, cmd).events {
+                if let Event::Acquired {
+                    lock,
+                    session,
+                    token,
+                    ..
+                } = event
+                {
+                    grants.push((lock.to_string(), session.0, token.0));
+                }
+            }
+        }
+    }
+    Some(Ev::CommittedLog {
+        from_index,
+        to_index: entries.last().map_or(from_index, |e| e.index.0),
+        grants,
+    })
+}
