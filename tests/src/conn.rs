@@ -303,6 +303,20 @@ pub async fn client_session(servers: &[SocketAddr], ttl: Duration) -> Session {
     client_session_with(servers, ttl, ClientOptions::default()).await
 }
 
+/// Client options that keep a client on the server it reached: it does
+/// not move to the leader a follower names, so a test can put it where it
+/// wants it.
+#[must_use]
+pub fn staying_put() -> ClientOptions {
+    ClientOptions {
+        session: distlock_core::client::Config {
+            follow_leader: false,
+            ..distlock_core::client::Config::default()
+        },
+        ..ClientOptions::default()
+    }
+}
+
 /// As [`client_session`], with `options`.
 ///
 /// # Panics

@@ -40,7 +40,8 @@ mod wait;
 
 pub use bin::{KILL_GUARD_LOG, distlock, distlock_bin, kill_guard_dir};
 pub use conn::{
-    Conn, acquire_body, client_session, client_session_with, granted, wait_keepalive_after,
+    Conn, acquire_body, client_session, client_session_with, granted, staying_put,
+    wait_keepalive_after,
 };
 pub use ports::{free_addr, free_port_block};
 pub use process::{

@@ -459,6 +459,18 @@ impl Cluster {
         server
     }
 
+    /// A server other than `leader`.
+    ///
+    /// # Panics
+    /// When there is none.
+    #[must_use]
+    pub fn follower_of(&self, leader: u64) -> u64 {
+        self.ids()
+            .into_iter()
+            .find(|&id| id != leader)
+            .unwrap_or_else(|| panic!("no server besides {leader}"))
+    }
+
     /// Every server's id.
     #[must_use]
     pub fn ids(&self) -> Vec<u64> {

@@ -3,7 +3,8 @@
 
 use distlock_server::client::{Client, ClientError, ClientOptions, FencedResource};
 use distlock_tests::{
-    Cluster, Conn, PATIENCE, Server, client_session, client_session_with, wait_until_async,
+    Cluster, Conn, PATIENCE, Server, client_session, client_session_with, staying_put,
+    wait_until_async,
 };
 use std::time::Duration;
 
@@ -213,19 +214,8 @@ async fn an_abandoned_wait_does_not_keep_the_lock_once_granted() {
 async fn token_checks_and_lock_status_follow_the_holders() {
     let mut cluster = Cluster::start(3);
     let leader = cluster.leader().await;
-    let follower = cluster
-        .ids()
-        .into_iter()
-        .find(|&id| id != leader)
-        .expect("a follower");
-    let stay = ClientOptions {
-        session: distlock_core::client::Config {
-            follow_leader: false,
-            ..distlock_core::client::Config::default()
-        },
-        ..ClientOptions::default()
-    };
-    let a = client_session_with(&[cluster.addr(follower)], TTL, stay).await;
+    let follower = cluster.follower_of(leader);
+    let a = client_session_with(&[cluster.addr(follower)], TTL, staying_put()).await;
     let b = client_session(&cluster.client_addrs(), TTL).await;
 
     assert_eq!(

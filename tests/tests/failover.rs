@@ -3,12 +3,11 @@
 //! held and waited for; kill -9 all three and restart; SIGTERM a client's
 //! server and the leader.
 
-use distlock_core::client::Config;
 use distlock_core::locks::{FencingToken, Outcome, SessionId};
 use distlock_core::proto::{LockStatusView, ResponseBody};
-use distlock_server::client::{ClientOptions, Guard, Session};
+use distlock_server::client::{Guard, Session};
 use distlock_tests::{
-    Cluster, Conn, PATIENCE, client_session, client_session_with, status_json,
+    Cluster, Conn, PATIENCE, client_session, client_session_with, status_json, staying_put,
     wait_keepalive_after, within,
 };
 use std::net::SocketAddr;
@@ -188,19 +187,8 @@ async fn killing_all_three_and_restarting_keeps_the_locks_and_tokens_go_on_upwar
 async fn sigterm_on_a_clients_server_moves_it_on_with_its_session_and_lock() {
     let mut cluster = Cluster::start(3);
     let leader = cluster.leader().await;
-    let follower = cluster
-        .ids()
-        .into_iter()
-        .find(|&id| id != leader)
-        .expect("a follower");
-    let options = ClientOptions {
-        session: Config {
-            follow_leader: false,
-            ..Config::default()
-        },
-        ..ClientOptions::default()
-    };
-    let client = client_session_with(&starting_at(&cluster, follower), TTL, options).await;
+    let follower = cluster.follower_of(leader);
+    let client = client_session_with(&starting_at(&cluster, follower), TTL, staying_put()).await;
     sigterm_moves_the_client_on(&mut cluster, follower, client).await;
 }
 

@@ -3,11 +3,9 @@
 //! promoted to voters, and the servers they replace are removed and
 //! stopped, while a client holds a lock and another waits for it.
 
-use distlock_core::client::Config;
-use distlock_server::client::ClientOptions;
 use distlock_tests::{
     Cluster, Conn, PATIENCE, client_session, client_session_with, members_json, status_json,
-    wait_keepalive_after, within,
+    staying_put, wait_keepalive_after, within,
 };
 use std::time::Duration;
 
@@ -42,14 +40,7 @@ fn member_roles(status: &serde_json::Value) -> Vec<(u64, String)> {
 async fn replacing_every_server_keeps_locks_sessions_and_token_order() {
     let mut cluster = Cluster::start(3);
     cluster.leader().await;
-    let stay_put = ClientOptions {
-        session: Config {
-            follow_leader: false,
-            ..Config::default()
-        },
-        ..ClientOptions::default()
-    };
-    let holder = client_session_with(&[cluster.addr(3)], TTL, stay_put).await;
+    let holder = client_session_with(&[cluster.addr(3)], TTL, staying_put()).await;
     let guard = within("lock", PATIENCE, holder.lock("L"))
         .await
         .expect("the holder locks L");

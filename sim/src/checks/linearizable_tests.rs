@@ -5,86 +5,10 @@
 
 use super::*;
 use crate::checks::check_all;
-use crate::history::{AcquireResult, Ev, ModeKind, Record};
+use crate::checks::history_builder::H;
+use crate::history::{AcquireResult, ModeKind, Record};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
-
-/// Builds histories tersely (as `checks/tests.rs` does).
-#[derive(Default)]
-struct H {
-    r: Vec<Record>,
-    op: u64,
-}
-
-impl H {
-    fn ev(&mut self, t: u64, ev: Ev) -> &mut Self {
-        self.r.push(Record { t, ev });
-        self
-    }
-
-    /// An acquire of `lock` invoked at `inv`, answered `result` at `ret`.
-    fn acquire(
-        &mut self,
-        session: u64,
-        lock: &str,
-        mode: ModeKind,
-        (inv, ret): (u64, u64),
-        result: AcquireResult,
-        deadline: Option<u64>,
-    ) -> &mut Self {
-        self.op += 1;
-        let op = self.op;
-        self.ev(
-            inv,
-            Ev::AcquireInvoke {
-                op,
-                client: session,
-                session,
-                lock: lock.to_owned(),
-                mode,
-            },
-        );
-        self.ev(
-            ret,
-            Ev::AcquireReturn {
-                op,
-                result,
-                deadline,
-            },
-        )
-    }
-
-    /// A grant of `token` over `(inv, ret)`; the holder then believes its
-    /// lease runs until `deadline`.
-    fn grant(
-        &mut self,
-        session: u64,
-        mode: ModeKind,
-        span: (u64, u64),
-        token: u64,
-        deadline: u64,
-    ) -> &mut Self {
-        let result = AcquireResult::Granted { token };
-        self.acquire(session, "L", mode, span, result, Some(deadline))
-    }
-
-    fn release(&mut self, t: u64, session: u64, token: u64) -> &mut Self {
-        self.ev(
-            t,
-            Ev::ReleaseInvoke {
-                session,
-                lock: "L".to_owned(),
-                token,
-            },
-        )
-    }
-
-    fn sorted(&mut self) -> Vec<Record> {
-        let mut r = self.r.clone();
-        r.sort_by_key(|r| r.t);
-        r
-    }
-}
 
 const X: ModeKind = ModeKind::Exclusive;
 const S: ModeKind = ModeKind::Shared;
@@ -106,11 +30,11 @@ fn failed() -> AcquireResult {
 #[test]
 fn sequential_hand_over_passes() {
     let h = H::default()
-        .grant(1, X, (0, 10), 5, 3_000)
-        .release(100, 1, 5)
-        .grant(2, X, (50, 150), 9, 4_000)
-        .release(200, 2, 9)
-        .grant(1, X, (300, 310), 12, 5_000)
+        .l_grant(1, X, (0, 10), 5, 3_000)
+        .l_release(100, 1, 5)
+        .l_grant(2, X, (50, 150), 9, 4_000)
+        .l_release(200, 2, 9)
+        .l_grant(1, X, (300, 310), 12, 5_000)
         .sorted();
     assert_eq!(linearizability(&h), vec![]);
     let stats = linearizability_stats(&h);
@@ -118,8 +42,8 @@ fn sequential_hand_over_passes() {
     assert_eq!(stats.windows_unchecked, 0);
     // A lease that ran out frees the lock without a release.
     let lapsed = H::default()
-        .grant(1, X, (0, 10), 5, 2_000)
-        .grant(2, X, (100, 2_500), 9, 6_000)
+        .l_grant(1, X, (0, 10), 5, 2_000)
+        .l_grant(2, X, (100, 2_500), 9, 6_000)
         .sorted();
     assert_eq!(linearizability(&lapsed), vec![]);
 }
@@ -129,19 +53,19 @@ fn overlapping_acquires_pass_when_one_order_works() {
     // A asks first but is answered last, with the higher token: B's whole
     // hold fits inside A's wait.
     let h = H::default()
-        .grant(1, X, (0, 100), 9, 5_000)
-        .grant(2, X, (10, 50), 5, 5_000)
-        .release(60, 2, 5)
+        .l_grant(1, X, (0, 100), 9, 5_000)
+        .l_grant(2, X, (10, 50), 5, 5_000)
+        .l_release(60, 2, 5)
         .sorted();
     assert_eq!(linearizability(&h), vec![]);
     // Three concurrent waiters served in token order, each release
     // letting the next one in before it is answered.
     let h = H::default()
-        .grant(1, X, (0, 20), 3, 9_000)
-        .grant(2, X, (5, 40), 4, 9_000)
-        .grant(3, X, (6, 60), 6, 9_000)
-        .release(25, 1, 3)
-        .release(45, 2, 4)
+        .l_grant(1, X, (0, 20), 3, 9_000)
+        .l_grant(2, X, (5, 40), 4, 9_000)
+        .l_grant(3, X, (6, 60), 6, 9_000)
+        .l_release(25, 1, 3)
+        .l_release(45, 2, 4)
         .sorted();
     assert_eq!(linearizability(&h), vec![]);
 }
@@ -151,10 +75,10 @@ fn ambiguous_and_refused_acquires_never_fail_a_window() {
     let h = H::default()
         // May have been granted (and then leaked): it must not block B.
         .acquire(1, "L", X, (0, 40), failed(), Some(9_000))
-        .grant(2, X, (10, 30), 5, 9_000)
+        .l_grant(2, X, (10, 30), 5, 9_000)
         .acquire(3, "L", X, (12, 14), AcquireResult::NotGranted, Some(9_000))
-        .release(45, 2, 5)
-        .grant(3, X, (50, 60), 7, 9_000)
+        .l_release(45, 2, 5)
+        .l_grant(3, X, (50, 60), 7, 9_000)
         .sorted();
     assert_eq!(linearizability(&h), vec![]);
 }
@@ -164,14 +88,14 @@ fn two_exclusive_holds_at_once_are_flagged() {
     // B is granted while A holds and believes its lease: only an early
     // expiry could explain it.
     let h = H::default()
-        .grant(1, X, (0, 10), 5, 3_000)
-        .grant(2, X, (20, 30), 9, 3_000)
+        .l_grant(1, X, (0, 10), 5, 3_000)
+        .l_grant(2, X, (20, 30), 9, 3_000)
         .sorted();
     assert_eq!(props(&h), vec!["no_early_release"]);
     // Concurrent grants of one token: no lease can explain that.
     let h = H::default()
-        .grant(1, X, (0, 10), 5, 3_000)
-        .grant(2, X, (5, 12), 5, 3_000)
+        .l_grant(1, X, (0, 10), 5, 3_000)
+        .l_grant(2, X, (5, 12), 5, 3_000)
         .sorted();
     assert_eq!(props(&h), vec!["linearizability"]);
 }
@@ -179,9 +103,9 @@ fn two_exclusive_holds_at_once_are_flagged() {
 #[test]
 fn a_token_not_above_an_earlier_grant_is_flagged() {
     let h = H::default()
-        .grant(1, X, (0, 10), 9, 1_000)
-        .release(20, 1, 9)
-        .grant(2, X, (30, 40), 7, 1_000)
+        .l_grant(1, X, (0, 10), 9, 1_000)
+        .l_release(20, 1, 9)
+        .l_grant(2, X, (30, 40), 7, 1_000)
         .sorted();
     assert_eq!(props(&h), vec!["linearizability"]);
     // Also through everything check_all runs, next to the pairwise check.
@@ -189,9 +113,9 @@ fn a_token_not_above_an_earlier_grant_is_flagged() {
     assert!(all.contains(&"fencing") && all.contains(&"linearizability"));
     // Equal tokens for two exclusive grants in sequence.
     let h = H::default()
-        .grant(1, X, (0, 10), 9, 1_000)
-        .release(20, 1, 9)
-        .grant(2, X, (30, 40), 9, 1_000)
+        .l_grant(1, X, (0, 10), 9, 1_000)
+        .l_release(20, 1, 9)
+        .l_grant(2, X, (30, 40), 9, 1_000)
         .sorted();
     assert_eq!(props(&h), vec!["linearizability"]);
 }
@@ -201,16 +125,16 @@ fn a_grant_answered_before_the_release_it_needs_is_flagged() {
     // B could only follow A's release, but was answered before A started
     // releasing, while A's lease still ran.
     let h = H::default()
-        .grant(1, X, (0, 10), 5, 3_000)
-        .grant(2, X, (5, 15), 9, 3_000)
-        .release(20, 1, 5)
+        .l_grant(1, X, (0, 10), 5, 3_000)
+        .l_grant(2, X, (5, 15), 9, 3_000)
+        .l_release(20, 1, 5)
         .sorted();
     assert_eq!(props(&h), vec!["no_early_release"]);
     // The same with A's lease already over at 12: fine.
     let h = H::default()
-        .grant(1, X, (0, 10), 5, 12)
-        .grant(2, X, (5, 15), 9, 3_000)
-        .release(20, 1, 5)
+        .l_grant(1, X, (0, 10), 5, 12)
+        .l_grant(2, X, (5, 15), 9, 3_000)
+        .l_release(20, 1, 5)
         .sorted();
     assert_eq!(linearizability(&h), vec![]);
 }
@@ -220,23 +144,23 @@ fn a_hold_is_carried_into_later_windows() {
     // A's grant and B's are in separate windows; A still holds (release at
     // 4 000, lease to 5 000) when B is answered.
     let h = H::default()
-        .grant(1, X, (0, 10), 5, 5_000)
-        .release(4_000, 1, 5)
-        .grant(2, X, (1_000, 1_100), 9, 9_000)
+        .l_grant(1, X, (0, 10), 5, 5_000)
+        .l_release(4_000, 1, 5)
+        .l_grant(2, X, (1_000, 1_100), 9, 9_000)
         .sorted();
     assert_eq!(props(&h), vec!["no_early_release"]);
     assert_eq!(linearizability_stats(&h).windows_checked, 2);
     // Answered after A's release began: fine.
     let h = H::default()
-        .grant(1, X, (0, 10), 5, 5_000)
-        .release(4_000, 1, 5)
-        .grant(2, X, (1_000, 4_100), 9, 9_000)
+        .l_grant(1, X, (0, 10), 5, 5_000)
+        .l_release(4_000, 1, 5)
+        .l_grant(2, X, (1_000, 4_100), 9, 9_000)
         .sorted();
     assert_eq!(linearizability(&h), vec![]);
     // A token below one of an earlier window.
     let h = H::default()
-        .grant(1, X, (0, 10), 5, 50)
-        .grant(2, X, (1_000, 1_100), 4, 9_000)
+        .l_grant(1, X, (0, 10), 5, 50)
+        .l_grant(2, X, (1_000, 1_100), 4, 9_000)
         .sorted();
     assert_eq!(props(&h), vec!["linearizability"]);
 }
@@ -245,27 +169,27 @@ fn a_hold_is_carried_into_later_windows() {
 fn readers_and_semaphores_follow_their_modes() {
     // Two readers granted by one entry share its token; a third joins.
     let h = H::default()
-        .grant(1, S, (0, 10), 7, 5_000)
-        .grant(2, S, (0, 12), 7, 5_000)
-        .grant(3, S, (20, 30), 8, 5_000)
+        .l_grant(1, S, (0, 10), 7, 5_000)
+        .l_grant(2, S, (0, 12), 7, 5_000)
+        .l_grant(3, S, (20, 30), 8, 5_000)
         .sorted();
     assert_eq!(linearizability(&h), vec![]);
     // A writer while a reader holds.
     let h = H::default()
-        .grant(1, S, (0, 10), 7, 5_000)
-        .grant(2, X, (20, 30), 8, 5_000)
+        .l_grant(1, S, (0, 10), 7, 5_000)
+        .l_grant(2, X, (20, 30), 8, 5_000)
         .sorted();
     assert_eq!(props(&h), vec!["no_early_release"]);
     // Two permits: two holders fit, a third does not.
     let two = H::default()
-        .grant(1, SEM, (0, 10), 3, 5_000)
-        .grant(2, SEM, (20, 30), 4, 5_000)
+        .l_grant(1, SEM, (0, 10), 3, 5_000)
+        .l_grant(2, SEM, (20, 30), 4, 5_000)
         .sorted();
     assert_eq!(linearizability(&two), vec![]);
     let three = H::default()
-        .grant(1, SEM, (0, 10), 3, 5_000)
-        .grant(2, SEM, (20, 30), 4, 5_000)
-        .grant(3, SEM, (40, 50), 6, 5_000)
+        .l_grant(1, SEM, (0, 10), 3, 5_000)
+        .l_grant(2, SEM, (20, 30), 4, 5_000)
+        .l_grant(3, SEM, (40, 50), 6, 5_000)
         .sorted();
     assert_eq!(props(&three), vec!["no_early_release"]);
 }
@@ -275,8 +199,8 @@ fn big_windows_and_long_searches_are_left_unchecked() {
     // Twenty mutually overlapping grants in token order, each released.
     let mut b = H::default();
     for k in 0..20 {
-        b.grant(k + 1, X, (k, 1_000 + k), 100 + k, 9_000);
-        b.release(1_100 + k, k + 1, 100 + k);
+        b.l_grant(k + 1, X, (k, 1_000 + k), 100 + k, 9_000);
+        b.l_release(1_100 + k, k + 1, 100 + k);
     }
     let h = b.sorted();
     // Sorted by time, grants are answered in token order only if each
@@ -363,7 +287,7 @@ fn agrees_with_a_direct_check_on_random_histories() {
             let result = AcquireResult::Granted { token: g.token };
             b.acquire(session, "L", X, (g.inv, g.ret), result, g.deadline);
             if let Some(r) = g.rel {
-                b.release(r, session, g.token);
+                b.l_release(r, session, g.token);
             }
         }
         let h = b.sorted();

@@ -1,87 +1,9 @@
 //! Checker self-tests: for every property a hand-built bad history that
 //! must be flagged, and good histories that must pass (SCENARIOS §4 item 3).
 
+use super::history_builder::H;
 use super::*;
-use crate::history::{AcquireResult, Ev, ModeKind, Record};
-
-/// Builds histories tersely.
-#[derive(Default)]
-struct H {
-    r: Vec<Record>,
-    op: u64,
-}
-
-impl H {
-    fn ev(&mut self, t: u64, ev: Ev) -> &mut Self {
-        self.r.push(Record { t, ev });
-        self
-    }
-
-    /// An acquire invoked at `inv`, granted `token` at `ret`, with the
-    /// holder's lease deadline `deadline` at that moment.
-    #[allow(clippy::too_many_arguments)] // one call per line reads like a table
-    fn grant(
-        &mut self,
-        session: u64,
-        lock: &str,
-        mode: ModeKind,
-        inv: u64,
-        ret: u64,
-        token: u64,
-        deadline: u64,
-    ) -> &mut Self {
-        self.op += 1;
-        let op = self.op;
-        self.ev(
-            inv,
-            Ev::AcquireInvoke {
-                op,
-                client: session,
-                session,
-                lock: lock.to_owned(),
-                mode,
-            },
-        );
-        self.ev(
-            ret,
-            Ev::AcquireReturn {
-                op,
-                result: AcquireResult::Granted { token },
-                deadline: Some(deadline),
-            },
-        )
-    }
-
-    fn release(&mut self, t: u64, session: u64, lock: &str, token: u64) -> &mut Self {
-        self.ev(
-            t,
-            Ev::ReleaseInvoke {
-                session,
-                lock: lock.to_owned(),
-                token,
-            },
-        )
-    }
-
-    fn write(&mut self, t: u64, session: u64, lock: &str, token: u64, accepted: bool) -> &mut Self {
-        self.ev(
-            t,
-            Ev::Write {
-                client: session,
-                session,
-                lock: lock.to_owned(),
-                token,
-                accepted,
-            },
-        )
-    }
-
-    fn sorted(&mut self) -> Vec<Record> {
-        let mut r = self.r.clone();
-        r.sort_by_key(|r| r.t);
-        r
-    }
-}
+use crate::history::{Ev, ModeKind, Record};
 
 const X: ModeKind = ModeKind::Exclusive;
 const S: ModeKind = ModeKind::Shared;
