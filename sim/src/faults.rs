@@ -192,6 +192,15 @@ pub struct World {
     pub rogue: Option<NodeHandle>,
 }
 
+/// A node of the harness's own (the operator, the rogue peer) at `ip`.
+fn side_node(name: &str, ip: [u8; 4]) -> NodeHandle {
+    Handle::current()
+        .create_node()
+        .name(name)
+        .ip(std::net::IpAddr::from(ip))
+        .build()
+}
+
 fn range(rng: &mut ChaCha8Rng, lo: u64, hi: u64) -> u64 {
     lo + rng.next_u64() % (hi.saturating_sub(lo) + 1)
 }
@@ -544,13 +553,9 @@ impl World {
                     .map(|id| (id, crate::cluster::peer_addr(id)))
                     .collect();
                 let (history, time) = (self.workload.history.clone(), self.workload.time);
-                let rogue = self.rogue.get_or_insert_with(|| {
-                    Handle::current()
-                        .create_node()
-                        .name("rogue")
-                        .ip(std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 5, 1)))
-                        .build()
-                });
+                let rogue = self
+                    .rogue
+                    .get_or_insert_with(|| side_node("rogue", [10, 0, 5, 1]));
                 rogue.spawn(crate::rogue::run(peers, history, time));
             }
             "chaos" => {
@@ -663,13 +668,9 @@ impl World {
         };
         let servers = self.cluster.servers.len() as u64;
         let (history, time) = (self.workload.history.clone(), self.workload.time);
-        let operator = self.operator.get_or_insert_with(|| {
-            Handle::current()
-                .create_node()
-                .name("operator")
-                .ip(std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 4, 1)))
-                .build()
-        });
+        let operator = self
+            .operator
+            .get_or_insert_with(|| side_node("operator", [10, 0, 4, 1]));
         operator.spawn(crate::operator::run(plan, servers, history, time));
     }
 
