@@ -120,6 +120,10 @@ pub enum Ev {
         to_index: u64,
         /// (lock, session, token) in log order.
         grants: Vec<(String, u64, u64)>,
+        /// (session, seq, token) of every request answered "granted", in
+        /// log order (a retry answered again from the dedupe table shows
+        /// up again, with the same token).
+        answers: Vec<(u64, u64, u64)>,
     },
     /// The liveness probe opened this session (it asks for every lock).
     ProbeSession {

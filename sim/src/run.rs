@@ -366,6 +366,9 @@ async fn simulate(cfg: SimConfig, keep_history: bool) -> Summary {
             .partition(|v| v.property == "no_early_release");
         breaches = b;
         violations = v;
+        if !breaches.is_empty() {
+            coverage.insert("assumption_breaches", breaches.len() as u64);
+        }
     }
     Summary {
         seed: cfg.seed,
@@ -520,8 +523,11 @@ pub fn coverage(records: &[Record]) -> BTreeMap<&'static str, u64> {
             }
             Ev::ClusterRestart => inc(&mut c, "cluster_restarts"),
             Ev::SessionOpened { ws: true, .. } => inc(&mut c, "ws_sessions"),
-            Ev::CommittedLog { grants, .. } => {
+            Ev::CommittedLog {
+                grants, answers, ..
+            } => {
                 *c.entry("witness_log_grants").or_default() += grants.len() as u64;
+                *c.entry("witness_answers").or_default() += answers.len() as u64;
             }
             Ev::TokenCheck {
                 valid: Some(valid), ..

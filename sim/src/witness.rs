@@ -1,8 +1,9 @@
 //! The committed log as a witness (SCENARIOS §3.4): after a run, the most
 //! up-to-date durable log in the cluster (highest last term, then highest
 //! last index) holds every committed entry. Replaying it through the real
-//! lock state machine gives every grant the cluster made, with its token;
-//! the checker then joins those with what clients were told.
+//! lock state machine gives every grant the cluster made, with its token,
+//! and every request it answered "granted"; the checker then joins those
+//! with what clients were told.
 //!
 //! Why that log: a log whose last entry has the highest term agrees, up to
 //! that entry, with the log of that term's leader, which held every entry
@@ -11,7 +12,7 @@
 
 use crate::history::Ev;
 use crate::storage::SimDisk;
-use distlock_core::locks::{Command, Event, LockState};
+use distlock_core::locks::{Command, Event, LockState, Outcome, Reply};
 use distlock_core::raft::{EntryPayload, StateMachine};
 
 /// Replays the most up-to-date of `disks` and returns the record of the
@@ -38,9 +39,21 @@ pub fn committed_grants<'a>(disks: impl IntoIterator<Item = &'a SimDisk>) -> Opt
         from_index = s.meta.last_index.0;
     }
     let mut grants = Vec::new();
+    let mut answers = Vec::new();
     for entry in entries.iter().filter(|e| e.index.0 > from_index) {
         if let EntryPayload::Command(cmd) = &entry.payload {
-            for event in state.apply(entry.index, cmd).events {
+            let applied = state.apply(entry.index, cmd);
+            for reply in applied.replies {
+                if let Reply::To {
+                    session,
+                    seq,
+                    response: Ok(Outcome::Granted { token }),
+                } = reply
+                {
+                    answers.push((session.0, seq.0, token.0));
+                }
+            }
+            for event in applied.events {
                 if let Event::Acquired {
                     lock,
                     session,
@@ -57,5 +70,6 @@ pub fn committed_grants<'a>(disks: impl IntoIterator<Item = &'a SimDisk>) -> Opt
         from_index,
         to_index: entries.last().map_or(from_index, |e| e.index.0),
         grants,
+        answers,
     })
 }

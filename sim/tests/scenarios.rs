@@ -75,6 +75,7 @@ scenario_tests! {
     s02_stale_leader => "S2",
     s03_stale_reads => "S3",
     s04_clock_drift => "S4",
+    s05_drift_beyond_the_bound => "S5",
     s06_ambiguous_acquire => "S6",
     s07_waiter_session_lapses => "S7",
     s08_stalled_leader => "S8",

@@ -198,6 +198,7 @@ fn witness_checker_flags_lost_and_phantom_grants() {
             .iter()
             .map(|(l, s, t)| ((*l).to_owned(), *s, *t))
             .collect(),
+        answers: vec![(1, 1, 12), (2, 1, 17), (1, 1, 12)],
     };
     let mut h = H::default();
     h.grant(1, "L", ModeKind::Exclusive, 10, 20, 12, 1_000)
@@ -215,4 +216,16 @@ fn witness_checker_flags_lost_and_phantom_grants() {
         props(&witness(&h.sorted())),
         vec!["lost_grant", "phantom_grant"]
     );
+
+    let mut h = H::default();
+    h.ev(
+        50,
+        Ev::CommittedLog {
+            from_index: 0,
+            to_index: 100,
+            grants: Vec::new(),
+            answers: vec![(1, 1, 12), (1, 1, 12), (1, 1, 30)],
+        },
+    );
+    assert_eq!(props(&witness(&h.sorted())), vec!["double_grant"]);
 }
