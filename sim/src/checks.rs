@@ -18,6 +18,8 @@
 //! * [`island_changes`] — no membership change asked of an isolated
 //!   leader is reported committed (S12).
 //! * [`rogue_term`] — no server adopts the term of a rogue peer (S19).
+//! * [`corrupt_servers`] — a server that found its disk corrupt never
+//!   runs Raft again (S15).
 //! * [`stale_reads`] — token checks answer as a linearizable read would
 //!   (S3).
 //! * [`witness`] — §3.4: the committed log (replayed after the run) holds
@@ -520,6 +522,33 @@ pub fn witness(records: &[Record]) -> Vec<Violation> {
     out
 }
 
+/// S15: a server whose disk was found corrupt never takes part in Raft
+/// again (it logs no role) until it gets a new disk.
+#[must_use]
+pub fn corrupt_servers(records: &[Record]) -> Vec<Violation> {
+    let mut corrupt: BTreeSet<u64> = BTreeSet::new();
+    let mut out = Vec::new();
+    for r in records {
+        match &r.ev {
+            Ev::Fault { what } => {
+                if let Some(id) = what
+                    .strip_prefix("corrupt the disk of s")
+                    .and_then(|n| n.parse().ok())
+                {
+                    corrupt.insert(id);
+                }
+            }
+            Ev::Role { node, role, term } if corrupt.contains(node) => out.push(violation(
+                "corrupt_server_ran",
+                r.t,
+                format!("s{node} became {role} in term {term} on a corrupt disk"),
+            )),
+            _ => {}
+        }
+    }
+    out
+}
+
 /// S19: no server ever adopts the rogue peer's term.
 #[must_use]
 pub fn rogue_term(records: &[Record]) -> Vec<Violation> {
@@ -576,6 +605,7 @@ pub fn check_all(records: &[Record]) -> Vec<Violation> {
     v.extend(server_health(records));
     v.extend(island_changes(records));
     v.extend(rogue_term(records));
+    v.extend(corrupt_servers(records));
     v.extend(stale_reads(records));
     v.extend(witness(records));
     v.extend(linearizability(records));

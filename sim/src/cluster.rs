@@ -281,6 +281,11 @@ impl Cluster {
         if s.up && !exited {
             return;
         }
+        if exited && s.disk.faults().corrupt {
+            // It refused its corrupt disk; starting it again changes
+            // nothing until an operator gives it a new one.
+            return;
+        }
         if s.up {
             // It exited on its own (fail-stop): the process is gone, its
             // cache with it.

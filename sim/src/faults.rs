@@ -6,8 +6,6 @@
 use crate::chaos::Storm;
 use crate::cluster::Cluster;
 use crate::history::Ev;
-use crate::operator::Plan;
-use crate::storage::DiskFaults;
 use crate::workload::{Workload, client_process};
 use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle};
@@ -16,6 +14,8 @@ use rand_core::Rng;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+mod operator_faults;
 
 /// The fault classes, by the names `--faults` takes.
 pub const CLASSES: &[&str] = &[
@@ -36,6 +36,7 @@ pub const CLASSES: &[&str] = &[
     "chaos",
     "append_cut",
     "rogue",
+    "corrupt",
 ];
 
 /// Which fault classes a run uses.
@@ -324,7 +325,7 @@ impl World {
             }
             Action::ClearDisk(id) => {
                 if let Some(s) = self.cluster.servers.iter().find(|s| s.id == id) {
-                    s.disk.set_faults(DiskFaults::default());
+                    s.disk.set_faults(s.disk.faults().healed());
                 }
                 self.note(format!("disk of s{id} healthy"));
             }
@@ -545,6 +546,7 @@ impl World {
                 }
             }
             "membership" => self.start_membership(now, ttl, tl),
+            "corrupt" => self.start_corruption(),
             "rogue" => {
                 let peers: Vec<(u64, std::net::SocketAddr)> = self
                     .cluster
@@ -596,84 +598,6 @@ impl World {
         }
     }
 
-    /// Draws a membership plan (see [`crate::operator`]), starts what it
-    /// needs (a joining server, an isolation, a kill) and hands the
-    /// requests to the operator's node.
-    fn start_membership(&mut self, now: u64, ttl: u64, tl: &mut Timeline) {
-        let Some(leader) = self.cluster.leader() else {
-            return;
-        };
-        let clock = (
-            range(&mut self.rng, 0, 1_000_000_000),
-            i64::try_from(range(
-                &mut self.rng,
-                0,
-                2 * self.max_drift_ppm.unsigned_abs(),
-            ))
-            .unwrap_or(0)
-                - self.max_drift_ppm,
-        );
-        let fsync_us = range(&mut self.rng, 50, 2_000);
-        let plan = match self.rng.next_u64() % 4 {
-            0 | 1 => {
-                let replace_leader = self.rng.next_u64() % 2 == 0;
-                let followers: Vec<u64> = self
-                    .cluster
-                    .servers
-                    .iter()
-                    .filter(|s| s.up && s.id != leader)
-                    .map(|s| s.id)
-                    .collect();
-                let old = if replace_leader {
-                    leader
-                } else if let Some(f) = pick(&mut self.rng, &followers) {
-                    f
-                } else {
-                    return;
-                };
-                let new = self.cluster.start_joining(clock, fsync_us);
-                self.note(format!("membership: replace s{old} by s{new}"));
-                Plan::Replace { new, old }
-            }
-            2 => {
-                let new = self.cluster.start_joining(clock, fsync_us);
-                self.note(format!(
-                    "membership: add blank s{new}, crash it while it catches up"
-                ));
-                let crash_at = now + range(&mut self.rng, 20_000, 400_000);
-                tl.at(crash_at, Action::Kill(vec![new]));
-                tl.at(
-                    crash_at + range(&mut self.rng, 100_000, ttl),
-                    Action::Restart(vec![new]),
-                );
-                Plan::AddOnly { new }
-            }
-            _ => {
-                let others: Vec<u64> = self
-                    .cluster
-                    .ids()
-                    .into_iter()
-                    .filter(|i| *i != leader)
-                    .collect();
-                self.note(format!(
-                    "isolate leader s{leader}, island: ask it to remove {others:?}"
-                ));
-                self.cluster.partition(&[vec![leader], others.clone()]);
-                tl.at(
-                    now + range(&mut self.rng, 500_000, 3 * ttl),
-                    Action::HealNetwork,
-                );
-                Plan::Island { leader, others }
-            }
-        };
-        let servers = self.cluster.servers.len() as u64;
-        let (history, time) = (self.workload.history.clone(), self.workload.time);
-        let operator = self
-            .operator
-            .get_or_insert_with(|| side_node("operator", [10, 0, 4, 1]));
-        operator.spawn(crate::operator::run(plan, servers, history, time));
-    }
-
     /// Ends every fault: network healed, servers and clients resumed,
     /// dead servers restarted, disks healthy.
     pub fn heal_all(&mut self) {
@@ -682,7 +606,7 @@ impl World {
         for id in self.cluster.ids() {
             self.cluster.resume(id);
             if let Some(s) = self.cluster.servers.iter().find(|s| s.id == id) {
-                s.disk.set_faults(DiskFaults::default());
+                s.disk.set_faults(s.disk.faults().healed());
             }
         }
         let down: Vec<u64> = self

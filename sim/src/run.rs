@@ -557,7 +557,12 @@ pub fn coverage(records: &[Record]) -> BTreeMap<&'static str, u64> {
                 }
             }
             Ev::Role { role, .. } if role == "Leader" => inc(&mut c, "leader_elections"),
-            Ev::Exit { .. } => inc(&mut c, "fail_stops"),
+            Ev::Exit { why, .. } => {
+                inc(&mut c, "fail_stops");
+                if why.contains("corrupt") {
+                    inc(&mut c, "corruptions_detected");
+                }
+            }
             Ev::Write { accepted, .. } => {
                 inc(
                     &mut c,

@@ -258,6 +258,16 @@ pub const ALL: &[Scenario] = &[
         },
     },
     Scenario {
+        id: "S15",
+        title: "a disk found corrupt at restart: the server refuses to start and is replaced",
+        coverage: &["corruptions_detected", "membership_changes", "server_kills"],
+        build: |c| {
+            c.faults = faults("corrupt,kill");
+            c.fault_gap_ms = 4_000;
+            secs(c, 60);
+        },
+    },
+    Scenario {
         id: "S16",
         title: "fsync errors (fail-stop), slow fsyncs, full disks",
         coverage: &["fsync_errors", "disk_full", "slow_disks", "fail_stops"],
@@ -313,16 +323,10 @@ pub const ALL: &[Scenario] = &[
 ];
 
 /// Scenarios not run, and why.
-pub const UNSUPPORTED: &[(&str, &str)] = &[
-    (
-        "S15",
-        "bit flips: the simulated disk is a logical model without checksummed bytes",
-    ),
-    (
-        "S18",
-        "lock-delay: needs the expiry's commit time, which clients cannot observe",
-    ),
-];
+pub const UNSUPPORTED: &[(&str, &str)] = &[(
+    "S18",
+    "lock-delay: needs the expiry's commit time, which clients cannot observe",
+)];
 
 /// The scenario named `id`.
 #[must_use]

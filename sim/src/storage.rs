@@ -27,6 +27,20 @@ pub struct DiskFaults {
     pub full: bool,
     /// Every fsync takes this long.
     pub sync_latency: Duration,
+    /// A durable record fails its checksum: loading refuses, and the
+    /// server must not start. Survives heals (only a new disk repairs it).
+    pub corrupt: bool,
+}
+
+impl DiskFaults {
+    /// No transient fault left; a corrupt disk stays corrupt.
+    #[must_use]
+    pub fn healed(&self) -> Self {
+        Self {
+            corrupt: self.corrupt,
+            ..Self::default()
+        }
+    }
 }
 
 /// What a crash did to the volatile cache.
@@ -137,6 +151,12 @@ impl SimDisk {
         report
     }
 
+    /// The faults now set.
+    #[must_use]
+    pub fn faults(&self) -> DiskFaults {
+        self.state().faults.clone()
+    }
+
     /// Sets the faults.
     pub fn set_faults(&self, faults: DiskFaults) {
         self.state().faults = faults;
@@ -218,6 +238,13 @@ impl Storage<Command> for SimStorage {
         let mut s = self.disk.state();
         if s.life != self.life {
             return Err(StorageError::Poisoned);
+        }
+        if s.faults.corrupt {
+            return Err(StorageError::Corrupt {
+                file: sim_path(),
+                offset: 0,
+                reason: "a record fails its checksum (injected)".to_owned(),
+            });
         }
         if s.durable.snapshot.is_some() {
             s.snapshots.restores += 1;

@@ -85,6 +85,7 @@ scenario_tests! {
     s12_membership_changes => "S12",
     s13_snapshots_under_crashes => "S13",
     s14_whole_cluster_crash => "S14",
+    s15_corrupt_disk => "S15",
     s16_disk_faults => "S16",
     s17_client_cut_from_cluster => "S17",
     s19_rogue_peer => "S19",
