@@ -20,6 +20,8 @@
 //! * [`rogue_term`] — no server adopts the term of a rogue peer (S19).
 //! * [`corrupt_servers`] — a server that found its disk corrupt never
 //!   runs Raft again (S15).
+//! * [`lock_delay_handoffs`] — a lock lost by expiry is not granted again
+//!   within the lock-delay (S18).
 //! * [`stale_reads`] — token checks answer as a linearizable read would
 //!   (S3).
 //! * [`witness`] — §3.4: the committed log (replayed after the run) holds
@@ -522,6 +524,62 @@ pub fn witness(records: &[Record]) -> Vec<Violation> {
     out
 }
 
+/// S18: after a holder lost its lock without releasing it (its session
+/// expired: the client crashed, was cut off or paused), the next
+/// conflicting grant comes no sooner than the lock-delay after the
+/// expiry. The expiry commits no earlier than the holder's last believed
+/// lease deadline (§3.3), and the leader counts the delay on its clock
+/// (drift at most 1 %), so a grant returned before deadline + 0.98 × delay
+/// broke it. Returns the violations and how many hand-offs were checked.
+#[must_use]
+pub fn lock_delay_handoffs(records: &[Record]) -> (Vec<Violation>, u64) {
+    let Some(delay) = records.iter().find_map(|r| match r.ev {
+        Ev::LockDelaySetting { ms } => Some(ms * 1000),
+        _ => None,
+    }) else {
+        return (Vec::new(), 0);
+    };
+    let all = holds(records);
+    let conflicts = |a: ModeKind, b: ModeKind| {
+        !matches!(
+            (a, b),
+            (ModeKind::Shared, ModeKind::Shared) | (ModeKind::Semaphore(_), ModeKind::Semaphore(_))
+        )
+    };
+    let mut out = Vec::new();
+    let mut checked = 0;
+    for h in all.iter().filter(|h| h.released == u64::MAX) {
+        let Some(deadline) = h.max_deadline else {
+            continue;
+        };
+        let next = all
+            .iter()
+            .filter(|g| {
+                g.lock == h.lock
+                    && g.session != h.session
+                    && g.returned > h.returned
+                    && conflicts(h.mode, g.mode)
+            })
+            .min_by_key(|g| g.returned);
+        let Some(g) = next else {
+            continue;
+        };
+        checked += 1;
+        let earliest = deadline + delay * 98 / 100;
+        if g.returned < earliest {
+            out.push(violation(
+                "lock_delay",
+                g.returned,
+                format!(
+                    "{}: session {} was granted token {} at {}, within the lock-delay after session {} lost token {} (lease to {deadline}, delay {} ms)",
+                    h.lock, g.session, g.token, g.returned, h.session, h.token, delay / 1000
+                ),
+            ));
+        }
+    }
+    (out, checked)
+}
+
 /// S15: a server whose disk was found corrupt never takes part in Raft
 /// again (it logs no role) until it gets a new disk.
 #[must_use]
@@ -606,6 +664,7 @@ pub fn check_all(records: &[Record]) -> Vec<Violation> {
     v.extend(island_changes(records));
     v.extend(rogue_term(records));
     v.extend(corrupt_servers(records));
+    v.extend(lock_delay_handoffs(records).0);
     v.extend(stale_reads(records));
     v.extend(witness(records));
     v.extend(linearizability(records));

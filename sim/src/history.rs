@@ -125,6 +125,11 @@ pub enum Ev {
         /// up again, with the same token).
         answers: Vec<(u64, u64, u64)>,
     },
+    /// Every acquire of the run asks for this lock-delay.
+    LockDelaySetting {
+        /// The delay, ms.
+        ms: u64,
+    },
     /// The liveness probe opened this session (it asks for every lock).
     ProbeSession {
         /// The session.

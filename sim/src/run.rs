@@ -56,6 +56,8 @@ pub struct SimConfig {
     pub script: Vec<(u64, Action)>,
     /// The servers' Raft tuning (snapshot threshold, compaction margin).
     pub raft: RaftTuning,
+    /// The lock-delay every acquire asks for, ms (0: none).
+    pub lock_delay_ms: u64,
 }
 
 impl SimConfig {
@@ -73,6 +75,7 @@ impl SimConfig {
             max_drift_ppm: 4_000,
             careless_per_mille: 100,
             fsync_us: (50, 3_000),
+            lock_delay_ms: 0,
             kill_when_dirty: false,
             script: Vec::new(),
             raft: RaftTuning::default(),
@@ -234,7 +237,16 @@ async fn simulate(cfg: SimConfig, keep_history: bool) -> Summary {
         next_op: AtomicU64::new(1),
         next_client: AtomicU64::new(1),
         careless_per_mille: cfg.careless_per_mille,
+        lock_delay_ms: cfg.lock_delay_ms,
     });
+    if cfg.lock_delay_ms > 0 {
+        history.push(
+            time.now_us(),
+            Ev::LockDelaySetting {
+                ms: cfg.lock_delay_ms,
+            },
+        );
+    }
     let handle = Handle::current();
     let clients = (0..cfg.clients)
         .map(|i| ClientNode {
@@ -523,6 +535,12 @@ pub fn coverage(records: &[Record]) -> BTreeMap<&'static str, u64> {
             }
             Ev::ClusterRestart => inc(&mut c, "cluster_restarts"),
             Ev::SessionOpened { ws: true, .. } => inc(&mut c, "ws_sessions"),
+            Ev::LockDelaySetting { .. } => {
+                let checked = checks::lock_delay_handoffs(records).1;
+                if checked > 0 {
+                    *c.entry("lock_delay_handoffs").or_default() += checked;
+                }
+            }
             Ev::CommittedLog {
                 grants, answers, ..
             } => {

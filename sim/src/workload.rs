@@ -53,6 +53,8 @@ pub struct Workload {
     /// Chance (per mille) that a holder writes without first checking its
     /// lease is still valid, as a careless (or paused) client would.
     pub careless_per_mille: u64,
+    /// The lock-delay every acquire asks for, ms.
+    pub lock_delay_ms: u64,
 }
 
 fn range(rng: &mut ChaCha8Rng, lo: u64, hi: u64) -> u64 {
@@ -97,11 +99,15 @@ pub async fn client_process(w: Arc<Workload>, seed: u64) {
         };
         let start = usize::try_from(rng.next_u64() % servers.len() as u64).unwrap_or(0);
         servers.rotate_left(start);
+        let options = ClientOptions {
+            lock_delay: ms(w.lock_delay_ms),
+            ..ClientOptions::default()
+        };
         let connect = async {
             if ws {
-                Client::connect_ws(servers, ClientOptions::default()).await
+                Client::connect_ws(servers, options).await
             } else {
-                Client::connect(servers, ClientOptions::default()).await
+                Client::connect(servers, options).await
             }
         };
         let connected = tokio::time::timeout(ms(5_000), connect).await;

@@ -88,6 +88,7 @@ scenario_tests! {
     s15_corrupt_disk => "S15",
     s16_disk_faults => "S16",
     s17_client_cut_from_cluster => "S17",
+    s18_lock_delay => "S18",
     s19_rogue_peer => "S19",
     s20_swarm => "S20",
 }
