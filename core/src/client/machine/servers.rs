@@ -1,0 +1,79 @@
+//! Which server the session talks to: following a follower's leader hint,
+//! leaving a server that is shutting down or knows no leader, and the
+//! round-robin over the members the last `Welcome` named.
+
+use super::{ClientSession, Conn};
+use crate::client::ClientEvent;
+use crate::ids::NodeId;
+use crate::proto::{MemberInfo, ProtoError, ResponseBody};
+use crate::time::Instant;
+
+impl ClientSession {
+    /// Moves to the leader a follower named in its `Welcome`, at once: a
+    /// follower would forward every request to the leader and answer only
+    /// once the commit reaches it, two extra hops per request. Requests
+    /// already sent are re-sent there with the same seq, so they still
+    /// apply once. A hint is followed once per connection chain: if the
+    /// server reached by following one names yet another leader, the client
+    /// stays (the follower forwards correctly either way).
+    pub(super) fn follow_leader_hint(&mut self, node_id: NodeId, leader_hint: Option<NodeId>) {
+        let Some(leader) = leader_hint.filter(|&l| l != node_id) else {
+            return;
+        };
+        if self.followed_hint || !self.config.follow_leader {
+            return;
+        }
+        let Some(target) = self.members.iter().find(|m| m.id == leader).cloned() else {
+            return;
+        };
+        self.followed_hint = true;
+        self.forget_connection();
+        self.conn = Conn::Connecting;
+        self.events
+            .push_back(ClientEvent::Reconnect { to: Some(target) });
+    }
+
+    /// Drops what belonged to the current connection: requests in flight
+    /// and queued frames. Operations stay and are re-sent, with the same
+    /// seqs, on the next connection.
+    pub(super) fn forget_connection(&mut self) {
+        self.leaderless_since = None;
+        self.in_flight.clear();
+        self.frames.clear();
+        for op in self.ops.values_mut() {
+            op.rid = None;
+            op.deadline = None;
+            op.retry_at = None;
+        }
+    }
+
+    pub(super) fn next_target(&mut self) -> Option<MemberInfo> {
+        if self.members.is_empty() {
+            return None;
+        }
+        let i = self.next_member % self.members.len();
+        self.next_member = (i + 1) % self.members.len();
+        self.members.get(i).cloned()
+    }
+
+    /// Whether to leave the connected server: it is shutting down, or it
+    /// has answered for [`super::Config::leaderless_patience`] that it
+    /// knows no leader.
+    pub(super) fn server_cannot_serve(
+        &mut self,
+        result: &Result<ResponseBody, ProtoError>,
+        now: Instant,
+    ) -> bool {
+        match result {
+            Err(ProtoError::ShuttingDown) => true,
+            Err(ProtoError::NoLeader | ProtoError::NotLeader { leader_hint: None }) => {
+                let since = *self.leaderless_since.get_or_insert(now);
+                now.saturating_since(since) >= self.config.leaderless_patience
+            }
+            _ => {
+                self.leaderless_since = None;
+                false
+            }
+        }
+    }
+}
