@@ -3,7 +3,7 @@
 
 use distlock_core::locks::{FencingToken, Outcome, SessionId};
 use distlock_core::proto::{ProtoError, ResponseBody, ServerFrame};
-use distlock_tests::{Cluster, Conn, Server, distlock, run_within};
+use distlock_tests::{Cluster, Conn, PATIENCE, Server, distlock, run_within, wait_until};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 
@@ -157,4 +157,75 @@ async fn sigterm_on_the_leader_hands_over_and_exits() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_held(&mut conn, "graceful", session, t1).await;
+}
+
+/// A process that knows the cluster's name but is no member dials every
+/// server's peer port as node 99 and sends a forced vote and an append a
+/// million terms ahead. Every server turns it away (and says so in its
+/// log) before Raft sees the frames: the term and the leader stay.
+#[tokio::test]
+async fn a_rogue_peer_moves_no_term() {
+    use distlock_core::ids::{LogIndex, NodeId, Term};
+    use distlock_core::proto::{ClusterId, PeerFrame};
+    use distlock_core::raft::{Message, MessageBody};
+    use distlock_transport_tcp::{HandshakeConfig, peer_handshake};
+
+    let mut cluster = Cluster::start(3);
+    let leader = cluster.leader().await;
+    let mut conn = Conn::connect(cluster.addr(leader)).await;
+    let before = conn.cluster_status().await;
+    for id in cluster.ids() {
+        let addr = cluster.server(id).peer_addr;
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("the peer port accepts");
+        let config = HandshakeConfig::default();
+        let linked = peer_handshake(
+            stream,
+            ClusterId::new("distlock"),
+            NodeId(99),
+            None,
+            &config,
+        )
+        .await;
+        let Ok((_reader, mut writer)) = linked else {
+            continue;
+        };
+        let far = LogIndex(1 << 40);
+        let bodies = [
+            MessageBody::Vote {
+                last_index: far,
+                last_term: Term(1_000_000),
+                transfer: true,
+            },
+            MessageBody::Append {
+                prev_index: far,
+                prev_term: Term(1_000_000),
+                entries: Vec::new(),
+                commit: far,
+                round: 1,
+            },
+        ];
+        for body in bodies {
+            let frame = PeerFrame::Raft(Message {
+                from: NodeId(99),
+                to: NodeId(id),
+                term: Term(1_000_000),
+                body,
+            });
+            let _ = writer.write_frame(&frame).await;
+        }
+        let _ = writer.flush().await;
+    }
+    for id in cluster.ids() {
+        let server = cluster.server(id);
+        wait_until("the server refuses the rogue peer", PATIENCE, || {
+            server
+                .log_tail(200)
+                .contains("refused a peer link from a server that is not a member")
+                .then_some(())
+        });
+    }
+    let after = conn.cluster_status().await;
+    assert_eq!((after.leader, after.term), (before.leader, before.term));
 }
