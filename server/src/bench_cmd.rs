@@ -114,22 +114,13 @@ fn micros(d: Duration) -> u64 {
 
 /// Opens one session, retrying for a while (servers may still be starting).
 async fn open(servers: &[SocketAddr], transport: Transport) -> Result<Session, ClientError> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let attempt = async {
-            let options = ClientOptions {
-                transport,
-                ..ClientOptions::default()
-            };
-            let client = Client::connect(servers.to_vec(), options).await?;
-            client.open_session(Duration::from_secs(10)).await
-        };
-        match attempt.await {
-            Ok(s) => return Ok(s),
-            Err(e) if Instant::now() >= deadline => return Err(e),
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
+    let options = ClientOptions {
+        transport,
+        ..ClientOptions::default()
+    };
+    let patience = Duration::from_secs(10);
+    let client = Client::connect_within(servers.to_vec(), options, patience).await?;
+    client.open_session(patience).await
 }
 
 async fn client_loop(

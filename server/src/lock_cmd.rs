@@ -67,18 +67,20 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Runs the command under the lock; returns the process exit status.
 pub async fn run(req: LockRequest) -> i32 {
     // Servers may still be starting: keep trying for a while.
-    let deadline = tokio::time::Instant::now() + CONNECT_PATIENCE;
-    let client = loop {
-        match Client::connect(req.servers.clone(), ClientOptions::default()).await {
-            Ok(c) => break c,
-            Err(e) if tokio::time::Instant::now() >= deadline => {
-                eprintln!(
-                    "distlock: cannot reach any server of {:?}: {e}",
-                    req.servers
-                );
-                return EXIT_UNAVAILABLE;
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+    let connected = Client::connect_within(
+        req.servers.clone(),
+        ClientOptions::default(),
+        CONNECT_PATIENCE,
+    )
+    .await;
+    let client = match connected {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!(
+                "distlock: cannot reach any server of {:?}: {e}",
+                req.servers
+            );
+            return EXIT_UNAVAILABLE;
         }
     };
     let session = match tokio::time::timeout(CONNECT_PATIENCE, client.open_session(req.ttl)).await {

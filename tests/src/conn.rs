@@ -326,17 +326,9 @@ pub async fn client_session_with(
     ttl: Duration,
     options: ClientOptions,
 ) -> Session {
-    let deadline = Instant::now() + PATIENCE;
-    let client = loop {
-        match Client::connect(servers.to_vec(), options.clone()).await {
-            Ok(c) => break c,
-            Err(e) => assert!(
-                Instant::now() < deadline,
-                "no server of {servers:?} accepted within {PATIENCE:?}: {e}"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let client = Client::connect_within(servers.to_vec(), options, PATIENCE)
+        .await
+        .unwrap_or_else(|e| panic!("no server of {servers:?} accepted within {PATIENCE:?}: {e}"));
     within("opening a session", PATIENCE, client.open_session(ttl))
         .await
         .expect("session opened")

@@ -123,6 +123,27 @@ pub struct Client {
 }
 
 impl Client {
+    /// [`Client::connect`], tried again every 100 ms until a server
+    /// accepts or `patience` has passed: for callers that may start while
+    /// the servers are still starting.
+    ///
+    /// # Errors
+    /// The last attempt's error once `patience` has passed.
+    pub async fn connect_within(
+        servers: Vec<SocketAddr>,
+        options: ClientOptions,
+        patience: Duration,
+    ) -> Result<Self, ClientError> {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            match Self::connect(servers.clone(), options.clone()).await {
+                Ok(c) => return Ok(c),
+                Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
     /// Dials the configured servers in order until one accepts, then
     /// spawns the driver task (on the current tokio runtime). Later
     /// failovers go where the cluster's member list says, or round-robin
