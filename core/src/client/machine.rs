@@ -672,7 +672,10 @@ impl ClientSession {
             Err(e) if e.is_retryable() => self.retry_later(id, now),
             Ok(body @ (ResponseBody::TokenValid(_) | ResponseBody::LockStatus(_))) if is_read => {
                 self.ops.remove(&id);
-                self.events.push_back(reads::answered(id, Ok(body)));
+                self.events.push_back(ClientEvent::Read {
+                    op: id,
+                    result: Ok(body),
+                });
             }
             // A retry of a still-queued acquire: unanswered, ask again later.
             Ok(ResponseBody::Lock(Outcome::Pending)) => self.retry_later(id, now),
@@ -755,7 +758,10 @@ impl ClientSession {
 /// The event failing operation `op` (whose request is `body`).
 fn failure(op: OpId, body: &RequestBody, error: ClientError) -> ClientEvent {
     if reads::is_read(body) {
-        return reads::answered(op, Err(error));
+        return ClientEvent::Read {
+            op,
+            result: Err(error),
+        };
     }
     match body {
         RequestBody::Log(ClientCommand::OpenSession { .. }) => ClientEvent::SessionOpened {

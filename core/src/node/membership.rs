@@ -79,8 +79,7 @@ impl Node {
     #[must_use]
     pub fn is_removed(&self) -> bool {
         let membership = self.raft.membership();
-        let known = !membership.voters.is_empty() || !membership.learners.is_empty();
-        known && !membership.contains(self.raft.id())
+        !membership.is_empty() && !membership.contains(self.raft.id())
     }
 
     /// A fresh `Welcome` to every client when the configuration changed,
@@ -92,10 +91,10 @@ impl Node {
             return;
         }
         self.announced = index;
+        let welcome = self.welcome();
         let conns: Vec<ConnId> = self.greeted.iter().copied().collect();
         for conn in conns {
-            let welcome = self.welcome();
-            self.reply_frame(conn, welcome);
+            self.reply_frame(conn, welcome.clone());
         }
     }
 
@@ -113,7 +112,7 @@ impl Node {
     /// server waiting to join).
     pub(super) fn member_infos(&self) -> Vec<MemberInfo> {
         let membership = self.raft.membership();
-        if membership.voters.is_empty() && membership.learners.is_empty() {
+        if membership.is_empty() {
             return self.members.clone();
         }
         membership

@@ -98,6 +98,12 @@ impl Membership {
         }
     }
 
+    /// Whether it names no server at all (a server waiting to join).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.voters.is_empty() && self.learners.is_empty()
+    }
+
     /// Whether `id` votes.
     #[must_use]
     pub fn is_voter(&self, id: NodeId) -> bool {

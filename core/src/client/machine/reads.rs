@@ -4,10 +4,10 @@
 //! remember the highest token it saw), and a lock's holders and waiters.
 //! They need no session; like any request they are retried on retryable
 //! errors and re-sent after a failover, and they are answered with
-//! [`ClientEvent::Read`].
+//! [`ClientEvent::Read`](crate::client::ClientEvent::Read).
 
 use super::ClientSession;
-use crate::client::{ClientEvent, OpId};
+use crate::client::OpId;
 use crate::locks::FencingToken;
 use crate::proto::RequestBody;
 use crate::time::Instant;
@@ -42,12 +42,4 @@ pub(super) fn is_read(body: &RequestBody) -> bool {
         body,
         RequestBody::CheckToken { .. } | RequestBody::LockStatus { .. }
     )
-}
-
-/// The event answering read `op`.
-pub(super) fn answered(
-    op: OpId,
-    result: Result<crate::proto::ResponseBody, crate::client::ClientError>,
-) -> ClientEvent {
-    ClientEvent::Read { op, result }
 }

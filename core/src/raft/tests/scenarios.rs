@@ -455,3 +455,46 @@ fn read_index_needs_a_quorum_round_6_4() {
     assert_eq!(c.inv.reads_ready, 1, "an isolated leader served a read");
     assert_clean(&c);
 }
+
+/// A learner that never acknowledged anything (it may not even run) is not
+/// promoted: as a voter it would only raise the quorum. Once it has caught
+/// up, it is.
+#[test]
+fn a_learner_never_heard_from_is_not_promoted() {
+    let mut c = Cluster::new(52, 3, 1, cfg(), 5_000);
+    let leader = settled_leader(&mut c);
+    let _ = commit_values(&mut c, leader, 5);
+    let add = c.with_raft(leader, |r, now| {
+        r.change_membership(
+            MembershipChange::AddLearner(n(4), MemberAddrs::default()),
+            now,
+        )
+    });
+    assert!(matches!(add, Some(Ok(_))), "{add:?}");
+    let _ = commit_values(&mut c, leader, 1);
+    let promote = c.with_raft(leader, |r, now| {
+        r.change_membership(MembershipChange::Promote(n(4)), now)
+    });
+    assert!(
+        matches!(
+            promote,
+            Some(Err(crate::raft::MembershipError::NotCaughtUp { .. }))
+        ),
+        "{promote:?}"
+    );
+    c.start(n(4), false);
+    // Caught up as the leader sees it: it has heard the learner's answers.
+    assert!(c.run_until(Duration::from_secs(3), |c| {
+        c.raft(leader).is_some_and(|l| {
+            let status = l.status();
+            status
+                .peers
+                .iter()
+                .any(|p| p.id == n(4) && p.match_index >= status.commit_index)
+        })
+    }));
+    let promote = c.with_raft(leader, |r, now| {
+        r.change_membership(MembershipChange::Promote(n(4)), now)
+    });
+    assert!(matches!(promote, Some(Ok(_))), "{promote:?}");
+}
