@@ -185,20 +185,22 @@ where
     if let Some(addr) = ws.addr {
         ws_addrs.insert(cfg.id, addr);
     }
-    stored.initial_membership = initial_membership(&cfg, &ws_addrs);
-    let members: Vec<MemberInfo> = cfg
-        .peers
-        .keys()
-        .map(|&id| MemberInfo {
+    let addrs = configured_addrs(&cfg, &ws_addrs);
+    let members: Vec<MemberInfo> = addrs
+        .iter()
+        .map(|(&id, a)| MemberInfo {
             id,
-            client_addr: cfg
-                .client_addrs
-                .get(&id)
-                .map(ToString::to_string)
-                .unwrap_or_default(),
-            ws_addr: ws_addrs.get(&id).map(ToString::to_string),
+            client_addr: a.client.clone(),
+            ws_addr: a.ws.clone(),
         })
         .collect();
+    // A server that joins a running cluster starts with no configuration:
+    // it learns one from the leader.
+    if !cfg.join {
+        let mut membership = Membership::with_voters(cfg.peers.keys().copied());
+        membership.addrs = addrs;
+        stored.initial_membership = membership;
+    }
     let node_cfg = NodeConfig {
         raft: cfg.raft.apply(cfg.id),
         members,
@@ -220,7 +222,7 @@ where
         inbox_tx.clone(),
     ));
     let mut peers = PeerLinks::new(cfg.id, cluster.clone(), cfg.peers.clone(), peer_chaos);
-    peers.follow(node.raft().membership(), node.raft().membership_index());
+    follow_membership(&mut peers, &node, true);
     tokio::spawn(accept_peers(
         peer_listener,
         cluster.clone(),
@@ -255,7 +257,6 @@ where
 
     let mut clients: BTreeMap<ConnId, mpsc::Sender<ServerFrame>> = BTreeMap::new();
     let mut role = (node.raft().role(), node.raft().term());
-    let mut removed = false;
     // Graceful shutdown: when it started, and when it gives up waiting.
     let mut draining: Option<(tokio::time::Instant, tokio::time::Instant)> = None;
     tokio::pin!(shutdown);
@@ -316,16 +317,7 @@ where
                 break Ok(());
             }
         }
-        peers.follow(node.raft().membership(), node.raft().membership_index());
-        if node.is_removed() != removed {
-            removed = !removed;
-            if removed {
-                tracing::warn!(
-                    id = cfg.id.0,
-                    "this server was removed from the cluster: it serves no clients; stop it"
-                );
-            }
-        }
+        follow_membership(&mut peers, &node, false);
         let now_role = (node.raft().role(), node.raft().term());
         if now_role != role {
             role = now_role;
@@ -337,16 +329,24 @@ where
     result
 }
 
-/// The configuration a server with an empty data directory starts from:
-/// the members its configuration names, all voting; none for a server that
-/// joins a running cluster (it learns the configuration from the leader).
-fn initial_membership(cfg: &ServerConfig, ws_addrs: &BTreeMap<NodeId, SocketAddr>) -> Membership {
-    if cfg.join {
-        return Membership::default();
+/// Matches the peer links to the configuration in force when it changed
+/// (or at `start`), and says so when it leaves this server out.
+fn follow_membership(peers: &mut PeerLinks, node: &Node, start: bool) {
+    let changed = peers.follow(node.raft().membership(), node.raft().membership_index());
+    if (changed || start) && node.is_removed() {
+        tracing::warn!(
+            id = node.raft().id().0,
+            "this server was removed from the cluster: it serves no clients; stop it"
+        );
     }
-    let mut membership = Membership::with_voters(cfg.peers.keys().copied());
-    membership.addrs = cfg
-        .peers
+}
+
+/// Every configured member's addresses, as its configuration names them.
+fn configured_addrs(
+    cfg: &ServerConfig,
+    ws_addrs: &BTreeMap<NodeId, SocketAddr>,
+) -> BTreeMap<NodeId, MemberAddrs> {
+    cfg.peers
         .iter()
         .map(|(&id, peer)| {
             let addrs = MemberAddrs {
@@ -360,8 +360,7 @@ fn initial_membership(cfg: &ServerConfig, ws_addrs: &BTreeMap<NodeId, SocketAddr
             };
             (id, addrs)
         })
-        .collect();
-    membership
+        .collect()
 }
 
 fn feed(

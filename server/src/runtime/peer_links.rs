@@ -58,14 +58,14 @@ impl PeerLinks {
         }
     }
 
-    /// Queues `frame` for peer `to`; drops it when the queue is full or
-    /// the peer is unknown (Raft retransmits).
     /// The servers that may link to this one, kept current by
     /// [`Self::follow`].
     pub(super) fn admitted(&self) -> AdmittedPeers {
         self.admitted.clone()
     }
 
+    /// Queues `frame` for peer `to`; drops it when the queue is full or
+    /// the peer is unknown (Raft retransmits).
     pub(super) fn send(&self, to: NodeId, frame: PeerFrame) {
         let Some((_, tx)) = self.links.get(&to) else {
             return;
@@ -89,10 +89,10 @@ impl PeerLinks {
 
     /// Opens links to members that have none and closes links to servers
     /// that are no longer wanted; cheap when the configuration at `index`
-    /// was already seen.
-    pub(super) fn follow(&mut self, membership: &Membership, index: LogIndex) {
+    /// was already seen. Says whether the configuration changed.
+    pub(super) fn follow(&mut self, membership: &Membership, index: LogIndex) -> bool {
         if self.seen == Some(index) {
-            return;
+            return false;
         }
         self.seen = Some(index);
         if let Ok(mut admitted) = self.admitted.lock() {
@@ -125,5 +125,6 @@ impl PeerLinks {
             }
             self.links.insert(id, (addr, tx));
         }
+        true
     }
 }
