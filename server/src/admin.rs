@@ -4,7 +4,8 @@
 //! answer, with a deadline on the whole exchange.
 
 use distlock_core::proto::{
-    ClientFrame, ProtoError, Request, RequestBody, RequestId, ResponseBody, ServerFrame,
+    ClientFrame, ClusterStatusView, ProtoError, Request, RequestBody, RequestId, ResponseBody,
+    ServerFrame,
 };
 use distlock_transport_tcp::{HandshakeConfig, TransportError, WelcomeInfo, client_handshake};
 use std::net::SocketAddr;
@@ -77,4 +78,16 @@ pub async fn ask(
     tokio::time::timeout(ASK_TIMEOUT, work)
         .await
         .unwrap_or(Err(AskError::Timeout(ASK_TIMEOUT)))
+}
+
+/// The cluster as the server at `addr` sees it.
+///
+/// # Errors
+/// As [`ask`]; [`AskError::Unexpected`] for another answer.
+pub async fn cluster_status(addr: SocketAddr) -> Result<ClusterStatusView, AskError> {
+    let (_, answers) = ask(addr, vec![RequestBody::ClusterStatus]).await?;
+    match answers.into_iter().next() {
+        Some(ResponseBody::ClusterStatus(view)) => Ok(view),
+        _ => Err(AskError::Unexpected),
+    }
 }

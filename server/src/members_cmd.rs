@@ -11,11 +11,11 @@
 //! effect (a retry after an unclear answer, or a second run of the same
 //! command) counts as done.
 
-use crate::admin::{AskError, ask};
+use crate::admin::{AskError, ask, cluster_status};
 use crate::lock_cmd::EXIT_UNAVAILABLE;
 use distlock_core::ids::{LogIndex, NodeId};
 use distlock_core::proto::{MemberRole, ProtoError, RequestBody, ResponseBody};
-use distlock_core::raft::{MemberAddrs, MembershipChange, MembershipError};
+use distlock_core::raft::{MemberAddrs, MembershipChange, MembershipError, Refusal};
 use serde_json::json;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -41,8 +41,12 @@ pub struct MembersRequest {
 enum Attempt {
     /// The configuration committed (`None`: it already was in effect).
     Done(Option<LogIndex>),
-    /// Worth asking again (no leader, change in progress, catching up).
-    Retry(String),
+    /// The cluster is on it (a change still committing, the learner
+    /// catching up, an election): ask again after a while.
+    Wait(String),
+    /// This server cannot help (unreachable, removed, shutting down, no
+    /// leader in sight): ask the next one.
+    Elsewhere(String),
     /// Refused for good.
     Refused(String),
 }
@@ -69,10 +73,14 @@ pub async fn run(req: MembersRequest) -> i32 {
                     eprintln!("distlock members: {reason}");
                     return EXIT_REFUSED;
                 }
-                Attempt::Retry(reason) => {
+                Attempt::Wait(reason) => {
                     why = format!("{addr}: {reason}");
-                    // Servers removed since the list was written answer
-                    // without a leader; the members they name may not.
+                    break;
+                }
+                Attempt::Elsewhere(reason) => {
+                    why = format!("{addr}: {reason}");
+                    // Servers removed since the list was written cannot
+                    // help; the members they name may.
                     discover(addr, &mut servers).await;
                 }
             }
@@ -108,45 +116,37 @@ async fn attempt(addr: SocketAddr, req: &MembersRequest) -> Attempt {
     match ask(addr, vec![body]).await {
         Ok((_, answers)) => match answers.first() {
             Some(ResponseBody::MembershipChanged { index }) => Attempt::Done(Some(*index)),
-            _ => Attempt::Retry(AskError::Unexpected.to_string()),
+            _ => Attempt::Elsewhere(AskError::Unexpected.to_string()),
         },
         Err(AskError::Refused(ProtoError::Membership(e))) => refused(addr, &req.change, e).await,
-        Err(AskError::Refused(e)) if e.is_retryable() => Attempt::Retry(e.to_string()),
+        Err(AskError::Refused(e)) if e.is_retryable() => Attempt::Elsewhere(e.to_string()),
         Err(AskError::Refused(e)) => Attempt::Refused(e.to_string()),
-        Err(e) => Attempt::Retry(e.to_string()),
+        Err(e) => Attempt::Elsewhere(e.to_string()),
     }
 }
 
-/// Sorts a refusal into done (already in effect), retry or final.
+/// Sorts a refusal into done (already in effect), wait or final.
 async fn refused(addr: SocketAddr, change: &MembershipChange, e: MembershipError) -> Attempt {
-    match (change, e) {
-        (_, MembershipError::ChangeInProgress | MembershipError::NotCaughtUp { .. }) => {
-            Attempt::Retry(e.to_string())
-        }
-        (_, MembershipError::NotLeader { .. }) => Attempt::Retry(e.to_string()),
-        (MembershipChange::AddLearner(..), MembershipError::AlreadyMember(_))
-        | (MembershipChange::Remove(_), MembershipError::NotMember(_)) => Attempt::Done(None),
-        (MembershipChange::Promote(id), MembershipError::NotLearner(_)) => {
-            // Done if it already votes; refused if it is not a member.
-            match role_of(addr, *id).await {
-                Some(role) if role != MemberRole::Learner => Attempt::Done(None),
-                Some(_) => Attempt::Retry(e.to_string()),
+    match e.meaning(change) {
+        Refusal::Wait => Attempt::Wait(e.to_string()),
+        Refusal::Final => Attempt::Refused(e.to_string()),
+        Refusal::InEffect => {
+            let MembershipChange::Promote(id) = change else {
+                return Attempt::Done(None);
+            };
+            // "Not a learner": done if it votes, refused if no member.
+            let role = cluster_status(addr)
+                .await
+                .ok()
+                .and_then(|v| v.members.iter().find(|m| m.id == *id).map(|m| m.role));
+            match role {
+                Some(MemberRole::Learner) => Attempt::Wait(e.to_string()),
+                Some(_) => Attempt::Done(None),
                 None => Attempt::Refused(format!(
                     "{id} is not a member: add it first with `distlock members add`"
                 )),
             }
         }
-        _ => Attempt::Refused(e.to_string()),
-    }
-}
-
-async fn role_of(addr: SocketAddr, id: NodeId) -> Option<MemberRole> {
-    let (_, answers) = ask(addr, vec![RequestBody::ClusterStatus]).await.ok()?;
-    match answers.first()? {
-        ResponseBody::ClusterStatus(view) => {
-            view.members.iter().find(|m| m.id == id).map(|m| m.role)
-        }
-        _ => None,
     }
 }
 

@@ -22,8 +22,8 @@ use crate::cluster::{client_addr, ws_addr};
 use crate::history::{Ev, History};
 use distlock_core::ids::NodeId;
 use distlock_core::proto::{MemberRole, ProtoError, RequestBody, ResponseBody};
-use distlock_core::raft::{MemberAddrs, MembershipChange, MembershipError};
-use distlock_server::admin::{AskError, ask};
+use distlock_core::raft::{MemberAddrs, MembershipChange, Refusal};
+use distlock_server::admin::{AskError, ask, cluster_status};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -135,16 +135,13 @@ pub async fn run(plan: Plan, servers: u64, history: History, time: TrueTime) {
 
 /// How many voters the configuration `addr` knows has.
 async fn voters_seen_by(addr: SocketAddr) -> Option<usize> {
-    let (_, answers) = ask(addr, vec![RequestBody::ClusterStatus]).await.ok()?;
-    match answers.first()? {
-        ResponseBody::ClusterStatus(view) => Some(
-            view.members
-                .iter()
-                .filter(|m| m.role != MemberRole::Learner)
-                .count(),
-        ),
-        _ => None,
-    }
+    let view = cluster_status(addr).await.ok()?;
+    Some(
+        view.members
+            .iter()
+            .filter(|m| m.role != MemberRole::Learner)
+            .count(),
+    )
 }
 
 fn describe(change: &MembershipChange) -> String {
@@ -173,19 +170,10 @@ async fn change_until_done(
                         return format!("committed at {}", index.0);
                     }
                 }
-                Err(AskError::Refused(ProtoError::Membership(e))) => match (change, e) {
-                    (MembershipChange::AddLearner(..), MembershipError::AlreadyMember(_))
-                    | (MembershipChange::Remove(_), MembershipError::NotMember(_))
-                    | (MembershipChange::Promote(_), MembershipError::NotLearner(_)) => {
-                        return format!("committed before: {e}");
-                    }
-                    (
-                        _,
-                        MembershipError::ChangeInProgress | MembershipError::NotCaughtUp { .. },
-                    ) => {
-                        last = e.to_string();
-                    }
-                    _ => return format!("refused: {e}"),
+                Err(AskError::Refused(ProtoError::Membership(e))) => match e.meaning(change) {
+                    Refusal::InEffect => return format!("committed before: {e}"),
+                    Refusal::Wait => last = e.to_string(),
+                    Refusal::Final => return format!("refused: {e}"),
                 },
                 Err(e) => last = e.to_string(),
             }

@@ -62,6 +62,36 @@ pub enum MembershipError {
     ZeroId,
 }
 
+/// What a refusal means to whoever asked for a change, and retries it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The change is already in effect (an earlier try went through);
+    /// for `Promote`, `NotLearner` also covers a server that is no member
+    /// at all, which only the configuration tells apart.
+    InEffect,
+    /// Ask again later: no leader here, a change still committing, a
+    /// learner still catching up.
+    Wait,
+    /// The change cannot be made.
+    Final,
+}
+
+impl MembershipError {
+    /// What this refusal of `change` means.
+    #[must_use]
+    pub fn meaning(&self, change: &MembershipChange) -> Refusal {
+        match (change, self) {
+            (_, Self::NotLeader { .. } | Self::ChangeInProgress | Self::NotCaughtUp { .. }) => {
+                Refusal::Wait
+            }
+            (MembershipChange::AddLearner(..), Self::AlreadyMember(_))
+            | (MembershipChange::Remove(_), Self::NotMember(_))
+            | (MembershipChange::Promote(_), Self::NotLearner(_)) => Refusal::InEffect,
+            _ => Refusal::Final,
+        }
+    }
+}
+
 impl<S: StateMachine> Raft<S> {
     /// Appends a configuration change; returns the index of its entry.
     ///

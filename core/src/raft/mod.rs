@@ -36,7 +36,7 @@ pub use config::{Config, ConfigError};
 pub use interface::{
     Action, PeerStatus, ProposeError, RaftAction, RestoreError, Status, Stored, TransferError,
 };
-pub use membership::{MembershipChange, MembershipError};
+pub use membership::{MembershipChange, MembershipError, Refusal};
 pub use progress::ReplicationState;
 pub use read::NotLeader;
 pub use types::{
