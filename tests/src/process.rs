@@ -81,18 +81,8 @@ pub fn status_json(servers: &str, lock: Option<&str>) -> serde_json::Value {
     cmd.arg("status")
         .args(lock)
         .args(["--json", "--servers", servers]);
-    let out = run_within(&mut cmd, Duration::from_secs(20));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "distlock status failed ({}): {}{}",
-        out.status,
-        stdout,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let value: serde_json::Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("distlock status --json printed {stdout:?}: {e}"));
-    assert!(value.is_object(), "not a JSON object: {value}");
+    let (code, value) = json_of(&mut cmd, Duration::from_secs(20));
+    assert_eq!(code, 0, "distlock status failed ({code}): {value}");
     value
 }
 
@@ -107,14 +97,21 @@ pub fn members_json(servers: &str, args: &[&str]) -> (i32, serde_json::Value) {
     cmd.arg("members")
         .args(args)
         .args(["--json", "--servers", servers]);
-    let out = run_within(&mut cmd, Duration::from_secs(60));
+    json_of(&mut cmd, Duration::from_secs(60))
+}
+
+/// Runs `cmd` within `limit`; its exit status and the one JSON object it
+/// printed.
+fn json_of(cmd: &mut Command, limit: Duration) -> (i32, serde_json::Value) {
+    let out = run_within(cmd, limit);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let value: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
         panic!(
-            "distlock members {args:?} printed {stdout:?} ({e}); stderr: {}",
+            "{cmd:?} printed {stdout:?} ({e}); stderr: {}",
             String::from_utf8_lossy(&out.stderr)
         )
     });
+    assert!(value.is_object(), "not a JSON object: {value}");
     (out.status.code().unwrap_or(-1), value)
 }
 
