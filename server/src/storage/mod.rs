@@ -18,7 +18,8 @@ mod snapshot_file;
 mod tests;
 
 pub use file::{
-    DEFAULT_SEGMENT_SIZE, FileStorage, FileStorageOptions, FsyncPolicy, ParseFsyncPolicyError,
+    DEFAULT_PREALLOCATE, DEFAULT_SEGMENT_SIZE, FileStorage, FileStorageOptions, FsyncPolicy,
+    ParseFsyncPolicyError,
 };
 
 use distlock_core::ids::LogIndex;

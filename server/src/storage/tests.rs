@@ -137,10 +137,13 @@ fn append(seq: u64, from: u64, n: u64, term: u64) -> Persist<Cmd> {
     }
 }
 
+/// Plain appends: a segment file ends where its records do, so the tests of
+/// record framing can cut and flip bytes by file length.
 fn opts(segment_size: u64) -> FileStorageOptions {
     FileStorageOptions {
         segment_size,
         fsync: FsyncPolicy::Always,
+        preallocate: 0,
     }
 }
 
@@ -149,9 +152,21 @@ fn open(dir: &Path, segment_size: u64) -> FileStorage<Cmd> {
 }
 
 fn reload(dir: &Path, segment_size: u64) -> (FileStorage<Cmd>, Stored<Cmd>) {
-    let mut s = open(dir, segment_size);
+    reload_with(dir, opts(segment_size))
+}
+
+fn reload_with(dir: &Path, o: FileStorageOptions) -> (FileStorage<Cmd>, Stored<Cmd>) {
+    let mut s: FileStorage<Cmd> = FileStorage::open(dir, o).expect("open");
     let stored = s.load().expect("load");
     (s, stored)
+}
+
+/// Segments grown `preallocate` zero bytes at a time.
+fn preallocating(segment_size: u64, preallocate: u64) -> FileStorageOptions {
+    FileStorageOptions {
+        preallocate,
+        ..opts(segment_size)
+    }
 }
 
 /// A Raft-like random persist for the model's current state.
@@ -198,15 +213,19 @@ fn round_trip_matches_the_model_across_restarts() {
         12345,
         31337,
     ] {
-        round_trip(seed);
+        // Plain appends; zeros grown in steps smaller and larger than a
+        // segment (so segments are trimmed when they roll over).
+        for preallocate in [0, 300, 4096] {
+            round_trip(seed, preallocating(2048, preallocate));
+        }
     }
 }
 
-fn round_trip(seed: u64) {
+fn round_trip(seed: u64, o: FileStorageOptions) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut rng = Rng(seed);
     let mut model = Model::default();
-    let (mut s, stored) = reload(dir.path(), 2048);
+    let (mut s, stored) = reload_with(dir.path(), o.clone());
     model.check(&stored);
     let mut term = 1;
     for seq in 1..=2000 {
@@ -219,7 +238,7 @@ fn round_trip(seed: u64) {
         if rng.below(50) == 0 {
             s.sync().expect("sync");
             drop(s);
-            let (s2, stored) = reload(dir.path(), 2048);
+            let (s2, stored) = reload_with(dir.path(), o.clone());
             model.check(&stored);
             s = s2;
         }
@@ -230,7 +249,7 @@ fn round_trip(seed: u64) {
         "compaction keeps the log short"
     );
     drop(s);
-    let (_, stored) = reload(dir.path(), 2048);
+    let (_, stored) = reload_with(dir.path(), o);
     model.check(&stored);
 }
 
@@ -242,10 +261,23 @@ impl Model {
 
 #[test]
 fn a_crash_at_any_byte_keeps_a_prefix_of_the_requests() {
+    crash_at_any_byte(0);
+}
+
+#[test]
+fn a_crash_at_any_byte_of_preallocated_space_keeps_a_prefix_of_the_requests() {
+    crash_at_any_byte(DEFAULT_PREALLOCATE);
+}
+
+/// Writes requests, then replays every image a crash may leave: the synced
+/// bytes, a prefix of the rest, then what the file held before (nothing,
+/// or the zeros grown ahead of the records).
+fn crash_at_any_byte(preallocate: u64) {
+    let o = preallocating(DEFAULT_SEGMENT_SIZE, preallocate);
     let dir = tempfile::tempdir().expect("tempdir");
     let mut rng = Rng(7);
     let mut model = Model::default();
-    let (mut s, _) = reload(dir.path(), DEFAULT_SEGMENT_SIZE);
+    let (mut s, _) = reload_with(dir.path(), o.clone());
     let mut term = 1;
     // Reach a state with some history first.
     for seq in 0..50 {
@@ -255,7 +287,7 @@ fn a_crash_at_any_byte_keeps_a_prefix_of_the_requests() {
     }
     s.sync().expect("sync");
     let path = s.segment_paths().pop().expect("segment");
-    let synced = fs::metadata(&path).expect("stat").len();
+    let synced = s.records_end();
     // Every state a prefix of the next requests (and of their parts) may leave.
     let mut states = vec![model.state()];
     for seq in 50..80 {
@@ -280,16 +312,61 @@ fn a_crash_at_any_byte_keeps_a_prefix_of_the_requests() {
         model.apply(&p);
         states.push(model.state());
     }
+    let records_end = usize::try_from(s.records_end()).expect("small");
     drop(s);
     let full = fs::read(&path).expect("read");
-    let mut cut = synced as usize;
-    while cut <= full.len() {
-        fs::write(&path, &full[..cut]).expect("cut");
-        let (_, stored) = reload(dir.path(), DEFAULT_SEGMENT_SIZE);
+    assert_eq!(full.len() > records_end, preallocate > 0, "zeros ahead");
+    let mut cut = usize::try_from(synced).expect("small");
+    while cut <= records_end {
+        let mut image = full[..cut].to_vec();
+        if preallocate > 0 {
+            image.resize(full.len(), 0);
+        }
+        fs::write(&path, &image).expect("cut");
+        let (_, stored) = reload_with(dir.path(), o.clone());
         let got = (stored.hard_state, stored.snapshot, stored.entries);
         assert!(states.contains(&got), "cut at {cut}: not a prefix state");
         cut += 1 + rng.below(40) as usize;
     }
+    assert_eq!(states.last(), Some(&model.state()));
+}
+
+#[test]
+fn zeros_ahead_of_the_records_are_kept_across_restarts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = preallocating(DEFAULT_SEGMENT_SIZE, 4096);
+    let mut model = Model::default();
+    let (mut s, _) = reload_with(dir.path(), o.clone());
+    let path = s.segment_paths().pop().expect("segment");
+    let header_and_checkpoint = fs::metadata(&path).expect("stat").len();
+    for seq in 1..=3 {
+        let p = append(seq, seq * 2 - 1, 2, 1);
+        s.write(&p).expect("write");
+        s.sync().expect("sync");
+        model.apply(&p);
+    }
+    let end = s.records_end();
+    drop(s);
+    assert_eq!(
+        fs::metadata(&path).expect("stat").len(),
+        header_and_checkpoint + 4096
+    );
+    // Not a torn tail: nothing is cut, and the next record goes right
+    // after the last one.
+    let (mut s, stored) = reload_with(dir.path(), o.clone());
+    model.check(&stored);
+    assert_eq!(s.records_end(), end);
+    let p = append(4, 7, 2, 1);
+    s.write(&p).expect("write");
+    s.sync().expect("sync");
+    model.apply(&p);
+    drop(s);
+    assert_eq!(
+        fs::metadata(&path).expect("stat").len(),
+        header_and_checkpoint + 4096
+    );
+    let (_, stored) = reload_with(dir.path(), o);
+    model.check(&stored);
 }
 
 /// Writes three synced persists and returns the model after the first two,
@@ -583,6 +660,7 @@ fn fsync_never_round_trips_too() {
     let o = FileStorageOptions {
         segment_size: 1024,
         fsync: FsyncPolicy::Never,
+        preallocate: 300,
     };
     let mut s: FileStorage<Cmd> = FileStorage::open(dir.path(), o.clone()).expect("open");
     s.load().expect("load");
@@ -610,11 +688,16 @@ fn fsync_policy_parses_its_flag_values() {
 #[ignore = "timing measurement; run with --ignored --nocapture"]
 fn measure_write_and_sync() {
     use std::time::Instant;
-    for policy in [FsyncPolicy::Always, FsyncPolicy::Never] {
+    for (policy, preallocate) in [
+        (FsyncPolicy::Always, DEFAULT_PREALLOCATE),
+        (FsyncPolicy::Always, 0),
+        (FsyncPolicy::Never, DEFAULT_PREALLOCATE),
+    ] {
         let dir = tempfile::tempdir().expect("tempdir");
         let o = FileStorageOptions {
             segment_size: DEFAULT_SEGMENT_SIZE,
             fsync: policy,
+            preallocate,
         };
         let mut s: FileStorage<Cmd> = FileStorage::open(dir.path(), o).expect("open");
         s.load().expect("load");
@@ -632,7 +715,7 @@ fn measure_write_and_sync() {
         }
         let batch = t.elapsed().as_secs_f64() * 1e6 / 100.0;
         println!(
-            "{policy:?}: single-entry write+sync {single:.1} µs/op; 100-entry batch + one sync {batch:.1} µs/batch ({:.2} µs/entry)",
+            "{policy:?}, preallocate {preallocate}: single-entry write+sync {single:.1} µs/op; 100-entry batch + one sync {batch:.1} µs/batch ({:.2} µs/entry)",
             batch / 100.0
         );
     }

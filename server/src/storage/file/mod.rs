@@ -37,23 +37,29 @@
 //! [`StorageError::Corrupt`], as is a bad snapshot file, a missing segment,
 //! or a log that is not contiguous after the snapshot.
 
+mod active;
 mod recovery;
 
 use super::record::{self, Bad, RecordIn, RecordOut, SEGMENT_MAGIC, frame_at, valid_record_after};
 use super::snapshot_file::{self, is_snapshot_tmp, parse_snapshot_name, sync_dir};
 use super::{Storage, StorageError, is_disk_full};
+use active::{ActiveSegment, AppendError};
 use distlock_core::ids::{LogIndex, Term};
 use distlock_core::raft::{Entry, HardState, Membership, Persist, Snapshot, Stored};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 use std::marker::PhantomData;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// The default size at which a new log segment is started: 64 MiB.
 pub const DEFAULT_SEGMENT_SIZE: u64 = 64 << 20;
+/// The default zero-filled space a segment grows by ahead of its records:
+/// 1 MiB (see [`FileStorageOptions::preallocate`]).
+pub const DEFAULT_PREALLOCATE: u64 = 1 << 20;
 
 /// When data is forced to the disk.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -101,6 +107,10 @@ pub struct FileStorageOptions {
     pub segment_size: u64,
     /// When to fsync.
     pub fsync: FsyncPolicy,
+    /// Grow the active segment by this many zero bytes at a time, ahead of
+    /// its records, so that a sync flushes data, not a new file size (0:
+    /// plain appends).
+    pub preallocate: u64,
 }
 
 impl Default for FileStorageOptions {
@@ -108,6 +118,7 @@ impl Default for FileStorageOptions {
         Self {
             segment_size: DEFAULT_SEGMENT_SIZE,
             fsync: FsyncPolicy::Always,
+            preallocate: DEFAULT_PREALLOCATE,
         }
     }
 }
@@ -192,8 +203,8 @@ pub struct FileStorage<C> {
     dir: PathBuf,
     opts: FileStorageOptions,
     poisoned: bool,
-    /// The segment being appended to and its length; `None` before `load`.
-    active: Option<(File, u64)>,
+    /// The segment being appended to; `None` before `load`.
+    active: Option<ActiveSegment>,
     segments: Vec<Segment>,
     hard_state: HardState,
     shape: LogShape,
@@ -317,10 +328,10 @@ impl<C> FileStorage<C> {
             };
             return Err(self.poison(e));
         }
-        let Some((file, _)) = &self.active else {
+        let Some(active) = &self.active else {
             return Err(StorageError::NotLoaded);
         };
-        if let Err(source) = file.sync_data() {
+        if let Err(source) = active.file.sync_data() {
             let e = StorageError::Fsync {
                 path: self.active_path(),
                 source,
@@ -341,39 +352,28 @@ impl<C> FileStorage<C> {
             return Ok(());
         }
         let path = self.active_path();
-        let Some((file, len)) = &mut self.active else {
+        let Some(active) = &mut self.active else {
             return Err(StorageError::NotLoaded);
         };
-        let start = *len;
         #[cfg(test)]
-        let result = match self.disk_full_after.take() {
-            Some(n) => file
-                .write_all(&self.buf[..n.min(self.buf.len())])
-                .and_then(|()| Err(io::Error::from(io::ErrorKind::StorageFull))),
-            None => file.write_all(&self.buf),
-        };
-        #[cfg(not(test))]
-        let result = file.write_all(&self.buf);
-        match result {
-            Ok(()) => {
-                *len += self.buf.len() as u64;
-                Ok(())
+        let full_after = self.disk_full_after.take();
+        let write = |file: &File, buf: &[u8], at: u64| {
+            #[cfg(test)]
+            if let Some(n) = full_after {
+                return file
+                    .write_all_at(&buf[..n.min(buf.len())], at)
+                    .and_then(|()| Err(io::Error::from(io::ErrorKind::StorageFull)));
             }
-            Err(source) => {
-                let rolled_back = file
-                    .set_len(start)
-                    .and_then(|()| file.seek(SeekFrom::Start(start)).map(|_| ()));
-                if let Err(rb) = rolled_back {
-                    let e = StorageError::Io { path, source: rb };
-                    return Err(self.poison(e));
-                }
-                if is_disk_full(&source) {
-                    tracing::warn!(file = %path.display(), "disk full: write rejected and rolled back");
-                    Err(StorageError::DiskFull { path })
-                } else {
-                    let e = StorageError::Io { path, source };
-                    Err(self.poison(e))
-                }
+            file.write_all_at(buf, at)
+        };
+        match active.append(&self.buf, self.opts.preallocate, write) {
+            Ok(()) => Ok(()),
+            Err(AppendError::Undone(source)) if is_disk_full(&source) => {
+                tracing::warn!(file = %path.display(), "disk full: write rejected and rolled back");
+                Err(StorageError::DiskFull { path })
+            }
+            Err(AppendError::Undone(source) | AppendError::Unknown(source)) => {
+                Err(self.poison(StorageError::Io { path, source }))
             }
         }
     }
@@ -418,7 +418,7 @@ impl<C: Serialize> FileStorage<C> {
             path,
             max_entry: 0,
         });
-        self.active = Some((file, len));
+        self.active = Some(ActiveSegment::new(file, len, len));
         if self.always() {
             self.fsync_active()?;
             self.fsync_dir()?;
@@ -426,8 +426,15 @@ impl<C: Serialize> FileStorage<C> {
         Ok(())
     }
 
-    /// Closes the active segment (durably under `Always`) and starts the next.
+    /// Closes the active segment (without its spare zeros, and durably
+    /// under `Always`) and starts the next.
     fn roll_over(&mut self) -> Result<(), StorageError> {
+        if let Some(active) = &mut self.active {
+            if let Err(source) = active.trim() {
+                let path = self.active_path();
+                return Err(self.poison(StorageError::Io { path, source }));
+            }
+        }
         if self.always() {
             self.fsync_active()?;
         }
@@ -505,7 +512,7 @@ impl<C: Serialize + DeserializeOwned> Storage<C> for FileStorage<C> {
         if self
             .active
             .as_ref()
-            .is_some_and(|(_, len)| *len >= self.opts.segment_size)
+            .is_some_and(|a| a.len >= self.opts.segment_size)
         {
             self.roll_over()?;
         }
@@ -565,5 +572,10 @@ impl<C> FileStorage<C> {
     /// The paths of the live segments (tests).
     pub(crate) fn segment_paths(&self) -> Vec<PathBuf> {
         self.segments.iter().map(|s| s.path.clone()).collect()
+    }
+
+    /// Where the active segment's records end (tests).
+    pub(crate) fn records_end(&self) -> u64 {
+        self.active.as_ref().map_or(0, |a| a.len)
     }
 }

@@ -92,15 +92,16 @@ impl<C> Replay<C> {
 }
 
 impl<C: Serialize + DeserializeOwned> FileStorage<C> {
-    /// Replays segment `seq` at `path`; returns its segment record, or
-    /// `None` when it was an empty file torn at creation (then deleted).
+    /// Replays segment `seq` at `path`; returns its segment record and where
+    /// its records end, or `None` when it was an empty file torn at creation
+    /// (then deleted).
     fn replay_segment(
         &mut self,
         seq: u64,
         path: &Path,
         is_last: bool,
         replay: &mut Replay<C>,
-    ) -> Result<Option<Segment>, StorageError> {
+    ) -> Result<Option<(Segment, u64)>, StorageError> {
         let bytes = fs::read(path).map_err(io_err(path))?;
         if bytes.len() < SEGMENT_MAGIC.len() || bytes[..SEGMENT_MAGIC.len()] != SEGMENT_MAGIC[..] {
             if is_last && bytes.len() < SEGMENT_MAGIC.len() && SEGMENT_MAGIC.starts_with(&bytes) {
@@ -146,17 +147,22 @@ impl<C: Serialize + DeserializeOwned> FileStorage<C> {
                         .map_err(|reason| corrupt(path, off, reason))?;
                     off = next;
                 }
+                Err(_) if is_last && bytes[off..].iter().all(|&b| b == 0) => {
+                    // The zeros kept ahead of the records (see `active.rs`).
+                    break;
+                }
                 Err(bad) => {
                     self.torn_tail(path, &bytes, off, &bad, is_last)?;
                     break;
                 }
             }
         }
-        Ok(Some(Segment {
+        let segment = Segment {
             seq,
             path: path.to_owned(),
             max_entry,
-        }))
+        };
+        Ok(Some((segment, off.min(bytes.len()) as u64)))
     }
 
     /// Handles a bad record at `off`: truncates a torn tail, or reports
@@ -268,9 +274,13 @@ impl<C: Serialize + DeserializeOwned> FileStorage<C> {
             entries: BTreeMap::new(),
         };
         let count = segs.len();
+        let mut records_end = 0;
         for (k, (seq, path)) in segs.iter().enumerate() {
-            if let Some(seg) = self.replay_segment(*seq, path, k + 1 == count, &mut replay)? {
+            if let Some((seg, end)) =
+                self.replay_segment(*seq, path, k + 1 == count, &mut replay)?
+            {
                 self.segments.push(seg);
+                records_end = end;
             }
         }
         let gap_file = self
@@ -295,12 +305,12 @@ impl<C: Serialize + DeserializeOwned> FileStorage<C> {
         };
         if let Some(last) = self.segments.last() {
             let path = last.path.clone();
-            let mut file = OpenOptions::new()
+            let file = OpenOptions::new()
                 .write(true)
                 .open(&path)
                 .map_err(io_err(&path))?;
-            let len = file.seek(SeekFrom::End(0)).map_err(io_err(&path))?;
-            self.active = Some((file, len));
+            let allocated = file.metadata().map_err(io_err(&path))?.len();
+            self.active = Some(ActiveSegment::new(file, records_end, allocated));
         } else {
             let seq = segs.last().map_or(1, |(s, _)| *s);
             self.start_segment(seq)?;
