@@ -15,6 +15,8 @@
 //!   begins with a checkpoint (the current hard state and, if any, a marker of
 //!   the current snapshot), so older segments are only ever needed for their
 //!   entries.
+//!   The last segment may end in zeros: space grown ahead of its records
+//!   (see `active.rs`), trimmed off when the segment is closed.
 //! * `snapshot-<index:020>`: the latest snapshot, `[8-byte magic DLSNAP\0\0\x01]
 //!   [u64 len][u32 crc32][postcard Snapshot]`, written as
 //!   `snapshot-<index>.tmp`, fsynced, renamed, and the directory fsynced. An
@@ -30,7 +32,8 @@
 //! request's parts, as the persistence contract requires.
 //!
 //! # Recovery
-//! Segments are replayed in order. A record that is cut short or fails its
+//! Segments are replayed in order. An all-zero tail of the last segment is
+//! that grown space and ends its records. A record that is cut short or fails its
 //! checksum at the end of the last segment, with no valid record after it, is
 //! a torn write that was never acknowledged: the file is truncated there
 //! (with a warning naming what was dropped). A bad record anywhere else is
