@@ -20,6 +20,7 @@
 //! * [`rogue_term`] — no server adopts the term of a rogue peer (S19).
 //! * [`corrupt_servers`] — a server that found its disk corrupt never
 //!   runs Raft again (S15).
+//! * [`release_delays`] — an explicit release starts no lock-delay
 //! * [`lock_delay_handoffs`] — a lock lost by expiry is not granted again
 //!   within the lock-delay (S18).
 //! * [`stale_reads`] — token checks answer as a linearizable read would
@@ -580,6 +581,34 @@ pub fn lock_delay_handoffs(records: &[Record]) -> (Vec<Violation>, u64) {
     (out, checked)
 }
 
+/// S18, the other half: an explicit release (or close) hands the lock
+/// over at once; only an expiry starts a lock-delay. Read from the
+/// committed log's replay ([`crate::witness`]), which notes every release
+/// whose entry started a delay on its lock.
+#[must_use]
+pub fn release_delays(records: &[Record]) -> Vec<Violation> {
+    records
+        .iter()
+        .filter_map(|r| match &r.ev {
+            Ev::CommittedLog {
+                delayed_releases, ..
+            } => Some((r.t, delayed_releases)),
+            _ => None,
+        })
+        .flat_map(|(t, delayed)| {
+            delayed.iter().map(move |(lock, session, index)| {
+                violation(
+                    "lock_delay",
+                    t,
+                    format!(
+                        "{lock}: session {session} released it explicitly at log index {index}, and that entry started a lock-delay"
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
 /// S15: a server whose disk was found corrupt never takes part in Raft
 /// again (it logs no role) until it gets a new disk.
 #[must_use]
@@ -665,6 +694,7 @@ pub fn check_all(records: &[Record]) -> Vec<Violation> {
     v.extend(rogue_term(records));
     v.extend(corrupt_servers(records));
     v.extend(lock_delay_handoffs(records).0);
+    v.extend(release_delays(records));
     v.extend(stale_reads(records));
     v.extend(witness(records));
     v.extend(linearizability(records));

@@ -124,6 +124,13 @@ pub enum Ev {
         /// log order (a retry answered again from the dedupe table shows
         /// up again, with the same token).
         answers: Vec<(u64, u64, u64)>,
+        /// Explicit releases (or closes) that left a waiter queued: how
+        /// many handed the lock over in the same entry.
+        release_handoffs: u64,
+        /// (lock, session, index) of every explicit release (or close)
+        /// whose entry started a lock-delay on that lock: S18 allows a
+        /// delay only after an expiry.
+        delayed_releases: Vec<(String, u64, u64)>,
     },
     /// Every acquire of the run asks for this lock-delay.
     LockDelaySetting {

@@ -542,10 +542,16 @@ pub fn coverage(records: &[Record]) -> BTreeMap<&'static str, u64> {
                 }
             }
             Ev::CommittedLog {
-                grants, answers, ..
+                grants,
+                answers,
+                release_handoffs,
+                ..
             } => {
                 *c.entry("witness_log_grants").or_default() += grants.len() as u64;
                 *c.entry("witness_answers").or_default() += answers.len() as u64;
+                if *release_handoffs > 0 {
+                    *c.entry("release_handoffs").or_default() += release_handoffs;
+                }
             }
             Ev::TokenCheck {
                 valid: Some(valid), ..

@@ -290,8 +290,13 @@ pub const ALL: &[Scenario] = &[
     },
     Scenario {
         id: "S18",
-        title: "lock-delay: a lock whose holder's session expired is granted to nobody for 3 s",
-        coverage: &["lock_delay_handoffs", "client_crashes", "client_cuts"],
+        title: "lock-delay: a lock whose holder's session expired is granted to nobody for 3 s; a released one is handed over at once",
+        coverage: &[
+            "lock_delay_handoffs",
+            "release_handoffs",
+            "client_crashes",
+            "client_cuts",
+        ],
         build: |c| {
             c.faults = faults("client_crash,client_cut");
             c.lock_delay_ms = 3_000;

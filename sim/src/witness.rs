@@ -3,7 +3,8 @@
 //! last index) holds every committed entry. Replaying it through the real
 //! lock state machine gives every grant the cluster made, with its token,
 //! and every request it answered "granted"; the checker then joins those
-//! with what clients were told.
+//! with what clients were told. The replay also notes every explicit
+//! release that started a lock-delay (S18: only an expiry may).
 //!
 //! Why that log: a log whose last entry has the highest term agrees, up to
 //! that entry, with the log of that term's leader, which held every entry
@@ -40,9 +41,27 @@ pub fn committed_grants<'a>(disks: impl IntoIterator<Item = &'a SimDisk>) -> Opt
     }
     let mut grants = Vec::new();
     let mut answers = Vec::new();
+    let mut release_handoffs = 0;
+    let mut delayed_releases = Vec::new();
     for entry in entries.iter().filter(|e| e.index.0 > from_index) {
         if let EntryPayload::Command(cmd) = &entry.payload {
             let applied = state.apply(entry.index, cmd);
+            for (lock, session) in explicit_releases(&applied.events) {
+                if state
+                    .lock_status(lock)
+                    .and_then(|s| s.delay)
+                    .is_some_and(|d| d.since == entry.index)
+                {
+                    delayed_releases.push((lock.to_string(), session, entry.index.0));
+                }
+                if applied
+                    .events
+                    .iter()
+                    .any(|e| matches!(e, Event::Acquired { lock: l, .. } if l.as_ref() == lock))
+                {
+                    release_handoffs += 1;
+                }
+            }
             for reply in applied.replies {
                 if let Reply::To {
                     session,
@@ -71,5 +90,27 @@ pub fn committed_grants<'a>(disks: impl IntoIterator<Item = &'a SimDisk>) -> Opt
         to_index: entries.last().map_or(from_index, |e| e.index.0),
         grants,
         answers,
+        release_handoffs,
+        delayed_releases,
     })
+}
+
+/// (lock, session) of every grant the events end by an explicit release
+/// or close, on a lock no expiry in the same events touched (an expiry may
+/// start a delay that the release then leaves in force).
+fn explicit_releases(events: &[Event]) -> Vec<(&str, u64)> {
+    let expired = |lock: &str| {
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Expired { lock: l, .. } if l.as_ref() == lock))
+    };
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Released { lock, session, .. } if !expired(lock) => {
+                Some((lock.as_ref(), session.0))
+            }
+            _ => None,
+        })
+        .collect()
 }

@@ -199,6 +199,8 @@ fn witness_checker_flags_lost_and_phantom_grants() {
             .map(|(l, s, t)| ((*l).to_owned(), *s, *t))
             .collect(),
         answers: vec![(1, 1, 12), (2, 1, 17), (1, 1, 12)],
+        release_handoffs: 0,
+        delayed_releases: Vec::new(),
     };
     let mut h = H::default();
     h.grant(1, "L", ModeKind::Exclusive, 10, 20, 12, 1_000)
@@ -225,7 +227,32 @@ fn witness_checker_flags_lost_and_phantom_grants() {
             to_index: 100,
             grants: Vec::new(),
             answers: vec![(1, 1, 12), (1, 1, 12), (1, 1, 30)],
+            release_handoffs: 0,
+            delayed_releases: Vec::new(),
         },
     );
     assert_eq!(props(&witness(&h.sorted())), vec!["double_grant"]);
+}
+
+#[test]
+fn release_delay_checker_flags_a_delay_started_by_an_explicit_release() {
+    let log = |delayed: &[(&str, u64, u64)]| Ev::CommittedLog {
+        from_index: 0,
+        to_index: 100,
+        grants: Vec::new(),
+        answers: Vec::new(),
+        release_handoffs: 3,
+        delayed_releases: delayed
+            .iter()
+            .map(|(l, s, i)| ((*l).to_owned(), *s, *i))
+            .collect(),
+    };
+    let mut h = H::default();
+    h.ev(50, log(&[]));
+    assert_eq!(release_delays(&h.sorted()), vec![]);
+    let mut h = H::default();
+    h.ev(50, log(&[("L", 4, 17)]));
+    let v = release_delays(&h.sorted());
+    assert_eq!(props(&v), vec!["lock_delay"]);
+    assert!(v[0].detail.contains("index 17"), "{}", v[0].detail);
 }
