@@ -1,6 +1,7 @@
 //! The node runtime: one task owns the core [`Node`] and drives it; a
-//! storage task group-commits its writes (many `Persist` requests, one
-//! fsync); one task per peer dials it and streams frames from a bounded
+//! storage task group-commits the leader's writes (many `Persist` requests,
+//! one fsync) while the node task goes on serving, and a server that does
+//! not lead writes and syncs on the node task itself; one task per peer dials it and streams frames from a bounded
 //! queue; one pair of tasks per client connection only decodes and encodes.
 //! All IO goes through the workspace `tokio` (madsim's under simulation).
 
@@ -24,6 +25,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use storage_task::PersistRoute;
 use tokio::sync::mpsc;
 
 /// What the connection tasks hand to the node task.
@@ -211,7 +213,9 @@ where
     let (inbox_tx, mut inbox) = mpsc::channel::<Input>(LINK_QUEUE);
     let (persist_tx, persist_rx) = mpsc::unbounded_channel::<Persist<Command>>();
     let (synced_tx, mut synced) = mpsc::unbounded_channel::<Result<PersistSeq, StorageError>>();
-    let storage_done = storage_task::spawn(storage, persist_rx, synced_tx);
+    let storage = Arc::new(std::sync::Mutex::new(storage));
+    let storage_done = storage_task::spawn(Arc::clone(&storage), persist_rx, synced_tx);
+    let mut persists = PersistRoute::new(storage, persist_tx);
 
     let cluster = ClusterId::new(cfg.cluster_id.clone());
     let client_listener = bind(cfg.client_addr).await?;
@@ -275,7 +279,10 @@ where
                 draining = Some((now, now + DRAIN_LIMIT));
             }
             Some(done) = synced.recv() => match done {
-                Ok(seq) => node.persisted(seq, clock.now()),
+                Ok(seq) => {
+                    persists.task_synced(seq);
+                    node.persisted(seq, clock.now());
+                }
                 Err(e) => break Err(RuntimeError::Storage(e)),
             },
             Some(input) = inbox.recv() => {
@@ -290,24 +297,8 @@ where
             }
             () = tokio::time::sleep(sleep) => node.handle_timeout(clock.now()),
         }
-        while let Some(action) = node.poll_action() {
-            match action {
-                NodeAction::Persist(p) => {
-                    if persist_tx.send(p).is_err() {
-                        break;
-                    }
-                }
-                NodeAction::Send { to, frame } => peers.send(to, frame),
-                NodeAction::Reply { conn, frame } => {
-                    if let Some(tx) = clients.get(&conn) {
-                        if tx.try_send(frame).is_err() {
-                            // Too slow to keep up, or gone: drop the connection.
-                            clients.remove(&conn);
-                            node.connection_closed(conn);
-                        }
-                    }
-                }
-            }
+        if let Err(e) = drain(&mut node, &mut persists, &mut peers, &mut clients, &clock).await {
+            break Err(RuntimeError::Storage(e));
         }
         if let Some((since, until)) = draining {
             let now = tokio::time::Instant::now();
@@ -324,9 +315,49 @@ where
             tracing::info!(role = ?role.0, term = role.1.0, leader = ?node.raft().leader(), "raft role changed");
         }
     };
-    drop(persist_tx);
+    drop(persists);
     let _ = storage_done.await;
     result
+}
+
+/// Carries out the node's actions until it has none. A server that does
+/// not lead writes its log on this task while the storage task is idle
+/// (see [`PersistRoute`]), syncs once for the drain, and drains again for
+/// what that durability lets it send.
+async fn drain<S: Storage<Command>>(
+    node: &mut Node,
+    persists: &mut PersistRoute<S>,
+    peers: &mut PeerLinks,
+    clients: &mut BTreeMap<ConnId, mpsc::Sender<ServerFrame>>,
+    clock: &Arc<dyn Clock>,
+) -> Result<(), StorageError> {
+    let inline = !node.raft().is_leader();
+    loop {
+        while let Some(action) = node.poll_action() {
+            match action {
+                NodeAction::Persist(p) => {
+                    if !persists.persist(p, inline)? {
+                        // The storage task is gone: its error is on its way.
+                        break;
+                    }
+                }
+                NodeAction::Send { to, frame } => peers.send(to, frame),
+                NodeAction::Reply { conn, frame } => {
+                    if let Some(tx) = clients.get(&conn) {
+                        if tx.try_send(frame).is_err() {
+                            // Too slow to keep up, or gone: drop the connection.
+                            clients.remove(&conn);
+                            node.connection_closed(conn);
+                        }
+                    }
+                }
+            }
+        }
+        match persists.sync_here().await? {
+            Some(seq) => node.persisted(seq, clock.now()),
+            None => return Ok(()),
+        }
+    }
 }
 
 /// Matches the peer links to the configuration in force when it changed
