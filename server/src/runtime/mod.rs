@@ -1,9 +1,10 @@
 //! The node runtime: one task owns the core [`Node`] and drives it; a
 //! storage task group-commits the leader's writes (many `Persist` requests,
 //! one fsync) while the node task goes on serving, and a server that does
-//! not lead writes and syncs on the node task itself; one task per peer dials it and streams frames from a bounded
-//! queue; one pair of tasks per client connection only decodes and encodes.
-//! All IO goes through the workspace `tokio` (madsim's under simulation).
+//! not lead writes and syncs on the node task itself; one task per peer
+//! dials it and streams frames from a bounded queue; one pair of tasks per
+//! client connection only decodes and encodes. All IO goes through the
+//! workspace `tokio` (madsim's under simulation).
 
 mod connections;
 mod peer_links;
