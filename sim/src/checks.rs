@@ -20,6 +20,7 @@
 //! * [`rogue_term`] — no server adopts the term of a rogue peer (S19).
 //! * [`corrupt_servers`] — a server that found its disk corrupt never
 //!   runs Raft again (S15).
+//! * [`exactly_once`] — a retried request gets its first answer again
 //! * [`release_delays`] — an explicit release starts no lock-delay
 //! * [`lock_delay_handoffs`] — a lock lost by expiry is not granted again
 //!   within the lock-delay (S18).
@@ -581,6 +582,33 @@ pub fn lock_delay_handoffs(records: &[Record]) -> (Vec<Violation>, u64) {
     (out, checked)
 }
 
+/// Exactly once (§3.4): a request the committed log answered more than
+/// once, because a retry reached it again, got the same answer every
+/// time (read from the log's replay, [`crate::witness`]).
+#[must_use]
+pub fn exactly_once(records: &[Record]) -> Vec<Violation> {
+    records
+        .iter()
+        .filter_map(|r| match &r.ev {
+            Ev::CommittedLog {
+                answer_conflicts, ..
+            } => Some((r.t, answer_conflicts)),
+            _ => None,
+        })
+        .flat_map(|(t, conflicts)| {
+            conflicts.iter().map(move |(session, seq, first, later)| {
+                violation(
+                    "exactly_once",
+                    t,
+                    format!(
+                        "request {seq} of session {session} was answered {first} and, retried, {later}"
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
 /// S18, the other half: an explicit release (or close) hands the lock
 /// over at once; only an expiry starts a lock-delay. Read from the
 /// committed log's replay ([`crate::witness`]), which notes every release
@@ -695,6 +723,7 @@ pub fn check_all(records: &[Record]) -> Vec<Violation> {
     v.extend(corrupt_servers(records));
     v.extend(lock_delay_handoffs(records).0);
     v.extend(release_delays(records));
+    v.extend(exactly_once(records));
     v.extend(stale_reads(records));
     v.extend(witness(records));
     v.extend(linearizability(records));

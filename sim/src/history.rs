@@ -131,6 +131,12 @@ pub enum Ev {
         /// whose entry started a lock-delay on that lock: S18 allows a
         /// delay only after an expiry.
         delayed_releases: Vec<(String, u64, u64)>,
+        /// How many requests (session, seq) the log answered more than
+        /// once (a retry that reached the log again).
+        retries_answered: u64,
+        /// (session, seq, first answer, later answer) of every request the
+        /// log answered twice differently: exactly-once broken.
+        answer_conflicts: Vec<(u64, u64, String, String)>,
     },
     /// Every acquire of the run asks for this lock-delay.
     LockDelaySetting {

@@ -545,8 +545,12 @@ pub fn coverage(records: &[Record]) -> BTreeMap<&'static str, u64> {
                 grants,
                 answers,
                 release_handoffs,
+                retries_answered,
                 ..
             } => {
+                if *retries_answered > 0 {
+                    *c.entry("retries_answered").or_default() += retries_answered;
+                }
                 *c.entry("witness_log_grants").or_default() += grants.len() as u64;
                 *c.entry("witness_answers").or_default() += answers.len() as u64;
                 if *release_handoffs > 0 {

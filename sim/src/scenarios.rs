@@ -109,6 +109,7 @@ pub const ALL: &[Scenario] = &[
         title: "ambiguous acquires: lost answers, crashed servers, failover, peer frames dropped, duplicated and reordered",
         coverage: &[
             "ambiguous",
+            "retries_answered",
             "server_kills",
             "frames_dropped",
             "frames_duplicated",

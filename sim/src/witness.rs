@@ -4,7 +4,9 @@
 //! lock state machine gives every grant the cluster made, with its token,
 //! and every request it answered "granted"; the checker then joins those
 //! with what clients were told. The replay also notes every explicit
-//! release that started a lock-delay (S18: only an expiry may).
+//! release that started a lock-delay (S18: only an expiry may), and every
+//! request the log answered twice differently (a retry must get the first
+//! answer again: exactly once).
 //!
 //! Why that log: a log whose last entry has the highest term agrees, up to
 //! that entry, with the log of that term's leader, which held every entry
@@ -13,8 +15,9 @@
 
 use crate::history::Ev;
 use crate::storage::SimDisk;
-use distlock_core::locks::{Command, Event, LockState, Outcome, Reply};
+use distlock_core::locks::{Command, Event, LockError, LockState, Outcome, Reply, Response};
 use distlock_core::raft::{EntryPayload, StateMachine};
+use std::collections::BTreeMap;
 
 /// Replays the most up-to-date of `disks` and returns the record of the
 /// grants it made (`None` when no disk holds anything, or the snapshot
@@ -43,6 +46,8 @@ pub fn committed_grants<'a>(disks: impl IntoIterator<Item = &'a SimDisk>) -> Opt
     let mut answers = Vec::new();
     let mut release_handoffs = 0;
     let mut delayed_releases = Vec::new();
+    let mut first_answers: BTreeMap<(u64, u64), (Response, bool)> = BTreeMap::new();
+    let mut answer_conflicts = Vec::new();
     for entry in entries.iter().filter(|e| e.index.0 > from_index) {
         if let EntryPayload::Command(cmd) = &entry.payload {
             let applied = state.apply(entry.index, cmd);
@@ -63,13 +68,36 @@ pub fn committed_grants<'a>(disks: impl IntoIterator<Item = &'a SimDisk>) -> Opt
                 }
             }
             for reply in applied.replies {
-                if let Reply::To {
+                let Reply::To {
                     session,
                     seq,
-                    response: Ok(Outcome::Granted { token }),
+                    response,
                 } = reply
-                {
+                else {
+                    continue;
+                };
+                if let Ok(Outcome::Granted { token }) = response {
                     answers.push((session.0, seq.0, token.0));
+                }
+                if !from_the_request(&response) {
+                    continue;
+                }
+                match first_answers.entry((session.0, seq.0)) {
+                    std::collections::btree_map::Entry::Vacant(v) => {
+                        v.insert((response, false));
+                    }
+                    std::collections::btree_map::Entry::Occupied(mut o) => {
+                        let (first, retried) = o.get_mut();
+                        *retried = true;
+                        if *first != response {
+                            answer_conflicts.push((
+                                session.0,
+                                seq.0,
+                                format!("{first:?}"),
+                                format!("{response:?}"),
+                            ));
+                        }
+                    }
                 }
             }
             for event in applied.events {
@@ -92,7 +120,30 @@ pub fn committed_grants<'a>(disks: impl IntoIterator<Item = &'a SimDisk>) -> Opt
         answers,
         release_handoffs,
         delayed_releases,
+        retries_answered: first_answers
+            .values()
+            .filter(|(_, retried)| *retried)
+            .count() as u64,
+        answer_conflicts,
     })
+}
+
+/// Whether an answer is the request's own, which every retry must get
+/// again: not "still queued" (a later entry answers), and not a refusal
+/// made before the request was looked at (its session has ended, it is
+/// older than what the client acknowledged, or too many were
+/// unacknowledged), which a retry may legitimately meet where the first
+/// attempt did not.
+fn from_the_request(response: &Response) -> bool {
+    !matches!(
+        response,
+        Ok(Outcome::Pending)
+            | Err(LockError::SessionNotFound
+                | LockError::SessionExpired
+                | LockError::SessionClosed
+                | LockError::StaleSequence { .. }
+                | LockError::TooManyUnacknowledged { .. })
+    )
 }
 
 /// (lock, session) of every grant the events end by an explicit release

@@ -201,6 +201,8 @@ fn witness_checker_flags_lost_and_phantom_grants() {
         answers: vec![(1, 1, 12), (2, 1, 17), (1, 1, 12)],
         release_handoffs: 0,
         delayed_releases: Vec::new(),
+        retries_answered: 0,
+        answer_conflicts: Vec::new(),
     };
     let mut h = H::default();
     h.grant(1, "L", ModeKind::Exclusive, 10, 20, 12, 1_000)
@@ -229,6 +231,8 @@ fn witness_checker_flags_lost_and_phantom_grants() {
             answers: vec![(1, 1, 12), (1, 1, 12), (1, 1, 30)],
             release_handoffs: 0,
             delayed_releases: Vec::new(),
+            retries_answered: 0,
+            answer_conflicts: Vec::new(),
         },
     );
     assert_eq!(props(&witness(&h.sorted())), vec!["double_grant"]);
@@ -246,6 +250,8 @@ fn release_delay_checker_flags_a_delay_started_by_an_explicit_release() {
             .iter()
             .map(|(l, s, i)| ((*l).to_owned(), *s, *i))
             .collect(),
+        retries_answered: 0,
+        answer_conflicts: Vec::new(),
     };
     let mut h = H::default();
     h.ev(50, log(&[]));
@@ -255,4 +261,33 @@ fn release_delay_checker_flags_a_delay_started_by_an_explicit_release() {
     let v = release_delays(&h.sorted());
     assert_eq!(props(&v), vec!["lock_delay"]);
     assert!(v[0].detail.contains("index 17"), "{}", v[0].detail);
+}
+
+#[test]
+fn exactly_once_checker_flags_a_retry_answered_differently() {
+    let log = |conflicts: &[(u64, u64, &str, &str)]| Ev::CommittedLog {
+        from_index: 0,
+        to_index: 100,
+        grants: Vec::new(),
+        answers: Vec::new(),
+        release_handoffs: 0,
+        delayed_releases: Vec::new(),
+        retries_answered: 2,
+        answer_conflicts: conflicts
+            .iter()
+            .map(|(s, q, a, b)| (*s, *q, (*a).to_owned(), (*b).to_owned()))
+            .collect(),
+    };
+    let mut h = H::default();
+    h.ev(50, log(&[]));
+    assert_eq!(exactly_once(&h.sorted()), vec![]);
+    let mut h = H::default();
+    h.ev(50, log(&[(3, 9, "Ok(Granted)", "Err(AlreadyHeld)")]));
+    let v = exactly_once(&h.sorted());
+    assert_eq!(props(&v), vec!["exactly_once"]);
+    assert!(
+        v[0].detail.contains("request 9 of session 3"),
+        "{}",
+        v[0].detail
+    );
 }
