@@ -18,6 +18,7 @@ use crate::storage::SimDisk;
 use distlock_core::locks::{Command, Event, LockError, LockState, Outcome, Reply, Response};
 use distlock_core::raft::{EntryPayload, StateMachine};
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 
 /// Replays the most up-to-date of `disks` and returns the record of the
 /// grants it made (`None` when no disk holds anything, or the snapshot
@@ -42,90 +43,116 @@ pub fn committed_grants<'a>(disks: impl IntoIterator<Item = &'a SimDisk>) -> Opt
         state.restore(&s.data).ok()?;
         from_index = s.meta.last_index.0;
     }
-    let mut grants = Vec::new();
-    let mut answers = Vec::new();
-    let mut release_handoffs = 0;
-    let mut delayed_releases = Vec::new();
-    let mut first_answers: BTreeMap<(u64, u64), (Response, bool)> = BTreeMap::new();
-    let mut answer_conflicts = Vec::new();
+    let mut facts = Facts::default();
     for entry in entries.iter().filter(|e| e.index.0 > from_index) {
         if let EntryPayload::Command(cmd) = &entry.payload {
             let applied = state.apply(entry.index, cmd);
-            for (lock, session) in explicit_releases(&applied.events) {
-                if state
-                    .lock_status(lock)
-                    .and_then(|s| s.delay)
-                    .is_some_and(|d| d.since == entry.index)
-                {
-                    delayed_releases.push((lock.to_string(), session, entry.index.0));
-                }
-                if applied
-                    .events
-                    .iter()
-                    .any(|e| matches!(e, Event::Acquired { lock: l, .. } if l.as_ref() == lock))
-                {
-                    release_handoffs += 1;
-                }
-            }
-            for reply in applied.replies {
-                let Reply::To {
-                    session,
-                    seq,
-                    response,
-                } = reply
-                else {
-                    continue;
-                };
-                if let Ok(Outcome::Granted { token }) = response {
-                    answers.push((session.0, seq.0, token.0));
-                }
-                if !from_the_request(&response) {
-                    continue;
-                }
-                match first_answers.entry((session.0, seq.0)) {
-                    std::collections::btree_map::Entry::Vacant(v) => {
-                        v.insert((response, false));
-                    }
-                    std::collections::btree_map::Entry::Occupied(mut o) => {
-                        let (first, retried) = o.get_mut();
-                        *retried = true;
-                        if *first != response {
-                            answer_conflicts.push((
-                                session.0,
-                                seq.0,
-                                format!("{first:?}"),
-                                format!("{response:?}"),
-                            ));
-                        }
-                    }
-                }
-            }
-            for event in applied.events {
-                if let Event::Acquired {
-                    lock,
-                    session,
-                    token,
-                    ..
-                } = event
-                {
-                    grants.push((lock.to_string(), session.0, token.0));
-                }
-            }
+            facts.releases(entry.index.0, &applied.events, &state);
+            facts.replies(applied.replies);
+            facts.grants(applied.events);
         }
     }
     Some(Ev::CommittedLog {
         from_index,
         to_index: entries.last().map_or(from_index, |e| e.index.0),
-        grants,
-        answers,
-        release_handoffs,
-        delayed_releases,
-        retries_answered: first_answers
+        grants: facts.grants,
+        answers: facts.answers,
+        release_handoffs: facts.release_handoffs,
+        delayed_releases: facts.delayed_releases,
+        retries_answered: facts
+            .first_answers
             .values()
             .filter(|(_, retried)| *retried)
             .count() as u64,
-        answer_conflicts,
+        answer_conflicts: facts.answer_conflicts,
     })
+}
+
+/// What the replay gathers, entry by entry (see [`Ev::CommittedLog`]).
+#[derive(Default)]
+struct Facts {
+    grants: Vec<(String, u64, u64)>,
+    answers: Vec<(u64, u64, u64)>,
+    release_handoffs: u64,
+    delayed_releases: Vec<(String, u64, u64)>,
+    /// Each request's first answer, and whether a retry was answered too.
+    first_answers: BTreeMap<(u64, u64), (Response, bool)>,
+    answer_conflicts: Vec<(u64, u64, String, String)>,
+}
+
+impl Facts {
+    /// Every grant of one entry.
+    fn grants(&mut self, events: Vec<Event>) {
+        for event in events {
+            if let Event::Acquired {
+                lock,
+                session,
+                token,
+                ..
+            } = event
+            {
+                self.grants.push((lock.to_string(), session.0, token.0));
+            }
+        }
+    }
+
+    /// Every explicit release of the entry at `index`: whether it started a
+    /// lock-delay (it must not), and whether it handed the lock over.
+    fn releases(&mut self, index: u64, events: &[Event], state: &LockState) {
+        for (lock, session) in explicit_releases(events) {
+            if state
+                .lock_status(lock)
+                .and_then(|s| s.delay)
+                .is_some_and(|d| d.since.0 == index)
+            {
+                self.delayed_releases
+                    .push((lock.to_string(), session, index));
+            }
+            if events
+                .iter()
+                .any(|e| matches!(e, Event::Acquired { lock: l, .. } if l.as_ref() == lock))
+            {
+                self.release_handoffs += 1;
+            }
+        }
+    }
+
+    /// Every answer: grants, and any request answered twice differently.
+    fn replies(&mut self, replies: Vec<Reply>) {
+        for reply in replies {
+            let Reply::To {
+                session,
+                seq,
+                response,
+            } = reply
+            else {
+                continue;
+            };
+            if let Ok(Outcome::Granted { token }) = response {
+                self.answers.push((session.0, seq.0, token.0));
+            }
+            if !from_the_request(&response) {
+                continue;
+            }
+            match self.first_answers.entry((session.0, seq.0)) {
+                Entry::Vacant(v) => {
+                    v.insert((response, false));
+                }
+                Entry::Occupied(mut o) => {
+                    let (first, retried) = o.get_mut();
+                    *retried = true;
+                    if *first != response {
+                        self.answer_conflicts.push((
+                            session.0,
+                            seq.0,
+                            format!("{first:?}"),
+                            format!("{response:?}"),
+                        ));
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Whether an answer is the request's own, which every retry must get
