@@ -166,9 +166,19 @@ pub async fn run(dev: DevCluster, shutdown: impl Future<Output = ()>) -> Result<
             let stopped = async move {
                 let _ = stop.wait_for(|s| *s).await;
             };
-            runtime::run_with(cfg, ws, Arc::new(MonotonicClock::new()), stopped)
-                .await
-                .map_err(|source| DevError::Server { id, source })
+            let run = async {
+                cfg.validate()?;
+                let env = runtime::RuntimeEnv {
+                    clock: Arc::new(MonotonicClock::new()),
+                    storage: runtime::open_storage(&cfg)?,
+                    ws,
+                    peer_chaos: None,
+                    // The servers share this process's runtime threads.
+                    shares_thread: true,
+                };
+                runtime::run_in(cfg, env, stopped).await
+            };
+            run.await.map_err(|source| DevError::Server { id, source })
         });
     }
     let list = dev

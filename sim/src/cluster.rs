@@ -181,6 +181,8 @@ impl Cluster {
                         storage: disk.storage(),
                         ws,
                         peer_chaos: Some(chaos),
+                        // Each simulated server is a node of its own.
+                        shares_thread: false,
                     };
                     let result = run_in(cfg, env, std::future::pending()).await;
                     let why = match result {

@@ -99,14 +99,20 @@ pub async fn run_with(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RuntimeError> {
     cfg.validate()?;
-    let storage = FileStorage::<Command>::open(
-        &cfg.data_dir,
-        FileStorageOptions {
-            fsync: cfg.fsync,
-            ..FileStorageOptions::default()
-        },
-    )?;
+    let storage = open_storage(&cfg)?;
     run_with_storage_and_ws(cfg, ws, clock, storage, shutdown).await
+}
+
+/// The store of `cfg`'s data directory, with its fsync policy.
+///
+/// # Errors
+/// When the directory cannot be created.
+pub fn open_storage(cfg: &ServerConfig) -> Result<FileStorage<Command>, RuntimeError> {
+    let opts = FileStorageOptions {
+        fsync: cfg.fsync,
+        ..FileStorageOptions::default()
+    };
+    Ok(FileStorage::open(&cfg.data_dir, opts)?)
 }
 
 /// [`run`] with a given store instead of the data directory's
@@ -145,6 +151,7 @@ where
         storage,
         ws,
         peer_chaos: None,
+        shares_thread: false,
     };
     run_in(cfg, env, shutdown).await
 }
@@ -162,6 +169,10 @@ pub struct RuntimeEnv<S> {
     /// Loses, duplicates, delays and reorders peer frames (`None`: they go
     /// as sent).
     pub peer_chaos: Option<Arc<dyn PeerChaos>>,
+    /// Other servers run on this server's threads (`distlock dev`): then a
+    /// follower must not block them by syncing on its node task, and hands
+    /// every write to its storage thread, as a leader does.
+    pub shares_thread: bool,
 }
 
 /// [`run`] in a given environment: the most general entry point.
@@ -181,6 +192,7 @@ where
         mut storage,
         ws,
         peer_chaos,
+        shares_thread,
     } = env;
     cfg.validate()?;
     let mut stored = storage.load()?;
@@ -298,7 +310,17 @@ where
             }
             () = tokio::time::sleep(sleep) => node.handle_timeout(clock.now()),
         }
-        if let Err(e) = drain(&mut node, &mut persists, &mut peers, &mut clients, &clock).await {
+        let inline = !shares_thread && !node.raft().is_leader();
+        if let Err(e) = drain(
+            &mut node,
+            &mut persists,
+            &mut peers,
+            &mut clients,
+            &clock,
+            inline,
+        )
+        .await
+        {
             break Err(RuntimeError::Storage(e));
         }
         if let Some((since, until)) = draining {
@@ -321,18 +343,18 @@ where
     result
 }
 
-/// Carries out the node's actions until it has none. A server that does
-/// not lead writes its log on this task while the storage task is idle
-/// (see [`PersistRoute`]), syncs once for the drain, and drains again for
-/// what that durability lets it send.
+/// Carries out the node's actions until it has none. With `inline` (a
+/// server that does not lead), it writes the log on this task while the
+/// storage task is idle (see [`PersistRoute`]), syncs once for the drain,
+/// and drains again for what that durability lets it send.
 async fn drain<S: Storage<Command>>(
     node: &mut Node,
     persists: &mut PersistRoute<S>,
     peers: &mut PeerLinks,
     clients: &mut BTreeMap<ConnId, mpsc::Sender<ServerFrame>>,
     clock: &Arc<dyn Clock>,
+    inline: bool,
 ) -> Result<(), StorageError> {
-    let inline = !node.raft().is_leader();
     loop {
         while let Some(action) = node.poll_action() {
             match action {
