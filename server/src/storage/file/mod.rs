@@ -112,7 +112,7 @@ pub struct FileStorageOptions {
     pub fsync: FsyncPolicy,
     /// Grow the active segment by this many zero bytes at a time, ahead of
     /// its records, so that a sync flushes data, not a new file size (0:
-    /// plain appends).
+    /// plain appends; only under [`FsyncPolicy::Always`]).
     pub preallocate: u64,
 }
 
@@ -369,7 +369,14 @@ impl<C> FileStorage<C> {
             }
             file.write_all_at(buf, at)
         };
-        match active.append(&self.buf, self.opts.preallocate, write) {
+        // Without fsyncs there is no journal commit to save, and no zeros
+        // means no zeros a machine crash could leave in an older segment.
+        let chunk = if self.opts.fsync == FsyncPolicy::Always {
+            self.opts.preallocate
+        } else {
+            0
+        };
+        match active.append(&self.buf, chunk, write) {
             Ok(()) => Ok(()),
             Err(AppendError::Undone(source)) if is_disk_full(&source) => {
                 tracing::warn!(file = %path.display(), "disk full: write rejected and rolled back");
