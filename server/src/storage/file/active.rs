@@ -22,7 +22,8 @@ static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
 /// Why [`ActiveSegment::append`] failed.
 #[derive(Debug)]
 pub(super) enum AppendError {
-    /// The write failed and was undone: the file is as it was.
+    /// The write failed and was undone: the file ends where its records
+    /// did (without the zeros it may have had after them).
     Undone(io::Error),
     /// Undoing a failed write failed too: the file's tail is unknown.
     Unknown(io::Error),
