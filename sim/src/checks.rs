@@ -587,26 +587,22 @@ pub fn lock_delay_handoffs(records: &[Record]) -> (Vec<Violation>, u64) {
 /// time (read from the log's replay, [`crate::witness`]).
 #[must_use]
 pub fn exactly_once(records: &[Record]) -> Vec<Violation> {
-    records
-        .iter()
-        .filter_map(|r| match &r.ev {
-            Ev::CommittedLog {
-                answer_conflicts, ..
-            } => Some((r.t, answer_conflicts)),
-            _ => None,
-        })
-        .flat_map(|(t, conflicts)| {
-            conflicts.iter().map(move |(session, seq, first, later)| {
-                violation(
-                    "exactly_once",
-                    t,
-                    format!(
-                        "request {seq} of session {session} was answered {first} and, retried, {later}"
-                    ),
-                )
-            })
-        })
-        .collect()
+    from_committed_log(records, |ev| match ev {
+        Ev::CommittedLog {
+            answer_conflicts, ..
+        } => Some(answer_conflicts),
+        _ => None,
+    })
+    .map(|(t, (session, seq, first, later))| {
+        violation(
+            "exactly_once",
+            t,
+            format!(
+                "request {seq} of session {session} was answered {first} and, retried, {later}"
+            ),
+        )
+    })
+    .collect()
 }
 
 /// S18, the other half: an explicit release (or close) hands the lock
@@ -615,26 +611,32 @@ pub fn exactly_once(records: &[Record]) -> Vec<Violation> {
 /// whose entry started a delay on its lock.
 #[must_use]
 pub fn release_delays(records: &[Record]) -> Vec<Violation> {
+    from_committed_log(records, |ev| match ev {
+        Ev::CommittedLog {
+            delayed_releases, ..
+        } => Some(delayed_releases),
+        _ => None,
+    })
+    .map(|(t, (lock, session, index))| {
+        violation(
+            "lock_delay",
+            t,
+            format!("{lock}: session {session} released it explicitly at log index {index}, and that entry started a lock-delay"),
+        )
+    })
+    .collect()
+}
+
+/// Every fact `pick` takes from the committed log's replay, with the
+/// replay record's time.
+fn from_committed_log<'a, T: 'a>(
+    records: &'a [Record],
+    pick: impl Fn(&'a Ev) -> Option<&'a Vec<T>> + 'a,
+) -> impl Iterator<Item = (u64, &'a T)> + 'a {
     records
         .iter()
-        .filter_map(|r| match &r.ev {
-            Ev::CommittedLog {
-                delayed_releases, ..
-            } => Some((r.t, delayed_releases)),
-            _ => None,
-        })
-        .flat_map(|(t, delayed)| {
-            delayed.iter().map(move |(lock, session, index)| {
-                violation(
-                    "lock_delay",
-                    t,
-                    format!(
-                        "{lock}: session {session} released it explicitly at log index {index}, and that entry started a lock-delay"
-                    ),
-                )
-            })
-        })
-        .collect()
+        .filter_map(move |r| pick(&r.ev).map(|facts| (r.t, facts)))
+        .flat_map(|(t, facts)| facts.iter().map(move |f| (t, f)))
 }
 
 /// S15: a server whose disk was found corrupt never takes part in Raft
