@@ -120,10 +120,6 @@ pub enum Ev {
         to_index: u64,
         /// (lock, session, token) in log order.
         grants: Vec<(String, u64, u64)>,
-        /// (session, seq, token) of every request answered "granted", in
-        /// log order (a retry answered again from the dedupe table shows
-        /// up again, with the same token).
-        answers: Vec<(u64, u64, u64)>,
         /// Explicit releases (or closes) that left a waiter queued: how
         /// many handed the lock over in the same entry.
         release_handoffs: u64,

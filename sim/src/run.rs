@@ -543,7 +543,6 @@ pub fn coverage(records: &[Record]) -> BTreeMap<&'static str, u64> {
             }
             Ev::CommittedLog {
                 grants,
-                answers,
                 release_handoffs,
                 retries_answered,
                 ..
@@ -552,7 +551,6 @@ pub fn coverage(records: &[Record]) -> BTreeMap<&'static str, u64> {
                     *c.entry("retries_answered").or_default() += retries_answered;
                 }
                 *c.entry("witness_log_grants").or_default() += grants.len() as u64;
-                *c.entry("witness_answers").or_default() += answers.len() as u64;
                 if *release_handoffs > 0 {
                     *c.entry("release_handoffs").or_default() += release_handoffs;
                 }

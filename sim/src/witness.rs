@@ -56,7 +56,6 @@ pub fn committed_grants<'a>(disks: impl IntoIterator<Item = &'a SimDisk>) -> Opt
         from_index,
         to_index: entries.last().map_or(from_index, |e| e.index.0),
         grants: facts.grants,
-        answers: facts.answers,
         release_handoffs: facts.release_handoffs,
         delayed_releases: facts.delayed_releases,
         retries_answered: facts
@@ -72,7 +71,6 @@ pub fn committed_grants<'a>(disks: impl IntoIterator<Item = &'a SimDisk>) -> Opt
 #[derive(Default)]
 struct Facts {
     grants: Vec<(String, u64, u64)>,
-    answers: Vec<(u64, u64, u64)>,
     release_handoffs: u64,
     delayed_releases: Vec<(String, u64, u64)>,
     /// Each request's first answer, and whether a retry was answered too.
@@ -128,9 +126,6 @@ impl Facts {
             else {
                 continue;
             };
-            if let Ok(Outcome::Granted { token }) = response {
-                self.answers.push((session.0, seq.0, token.0));
-            }
             if !from_the_request(&response) {
                 continue;
             }
