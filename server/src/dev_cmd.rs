@@ -167,7 +167,6 @@ pub async fn run(dev: DevCluster, shutdown: impl Future<Output = ()>) -> Result<
                 let _ = stop.wait_for(|s| *s).await;
             };
             let run = async {
-                cfg.validate()?;
                 let env = runtime::RuntimeEnv {
                     clock: Arc::new(MonotonicClock::new()),
                     storage: runtime::open_storage(&cfg)?,
