@@ -16,6 +16,7 @@ use distlock_core::proto::{
 use distlock_transport_tcp::WelcomeInfo;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
+use std::time::Duration;
 
 /// What `distlock status` was asked.
 #[derive(Clone, Debug)]
@@ -73,16 +74,21 @@ async fn from_leader(
     }
 }
 
+/// How long `status NAME` keeps asking while the cluster has no leader to
+/// answer a lock read: an election takes well under a second, and a person
+/// asking in the middle of one wants the answer, not the election.
+const LEADER_PATIENCE: Duration = Duration::from_secs(5);
+
 /// Runs `distlock status`; returns the process exit status.
 pub async fn run(req: StatusRequest) -> i32 {
-    let (addr, cluster) = match cluster_status(&req.servers).await {
-        Ok(found) => found,
-        Err(why) => {
-            eprintln!("distlock status: no server answered ({why})");
-            return EXIT_UNAVAILABLE;
-        }
-    };
     let Some(name) = req.lock else {
+        let (addr, cluster) = match cluster_status(&req.servers).await {
+            Ok(found) => found,
+            Err(why) => {
+                eprintln!("distlock status: no server answered ({why})");
+                return EXIT_UNAVAILABLE;
+            }
+        };
         if req.json {
             println!("{}", cluster_json(&cluster));
         } else {
@@ -90,16 +96,10 @@ pub async fn run(req: StatusRequest) -> i32 {
         }
         return 0;
     };
-    let lock = match ask(addr, vec![RequestBody::LockStatus { lock: name.clone() }]).await {
-        Ok((_, answers)) => match answers.into_iter().next() {
-            Some(ResponseBody::LockStatus(view)) => view,
-            _ => {
-                eprintln!("distlock status: {addr} gave an unexpected answer");
-                return EXIT_UNAVAILABLE;
-            }
-        },
-        Err(e) => {
-            eprintln!("distlock status: cannot read lock {name:?} from {addr}: {e}");
+    let (cluster, lock) = match read_lock(&req.servers, &name).await {
+        Ok(found) => found,
+        Err(why) => {
+            eprintln!("distlock status: {why}");
             return EXIT_UNAVAILABLE;
         }
     };
@@ -115,6 +115,52 @@ pub async fn run(req: StatusRequest) -> i32 {
         print!("{}", lock_text(&name, lock.as_ref()));
     }
     0
+}
+
+/// The cluster's status and `name`'s holders and waiters, read through the
+/// leader (a linearizable read). While no leader can answer, it asks again
+/// for up to [`LEADER_PATIENCE`].
+async fn read_lock(
+    servers: &[SocketAddr],
+    name: &str,
+) -> Result<(ClusterStatusView, Option<LockStatusView>), String> {
+    let deadline = tokio::time::Instant::now() + LEADER_PATIENCE;
+    loop {
+        let (addr, cluster) = cluster_status(servers)
+            .await
+            .map_err(|why| format!("no server answered ({why})"))?;
+        let body = RequestBody::LockStatus {
+            lock: name.to_owned(),
+        };
+        // The cluster's status again after the read, which may have waited
+        // out an election: the report names the leader that answered it.
+        let why = match ask(addr, vec![body, RequestBody::ClusterStatus]).await {
+            Ok((welcome, answers)) => {
+                let mut answers = answers.into_iter();
+                let (Some(ResponseBody::LockStatus(view)), Some(ResponseBody::ClusterStatus(now))) =
+                    (answers.next(), answers.next())
+                else {
+                    return Err(format!("{addr} gave an unexpected answer"));
+                };
+                if now.leader == cluster.leader {
+                    return Ok((cluster, view));
+                }
+                let now = match from_leader(&welcome, &now).await {
+                    Some((_, better)) => better,
+                    None => now,
+                };
+                return Ok((now, view));
+            }
+            Err(AskError::Refused(e)) if e.is_retryable() => e.to_string(),
+            Err(e) => return Err(format!("cannot read lock {name:?} from {addr}: {e}")),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!(
+                "cannot read lock {name:?} from {addr}: {why} (still after {LEADER_PATIENCE:?})"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 fn role_name(role: MemberRole) -> &'static str {

@@ -139,6 +139,35 @@ async fn status_json_reports_the_cluster_and_a_locks_holders_waiters_and_mode() 
     assert!(g.token().0 > token);
 }
 
+/// `status NAME` asked right after the leader is killed, while the other
+/// two have not yet elected a new one, waits for the election and reads
+/// the lock through the new leader: the holder keeps it, same token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_of_a_lock_waits_out_an_election() {
+    let mut cluster = Cluster::start(3);
+    let leader = cluster.leader().await;
+    let holder = client_session(&cluster.client_addrs(), Duration::from_secs(10)).await;
+    let guard = within("lock", PATIENCE, holder.lock("E"))
+        .await
+        .expect("locked");
+    cluster.server(leader).kill();
+    let survivors: Vec<u64> = cluster
+        .ids()
+        .into_iter()
+        .filter(|&id| id != leader)
+        .collect();
+    let servers = cluster.servers_arg_of(&survivors);
+
+    let v = tokio::task::spawn_blocking(move || status_json(&servers, Some("E")))
+        .await
+        .expect("join");
+    assert!(
+        v["leader"].as_u64().is_some_and(|l| l != leader),
+        "a new leader answered: {v}"
+    );
+    assert_eq!(v["holders"][0]["token"], guard.token().0, "{v}");
+}
+
 /// The output of a running `distlock dev`, line by line.
 struct Dev {
     process: Process,

@@ -75,6 +75,17 @@ enum Origin {
     Remote { node: NodeId, id: ForwardId },
 }
 
+/// A request of one of our clients, sent on to the leader.
+#[derive(Debug)]
+struct Forwarded {
+    conn: ConnId,
+    id: RequestId,
+    /// The leader it went to.
+    to: NodeId,
+    /// A read's request, kept to ask the next leader should this one fall.
+    read: Option<RequestBody>,
+}
+
 /// A linearizable read waiting for ReadIndex.
 #[derive(Debug)]
 enum ReadKind {
@@ -116,9 +127,12 @@ pub struct Node {
     opening: BTreeMap<u128, Vec<Origin>>,
     /// Requests forwarded to the leader, awaiting a `ForwardReply` (or, for
     /// log requests, our own apply), both ways round.
-    forwarded: BTreeMap<ForwardId, (ConnId, RequestId)>,
+    forwarded: BTreeMap<ForwardId, Forwarded>,
     forward_of: BTreeMap<(ConnId, RequestId), ForwardId>,
     next_forward: u64,
+    /// The leader this server knew when it last looked: when that changes,
+    /// reads forwarded to another one are asked again (`reroute_reads`).
+    known_leader: Option<NodeId>,
     reads: BTreeMap<u64, (Origin, ReadKind)>,
     next_read: u64,
     watchers: BTreeMap<Arc<str>, BTreeSet<ConnId>>,
@@ -157,6 +171,7 @@ impl Node {
             opening: BTreeMap::new(),
             forwarded: BTreeMap::new(),
             forward_of: BTreeMap::new(),
+            known_leader: None,
             next_forward: 0,
             reads: BTreeMap::new(),
             next_read: 0,
@@ -241,7 +256,7 @@ impl Node {
         }
         self.waiting.retain(|_, l| !l.is_empty());
         self.opening.retain(|_, l| !l.is_empty());
-        self.forwarded.retain(|_, (c, _)| *c != conn);
+        self.forwarded.retain(|_, f| f.conn != conn);
         self.forward_of.retain(|(c, _), _| *c != conn);
     }
 
@@ -260,8 +275,14 @@ impl Node {
                 );
             }
             PeerFrame::ForwardReply { id, result } => {
-                if let Some((conn, rid)) = self.forwarded.remove(&id) {
-                    self.answer(Origin::Local { conn, id: rid }, result);
+                if let Some(f) = self.forwarded.remove(&id) {
+                    self.answer(
+                        Origin::Local {
+                            conn: f.conn,
+                            id: f.id,
+                        },
+                        result,
+                    );
                 }
             }
             // Handshakes and errors are the transport's business.
@@ -430,7 +451,22 @@ impl Node {
         };
         self.next_forward += 1;
         let fid = ForwardId(self.next_forward);
-        self.forwarded.insert(fid, (conn, id));
+        let read = matches!(
+            body,
+            RequestBody::KeepAlive { .. }
+                | RequestBody::CheckToken { .. }
+                | RequestBody::LockStatus { .. }
+        )
+        .then(|| body.clone());
+        self.forwarded.insert(
+            fid,
+            Forwarded {
+                conn,
+                id,
+                to: leader,
+                read,
+            },
+        );
         self.forward_of.insert((conn, id), fid);
         let request = ForwardedRequest { id: fid, body };
         self.actions.push_back(NodeAction::Send {
@@ -580,6 +616,45 @@ impl Node {
         }
         self.settle_membership_changes();
         self.announce_membership();
+        self.reroute_reads();
+    }
+
+    /// Once this server follows another leader (or leads), asks it again
+    /// for the reads forwarded to the old one, which may never answer: a
+    /// read changes nothing, so asking twice is safe, and the client would
+    /// otherwise wait out its own timeout. Log requests stay where they
+    /// went: they may yet commit, and are answered when applied here or
+    /// retried by the client with the same seq.
+    fn reroute_reads(&mut self) {
+        let leader = self.raft.leader();
+        if leader == self.known_leader {
+            return;
+        }
+        self.known_leader = leader;
+        let Some(leader) = leader else {
+            return;
+        };
+        let stale: Vec<ForwardId> = self
+            .forwarded
+            .iter()
+            .filter(|(_, f)| f.to != leader && f.read.is_some())
+            .map(|(&fid, _)| fid)
+            .collect();
+        for fid in stale {
+            let Some(f) = self.forwarded.remove(&fid) else {
+                continue;
+            };
+            self.forward_of.remove(&(f.conn, f.id));
+            if let Some(body) = f.read {
+                self.serve(
+                    Origin::Local {
+                        conn: f.conn,
+                        id: f.id,
+                    },
+                    body,
+                );
+            }
+        }
     }
 
     fn drain_raft_once(&mut self) {

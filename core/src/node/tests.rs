@@ -323,6 +323,44 @@ fn followers_forward_and_answer_their_own_clients() {
     assert_eq!(net.answer(unknown), Some(Err(ProtoError::UnknownSession)));
 }
 
+/// A read a follower forwarded to a leader that then died is asked again
+/// of the next leader, and answered, instead of waiting for the client to
+/// give up on it.
+#[test]
+fn reads_forwarded_to_a_fallen_leader_are_asked_of_the_next() {
+    let mut net = Net::new(3);
+    let leader = net.settle();
+    let follower = net
+        .nodes
+        .keys()
+        .copied()
+        .find(|&i| i != leader)
+        .expect("follower");
+    let c = ConnId(1);
+    net.hello(follower, c);
+    let s = net.open(follower, c, 9, 10_000);
+    let token = granted(net.ask(follower, c, acquire(s, 1, "x", Wait::Try)));
+
+    net.down.insert(leader);
+    let status = net.request(
+        follower,
+        c,
+        RequestBody::LockStatus {
+            lock: "x".to_owned(),
+        },
+    );
+    assert_eq!(net.answer(status), None, "the old leader is gone");
+    let next = net.settle();
+    assert_ne!(next, leader);
+    match net.answer(status) {
+        Some(Ok(ResponseBody::LockStatus(Some(view)))) => {
+            assert_eq!(view.holders.len(), 1, "{view:?}");
+            assert_eq!(view.holders[0].token.0, token, "{view:?}");
+        }
+        other => panic!("the next leader answers the read: {other:?}"),
+    }
+}
+
 /// DESIGN §4 rule 1: only the leader expires, by committing ExpireSession;
 /// a session kept alive lives on, one left alone expires after its TTL and
 /// its lock goes to the waiter.
