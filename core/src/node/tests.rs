@@ -200,6 +200,23 @@ impl Net {
             other => panic!("open answered {other:?}"),
         }
     }
+
+    /// Settles the cluster; a client of one follower opens a session and
+    /// is granted `lock`. (leader, follower, connection, session, token).
+    fn holder_on_a_follower(&mut self, lock: &str) -> (NodeId, NodeId, ConnId, SessionId, u64) {
+        let leader = self.settle();
+        let follower = self
+            .nodes
+            .keys()
+            .copied()
+            .find(|&i| i != leader)
+            .expect("follower");
+        let c = ConnId(1);
+        self.hello(follower, c);
+        let s = self.open(follower, c, 9, 10_000);
+        let token = granted(self.ask(follower, c, acquire(s, 1, lock, Wait::Try)));
+        (leader, follower, c, s, token)
+    }
 }
 
 fn acquire(session: SessionId, seq: u64, lock: &str, wait: Wait) -> RequestBody {
@@ -283,17 +300,7 @@ fn acquire_release_and_hand_off_on_one_server() {
 #[test]
 fn followers_forward_and_answer_their_own_clients() {
     let mut net = Net::new(3);
-    let leader = net.settle();
-    let follower = net
-        .nodes
-        .keys()
-        .copied()
-        .find(|&i| i != leader)
-        .expect("follower");
-    let c = ConnId(1);
-    net.hello(follower, c);
-    let s = net.open(follower, c, 9, 10_000);
-    let token = granted(net.ask(follower, c, acquire(s, 1, "x", Wait::Try)));
+    let (_, follower, c, s, token) = net.holder_on_a_follower("x");
     assert!(
         net.replies
             .iter()
@@ -329,17 +336,7 @@ fn followers_forward_and_answer_their_own_clients() {
 #[test]
 fn reads_forwarded_to_a_fallen_leader_are_asked_of_the_next() {
     let mut net = Net::new(3);
-    let leader = net.settle();
-    let follower = net
-        .nodes
-        .keys()
-        .copied()
-        .find(|&i| i != leader)
-        .expect("follower");
-    let c = ConnId(1);
-    net.hello(follower, c);
-    let s = net.open(follower, c, 9, 10_000);
-    let token = granted(net.ask(follower, c, acquire(s, 1, "x", Wait::Try)));
+    let (leader, follower, c, _, token) = net.holder_on_a_follower("x");
 
     net.down.insert(leader);
     let status = net.request(
