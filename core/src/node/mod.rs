@@ -82,8 +82,9 @@ struct Forwarded {
     id: RequestId,
     /// The leader it went to.
     to: NodeId,
-    /// A read's request, kept to ask the next leader should this one fall.
-    read: Option<RequestBody>,
+    /// The request, kept to ask the next leader should this one fall
+    /// (all but membership changes, see `reroute_forwards`).
+    resend: Option<RequestBody>,
 }
 
 /// A linearizable read waiting for ReadIndex.
@@ -131,7 +132,8 @@ pub struct Node {
     forward_of: BTreeMap<(ConnId, RequestId), ForwardId>,
     next_forward: u64,
     /// The leader this server knew when it last looked: when that changes,
-    /// reads forwarded to another one are asked again (`reroute_reads`).
+    /// requests forwarded to another one are asked again
+    /// (`reroute_forwards`).
     known_leader: Option<NodeId>,
     reads: BTreeMap<u64, (Origin, ReadKind)>,
     next_read: u64,
@@ -398,6 +400,11 @@ impl Node {
                 }
             }
         }
+        self.route_log(origin, command);
+    }
+
+    /// Proposes a log request if this server leads, else forwards it.
+    fn route_log(&mut self, origin: Origin, command: ClientCommand) {
         if self.raft.is_leader() {
             if let Err(e) = self.raft.propose(Command::Client(command)) {
                 self.refuse(origin, e);
@@ -451,20 +458,14 @@ impl Node {
         };
         self.next_forward += 1;
         let fid = ForwardId(self.next_forward);
-        let read = matches!(
-            body,
-            RequestBody::KeepAlive { .. }
-                | RequestBody::CheckToken { .. }
-                | RequestBody::LockStatus { .. }
-        )
-        .then(|| body.clone());
+        let resend = (!matches!(body, RequestBody::ChangeMembership(_))).then(|| body.clone());
         self.forwarded.insert(
             fid,
             Forwarded {
                 conn,
                 id,
                 to: leader,
-                read,
+                resend,
             },
         );
         self.forward_of.insert((conn, id), fid);
@@ -616,16 +617,18 @@ impl Node {
         }
         self.settle_membership_changes();
         self.announce_membership();
-        self.reroute_reads();
+        self.reroute_forwards();
     }
 
-    /// Once this server follows another leader (or leads), asks it again
-    /// for the reads forwarded to the old one, which may never answer: a
-    /// read changes nothing, so asking twice is safe, and the client would
-    /// otherwise wait out its own timeout. Log requests stay where they
-    /// went: they may yet commit, and are answered when applied here or
-    /// retried by the client with the same seq.
-    fn reroute_reads(&mut self) {
+    /// Once this server follows another leader (or leads), sends it again
+    /// what was forwarded to the old one, which may never answer; the
+    /// client would otherwise wait out its own timeout and retry. This is
+    /// that retry, sooner: a read changes nothing, and a log request
+    /// carries its (session, seq) or nonce, so one that the old leader
+    /// managed to commit is answered from the dedupe table, not applied
+    /// twice. Membership changes are left to their caller, which tells a
+    /// repeated change from a refused one.
+    fn reroute_forwards(&mut self) {
         let leader = self.raft.leader();
         if leader == self.known_leader {
             return;
@@ -637,7 +640,7 @@ impl Node {
         let stale: Vec<ForwardId> = self
             .forwarded
             .iter()
-            .filter(|(_, f)| f.to != leader && f.read.is_some())
+            .filter(|(_, f)| f.to != leader && f.resend.is_some())
             .map(|(&fid, _)| fid)
             .collect();
         for fid in stale {
@@ -645,14 +648,15 @@ impl Node {
                 continue;
             };
             self.forward_of.remove(&(f.conn, f.id));
-            if let Some(body) = f.read {
-                self.serve(
-                    Origin::Local {
-                        conn: f.conn,
-                        id: f.id,
-                    },
-                    body,
-                );
+            let origin = Origin::Local {
+                conn: f.conn,
+                id: f.id,
+            };
+            match f.resend {
+                // Still registered to be answered when applied here.
+                Some(RequestBody::Log(command)) => self.route_log(origin, command),
+                Some(body) => self.serve(origin, body),
+                None => {}
             }
         }
     }

@@ -330,23 +330,22 @@ fn followers_forward_and_answer_their_own_clients() {
     assert_eq!(net.answer(unknown), Some(Err(ProtoError::UnknownSession)));
 }
 
-/// A read a follower forwarded to a leader that then died is asked again
-/// of the next leader, and answered, instead of waiting for the client to
-/// give up on it.
+/// Requests a follower forwarded to a leader that then died, a read and a
+/// log request, are sent again to the next leader and answered, instead of
+/// waiting for the client to give up on them; the acquire is applied once.
 #[test]
-fn reads_forwarded_to_a_fallen_leader_are_asked_of_the_next() {
+fn requests_forwarded_to_a_fallen_leader_are_sent_to_the_next() {
     let mut net = Net::new(3);
-    let (leader, follower, c, _, token) = net.holder_on_a_follower("x");
+    let (leader, follower, c, s, token) = net.holder_on_a_follower("x");
 
     net.down.insert(leader);
-    let status = net.request(
-        follower,
-        c,
-        RequestBody::LockStatus {
-            lock: "x".to_owned(),
-        },
-    );
+    let status_of = |lock: &str| RequestBody::LockStatus {
+        lock: lock.to_owned(),
+    };
+    let status = net.request(follower, c, status_of("x"));
+    let lock_y = net.request(follower, c, acquire(s, 2, "y", Wait::Try));
     assert_eq!(net.answer(status), None, "the old leader is gone");
+    assert_eq!(net.answer(lock_y), None, "the old leader is gone");
     let next = net.settle();
     assert_ne!(next, leader);
     match net.answer(status) {
@@ -355,6 +354,15 @@ fn reads_forwarded_to_a_fallen_leader_are_asked_of_the_next() {
             assert_eq!(view.holders[0].token.0, token, "{view:?}");
         }
         other => panic!("the next leader answers the read: {other:?}"),
+    }
+    let token_y = granted(net.answer(lock_y));
+    net.hello(next, ConnId(2));
+    match net.ask(next, ConnId(2), status_of("y")) {
+        Some(Ok(ResponseBody::LockStatus(Some(view)))) => {
+            assert_eq!(view.holders.len(), 1, "{view:?}");
+            assert_eq!(view.holders[0].token.0, token_y, "{view:?}");
+        }
+        other => panic!("y is held once: {other:?}"),
     }
 }
 
