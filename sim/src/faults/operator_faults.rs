@@ -59,6 +59,7 @@ impl World {
                     "isolate leader s{leader}, island: ask it to remove {others:?}"
                 ));
                 self.cluster.partition(&[vec![leader], others.clone()]);
+                self.voters_may_shrink = true;
                 tl.at(
                     now + range(&mut self.rng, 500_000, 3 * ttl),
                     Action::HealNetwork,
@@ -71,10 +72,12 @@ impl World {
 
     /// Power-cuts a server and marks its disk corrupt (a record fails its
     /// checksum), restarts it so that it finds out and refuses to start,
-    /// and has the operator replace it. One corrupt disk at a time: the
-    /// rest of the cluster must keep a majority.
+    /// and has the operator replace it. One corrupt disk at a time, and
+    /// none once an island plan may have shrunk the voters
+    /// ([`World::voters_may_shrink`]): the rest of the cluster must keep a
+    /// majority.
     pub(super) fn start_corruption(&mut self) {
-        if self.cluster.servers.iter().any(|s| s.disk.faults().corrupt) {
+        if self.voters_may_shrink || self.cluster.servers.iter().any(|s| s.disk.faults().corrupt) {
             return;
         }
         let ups: Vec<u64> = self
