@@ -718,8 +718,9 @@ fn measure_write_and_sync() {
         // 32-entry writes, enough bytes to grow the zeroed space several
         // times: the slowest include those growths (and the syncs that
         // flushed them).
-        let mut each = Vec::with_capacity(10_000);
-        for i in 0..10_000 {
+        let grown = 10_000;
+        let mut each = Vec::with_capacity(grown as usize);
+        for i in 0..grown {
             let op = Instant::now();
             s.write(&append(n + i, 1 + n + i * 32, 32, 1))
                 .expect("write");
@@ -743,7 +744,7 @@ fn measure_write_and_sync() {
         );
         let t = Instant::now();
         for b in 0..100 {
-            s.write(&append(2 * n + b, 1 + n + 10_000 * 32 + b * 100, 100, 1))
+            s.write(&append(2 * n + b, 1 + n + grown * 32 + b * 100, 100, 1))
                 .expect("write");
             s.sync().expect("sync");
         }

@@ -255,9 +255,18 @@ impl<C> FileStorage<C> {
     ///
     /// # Errors
     /// When the directory cannot be created.
-    pub fn open(dir: impl Into<PathBuf>, opts: FileStorageOptions) -> Result<Self, StorageError> {
+    pub fn open(
+        dir: impl Into<PathBuf>,
+        mut opts: FileStorageOptions,
+    ) -> Result<Self, StorageError> {
         let dir = dir.into();
         fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        if opts.fsync == FsyncPolicy::Never {
+            // Without fsyncs there is no journal commit to save, and no
+            // zeros means none a machine crash could leave at the end of
+            // an older segment.
+            opts.preallocate = 0;
+        }
         Ok(Self {
             dir,
             opts,
@@ -369,14 +378,7 @@ impl<C> FileStorage<C> {
             }
             file.write_all_at(buf, at)
         };
-        // Without fsyncs there is no journal commit to save, and no zeros
-        // means no zeros a machine crash could leave in an older segment.
-        let chunk = if self.opts.fsync == FsyncPolicy::Always {
-            self.opts.preallocate
-        } else {
-            0
-        };
-        match active.append(&self.buf, chunk, write) {
+        match active.append(&self.buf, self.opts.preallocate, write) {
             Ok(()) => Ok(()),
             Err(AppendError::Undone(source)) if is_disk_full(&source) => {
                 tracing::warn!(file = %path.display(), "disk full: write rejected and rolled back");
