@@ -644,19 +644,21 @@ impl Node {
             .map(|(&fid, _)| fid)
             .collect();
         for fid in stale {
-            let Some(f) = self.forwarded.remove(&fid) else {
+            let Some(Forwarded {
+                conn,
+                id,
+                resend: Some(body),
+                ..
+            }) = self.forwarded.remove(&fid)
+            else {
                 continue;
             };
-            self.forward_of.remove(&(f.conn, f.id));
-            let origin = Origin::Local {
-                conn: f.conn,
-                id: f.id,
-            };
-            match f.resend {
+            self.forward_of.remove(&(conn, id));
+            let origin = Origin::Local { conn, id };
+            match body {
                 // Still registered to be answered when applied here.
-                Some(RequestBody::Log(command)) => self.route_log(origin, command),
-                Some(body) => self.serve(origin, body),
-                None => {}
+                RequestBody::Log(command) => self.route_log(origin, command),
+                body => self.serve(origin, body),
             }
         }
     }

@@ -332,7 +332,10 @@ fn followers_forward_and_answer_their_own_clients() {
 
 /// Requests a follower forwarded to a leader that then died, a read and a
 /// log request, are sent again to the next leader and answered, instead of
-/// waiting for the client to give up on them; the acquire is applied once.
+/// waiting for the client to give up on them; the acquire's answer is the
+/// lock's one holder. (The old leader never saw them: a request it had
+/// committed would be answered from the dedupe table, which the
+/// simulation's exactly-once check covers, not this test.)
 #[test]
 fn requests_forwarded_to_a_fallen_leader_are_sent_to_the_next() {
     let mut net = Net::new(3);
