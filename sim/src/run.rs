@@ -341,7 +341,7 @@ async fn simulate(cfg: SimConfig, keep_history: bool) -> Summary {
     let _ = probe.await;
     world.cluster.record_disk_breaches();
     if let Some(log) =
-        crate::witness::committed_grants(world.cluster.servers.iter().map(|s| &s.disk))
+        crate::witness::replay_committed_log(world.cluster.servers.iter().map(|s| &s.disk))
     {
         history.push(time.now_us(), log);
     }

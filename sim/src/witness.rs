@@ -1,9 +1,9 @@
 //! The committed log as a witness (SCENARIOS §3.4): after a run, the most
 //! up-to-date durable log in the cluster (highest last term, then highest
 //! last index) holds every committed entry. Replaying it through the real
-//! lock state machine gives every grant the cluster made, with its token,
-//! and every request it answered "granted"; the checker then joins those
-//! with what clients were told. The replay also notes every explicit
+//! lock state machine gives every grant the cluster made, with its token;
+//! the checker then joins those with what clients were told. The replay
+//! also notes every explicit
 //! release that started a lock-delay (S18: only an expiry may), and every
 //! request the log answered twice differently (a retry must get the first
 //! answer again: exactly once).
@@ -20,11 +20,11 @@ use distlock_core::raft::{EntryPayload, StateMachine};
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 
-/// Replays the most up-to-date of `disks` and returns the record of the
-/// grants it made (`None` when no disk holds anything, or the snapshot
-/// cannot be read).
+/// Replays the most up-to-date of `disks` and returns what it found (the
+/// [`Ev::CommittedLog`] record: grants, releases, answers; `None` when no
+/// disk holds anything, or the snapshot cannot be read).
 #[must_use]
-pub fn committed_grants<'a>(disks: impl IntoIterator<Item = &'a SimDisk>) -> Option<Ev> {
+pub fn replay_committed_log<'a>(disks: impl IntoIterator<Item = &'a SimDisk>) -> Option<Ev> {
     let logs: Vec<_> = disks.into_iter().map(SimDisk::durable_log).collect();
     let last = |log: &(
         Option<distlock_core::raft::Snapshot>,
