@@ -158,7 +158,9 @@ impl ClientSession {
         }
     }
 
-    /// The members learned from the last `Welcome`.
+    /// The servers this session fails over between: every member a
+    /// `Welcome` named, in the order first heard of, less those a leader's
+    /// configuration has since left out.
     #[must_use]
     pub fn members(&self) -> &[MemberInfo] {
         &self.members
@@ -381,16 +383,7 @@ impl ClientSession {
                 members,
                 leader_hint,
             } => {
-                if !members.is_empty() {
-                    self.members = members;
-                    // Fail over to the member after this one first.
-                    self.next_member = self
-                        .members
-                        .iter()
-                        .position(|m| m.id == node_id)
-                        .map_or(self.next_member, |p| p + 1)
-                        % self.members.len();
-                }
+                self.learn_members(node_id, leader_hint, members);
                 self.reconnect_backoff = self.config.backoff_min;
                 self.follow_leader_hint(node_id, leader_hint);
             }

@@ -625,3 +625,69 @@ fn a_server_shutting_down_is_left_at_once() {
     assert!(left_at <= ms(200), "left at {left_at:?}");
     assert_eq!(to.map(|m| m.id), Some(NodeId(2)));
 }
+
+fn member(i: u64) -> MemberInfo {
+    MemberInfo {
+        id: NodeId(i),
+        client_addr: format!("10.0.0.{i}:7000"),
+        ws_addr: None,
+    }
+}
+
+/// Connects to `server`, which greets with `members` (and names itself
+/// leader if `leads`), refuses everything as shutting down, and returns
+/// the server the client moves on to.
+fn greet_and_refuse(
+    c: &mut ClientSession,
+    server: u64,
+    members: &[u64],
+    leads: bool,
+    now: Instant,
+) -> Option<NodeId> {
+    c.connected(Some(NodeId(server)), now);
+    c.handle_frame(
+        ServerFrame::Welcome {
+            node_id: NodeId(server),
+            leader_hint: leads.then_some(NodeId(server)),
+            members: members.iter().map(|&i| member(i)).collect(),
+        },
+        now,
+    );
+    let (_, to) = answer_until_reconnect(c, &ProtoError::ShuttingDown, now);
+    to.map(|m| m.id)
+}
+
+#[test]
+fn stale_servers_cannot_keep_the_client_from_newer_members() {
+    // Servers 1 and 3 were removed and 2 lags behind: each knows an old
+    // configuration. Members 4, 5 and 6 were added since.
+    let mut c = open_client();
+    let _op = try_acquire(&mut c, "a", ms(20));
+    let (_, to) = answer_until_reconnect(&mut c, &ProtoError::ShuttingDown, ms(30));
+    assert_eq!(to.map(|m| m.id), Some(NodeId(2)));
+    // The lagging server knows only the first configuration...
+    assert_eq!(
+        greet_and_refuse(&mut c, 2, &[1, 2, 3], false, ms(300)),
+        Some(NodeId(3))
+    );
+    // ...and the removed one the configuration that removed it. Had the
+    // client taken its list for the whole truth, it would go back to 2,
+    // and from there to 3 again, for ever.
+    assert_eq!(
+        greet_and_refuse(&mut c, 3, &[2, 4, 5], false, ms(600)),
+        Some(NodeId(4))
+    );
+    assert_eq!(
+        greet_and_refuse(&mut c, 4, &[4, 5, 6], false, ms(900)),
+        Some(NodeId(5))
+    );
+    let ids = |c: &ClientSession| c.members().iter().map(|m| m.id.0).collect::<Vec<_>>();
+    assert_eq!(ids(&c), [1, 2, 3, 4, 5, 6]);
+    // A leader's configuration is the newest there is: servers it leaves
+    // out are no longer tried.
+    assert_eq!(
+        greet_and_refuse(&mut c, 5, &[5, 6], true, ms(1200)),
+        Some(NodeId(6))
+    );
+    assert_eq!(ids(&c), [5, 6]);
+}

@@ -1,6 +1,6 @@
 //! Which server the session talks to: following a follower's leader hint,
 //! leaving a server that is shutting down or knows no leader, and the
-//! round-robin over the members the last `Welcome` named.
+//! round-robin over the members that `Welcome`s named.
 
 use super::{ClientSession, Conn};
 use crate::client::ClientEvent;
@@ -45,6 +45,47 @@ impl ClientSession {
             op.deadline = None;
             op.retry_at = None;
         }
+    }
+
+    /// Takes in the members a `Welcome` from `node_id` named.
+    ///
+    /// Only a leader's list is taken as the whole truth: it is the newest
+    /// configuration there is while that leader leads. Any other server
+    /// may lag behind changes, or have been removed and know only the
+    /// configuration that removed it; replacing the list with such a
+    /// server's would let two stale servers send the client back and forth
+    /// between themselves for ever, never reaching the members added since.
+    /// So their members are added to the list, which otherwise keeps its
+    /// order, and the round robin over it reaches every server heard of.
+    pub(super) fn learn_members(
+        &mut self,
+        node_id: NodeId,
+        leader_hint: Option<NodeId>,
+        members: Vec<MemberInfo>,
+    ) {
+        if members.is_empty() {
+            return;
+        }
+        let current = self.members.get(self.next_member).map(|m| m.id);
+        if leader_hint == Some(node_id) {
+            self.members
+                .retain(|m| members.iter().any(|n| n.id == m.id));
+        }
+        for member in members {
+            match self.members.iter_mut().find(|m| m.id == member.id) {
+                Some(known) => *known = member,
+                None => self.members.push(member),
+            }
+        }
+        // Fail over to the server after this one first; if this one is no
+        // member, keep the place the round robin had reached.
+        let next = match self.members.iter().position(|m| m.id == node_id) {
+            Some(p) => p + 1,
+            None => current
+                .and_then(|id| self.members.iter().position(|m| m.id == id))
+                .unwrap_or(self.next_member),
+        };
+        self.next_member = next % self.members.len();
     }
 
     pub(super) fn next_target(&mut self) -> Option<MemberInfo> {
