@@ -5,7 +5,7 @@
 
 use distlock_tests::{
     Cluster, Conn, PATIENCE, client_session, client_session_with, members_json, status_json,
-    staying_put, wait_keepalive_after, within,
+    staying_put, wait_keepalive_after, wait_until_async, within,
 };
 use std::time::Duration;
 
@@ -136,4 +136,60 @@ async fn replacing_every_server_keeps_locks_sessions_and_token_order() {
             .is_some_and(|e| e.contains("last voter")),
         "{out}"
     );
+}
+
+/// A server that was down while the configuration changed knows only the
+/// old one when it comes back, in which the members added meanwhile do
+/// not appear. Server 3 is down while 4 and 5 replace 1 and 2, which are
+/// left running. When 3 comes back, 1 and 2, whom it knows, vouch for 4
+/// and 5, so 3 lets them link to it and catches up from their leader; then
+/// 5 is killed, and 3 and 4 alone are the majority of {3, 4, 5} that grants
+/// a lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_missed_a_membership_change_catches_up_from_the_new_members() {
+    let mut cluster = Cluster::start(3);
+    cluster.leader().await;
+    cluster.server(3).kill();
+    let servers = cluster.servers_arg_of(&[1, 2]);
+    for new in [4, 5] {
+        let (peer, client) = {
+            let s = cluster.join(new);
+            (s.peer_addr.to_string(), s.client_addr.to_string())
+        };
+        let id = new.to_string();
+        let add = ["add", &id, "--peer-addr", &peer, "--client-addr", &client];
+        for change in [&add[..], &["promote", &id]] {
+            let (code, out) = members_json(&servers, change);
+            assert_eq!(code, 0, "members {change:?}: {out}");
+        }
+    }
+    let live = cluster.servers_arg_of(&[4, 5]);
+    for old in ["1", "2"] {
+        let (code, out) = members_json(&live, &["remove", old]);
+        assert_eq!(code, 0, "members remove {old}: {out}");
+    }
+
+    cluster.server(3).restart();
+    let three = cluster.addr(3);
+    wait_until_async("3 hears from 4 or 5 as leader", PATIENCE, || async move {
+        Conn::status_once(three)
+            .await
+            .and_then(|view| view.leader.map(|l| l.0))
+            .filter(|leader| [4, 5].contains(leader))
+    })
+    .await;
+    cluster.server(5).kill();
+    let session = within(
+        "a session on {3, 4}",
+        PATIENCE,
+        client_session(&cluster.client_addrs_of(&[3, 4]), TTL),
+    )
+    .await;
+    let guard = within("lock", PATIENCE, session.lock("L"))
+        .await
+        .expect("3 and 4 grant L");
+    let status = status_json(&cluster.servers_arg_of(&[3]), Some("L"));
+    let ids: Vec<u64> = member_roles(&status).iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, [3, 4, 5], "{status}");
+    assert_eq!(status["holders"][0]["token"], guard.token().0, "{status}");
 }

@@ -287,7 +287,8 @@ impl Node {
                     );
                 }
             }
-            // Handshakes and errors are the transport's business.
+            // Handshakes, errors and introductions are the transport's
+            // business.
             _ => {}
         }
         self.after_input();

@@ -276,7 +276,7 @@ mod tests {
             Err(DecodeError::Invalid { .. })
         ));
         assert!(matches!(
-            decode::<PeerFrame>(&[5]),
+            decode::<PeerFrame>(&[6]),
             Err(DecodeError::Invalid { .. })
         ));
         // A request (variant 1) with id 7 and an unknown body (variant 99).

@@ -20,7 +20,7 @@ use super::client::RequestBody;
 use super::error::ProtoError;
 use super::server::ResponseBody;
 use super::{AuthToken, ClusterId};
-use crate::ids::NodeId;
+use crate::ids::{LogIndex, NodeId};
 use crate::locks::Command;
 use crate::raft::Message;
 use serde::{Deserialize, Serialize};
@@ -66,6 +66,17 @@ pub enum PeerFrame {
     /// Why the connection is being refused or closed (for the dialler's
     /// log); the sender closes the connection after it.
     Error(ProtoError),
+    /// The configuration the sender follows, sent when a link opens and
+    /// whenever it changes. A server that missed configuration changes
+    /// does not know the members added since; a peer it already trusts
+    /// vouches for them with this frame, so that their links are admitted
+    /// and it can catch up. Never passed to Raft.
+    Members {
+        /// The log index of the sender's configuration.
+        index: LogIndex,
+        /// Its voters and learners, each with its peer address.
+        members: Vec<(NodeId, String)>,
+    },
 }
 
 /// Names a forwarded request, chosen by the origin server and unique among
@@ -106,6 +117,7 @@ mod tests {
             PeerFrame::Forward { .. } => 2,
             PeerFrame::ForwardReply { .. } => 3,
             PeerFrame::Error(_) => 4,
+            PeerFrame::Members { .. } => 5,
         }
     }
 
@@ -139,7 +151,7 @@ mod tests {
         }
         seen.sort_unstable();
         seen.dedup();
-        assert_eq!(seen, [0, 1, 2, 3, 4]);
+        assert_eq!(seen, [0, 1, 2, 3, 4, 5]);
         // Every kind of Raft message crosses the peer link intact.
         raft_seen.sort_unstable();
         raft_seen.dedup();

@@ -490,5 +490,12 @@ pub(super) fn peer_frames() -> Vec<PeerFrame> {
             }),
     );
     frames.push(PeerFrame::Error(ProtoError::WrongCluster));
+    frames.push(PeerFrame::Members {
+        index: LogIndex(146),
+        members: vec![
+            (NodeId(2), "10.0.1.2:7101".to_owned()),
+            (NodeId(4), "10.0.1.4:7101".to_owned()),
+        ],
+    });
     frames
 }

@@ -3,6 +3,7 @@
 //! keep a link to it with reconnection and backoff. They decode and encode
 //! only; every decision is the node's.
 
+use super::peer_admission::SharedAdmission;
 use super::{Input, LINK_QUEUE};
 use distlock_core::ids::NodeId;
 use distlock_core::node::ConnId;
@@ -18,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::AsyncWrite;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 /// A client that sends nothing (not even a keepalive) for this long is gone.
 const CLIENT_IDLE: Duration = Duration::from_secs(600);
@@ -222,30 +223,40 @@ where
     T: serde::Serialize,
 {
     while let Some(frame) = rx.recv().await {
-        if writer.write_frame(&frame).await.is_err() {
-            return;
-        }
-        while let Ok(more) = rx.try_recv() {
-            if writer.write_frame(&more).await.is_err() {
-                return;
-            }
-        }
-        if writer.flush().await.is_err() {
+        if !write_burst(&mut writer, &frame, &mut rx).await {
             return;
         }
     }
     let _ = writer.shutdown().await;
 }
 
-/// The servers allowed to link to this one: the configured peers and the
-/// members of the configuration in force (kept current by the node task).
-pub(super) type AdmittedPeers = Arc<std::sync::Mutex<std::collections::BTreeSet<NodeId>>>;
+/// Writes `first` and every frame already queued behind it, then flushes:
+/// one write to the socket per burst. False when the link failed.
+async fn write_burst<W, T>(
+    writer: &mut FrameWriter<W>,
+    first: &T,
+    rx: &mut mpsc::Receiver<T>,
+) -> bool
+where
+    W: AsyncWrite + Unpin,
+    T: serde::Serialize,
+{
+    if writer.write_frame(first).await.is_err() {
+        return false;
+    }
+    while let Ok(more) = rx.try_recv() {
+        if writer.write_frame(&more).await.is_err() {
+            return false;
+        }
+    }
+    writer.flush().await.is_ok()
+}
 
 pub(super) async fn accept_peers(
     listener: TcpListener,
     cluster: ClusterId,
     inbox: mpsc::Sender<Input>,
-    admitted: AdmittedPeers,
+    admitted: SharedAdmission,
 ) {
     let serve =
         move |stream, admission, inbox| serve_peer(stream, admission, inbox, admitted.clone());
@@ -253,21 +264,20 @@ pub(super) async fn accept_peers(
 }
 
 /// One inbound peer connection: handshake, then its frames into the inbox.
-/// A server that is neither configured nor a member is turned away before
-/// any of its frames reaches Raft: a stray or rogue process must not make
-/// members adopt its term (a removed server is still admitted; pre-vote
-/// and the leader lease keep it harmless).
+/// A server the admission rules do not admit is turned away before any of
+/// its frames reaches Raft (a removed server this one still counts as a
+/// member is admitted; pre-vote and the leader lease keep it harmless).
 async fn serve_peer(
     stream: TcpStream,
     admission: Admission,
     inbox: mpsc::Sender<Input>,
-    admitted: AdmittedPeers,
+    admitted: SharedAdmission,
 ) {
     let config = HandshakeConfig::default();
     let Ok((from, mut reader, _writer)) = accept_peer(stream, &admission, &config).await else {
         return;
     };
-    let known = admitted.lock().is_ok_and(|set| set.contains(&from));
+    let known = admitted.lock().is_ok_and(|a| a.admits(from));
     if !known {
         tracing::warn!(
             peer = from.0,
@@ -282,13 +292,30 @@ async fn serve_peer(
     }
 }
 
-/// Keeps a link to one peer: dial, handshake, stream frames; on any error
-/// back off (100 ms doubling to 2 s) and dial again.
+/// Writes the frames queued for a peer until the link fails (true: dial
+/// again) or nothing more will be queued (false).
+async fn forward_frames<W>(writer: &mut FrameWriter<W>, rx: &mut mpsc::Receiver<PeerFrame>) -> bool
+where
+    W: AsyncWrite + Unpin,
+{
+    while let Some(frame) = rx.recv().await {
+        if !write_burst(writer, &frame, rx).await {
+            return true;
+        }
+    }
+    false
+}
+
+/// Keeps a link to one peer: dial, handshake, tell the peer the
+/// configuration this server follows (`members`, a [`PeerFrame::Members`]),
+/// stream frames; on any error back off (100 ms doubling to 2 s) and dial
+/// again.
 pub(super) async fn dial_peer(
     addr: SocketAddr,
     cluster: ClusterId,
     me: NodeId,
     mut rx: mpsc::Receiver<PeerFrame>,
+    members: watch::Receiver<PeerFrame>,
 ) {
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -305,18 +332,11 @@ pub(super) async fn dial_peer(
         if let Some((_reader, mut writer)) = linked {
             tracing::debug!(%addr, "peer link up");
             backoff = Duration::from_millis(100);
-            loop {
-                let Some(frame) = rx.recv().await else { return };
-                let mut ok = writer.write_frame(&frame).await.is_ok();
-                while ok {
-                    match rx.try_recv() {
-                        Ok(more) => ok = writer.write_frame(&more).await.is_ok(),
-                        Err(_) => break,
-                    }
-                }
-                if !ok || writer.flush().await.is_err() {
-                    break;
-                }
+            let introduction = members.borrow().clone();
+            let introduced =
+                writer.write_frame(&introduction).await.is_ok() && writer.flush().await.is_ok();
+            if introduced && !forward_frames(&mut writer, &mut rx).await {
+                return;
             }
         }
         // Frames queued meanwhile are stale by the time we reconnect.

@@ -7,6 +7,7 @@
 //! workspace `tokio` (madsim's under simulation).
 
 mod connections;
+mod peer_admission;
 mod peer_links;
 mod storage_task;
 
@@ -244,7 +245,7 @@ where
         peer_listener,
         cluster.clone(),
         inbox_tx.clone(),
-        peers.admitted(),
+        peers.admission(),
     ));
     if let Some(addr) = ws.addr {
         let listener = bind(addr).await?;
@@ -299,11 +300,11 @@ where
                 Err(e) => break Err(RuntimeError::Storage(e)),
             },
             Some(input) = inbox.recv() => {
-                feed(&mut node, &mut clients, input, clock.now());
+                feed(&mut node, &mut clients, &mut peers, input, clock.now());
                 // Batch: everything already waiting goes in before the drain.
                 for _ in 0..1024 {
                     match inbox.try_recv() {
-                        Ok(input) => feed(&mut node, &mut clients, input, clock.now()),
+                        Ok(input) => feed(&mut node, &mut clients, &mut peers, input, clock.now()),
                         Err(_) => break,
                     }
                 }
@@ -420,10 +421,14 @@ fn configured_addrs(
 fn feed(
     node: &mut Node,
     clients: &mut BTreeMap<ConnId, mpsc::Sender<ServerFrame>>,
+    peers: &mut PeerLinks,
     input: Input,
     now: distlock_core::time::Instant,
 ) {
     match input {
+        Input::Peer(from, PeerFrame::Members { index, members }) => {
+            peers.vouched(from, index, &members);
+        }
         Input::Peer(from, frame) => node.handle_peer(from, frame, now),
         Input::ClientOpened(conn, tx) => {
             clients.insert(conn, tx);

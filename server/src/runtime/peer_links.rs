@@ -3,17 +3,19 @@
 //! force, at the address the log gives it (a member added with `distlock
 //! members add` after this server started). One dialing task per peer; a
 //! peer that leaves the configuration loses its link, unless the
-//! configuration file names it.
+//! configuration file names it. Every link tells its peer which
+//! configuration this server follows (see [`super::peer_admission`]).
 
 use super::LINK_QUEUE;
-use super::connections::{AdmittedPeers, dial_peer};
+use super::connections::dial_peer;
+use super::peer_admission::{PeerAdmission, SharedAdmission};
 use distlock_core::ids::{LogIndex, NodeId};
 use distlock_core::proto::{ClusterId, PeerFrame};
 use distlock_core::raft::Membership;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 /// What becomes of one peer frame: a network that loses, duplicates,
 /// delays and reorders messages, which real TCP links do only across
@@ -33,9 +35,13 @@ pub(super) struct PeerLinks {
     configured: BTreeMap<NodeId, SocketAddr>,
     links: BTreeMap<NodeId, (SocketAddr, mpsc::Sender<PeerFrame>)>,
     /// Who may link to us: shared with the task accepting peer links.
-    admitted: AdmittedPeers,
+    admission: SharedAdmission,
+    /// The configuration this server follows, as each new link tells it.
+    members: watch::Sender<PeerFrame>,
     /// The configuration the links were last matched against.
     seen: Option<LogIndex>,
+    /// Its members' peer addresses, as the log gives them.
+    logged: BTreeMap<NodeId, SocketAddr>,
 }
 
 impl PeerLinks {
@@ -45,23 +51,28 @@ impl PeerLinks {
         configured: BTreeMap<NodeId, SocketAddr>,
         chaos: Option<Arc<dyn PeerChaos>>,
     ) -> Self {
-        let admitted: AdmittedPeers =
-            Arc::new(std::sync::Mutex::new(configured.keys().copied().collect()));
+        let admission = PeerAdmission::new(configured.keys().copied());
+        let (members, _) = watch::channel(PeerFrame::Members {
+            index: LogIndex(0),
+            members: Vec::new(),
+        });
         Self {
-            admitted,
+            admission: Arc::new(std::sync::Mutex::new(admission)),
+            members,
             me,
             chaos,
             cluster,
             configured,
             links: BTreeMap::new(),
             seen: None,
+            logged: BTreeMap::new(),
         }
     }
 
     /// The servers that may link to this one, kept current by
     /// [`Self::follow`].
-    pub(super) fn admitted(&self) -> AdmittedPeers {
-        self.admitted.clone()
+    pub(super) fn admission(&self) -> SharedAdmission {
+        self.admission.clone()
     }
 
     /// Queues `frame` for peer `to`; drops it when the queue is full or
@@ -95,21 +106,63 @@ impl PeerLinks {
             return false;
         }
         self.seen = Some(index);
-        if let Ok(mut admitted) = self.admitted.lock() {
-            *admitted = self
-                .configured
-                .keys()
-                .copied()
-                .chain(membership.members())
-                .collect();
+        self.logged = membership
+            .members()
+            .filter_map(|id| {
+                let addr = membership.addrs.get(&id)?.peer.parse().ok()?;
+                Some((id, addr))
+            })
+            .collect();
+        if let Ok(mut admission) = self.admission.lock() {
+            let own = self.configured.keys().copied().chain(membership.members());
+            admission.follow(own.collect(), index);
         }
+        let members = membership
+            .members()
+            .filter_map(|id| {
+                let addr = self.logged.get(&id).or_else(|| self.configured.get(&id))?;
+                Some((id, addr.to_string()))
+            })
+            .collect();
+        let introduction = PeerFrame::Members { index, members };
+        self.members.send_replace(introduction.clone());
+        for (_, tx) in self.links.values() {
+            let _ = tx.try_send(introduction.clone());
+        }
+        self.relink();
+        true
+    }
+
+    /// Peer `from` follows the configuration at `index` with `members`
+    /// (a [`PeerFrame::Members`]): if that admits servers this one did not
+    /// know of, links to them too.
+    pub(super) fn vouched(&mut self, from: NodeId, index: LogIndex, members: &[(NodeId, String)]) {
+        let admitted = match self.admission.lock() {
+            Ok(mut admission) => admission.vouch(from, index, members),
+            Err(_) => return,
+        };
+        if admitted.is_empty() {
+            return;
+        }
+        for id in admitted {
+            tracing::info!(
+                peer = id.0,
+                voucher = from.0,
+                %index,
+                "admitting a member of a newer configuration than this server knows"
+            );
+        }
+        self.relink();
+    }
+
+    /// Matches the links to the servers wanted: the configured ones, the
+    /// members of the configuration in force and those peers vouched for.
+    fn relink(&mut self) {
         let mut wanted = self.configured.clone();
-        for id in membership.members() {
-            let logged = membership.addrs.get(&id).and_then(|a| a.peer.parse().ok());
-            if let Some(addr) = logged {
-                wanted.insert(id, addr);
-            }
+        if let Ok(admission) = self.admission.lock() {
+            wanted.extend(admission.vouched_addrs());
         }
+        wanted.extend(self.logged.iter().map(|(id, addr)| (*id, *addr)));
         wanted.remove(&self.me);
         // Dropping the sender ends the dialing task.
         self.links
@@ -119,12 +172,12 @@ impl PeerLinks {
                 continue;
             }
             let (tx, rx) = mpsc::channel(LINK_QUEUE);
-            tokio::spawn(dial_peer(addr, self.cluster.clone(), self.me, rx));
+            let members = self.members.subscribe();
+            tokio::spawn(dial_peer(addr, self.cluster.clone(), self.me, rx, members));
             if !self.configured.contains_key(&id) {
                 tracing::info!(peer = id.0, %addr, "linking to a member the configuration added");
             }
             self.links.insert(id, (addr, tx));
         }
-        true
     }
 }
