@@ -156,6 +156,10 @@ pub(super) fn proto_errors() -> Vec<ProtoError> {
             match_index: LogIndex(3),
             last_index: LogIndex(900),
         }),
+        ProtoError::Membership(MembershipError::QuorumUnreachable {
+            reachable: 1,
+            needed: 2,
+        }),
     ]
 }
 

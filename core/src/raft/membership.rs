@@ -60,6 +60,18 @@ pub enum MembershipError {
     /// Node id 0 is reserved.
     #[error("node id 0 is reserved")]
     ZeroId,
+    /// Too few of the new configuration's voters answer the leader for it
+    /// to commit: appended, it would stop the cluster until they came back.
+    #[error(
+        "the new configuration needs {needed} voters that answer, and {reachable} do: \
+         bring the others back first"
+    )]
+    QuorumUnreachable {
+        /// Its voters that answered within an election timeout.
+        reachable: u32,
+        /// Its majority.
+        needed: u32,
+    },
 }
 
 /// What a refusal means to whoever asked for a change, and retries it.
@@ -81,9 +93,13 @@ impl MembershipError {
     #[must_use]
     pub fn meaning(&self, change: &MembershipChange) -> Refusal {
         match (change, self) {
-            (_, Self::NotLeader { .. } | Self::ChangeInProgress | Self::NotCaughtUp { .. }) => {
-                Refusal::Wait
-            }
+            (
+                _,
+                Self::NotLeader { .. }
+                | Self::ChangeInProgress
+                | Self::NotCaughtUp { .. }
+                | Self::QuorumUnreachable { .. },
+            ) => Refusal::Wait,
             (MembershipChange::AddLearner(..), Self::AlreadyMember(_))
             | (MembershipChange::Remove(_), Self::NotMember(_))
             | (MembershipChange::Promote(_), Self::NotLearner(_)) => Refusal::InEffect,
@@ -157,6 +173,25 @@ impl<S: StateMachine> Raft<S> {
                 next.learners.remove(&id);
                 next.addrs.remove(&id);
             }
+        }
+        // The new configuration counts from the moment it is appended:
+        // a majority of it must answer, or it can never commit and no one
+        // could be elected under it either.
+        let now = self.now;
+        let answers = |id: &&NodeId| {
+            **id == self.cfg.id
+                || ls
+                    .progress
+                    .get(id)
+                    .and_then(|pr| pr.heard_at)
+                    .is_some_and(|t| now.saturating_since(t) < self.cfg.election_timeout)
+        };
+        let reachable = next.voters.iter().filter(answers).count();
+        if reachable < next.quorum() {
+            return Err(MembershipError::QuorumUnreachable {
+                reachable: u32::try_from(reachable).unwrap_or(u32::MAX),
+                needed: u32::try_from(next.quorum()).unwrap_or(u32::MAX),
+            });
         }
         let index = self.append_own(EntryPayload::Membership(next.clone()));
         self.membership = next;

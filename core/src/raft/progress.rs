@@ -2,6 +2,7 @@
 //! it before hearing back (flow control).
 
 use crate::ids::LogIndex;
+use crate::time::Instant;
 use std::collections::VecDeque;
 
 /// How the leader currently replicates to one follower.
@@ -36,6 +37,8 @@ pub(crate) struct Progress {
     pub(crate) snapshot_chunk_sent: bool,
     /// Heard from since the last check-quorum round.
     pub(crate) recent_active: bool,
+    /// When the follower last answered this leader.
+    pub(crate) heard_at: Option<Instant>,
     /// The highest heartbeat round the follower acknowledged in this term.
     pub(crate) round_acked: u64,
     /// The highest commit index already sent to the follower.
@@ -55,6 +58,7 @@ impl Progress {
             snapshot_offset: 0,
             snapshot_chunk_sent: false,
             recent_active: false,
+            heard_at: None,
             round_acked: 0,
             commit_sent: LogIndex(0),
             match_at_tick: LogIndex(0),
@@ -97,6 +101,13 @@ impl Progress {
         } else {
             false
         }
+    }
+
+    /// The follower answered, at `now`, acknowledging heartbeat `round`.
+    pub(crate) fn heard(&mut self, round: u64, now: Instant) {
+        self.recent_active = true;
+        self.heard_at = Some(now);
+        self.round_acked = self.round_acked.max(round);
     }
 
     /// Called every heartbeat interval. A follower that acknowledged nothing

@@ -124,7 +124,7 @@ impl<S: StateMachine> Raft<S> {
     }
 
     pub(super) fn handle_heartbeat_response(&mut self, from: NodeId, round: u64) {
-        let last = self.log.last_index();
+        let (last, now) = (self.log.last_index(), self.now);
         let Some(pr) = self
             .leader_state
             .as_mut()
@@ -132,8 +132,7 @@ impl<S: StateMachine> Raft<S> {
         else {
             return;
         };
-        pr.recent_active = true;
-        pr.round_acked = pr.round_acked.max(round);
+        pr.heard(round, now);
         if pr.match_index < last && pr.state == ReplicationState::Probe {
             pr.probe_sent = false;
         }
@@ -147,14 +146,14 @@ impl<S: StateMachine> Raft<S> {
         result: Result<LogIndex, AppendConflict>,
         round: u64,
     ) {
+        let now = self.now;
         let Some(ls) = self.leader_state.as_mut() else {
             return;
         };
         let Some(pr) = ls.progress.get_mut(&from) else {
             return;
         };
-        pr.recent_active = true;
-        pr.round_acked = pr.round_acked.max(round);
+        pr.heard(round, now);
         match result {
             Ok(matched) => {
                 let news = pr.acknowledge(matched);

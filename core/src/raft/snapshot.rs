@@ -108,6 +108,7 @@ impl<S: StateMachine> Raft<S> {
         next_offset: Option<u64>,
         round: u64,
     ) {
+        let now = self.now;
         let Some(pr) = self
             .leader_state
             .as_mut()
@@ -115,8 +116,7 @@ impl<S: StateMachine> Raft<S> {
         else {
             return;
         };
-        pr.recent_active = true;
-        pr.round_acked = pr.round_acked.max(round);
+        pr.heard(round, now);
         if pr.state
             != (ReplicationState::Snapshot {
                 last_index: last_index.0,

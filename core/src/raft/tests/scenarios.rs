@@ -333,6 +333,43 @@ fn membership_change_while_a_server_is_down_4() {
     assert_clean(&c);
 }
 
+/// With one of three voters down, removing another live one would leave a
+/// configuration of the leader and the dead voter, which could neither
+/// commit nor ever elect anyone while that voter stays down: the leader
+/// refuses it and appends nothing. Removing the dead voter is fine.
+#[test]
+fn a_change_whose_majority_does_not_answer_is_refused() {
+    let mut c = Cluster::new(52, 3, 0, cfg(), 5_000);
+    let leader = settled_leader(&mut c);
+    let followers: Vec<NodeId> = c.ids().into_iter().filter(|&i| i != leader).collect();
+    let (down, live) = (followers[0], followers[1]);
+    c.crash(down);
+    let _ = commit_values(&mut c, leader, 5);
+    // Long enough for the leader to notice it no longer hears from `down`.
+    c.run_for(Duration::from_secs(1));
+    let last = c.raft(leader).map(|r| r.last_index());
+    let refused = c.with_raft(leader, |r, now| {
+        r.change_membership(MembershipChange::Remove(live), now)
+    });
+    assert!(
+        matches!(
+            refused,
+            Some(Err(crate::raft::MembershipError::QuorumUnreachable {
+                reachable: 1,
+                needed: 2
+            }))
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(c.raft(leader).map(|r| r.last_index()), last);
+    let removed = c.with_raft(leader, |r, now| {
+        r.change_membership(MembershipChange::Remove(down), now)
+    });
+    assert!(matches!(removed, Some(Ok(_))), "{removed:?}");
+    let _ = commit_values(&mut c, leader, 3);
+    assert_clean(&c);
+}
+
 /// §4.2.2: a leader that removes itself keeps leading until the change
 /// commits, then steps down and hands over at once.
 #[test]
