@@ -23,6 +23,8 @@ struct Net {
     /// Frames each server sent to its clients.
     replies: Vec<(NodeId, ConnId, ServerFrame)>,
     next_request: u64,
+    /// A one-way cut: frames from the first server to the second are lost.
+    cut: Option<(NodeId, NodeId)>,
 }
 
 impl Net {
@@ -60,6 +62,7 @@ impl Net {
             queue: VecDeque::new(),
             replies: Vec::new(),
             next_request: 0,
+            cut: None,
         }
     }
 
@@ -87,7 +90,8 @@ impl Net {
     fn run_until(&mut self, until: Instant) {
         loop {
             while let Some((from, to, frame)) = self.queue.pop_front() {
-                if self.down.contains(&from) || self.down.contains(&to) {
+                let cut = self.cut == Some((from, to));
+                if cut || self.down.contains(&from) || self.down.contains(&to) {
                     continue;
                 }
                 if let Some(node) = self.nodes.get_mut(&to) {
@@ -333,9 +337,8 @@ fn followers_forward_and_answer_their_own_clients() {
 /// Requests a follower forwarded to a leader that then died, a read and a
 /// log request, are sent again to the next leader and answered, instead of
 /// waiting for the client to give up on them; the acquire's answer is the
-/// lock's one holder. (The old leader never saw them: a request it had
-/// committed would be answered from the dedupe table, which the
-/// simulation's exactly-once check covers, not this test.)
+/// lock's one holder. (The old leader never saw them; see the next test
+/// for one it had committed.)
 #[test]
 fn requests_forwarded_to_a_fallen_leader_are_sent_to_the_next() {
     let mut net = Net::new(3);
@@ -364,6 +367,55 @@ fn requests_forwarded_to_a_fallen_leader_are_sent_to_the_next() {
         Some(Ok(ResponseBody::LockStatus(Some(view)))) => {
             assert_eq!(view.holders.len(), 1, "{view:?}");
             assert_eq!(view.holders[0].token.0, token_y, "{view:?}");
+        }
+        other => panic!("y is held once: {other:?}"),
+    }
+}
+
+/// An acquire a follower forwarded, which the leader committed without
+/// the follower hearing of it (neither the entry nor the answer reached
+/// it) before the leader died, is sent again to the next leader. The
+/// client gets one answer, the grant the old leader committed: not a
+/// second application (which would answer `AlreadyHeld`, or grant another
+/// token).
+#[test]
+fn a_rerouted_request_the_old_leader_committed_is_answered_with_its_grant() {
+    let mut net = Net::new(3);
+    let (leader, follower, c, s, _) = net.holder_on_a_follower("x");
+    net.cut = Some((leader, follower));
+    let lock_y = net.request(follower, c, acquire(s, 2, "y", Wait::Try));
+    net.run_for(Duration::from_millis(50));
+    assert_eq!(net.answer(lock_y), None, "nothing reached the follower");
+    let status_of = |lock: &str| RequestBody::LockStatus {
+        lock: lock.to_owned(),
+    };
+    net.hello(leader, ConnId(2));
+    let committed = match net.ask(leader, ConnId(2), status_of("y")) {
+        Some(Ok(ResponseBody::LockStatus(Some(view)))) if view.holders.len() == 1 => {
+            view.holders[0].token.0
+        }
+        other => panic!("the old leader committed the grant of y: {other:?}"),
+    };
+    net.cut = None;
+    net.down.insert(leader);
+    let next = net.settle();
+    assert_ne!(next, leader);
+    net.run_for(Duration::from_millis(100));
+    let answers: Vec<_> = net
+        .replies
+        .iter()
+        .filter_map(|(_, _, f)| match f {
+            ServerFrame::Response(r) if r.id == lock_y => Some(r.result.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert_eq!(granted(net.answer(lock_y)), committed);
+    net.hello(next, ConnId(3));
+    match net.ask(next, ConnId(3), status_of("y")) {
+        Some(Ok(ResponseBody::LockStatus(Some(view)))) => {
+            assert_eq!(view.holders.len(), 1, "{view:?}");
+            assert_eq!(view.holders[0].token.0, committed, "{view:?}");
         }
         other => panic!("y is held once: {other:?}"),
     }
