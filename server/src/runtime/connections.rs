@@ -307,7 +307,8 @@ where
 }
 
 /// Keeps a link to one peer: dial, handshake, tell the peer the
-/// configuration this server follows (`members`, a [`PeerFrame::Members`]),
+/// configuration this server follows (`introduction`, a
+/// [`PeerFrame::Members`]),
 /// stream frames; on any error back off (100 ms doubling to 2 s) and dial
 /// again.
 pub(super) async fn dial_peer(
@@ -315,7 +316,7 @@ pub(super) async fn dial_peer(
     cluster: ClusterId,
     me: NodeId,
     mut rx: mpsc::Receiver<PeerFrame>,
-    members: watch::Receiver<PeerFrame>,
+    introduction: watch::Receiver<PeerFrame>,
 ) {
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -332,9 +333,9 @@ pub(super) async fn dial_peer(
         if let Some((_reader, mut writer)) = linked {
             tracing::debug!(%addr, "peer link up");
             backoff = Duration::from_millis(100);
-            let introduction = members.borrow().clone();
+            let members = introduction.borrow().clone();
             let introduced =
-                writer.write_frame(&introduction).await.is_ok() && writer.flush().await.is_ok();
+                writer.write_frame(&members).await.is_ok() && writer.flush().await.is_ok();
             if introduced && !forward_frames(&mut writer, &mut rx).await {
                 return;
             }

@@ -36,8 +36,9 @@ pub(super) struct PeerLinks {
     links: BTreeMap<NodeId, (SocketAddr, mpsc::Sender<PeerFrame>)>,
     /// Who may link to us: shared with the task accepting peer links.
     admission: SharedAdmission,
-    /// The configuration this server follows, as each new link tells it.
-    members: watch::Sender<PeerFrame>,
+    /// The frame every new link opens with: the configuration this
+    /// server follows.
+    introduction: watch::Sender<PeerFrame>,
     /// The configuration the links were last matched against.
     seen: Option<LogIndex>,
     /// Its members' peer addresses, as the log gives them.
@@ -52,13 +53,13 @@ impl PeerLinks {
         chaos: Option<Arc<dyn PeerChaos>>,
     ) -> Self {
         let admission = PeerAdmission::new(configured.keys().copied());
-        let (members, _) = watch::channel(PeerFrame::Members {
+        let (introduction, _) = watch::channel(PeerFrame::Members {
             index: LogIndex(0),
             members: Vec::new(),
         });
         Self {
             admission: Arc::new(std::sync::Mutex::new(admission)),
-            members,
+            introduction,
             me,
             chaos,
             cluster,
@@ -125,7 +126,7 @@ impl PeerLinks {
             })
             .collect();
         let introduction = PeerFrame::Members { index, members };
-        self.members.send_replace(introduction.clone());
+        self.introduction.send_replace(introduction.clone());
         for (_, tx) in self.links.values() {
             let _ = tx.try_send(introduction.clone());
         }
@@ -172,8 +173,14 @@ impl PeerLinks {
                 continue;
             }
             let (tx, rx) = mpsc::channel(LINK_QUEUE);
-            let members = self.members.subscribe();
-            tokio::spawn(dial_peer(addr, self.cluster.clone(), self.me, rx, members));
+            let introduction = self.introduction.subscribe();
+            tokio::spawn(dial_peer(
+                addr,
+                self.cluster.clone(),
+                self.me,
+                rx,
+                introduction,
+            ));
             if !self.configured.contains_key(&id) {
                 tracing::info!(peer = id.0, %addr, "linking to a member the configuration added");
             }
