@@ -333,6 +333,7 @@ impl ClientSession {
     /// seqs, and a keepalive.
     pub fn connected(&mut self, server: Option<NodeId>, now: Instant) {
         if let Some(server) = server
+            && !self.followed_hint
             && let Some(pos) = self.members.iter().position(|m| m.id == server)
         {
             self.next_member = pos + 1;

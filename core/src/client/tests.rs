@@ -691,3 +691,47 @@ fn stale_servers_cannot_keep_the_client_from_newer_members() {
     );
     assert_eq!(ids(&c), [5, 6]);
 }
+
+#[test]
+fn a_stale_leader_hint_does_not_send_the_client_back_and_forth() {
+    // Servers 5 and 6 were removed and know old configurations: 6 names
+    // 5 as leader, and 5 refuses as shutting down. Following 6's hint to 5
+    // and then going on from 5's place would lead straight back to 6.
+    let mut c = open_client();
+    let _op = try_acquire(&mut c, "a", ms(20));
+    let (_, to) = answer_until_reconnect(&mut c, &ProtoError::ShuttingDown, ms(30));
+    assert_eq!(to.map(|m| m.id), Some(NodeId(2)));
+    assert_eq!(
+        greet_and_refuse(&mut c, 2, &[1, 2, 3, 4, 5, 6, 7], false, ms(300)),
+        Some(NodeId(3))
+    );
+    let mut now = ms(600);
+    let mut visited = Vec::new();
+    let mut at = 3;
+    for _ in 0..8 {
+        visited.push(at);
+        c.connected(Some(NodeId(at)), now);
+        let hint = (at == 6).then_some(NodeId(5));
+        c.handle_frame(
+            ServerFrame::Welcome {
+                node_id: NodeId(at),
+                leader_hint: hint,
+                members: (1..=7).map(member).collect(),
+            },
+            now,
+        );
+        let followed = events(&mut c).into_iter().find_map(|e| match e {
+            ClientEvent::Reconnect { to } => to.map(|m| m.id.0),
+            _ => None,
+        });
+        at = match followed {
+            Some(next) => next,
+            None => {
+                let (left, to) = answer_until_reconnect(&mut c, &ProtoError::ShuttingDown, now);
+                now = left + Duration::from_millis(10);
+                to.map(|m| m.id.0).expect("a next server")
+            }
+        };
+    }
+    assert_eq!(visited, [3, 4, 5, 6, 5, 7, 1, 2], "{visited:?}");
+}

@@ -78,8 +78,11 @@ impl ClientSession {
             }
         }
         // Fail over to the server after this one first; if this one is no
-        // member, keep the place the round robin had reached.
-        let next = match self.members.iter().position(|m| m.id == node_id) {
+        // member, or a leader hint brought the client here, keep the place
+        // the round robin had reached, so that a stale hint cannot send the
+        // client back and forth between two servers.
+        let here = self.members.iter().position(|m| m.id == node_id);
+        let next = match here.filter(|_| !self.followed_hint) {
             Some(p) => p + 1,
             None => current
                 .and_then(|id| self.members.iter().position(|m| m.id == id))
