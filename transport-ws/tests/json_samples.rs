@@ -390,6 +390,16 @@ fn server_samples() -> Vec<(&'static str, ServerFrame)> {
                 Err(ProtoError::Membership(MembershipError::ChangeInProgress)),
             ),
         ),
+        (
+            "membership_quorum_unreachable",
+            reply(
+                16,
+                Err(ProtoError::Membership(MembershipError::QuorumUnreachable {
+                    reachable: 1,
+                    needed: 2,
+                })),
+            ),
+        ),
         ("busy", lock_err(LockError::Busy { delayed: false })),
         (
             "already_held",

@@ -11,7 +11,7 @@
  *   `send time of the last acknowledged keepalive + ttl × (1 − 2·max_drift)`
  *   on this client's clock; past it the session is lost for good, even if
  *   the cluster later answers.
- * - Failover goes through the members the server's `Welcome` listed.
+ * - Failover goes round every member that servers' `Welcome`s listed.
  *
  * The driver ({@link Client}) feeds it connections, frames and timer
  * expiries with the current time (milliseconds on a monotonic clock), and
@@ -244,7 +244,9 @@ export class SessionMachine {
   // ----- inputs -----
 
   connected(server: number | null, now: number): void {
-    if (server !== null) {
+    // A connection made to follow a leader hint leaves the round robin's
+    // place alone (see learnMembers).
+    if (server !== null && !this.followedHint) {
       const pos = this.members.findIndex((m) => m.id === server);
       if (pos >= 0) this.nextMember = pos + 1;
     }
@@ -278,11 +280,7 @@ export class SessionMachine {
     if (this.conn.c !== "connected") return;
     if ("Welcome" in frame) {
       const { node_id, members, leader_hint } = frame.Welcome;
-      if (members.length > 0) {
-        this.members = members;
-        const p = members.findIndex((m) => m.id === node_id);
-        this.nextMember = (p >= 0 ? p + 1 : this.nextMember) % members.length;
-      }
+      this.learnMembers(node_id, leader_hint, members);
       this.reconnectBackoff = this.config.backoffMinMs;
       this.followLeaderHint(node_id, leader_hint);
     } else if ("Response" in frame) {
@@ -419,6 +417,41 @@ export class SessionMachine {
       op.deadline = null;
       op.retryAt = null;
     }
+  }
+
+  /**
+   * Takes in the members a `Welcome` from `nodeId` named. Only a leader's
+   * list is the whole truth (the newest configuration while it leads); a
+   * server that lags behind or was removed names an old one, and taking
+   * that for the whole list would let two stale servers send the client
+   * back and forth between themselves. So other lists only add members,
+   * the list keeps its order, and the round robin reaches every server
+   * heard of.
+   */
+  private learnMembers(nodeId: number, leaderHint: number | null, members: MemberInfo[]): void {
+    if (members.length === 0) return;
+    const current = this.members[this.nextMember]?.id;
+    if (leaderHint === nodeId) {
+      this.members = this.members.filter((m) => members.some((n) => n.id === m.id));
+    }
+    for (const member of members) {
+      const i = this.members.findIndex((m) => m.id === member.id);
+      if (i >= 0) this.members[i] = member;
+      else this.members.push(member);
+    }
+    // Fail over to the server after this one first; if this one is no
+    // member, or a leader hint brought the client here, keep the place the
+    // round robin had reached, so that a stale hint cannot send the client
+    // back and forth between two servers.
+    const here = this.members.findIndex((m) => m.id === nodeId);
+    let next: number;
+    if (here >= 0 && !this.followedHint) {
+      next = here + 1;
+    } else {
+      const p = current === undefined ? -1 : this.members.findIndex((m) => m.id === current);
+      next = p >= 0 ? p : this.nextMember;
+    }
+    this.nextMember = next % this.members.length;
   }
 
   private nextTarget(): MemberInfo | null {

@@ -68,7 +68,8 @@ export type MembershipError =
   | { NotMember: number }
   | { NotCaughtUp: { id: number; match_index: number; last_index: number } }
   | "LastVoter"
-  | "ZeroId";
+  | "ZeroId"
+  | { QuorumUnreachable: { reachable: number; needed: number } };
 
 export type ClientFrame =
   | { Hello: { protocol_version: number; cluster_id: string | null; auth: string | null } }

@@ -307,3 +307,50 @@ test("a server that knows no leader is left after the patience, one shutting dow
   assert.ok(fast.at <= 10_000 / 3 + 10 + 200, `left at ${fast.at}`);
   assert.equal(fast.to, 2);
 });
+
+const member = (id: number) => ({ id, client_addr: `10.0.0.${id}:7001`, ws_addr: `10.0.0.${id}:7201` });
+
+/** Connects the machine to `server`, which greets with `members` (naming itself leader if `leads`, or `hint`) and refuses everything as shutting down; returns where the machine goes next, and when. */
+function greetAndRefuse(
+  m: SessionMachine,
+  server: number,
+  members: number[],
+  now: number,
+  hint: number | null = null,
+): { at: number; to: number | null } {
+  m.connected(server, now);
+  m.handleFrame({ Welcome: { node_id: server, leader_hint: hint, members: members.map(member) } }, now);
+  return answerUntilReconnect(m, "ShuttingDown", now);
+}
+
+test("stale servers cannot keep the client from newer members", () => {
+  // 1 and 3 were removed and 2 lags behind; 4, 5 and 6 were added since.
+  const m = openMachine();
+  m.handleTimeout(10_000 / 3 + 10);
+  assert.equal(answerUntilReconnect(m, "ShuttingDown", 10_000 / 3 + 10).to, 2);
+  assert.equal(greetAndRefuse(m, 2, [1, 2, 3], 4_000).to, 3);
+  assert.equal(greetAndRefuse(m, 3, [2, 4, 5], 4_300).to, 4);
+  assert.equal(greetAndRefuse(m, 4, [4, 5, 6], 4_600).to, 5);
+  assert.deepEqual(m.knownMembers().map((x) => x.id), [1, 2, 3, 4, 5, 6]);
+  // A leader's list is the newest there is: the others are dropped.
+  assert.equal(greetAndRefuse(m, 5, [5, 6], 4_900, 5).to, 6);
+  assert.deepEqual(m.knownMembers().map((x) => x.id), [5, 6]);
+});
+
+test("a stale leader hint does not send the client back and forth", () => {
+  // Removed server 6 names removed server 5 as leader; 5 shuts down.
+  const m = openMachine();
+  m.handleTimeout(10_000 / 3 + 10);
+  assert.equal(answerUntilReconnect(m, "ShuttingDown", 10_000 / 3 + 10).to, 2);
+  let now = 4_000;
+  let at = greetAndRefuse(m, 2, [1, 2, 3, 4, 5, 6, 7], now).to!;
+  const visited: number[] = [];
+  for (let i = 0; i < 8; i++) {
+    visited.push(at);
+    now += 300;
+    const next = greetAndRefuse(m, at, [1, 2, 3, 4, 5, 6, 7], now, at === 6 ? 5 : null);
+    at = next.to!;
+    now = next.at;
+  }
+  assert.deepEqual(visited, [3, 4, 5, 6, 5, 7, 1, 2]);
+});
