@@ -657,14 +657,21 @@ fn greet_and_refuse(
     to.map(|m| m.id)
 }
 
-#[test]
-fn stale_servers_cannot_keep_the_client_from_newer_members() {
-    // Servers 1 and 3 were removed and 2 lags behind: each knows an old
-    // configuration. Members 4, 5 and 6 were added since.
+/// An open client with an acquire outstanding, which server 1 refused as
+/// shutting down: it is on its way to server 2.
+fn leaving_server_1() -> ClientSession {
     let mut c = open_client();
     let _op = try_acquire(&mut c, "a", ms(20));
     let (_, to) = answer_until_reconnect(&mut c, &ProtoError::ShuttingDown, ms(30));
     assert_eq!(to.map(|m| m.id), Some(NodeId(2)));
+    c
+}
+
+#[test]
+fn stale_servers_cannot_keep_the_client_from_newer_members() {
+    // Servers 1 and 3 were removed and 2 lags behind: each knows an old
+    // configuration. Members 4, 5 and 6 were added since.
+    let mut c = leaving_server_1();
     // The lagging server knows only the first configuration...
     assert_eq!(
         greet_and_refuse(&mut c, 2, &[1, 2, 3], false, ms(300)),
@@ -697,10 +704,7 @@ fn a_stale_leader_hint_does_not_send_the_client_back_and_forth() {
     // Servers 5 and 6 were removed and know old configurations: 6 names
     // 5 as leader, and 5 refuses as shutting down. Following 6's hint to 5
     // and then going on from 5's place would lead straight back to 6.
-    let mut c = open_client();
-    let _op = try_acquire(&mut c, "a", ms(20));
-    let (_, to) = answer_until_reconnect(&mut c, &ProtoError::ShuttingDown, ms(30));
-    assert_eq!(to.map(|m| m.id), Some(NodeId(2)));
+    let mut c = leaving_server_1();
     assert_eq!(
         greet_and_refuse(&mut c, 2, &[1, 2, 3, 4, 5, 6, 7], false, ms(300)),
         Some(NodeId(3))

@@ -205,6 +205,21 @@ impl Net {
         }
     }
 
+    /// Asks `server`, on a new connection `conn`, for `lock`'s status;
+    /// returns the token of its one holder.
+    fn sole_holder(&mut self, server: NodeId, conn: ConnId, lock: &str) -> u64 {
+        self.hello(server, conn);
+        let body = RequestBody::LockStatus {
+            lock: lock.to_owned(),
+        };
+        match self.ask(server, conn, body) {
+            Some(Ok(ResponseBody::LockStatus(Some(view)))) if view.holders.len() == 1 => {
+                view.holders[0].token.0
+            }
+            other => panic!("{lock} has one holder on {server:?}: {other:?}"),
+        }
+    }
+
     /// Settles the cluster; a client of one follower opens a session and
     /// is granted `lock`. (leader, follower, connection, session, token).
     fn holder_on_a_follower(&mut self, lock: &str) -> (NodeId, NodeId, ConnId, SessionId, u64) {
@@ -362,14 +377,7 @@ fn requests_forwarded_to_a_fallen_leader_are_sent_to_the_next() {
         other => panic!("the next leader answers the read: {other:?}"),
     }
     let token_y = granted(net.answer(lock_y));
-    net.hello(next, ConnId(2));
-    match net.ask(next, ConnId(2), status_of("y")) {
-        Some(Ok(ResponseBody::LockStatus(Some(view)))) => {
-            assert_eq!(view.holders.len(), 1, "{view:?}");
-            assert_eq!(view.holders[0].token.0, token_y, "{view:?}");
-        }
-        other => panic!("y is held once: {other:?}"),
-    }
+    assert_eq!(net.sole_holder(next, ConnId(2), "y"), token_y);
 }
 
 /// An acquire a follower forwarded, which the leader committed without
@@ -386,16 +394,8 @@ fn a_rerouted_request_the_old_leader_committed_is_answered_with_its_grant() {
     let lock_y = net.request(follower, c, acquire(s, 2, "y", Wait::Try));
     net.run_for(Duration::from_millis(50));
     assert_eq!(net.answer(lock_y), None, "nothing reached the follower");
-    let status_of = |lock: &str| RequestBody::LockStatus {
-        lock: lock.to_owned(),
-    };
-    net.hello(leader, ConnId(2));
-    let committed = match net.ask(leader, ConnId(2), status_of("y")) {
-        Some(Ok(ResponseBody::LockStatus(Some(view)))) if view.holders.len() == 1 => {
-            view.holders[0].token.0
-        }
-        other => panic!("the old leader committed the grant of y: {other:?}"),
-    };
+    // The old leader committed the grant.
+    let committed = net.sole_holder(leader, ConnId(2), "y");
     net.cut = None;
     net.down.insert(leader);
     let next = net.settle();
@@ -411,14 +411,7 @@ fn a_rerouted_request_the_old_leader_committed_is_answered_with_its_grant() {
         .collect();
     assert_eq!(answers.len(), 1, "{answers:?}");
     assert_eq!(granted(net.answer(lock_y)), committed);
-    net.hello(next, ConnId(3));
-    match net.ask(next, ConnId(3), status_of("y")) {
-        Some(Ok(ResponseBody::LockStatus(Some(view)))) => {
-            assert_eq!(view.holders.len(), 1, "{view:?}");
-            assert_eq!(view.holders[0].token.0, committed, "{view:?}");
-        }
-        other => panic!("y is held once: {other:?}"),
-    }
+    assert_eq!(net.sole_holder(next, ConnId(3), "y"), committed);
 }
 
 /// DESIGN §4 rule 1: only the leader expires, by committing ExpireSession;
