@@ -12,6 +12,8 @@
 //!   earlier holder still claims the lock and its lease deadline (counted
 //!   from a keepalive the cluster acknowledged) lies after that return.
 //! * [`liveness`] — §3.5: every probe after the heal was granted in time.
+//! * [`catch_up`] — after the heal, every voter (but one whose disk was
+//!   destroyed) replicates the log again.
 //! * [`raft_baseline`] — at most one leader per term.
 //! * [`server_health`] — no disk-contract breach; no server stopped for a
 //!   reason other than an injected storage failure.
@@ -315,6 +317,26 @@ pub fn liveness(records: &[Record]) -> Vec<Violation> {
                 r.t,
                 format!(
                     "{lock} not acquirable {} ms after the heal",
+                    after_us / 1000
+                ),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// After the heal every voter catches up: a server that restarted behind,
+/// or missed configuration changes, gets the log again (rolling updates).
+#[must_use]
+pub fn catch_up(records: &[Record]) -> Vec<Violation> {
+    records
+        .iter()
+        .filter_map(|r| match &r.ev {
+            Ev::CatchUp { lagging, after_us } if !lagging.is_empty() => Some(violation(
+                "catch_up",
+                r.t,
+                format!(
+                    "voters {lagging:?} still behind the commit index {} ms after the heal",
                     after_us / 1000
                 ),
             )),
@@ -705,6 +727,7 @@ pub fn check_all(records: &[Record]) -> Vec<Violation> {
     v.extend(token_order(records));
     v.extend(no_early_release(records));
     v.extend(liveness(records));
+    v.extend(catch_up(records));
     v.extend(raft_baseline(records));
     v.extend(server_health(records));
     v.extend(island_changes(records));

@@ -209,6 +209,16 @@ pub enum Ev {
         /// How long after the heal it was granted (or gave up), µs.
         after_us: u64,
     },
+    /// After the heal, the voters of the leader's configuration that had
+    /// not replicated what was committed when the probe first asked, once
+    /// every one had or the bound ran out (voters whose disk was destroyed
+    /// are not asked to).
+    CatchUp {
+        /// The voters still behind (empty: all caught up).
+        lagging: Vec<u64>,
+        /// When the question was settled, µs after the heal.
+        after_us: u64,
+    },
 }
 
 /// One record: true time (µs since the start) and what happened.

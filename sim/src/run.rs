@@ -12,6 +12,7 @@ use crate::history::{AcquireResult, Ev, History, Record};
 use crate::resource::Resource;
 use crate::workload::{LockKind, Workload};
 use distlock_core::locks::{Mode, Wait};
+use distlock_core::proto::{ClusterStatusView, MemberRole};
 use distlock_server::client::{Client, ClientOptions};
 use distlock_server::config::RaftTuning;
 use madsim::runtime::{Handle, Runtime};
@@ -337,7 +338,16 @@ async fn simulate(cfg: SimConfig, keep_history: bool) -> Summary {
         .ip(IpAddr::V4(Ipv4Addr::new(10, 0, 3, 1)))
         .build();
     let w = workload.clone();
-    let probe = probe_node.spawn(async move { probe_locks(w, healed, bound_us).await });
+    let servers: Vec<(u64, bool)> = world
+        .cluster
+        .servers
+        .iter()
+        .map(|s| (s.id, s.disk.faults().corrupt))
+        .collect();
+    let probe = probe_node.spawn(async move {
+        probe_locks(w.clone(), healed, bound_us).await;
+        probe_catch_up(&w, &servers, healed, bound_us).await;
+    });
     let _ = probe.await;
     world.cluster.record_disk_breaches();
     if let Some(log) =
@@ -452,6 +462,71 @@ async fn probe_locks(w: Arc<Workload>, healed: u64, bound_us: u64) {
             },
         );
     }
+}
+
+/// After the lock probes: waits, until `bound_us` after the heal, for
+/// every voter of the leader's configuration to replicate what was
+/// committed when first asked, and records those that did not. `servers`
+/// are every server started, with whether its disk was destroyed (such a
+/// voter cannot catch up, and is not asked to).
+async fn probe_catch_up(w: &Workload, servers: &[(u64, bool)], healed: u64, bound_us: u64) {
+    let give_up = healed + bound_us;
+    let addrs: Vec<std::net::SocketAddr> = servers.iter().map(|&(id, _)| client_addr(id)).collect();
+    let wrecked = |id: u64| servers.iter().any(|&(s, corrupt)| s == id && corrupt);
+    let mut target = None;
+    let mut lagging = Vec::new();
+    loop {
+        if let Some(view) = leader_view(&addrs).await {
+            let target = *target.get_or_insert(view.commit_index);
+            lagging = view
+                .members
+                .iter()
+                .filter(|m| matches!(m.role, MemberRole::Leader | MemberRole::Follower))
+                .filter(|m| !wrecked(m.id.0))
+                .filter(|m| m.match_index.is_none_or(|i| i < target))
+                .map(|m| m.id.0)
+                .collect();
+            if lagging.is_empty() {
+                break;
+            }
+        }
+        if w.time.now_us() >= give_up {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    w.history.push(
+        w.time.now_us(),
+        Ev::CatchUp {
+            lagging,
+            after_us: w.time.now_us() - healed,
+        },
+    );
+}
+
+/// The cluster's status as its leader reports it (with each member's
+/// match index), asked of the leader any of `addrs` names.
+async fn leader_view(addrs: &[std::net::SocketAddr]) -> Option<ClusterStatusView> {
+    for &addr in addrs {
+        let Ok(view) = distlock_server::admin::cluster_status(addr).await else {
+            continue;
+        };
+        let leader = view.leader?;
+        let at = view.members.iter().find(|m| m.id == leader)?;
+        let Ok(at) = at.client_addr.parse() else {
+            continue;
+        };
+        if let Ok(view) = distlock_server::admin::cluster_status(at).await
+            && view.leader == Some(leader)
+            && view
+                .members
+                .iter()
+                .all(|m| m.match_index.is_some() || m.id == leader)
+        {
+            return Some(view);
+        }
+    }
+    None
 }
 
 /// Whether the server `change` ("remove sN") removes was the latest
