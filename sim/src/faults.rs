@@ -191,12 +191,6 @@ pub struct World {
     pub operator: Option<NodeHandle>,
     /// The rogue peer's node (S19), made on first use.
     pub rogue: Option<NodeHandle>,
-    /// An island plan asked a leader to remove the other voters. Once the
-    /// network heals it may relay that request to the majority's leader,
-    /// which may legitimately commit it and leave fewer voters than the
-    /// harness knows of; losing one of those for good (a corrupt disk)
-    /// could then leave no majority, which no cluster survives.
-    pub voters_may_shrink: bool,
 }
 
 /// A node of the harness's own (the operator, the rogue peer) at `ip`.

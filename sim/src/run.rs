@@ -276,7 +276,6 @@ async fn simulate(cfg: SimConfig, keep_history: bool) -> Summary {
         dirty_wait_ms: 0,
         operator: None,
         rogue: None,
-        voters_may_shrink: false,
     };
     for i in 0..cfg.clients {
         world.spawn_client(i);

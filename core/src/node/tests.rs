@@ -382,10 +382,12 @@ fn requests_forwarded_to_a_fallen_leader_are_sent_to_the_next() {
 
 /// An acquire a follower forwarded, which the leader committed without
 /// the follower hearing of it (neither the entry nor the answer reached
-/// it) before the leader died, is sent again to the next leader. The
-/// client gets one answer, the grant the old leader committed: not a
-/// second application (which would answer `AlreadyHeld`, or grant another
-/// token).
+/// it) before the leader died, is sent again to the next leader. Resending
+/// it must cost nothing: the client gets one answer, the grant the old
+/// leader committed, and the lock one holder. (The answer itself comes
+/// from the follower applying the committed entry, which the next leader
+/// replicates; this test passes without the resend too. What it guards is
+/// that the resend adds no second answer or grant.)
 #[test]
 fn a_rerouted_request_the_old_leader_committed_is_answered_with_its_grant() {
     let mut net = Net::new(3);

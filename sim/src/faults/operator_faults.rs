@@ -4,6 +4,8 @@
 
 use super::{Action, Timeline, World, pick, range, side_node};
 use crate::operator::Plan;
+use distlock_core::ids::NodeId;
+use distlock_core::raft::EntryPayload;
 use rand_core::Rng;
 
 impl World {
@@ -59,7 +61,6 @@ impl World {
                     "isolate leader s{leader}, island: ask it to remove {others:?}"
                 ));
                 self.cluster.partition(&[vec![leader], others.clone()]);
-                self.voters_may_shrink = true;
                 tl.at(
                     now + range(&mut self.rng, 500_000, 3 * ttl),
                     Action::HealNetwork,
@@ -73,11 +74,10 @@ impl World {
     /// Power-cuts a server and marks its disk corrupt (a record fails its
     /// checksum), restarts it so that it finds out and refuses to start,
     /// and has the operator replace it. One corrupt disk at a time, and
-    /// none once an island plan may have shrunk the voters
-    /// ([`World::voters_may_shrink`]): the rest of the cluster must keep a
-    /// majority.
+    /// only a server whose loss leaves a majority of every configuration
+    /// the cluster may be running ([`Self::loss_leaves_a_majority`]).
     pub(super) fn start_corruption(&mut self) {
-        if self.voters_may_shrink || self.cluster.servers.iter().any(|s| s.disk.faults().corrupt) {
+        if self.cluster.servers.iter().any(|s| s.disk.faults().corrupt) {
             return;
         }
         let ups: Vec<u64> = self
@@ -86,6 +86,7 @@ impl World {
             .iter()
             .filter(|s| s.up)
             .map(|s| s.id)
+            .filter(|&id| self.loss_leaves_a_majority(id))
             .collect();
         let Some(victim) = pick(&mut self.rng, &ups) else {
             return;
@@ -100,6 +101,27 @@ impl World {
         let new = self.start_joining();
         self.note(format!("membership: replace s{victim} by s{new}"));
         self.run_plan(Plan::Replace { new, old: victim });
+    }
+
+    /// Whether the other voters of every configuration the cluster may be
+    /// running, the latest in each server's durable log (committed or
+    /// not), are a majority of it without `victim`. Membership changes the
+    /// harness asked for are not the only ones: an island plan's request
+    /// may reach the majority's leader after the heal and legitimately
+    /// shrink the voters, and no cluster survives losing a majority.
+    fn loss_leaves_a_majority(&self, victim: u64) -> bool {
+        self.cluster.servers.iter().all(|s| {
+            let (snapshot, entries) = s.disk.durable_log();
+            let latest = entries
+                .iter()
+                .rev()
+                .find_map(|e| match &e.payload {
+                    EntryPayload::Membership(m) => Some(m.clone()),
+                    EntryPayload::Command(_) | EntryPayload::Noop => None,
+                })
+                .or_else(|| snapshot.map(|s| s.meta.membership));
+            latest.is_none_or(|m| !m.is_voter(NodeId(victim)) || m.voters.len() > m.quorum())
+        })
     }
 
     /// Starts a server that joins, with a clock and a disk drawn like the
