@@ -112,6 +112,7 @@ impl DevCluster {
                 fsync: self.fsync,
                 raft: crate::config::RaftTuning::default(),
                 join: false,
+                busy_poll: None,
             };
             let ws = WsConfig {
                 addr: Some(ws[&id]),

@@ -35,7 +35,8 @@ pub struct LockRequest {
     pub command: Vec<String>,
 }
 
-/// Parses `500ms`, `30s`, `2m`, `1h` (a bare number is seconds).
+/// Parses `300us`, `500ms`, `30s`, `2m`, `1h` (a bare number is seconds),
+/// to the microsecond.
 ///
 /// # Errors
 /// When the text is not such a duration.
@@ -47,21 +48,25 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let value: f64 = num
         .parse()
         .map_err(|_| format!("{text:?} is not a duration like 500ms, 30s or 2m"))?;
-    let secs = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
+    let micros_per_unit = match unit {
+        "us" | "µs" => 1.0,
+        "ms" => 1e3,
+        "s" => 1e6,
+        "m" => 60e6,
+        "h" => 3600e6,
         _ => {
             return Err(format!(
-                "{text:?}: unknown unit {unit:?} (use ms, s, m or h)"
+                "{text:?}: unknown unit {unit:?} (use us, ms, s, m or h)"
             ));
         }
     };
-    if !secs.is_finite() || secs < 0.0 {
+    // Whole microseconds, rounded: 0.3ms is 300 µs, not 299.999.
+    let micros = (value * micros_per_unit).round();
+    if !(0.0..1e15).contains(&micros) {
         return Err(format!("{text:?} is not a duration"));
     }
-    Ok(Duration::from_secs_f64(secs))
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    Ok(Duration::from_micros(micros as u64))
 }
 
 /// Runs the command under the lock; returns the process exit status.
@@ -177,11 +182,14 @@ mod tests {
 
     #[test]
     fn durations_parse_in_the_usual_units() {
+        assert_eq!(parse_duration("300us"), Ok(Duration::from_micros(300)));
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("3d").is_err());
+        assert_eq!(parse_duration("0.3ms"), Ok(Duration::from_micros(300)));
+        assert!(parse_duration("99999999999h").is_err());
     }
 }

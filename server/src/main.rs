@@ -243,6 +243,12 @@ struct ServeArgs {
     /// fastest; storage IO always has its own thread).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     worker_threads: u16,
+    /// After each event, poll for the next one for this long (e.g. 300us)
+    /// instead of sleeping until woken: lower latency where waking a
+    /// thread is slow (virtual machines), for up to a core of CPU while
+    /// requests keep coming. Off by default; at most 10ms.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    busy_poll: Option<Duration>,
     /// Take a Raft snapshot (compacting the stored log) every N applied entries;
     /// 0 never (default 50000). For tests: small values snapshot often.
     #[arg(long, value_name = "N", hide = true)]
@@ -327,6 +333,14 @@ impl ServeArgs {
                 compaction_margin: None,
             },
             join: self.join || file.join.unwrap_or(false),
+            busy_poll: match (self.busy_poll, &file.busy_poll) {
+                (Some(d), _) => Some(d),
+                (None, Some(text)) => Some(parse_duration(text).map_err(|e| {
+                    anyhow::anyhow!("busy_poll = {text:?} in the configuration file: {e}")
+                })?),
+                (None, None) => None,
+            }
+            .filter(|d| !d.is_zero()),
         };
         cfg.validate()?;
         Ok((cfg, ws))

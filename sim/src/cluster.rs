@@ -152,6 +152,7 @@ impl Cluster {
             fsync: FsyncPolicy::Always,
             raft: self.raft,
             join,
+            busy_poll: None,
         };
         let peer_ids: Vec<u64> = self.peers.keys().map(|i| i.0).collect();
         let (d, c, h, ex, ch) = (

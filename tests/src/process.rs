@@ -386,8 +386,15 @@ impl Cluster {
     /// Starts `n` servers.
     #[must_use]
     pub fn start(n: usize) -> Self {
+        Self::start_with(n, &[])
+    }
+
+    /// Starts `n` servers, each given `flags` too (after its cluster flags).
+    #[must_use]
+    pub fn start_with(n: usize, flags: &[&str]) -> Self {
         let mut c = Self::configured(n);
         for s in &mut c.servers {
+            s.extra.extend(flags.iter().map(|f| (*f).to_owned()));
             s.start();
         }
         c

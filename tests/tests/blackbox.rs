@@ -112,13 +112,30 @@ fn bad_configuration_gets_a_clear_message() {
     );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("expected ID=HOST:PORT"));
+    let out = run_within(distlock().args(["serve", "--busy-poll", "1s"]), limit);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--busy-poll 1s is too long: at most 10ms"),
+        "{err}"
+    );
 }
 
 /// Three servers: kill -9 the leader while a lock is held; the lock and its
 /// token survive on the others, and the next grant's token is higher.
 #[tokio::test]
 async fn three_servers_survive_the_leader_being_killed() {
-    let mut cluster = Cluster::start(3);
+    leader_killed_while_a_lock_is_held(Cluster::start(3)).await;
+}
+
+/// The same with servers that busy poll (`--busy-poll`): polling changes
+/// when threads sleep, never what they do.
+#[tokio::test]
+async fn busy_polling_servers_survive_the_leader_being_killed() {
+    leader_killed_while_a_lock_is_held(Cluster::start_with(3, &["--busy-poll", "300us"])).await;
+}
+
+async fn leader_killed_while_a_lock_is_held(mut cluster: Cluster) {
     let mut conn = Conn::connect(cluster.addr(1)).await;
     let session = conn.open_session(11, 30_000).await;
     let t1 = conn.acquire_try(session, 1, "shared-db").await;

@@ -6,6 +6,7 @@
 //! client connection only decodes and encodes. All IO goes through the
 //! workspace `tokio` (madsim's under simulation).
 
+pub mod busy_poll;
 mod connections;
 mod peer_admission;
 mod peer_links;
@@ -228,7 +229,13 @@ where
     let (persist_tx, persist_rx) = mpsc::unbounded_channel::<Persist<Command>>();
     let (synced_tx, mut synced) = mpsc::unbounded_channel::<Result<PersistSeq, StorageError>>();
     let storage = Arc::new(std::sync::Mutex::new(storage));
-    let storage_done = storage_task::spawn(Arc::clone(&storage), persist_rx, synced_tx);
+    let busy_poll = start_busy_poll(cfg.busy_poll);
+    let storage_done = storage_task::spawn(
+        Arc::clone(&storage),
+        persist_rx,
+        synced_tx,
+        busy_poll.clone(),
+    );
     let mut persists = PersistRoute::new(storage, persist_tx);
 
     let cluster = ClusterId::new(cfg.cluster_id.clone());
@@ -324,6 +331,11 @@ where
         {
             break Err(RuntimeError::Storage(e));
         }
+        // The window runs from the end of the work: a follower's inline
+        // sync may have taken most of it.
+        if let Some(poll) = &busy_poll {
+            poll.touch();
+        }
         if let Some((since, until)) = draining {
             let now = tokio::time::Instant::now();
             // Leadership gone (or never held) and clients told to move on;
@@ -342,6 +354,18 @@ where
     drop(persists);
     let _ = storage_done.await;
     result
+}
+
+/// Starts the poller of `serve --busy-poll`, if asked for. The simulator
+/// never polls: its time is virtual (see [`busy_poll`]).
+fn start_busy_poll(window: Option<std::time::Duration>) -> Option<Arc<busy_poll::BusyPoll>> {
+    if cfg!(madsim) {
+        return None;
+    }
+    let poll = busy_poll::BusyPoll::new(window?);
+    tokio::spawn(Arc::clone(&poll).run());
+    tracing::info!(window = ?poll.window(), "busy polling after each event");
+    Some(poll)
 }
 
 /// Carries out the node's actions until it has none. With `inline` (a

@@ -14,6 +14,7 @@
 //! not durable but wait, and the two hand-offs to the storage thread and
 //! back are two wake-ups, often across cores, on the path of every commit.
 
+use super::busy_poll::BusyPoll;
 use crate::storage::{Storage, StorageError};
 use distlock_core::locks::Command;
 use distlock_core::raft::{Persist, PersistSeq};
@@ -38,9 +39,15 @@ pub(super) fn spawn<S: Storage<Command> + Send + 'static>(
     storage: SharedStorage<S>,
     mut requests: mpsc::UnboundedReceiver<Persist<Command>>,
     synced: mpsc::UnboundedSender<Result<PersistSeq, StorageError>>,
+    busy_poll: Option<Arc<BusyPoll>>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::task::spawn_blocking(move || {
-        while let Some(first) = requests.blocking_recv() {
+        loop {
+            let next = match &busy_poll {
+                Some(poll) => poll.recv(&mut requests),
+                None => requests.blocking_recv(),
+            };
+            let Some(first) = next else { return };
             let mut storage = lock(&storage);
             let result = write_batch(&mut *storage, &first, &mut requests)
                 .and_then(|last| storage.sync().map(|()| last));
@@ -60,6 +67,7 @@ pub(super) fn spawn<S: Storage<Command> + Send + 'static>(
     storage: SharedStorage<S>,
     mut requests: mpsc::UnboundedReceiver<Persist<Command>>,
     synced: mpsc::UnboundedSender<Result<PersistSeq, StorageError>>,
+    _busy_poll: Option<Arc<BusyPoll>>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         while let Some(first) = requests.recv().await {
