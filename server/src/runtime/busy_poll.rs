@@ -40,7 +40,7 @@ pub struct BusyPoll {
     window: Duration,
     /// An event since the poller last looked.
     touched: AtomicBool,
-    /// The poller is inside its window (for tests and status).
+    /// The poller is inside its window (tests watch it).
     polling: AtomicBool,
     wake: Notify,
 }
@@ -76,8 +76,15 @@ impl BusyPoll {
         self.polling.load(Ordering::Relaxed)
     }
 
+    /// Spawns [`Self::run`] on the current runtime; the poller stops when
+    /// the returned guard is dropped.
+    #[must_use]
+    pub fn spawn(self: &Arc<Self>) -> PollerGuard {
+        PollerGuard(tokio::spawn(Arc::clone(self).run()))
+    }
+
     /// The poller: sleeps until a touch, then polls until a window passes
-    /// without one. Runs until the runtime stops.
+    /// without one. Runs until aborted.
     pub async fn run(self: Arc<Self>) {
         loop {
             self.wake.notified().await;
@@ -112,6 +119,16 @@ impl BusyPoll {
     }
 }
 
+/// Stops the poller when dropped (when the server's node loop ends).
+#[derive(Debug)]
+pub struct PollerGuard(tokio::task::JoinHandle<()>);
+
+impl Drop for PollerGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,7 +145,7 @@ mod tests {
     #[tokio::test]
     async fn polls_after_a_touch_and_sleeps_once_the_window_passes() {
         let poll = BusyPoll::new(Duration::from_millis(20));
-        tokio::spawn(Arc::clone(&poll).run());
+        let _poller = poll.spawn();
         assert!(!poll.is_polling(), "nothing happened yet");
         poll.touch();
         wait_until("it polls", || poll.is_polling()).await;
@@ -141,7 +158,7 @@ mod tests {
     #[tokio::test]
     async fn other_tasks_keep_running_while_it_polls() {
         let poll = BusyPoll::new(MAX_WINDOW);
-        tokio::spawn(Arc::clone(&poll).run());
+        let _poller = poll.spawn();
         poll.touch();
         wait_until("it polls", || poll.is_polling()).await;
         // A timer and a socket round trip complete on the same thread.

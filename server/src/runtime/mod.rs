@@ -229,7 +229,7 @@ where
     let (persist_tx, persist_rx) = mpsc::unbounded_channel::<Persist<Command>>();
     let (synced_tx, mut synced) = mpsc::unbounded_channel::<Result<PersistSeq, StorageError>>();
     let storage = Arc::new(std::sync::Mutex::new(storage));
-    let busy_poll = start_busy_poll(cfg.busy_poll);
+    let (busy_poll, _poller) = start_busy_poll(cfg.busy_poll).unzip();
     let storage_done = storage_task::spawn(
         Arc::clone(&storage),
         persist_rx,
@@ -356,16 +356,19 @@ where
     result
 }
 
-/// Starts the poller of `serve --busy-poll`, if asked for. The simulator
-/// never polls: its time is virtual (see [`busy_poll`]).
-fn start_busy_poll(window: Option<std::time::Duration>) -> Option<Arc<busy_poll::BusyPoll>> {
+/// Starts the poller of `serve --busy-poll`, if asked for; it stops when
+/// the guard is dropped. The simulator never polls: its time is virtual
+/// (see [`busy_poll`]).
+fn start_busy_poll(
+    window: Option<std::time::Duration>,
+) -> Option<(Arc<busy_poll::BusyPoll>, busy_poll::PollerGuard)> {
     if cfg!(madsim) {
         return None;
     }
     let poll = busy_poll::BusyPoll::new(window?);
-    tokio::spawn(Arc::clone(&poll).run());
+    let guard = poll.spawn();
     tracing::info!(window = ?poll.window(), "busy polling after each event");
-    Some(poll)
+    Some((poll, guard))
 }
 
 /// Carries out the node's actions until it has none. With `inline` (a
