@@ -88,6 +88,11 @@ impl BusyPoll {
     pub async fn run(self: Arc<Self>) {
         loop {
             self.wake.notified().await;
+            if !self.touched.load(Ordering::Relaxed) {
+                // A permit left by a touch that a window already saw: the
+                // burst is over, so no second window.
+                continue;
+            }
             self.polling.store(true, Ordering::Relaxed);
             let mut last = Instant::now();
             loop {
