@@ -245,8 +245,8 @@ struct ServeArgs {
     worker_threads: u16,
     /// After each event, poll for the next one for this long (e.g. 300us)
     /// instead of sleeping until woken: lower latency where waking a
-    /// thread is slow (virtual machines), for up to a core of CPU while
-    /// requests keep coming. Off by default; at most 10ms.
+    /// thread is slow (virtual machines), at the price of up to two busy
+    /// threads while requests keep coming. Off by default; at most 10ms.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     busy_poll: Option<Duration>,
     /// Take a Raft snapshot (compacting the stored log) every N applied entries;

@@ -8,8 +8,9 @@
 //! 8 µs between polling ones on the 2-core VM of BENCHMARKS.md). A commit
 //! crosses several such wake-ups: the client's request, the leader's
 //! hand-off to its storage thread, the followers' AppendEntries, their
-//! answers. The price is CPU: a server polls a whole core while requests
-//! keep coming within the window, so this is off by default.
+//! answers. The price is CPU: while requests keep coming within the
+//! window a server keeps its node thread and its storage thread busy, so
+//! this is off by default.
 //!
 //! How: the node task calls [`BusyPoll::touch`] after every event. A
 //! poller task then yields to the runtime in a loop, which makes the
