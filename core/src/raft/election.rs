@@ -371,27 +371,31 @@ impl<S: StateMachine> Raft<S> {
             ls.transfer = None;
         }
         if now >= ls.check_quorum_deadline {
+            // The period began at the last check (or at election), one
+            // election timeout before this deadline was due.
+            let period_start = ls.check_quorum_deadline - self.cfg.election_timeout;
             ls.check_quorum_deadline = now + self.cfg.election_timeout;
-            if self.cfg.check_quorum && !self.quorum_recently_active() {
+            if self.cfg.check_quorum && !self.quorum_heard_since(period_start) {
                 self.become_follower(self.term, None);
             }
         }
     }
 
-    /// Counts the voters heard from since the last check and starts a new period.
-    fn quorum_recently_active(&mut self) -> bool {
+    /// Whether a quorum of voters (this leader included) answered at or
+    /// after `since`.
+    fn quorum_heard_since(&self, since: crate::time::Instant) -> bool {
         let me = self.cfg.id;
-        let Some(ls) = &mut self.leader_state else {
+        let Some(ls) = &self.leader_state else {
             return false;
         };
-        let mut active = usize::from(self.membership.is_voter(me));
-        for (id, pr) in &mut ls.progress {
-            if self.membership.is_voter(*id) && pr.recent_active {
-                active += 1;
-            }
-            pr.recent_active = false;
-        }
-        active >= self.membership.quorum()
+        let heard = ls
+            .progress
+            .iter()
+            .filter(|(id, pr)| {
+                self.membership.is_voter(**id) && pr.heard_at.is_some_and(|t| t >= since)
+            })
+            .count();
+        usize::from(self.membership.is_voter(me)) + heard >= self.membership.quorum()
     }
 
     /// Starts handing leadership to `to` (or the most up-to-date voter).

@@ -35,9 +35,8 @@ pub(crate) struct Progress {
     /// outstanding.
     pub(crate) snapshot_offset: u64,
     pub(crate) snapshot_chunk_sent: bool,
-    /// Heard from since the last check-quorum round.
-    pub(crate) recent_active: bool,
-    /// When the follower last answered this leader.
+    /// When the follower last answered this leader (check-quorum and
+    /// membership changes count the voters that answered recently).
     pub(crate) heard_at: Option<Instant>,
     /// The highest heartbeat round the follower acknowledged in this term.
     pub(crate) round_acked: u64,
@@ -57,7 +56,6 @@ impl Progress {
             inflight: VecDeque::new(),
             snapshot_offset: 0,
             snapshot_chunk_sent: false,
-            recent_active: false,
             heard_at: None,
             round_acked: 0,
             commit_sent: LogIndex(0),
@@ -105,7 +103,6 @@ impl Progress {
 
     /// The follower answered, at `now`, acknowledging heartbeat `round`.
     pub(crate) fn heard(&mut self, round: u64, now: Instant) {
-        self.recent_active = true;
         self.heard_at = Some(now);
         self.round_acked = self.round_acked.max(round);
     }
