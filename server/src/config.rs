@@ -36,8 +36,8 @@ pub struct ServerConfig {
     /// the members to reach besides this server.
     pub join: bool,
     /// Poll for the next event for this long after each one instead of
-    /// sleeping (`--busy-poll`): lower latency for a core's worth of CPU
-    /// while busy; `None` (the default) sleeps at once.
+    /// sleeping (`--busy-poll`): lower latency for up to two busy threads
+    /// while requests keep coming; `None` (the default) sleeps at once.
     pub busy_poll: Option<Duration>,
 }
 
