@@ -375,27 +375,36 @@ impl<S: StateMachine> Raft<S> {
             // election timeout before this deadline was due.
             let period_start = ls.check_quorum_deadline - self.cfg.election_timeout;
             ls.check_quorum_deadline = now + self.cfg.election_timeout;
-            if self.cfg.check_quorum && !self.quorum_heard_since(period_start) {
+            if self.cfg.check_quorum
+                && self.voters_heard_since(&self.membership.voters, period_start)
+                    < self.membership.quorum()
+            {
                 self.become_follower(self.term, None);
             }
         }
     }
 
-    /// Whether a quorum of voters (this leader included) answered at or
-    /// after `since`.
-    fn quorum_heard_since(&self, since: crate::time::Instant) -> bool {
-        let me = self.cfg.id;
+    /// How many of `voters` answered this leader at or after `since`,
+    /// this leader itself included (check-quorum; membership changes).
+    pub(super) fn voters_heard_since(
+        &self,
+        voters: &std::collections::BTreeSet<NodeId>,
+        since: crate::time::Instant,
+    ) -> usize {
         let Some(ls) = &self.leader_state else {
-            return false;
+            return 0;
         };
-        let heard = ls
-            .progress
+        voters
             .iter()
-            .filter(|(id, pr)| {
-                self.membership.is_voter(**id) && pr.heard_at.is_some_and(|t| t >= since)
+            .filter(|&&id| {
+                id == self.cfg.id
+                    || ls
+                        .progress
+                        .get(&id)
+                        .and_then(|pr| pr.heard_at)
+                        .is_some_and(|t| t >= since)
             })
-            .count();
-        usize::from(self.membership.is_voter(me)) + heard >= self.membership.quorum()
+            .count()
     }
 
     /// Starts handing leadership to `to` (or the most up-to-date voter).

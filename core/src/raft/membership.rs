@@ -177,16 +177,7 @@ impl<S: StateMachine> Raft<S> {
         // The new configuration counts from the moment it is appended:
         // a majority of it must answer, or it can never commit and no one
         // could be elected under it either.
-        let now = self.now;
-        let answers = |id: &&NodeId| {
-            **id == self.cfg.id
-                || ls
-                    .progress
-                    .get(id)
-                    .and_then(|pr| pr.heard_at)
-                    .is_some_and(|t| now.saturating_since(t) < self.cfg.election_timeout)
-        };
-        let reachable = next.voters.iter().filter(answers).count();
+        let reachable = self.voters_heard_since(&next.voters, self.now - self.cfg.election_timeout);
         if reachable < next.quorum() {
             return Err(MembershipError::QuorumUnreachable {
                 reachable: u32::try_from(reachable).unwrap_or(u32::MAX),
