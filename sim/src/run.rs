@@ -510,9 +510,17 @@ async fn leader_view(addrs: &[std::net::SocketAddr]) -> Option<ClusterStatusView
         let Ok(view) = distlock_server::admin::cluster_status(addr).await else {
             continue;
         };
-        let leader = view.leader?;
-        let at = view.members.iter().find(|m| m.id == leader)?;
-        let Ok(at) = at.client_addr.parse() else {
+        // A server that knows no leader (or not its address) may be
+        // behind: ask the next.
+        let Some(leader) = view.leader else {
+            continue;
+        };
+        let Some(Ok(at)) = view
+            .members
+            .iter()
+            .find(|m| m.id == leader)
+            .map(|m| m.client_addr.parse())
+        else {
             continue;
         };
         if let Ok(view) = distlock_server::admin::cluster_status(at).await

@@ -196,17 +196,19 @@ mod tests {
     }
 
     #[test]
-    fn a_blocking_receiver_gets_items_sent_while_it_polls_and_after() {
-        let poll = BusyPoll::new(Duration::from_millis(5));
+    fn a_polling_receiver_gets_every_item_in_order_then_none() {
+        // A zero window polls once and then blocks, so items sent from
+        // another thread arrive on either path.
+        let poll = BusyPoll::new(Duration::ZERO);
         let (tx, mut rx) = mpsc::unbounded_channel();
         let sender = std::thread::spawn(move || {
-            tx.send(1).expect("receiver alive");
-            // After the window has surely passed: the receiver blocks.
-            std::thread::sleep(Duration::from_millis(50));
-            tx.send(2).expect("receiver alive");
+            for i in 0..100 {
+                tx.send(i).expect("receiver alive");
+            }
         });
-        assert_eq!(poll.recv(&mut rx), Some(1));
-        assert_eq!(poll.recv(&mut rx), Some(2));
+        for i in 0..100 {
+            assert_eq!(poll.recv(&mut rx), Some(i));
+        }
         sender.join().expect("sender thread");
         assert_eq!(poll.recv(&mut rx), None, "every sender is gone");
     }
