@@ -23,7 +23,7 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 #[derive(Parser, Debug)]
@@ -97,36 +97,58 @@ fn measure(files: Vec<File>, args: &Args) -> std::io::Result<Vec<Vec<Duration>>>
     // while slower ones still sync.
     let start = Arc::new(SpinBarrier::new(writers));
     let end = Arc::new(SpinBarrier::new(writers));
+    // Set by a writer whose write or sync failed, before the end barrier:
+    // past it every writer sees it and stops, none waits for ever at the
+    // next round's start for the one that left.
+    let failed = Arc::new(AtomicBool::new(false));
     let handles: Vec<_> = files
         .into_iter()
         .map(|file| {
-            let (start, end, record) = (start.clone(), end.clone(), record.clone());
-            std::thread::spawn(move || -> std::io::Result<Vec<(Instant, Instant)>> {
-                let mut times = Vec::with_capacity(rounds);
-                for round in 0..rounds {
-                    start.wait();
-                    let began = Instant::now();
-                    let offset = (round as u64 % slots) * record.len() as u64;
-                    let outcome = file
-                        .write_all_at(&record, offset)
-                        .and_then(|()| file.sync_data());
-                    let synced = Instant::now();
-                    end.wait();
-                    // Failing only after the barrier keeps the others from
-                    // waiting for ever on a writer that left.
-                    outcome?;
-                    times.push((began, synced));
-                }
-                Ok(times)
-            })
+            let (start, end, failed, record) =
+                (start.clone(), end.clone(), failed.clone(), record.clone());
+            // `Ok(None)`: stopped because another writer failed.
+            std::thread::spawn(
+                move || -> std::io::Result<Option<Vec<(Instant, Instant)>>> {
+                    let mut times = Vec::with_capacity(rounds);
+                    for round in 0..rounds {
+                        start.wait();
+                        let began = Instant::now();
+                        let offset = (round as u64 % slots) * record.len() as u64;
+                        let outcome = file
+                            .write_all_at(&record, offset)
+                            .and_then(|()| file.sync_data());
+                        let synced = Instant::now();
+                        if outcome.is_err() {
+                            failed.store(true, Ordering::Release);
+                        }
+                        end.wait();
+                        outcome?;
+                        if failed.load(Ordering::Acquire) {
+                            return Ok(None);
+                        }
+                        times.push((began, synced));
+                    }
+                    Ok(Some(times))
+                },
+            )
         })
         .collect();
     let mut per_writer = Vec::with_capacity(writers);
+    let mut first_error = None;
     for h in handles {
-        per_writer.push(
-            h.join()
-                .map_err(|_| std::io::Error::other("a writer panicked"))??,
-        );
+        match h.join() {
+            Ok(Ok(Some(times))) => per_writer.push(times),
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            Err(_) => {
+                first_error.get_or_insert(std::io::Error::other("a writer panicked"));
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
     }
     Ok((0..rounds)
         .map(|round| {
