@@ -5,6 +5,7 @@
 
 use crate::admin::ask;
 use crate::clock::MonotonicClock;
+use distlock_transport_tcp::HostPort;
 use crate::config::{ServerConfig, WsConfig};
 use crate::runtime;
 use crate::storage::FsyncPolicy;
@@ -106,8 +107,10 @@ impl DevCluster {
                 data_dir: root.join(format!("node{}", id.0)),
                 client_addr: clients[&id],
                 peer_addr: peers[&id],
-                peers: peers.clone(),
-                client_addrs: clients.clone(),
+                peers: peers.iter().map(|(&i, a)| (i, HostPort::from(a))).collect(),
+                client_addrs: clients.iter().map(|(&i, a)| (i, HostPort::from(a))).collect(),
+                advertise_client_addr: None,
+                advertise_peer_addr: None,
                 cluster_id: "distlock-dev".to_owned(),
                 fsync: self.fsync,
                 raft: crate::config::RaftTuning::default(),
@@ -116,7 +119,8 @@ impl DevCluster {
             };
             let ws = WsConfig {
                 addr: Some(ws[&id]),
-                addrs: ws.clone(),
+                advertise: None,
+                addrs: ws.iter().map(|(&i, a)| (i, HostPort::from(a))).collect(),
                 allow_origins: Vec::new(),
             };
             (cfg, ws)
@@ -234,7 +238,7 @@ fn first_failure(
 async fn wait_for_leader(servers: &[SocketAddr]) {
     loop {
         for &addr in servers {
-            if let Ok((_, answers)) = ask(addr, vec![RequestBody::ClusterStatus]).await {
+            if let Ok((_, answers)) = ask(&HostPort::from(addr), vec![RequestBody::ClusterStatus]).await {
                 if let Some(ResponseBody::ClusterStatus(v)) = answers.first() {
                     if v.leader.is_some() {
                         return;

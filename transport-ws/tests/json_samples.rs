@@ -212,6 +212,20 @@ fn client_samples() -> Vec<(&'static str, ClientFrame)> {
                 RequestBody::ChangeMembership(MembershipChange::Remove(NodeId(1))),
             ),
         ),
+        (
+            "change_membership_set_addrs",
+            request(
+                16,
+                RequestBody::ChangeMembership(MembershipChange::SetAddrs(
+                    NodeId(2),
+                    MemberAddrs {
+                        peer: "node2.example:7101".to_owned(),
+                        client: "node2.example:7001".to_owned(),
+                        ws: None,
+                    },
+                )),
+            ),
+        ),
     ]
 }
 

@@ -57,7 +57,8 @@ export type RequestBody =
 export type MembershipChange =
   | { AddLearner: [number, { peer: string; client: string; ws: string | null }] }
   | { Promote: number }
-  | { Remove: number };
+  | { Remove: number }
+  | { SetAddrs: [number, { peer: string; client: string; ws: string | null }] };
 
 /** Why a membership change was refused. */
 export type MembershipError =

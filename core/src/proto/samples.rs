@@ -117,6 +117,14 @@ pub(super) fn request_bodies() -> Vec<RequestBody> {
         )),
         RequestBody::ChangeMembership(MembershipChange::Promote(NodeId(4))),
         RequestBody::ChangeMembership(MembershipChange::Remove(NodeId(1))),
+        RequestBody::ChangeMembership(MembershipChange::SetAddrs(
+            NodeId(2),
+            MemberAddrs {
+                peer: "node2.example:7101".into(),
+                client: "node2.example:7001".into(),
+                ws: None,
+            },
+        )),
     ]
 }
 

@@ -21,6 +21,11 @@ pub enum MembershipChange {
     Promote(NodeId),
     /// Remove a voter or learner (possibly the leader itself).
     Remove(NodeId),
+    /// A member publishes where it can be reached (its advertised peer,
+    /// client and WebSocket addresses), so that every member and client
+    /// learns them from the log rather than from a list repeated in every
+    /// server's configuration. Voters and learners stay as they are.
+    SetAddrs(NodeId, MemberAddrs),
 }
 
 /// Why a membership change was refused.
@@ -162,6 +167,14 @@ impl<S: StateMachine> Raft<S> {
                 next.learners.remove(&id);
                 next.voters.insert(id);
             }
+            MembershipChange::SetAddrs(id, addrs) => {
+                if !next.contains(id) {
+                    return Err(MembershipError::NotMember(id));
+                }
+                // The same voters: no quorum can become unreachable.
+                next.addrs.insert(id, addrs);
+                return Ok(self.append_membership(next));
+            }
             MembershipChange::Remove(id) => {
                 if !next.contains(id) {
                     return Err(MembershipError::NotMember(id));
@@ -184,12 +197,18 @@ impl<S: StateMachine> Raft<S> {
                 needed: u32::try_from(next.quorum()).unwrap_or(u32::MAX),
             });
         }
+        Ok(self.append_membership(next))
+    }
+
+    /// Appends `next` as the configuration in force from now on.
+    fn append_membership(&mut self, next: Membership) -> LogIndex {
+        debug_assert!(!next.voters.is_empty(), "a configuration without voters");
         let index = self.append_own(EntryPayload::Membership(next.clone()));
         self.membership = next;
         self.membership_index = index;
         self.sync_progress_with_membership();
         // A smaller quorum may already cover entries waiting to commit.
         self.maybe_commit();
-        Ok(index)
+        index
     }
 }

@@ -256,6 +256,12 @@ impl<S: StateMachine> Raft<S> {
         self.cfg.id
     }
 
+    /// Its settings.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
     /// Its current term.
     #[must_use]
     pub fn term(&self) -> Term {

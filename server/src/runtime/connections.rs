@@ -9,11 +9,11 @@ use distlock_core::ids::NodeId;
 use distlock_core::node::ConnId;
 use distlock_core::proto::{ClientFrame, ClusterId, PeerFrame, ProtoError, ServerFrame};
 use distlock_transport_tcp::{
+    HostPort,
     Admission, ClientHello, FrameWriter, HandshakeConfig, TransportError, accept_client,
     accept_peer, peer_handshake, read_frame_timeout,
 };
 use distlock_transport_ws::{ServerWriter, WsServerConfig, accept_ws_client};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -312,7 +312,7 @@ where
 /// stream frames; on any error back off (100 ms doubling to 2 s) and dial
 /// again.
 pub(super) async fn dial_peer(
-    addr: SocketAddr,
+    addr: HostPort,
     cluster: ClusterId,
     me: NodeId,
     mut rx: mpsc::Receiver<PeerFrame>,
@@ -321,7 +321,8 @@ pub(super) async fn dial_peer(
     let mut backoff = Duration::from_millis(100);
     loop {
         let config = HandshakeConfig::default();
-        let linked = match TcpStream::connect(addr).await {
+        // A name is resolved again on every dial: the peer may have moved.
+        let linked = match TcpStream::connect(addr.as_str()).await {
             Ok(stream) => {
                 let _ = stream.set_nodelay(true);
                 peer_handshake(stream, cluster.clone(), me, None, &config)

@@ -14,7 +14,7 @@ mod storage_task;
 
 use crate::clock::Clock;
 use crate::config::{ServerConfig, WsConfig};
-use crate::storage::{FileStorage, FileStorageOptions, Storage, StorageError};
+use crate::storage::{DataDir, DataDirError, FileStorage, FileStorageOptions, Storage, StorageError};
 use connections::{accept_clients, accept_peers, accept_ws_clients};
 use distlock_core::ids::NodeId;
 use distlock_core::locks::{Command, LockState};
@@ -26,7 +26,6 @@ pub use peer_links::PeerChaos;
 use peer_links::PeerLinks;
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use storage_task::PersistRoute;
 use tokio::sync::mpsc;
@@ -50,6 +49,9 @@ pub enum RuntimeError {
     /// than acknowledge anything it may not have written).
     #[error("storage failed, stopping: {0}")]
     Storage(#[from] StorageError),
+    /// The data directory cannot be claimed.
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
     /// The stored state cannot be a Raft server's.
     #[error("cannot start from the stored state: {0}")]
     Restore(#[from] RestoreError),
@@ -101,6 +103,8 @@ pub async fn run_with(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RuntimeError> {
     cfg.validate()?;
+    // Held until the server stops: no second server on this directory.
+    let _claim = DataDir::claim(&cfg.data_dir, &cfg.cluster_id, cfg.id.0)?;
     let storage = open_storage(&cfg)?;
     run_with_storage_and_ws(cfg, ws, clock, storage, shutdown).await
 }
@@ -197,18 +201,20 @@ where
         shares_thread,
     } = env;
     cfg.validate()?;
+    let advertise = cfg.advertised(&ws)?;
     let mut stored = storage.load()?;
-    let mut ws_addrs = ws.addrs.clone();
-    if let Some(addr) = ws.addr {
-        ws_addrs.insert(cfg.id, addr);
-    }
-    let addrs = configured_addrs(&cfg, &ws_addrs);
+    let addrs = configured_addrs(&cfg, &ws);
+    // What this server tells clients before the configuration carries
+    // every member's published addresses: its own, and the overrides.
     let members: Vec<MemberInfo> = addrs
         .iter()
-        .map(|(&id, a)| MemberInfo {
-            id,
-            client_addr: a.client.clone(),
-            ws_addr: a.ws.clone(),
+        .map(|(&id, a)| {
+            let a = if id == cfg.id { &advertise } else { a };
+            MemberInfo {
+                id,
+                client_addr: a.client.clone(),
+                ws_addr: a.ws.clone(),
+            }
         })
         .collect();
     // A server that joins a running cluster starts with no configuration:
@@ -221,6 +227,7 @@ where
     let node_cfg = NodeConfig {
         raft: cfg.raft.apply(cfg.id),
         members,
+        advertise: Some(advertise),
     };
     let seed = seed_from(&clock, cfg.id);
     let mut node = Node::new(node_cfg, LockState::default(), stored, seed, clock.now())?;
@@ -423,11 +430,11 @@ fn follow_membership(peers: &mut PeerLinks, node: &Node, start: bool) {
     }
 }
 
-/// Every configured member's addresses, as its configuration names them.
-fn configured_addrs(
-    cfg: &ServerConfig,
-    ws_addrs: &BTreeMap<NodeId, SocketAddr>,
-) -> BTreeMap<NodeId, MemberAddrs> {
+/// Every configured member's addresses, as the configuration names them:
+/// the same on every server started with the same `--peers` (and
+/// overrides), so that the first configuration is the same everywhere.
+/// Each member then publishes its own through the log (`SetAddrs`).
+fn configured_addrs(cfg: &ServerConfig, ws: &WsConfig) -> BTreeMap<NodeId, MemberAddrs> {
     cfg.peers
         .iter()
         .map(|(&id, peer)| {
@@ -438,7 +445,7 @@ fn configured_addrs(
                     .get(&id)
                     .map(ToString::to_string)
                     .unwrap_or_default(),
-                ws: ws_addrs.get(&id).map(ToString::to_string),
+                ws: ws.addrs.get(&id).map(ToString::to_string),
             };
             (id, addrs)
         })

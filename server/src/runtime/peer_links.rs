@@ -13,7 +13,7 @@ use distlock_core::ids::{LogIndex, NodeId};
 use distlock_core::proto::{ClusterId, PeerFrame};
 use distlock_core::raft::Membership;
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use distlock_transport_tcp::HostPort;
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 
@@ -32,8 +32,8 @@ pub(super) struct PeerLinks {
     me: NodeId,
     chaos: Option<Arc<dyn PeerChaos>>,
     cluster: ClusterId,
-    configured: BTreeMap<NodeId, SocketAddr>,
-    links: BTreeMap<NodeId, (SocketAddr, mpsc::Sender<PeerFrame>)>,
+    configured: BTreeMap<NodeId, HostPort>,
+    links: BTreeMap<NodeId, (HostPort, mpsc::Sender<PeerFrame>)>,
     /// Who may link to us: shared with the task accepting peer links.
     admission: SharedAdmission,
     /// The frame every new link opens with: the configuration this
@@ -42,14 +42,14 @@ pub(super) struct PeerLinks {
     /// The configuration the links were last matched against.
     seen: Option<LogIndex>,
     /// Its members' peer addresses, as the log gives them.
-    logged: BTreeMap<NodeId, SocketAddr>,
+    logged: BTreeMap<NodeId, HostPort>,
 }
 
 impl PeerLinks {
     pub(super) fn new(
         me: NodeId,
         cluster: ClusterId,
-        configured: BTreeMap<NodeId, SocketAddr>,
+        configured: BTreeMap<NodeId, HostPort>,
         chaos: Option<Arc<dyn PeerChaos>>,
     ) -> Self {
         let admission = PeerAdmission::new(configured.keys().copied());
@@ -163,7 +163,7 @@ impl PeerLinks {
         if let Ok(admission) = self.admission.lock() {
             wanted.extend(admission.vouched_addrs());
         }
-        wanted.extend(self.logged.iter().map(|(id, addr)| (*id, *addr)));
+        wanted.extend(self.logged.iter().map(|(id, addr)| (*id, addr.clone())));
         wanted.remove(&self.me);
         // Dropping the sender ends the dialing task.
         self.links
@@ -175,7 +175,7 @@ impl PeerLinks {
             let (tx, rx) = mpsc::channel(LINK_QUEUE);
             let introduction = self.introduction.subscribe();
             tokio::spawn(dial_peer(
-                addr,
+                addr.clone(),
                 self.cluster.clone(),
                 self.me,
                 rx,
