@@ -299,3 +299,83 @@ async fn serve_settings_come_from_the_environment() {
     });
     assert_eq!(v["leader"], 7, "the id came from DISTLOCK_ID: {v}");
 }
+
+/// Under systemd (`Type=notify`) the server says `READY=1` once it knows
+/// a leader, and `STOPPING=1` when SIGTERM starts its drain.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_tells_systemd_when_it_is_ready_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let home = tempfile::tempdir().expect("dir");
+    let socket_path = home.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).expect("bind the notify socket");
+    socket
+        .set_read_timeout(Some(PATIENCE))
+        .expect("read timeout");
+    let (c, p) = (free_addr(), free_addr());
+    let mut cmd = distlock();
+    cmd.arg("serve")
+        .env("NOTIFY_SOCKET", &socket_path)
+        .arg("--data-dir")
+        .arg(home.path().join("data"))
+        .args(["--client-addr", &c.to_string(), "--peer-addr", &p.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut server = Process::spawn(&mut cmd);
+    let mut buf = [0u8; 512];
+    let n = socket.recv(&mut buf).expect("a notification");
+    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(text.lines().any(|l| l == "READY=1"), "{text}");
+    // Ready means serving: a lock can be taken at once.
+    let out = lock(&c.to_string(), &["--wait", "5s"], "true", Duration::from_secs(30));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    server.signal("TERM");
+    let n = socket.recv(&mut buf).expect("a notification");
+    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(text.lines().any(|l| l == "STOPPING=1"), "{text}");
+    assert_eq!(server.wait_exit(PATIENCE).code(), Some(0));
+}
+
+/// A second server on a data directory in use is refused and names the
+/// holder's pid; a directory is refused under another node id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_directory_serves_one_server_and_one_identity() {
+    let home = tempfile::tempdir().expect("dir");
+    let data = home.path().join("data");
+    let serve = |c: std::net::SocketAddr, p: std::net::SocketAddr, id: &str| {
+        let mut cmd = distlock();
+        cmd.arg("serve")
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--id", id])
+            .args(["--client-addr", &c.to_string(), "--peer-addr", &p.to_string()]);
+        cmd
+    };
+    let (c, p) = (free_addr(), free_addr());
+    let mut first = serve(c, p, "1");
+    first
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut first = Process::spawn(&mut first);
+    wait_until("the first server serves", PATIENCE, || {
+        std::net::TcpStream::connect(c).ok().map(|_| ())
+    });
+    let out = run_within(&mut serve(free_addr(), free_addr(), "1"), PATIENCE);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains(&format!("in use by another distlock server (pid {})", first.pid())),
+        "{}",
+        stderr(&out)
+    );
+    first.signal("TERM");
+    first.wait_exit(PATIENCE);
+    let out = run_within(&mut serve(free_addr(), free_addr(), "2"), PATIENCE);
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("belongs to node 1"), "{}", stderr(&out));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&data).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "the data directory is private");
+    }
+}

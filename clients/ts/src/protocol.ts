@@ -126,7 +126,8 @@ export type ProtoError =
   | "Overloaded"
   | "Timeout"
   | "UnknownSession"
-  | { Membership: MembershipError };
+  | { Membership: MembershipError }
+  | { LeaderUnreachable: { leader: number } };
 
 export interface HolderView {
   session: number;
@@ -244,7 +245,9 @@ function containsBigInt(v: Json): boolean {
 
 /** Whether the error says "try again (elsewhere or later)". */
 export function isRetryable(e: ProtoError): boolean {
-  return ["NotLeader", "NoLeader", "ShuttingDown", "Overloaded", "Timeout"].includes(tagOf(e));
+  return ["NotLeader", "NoLeader", "ShuttingDown", "Overloaded", "Timeout", "LeaderUnreachable"].includes(
+    tagOf(e),
+  );
 }
 
 /** Whether the error says the session is gone for good. */

@@ -494,6 +494,24 @@ impl Node {
         });
     }
 
+    /// The runtime has no link to the leader that request `id` was
+    /// forwarded to: the client is told at once, to try another server,
+    /// rather than left waiting for an answer that cannot come.
+    pub fn forward_undeliverable(&mut self, id: ForwardId) {
+        // Not a client's (this server publishing its addresses): the
+        // publishing timer retries.
+        let Some(f) = self.forwarded.remove(&id) else {
+            return;
+        };
+        self.forward_of.remove(&(f.conn, f.id));
+        let origin = Origin::Local {
+            conn: f.conn,
+            id: f.id,
+        };
+        self.unregister(origin);
+        self.answer(origin, Err(ProtoError::LeaderUnreachable { leader: f.to }));
+    }
+
     fn refuse(&mut self, origin: Origin, e: raft::ProposeError) {
         let err = match e {
             raft::ProposeError::NotLeader { leader } => ProtoError::NotLeader {

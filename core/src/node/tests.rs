@@ -592,3 +592,48 @@ fn servers_publish_their_own_addresses() {
         assert_eq!(node.publish_deadline(), None, "server {id} keeps no publish timer");
     }
 }
+
+/// A request a follower forwards over a link the runtime knows is down is
+/// answered `LeaderUnreachable` at once, naming the leader, and the
+/// follower keeps nothing of it.
+#[test]
+fn a_forward_the_runtime_cannot_deliver_is_answered_at_once() {
+    let mut net = Net::new(3);
+    let leader = net.settle();
+    let follower = net
+        .nodes
+        .keys()
+        .copied()
+        .find(|&id| id != leader)
+        .expect("a follower");
+    let conn = ConnId(1);
+    net.hello(follower, conn);
+    let id = RequestId(99);
+    let request = ClientFrame::Request(Request {
+        id,
+        body: RequestBody::LockStatus {
+            lock: "a".to_owned(),
+        },
+    });
+    let node = net.nodes.get_mut(&follower).expect("follower");
+    node.handle_client(conn, request, net.now);
+    let mut forwarded = None;
+    while let Some(action) = node.poll_action() {
+        if let NodeAction::Send {
+            to,
+            frame: PeerFrame::Forward { request, .. },
+        } = action
+        {
+            assert_eq!(to, leader);
+            forwarded = Some(request.id);
+        }
+    }
+    let fid = forwarded.expect("the follower forwards to the leader");
+    node.forward_undeliverable(fid);
+    net.drain(follower);
+    assert_eq!(
+        net.answer(id),
+        Some(Err(ProtoError::LeaderUnreachable { leader }))
+    );
+    assert!(net.nodes[&follower].forwarded.is_empty());
+}

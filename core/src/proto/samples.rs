@@ -168,6 +168,7 @@ pub(super) fn proto_errors() -> Vec<ProtoError> {
             reachable: 1,
             needed: 2,
         }),
+        ProtoError::LeaderUnreachable { leader: NodeId(2) },
     ]
 }
 

@@ -283,6 +283,7 @@ mod tests {
             ProtoError::Timeout => 11,
             ProtoError::UnknownSession => 12,
             ProtoError::Membership(_) => 13,
+            ProtoError::LeaderUnreachable { .. } => 14,
         }
     }
 
@@ -308,7 +309,7 @@ mod tests {
         check_all(&server_frames(), server_frame_tag, 4);
         check_all(&response_bodies(), response_body_tag, 9);
         check_all(&lock_events(), lock_event_tag, 3);
-        check_all(&proto_errors(), proto_error_tag, 14);
+        check_all(&proto_errors(), proto_error_tag, 15);
     }
 
     #[test]

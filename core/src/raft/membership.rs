@@ -130,10 +130,21 @@ impl<S: StateMachine> Raft<S> {
                 leader: self.leader,
             });
         };
+        let mut next: Membership = self.membership.clone();
+        // Publishing addresses keeps the voters as they are, so it cannot
+        // break the one-change-at-a-time rule that keeps two majorities
+        // from disagreeing: it needs neither the previous change nor this
+        // leader's first entry committed, and a member publishes at once.
+        if let MembershipChange::SetAddrs(id, addrs) = change {
+            if !next.contains(id) {
+                return Err(MembershipError::NotMember(id));
+            }
+            next.addrs.insert(id, addrs);
+            return Ok(self.append_membership(next));
+        }
         if self.commit < ls.term_start || self.commit < self.membership_index {
             return Err(MembershipError::ChangeInProgress);
         }
-        let mut next: Membership = self.membership.clone();
         match change {
             MembershipChange::AddLearner(id, addrs) => {
                 if id.0 == 0 {
@@ -167,14 +178,7 @@ impl<S: StateMachine> Raft<S> {
                 next.learners.remove(&id);
                 next.voters.insert(id);
             }
-            MembershipChange::SetAddrs(id, addrs) => {
-                if !next.contains(id) {
-                    return Err(MembershipError::NotMember(id));
-                }
-                // The same voters: no quorum can become unreachable.
-                next.addrs.insert(id, addrs);
-                return Ok(self.append_membership(next));
-            }
+            MembershipChange::SetAddrs(..) => unreachable!("handled above"),
             MembershipChange::Remove(id) => {
                 if !next.contains(id) {
                     return Err(MembershipError::NotMember(id));

@@ -26,6 +26,7 @@ mod election;
 mod interface;
 mod log;
 mod membership;
+mod plausible;
 mod progress;
 mod read;
 mod replication;
@@ -37,6 +38,7 @@ pub use interface::{
     Action, PeerStatus, ProposeError, RaftAction, RestoreError, Status, Stored, TransferError,
 };
 pub use membership::{MembershipChange, MembershipError, Refusal};
+pub use plausible::Implausible;
 pub use progress::ReplicationState;
 pub use read::NotLeader;
 pub use types::{
@@ -450,6 +452,11 @@ impl<S: StateMachine> Raft<S> {
     pub fn handle_message(&mut self, msg: Message<S::Command>, now: Instant) {
         self.advance_time(now);
         if msg.to != self.cfg.id || msg.from == self.cfg.id {
+            return;
+        }
+        // A message no correct server sends (a hostile or broken peer)
+        // changes nothing: above all, a term near 2^64 is never adopted.
+        if plausible::check(&msg).is_err() {
             return;
         }
         self.step(msg);

@@ -446,7 +446,7 @@ impl Driver {
             addr.filter(|a| !a.is_empty()).map(|a| (a, m.id))
         });
         match member {
-            Some((addr, id)) if self.failed_dials % 2 == 0 || self.servers.is_empty() => {
+            Some((addr, id)) if self.failed_dials.is_multiple_of(2) || self.servers.is_empty() => {
                 (addr, Some(id))
             }
             _ => {

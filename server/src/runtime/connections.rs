@@ -15,7 +15,7 @@ use distlock_transport_tcp::{
 };
 use distlock_transport_ws::{ServerWriter, WsServerConfig, accept_ws_client};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::AsyncWrite;
 use tokio::net::{TcpListener, TcpStream};
@@ -317,6 +317,7 @@ pub(super) async fn dial_peer(
     me: NodeId,
     mut rx: mpsc::Receiver<PeerFrame>,
     introduction: watch::Receiver<PeerFrame>,
+    up: Arc<AtomicBool>,
 ) {
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -337,9 +338,11 @@ pub(super) async fn dial_peer(
             let members = introduction.borrow().clone();
             let introduced =
                 writer.write_frame(&members).await.is_ok() && writer.flush().await.is_ok();
+            up.store(introduced, Ordering::Relaxed);
             if introduced && !forward_frames(&mut writer, &mut rx).await {
                 return;
             }
+            up.store(false, Ordering::Relaxed);
         }
         // Frames queued meanwhile are stale by the time we reconnect.
         while rx.try_recv().is_ok() {}

@@ -10,6 +10,7 @@ pub mod busy_poll;
 mod connections;
 mod peer_admission;
 mod peer_links;
+mod service_manager;
 mod storage_task;
 
 use crate::clock::Clock;
@@ -289,6 +290,8 @@ where
 
     let mut clients: BTreeMap<ConnId, mpsc::Sender<ServerFrame>> = BTreeMap::new();
     let mut role = (node.raft().role(), node.raft().term());
+    // Told to the service manager once a leader is known.
+    let mut ready = false;
     // Graceful shutdown: when it started, and when it gives up waiting.
     let mut draining: Option<(tokio::time::Instant, tokio::time::Instant)> = None;
     tokio::pin!(shutdown);
@@ -301,6 +304,7 @@ where
         tokio::select! {
             biased;
             () = &mut shutdown, if draining.is_none() => {
+                service_manager::stopping();
                 let target = node.start_draining(clock.now());
                 tracing::info!(successor = ?target, "shutting down: refusing new requests, handing over leadership");
                 let now = tokio::time::Instant::now();
@@ -357,6 +361,12 @@ where
             role = now_role;
             tracing::info!(role = ?role.0, term = role.1.0, leader = ?node.raft().leader(), "raft role changed");
         }
+        if !ready
+            && let Some(leader) = node.raft().leader()
+        {
+            ready = true;
+            service_manager::ready(leader.0);
+        }
     };
     drop(persists);
     let _ = storage_done.await;
@@ -399,7 +409,12 @@ async fn drain<S: Storage<Command>>(
                         break;
                     }
                 }
-                NodeAction::Send { to, frame } => peers.send(to, frame),
+                NodeAction::Send { to, frame } => match frame {
+                    PeerFrame::Forward { request, .. } if !peers.is_up(to) => {
+                        node.forward_undeliverable(request.id);
+                    }
+                    frame => peers.send(to, frame),
+                },
                 NodeAction::Reply { conn, frame } => {
                     if let Some(tx) = clients.get(&conn) {
                         if tx.try_send(frame).is_err() {

@@ -15,6 +15,7 @@ use distlock_core::raft::Membership;
 use std::collections::BTreeMap;
 use distlock_transport_tcp::HostPort;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::{mpsc, watch};
 
 /// What becomes of one peer frame: a network that loses, duplicates,
@@ -33,7 +34,7 @@ pub(super) struct PeerLinks {
     chaos: Option<Arc<dyn PeerChaos>>,
     cluster: ClusterId,
     configured: BTreeMap<NodeId, HostPort>,
-    links: BTreeMap<NodeId, (HostPort, mpsc::Sender<PeerFrame>)>,
+    links: BTreeMap<NodeId, Link>,
     /// Who may link to us: shared with the task accepting peer links.
     admission: SharedAdmission,
     /// The frame every new link opens with: the configuration this
@@ -43,6 +44,14 @@ pub(super) struct PeerLinks {
     seen: Option<LogIndex>,
     /// Its members' peer addresses, as the log gives them.
     logged: BTreeMap<NodeId, HostPort>,
+}
+
+/// The link to one peer: where it dials, its queue, and whether it is up
+/// (set by its dialing task).
+struct Link {
+    addr: HostPort,
+    tx: mpsc::Sender<PeerFrame>,
+    up: Arc<AtomicBool>,
 }
 
 impl PeerLinks {
@@ -79,7 +88,7 @@ impl PeerLinks {
     /// Queues `frame` for peer `to`; drops it when the queue is full or
     /// the peer is unknown (Raft retransmits).
     pub(super) fn send(&self, to: NodeId, frame: PeerFrame) {
-        let Some((_, tx)) = self.links.get(&to) else {
+        let Some(Link { tx, .. }) = self.links.get(&to) else {
             return;
         };
         let Some(chaos) = &self.chaos else {
@@ -97,6 +106,14 @@ impl PeerLinks {
                 });
             }
         }
+    }
+
+    /// Whether the link to `to` is connected now (a frame sent may still
+    /// be lost; one sent on a link that is down surely is).
+    pub(super) fn is_up(&self, to: NodeId) -> bool {
+        self.links
+            .get(&to)
+            .is_some_and(|link| link.up.load(Ordering::Relaxed))
     }
 
     /// Opens links to members that have none and closes links to servers
@@ -127,8 +144,8 @@ impl PeerLinks {
             .collect();
         let introduction = PeerFrame::Members { index, members };
         self.introduction.send_replace(introduction.clone());
-        for (_, tx) in self.links.values() {
-            let _ = tx.try_send(introduction.clone());
+        for link in self.links.values() {
+            let _ = link.tx.try_send(introduction.clone());
         }
         self.relink();
         true
@@ -167,24 +184,26 @@ impl PeerLinks {
         wanted.remove(&self.me);
         // Dropping the sender ends the dialing task.
         self.links
-            .retain(|id, (addr, _)| wanted.get(id) == Some(&*addr));
+            .retain(|id, link| wanted.get(id) == Some(&link.addr));
         for (id, addr) in wanted {
             if self.links.contains_key(&id) {
                 continue;
             }
             let (tx, rx) = mpsc::channel(LINK_QUEUE);
             let introduction = self.introduction.subscribe();
+            let up = Arc::new(AtomicBool::new(false));
             tokio::spawn(dial_peer(
                 addr.clone(),
                 self.cluster.clone(),
                 self.me,
                 rx,
                 introduction,
+                up.clone(),
             ));
             if !self.configured.contains_key(&id) {
                 tracing::info!(peer = id.0, %addr, "linking to a member the configuration added");
             }
-            self.links.insert(id, (addr, tx));
+            self.links.insert(id, Link { addr, tx, up });
         }
     }
 }

@@ -130,7 +130,8 @@ impl ClientSession {
         now: Instant,
     ) -> bool {
         match result {
-            Err(ProtoError::ShuttingDown) => true,
+            // The server cannot reach its leader: another may.
+            Err(ProtoError::ShuttingDown | ProtoError::LeaderUnreachable { .. }) => true,
             Err(ProtoError::NoLeader | ProtoError::NotLeader { leader_hint: None }) => {
                 let since = *self.leaderless_since.get_or_insert(now);
                 now.saturating_since(since) >= self.config.leaderless_patience
