@@ -32,6 +32,7 @@ pub mod dashboard;
 pub mod error;
 pub mod http;
 pub mod link;
+pub mod host;
 pub mod origin;
 pub mod server;
 
@@ -43,6 +44,7 @@ pub use error::WsError;
 pub use futures_util;
 pub use http::Prefixed;
 pub use link::{WsReader, WsWriter};
+pub use host::HostPolicy;
 pub use origin::OriginPolicy;
 pub use server::{PendingWsClient, ServerReader, ServerWriter, WsServerConfig, accept_ws_client};
 /// The WebSocket library, for tests that send what no client library would.

@@ -22,7 +22,7 @@ use distlock_core::locks::{Command, LockState};
 use distlock_core::node::{ConnId, Node, NodeAction, NodeConfig};
 use distlock_core::proto::{ClientFrame, ClusterId, MemberInfo, PeerFrame, ServerFrame};
 use distlock_core::raft::{MemberAddrs, Membership, Persist, PersistSeq, RestoreError};
-use distlock_transport_ws::{DASHBOARD_HTML, OriginPolicy, WsServerConfig};
+use distlock_transport_ws::{DASHBOARD_HTML, HostPolicy, OriginPolicy, WsServerConfig};
 pub use peer_links::PeerChaos;
 use peer_links::PeerLinks;
 use std::collections::BTreeMap;
@@ -228,7 +228,7 @@ where
     let node_cfg = NodeConfig {
         raft: cfg.raft.apply(cfg.id),
         members,
-        advertise: Some(advertise),
+        advertise: Some(advertise.clone()),
     };
     let seed = seed_from(&clock, cfg.id);
     let mut node = Node::new(node_cfg, LockState::default(), stored, seed, clock.now())?;
@@ -264,8 +264,19 @@ where
     ));
     if let Some(addr) = ws.addr {
         let listener = bind(addr).await?;
+        // The names this server answers to over HTTP: those it advertises,
+        // and those of the origins allowed to use it.
+        let names = [advertise.ws.clone(), Some(advertise.client.clone())]
+            .into_iter()
+            .flatten()
+            .chain(
+                ws.allow_origins
+                    .iter()
+                    .filter_map(|o| o.split_once("://").map(|(_, host)| host.to_owned())),
+            );
         let config = WsServerConfig {
             origins: OriginPolicy::new(&ws.allow_origins),
+            hosts: HostPolicy::new(names),
             page: Some(Arc::from(DASHBOARD_HTML)),
             ..WsServerConfig::default()
         };
