@@ -288,7 +288,18 @@ where
         ));
         tracing::info!(id = cfg.id.0, ws = %addr, "WebSocket clients and the dashboard at http://{addr}/");
     }
-    tracing::info!(id = cfg.id.0, client = %cfg.client_addr, peer = %cfg.peer_addr, "distlock server started");
+    // The last log position tells operators which survivor of a lost
+    // quorum is the most up to date (docs/OPERATIONS.md).
+    let last_index = node.raft().last_index();
+    let last_term = node.raft().term_at(last_index).map_or(0, |t| t.0);
+    tracing::info!(
+        id = cfg.id.0,
+        client = %cfg.client_addr,
+        peer = %cfg.peer_addr,
+        last_log_index = last_index.0,
+        last_log_term = last_term,
+        "distlock server started"
+    );
     if cfg.join && !node.raft().membership().contains(cfg.id) {
         tracing::info!(
             id = cfg.id.0,
