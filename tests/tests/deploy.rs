@@ -150,6 +150,8 @@ async fn a_holder_keeps_its_lock_when_its_leader_freezes() {
         "-c",
         &script,
     ]);
+    // However the test ends, the holder's command ends too.
+    let _finish = Finish(done.clone());
     let mut holder = Process::spawn(&mut cmd);
     wait_until("the holder runs its command", PATIENCE, || {
         marker.exists().then_some(())
@@ -377,5 +379,14 @@ async fn a_data_directory_serves_one_server_and_one_identity() {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&data).expect("stat").permissions().mode() & 0o777;
         assert_eq!(mode, 0o700, "the data directory is private");
+    }
+}
+
+/// Creates its file when dropped: a script waiting for it then ends.
+struct Finish(std::path::PathBuf);
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.0, b"");
     }
 }
