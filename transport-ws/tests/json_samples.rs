@@ -212,6 +212,21 @@ fn client_samples() -> Vec<(&'static str, ClientFrame)> {
                 RequestBody::ChangeMembership(MembershipChange::Remove(NodeId(1))),
             ),
         ),
+        (
+            "take_snapshot",
+            request(16, RequestBody::TakeSnapshot { max_len: 131_072 }),
+        ),
+        (
+            "snapshot_chunk",
+            request(
+                17,
+                RequestBody::SnapshotChunk {
+                    index: LogIndex(900),
+                    offset: 131_072,
+                    max_len: 131_072,
+                },
+            ),
+        ),
     ]
 }
 
@@ -476,6 +491,28 @@ fn server_samples() -> Vec<(&'static str, ServerFrame)> {
         (
             "wrong_cluster",
             ServerFrame::Error(ProtoError::WrongCluster),
+        ),
+        (
+            "snapshot_chunk",
+            reply(
+                16,
+                Ok(ResponseBody::SnapshotChunk {
+                    index: LogIndex(900),
+                    term: Term(4),
+                    offset: 0,
+                    total_len: 5,
+                    data: vec![68, 76, 107, 115, 1],
+                }),
+            ),
+        ),
+        (
+            "snapshot_unavailable",
+            reply(
+                17,
+                Err(ProtoError::SnapshotUnavailable {
+                    index: LogIndex(900),
+                }),
+            ),
         ),
     ]
 }
