@@ -8,6 +8,7 @@
 
 pub mod busy_poll;
 mod connections;
+pub mod force_new_cluster;
 mod peer_admission;
 mod peer_links;
 mod storage_task;
@@ -53,6 +54,10 @@ pub enum RuntimeError {
     /// The stored state cannot be a Raft server's.
     #[error("cannot start from the stored state: {0}")]
     Restore(#[from] RestoreError),
+    /// `--force-new-cluster` could not be carried out, or was given again
+    /// too late.
+    #[error(transparent)]
+    ForceNewCluster(#[from] force_new_cluster::ForceNewClusterError),
     /// A listening address could not be bound.
     #[error("cannot listen on {addr}: {source} (is another server using that address?)")]
     Bind {
@@ -182,7 +187,7 @@ pub struct RuntimeEnv<S> {
 /// # Errors
 /// As [`run`].
 pub async fn run_in<S>(
-    cfg: ServerConfig,
+    mut cfg: ServerConfig,
     env: RuntimeEnv<S>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RuntimeError>
@@ -198,6 +203,7 @@ where
     } = env;
     cfg.validate()?;
     let mut stored = storage.load()?;
+    force_new_cluster::prepare(&mut cfg, &ws, &mut storage, &mut stored)?;
     let mut ws_addrs = ws.addrs.clone();
     if let Some(addr) = ws.addr {
         ws_addrs.insert(cfg.id, addr);
