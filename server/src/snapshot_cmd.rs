@@ -212,13 +212,7 @@ fn inspect(path: &Path, as_json: bool) -> i32 {
     0
 }
 
-fn restore(
-    path: &Path,
-    data_dir: &Path,
-    id: u64,
-    peers: &str,
-    cluster_id: Option<&str>,
-) -> i32 {
+fn restore(path: &Path, data_dir: &Path, id: u64, peers: &str, cluster_id: Option<&str>) -> i32 {
     let fail = |what: String| {
         eprintln!("distlock snapshot restore: {what}");
         EXIT_FAILED
@@ -350,9 +344,10 @@ fn inspect_text(path: &Path, backup: &Backup, state: &LockState) -> String {
             .map_or_else(|| "none (no lock is held)".to_owned(), |t| t.0.to_string())
     );
     for (name, status) in state.locks() {
-        let held = status
-            .mode
-            .map_or_else(|| "not held".to_owned(), |mode| format!("held {}", mode_text(mode)));
+        let held = status.mode.map_or_else(
+            || "not held".to_owned(),
+            |mode| format!("held {}", mode_text(mode)),
+        );
         let _ = write!(out, "  lock {name:?}: {held}");
         for (session, token) in &status.holders {
             let _ = write!(out, "; session {} with token {}", session.0, token.0);
@@ -450,8 +445,15 @@ mod tests {
         let (backup, state) = backup_and_state();
         let v = inspect_json(&backup, &state);
         assert_eq!(v["format"], 1);
-        assert!(v["checksum"].as_str().is_some_and(|c| c.starts_with("crc32:")));
-        assert_eq!((v["index"].clone(), v["term"].clone()), (json!(8), json!(2)));
+        assert!(
+            v["checksum"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("crc32:"))
+        );
+        assert_eq!(
+            (v["index"].clone(), v["term"].clone()),
+            (json!(8), json!(2))
+        );
         assert_eq!(v["taken_unix_ms"], 1_709_294_400_000_u64);
         assert_eq!(v["session_count"], 2);
         assert_eq!(v["lock_count"], 2);
@@ -473,9 +475,18 @@ mod tests {
     fn inspect_text_names_holders_and_tokens() {
         let (backup, state) = backup_and_state();
         let text = inspect_text(Path::new("b.snap"), &backup, &state);
-        assert!(text.contains("index 8, term 2, saved 2024-03-01 12:00:00 UTC"), "{text}");
-        assert!(text.contains("lock \"db\": held exclusive; session 2 with token 4; 1 waiting"), "{text}");
-        assert!(text.contains("2 sessions, 2 locks, highest token 6"), "{text}");
+        assert!(
+            text.contains("index 8, term 2, saved 2024-03-01 12:00:00 UTC"),
+            "{text}"
+        );
+        assert!(
+            text.contains("lock \"db\": held exclusive; session 2 with token 4; 1 waiting"),
+            "{text}"
+        );
+        assert!(
+            text.contains("2 sessions, 2 locks, highest token 6"),
+            "{text}"
+        );
     }
 
     #[test]

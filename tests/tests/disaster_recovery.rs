@@ -6,8 +6,8 @@
 //! fencing tokens continue above the backup's.
 
 use distlock_tests::{
-    Conn, PATIENCE, Process, Server, client_session, distlock, free_addr, members_json,
-    run_within, status_json, wait_until_async, within,
+    Conn, PATIENCE, Process, Server, client_session, distlock, free_addr, members_json, run_within,
+    status_json, wait_until_async, within,
 };
 use std::net::SocketAddr;
 use std::path::Path;
@@ -18,8 +18,10 @@ use std::time::Duration;
 /// member's peer address) and `flags`, nothing else: they announce their
 /// client addresses to each other.
 fn servers(ids: &[u64], flags: &[&str]) -> (Vec<Server>, String) {
-    let addrs: Vec<(u64, SocketAddr, SocketAddr)> =
-        ids.iter().map(|&id| (id, free_addr(), free_addr())).collect();
+    let addrs: Vec<(u64, SocketAddr, SocketAddr)> = ids
+        .iter()
+        .map(|&id| (id, free_addr(), free_addr()))
+        .collect();
     let peers = addrs
         .iter()
         .map(|(id, _, peer)| format!("{id}={peer}"))
@@ -82,7 +84,10 @@ async fn leader_of(servers: &[&Server], members: Option<&[u64]>) -> u64 {
 
 /// Runs `distlock snapshot ARGS` within a minute.
 fn snapshot(args: &[&str]) -> Output {
-    run_within(distlock().arg("snapshot").args(args), Duration::from_secs(60))
+    run_within(
+        distlock().arg("snapshot").args(args),
+        Duration::from_secs(60),
+    )
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -103,7 +108,11 @@ fn save(file: &Path, servers: &str) {
 /// `distlock snapshot inspect FILE --json`, which must succeed.
 fn inspect(file: &Path) -> serde_json::Value {
     let out = snapshot(&["inspect", &file.to_string_lossy(), "--json"]);
-    assert!(out.status.success(), "inspect failed: {}", text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "inspect failed: {}",
+        text(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("inspect --json prints JSON")
 }
 
@@ -188,7 +197,10 @@ async fn a_lost_quorum_is_recovered_with_force_new_cluster() {
         .expect("the holder locks by-session");
     let waiter = client_session(&client_addrs, ttl).await;
     let waiting = tokio::spawn(async move {
-        let g = waiter.lock("by-session").await.expect("the waiter is granted");
+        let g = waiter
+            .lock("by-session")
+            .await
+            .expect("the waiter is granted");
         (waiter, g)
     });
     conn.wait_lock("by-session", "the waiter queues", |v| {
@@ -234,7 +246,10 @@ async fn a_lost_quorum_is_recovered_with_force_new_cluster() {
         "the survivor leads a cluster of its own"
     );
     let log = std::fs::read_to_string(survivor.log_path()).unwrap_or_default();
-    assert!(log.contains("FORCED A NEW CLUSTER"), "it says loudly: {log}");
+    assert!(
+        log.contains("FORCED A NEW CLUSTER"),
+        "it says loudly: {log}"
+    );
 
     // Two new servers, under new ids, join it.
     let survivor_peer = format!("{leader}={}", survivor.peer_addr);
@@ -345,11 +360,19 @@ async fn a_restored_cluster_continues_the_fencing_tokens() {
     std::fs::write(&damaged, &flipped).expect("write");
     let out = snapshot(&["inspect", &damaged.to_string_lossy()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("checksum mismatch"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("checksum mismatch"),
+        "{}",
+        text(&out.stderr)
+    );
     std::fs::write(&damaged, &bytes[..bytes.len() - 7]).expect("write");
     let out = snapshot(&["inspect", &damaged.to_string_lossy(), "--json"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("truncated"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("truncated"),
+        "{}",
+        text(&out.stderr)
+    );
 
     let (mut new, peers) = servers(&[1, 2, 3], &["--cluster-id", "restored"]);
     for s in &new {
@@ -379,8 +402,16 @@ async fn a_restored_cluster_continues_the_fencing_tokens() {
         "--peers",
         &peers,
     ]);
-    assert_eq!(again.status.code(), Some(1), "a data directory in use is refused");
-    assert!(text(&again.stderr).contains("not empty"), "{}", text(&again.stderr));
+    assert_eq!(
+        again.status.code(),
+        Some(1),
+        "a data directory in use is refused"
+    );
+    assert!(
+        text(&again.stderr).contains("not empty"),
+        "{}",
+        text(&again.stderr)
+    );
 
     for s in &mut new {
         s.start();
@@ -390,7 +421,10 @@ async fn a_restored_cluster_continues_the_fencing_tokens() {
     let servers = servers_arg(&new_refs);
     // The session lives again: the new leader gave it its full TTL.
     let mut conn = Conn::connect(new[0].client_addr).await;
-    let held = conn.lock_status("a").await.expect("a is held in the restored cluster");
+    let held = conn
+        .lock_status("a")
+        .await
+        .expect("a is held in the restored cluster");
     assert_eq!(held.holders[0].session, session);
     assert_eq!(held.holders[0].token, a);
     assert_eq!(holder_token(&mut conn, "b").await, Some(b.0));
@@ -398,7 +432,10 @@ async fn a_restored_cluster_continues_the_fencing_tokens() {
     conn.wait_lock("a", "the restored session expires", |v| v.is_none())
         .await;
     let token = new_grant("a", &servers);
-    assert!(token > index, "token {token} above the backup's index {index}");
+    assert!(
+        token > index,
+        "token {token} above the backup's index {index}"
+    );
     let other = new_grant("fresh", &servers);
     assert!(other > token);
 }
@@ -414,7 +451,12 @@ fn start_forced(server: &Server, peers: &str) -> Process {
     let err = log.try_clone().expect("clone the log handle");
     Process::spawn(
         distlock()
-            .args(["serve", "--force-new-cluster", "--id", &server.id.to_string()])
+            .args([
+                "serve",
+                "--force-new-cluster",
+                "--id",
+                &server.id.to_string(),
+            ])
             .args(["--peers", peers])
             .arg("--data-dir")
             .arg(server.data_dir())

@@ -208,8 +208,8 @@ mod tests {
                 }],
             };
             let stored = Stored::fresh(Membership::with_voters([id]));
-            let node = Node::new(cfg, LockState::default(), stored, 7, Instant::ZERO)
-                .expect("starts");
+            let node =
+                Node::new(cfg, LockState::default(), stored, 7, Instant::ZERO).expect("starts");
             let mut solo = Self {
                 node,
                 now: Instant::ZERO,
@@ -336,7 +336,10 @@ mod tests {
                     total_len: len,
                     data: more,
                 }) => {
-                    assert_eq!((i, t, offset, len), (index, term, data.len() as u64, total_len));
+                    assert_eq!(
+                        (i, t, offset, len),
+                        (index, term, data.len() as u64, total_len)
+                    );
                     assert!(!more.is_empty() && more.len() <= max_len as usize);
                     data.extend_from_slice(&more);
                 }
@@ -362,7 +365,13 @@ mod tests {
         assert_eq!(snapshot.meta.last_term, term);
         assert_eq!(index, solo.node.raft().applied_index());
         assert_eq!(
-            snapshot.meta.membership.voters.iter().copied().collect::<Vec<_>>(),
+            snapshot
+                .meta
+                .membership
+                .voters
+                .iter()
+                .copied()
+                .collect::<Vec<_>>(),
             [NodeId(1)]
         );
         let mut state = LockState::default();
@@ -370,10 +379,7 @@ mod tests {
         assert_eq!(&state, solo.node.raft().state_machine());
         assert_eq!(state.session_count(), 40);
         assert_eq!(state.lock_count(), 40);
-        assert_eq!(
-            state.max_token().map(|t| t.0),
-            tokens.iter().copied().max()
-        );
+        assert_eq!(state.max_token().map(|t| t.0), tokens.iter().copied().max());
         assert!(state.max_token().is_some_and(|t| t.0 <= index.0));
     }
 
@@ -384,8 +390,12 @@ mod tests {
         solo.acquire(s, "a");
         // Asking for more than the limit gets the limit; asking for none
         // gets one byte, so a client always moves on.
-        let Ok(ResponseBody::SnapshotChunk { index, data, total_len, .. }) =
-            solo.ask(RequestBody::TakeSnapshot { max_len: 0 })
+        let Ok(ResponseBody::SnapshotChunk {
+            index,
+            data,
+            total_len,
+            ..
+        }) = solo.ask(RequestBody::TakeSnapshot { max_len: 0 })
         else {
             panic!("take");
         };

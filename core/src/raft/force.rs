@@ -48,7 +48,9 @@ pub struct ForcedCluster<C> {
 pub enum ForceError {
     /// The server knows no configuration: it was started to join a cluster
     /// and never received one, so it has no state worth keeping.
-    #[error("this server never belonged to a cluster (it knows no configuration): there is nothing to recover from it")]
+    #[error(
+        "this server never belonged to a cluster (it knows no configuration): there is nothing to recover from it"
+    )]
     NoConfiguration,
 }
 
@@ -57,7 +59,10 @@ impl<C> Stored<C> {
     /// log holds nothing after it.
     #[must_use]
     pub fn last_index(&self) -> LogIndex {
-        let floor = self.snapshot.as_ref().map_or(LogIndex(0), |s| s.meta.last_index);
+        let floor = self
+            .snapshot
+            .as_ref()
+            .map_or(LogIndex(0), |s| s.meta.last_index);
         self.entries.last().map_or(floor, |e| e.index).max(floor)
     }
 
@@ -65,7 +70,10 @@ impl<C> Stored<C> {
     /// the snapshot, else the snapshot's, else the initial one.
     #[must_use]
     pub fn membership(&self) -> &Membership {
-        let floor = self.snapshot.as_ref().map_or(LogIndex(0), |s| s.meta.last_index);
+        let floor = self
+            .snapshot
+            .as_ref()
+            .map_or(LogIndex(0), |s| s.meta.last_index);
         let logged = self.entries.iter().rev().find_map(|e| match &e.payload {
             EntryPayload::Membership(m) if e.index > floor => Some(m),
             _ => None,
@@ -121,7 +129,10 @@ impl<C: Clone> Stored<C> {
             voted_for: None,
         };
         self.entries.push(entry.clone());
-        debug_assert!(self.is_sole_voter(id), "the forced configuration is in force");
+        debug_assert!(
+            self.is_sole_voter(id),
+            "the forced configuration is in force"
+        );
         debug_assert_eq!(self.last_index(), index);
         Ok(ForcedCluster {
             previous,
@@ -141,7 +152,7 @@ impl<C: Clone> Stored<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::locks::{LockState, Command};
+    use crate::locks::{Command, LockState};
     use crate::raft::{Config, Raft, Snapshot, SnapshotMeta, StateMachine};
     use crate::time::{Duration, Instant};
     use std::sync::Arc;
@@ -177,7 +188,7 @@ mod tests {
                 meta: SnapshotMeta {
                     last_index: LogIndex(10),
                     last_term: Term(2),
-                    membership: three.clone(),
+                    membership: three,
                 },
                 data: Arc::from(LockState::default().snapshot()),
             }),

@@ -246,7 +246,10 @@ fn write_record(path: &Path, record: &Record) -> Result<(), ForceNewClusterError
     };
     let tmp = path.with_extension("toml.tmp");
     File::create(&tmp)
-        .and_then(|mut f| f.write_all(record.text().as_bytes()).and_then(|()| f.sync_all()))
+        .and_then(|mut f| {
+            f.write_all(record.text().as_bytes())
+                .and_then(|()| f.sync_all())
+        })
         .map_err(bad)?;
     fs::rename(&tmp, path).map_err(bad)?;
     if let Some(dir) = path.parent() {
@@ -302,7 +305,10 @@ mod tests {
         s.sync().expect("syncs");
     }
 
-    fn start(dir: &Path, force: bool) -> Result<(ServerConfig, Stored<Command>), ForceNewClusterError> {
+    fn start(
+        dir: &Path,
+        force: bool,
+    ) -> Result<(ServerConfig, Stored<Command>), ForceNewClusterError> {
         let mut c = cfg(dir, force);
         let (mut s, mut stored) = open(dir);
         prepare(&mut c, &WsConfig::default(), &mut s, &mut stored)?;
@@ -362,7 +368,10 @@ mod tests {
         s.sync().expect("syncs");
         drop(s);
         let e = start(home.path(), true).expect_err("refused");
-        assert!(matches!(e, ForceNewClusterError::AlreadyForced { index: 4, .. }), "{e}");
+        assert!(
+            matches!(e, ForceNewClusterError::AlreadyForced { index: 4, .. }),
+            "{e}"
+        );
         assert!(e.to_string().contains("Remove the flag"), "{e}");
         start(home.path(), false).expect("starts without the flag");
     }

@@ -147,7 +147,12 @@ impl Assembly {
         if (chunk.index, chunk.term, chunk.total_len) != (self.index, self.term, self.total_len) {
             return Err(format!(
                 "a chunk of snapshot {} (term {}, {} bytes) came for snapshot {} (term {}, {} bytes)",
-                chunk.index.0, chunk.term.0, chunk.total_len, self.index.0, self.term.0, self.total_len
+                chunk.index.0,
+                chunk.term.0,
+                chunk.total_len,
+                self.index.0,
+                self.term.0,
+                self.total_len
             ));
         }
         if chunk.offset != self.next_offset() {
@@ -241,7 +246,10 @@ pub async fn fetch(servers: &[SocketAddr], timeout: Duration) -> Result<Fetched,
                 Ok(Err(Failed::Final(e))) => return Err(e),
                 Ok(Err(Failed::Retry(why))) => last = format!("{addr}: {why}"),
                 Ok(Err(Failed::Gone(index))) => {
-                    last = format!("{addr}: the snapshot at index {} kept being dropped", index.0);
+                    last = format!(
+                        "{addr}: the snapshot at index {} kept being dropped",
+                        index.0
+                    );
                 }
                 Err(_) => last = format!("{addr}: no answer in time"),
             }
@@ -436,7 +444,10 @@ mod tests {
         let mut a = Assembly::start(chunk(&bytes, 0, 100)).expect("starts");
         assert!(a.push(chunk(&bytes, 200, 100)).is_err(), "a gap");
         assert!(a.push(chunk(&bytes, 50, 100)).is_err(), "an overlap");
-        assert!(a.push(chunk(&bytes, 100, 0)).is_err(), "empty before the end");
+        assert!(
+            a.push(chunk(&bytes, 100, 0)).is_err(),
+            "empty before the end"
+        );
         let mut other = chunk(&bytes, 100, 100);
         other.index = LogIndex(41);
         assert!(a.push(other).is_err(), "another snapshot");

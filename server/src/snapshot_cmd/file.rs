@@ -222,8 +222,8 @@ impl Backup {
             let path = path.to_owned();
             move |source| BackupFileError::Io { path, source }
         };
-        let written = File::create(&tmp)
-            .and_then(|mut f| f.write_all(&bytes).and_then(|()| f.sync_all()));
+        let written =
+            File::create(&tmp).and_then(|mut f| f.write_all(&bytes).and_then(|()| f.sync_all()));
         if let Err(e) = written {
             // Best effort: the temporary file is garbage either way.
             let _ = fs::remove_file(&tmp);
@@ -234,9 +234,7 @@ impl Backup {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
         };
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io(dir))
+        File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
     }
 
     /// Reads and verifies a backup file.
@@ -325,10 +323,13 @@ mod tests {
         assert_eq!(locks, state());
         assert_eq!(locks.max_token().map(|t| t.0), Some(4));
         // Written again over itself: replaced whole.
-        let mut newer = b.clone();
+        let mut newer = b;
         newer.meta.index = LogIndex(10);
         newer.write_atomic(&path).expect("rewritten");
-        assert_eq!(Backup::read(&path).expect("read").0.meta.index, LogIndex(10));
+        assert_eq!(
+            Backup::read(&path).expect("read").0.meta.index,
+            LogIndex(10)
+        );
     }
 
     #[test]
@@ -349,7 +350,7 @@ mod tests {
                 "byte {at}: {e}"
             );
         }
-        let mut bad = bytes.clone();
+        let mut bad = bytes;
         let last = bad.len() - 10;
         bad[last] ^= 1;
         let e = Backup::decode(path, &bad).expect_err("corrupt");

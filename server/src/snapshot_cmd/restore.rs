@@ -162,7 +162,12 @@ mod tests {
         assert_eq!(snap.meta.last_index, LogIndex(70));
         assert_eq!(snap.meta.last_term, Term(6));
         assert_eq!(
-            snap.meta.membership.voters.iter().map(|i| i.0).collect::<Vec<_>>(),
+            snap.meta
+                .membership
+                .voters
+                .iter()
+                .map(|i| i.0)
+                .collect::<Vec<_>>(),
             [1, 2, 3]
         );
         assert_eq!(
@@ -178,11 +183,16 @@ mod tests {
     fn a_directory_in_use_or_a_stranger_id_is_refused() {
         let home = tempfile::tempdir().expect("temp dir");
         std::fs::write(home.path().join("wal-000000000001.log"), b"x").expect("write");
-        let e = seed_data_dir(&backup(), home.path(), NodeId(1), &peers(&[1]))
-            .expect_err("not empty");
+        let e =
+            seed_data_dir(&backup(), home.path(), NodeId(1), &peers(&[1])).expect_err("not empty");
         assert!(matches!(e, RestoreError::NotEmpty(_)), "{e}");
-        let e = seed_data_dir(&backup(), &home.path().join("d"), NodeId(4), &peers(&[1, 2]))
-            .expect_err("not a peer");
+        let e = seed_data_dir(
+            &backup(),
+            &home.path().join("d"),
+            NodeId(4),
+            &peers(&[1, 2]),
+        )
+        .expect_err("not a peer");
         assert!(matches!(e, RestoreError::NotAPeer(4)), "{e}");
         assert!(!home.path().join("d").exists());
     }
