@@ -423,6 +423,117 @@ mod tests {
         }
     }
 
+    /// A fake server: first answers `NoLeader`, then serves snapshot 40
+    /// but drops it after its first chunk, then serves snapshot 41 whole,
+    /// in chunks of at most 1000 bytes.
+    async fn fake_server(listener: tokio::net::TcpListener) {
+        use distlock_core::proto::{ClusterId, Response};
+        use distlock_transport_tcp::{Admission, WelcomeInfo, accept_client};
+        let admission = Admission {
+            cluster_id: ClusterId::new("distlock"),
+            auth: None,
+        };
+        let mut takes = 0;
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let Ok(pending) = accept_client(stream, &admission, &HandshakeConfig::default()).await
+            else {
+                continue;
+            };
+            let welcome = WelcomeInfo {
+                node_id: NodeId(1),
+                leader_hint: None,
+                members: Vec::new(),
+            };
+            let Ok((mut reader, mut writer)) = pending.welcome(welcome).await else {
+                continue;
+            };
+            let mut serving = snapshot_bytes();
+            while let Ok(Some(ClientFrame::Request(Request { id, body }))) =
+                reader.read_frame::<ClientFrame>().await
+            {
+                let result = match body {
+                    RequestBody::TakeSnapshot { .. } => {
+                        takes += 1;
+                        if takes == 1 {
+                            Err(ProtoError::NoLeader)
+                        } else {
+                            if takes == 3 {
+                                serving = snapshot_at(41);
+                            }
+                            let c = chunk_at(&serving, 0, 1000);
+                            Ok(c)
+                        }
+                    }
+                    RequestBody::SnapshotChunk { index, offset, .. } => {
+                        if takes == 2 {
+                            Err(ProtoError::SnapshotUnavailable { index })
+                        } else {
+                            let offset = usize::try_from(offset).unwrap_or(usize::MAX);
+                            Ok(chunk_at(&serving, offset, 1000))
+                        }
+                    }
+                    _ => Err(ProtoError::Timeout),
+                };
+                let frame = ServerFrame::Response(Response { id, result });
+                if writer.write_frame(&frame).await.is_err() || writer.flush().await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// The answer body carrying bytes `offset..offset + len` of `bytes`,
+    /// a postcard snapshot.
+    fn chunk_at(bytes: &[u8], offset: usize, len: usize) -> ResponseBody {
+        let snap: Snapshot = postcard::from_bytes(bytes).expect("a snapshot");
+        let end = (offset + len).min(bytes.len());
+        ResponseBody::SnapshotChunk {
+            index: snap.meta.last_index,
+            term: snap.meta.last_term,
+            offset: offset as u64,
+            total_len: bytes.len() as u64,
+            data: bytes[offset.min(end)..end].to_vec(),
+        }
+    }
+
+    fn snapshot_at(index: u64) -> Vec<u8> {
+        let mut s: Snapshot = postcard::from_bytes(&snapshot_bytes()).expect("a snapshot");
+        s.meta.last_index = LogIndex(index);
+        postcard::to_stdvec(&s).expect("encodes")
+    }
+
+    #[tokio::test]
+    async fn a_fetch_waits_for_a_leader_and_starts_over_when_its_snapshot_is_dropped() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = tokio::spawn(fake_server(listener));
+        let fetched = fetch(&[addr], Duration::from_secs(20))
+            .await
+            .expect("fetched");
+        server.abort();
+        assert_eq!(fetched.snapshot.meta.last_index, LogIndex(41));
+        assert_eq!(fetched.from, addr);
+        assert_eq!(fetched.chunks, snapshot_at(41).len().div_ceil(1000));
+        assert_eq!(fetched.snapshot.data.len(), 5000);
+    }
+
+    #[tokio::test]
+    async fn a_fetch_with_nobody_answering_gives_up_at_its_deadline() {
+        let addr = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr")
+        };
+        let e = fetch(&[addr], Duration::from_millis(300))
+            .await
+            .expect_err("nobody listens");
+        assert!(matches!(e, FetchError::Unavailable { .. }), "{e}");
+    }
+
     #[test]
     fn chunks_in_order_make_the_snapshot() {
         let bytes = snapshot_bytes();
