@@ -198,6 +198,14 @@ mod tests {
 
     impl Solo {
         fn new() -> Self {
+            Self::start(
+                Stored::fresh(Membership::with_voters([NodeId(1)])),
+                Instant::ZERO,
+            )
+        }
+
+        /// Server 1 started at `at` from `stored`, once it leads.
+        fn start(stored: Stored<crate::locks::Command>, at: Instant) -> Self {
             let id = NodeId(1);
             let cfg = NodeConfig {
                 raft: Config::new(id),
@@ -207,12 +215,10 @@ mod tests {
                     ws_addr: None,
                 }],
             };
-            let stored = Stored::fresh(Membership::with_voters([id]));
-            let node =
-                Node::new(cfg, LockState::default(), stored, 7, Instant::ZERO).expect("starts");
+            let node = Node::new(cfg, LockState::default(), stored, 7, at).expect("starts");
             let mut solo = Self {
                 node,
-                now: Instant::ZERO,
+                now: at,
                 next_id: 0,
                 replies: Vec::new(),
             };
@@ -381,6 +387,54 @@ mod tests {
         assert_eq!(state.lock_count(), 40);
         assert_eq!(state.max_token().map(|t| t.0), tokens.iter().copied().max());
         assert!(state.max_token().is_some_and(|t| t.0 <= index.0));
+    }
+
+    /// What `distlock snapshot restore` does, on one server: started long
+    /// after the snapshot from it alone, it gives its session a full TTL
+    /// from its election (DESIGN §4 rules 4 and 6), then expires it, and
+    /// grants tokens above the snapshot's index.
+    #[test]
+    fn a_restored_server_gives_sessions_a_full_ttl_and_higher_tokens() {
+        let mut solo = Solo::new();
+        let s = solo.open(1);
+        let token = solo.acquire(s, "a");
+        let (index, term, bytes, _) = fetch(&mut solo, SNAPSHOT_CHUNK_MAX);
+        let snapshot: Snapshot = postcard::from_bytes(&bytes).expect("a raft snapshot");
+        let stored = Stored {
+            hard_state: crate::raft::HardState {
+                term,
+                voted_for: None,
+            },
+            snapshot: Some(snapshot),
+            entries: Vec::new(),
+            initial_membership: Membership::default(),
+        };
+        // An hour later: the session's lease is long over by the old clock.
+        let mut restored = Solo::start(stored, solo.now + Duration::from_millis(3_600_000));
+        let elected = restored.now;
+        assert_eq!(restored.node.timed_sessions(), 1);
+        let lock = || RequestBody::LockStatus {
+            lock: "a".to_owned(),
+        };
+        restored.advance(Duration::from_millis(9_500));
+        match restored.ask(lock()) {
+            Ok(ResponseBody::LockStatus(Some(view))) => {
+                assert_eq!(view.holders[0].session, s);
+                assert_eq!(view.holders[0].token.0, token);
+            }
+            other => panic!("a is still held: {other:?}"),
+        }
+        while restored.now < elected + Duration::from_millis(10_500) {
+            restored.advance(Duration::from_millis(100));
+        }
+        assert_eq!(restored.ask(lock()), Ok(ResponseBody::LockStatus(None)));
+        let s2 = restored.open(2);
+        let next = restored.acquire(s2, "a");
+        assert!(
+            next > index.0,
+            "token {next} above the snapshot's index {index}"
+        );
+        assert!(s2.0 > index.0);
     }
 
     #[test]
