@@ -7,8 +7,8 @@ use distlock_core::proto::{
     ClientFrame, ClusterStatusView, ProtoError, Request, RequestBody, RequestId, ResponseBody,
     ServerFrame,
 };
+use distlock_transport_tcp::HostPort;
 use distlock_transport_tcp::{HandshakeConfig, TransportError, WelcomeInfo, client_handshake};
-use std::net::SocketAddr;
 use std::time::Duration;
 
 /// How long one server gets to connect and answer.
@@ -40,11 +40,11 @@ pub enum AskError {
 /// # Errors
 /// When connecting, the handshake or any request fails.
 pub async fn ask(
-    addr: SocketAddr,
+    addr: &HostPort,
     bodies: Vec<RequestBody>,
 ) -> Result<(WelcomeInfo, Vec<ResponseBody>), AskError> {
     let work = async {
-        let stream = tokio::net::TcpStream::connect(addr)
+        let stream = tokio::net::TcpStream::connect(addr.as_str())
             .await
             .map_err(AskError::Connect)?;
         let (mut reader, mut writer, welcome) =
@@ -84,7 +84,7 @@ pub async fn ask(
 ///
 /// # Errors
 /// As [`ask`]; [`AskError::Unexpected`] for another answer.
-pub async fn cluster_status(addr: SocketAddr) -> Result<ClusterStatusView, AskError> {
+pub async fn cluster_status(addr: &HostPort) -> Result<ClusterStatusView, AskError> {
     let (_, answers) = ask(addr, vec![RequestBody::ClusterStatus]).await?;
     match answers.into_iter().next() {
         Some(ResponseBody::ClusterStatus(view)) => Ok(view),

@@ -6,9 +6,9 @@
 //! two clients hold a key at once, and a key's tokens strictly increase.
 
 use crate::client::{Client, ClientError, ClientOptions, Session, Transport};
+use distlock_transport_tcp::HostPort;
 use hdrhistogram::Histogram;
 use serde_json::json;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,7 +18,7 @@ use tokio::time::Instant;
 #[derive(Clone, Debug)]
 pub struct BenchRequest {
     /// The servers to talk to.
-    pub servers: Vec<SocketAddr>,
+    pub servers: Vec<HostPort>,
     /// Concurrent clients, each with its own connection and session.
     pub clients: usize,
     /// Distinct locks; client *i* uses key *i* mod `keys`.
@@ -113,7 +113,7 @@ fn micros(d: Duration) -> u64 {
 }
 
 /// Opens one session, retrying for a while (servers may still be starting).
-async fn open(servers: &[SocketAddr], transport: Transport) -> Result<Session, ClientError> {
+async fn open(servers: &[HostPort], transport: Transport) -> Result<Session, ClientError> {
     let options = ClientOptions {
         transport,
         ..ClientOptions::default()
@@ -126,7 +126,7 @@ async fn open(servers: &[SocketAddr], transport: Transport) -> Result<Session, C
 async fn client_loop(
     id: usize,
     mut session: Session,
-    servers: Vec<SocketAddr>,
+    servers: Vec<HostPort>,
     transport: Transport,
     key: usize,
     name: String,

@@ -3,6 +3,8 @@
 
 use crate::storage::FsyncPolicy;
 use distlock_core::ids::NodeId;
+use distlock_core::raft::MemberAddrs;
+use distlock_transport_tcp::HostPort;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -15,14 +17,22 @@ pub struct ServerConfig {
     pub id: NodeId,
     /// Where the server keeps its log and snapshots.
     pub data_dir: PathBuf,
-    /// Where clients connect.
+    /// Where this server listens for clients.
     pub client_addr: SocketAddr,
-    /// Where peers connect.
+    /// Where this server listens for peers.
     pub peer_addr: SocketAddr,
     /// Every member's peer address, this server's included.
-    pub peers: BTreeMap<NodeId, SocketAddr>,
-    /// Every member's client address, for failover (this server's included).
-    pub client_addrs: BTreeMap<NodeId, SocketAddr>,
+    pub peers: BTreeMap<NodeId, HostPort>,
+    /// Client addresses of other members to tell clients before the
+    /// members published their own (an optional override: every member
+    /// publishes its address through the log).
+    pub client_addrs: BTreeMap<NodeId, HostPort>,
+    /// The address clients and members are told to reach this server's
+    /// client port at; `None`: `client_addr`.
+    pub advertise_client_addr: Option<HostPort>,
+    /// The address other members are told to reach this server's peer
+    /// port at; `None`: this server's entry in `peers`.
+    pub advertise_peer_addr: Option<HostPort>,
     /// Peers and clients must name this cluster.
     pub cluster_id: String,
     /// `always` (default) or `never` (benchmarks only).
@@ -81,9 +91,11 @@ pub struct WsConfig {
     /// Where this server listens for WebSocket clients; `None`: it does
     /// not.
     pub addr: Option<SocketAddr>,
-    /// Every member's WebSocket address, told to clients for failover
-    /// (this server's is added from `addr`).
-    pub addrs: BTreeMap<NodeId, SocketAddr>,
+    /// Where clients are told to reach it; `None`: `addr`.
+    pub advertise: Option<HostPort>,
+    /// Other members' WebSocket addresses to tell clients before the
+    /// members published their own (an optional override).
+    pub addrs: BTreeMap<NodeId, HostPort>,
     /// Browser origins (`scheme://host[:port]`, or `*`) allowed to connect
     /// besides the server's own (the dashboard); clients that send no
     /// `Origin` (non-browsers) are always allowed.
@@ -101,7 +113,7 @@ impl WsConfig {
     ///
     /// # Errors
     /// [`ConfigError::BadWsAddr`].
-    pub fn parse_addr(text: &str) -> Result<Option<SocketAddr>, ConfigError> {
+    pub fn parse_addr(text: &str) -> Result<Option<HostPort>, ConfigError> {
         let text = text.trim();
         if text.eq_ignore_ascii_case("none") || text.eq_ignore_ascii_case("off") {
             return Ok(None);
@@ -136,6 +148,37 @@ pub enum ConfigError {
     /// The server's own id is not among the peers.
     #[error("--peers must include this server's own id {0}")]
     SelfNotInPeers(u64),
+    /// An address that is not `HOST:PORT`.
+    #[error("{what}: {source}")]
+    BadAddr {
+        /// Which setting.
+        what: &'static str,
+        /// What is wrong.
+        source: distlock_transport_tcp::AddrError,
+    },
+    /// A listening address whose host name does not resolve.
+    #[error("{what} {addr}: cannot resolve the host name: {reason}")]
+    Unresolvable {
+        /// Which setting.
+        what: &'static str,
+        /// The address.
+        addr: HostPort,
+        /// Why.
+        reason: String,
+    },
+    /// Listening on every interface with nothing to tell others.
+    #[error(
+        "{what} {addr} listens on every interface, which no client or member can dial: \
+         add {advertise} HOST:PORT, the address others reach this server at"
+    )]
+    Unadvertised {
+        /// The listening setting.
+        what: &'static str,
+        /// Its value.
+        addr: SocketAddr,
+        /// The flag that says what to advertise.
+        advertise: &'static str,
+    },
     /// `--join` without the addresses of the cluster to join.
     #[error(
         "--join needs --peers naming this server and at least one member of the cluster it joins"
@@ -179,7 +222,7 @@ pub enum ConfigError {
 pub fn parse_members(
     what: &'static str,
     list: &str,
-) -> Result<BTreeMap<NodeId, SocketAddr>, ConfigError> {
+) -> Result<BTreeMap<NodeId, HostPort>, ConfigError> {
     let mut out = BTreeMap::new();
     for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
         let bad = || ConfigError::BadEntry {
@@ -188,7 +231,7 @@ pub fn parse_members(
         };
         let (id, addr) = entry.split_once('=').ok_or_else(bad)?;
         let id: u64 = id.trim().parse().map_err(|_| bad())?;
-        let addr: SocketAddr = addr.trim().parse().map_err(|_| bad())?;
+        let addr: HostPort = addr.trim().parse().map_err(|_| bad())?;
         if id == 0 {
             return Err(ConfigError::ZeroId);
         }
@@ -233,13 +276,19 @@ pub struct ConfigFile {
     /// `--data-dir`.
     pub data_dir: Option<PathBuf>,
     /// `--client-addr`.
-    pub client_addr: Option<SocketAddr>,
+    pub client_addr: Option<HostPort>,
     /// `--peer-addr`.
-    pub peer_addr: Option<SocketAddr>,
+    pub peer_addr: Option<HostPort>,
+    /// `--advertise-client-addr`.
+    pub advertise_client_addr: Option<HostPort>,
+    /// `--advertise-peer-addr`.
+    pub advertise_peer_addr: Option<HostPort>,
+    /// `--advertise-ws-addr`.
+    pub advertise_ws_addr: Option<HostPort>,
     /// `--peers`, as a table of id = address.
-    pub peers: Option<BTreeMap<String, SocketAddr>>,
+    pub peers: Option<BTreeMap<String, HostPort>>,
     /// `--client-addrs`, as a table of id = address.
-    pub client_addrs: Option<BTreeMap<String, SocketAddr>>,
+    pub client_addrs: Option<BTreeMap<String, HostPort>>,
     /// `--cluster-id`.
     pub cluster_id: Option<String>,
     /// `--fsync`: `always` or `never`.
@@ -247,7 +296,7 @@ pub struct ConfigFile {
     /// `--ws-addr`: `HOST:PORT`, or `"none"`.
     pub ws_addr: Option<String>,
     /// `--ws-addrs`, as a table of id = address.
-    pub ws_addrs: Option<BTreeMap<String, SocketAddr>>,
+    pub ws_addrs: Option<BTreeMap<String, HostPort>>,
     /// `--ws-allow-origin`, as a list.
     pub ws_allow_origins: Option<Vec<String>>,
     /// `--join`.
@@ -288,10 +337,10 @@ impl ConfigFile {
     /// On a key that is not a node id, or id 0.
     pub fn members(
         what: &'static str,
-        table: &BTreeMap<String, SocketAddr>,
-    ) -> Result<BTreeMap<NodeId, SocketAddr>, ConfigError> {
+        table: &BTreeMap<String, HostPort>,
+    ) -> Result<BTreeMap<NodeId, HostPort>, ConfigError> {
         let mut out = BTreeMap::new();
-        for (key, &addr) in table {
+        for (key, addr) in table {
             let id: u64 = key.trim().parse().map_err(|_| ConfigError::BadEntry {
                 what,
                 entry: format!("{key} = {addr}"),
@@ -299,12 +348,30 @@ impl ConfigFile {
             if id == 0 {
                 return Err(ConfigError::ZeroId);
             }
-            if out.insert(NodeId(id), addr).is_some() {
+            if out.insert(NodeId(id), addr.clone()).is_some() {
                 return Err(ConfigError::Duplicate { what, id });
             }
         }
         Ok(out)
     }
+}
+
+/// The one address a listening setting names: a literal, or the first
+/// address its host name resolves to now.
+///
+/// # Errors
+/// [`ConfigError::Unresolvable`].
+pub fn resolve_listen(what: &'static str, addr: &HostPort) -> Result<SocketAddr, ConfigError> {
+    let unresolvable = |reason: String| ConfigError::Unresolvable {
+        what,
+        addr: addr.clone(),
+        reason,
+    };
+    addr.resolve_now()
+        .map_err(|e| unresolvable(e.to_string()))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| unresolvable("no address".to_owned()))
 }
 
 impl ServerConfig {
@@ -318,8 +385,10 @@ impl ServerConfig {
             data_dir,
             client_addr,
             peer_addr,
-            peers: BTreeMap::from([(NodeId(1), peer_addr)]),
-            client_addrs: BTreeMap::from([(NodeId(1), client_addr)]),
+            peers: BTreeMap::from([(NodeId(1), HostPort::from(peer_addr))]),
+            client_addrs: BTreeMap::new(),
+            advertise_client_addr: None,
+            advertise_peer_addr: None,
             cluster_id: "distlock".to_owned(),
             fsync: FsyncPolicy::Always,
             raft: RaftTuning::default(),
@@ -348,7 +417,94 @@ impl ServerConfig {
                 return Err(ConfigError::BusyPollTooLong(window));
             }
         }
+        self.advertised_client()?;
+        self.advertised_peer()?;
         Ok(())
+    }
+
+    /// Where clients and members reach this server's client port.
+    ///
+    /// # Errors
+    /// [`ConfigError::Unadvertised`] when it listens on every interface
+    /// and no advertise address is given.
+    pub fn advertised_client(&self) -> Result<HostPort, ConfigError> {
+        advertised(
+            self.advertise_client_addr.as_ref(),
+            None,
+            self.client_addr,
+            "--client-addr",
+            "--advertise-client-addr",
+        )
+    }
+
+    /// Where members reach this server's peer port: the advertise address,
+    /// else this server's entry in `peers`, else `peer_addr`.
+    ///
+    /// # Errors
+    /// As [`Self::advertised_client`].
+    pub fn advertised_peer(&self) -> Result<HostPort, ConfigError> {
+        advertised(
+            self.advertise_peer_addr.as_ref(),
+            self.peers.get(&self.id),
+            self.peer_addr,
+            "--peer-addr",
+            "--advertise-peer-addr",
+        )
+    }
+
+    /// Everything this server publishes about itself: its peer, client and
+    /// WebSocket addresses as others must dial them.
+    ///
+    /// # Errors
+    /// As [`Self::advertised_client`].
+    pub fn advertised(&self, ws: &WsConfig) -> Result<MemberAddrs, ConfigError> {
+        Ok(MemberAddrs {
+            peer: self.advertised_peer()?.to_string(),
+            client: self.advertised_client()?.to_string(),
+            ws: ws.advertised()?.map(|a| a.to_string()),
+        })
+    }
+}
+
+impl WsConfig {
+    /// Where WebSocket clients reach this server, if it serves them.
+    ///
+    /// # Errors
+    /// As [`ServerConfig::advertised_client`].
+    pub fn advertised(&self) -> Result<Option<HostPort>, ConfigError> {
+        let Some(addr) = self.addr else {
+            return Ok(None);
+        };
+        advertised(
+            self.advertise.as_ref(),
+            None,
+            addr,
+            "--ws-addr",
+            "--advertise-ws-addr",
+        )
+        .map(Some)
+    }
+}
+
+/// The first of `advertise` and `named` given, else the listening address
+/// itself unless that is `0.0.0.0` or `[::]`.
+fn advertised(
+    advertise: Option<&HostPort>,
+    named: Option<&HostPort>,
+    listen: SocketAddr,
+    what: &'static str,
+    flag: &'static str,
+) -> Result<HostPort, ConfigError> {
+    let unadvertised = || ConfigError::Unadvertised {
+        what,
+        addr: listen,
+        advertise: flag,
+    };
+    match advertise.or(named) {
+        Some(a) if a.is_unspecified() => Err(unadvertised()),
+        Some(a) => Ok(a.clone()),
+        None if listen.ip().is_unspecified() => Err(unadvertised()),
+        None => Ok(HostPort::from(listen)),
     }
 }
 
@@ -371,7 +527,7 @@ mod tests {
         assert_eq!(f.ws_addrs.map(|t| t.len()), Some(1));
         assert_eq!(
             WsConfig::parse_addr(" 127.0.0.1:7201 "),
-            Ok(Some(WsConfig::DEFAULT_ADDR))
+            Ok(Some(HostPort::from(WsConfig::DEFAULT_ADDR)))
         );
         assert_eq!(WsConfig::parse_addr("OFF"), Ok(None));
         assert!(matches!(
@@ -395,7 +551,10 @@ mod tests {
         let e = ConfigFile::parse("client_addr = \"nowhere\"\n").expect_err("bad address");
         assert!(e.contains("client_addr"), "{e}");
         let mut bad = BTreeMap::new();
-        bad.insert("one".to_owned(), "127.0.0.1:1".parse().expect("addr"));
+        bad.insert(
+            "one".to_owned(),
+            "127.0.0.1:1".parse::<HostPort>().expect("addr"),
+        );
         assert!(ConfigFile::members("peers", &bad).is_err());
     }
 

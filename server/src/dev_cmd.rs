@@ -10,6 +10,7 @@ use crate::runtime;
 use crate::storage::FsyncPolicy;
 use distlock_core::ids::NodeId;
 use distlock_core::proto::{RequestBody, ResponseBody};
+use distlock_transport_tcp::HostPort;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -106,8 +107,13 @@ impl DevCluster {
                 data_dir: root.join(format!("node{}", id.0)),
                 client_addr: clients[&id],
                 peer_addr: peers[&id],
-                peers: peers.clone(),
-                client_addrs: clients.clone(),
+                peers: peers.iter().map(|(&i, a)| (i, HostPort::from(a))).collect(),
+                client_addrs: clients
+                    .iter()
+                    .map(|(&i, a)| (i, HostPort::from(a)))
+                    .collect(),
+                advertise_client_addr: None,
+                advertise_peer_addr: None,
                 cluster_id: "distlock-dev".to_owned(),
                 fsync: self.fsync,
                 raft: crate::config::RaftTuning::default(),
@@ -117,7 +123,8 @@ impl DevCluster {
             };
             let ws = WsConfig {
                 addr: Some(ws[&id]),
-                addrs: ws.clone(),
+                advertise: None,
+                addrs: ws.iter().map(|(&i, a)| (i, HostPort::from(a))).collect(),
                 allow_origins: Vec::new(),
             };
             (cfg, ws)
@@ -235,7 +242,9 @@ fn first_failure(
 async fn wait_for_leader(servers: &[SocketAddr]) {
     loop {
         for &addr in servers {
-            if let Ok((_, answers)) = ask(addr, vec![RequestBody::ClusterStatus]).await {
+            if let Ok((_, answers)) =
+                ask(&HostPort::from(addr), vec![RequestBody::ClusterStatus]).await
+            {
                 if let Some(ResponseBody::ClusterStatus(v)) = answers.first() {
                     if v.leader.is_some() {
                         return;

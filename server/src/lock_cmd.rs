@@ -3,7 +3,7 @@
 
 use crate::client::{Client, ClientError, ClientOptions};
 use distlock_core::locks::{Mode, Wait};
-use std::net::SocketAddr;
+use distlock_transport_tcp::HostPort;
 use std::time::Duration;
 
 /// Exit status when the lock was not acquired (try, or timeout).
@@ -22,7 +22,7 @@ const CONNECT_PATIENCE: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct LockRequest {
     /// The servers to try.
-    pub servers: Vec<SocketAddr>,
+    pub servers: Vec<HostPort>,
     /// The lock's name.
     pub name: String,
     /// How long to wait; `None` for ever, zero for `--try`.

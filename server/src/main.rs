@@ -5,12 +5,13 @@ use clap::{Parser, Subcommand};
 use distlock_core::ids::NodeId;
 use distlock_server::bench_cmd::{self, BenchRequest};
 use distlock_server::clock::MonotonicClock;
-use distlock_server::config::{ConfigFile, ServerConfig, WsConfig, parse_members};
+use distlock_server::config::{ConfigFile, ServerConfig, WsConfig, parse_members, resolve_listen};
 use distlock_server::dev_cmd::{self, DevCluster};
 use distlock_server::lock_cmd::{self, parse_duration};
 use distlock_server::members_cmd::{self, MembersRequest};
 use distlock_server::status_cmd::{self, StatusRequest};
 use distlock_server::storage::FsyncPolicy;
+use distlock_transport_tcp::HostPort;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -76,14 +77,14 @@ enum MembersChange {
         /// The new server's id (its `serve --id`).
         id: u64,
         /// Where its peers reach it (its `serve --peer-addr`).
-        #[arg(long)]
-        peer_addr: SocketAddr,
+        #[arg(long, value_name = "HOST:PORT")]
+        peer_addr: HostPort,
         /// Where its clients reach it (its `serve --client-addr`).
-        #[arg(long)]
-        client_addr: SocketAddr,
+        #[arg(long, value_name = "HOST:PORT")]
+        client_addr: HostPort,
         /// Where its WebSocket clients reach it, if anywhere.
-        #[arg(long)]
-        ws_addr: Option<SocketAddr>,
+        #[arg(long, value_name = "HOST:PORT")]
+        ws_addr: Option<HostPort>,
     },
     /// Makes a learner a voter; waits (up to --timeout) until it has caught up.
     Promote {
@@ -101,7 +102,8 @@ enum MembersChange {
 /// Where the cluster is, for the commands that talk to one.
 #[derive(clap::Args, Debug)]
 struct ServersArg {
-    /// Servers to talk to, comma-separated (else $DISTLOCK_SERVERS, else 127.0.0.1:7001).
+    /// Servers to talk to, HOST:PORT comma-separated; host names are
+    /// resolved on every dial (else $DISTLOCK_SERVERS, else 127.0.0.1:7001).
     #[arg(
         long,
         env = "DISTLOCK_SERVERS",
@@ -109,7 +111,7 @@ struct ServersArg {
         value_delimiter = ',',
         global = true
     )]
-    servers: Vec<SocketAddr>,
+    servers: Vec<HostPort>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -192,75 +194,96 @@ struct DevArgs {
     worker_threads: u16,
 }
 
+/// `distlock serve`'s settings. Each comes from its flag, else from the
+/// environment variable `DISTLOCK_<FLAG>` (clap reads it as if it were the
+/// flag), else from the `--config` file, else from its default.
 #[derive(clap::Args, Debug)]
 struct ServeArgs {
     /// Read settings from this TOML file (keys as the flags below, with
-    /// underscores; [peers] and [client_addrs] tables of id = "HOST:PORT").
-    /// Flags given on the command line win over the file.
-    #[arg(long)]
+    /// underscores; [peers], [client_addrs] and [ws_addrs] tables of
+    /// id = "HOST:PORT"). Flags and environment variables win over the file.
+    #[arg(long, env = "DISTLOCK_CONFIG")]
     config: Option<PathBuf>,
     /// This server's id (1 or more) [default: 1].
-    #[arg(long)]
+    #[arg(long, env = "DISTLOCK_ID")]
     id: Option<u64>,
     /// Where to keep the log and snapshots [default: distlock-data].
-    #[arg(long)]
+    #[arg(long, env = "DISTLOCK_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// Address clients connect to [default: 127.0.0.1:7001].
-    #[arg(long)]
-    client_addr: Option<SocketAddr>,
-    /// Address peers connect to [default: 127.0.0.1:7101].
-    #[arg(long)]
-    peer_addr: Option<SocketAddr>,
+    /// Address to listen on for clients; a host name is resolved once, at
+    /// start [default: 127.0.0.1:7001].
+    #[arg(long, env = "DISTLOCK_CLIENT_ADDR", value_name = "HOST:PORT")]
+    client_addr: Option<HostPort>,
+    /// Address to listen on for peers [default: 127.0.0.1:7101].
+    #[arg(long, env = "DISTLOCK_PEER_ADDR", value_name = "HOST:PORT")]
+    peer_addr: Option<HostPort>,
+    /// The client address that clients and members are told to dial
+    /// (required when --client-addr is 0.0.0.0 or [::]) [default: --client-addr].
+    #[arg(long, env = "DISTLOCK_ADVERTISE_CLIENT_ADDR", value_name = "HOST:PORT")]
+    advertise_client_addr: Option<HostPort>,
+    /// The peer address that members are told to dial [default: this
+    /// server's entry in --peers].
+    #[arg(long, env = "DISTLOCK_ADVERTISE_PEER_ADDR", value_name = "HOST:PORT")]
+    advertise_peer_addr: Option<HostPort>,
+    /// The WebSocket address that clients are told to dial (required when
+    /// --ws-addr is 0.0.0.0 or [::]) [default: --ws-addr].
+    #[arg(long, env = "DISTLOCK_ADVERTISE_WS_ADDR", value_name = "HOST:PORT")]
+    advertise_ws_addr: Option<HostPort>,
     /// Every member's peer address, this server's included: 1=HOST:PORT,2=...
-    /// (default: this server alone).
-    #[arg(long)]
+    /// (default: this server alone). All a cluster needs: each server
+    /// publishes its own client and WebSocket addresses through the log.
+    #[arg(long, env = "DISTLOCK_PEERS", value_name = "ID=HOST:PORT,...")]
     peers: Option<String>,
-    /// Every member's client address, for client failover: 1=HOST:PORT,2=...
-    /// (default: only this server's).
-    #[arg(long)]
+    /// Optional: other members' client addresses to tell clients before
+    /// those members have published their own: 1=HOST:PORT,2=...
+    #[arg(long, env = "DISTLOCK_CLIENT_ADDRS", value_name = "ID=HOST:PORT,...")]
     client_addrs: Option<String>,
     /// The cluster's name; peers and clients naming another are refused [default: distlock].
-    #[arg(long)]
+    #[arg(long, env = "DISTLOCK_CLUSTER_ID")]
     cluster_id: Option<String>,
     /// `always` (default): fsync before acknowledging; `never`: for benchmarks only.
-    #[arg(long)]
+    #[arg(long, env = "DISTLOCK_FSYNC")]
     fsync: Option<FsyncPolicy>,
     /// Address for WebSocket clients (browsers, edge services) and the
     /// dashboard at http://ADDR/, or `none` for neither. Default:
     /// 127.0.0.1:7201 when no --client-addr is given either (plain
     /// `serve`), else none: a member given its addresses gets WebSocket
     /// only when asked, so that servers sharing a host never collide.
-    #[arg(long, value_name = "HOST:PORT|none")]
+    #[arg(long, env = "DISTLOCK_WS_ADDR", value_name = "HOST:PORT|none")]
     ws_addr: Option<String>,
-    /// Every member's WebSocket address, for failover of WebSocket
-    /// clients: 1=HOST:PORT,2=... (default: only this server's).
-    #[arg(long)]
+    /// Optional: other members' WebSocket addresses to tell clients before
+    /// those members have published their own: 1=HOST:PORT,2=...
+    #[arg(long, env = "DISTLOCK_WS_ADDRS", value_name = "ID=HOST:PORT,...")]
     ws_addrs: Option<String>,
     /// Browser origins allowed to open WebSockets besides the server's own
     /// (the dashboard), comma-separated, e.g. https://ops.example.com;
     /// `*` allows any (development only). Non-browser clients send no
     /// origin and are always allowed.
-    #[arg(long = "ws-allow-origin", value_delimiter = ',')]
+    #[arg(
+        long = "ws-allow-origin",
+        env = "DISTLOCK_WS_ALLOW_ORIGIN",
+        value_delimiter = ','
+    )]
     ws_allow_origin: Vec<String>,
     /// Threads running the server's network tasks (default 1: the node
     /// task, connections and peer links share one thread, which measured
     /// fastest; storage IO always has its own thread).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    #[arg(long, env = "DISTLOCK_WORKER_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     worker_threads: u16,
     /// After each event, poll for the next one for this long (e.g. 300us)
     /// instead of sleeping until woken: lower latency where waking a
     /// thread is slow (virtual machines), at the price of up to two busy
     /// threads while requests keep coming. Off by default; at most 10ms.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, env = "DISTLOCK_BUSY_POLL", value_name = "DURATION", value_parser = parse_duration)]
     busy_poll: Option<Duration>,
     /// Take a Raft snapshot (compacting the stored log) every N applied entries;
     /// 0 never (default 50000). For tests: small values snapshot often.
-    #[arg(long, value_name = "N", hide = true)]
+    #[arg(long, env = "DISTLOCK_SNAPSHOT_EVERY", value_name = "N", hide = true)]
     snapshot_every: Option<u64>,
     /// Join a running cluster as a new server: start empty and without a
     /// vote, and wait for `distlock members add` (run against the cluster)
     /// to add it as a learner; --peers names this server and the members.
-    #[arg(long)]
+    #[arg(long, env = "DISTLOCK_JOIN")]
     join: bool,
     /// Disaster recovery after a quorum was lost for good: make this
     /// server (the most up-to-date survivor) the only voter of a new
@@ -280,10 +303,10 @@ impl ServeArgs {
             None => ConfigFile::default(),
         };
         let client_addr_given = self.client_addr.is_some() || file.client_addr.is_some();
-        let ws_addr = match self.ws_addr.as_deref().or(file.ws_addr.as_deref()) {
+        let ws_listen = match self.ws_addr.as_deref().or(file.ws_addr.as_deref()) {
             Some(text) => WsConfig::parse_addr(text)?,
             None if client_addr_given => None,
-            None => Some(WsConfig::DEFAULT_ADDR),
+            None => Some(HostPort::from(WsConfig::DEFAULT_ADDR)),
         };
         let ws_addrs = match (&self.ws_addrs, &file.ws_addrs) {
             (Some(list), _) => parse_members("--ws-addrs", list)?,
@@ -291,7 +314,14 @@ impl ServeArgs {
             (None, None) => Default::default(),
         };
         let ws = WsConfig {
-            addr: ws_addr,
+            addr: ws_listen
+                .as_ref()
+                .map(|a| resolve_listen("--ws-addr", a))
+                .transpose()?,
+            advertise: self
+                .advertise_ws_addr
+                .or(file.advertise_ws_addr)
+                .or_else(|| ws_listen.as_ref().and_then(named)),
             addrs: ws_addrs,
             allow_origins: if self.ws_allow_origin.is_empty() {
                 file.ws_allow_origins.clone().unwrap_or_default()
@@ -300,25 +330,35 @@ impl ServeArgs {
             },
         };
         let id = NodeId(self.id.or(file.id).unwrap_or(1));
-        let client_addr = self
+        let client_listen = self
             .client_addr
             .or(file.client_addr)
-            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 7001)));
-        let peer_addr = self
-            .peer_addr
-            .or(file.peer_addr)
-            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 7101)));
+            .unwrap_or_else(|| HostPort::from(SocketAddr::from(([127, 0, 0, 1], 7001))));
+        let client_addr = resolve_listen("--client-addr", &client_listen)?;
+        let peer_addr = resolve_listen(
+            "--peer-addr",
+            &self
+                .peer_addr
+                .or(file.peer_addr)
+                .unwrap_or_else(|| HostPort::from(SocketAddr::from(([127, 0, 0, 1], 7101)))),
+        )?;
+        let advertise_peer_addr = self.advertise_peer_addr.or(file.advertise_peer_addr);
         let peers = match (&self.peers, &file.peers) {
             (Some(list), _) => parse_members("--peers", list)?,
             (None, Some(table)) => ConfigFile::members("peers", table)?,
-            (None, None) => [(id, peer_addr)].into(),
+            (None, None) => [(
+                id,
+                advertise_peer_addr
+                    .clone()
+                    .unwrap_or_else(|| HostPort::from(peer_addr)),
+            )]
+            .into(),
         };
-        let mut client_addrs = match (&self.client_addrs, &file.client_addrs) {
+        let client_addrs = match (&self.client_addrs, &file.client_addrs) {
             (Some(list), _) => parse_members("--client-addrs", list)?,
             (None, Some(table)) => ConfigFile::members("client_addrs", table)?,
             (None, None) => Default::default(),
         };
-        client_addrs.insert(id, client_addr);
         let fsync = match (self.fsync, &file.fsync) {
             (Some(f), _) => f,
             (None, Some(text)) => text
@@ -336,6 +376,11 @@ impl ServeArgs {
             peer_addr,
             peers,
             client_addrs,
+            advertise_client_addr: self
+                .advertise_client_addr
+                .or(file.advertise_client_addr)
+                .or_else(|| named(&client_listen)),
+            advertise_peer_addr,
             cluster_id: self
                 .cluster_id
                 .or(file.cluster_id)
@@ -357,8 +402,15 @@ impl ServeArgs {
             .filter(|d| !d.is_zero()),
         };
         cfg.validate()?;
+        ws.advertised()?;
         Ok((cfg, ws))
     }
+}
+
+/// A listening address given as a host name, which is then also the
+/// name others are told (rather than the address it resolved to here).
+fn named(listen: &HostPort) -> Option<HostPort> {
+    listen.socket_addr().is_none().then(|| listen.clone())
 }
 
 fn main() {

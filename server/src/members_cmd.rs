@@ -16,8 +16,8 @@ use crate::lock_cmd::EXIT_UNAVAILABLE;
 use distlock_core::ids::{LogIndex, NodeId};
 use distlock_core::proto::{MemberRole, ProtoError, RequestBody, ResponseBody};
 use distlock_core::raft::{MemberAddrs, MembershipChange, MembershipError, Refusal};
+use distlock_transport_tcp::HostPort;
 use serde_json::json;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Exit status when the cluster refused the change for good.
@@ -27,7 +27,7 @@ pub const EXIT_REFUSED: i32 = 1;
 #[derive(Clone, Debug)]
 pub struct MembersRequest {
     /// The servers to try, in order.
-    pub servers: Vec<SocketAddr>,
+    pub servers: Vec<HostPort>,
     /// The change.
     pub change: MembershipChange,
     /// Give up after this long.
@@ -59,9 +59,9 @@ pub async fn run(req: MembersRequest) -> i32 {
     loop {
         let mut why = String::new();
         let mut next = 0;
-        while let Some(&addr) = servers.get(next) {
+        while let Some(addr) = servers.get(next).cloned() {
             next += 1;
-            match attempt(addr, &req).await {
+            match attempt(&addr, &req).await {
                 Attempt::Done(index) => {
                     report(&req, index);
                     return 0;
@@ -81,7 +81,7 @@ pub async fn run(req: MembersRequest) -> i32 {
                     why = format!("{addr}: {reason}");
                     // Servers removed since the list was written cannot
                     // help; the members they name may.
-                    discover(addr, &mut servers).await;
+                    discover(&addr, &mut servers).await;
                 }
             }
         }
@@ -98,12 +98,12 @@ pub async fn run(req: MembersRequest) -> i32 {
 }
 
 /// Appends the client addresses of the members `addr` names.
-async fn discover(addr: SocketAddr, servers: &mut Vec<SocketAddr>) {
+async fn discover(addr: &HostPort, servers: &mut Vec<HostPort>) {
     let Ok((welcome, _)) = ask(addr, Vec::new()).await else {
         return;
     };
     for member in welcome.members {
-        if let Ok(a) = member.client_addr.parse::<SocketAddr>() {
+        if let Ok(a) = member.client_addr.parse::<HostPort>() {
             if !servers.contains(&a) {
                 servers.push(a);
             }
@@ -111,7 +111,7 @@ async fn discover(addr: SocketAddr, servers: &mut Vec<SocketAddr>) {
     }
 }
 
-async fn attempt(addr: SocketAddr, req: &MembersRequest) -> Attempt {
+async fn attempt(addr: &HostPort, req: &MembersRequest) -> Attempt {
     let body = RequestBody::ChangeMembership(req.change.clone());
     match ask(addr, vec![body]).await {
         Ok((_, answers)) => match answers.first() {
@@ -126,7 +126,7 @@ async fn attempt(addr: SocketAddr, req: &MembersRequest) -> Attempt {
 }
 
 /// Sorts a refusal into done (already in effect), wait or final.
-async fn refused(addr: SocketAddr, change: &MembershipChange, e: MembershipError) -> Attempt {
+async fn refused(addr: &HostPort, change: &MembershipChange, e: MembershipError) -> Attempt {
     match e.meaning(change) {
         Refusal::Wait => Attempt::Wait(e.to_string()),
         Refusal::Final => Attempt::Refused(e.to_string()),
@@ -155,6 +155,7 @@ fn report(req: &MembersRequest, index: Option<LogIndex>) {
         MembershipChange::AddLearner(id, _) => ("added as a learner", id),
         MembershipChange::Promote(id) => ("promoted to voter", id),
         MembershipChange::Remove(id) => ("removed", id),
+        MembershipChange::SetAddrs(id, _) => ("addresses published", id),
     };
     if req.json {
         println!(
@@ -179,9 +180,9 @@ fn report(req: &MembersRequest, index: Option<LogIndex>) {
 #[must_use]
 pub fn add(
     id: NodeId,
-    peer_addr: SocketAddr,
-    client_addr: SocketAddr,
-    ws_addr: Option<SocketAddr>,
+    peer_addr: HostPort,
+    client_addr: HostPort,
+    ws_addr: Option<HostPort>,
 ) -> MembershipChange {
     MembershipChange::AddLearner(
         id,

@@ -26,9 +26,9 @@ use distlock_core::ids::NodeId;
 use distlock_core::locks::{LockState, Mode};
 use distlock_core::proto::LockStatusView;
 use distlock_core::raft::{Membership, StateMachine};
+use distlock_transport_tcp::HostPort;
 use file::{Backup, BackupMeta, FORMAT_VERSION};
 use serde_json::{Value, json};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -56,9 +56,11 @@ held, or null), and locks [lock, mode, kind, holders [session, token],
 waiters [session, mode, timeout_ms], lock_delay_ms], the lock fields being
 those of `status NAME --json`.
 
-`restore` seeds the empty data directory of one server of a NEW cluster;
-restore every server of it from the same file with the same --peers, then
-start each with `distlock serve --id N --data-dir D --peers ...`. The new
+`restore` seeds the empty data directory of one server of a NEW cluster,
+recording its cluster id (--cluster-id, default distlock) and node id as
+`serve` does; restore every server of it from the same file with the same
+--peers, then start each with `distlock serve --id N --data-dir D --peers
+... --cluster-id C`. The new
 cluster's log starts after the snapshot's index, so every fencing token it
 grants is higher than every token in the snapshot; every session in it gets
 its full TTL again from the first leader's election, so a lock held by a
@@ -84,14 +86,15 @@ enum SnapshotAction {
     Save {
         /// Where to write the snapshot.
         file: PathBuf,
-        /// Servers to ask, comma-separated (else $DISTLOCK_SERVERS, else 127.0.0.1:7001).
+        /// Servers to ask, HOST:PORT comma-separated (else $DISTLOCK_SERVERS,
+        /// else 127.0.0.1:7001).
         #[arg(
             long,
             env = "DISTLOCK_SERVERS",
             default_value = "127.0.0.1:7001",
             value_delimiter = ','
         )]
-        servers: Vec<SocketAddr>,
+        servers: Vec<HostPort>,
         /// Give up (exit 69) when no leader has answered within this long.
         #[arg(long, default_value = "60s", value_parser = parse_duration)]
         timeout: Duration,
@@ -121,7 +124,8 @@ enum SnapshotAction {
         /// the snapshot's members.
         #[arg(long)]
         peers: String,
-        /// The new cluster's name, for the `serve` command printed.
+        /// The new cluster's name (its `serve --cluster-id`): the data
+        /// directory is recorded as belonging to it [default: distlock].
         #[arg(long)]
         cluster_id: Option<String>,
     },
@@ -146,7 +150,7 @@ pub async fn run(args: SnapshotArgs) -> i32 {
     }
 }
 
-async fn save(path: &Path, servers: &[SocketAddr], timeout: Duration) -> i32 {
+async fn save(path: &Path, servers: &[HostPort], timeout: Duration) -> i32 {
     let fetched = match fetch::fetch(servers, timeout).await {
         Ok(f) => f,
         Err(e @ fetch::FetchError::Unavailable { .. }) => {
@@ -229,7 +233,8 @@ fn restore(path: &Path, data_dir: &Path, id: u64, peers: &str, cluster_id: Optio
         Ok(read) => read,
         Err(e) => return fail(e.to_string()),
     };
-    if let Err(e) = restore::seed_data_dir(&backup, data_dir, NodeId(id), &peer_map) {
+    let cluster = cluster_id.unwrap_or("distlock");
+    if let Err(e) = restore::seed_data_dir(&backup, data_dir, cluster, NodeId(id), &peer_map) {
         return fail(e.to_string());
     }
     println!(

@@ -13,16 +13,16 @@ use distlock_core::locks::{LockKind, Mode};
 use distlock_core::proto::{
     ClusterStatusView, LockStatusView, MemberRole, RequestBody, ResponseBody,
 };
+use distlock_transport_tcp::HostPort;
 use distlock_transport_tcp::WelcomeInfo;
 use serde_json::{Value, json};
-use std::net::SocketAddr;
 use std::time::Duration;
 
 /// What `distlock status` was asked.
 #[derive(Clone, Debug)]
 pub struct StatusRequest {
     /// The servers to try, in order.
-    pub servers: Vec<SocketAddr>,
+    pub servers: Vec<HostPort>,
     /// A lock to report on, or `None` for the cluster.
     pub lock: Option<String>,
     /// Print one JSON object instead of text.
@@ -31,9 +31,9 @@ pub struct StatusRequest {
 
 /// The cluster's status from the first server that answers, refined by the
 /// leader's own view when another server answered first.
-async fn cluster_status(servers: &[SocketAddr]) -> Result<(SocketAddr, ClusterStatusView), String> {
+async fn cluster_status(servers: &[HostPort]) -> Result<(HostPort, ClusterStatusView), String> {
     let mut failures = Vec::new();
-    for &addr in servers {
+    for addr in servers {
         match ask(addr, vec![RequestBody::ClusterStatus]).await {
             Ok((welcome, answers)) => {
                 let Some(ResponseBody::ClusterStatus(view)) = answers.into_iter().next() else {
@@ -43,7 +43,7 @@ async fn cluster_status(servers: &[SocketAddr]) -> Result<(SocketAddr, ClusterSt
                 if let Some(better) = from_leader(&welcome, &view).await {
                     return Ok(better);
                 }
-                return Ok((addr, view));
+                return Ok((addr.clone(), view));
             }
             Err(e) => failures.push(format!("{addr}: {e}")),
         }
@@ -56,16 +56,16 @@ async fn cluster_status(servers: &[SocketAddr]) -> Result<(SocketAddr, ClusterSt
 async fn from_leader(
     welcome: &WelcomeInfo,
     view: &ClusterStatusView,
-) -> Option<(SocketAddr, ClusterStatusView)> {
+) -> Option<(HostPort, ClusterStatusView)> {
     let leader = view.leader.filter(|&l| l != welcome.node_id)?;
-    let addr: SocketAddr = view
+    let addr: HostPort = view
         .members
         .iter()
         .find(|m| m.id == leader)?
         .client_addr
         .parse()
         .ok()?;
-    match ask(addr, vec![RequestBody::ClusterStatus]).await {
+    match ask(&addr, vec![RequestBody::ClusterStatus]).await {
         Ok((_, answers)) => match answers.into_iter().next() {
             Some(ResponseBody::ClusterStatus(v)) => Some((addr, v)),
             _ => None,
@@ -121,7 +121,7 @@ pub async fn run(req: StatusRequest) -> i32 {
 /// leader (a linearizable read). While no leader can answer, it asks again
 /// for up to [`LEADER_PATIENCE`].
 async fn read_lock(
-    servers: &[SocketAddr],
+    servers: &[HostPort],
     name: &str,
 ) -> Result<(ClusterStatusView, Option<LockStatusView>), String> {
     let deadline = tokio::time::Instant::now() + LEADER_PATIENCE;
@@ -134,7 +134,7 @@ async fn read_lock(
         };
         // The cluster's status again after the read, which may have waited
         // out an election: the report names the leader that answered it.
-        let why = match ask(addr, vec![body, RequestBody::ClusterStatus]).await {
+        let why = match ask(&addr, vec![body, RequestBody::ClusterStatus]).await {
             Ok((welcome, answers)) => {
                 let mut answers = answers.into_iter();
                 let (Some(ResponseBody::LockStatus(view)), Some(ResponseBody::ClusterStatus(now))) =
@@ -229,7 +229,7 @@ pub fn lock_json(name: &str, view: Option<&LockStatusView>) -> Value {
     })
 }
 
-fn cluster_text(addr: SocketAddr, v: &ClusterStatusView) -> String {
+fn cluster_text(addr: HostPort, v: &ClusterStatusView) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     let leader = v

@@ -14,6 +14,7 @@ use distlock_server::config::WsConfig;
 use distlock_server::config::{RaftTuning, ServerConfig};
 use distlock_server::runtime::{PeerChaos, RuntimeEnv, run_in};
 use distlock_server::storage::FsyncPolicy;
+use distlock_transport_tcp::HostPort;
 use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle};
 use rand_chacha::ChaCha8Rng;
@@ -146,8 +147,18 @@ impl Cluster {
             data_dir: "/sim".into(),
             client_addr: client_addr(id),
             peer_addr: peer_addr(id),
-            peers: self.peers.clone(),
-            client_addrs: self.peers.keys().map(|&i| (i, client_addr(i.0))).collect(),
+            peers: self
+                .peers
+                .iter()
+                .map(|(&i, a)| (i, HostPort::from(a)))
+                .collect(),
+            client_addrs: self
+                .peers
+                .keys()
+                .map(|&i| (i, HostPort::from(client_addr(i.0))))
+                .collect(),
+            advertise_client_addr: None,
+            advertise_peer_addr: None,
             cluster_id: "sim".to_owned(),
             fsync: FsyncPolicy::Always,
             raft: self.raft,
@@ -174,7 +185,11 @@ impl Cluster {
                 let chaos: Arc<dyn PeerChaos> = ch.clone();
                 let ws = WsConfig {
                     addr: Some(ws_addr(id)),
-                    addrs: peer_ids.iter().map(|&i| (NodeId(i), ws_addr(i))).collect(),
+                    advertise: None,
+                    addrs: peer_ids
+                        .iter()
+                        .map(|&i| (NodeId(i), HostPort::from(ws_addr(i))))
+                        .collect(),
                     allow_origins: Vec::new(),
                 };
                 async move {

@@ -149,6 +149,7 @@ fn describe(change: &MembershipChange) -> String {
         MembershipChange::AddLearner(id, _) => format!("add s{}", id.0),
         MembershipChange::Promote(id) => format!("promote s{}", id.0),
         MembershipChange::Remove(id) => format!("remove s{}", id.0),
+        MembershipChange::SetAddrs(id, _) => format!("set addresses of s{}", id.0),
     }
 }
 

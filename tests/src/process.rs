@@ -375,8 +375,9 @@ impl Drop for Server {
     }
 }
 
-/// Servers `1..=n` on fresh ports and data directories, each told every
-/// member's peer and client address.
+/// Servers `1..=n` on fresh ports and data directories, started as the
+/// README says: each told its own addresses and every member's peer
+/// address (`--peers`), nothing more.
 #[derive(Debug)]
 pub struct Cluster {
     servers: Vec<Server>,
@@ -405,8 +406,7 @@ impl Cluster {
     pub fn configured(n: usize) -> Self {
         let clients: Vec<SocketAddr> = (0..n).map(|_| free_addr()).collect();
         let peers: Vec<SocketAddr> = (0..n).map(|_| free_addr()).collect();
-        let list = |addrs: &[SocketAddr]| member_list(addrs);
-        let (peer_list, client_list) = (list(&peers), list(&clients));
+        let peer_list = member_list(&peers);
         let servers = (0..n)
             .map(|i| {
                 let id = i as u64 + 1;
@@ -415,8 +415,6 @@ impl Cluster {
                     id.to_string(),
                     "--peers".to_owned(),
                     peer_list.clone(),
-                    "--client-addrs".to_owned(),
-                    client_list.clone(),
                 ];
                 Server::new(id, clients[i], peers[i], extra)
             })

@@ -39,9 +39,20 @@ async fn status_json_reports_the_cluster_and_a_locks_holders_waiters_and_mode() 
     })
     .await;
 
+    // Members publish their client addresses through the log as they
+    // start: wait until all three have.
     let v = tokio::task::spawn_blocking({
         let servers = servers.clone();
-        move || status_json(&servers, None)
+        move || {
+            distlock_tests::wait_until("every member's address is published", PATIENCE, || {
+                let v = status_json(&servers, None);
+                let published = v["members"].as_array().is_some_and(|m| {
+                    m.iter()
+                        .all(|m| m["client_addr"].as_str().is_some_and(|a| !a.is_empty()))
+                });
+                published.then_some(v)
+            })
+        }
     })
     .await
     .expect("join");

@@ -385,12 +385,8 @@ async fn websocket_clients_fail_over_when_their_server_dies() {
                 &(i + 1).to_string(),
                 "--peers",
                 &list(&peers),
-                "--client-addrs",
-                &list(&clients),
                 "--ws-addr",
                 &wss[i].to_string(),
-                "--ws-addrs",
-                &list(&wss),
             ]
             .map(str::to_owned)
             .to_vec();

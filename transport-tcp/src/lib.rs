@@ -9,16 +9,20 @@
 //! - [`handshake`]: [`client_handshake`], [`accept_client`],
 //!   [`peer_handshake`] and [`accept_peer`], each under a deadline.
 //! - [`error`]: [`FrameError`] and [`TransportError`].
+//! - [`addr`]: [`HostPort`], the `HOST:PORT` addresses (DNS names
+//!   included) that servers and clients dial.
 //!
 //! All IO goes through the workspace `tokio` (madsim-tokio), so the same
 //! code runs over real sockets and in simulation. Streams are split with
 //! `tokio::io::split` (madsim's `TcpStream` has no `into_split`), and every
 //! batch of frames must be flushed (madsim delivers only on flush).
 
+pub mod addr;
 pub mod error;
 pub mod frame;
 pub mod handshake;
 
+pub use addr::{AddrError, HostPort};
 pub use error::{FrameError, TransportError};
 pub use frame::{FrameReader, FrameWriter, PREFIX_BYTES, read_frame_timeout};
 pub use handshake::{

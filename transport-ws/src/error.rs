@@ -64,6 +64,10 @@ pub enum WsError {
     /// answered `403 Forbidden`.
     #[error("origin {0:?} is not allowed")]
     OriginRefused(String),
+    /// The request's `Host` is none of the server's names (DNS
+    /// rebinding); it was answered `403 Forbidden`.
+    #[error("host name {0:?} is not one of this server's")]
+    HostRefused(String),
     /// The HTTP request was not a WebSocket upgrade; it was answered (the
     /// dashboard page, or an HTTP error) and the connection closed.
     #[error("answered a plain HTTP request with status {0}")]
@@ -137,6 +141,7 @@ impl From<WsError> for TransportError {
             | WsError::Malformed(_)
             | WsError::Encode(_)
             | WsError::OriginRefused(_)
+            | WsError::HostRefused(_)
             | WsError::Http(_)
             | WsError::BadRequest(_)) => Self::Io(io::Error::other(other.to_string())),
         }

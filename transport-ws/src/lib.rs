@@ -30,6 +30,7 @@ pub mod client;
 pub mod codec;
 pub mod dashboard;
 pub mod error;
+pub mod host;
 pub mod http;
 pub mod link;
 pub mod origin;
@@ -41,6 +42,7 @@ pub use dashboard::DASHBOARD_HTML;
 pub use error::WsError;
 /// The stream combinators its connections are used with, for tests.
 pub use futures_util;
+pub use host::HostPolicy;
 pub use http::Prefixed;
 pub use link::{WsReader, WsWriter};
 pub use origin::OriginPolicy;

@@ -5,6 +5,7 @@
 
 use crate::codec::Encoding;
 use crate::error::WsError;
+use crate::host::HostPolicy;
 use crate::http::{Prefixed, read_head, respond};
 use crate::link::{WsReader, WsWriter, split};
 use crate::origin::OriginPolicy;
@@ -30,6 +31,8 @@ pub struct WsServerConfig {
     pub handshake: HandshakeConfig,
     /// Which browser origins may upgrade.
     pub origins: OriginPolicy,
+    /// Which `Host` names any request may carry (DNS rebinding).
+    pub hosts: HostPolicy,
     /// The page `GET /` answers (the dashboard); `None` answers 404.
     pub page: Option<Arc<str>>,
 }
@@ -145,6 +148,17 @@ where
             }
             Err(e) => return Err(e),
         };
+        if !config.hosts.allows(head.host.as_deref()) {
+            let _ = respond(
+                &mut stream,
+                403,
+                "text/plain",
+                b"unknown host name: this server answers to its own names and IP addresses only \
+                  (see --advertise-ws-addr)\n",
+            )
+            .await;
+            return Err(WsError::HostRefused(head.host.unwrap_or_default()));
+        }
         if !head.upgrade {
             let status = serve_plain(&mut stream, &head.method, &head.path, config).await;
             return Err(WsError::Http(status));

@@ -213,13 +213,27 @@ fn client_samples() -> Vec<(&'static str, ClientFrame)> {
             ),
         ),
         (
+            "change_membership_set_addrs",
+            request(
+                16,
+                RequestBody::ChangeMembership(MembershipChange::SetAddrs(
+                    NodeId(2),
+                    MemberAddrs {
+                        peer: "node2.example:7101".to_owned(),
+                        client: "node2.example:7001".to_owned(),
+                        ws: None,
+                    },
+                )),
+            ),
+        ),
+        (
             "take_snapshot",
-            request(16, RequestBody::TakeSnapshot { max_len: 131_072 }),
+            request(17, RequestBody::TakeSnapshot { max_len: 131_072 }),
         ),
         (
             "snapshot_chunk",
             request(
-                17,
+                18,
                 RequestBody::SnapshotChunk {
                     index: LogIndex(900),
                     offset: 131_072,
@@ -377,6 +391,10 @@ fn server_samples() -> Vec<(&'static str, ServerFrame)> {
             ),
         ),
         ("no_leader", reply(3, Err(ProtoError::NoLeader))),
+        (
+            "leader_unreachable",
+            reply(3, Err(ProtoError::LeaderUnreachable { leader: NodeId(2) })),
+        ),
         ("unknown_session", reply(2, Err(ProtoError::UnknownSession))),
         (
             "membership_changed",

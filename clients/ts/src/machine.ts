@@ -498,7 +498,7 @@ export class SessionMachine {
   private serverCannotServe(response: Response, now: number): boolean {
     const r = response.result;
     const tag = "Err" in r ? tagOf(r.Err) : null;
-    if (tag === "ShuttingDown") return true;
+    if (tag === "ShuttingDown" || tag === "LeaderUnreachable") return true;
     const leaderless =
       "Err" in r &&
       (tag === "NoLeader" ||

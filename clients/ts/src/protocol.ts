@@ -59,7 +59,8 @@ export type RequestBody =
 export type MembershipChange =
   | { AddLearner: [number, { peer: string; client: string; ws: string | null }] }
   | { Promote: number }
-  | { Remove: number };
+  | { Remove: number }
+  | { SetAddrs: [number, { peer: string; client: string; ws: string | null }] };
 
 /** Why a membership change was refused. */
 export type MembershipError =
@@ -128,6 +129,7 @@ export type ProtoError =
   | "Timeout"
   | "UnknownSession"
   | { Membership: MembershipError }
+  | { LeaderUnreachable: { leader: number } }
   | { SnapshotUnavailable: { index: number } };
 
 export interface HolderView {
@@ -249,7 +251,9 @@ function containsBigInt(v: Json): boolean {
 
 /** Whether the error says "try again (elsewhere or later)". */
 export function isRetryable(e: ProtoError): boolean {
-  return ["NotLeader", "NoLeader", "ShuttingDown", "Overloaded", "Timeout"].includes(tagOf(e));
+  return ["NotLeader", "NoLeader", "ShuttingDown", "Overloaded", "Timeout", "LeaderUnreachable"].includes(
+    tagOf(e),
+  );
 }
 
 /** Whether the error says the session is gone for good. */

@@ -27,6 +27,7 @@
 mod deadlines;
 mod lease_timers;
 mod membership;
+mod publish;
 mod snapshot_export;
 #[cfg(test)]
 mod tests;
@@ -117,6 +118,10 @@ pub struct NodeConfig {
     pub raft: raft::Config,
     /// Every member's addresses, for `Welcome` and status.
     pub members: Vec<MemberInfo>,
+    /// This server's own addresses, published through the log for every
+    /// member and client to learn (see `publish`); `None` publishes
+    /// nothing.
+    pub advertise: Option<raft::MemberAddrs>,
 }
 
 /// One server. See the [module documentation](self).
@@ -154,6 +159,10 @@ pub struct Node {
     /// Shutting down: new client requests are refused with `ShuttingDown`
     /// so clients move to another server.
     draining: bool,
+    /// This server's own addresses, to publish in the configuration.
+    advertise: Option<raft::MemberAddrs>,
+    /// When to ask the leader again to publish them.
+    publish_at: Option<Instant>,
     actions: VecDeque<NodeAction>,
 }
 
@@ -191,6 +200,8 @@ impl Node {
             pending_changes: Vec::new(),
             announced,
             draining: false,
+            advertise: cfg.advertise,
+            publish_at: None,
             actions: VecDeque::new(),
         })
     }
@@ -339,7 +350,10 @@ impl Node {
         } else {
             None
         };
-        [raft, leases].into_iter().flatten().min()
+        [raft, leases, self.publish_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     // ---- routing --------------------------------------------------------
@@ -500,6 +514,24 @@ impl Node {
         });
     }
 
+    /// The runtime has no link to the leader that request `id` was
+    /// forwarded to: the client is told at once, to try another server,
+    /// rather than left waiting for an answer that cannot come.
+    pub fn forward_undeliverable(&mut self, id: ForwardId) {
+        // Not a client's (this server publishing its addresses): the
+        // publishing timer retries.
+        let Some(f) = self.forwarded.remove(&id) else {
+            return;
+        };
+        self.forward_of.remove(&(f.conn, f.id));
+        let origin = Origin::Local {
+            conn: f.conn,
+            id: f.id,
+        };
+        self.unregister(origin);
+        self.answer(origin, Err(ProtoError::LeaderUnreachable { leader: f.to }));
+    }
+
     fn refuse(&mut self, origin: Origin, e: raft::ProposeError) {
         let err = match e {
             raft::ProposeError::NotLeader { leader } => ProtoError::NotLeader {
@@ -631,16 +663,23 @@ impl Node {
     /// Turns Raft's actions into ours, answering what was applied.
     fn drain_raft(&mut self) {
         loop {
-            self.drain_raft_once();
-            // Becoming leader or committing our term's first entry happens
-            // while draining; what that lets us propose is drained too.
-            if !self.after_input() {
+            loop {
+                self.drain_raft_once();
+                // Becoming leader or committing our term's first entry
+                // happens while draining; what that lets us propose is
+                // drained too.
+                if !self.after_input() {
+                    break;
+                }
+            }
+            self.settle_membership_changes();
+            self.announce_membership();
+            self.reroute_forwards();
+            // A leader publishing its own addresses appends here.
+            if !self.publish_addrs() {
                 break;
             }
         }
-        self.settle_membership_changes();
-        self.announce_membership();
-        self.reroute_forwards();
     }
 
     /// Once this server follows another leader (or leads), sends it again

@@ -214,6 +214,7 @@ mod tests {
                     client_addr: "127.0.0.1:7001".to_owned(),
                     ws_addr: None,
                 }],
+                advertise: None,
             };
             let node = Node::new(cfg, LockState::default(), stored, 7, at).expect("starts");
             let mut solo = Self {

@@ -9,7 +9,7 @@ use crate::proto::{
     ClientFrame, MemberInfo, PROTOCOL_VERSION, PeerFrame, ProtoError, Request, RequestBody,
     RequestId, ResponseBody, ServerFrame,
 };
-use crate::raft::{Config, Membership, Stored};
+use crate::raft::{Config, MemberAddrs, Membership, Stored};
 use crate::time::{Duration, Instant};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -29,6 +29,12 @@ struct Net {
 
 impl Net {
     fn new(n: u64) -> Self {
+        Self::with(n, false)
+    }
+
+    /// With `publishing`, each server is told only its own addresses, as
+    /// `distlock serve --peers ...` is, and publishes them.
+    fn with(n: u64, publishing: bool) -> Self {
         let ids: Vec<NodeId> = (1..=n).map(NodeId).collect();
         let members: Vec<MemberInfo> = ids
             .iter()
@@ -40,9 +46,19 @@ impl Net {
             .collect();
         let mut nodes = BTreeMap::new();
         for &id in &ids {
+            let own = members.iter().find(|m| m.id == id).cloned();
             let cfg = NodeConfig {
                 raft: Config::new(id),
-                members: members.clone(),
+                members: if publishing {
+                    own.iter().cloned().collect()
+                } else {
+                    members.clone()
+                },
+                advertise: own.filter(|_| publishing).map(|m| MemberAddrs {
+                    peer: format!("127.0.0.1:{}", 7100 + id.0),
+                    client: m.client_addr,
+                    ws: m.ws_addr,
+                }),
             };
             let stored = Stored::fresh(Membership::with_voters(ids.clone()));
             let node = Node::new(
@@ -545,4 +561,86 @@ fn draining_hands_leadership_over_and_refuses_new_requests() {
         net.ask(new_leader, c2, RequestBody::KeepAlive { session: s }),
         Some(Ok(ResponseBody::KeepAliveAck { session: s }))
     );
+}
+
+/// Servers told only their own addresses publish them through the log:
+/// every server's `Welcome` then names every member's client address, and
+/// a server that starts again finds them in its log.
+#[test]
+fn servers_publish_their_own_addresses() {
+    let mut net = Net::with(3, true);
+    net.settle();
+    net.run_for(Duration::from_secs(2));
+    for (&id, node) in &net.nodes {
+        let ServerFrame::Welcome { members, .. } = node.welcome() else {
+            panic!("a welcome");
+        };
+        let addrs: Vec<(u64, String)> = members
+            .iter()
+            .map(|m| (m.id.0, m.client_addr.clone()))
+            .collect();
+        assert_eq!(
+            addrs,
+            vec![
+                (1, "127.0.0.1:7001".to_owned()),
+                (2, "127.0.0.1:7002".to_owned()),
+                (3, "127.0.0.1:7003".to_owned()),
+            ],
+            "server {id} tells its clients every member's address"
+        );
+        assert!(
+            !node.addrs_unpublished(),
+            "server {id} has nothing left to publish"
+        );
+        assert_eq!(
+            node.publish_deadline(),
+            None,
+            "server {id} keeps no publish timer"
+        );
+    }
+}
+
+/// A request a follower forwards over a link the runtime knows is down is
+/// answered `LeaderUnreachable` at once, naming the leader, and the
+/// follower keeps nothing of it.
+#[test]
+fn a_forward_the_runtime_cannot_deliver_is_answered_at_once() {
+    let mut net = Net::new(3);
+    let leader = net.settle();
+    let follower = net
+        .nodes
+        .keys()
+        .copied()
+        .find(|&id| id != leader)
+        .expect("a follower");
+    let conn = ConnId(1);
+    net.hello(follower, conn);
+    let id = RequestId(99);
+    let request = ClientFrame::Request(Request {
+        id,
+        body: RequestBody::LockStatus {
+            lock: "a".to_owned(),
+        },
+    });
+    let node = net.nodes.get_mut(&follower).expect("follower");
+    node.handle_client(conn, request, net.now);
+    let mut forwarded = None;
+    while let Some(action) = node.poll_action() {
+        if let NodeAction::Send {
+            to,
+            frame: PeerFrame::Forward { request, .. },
+        } = action
+        {
+            assert_eq!(to, leader);
+            forwarded = Some(request.id);
+        }
+    }
+    let fid = forwarded.expect("the follower forwards to the leader");
+    node.forward_undeliverable(fid);
+    net.drain(follower);
+    assert_eq!(
+        net.answer(id),
+        Some(Err(ProtoError::LeaderUnreachable { leader }))
+    );
+    assert!(net.nodes[&follower].forwarded.is_empty());
 }

@@ -80,6 +80,13 @@ pub enum ProtoError {
     /// The membership change was refused (the cluster is unchanged).
     #[error("membership change refused: {0}")]
     Membership(MembershipError),
+    /// This server follows `leader` but has no link to it, so it cannot
+    /// forward the request: retry on another server at once.
+    #[error("this server cannot reach the leader ({leader}); try another server")]
+    LeaderUnreachable {
+        /// The leader it follows.
+        leader: NodeId,
+    },
     /// The leader keeps no snapshot at `index` any more (it expired, a
     /// newer one replaced it, or leadership moved): asking for its chunks
     /// again cannot help; take a new snapshot.
@@ -116,6 +123,7 @@ impl ProtoError {
                 | Self::ShuttingDown
                 | Self::Overloaded
                 | Self::Timeout
+                | Self::LeaderUnreachable { .. }
         )
     }
 }

@@ -117,6 +117,14 @@ pub(super) fn request_bodies() -> Vec<RequestBody> {
         )),
         RequestBody::ChangeMembership(MembershipChange::Promote(NodeId(4))),
         RequestBody::ChangeMembership(MembershipChange::Remove(NodeId(1))),
+        RequestBody::ChangeMembership(MembershipChange::SetAddrs(
+            NodeId(2),
+            MemberAddrs {
+                peer: "node2.example:7101".into(),
+                client: "node2.example:7001".into(),
+                ws: None,
+            },
+        )),
         RequestBody::TakeSnapshot {
             max_len: SNAPSHOT_CHUNK_MAX,
         },
@@ -168,6 +176,7 @@ pub(super) fn proto_errors() -> Vec<ProtoError> {
             reachable: 1,
             needed: 2,
         }),
+        ProtoError::LeaderUnreachable { leader: NodeId(2) },
         ProtoError::SnapshotUnavailable {
             index: LogIndex(4096),
         },

@@ -301,7 +301,8 @@ mod tests {
             ProtoError::Timeout => 11,
             ProtoError::UnknownSession => 12,
             ProtoError::Membership(_) => 13,
-            ProtoError::SnapshotUnavailable { .. } => 14,
+            ProtoError::LeaderUnreachable { .. } => 14,
+            ProtoError::SnapshotUnavailable { .. } => 15,
         }
     }
 
@@ -327,7 +328,7 @@ mod tests {
         check_all(&server_frames(), server_frame_tag, 4);
         check_all(&response_bodies(), response_body_tag, 10);
         check_all(&lock_events(), lock_event_tag, 3);
-        check_all(&proto_errors(), proto_error_tag, 15);
+        check_all(&proto_errors(), proto_error_tag, 16);
     }
 
     #[test]

@@ -21,6 +21,11 @@ pub enum MembershipChange {
     Promote(NodeId),
     /// Remove a voter or learner (possibly the leader itself).
     Remove(NodeId),
+    /// A member publishes where it can be reached (its advertised peer,
+    /// client and WebSocket addresses), so that every member and client
+    /// learns them from the log rather than from a list repeated in every
+    /// server's configuration. Voters and learners stay as they are.
+    SetAddrs(NodeId, MemberAddrs),
 }
 
 /// Why a membership change was refused.
@@ -125,10 +130,21 @@ impl<S: StateMachine> Raft<S> {
                 leader: self.leader,
             });
         };
+        let mut next: Membership = self.membership.clone();
+        // Publishing addresses keeps the voters as they are, so it cannot
+        // break the one-change-at-a-time rule that keeps two majorities
+        // from disagreeing: it needs neither the previous change nor this
+        // leader's first entry committed, and a member publishes at once.
+        if let MembershipChange::SetAddrs(id, addrs) = change {
+            if !next.contains(id) {
+                return Err(MembershipError::NotMember(id));
+            }
+            next.addrs.insert(id, addrs);
+            return Ok(self.append_membership(next));
+        }
         if self.commit < ls.term_start || self.commit < self.membership_index {
             return Err(MembershipError::ChangeInProgress);
         }
-        let mut next: Membership = self.membership.clone();
         match change {
             MembershipChange::AddLearner(id, addrs) => {
                 if id.0 == 0 {
@@ -162,6 +178,7 @@ impl<S: StateMachine> Raft<S> {
                 next.learners.remove(&id);
                 next.voters.insert(id);
             }
+            MembershipChange::SetAddrs(..) => unreachable!("handled above"),
             MembershipChange::Remove(id) => {
                 if !next.contains(id) {
                     return Err(MembershipError::NotMember(id));
@@ -184,12 +201,18 @@ impl<S: StateMachine> Raft<S> {
                 needed: u32::try_from(next.quorum()).unwrap_or(u32::MAX),
             });
         }
+        Ok(self.append_membership(next))
+    }
+
+    /// Appends `next` as the configuration in force from now on.
+    fn append_membership(&mut self, next: Membership) -> LogIndex {
+        debug_assert!(!next.voters.is_empty(), "a configuration without voters");
         let index = self.append_own(EntryPayload::Membership(next.clone()));
         self.membership = next;
         self.membership_index = index;
         self.sync_progress_with_membership();
         // A smaller quorum may already cover entries waiting to commit.
         self.maybe_commit();
-        Ok(index)
+        index
     }
 }

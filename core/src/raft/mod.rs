@@ -27,6 +27,7 @@ mod force;
 mod interface;
 mod log;
 mod membership;
+mod plausible;
 mod progress;
 mod read;
 mod replication;
@@ -39,6 +40,7 @@ pub use interface::{
     Action, PeerStatus, ProposeError, RaftAction, RestoreError, Status, Stored, TransferError,
 };
 pub use membership::{MembershipChange, MembershipError, Refusal};
+pub use plausible::Implausible;
 pub use progress::ReplicationState;
 pub use read::NotLeader;
 pub use types::{
@@ -258,6 +260,12 @@ impl<S: StateMachine> Raft<S> {
         self.cfg.id
     }
 
+    /// Its settings.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
     /// Its current term.
     #[must_use]
     pub fn term(&self) -> Term {
@@ -446,6 +454,11 @@ impl<S: StateMachine> Raft<S> {
     pub fn handle_message(&mut self, msg: Message<S::Command>, now: Instant) {
         self.advance_time(now);
         if msg.to != self.cfg.id || msg.from == self.cfg.id {
+            return;
+        }
+        // A message no correct server sends (a hostile or broken peer)
+        // changes nothing: above all, a term near 2^64 is never adopted.
+        if plausible::check(&msg).is_err() {
             return;
         }
         self.step(msg);

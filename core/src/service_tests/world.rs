@@ -311,6 +311,7 @@ impl World {
         let cfg = NodeConfig {
             raft,
             members: self.members.clone(),
+            advertise: None,
         };
         let s = &mut self.servers[slot];
         let stored = Stored {

@@ -4,13 +4,15 @@
 //! cannot tell them apart.
 
 use distlock_core::client::{ClientError as CoreError, ClientEvent, ClientSession};
+use distlock_core::ids::NodeId;
 use distlock_core::locks::{FencingToken, Mode, Outcome, SessionId, Wait};
+use distlock_core::proto::MemberInfo;
 use distlock_core::proto::{ResponseBody, ServerFrame};
 use distlock_core::time::Instant;
+use distlock_transport_tcp::HostPort;
 use distlock_transport_tcp::{FrameReader, FrameWriter, HandshakeConfig};
 use distlock_transport_ws::{Encoding, WsReader, WsWriter, ws_upgrade};
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::WriteHalf;
 use tokio::net::TcpStream;
@@ -120,7 +122,9 @@ type Incoming = (u64, Option<ServerFrame>);
 
 pub(super) struct Driver {
     session: ClientSession,
-    servers: Vec<SocketAddr>,
+    servers: Vec<HostPort>,
+    /// Dials that failed since the last connection.
+    failed_dials: u32,
     next_server: usize,
     dial_timeout: Duration,
     transport: Transport,
@@ -172,7 +176,7 @@ impl Driver {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         session: ClientSession,
-        servers: Vec<SocketAddr>,
+        servers: Vec<HostPort>,
         next_server: usize,
         dial_timeout: Duration,
         transport: Transport,
@@ -184,6 +188,7 @@ impl Driver {
         Self {
             session,
             servers,
+            failed_dials: 0,
             next_server,
             dial_timeout,
             transport,
@@ -407,32 +412,48 @@ impl Driver {
                 }
                 ClientEvent::Reconnect { to } => {
                     self.conn = None;
-                    let member = to.and_then(|m| match self.transport {
-                        Transport::Tcp => Some((m.client_addr, m.id)),
-                        // A member without a WebSocket address cannot be
-                        // reached this way: fall back to the list.
-                        Transport::WebSocket => m.ws_addr.map(|a| (a, m.id)),
-                    });
-                    let (addr, id) = match member {
-                        Some((addr, id)) => (addr, Some(id)),
-                        None => {
-                            let i = self.next_server % self.servers.len();
-                            self.next_server = i + 1;
-                            (self.servers[i].to_string(), None)
-                        }
-                    };
+                    let (addr, id) = self.reconnect_target(to);
                     match dial(&addr, self.dial_timeout, self.transport).await {
                         Ok(link) => {
                             tracing::debug!(%addr, "distlock client connected");
+                            self.failed_dials = 0;
                             self.attach(link, id);
                         }
                         Err(e) => {
                             tracing::debug!(%addr, error = %e, "distlock client dial failed");
+                            self.failed_dials += 1;
                             let now = self.now();
                             self.session.connection_lost(now);
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// Where to dial next: the member the session names, at the address
+    /// for this transport. A member with no such address (not published
+    /// yet, or no WebSocket endpoint), no member named, or every other try
+    /// after a failed dial goes to the addresses this client was given
+    /// instead, round robin: the members' own addresses may not be
+    /// reachable from where this client runs, and the given ones may be.
+    fn reconnect_target(&mut self, to: Option<MemberInfo>) -> (String, Option<NodeId>) {
+        let member = to.and_then(|m| {
+            let addr = match self.transport {
+                Transport::Tcp => Some(m.client_addr),
+                Transport::WebSocket => m.ws_addr,
+            };
+            addr.filter(|a| !a.is_empty()).map(|a| (a, m.id))
+        });
+        match member {
+            Some((addr, id)) if self.failed_dials.is_multiple_of(2) || self.servers.is_empty() => {
+                (addr, Some(id))
+            }
+            _ => {
+                let i = self.next_server % self.servers.len().max(1);
+                self.next_server = i + 1;
+                let addr = self.servers.get(i).map(ToString::to_string);
+                (addr.unwrap_or_default(), None)
             }
         }
     }

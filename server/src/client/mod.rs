@@ -19,11 +19,12 @@
 //! [`Session::lock_status`] reads a lock's holders and waiters.
 //!
 //! ```no_run
-//! use distlock_server::client::{Client, ClientOptions, FencedResource};
+//! use distlock_server::client::{Client, ClientOptions, FencedResource, HostPort};
 //! use std::time::Duration;
 //!
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
-//! let servers = vec!["127.0.0.1:7400".parse()?, "127.0.0.1:7401".parse()?];
+//! // Any member will do: the client learns the others from the cluster.
+//! let servers: Vec<HostPort> = vec!["node1.example.com:7001".parse()?, "[::1]:7001".parse()?];
 //! let client = Client::connect(servers, ClientOptions::default()).await?;
 //! let session = client.open_session(Duration::from_secs(10)).await?;
 //!
@@ -47,9 +48,9 @@ pub use fenced::{FencedResource, StaleToken};
 use distlock_core::client::{ClientError as CoreError, ClientSession, Config};
 use distlock_core::locks::{FencingToken, LockError, Mode, Outcome, SessionId, Wait};
 use distlock_core::proto::ProtoError;
+pub use distlock_transport_tcp::HostPort;
 use driver::{Command, Driver, dial};
 use std::future::Future;
-use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -130,10 +131,11 @@ impl Client {
     /// # Errors
     /// The last attempt's error once `patience` has passed.
     pub async fn connect_within(
-        servers: Vec<SocketAddr>,
+        servers: impl IntoIterator<Item = impl Into<HostPort>>,
         options: ClientOptions,
         patience: Duration,
     ) -> Result<Self, ClientError> {
+        let servers: Vec<HostPort> = servers.into_iter().map(Into::into).collect();
         let deadline = tokio::time::Instant::now() + patience;
         loop {
             match Self::connect(servers.clone(), options.clone()).await {
@@ -146,29 +148,26 @@ impl Client {
 
     /// Dials the configured servers in order until one accepts, then
     /// spawns the driver task (on the current tokio runtime). Later
-    /// failovers go where the cluster's member list says, or round-robin
-    /// over `servers` while no list is known.
+    /// failovers go to every member the cluster names, and to `servers`
+    /// when a member's address is unknown or fails. A server is a
+    /// [`HostPort`] (`"node1.example.com:7001"`, `"[::1]:7001"`) or a
+    /// `SocketAddr`; host names are resolved again on every dial.
     ///
     /// # Errors
     /// [`ClientError::Connect`] when no server accepts (or `servers` is
     /// empty).
     pub async fn connect(
-        servers: Vec<SocketAddr>,
+        servers: impl IntoIterator<Item = impl Into<HostPort>>,
         options: ClientOptions,
     ) -> Result<Self, ClientError> {
+        let servers: Vec<HostPort> = servers.into_iter().map(Into::into).collect();
         let mut last = std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
             "no server addresses were given",
         );
         let mut first = None;
         for (i, addr) in servers.iter().enumerate() {
-            match dial(
-                &addr.to_string(),
-                options.connect_timeout,
-                options.transport,
-            )
-            .await
-            {
+            match dial(addr.as_str(), options.connect_timeout, options.transport).await {
                 Ok(stream) => {
                     first = Some((i, stream));
                     break;
@@ -207,7 +206,7 @@ impl Client {
     /// # Errors
     /// As [`Self::connect`].
     pub async fn connect_ws(
-        servers: Vec<SocketAddr>,
+        servers: impl IntoIterator<Item = impl Into<HostPort>>,
         options: ClientOptions,
     ) -> Result<Self, ClientError> {
         Self::connect(

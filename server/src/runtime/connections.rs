@@ -9,13 +9,12 @@ use distlock_core::ids::NodeId;
 use distlock_core::node::ConnId;
 use distlock_core::proto::{ClientFrame, ClusterId, PeerFrame, ProtoError, ServerFrame};
 use distlock_transport_tcp::{
-    Admission, ClientHello, FrameWriter, HandshakeConfig, TransportError, accept_client,
+    Admission, ClientHello, FrameWriter, HandshakeConfig, HostPort, TransportError, accept_client,
     accept_peer, peer_handshake, read_frame_timeout,
 };
 use distlock_transport_ws::{ServerWriter, WsServerConfig, accept_ws_client};
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::AsyncWrite;
 use tokio::net::{TcpListener, TcpStream};
@@ -312,16 +311,18 @@ where
 /// stream frames; on any error back off (100 ms doubling to 2 s) and dial
 /// again.
 pub(super) async fn dial_peer(
-    addr: SocketAddr,
+    addr: HostPort,
     cluster: ClusterId,
     me: NodeId,
     mut rx: mpsc::Receiver<PeerFrame>,
     introduction: watch::Receiver<PeerFrame>,
+    up: Arc<AtomicBool>,
 ) {
     let mut backoff = Duration::from_millis(100);
     loop {
         let config = HandshakeConfig::default();
-        let linked = match TcpStream::connect(addr).await {
+        // A name is resolved again on every dial: the peer may have moved.
+        let linked = match TcpStream::connect(addr.as_str()).await {
             Ok(stream) => {
                 let _ = stream.set_nodelay(true);
                 peer_handshake(stream, cluster.clone(), me, None, &config)
@@ -336,9 +337,11 @@ pub(super) async fn dial_peer(
             let members = introduction.borrow().clone();
             let introduced =
                 writer.write_frame(&members).await.is_ok() && writer.flush().await.is_ok();
+            up.store(introduced, Ordering::Relaxed);
             if introduced && !forward_frames(&mut writer, &mut rx).await {
                 return;
             }
+            up.store(false, Ordering::Relaxed);
         }
         // Frames queued meanwhile are stale by the time we reconnect.
         while rx.try_recv().is_ok() {}

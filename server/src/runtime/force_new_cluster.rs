@@ -19,7 +19,7 @@
 //! the job. Given once the cluster has grown again (a flag left in a unit
 //! file), the flag would split it: the server refuses to start instead.
 
-use crate::config::{ServerConfig, WsConfig};
+use crate::config::ServerConfig;
 use crate::storage::{Storage, StorageError};
 use distlock_core::ids::{LogIndex, NodeId};
 use distlock_core::locks::Command;
@@ -106,7 +106,7 @@ impl Record {
 /// record is written.
 pub(super) fn prepare<S: Storage<Command>>(
     cfg: &mut ServerConfig,
-    ws: &WsConfig,
+    advertise: &MemberAddrs,
     storage: &mut S,
     stored: &mut Stored<Command>,
 ) -> Result<(), ForceNewClusterError> {
@@ -117,7 +117,7 @@ pub(super) fn prepare<S: Storage<Command>>(
             // What the runtime would start from when nothing is logged.
             stored.initial_membership = Membership::with_voters(cfg.peers.keys().copied());
         }
-        record = force(cfg, ws, storage, stored, record, &path)?;
+        record = force(cfg, advertise, storage, stored, record, &path)?;
     }
     if let Some(record) = record {
         let named: Vec<u64> = record
@@ -144,7 +144,7 @@ pub(super) fn prepare<S: Storage<Command>>(
 /// record in force.
 fn force<S: Storage<Command>>(
     cfg: &ServerConfig,
-    ws: &WsConfig,
+    advertise: &MemberAddrs,
     storage: &mut S,
     stored: &mut Stored<Command>,
     record: Option<Record>,
@@ -159,20 +159,20 @@ fn force<S: Storage<Command>>(
         return Ok(record);
     }
     let last = stored.last_index();
-    if let Some(done) = &record {
-        if last.0 >= done.index {
-            return Err(ForceNewClusterError::AlreadyForced {
-                index: done.index,
-                path: path.to_owned(),
-            });
-        }
+    // A record whose entry is in the log: the force took effect, and the
+    // cluster has changed since (it is no longer this server alone).
+    if let Some(done) = record.as_ref().filter(|done| last.0 >= done.index) {
+        return Err(ForceNewClusterError::AlreadyForced {
+            index: done.index,
+            path: path.to_owned(),
+        });
     }
     let snapshot_index = stored
         .snapshot
         .as_ref()
         .map_or(LogIndex(0), |s| s.meta.last_index);
     // In memory only until the record is durable.
-    let forced = stored.force_single_voter(cfg.id, own_addrs(cfg, ws))?;
+    let forced = stored.force_single_voter(cfg.id, advertise.clone())?;
     let retired: BTreeSet<u64> = forced
         .previous
         .members()
@@ -209,18 +209,6 @@ fn force<S: Storage<Command>>(
         planned.retired,
     );
     Ok(Some(planned))
-}
-
-/// This server's addresses as its settings give them.
-fn own_addrs(cfg: &ServerConfig, ws: &WsConfig) -> MemberAddrs {
-    MemberAddrs {
-        peer: cfg
-            .peers
-            .get(&cfg.id)
-            .map_or_else(|| cfg.peer_addr.to_string(), ToString::to_string),
-        client: cfg.client_addr.to_string(),
-        ws: ws.addr.map(|a| a.to_string()),
-    }
 }
 
 fn read_record(path: &Path) -> Result<Option<Record>, ForceNewClusterError> {
@@ -311,7 +299,10 @@ mod tests {
     ) -> Result<(ServerConfig, Stored<Command>), ForceNewClusterError> {
         let mut c = cfg(dir, force);
         let (mut s, mut stored) = open(dir);
-        prepare(&mut c, &WsConfig::default(), &mut s, &mut stored)?;
+        let advertise = c
+            .advertised(&crate::config::WsConfig::default())
+            .expect("addresses");
+        prepare(&mut c, &advertise, &mut s, &mut stored)?;
         Ok((c, stored))
     }
 

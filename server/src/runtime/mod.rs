@@ -11,23 +11,25 @@ mod connections;
 pub mod force_new_cluster;
 mod peer_admission;
 mod peer_links;
+mod service_manager;
 mod storage_task;
 
 use crate::clock::Clock;
 use crate::config::{ServerConfig, WsConfig};
-use crate::storage::{FileStorage, FileStorageOptions, Storage, StorageError};
+use crate::storage::{
+    DataDir, DataDirError, FileStorage, FileStorageOptions, Storage, StorageError,
+};
 use connections::{accept_clients, accept_peers, accept_ws_clients};
 use distlock_core::ids::NodeId;
 use distlock_core::locks::{Command, LockState};
 use distlock_core::node::{ConnId, Node, NodeAction, NodeConfig};
 use distlock_core::proto::{ClientFrame, ClusterId, MemberInfo, PeerFrame, ServerFrame};
 use distlock_core::raft::{MemberAddrs, Membership, Persist, PersistSeq, RestoreError};
-use distlock_transport_ws::{DASHBOARD_HTML, OriginPolicy, WsServerConfig};
+use distlock_transport_ws::{DASHBOARD_HTML, HostPolicy, OriginPolicy, WsServerConfig};
 pub use peer_links::PeerChaos;
 use peer_links::PeerLinks;
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use storage_task::PersistRoute;
 use tokio::sync::mpsc;
@@ -51,6 +53,9 @@ pub enum RuntimeError {
     /// than acknowledge anything it may not have written).
     #[error("storage failed, stopping: {0}")]
     Storage(#[from] StorageError),
+    /// The data directory cannot be claimed.
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
     /// The stored state cannot be a Raft server's.
     #[error("cannot start from the stored state: {0}")]
     Restore(#[from] RestoreError),
@@ -106,6 +111,8 @@ pub async fn run_with(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RuntimeError> {
     cfg.validate()?;
+    // Held until the server stops: no second server on this directory.
+    let _claim = DataDir::claim(&cfg.data_dir, &cfg.cluster_id, cfg.id.0)?;
     let storage = open_storage(&cfg)?;
     run_with_storage_and_ws(cfg, ws, clock, storage, shutdown).await
 }
@@ -202,19 +209,21 @@ where
         shares_thread,
     } = env;
     cfg.validate()?;
+    let advertise = cfg.advertised(&ws)?;
     let mut stored = storage.load()?;
-    force_new_cluster::prepare(&mut cfg, &ws, &mut storage, &mut stored)?;
-    let mut ws_addrs = ws.addrs.clone();
-    if let Some(addr) = ws.addr {
-        ws_addrs.insert(cfg.id, addr);
-    }
-    let addrs = configured_addrs(&cfg, &ws_addrs);
+    force_new_cluster::prepare(&mut cfg, &advertise, &mut storage, &mut stored)?;
+    let addrs = configured_addrs(&cfg, &ws);
+    // What this server tells clients before the configuration carries
+    // every member's published addresses: its own, and the overrides.
     let members: Vec<MemberInfo> = addrs
         .iter()
-        .map(|(&id, a)| MemberInfo {
-            id,
-            client_addr: a.client.clone(),
-            ws_addr: a.ws.clone(),
+        .map(|(&id, a)| {
+            let a = if id == cfg.id { &advertise } else { a };
+            MemberInfo {
+                id,
+                client_addr: a.client.clone(),
+                ws_addr: a.ws.clone(),
+            }
         })
         .collect();
     // A server that joins a running cluster starts with no configuration:
@@ -227,6 +236,7 @@ where
     let node_cfg = NodeConfig {
         raft: cfg.raft.apply(cfg.id),
         members,
+        advertise: Some(advertise.clone()),
     };
     let seed = seed_from(&clock, cfg.id);
     let mut node = Node::new(node_cfg, LockState::default(), stored, seed, clock.now())?;
@@ -262,8 +272,19 @@ where
     ));
     if let Some(addr) = ws.addr {
         let listener = bind(addr).await?;
+        // The names this server answers to over HTTP: those it advertises,
+        // and those of the origins allowed to use it.
+        let names = [advertise.ws.clone(), Some(advertise.client.clone())]
+            .into_iter()
+            .flatten()
+            .chain(
+                ws.allow_origins
+                    .iter()
+                    .filter_map(|o| o.split_once("://").map(|(_, host)| host.to_owned())),
+            );
         let config = WsServerConfig {
             origins: OriginPolicy::new(&ws.allow_origins),
+            hosts: HostPolicy::new(names),
             page: Some(Arc::from(DASHBOARD_HTML)),
             ..WsServerConfig::default()
         };
@@ -275,7 +296,18 @@ where
         ));
         tracing::info!(id = cfg.id.0, ws = %addr, "WebSocket clients and the dashboard at http://{addr}/");
     }
-    tracing::info!(id = cfg.id.0, client = %cfg.client_addr, peer = %cfg.peer_addr, "distlock server started");
+    // The last log position tells operators which survivor of a lost
+    // quorum is the most up to date (docs/OPERATIONS.md).
+    let last_index = node.raft().last_index();
+    let last_term = node.raft().term_at(last_index).map_or(0, |t| t.0);
+    tracing::info!(
+        id = cfg.id.0,
+        client = %cfg.client_addr,
+        peer = %cfg.peer_addr,
+        last_log_index = last_index.0,
+        last_log_term = last_term,
+        "distlock server started"
+    );
     if cfg.join && !node.raft().membership().contains(cfg.id) {
         tracing::info!(
             id = cfg.id.0,
@@ -288,6 +320,8 @@ where
 
     let mut clients: BTreeMap<ConnId, mpsc::Sender<ServerFrame>> = BTreeMap::new();
     let mut role = (node.raft().role(), node.raft().term());
+    // Told to the service manager once a leader is known.
+    let mut ready = false;
     // Graceful shutdown: when it started, and when it gives up waiting.
     let mut draining: Option<(tokio::time::Instant, tokio::time::Instant)> = None;
     tokio::pin!(shutdown);
@@ -300,6 +334,7 @@ where
         tokio::select! {
             biased;
             () = &mut shutdown, if draining.is_none() => {
+                service_manager::stopping();
                 let target = node.start_draining(clock.now());
                 tracing::info!(successor = ?target, "shutting down: refusing new requests, handing over leadership");
                 let now = tokio::time::Instant::now();
@@ -356,6 +391,10 @@ where
             role = now_role;
             tracing::info!(role = ?role.0, term = role.1.0, leader = ?node.raft().leader(), "raft role changed");
         }
+        if !ready && let Some(leader) = node.raft().leader() {
+            ready = true;
+            service_manager::ready(leader.0);
+        }
     };
     drop(persists);
     let _ = storage_done.await;
@@ -398,7 +437,12 @@ async fn drain<S: Storage<Command>>(
                         break;
                     }
                 }
-                NodeAction::Send { to, frame } => peers.send(to, frame),
+                NodeAction::Send { to, frame } => match frame {
+                    PeerFrame::Forward { request, .. } if !peers.is_up(to) => {
+                        node.forward_undeliverable(request.id);
+                    }
+                    frame => peers.send(to, frame),
+                },
                 NodeAction::Reply { conn, frame } => {
                     if let Some(tx) = clients.get(&conn) {
                         if tx.try_send(frame).is_err() {
@@ -429,11 +473,11 @@ fn follow_membership(peers: &mut PeerLinks, node: &Node, start: bool) {
     }
 }
 
-/// Every configured member's addresses, as its configuration names them.
-fn configured_addrs(
-    cfg: &ServerConfig,
-    ws_addrs: &BTreeMap<NodeId, SocketAddr>,
-) -> BTreeMap<NodeId, MemberAddrs> {
+/// Every configured member's addresses, as the configuration names them:
+/// the same on every server started with the same `--peers` (and
+/// overrides), so that the first configuration is the same everywhere.
+/// Each member then publishes its own through the log (`SetAddrs`).
+fn configured_addrs(cfg: &ServerConfig, ws: &WsConfig) -> BTreeMap<NodeId, MemberAddrs> {
     cfg.peers
         .iter()
         .map(|(&id, peer)| {
@@ -444,7 +488,7 @@ fn configured_addrs(
                     .get(&id)
                     .map(ToString::to_string)
                     .unwrap_or_default(),
-                ws: ws_addrs.get(&id).map(ToString::to_string),
+                ws: ws.addrs.get(&id).map(ToString::to_string),
             };
             (id, addrs)
         })

@@ -15,8 +15,8 @@
 //! one, can vouch for no one.
 
 use distlock_core::ids::{LogIndex, NodeId};
+use distlock_transport_tcp::HostPort;
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 /// The admission rules, kept by the node task and read by the tasks that
@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 pub(super) type SharedAdmission = Arc<Mutex<PeerAdmission>>;
 
 /// Members a voucher named, with their peer addresses when readable.
-type Vouched = BTreeMap<NodeId, Option<SocketAddr>>;
+type Vouched = BTreeMap<NodeId, Option<HostPort>>;
 
 #[derive(Debug, Default)]
 pub(super) struct PeerAdmission {
@@ -85,12 +85,12 @@ impl PeerAdmission {
     }
 
     /// Where to reach the servers admitted only on a peer's word.
-    pub(super) fn vouched_addrs(&self) -> BTreeMap<NodeId, SocketAddr> {
+    pub(super) fn vouched_addrs(&self) -> BTreeMap<NodeId, HostPort> {
         self.vouched
             .values()
             .flat_map(|(_, members)| members.iter())
             .filter(|(id, _)| !self.own.contains(id))
-            .filter_map(|(id, addr)| addr.map(|a| (*id, a)))
+            .filter_map(|(id, addr)| addr.clone().map(|a| (*id, a)))
             .collect()
     }
 }

@@ -12,9 +12,10 @@ use super::peer_admission::{PeerAdmission, SharedAdmission};
 use distlock_core::ids::{LogIndex, NodeId};
 use distlock_core::proto::{ClusterId, PeerFrame};
 use distlock_core::raft::Membership;
+use distlock_transport_tcp::HostPort;
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::{mpsc, watch};
 
 /// What becomes of one peer frame: a network that loses, duplicates,
@@ -32,8 +33,8 @@ pub(super) struct PeerLinks {
     me: NodeId,
     chaos: Option<Arc<dyn PeerChaos>>,
     cluster: ClusterId,
-    configured: BTreeMap<NodeId, SocketAddr>,
-    links: BTreeMap<NodeId, (SocketAddr, mpsc::Sender<PeerFrame>)>,
+    configured: BTreeMap<NodeId, HostPort>,
+    links: BTreeMap<NodeId, Link>,
     /// Who may link to us: shared with the task accepting peer links.
     admission: SharedAdmission,
     /// The frame every new link opens with: the configuration this
@@ -42,14 +43,22 @@ pub(super) struct PeerLinks {
     /// The configuration the links were last matched against.
     seen: Option<LogIndex>,
     /// Its members' peer addresses, as the log gives them.
-    logged: BTreeMap<NodeId, SocketAddr>,
+    logged: BTreeMap<NodeId, HostPort>,
+}
+
+/// The link to one peer: where it dials, its queue, and whether it is up
+/// (set by its dialing task).
+struct Link {
+    addr: HostPort,
+    tx: mpsc::Sender<PeerFrame>,
+    up: Arc<AtomicBool>,
 }
 
 impl PeerLinks {
     pub(super) fn new(
         me: NodeId,
         cluster: ClusterId,
-        configured: BTreeMap<NodeId, SocketAddr>,
+        configured: BTreeMap<NodeId, HostPort>,
         chaos: Option<Arc<dyn PeerChaos>>,
     ) -> Self {
         let admission = PeerAdmission::new(configured.keys().copied());
@@ -79,7 +88,7 @@ impl PeerLinks {
     /// Queues `frame` for peer `to`; drops it when the queue is full or
     /// the peer is unknown (Raft retransmits).
     pub(super) fn send(&self, to: NodeId, frame: PeerFrame) {
-        let Some((_, tx)) = self.links.get(&to) else {
+        let Some(Link { tx, .. }) = self.links.get(&to) else {
             return;
         };
         let Some(chaos) = &self.chaos else {
@@ -97,6 +106,14 @@ impl PeerLinks {
                 });
             }
         }
+    }
+
+    /// Whether the link to `to` is connected now (a frame sent may still
+    /// be lost; one sent on a link that is down surely is).
+    pub(super) fn is_up(&self, to: NodeId) -> bool {
+        self.links
+            .get(&to)
+            .is_some_and(|link| link.up.load(Ordering::Relaxed))
     }
 
     /// Opens links to members that have none and closes links to servers
@@ -127,8 +144,8 @@ impl PeerLinks {
             .collect();
         let introduction = PeerFrame::Members { index, members };
         self.introduction.send_replace(introduction.clone());
-        for (_, tx) in self.links.values() {
-            let _ = tx.try_send(introduction.clone());
+        for link in self.links.values() {
+            let _ = link.tx.try_send(introduction.clone());
         }
         self.relink();
         true
@@ -163,28 +180,30 @@ impl PeerLinks {
         if let Ok(admission) = self.admission.lock() {
             wanted.extend(admission.vouched_addrs());
         }
-        wanted.extend(self.logged.iter().map(|(id, addr)| (*id, *addr)));
+        wanted.extend(self.logged.iter().map(|(id, addr)| (*id, addr.clone())));
         wanted.remove(&self.me);
         // Dropping the sender ends the dialing task.
         self.links
-            .retain(|id, (addr, _)| wanted.get(id) == Some(&*addr));
+            .retain(|id, link| wanted.get(id) == Some(&link.addr));
         for (id, addr) in wanted {
             if self.links.contains_key(&id) {
                 continue;
             }
             let (tx, rx) = mpsc::channel(LINK_QUEUE);
             let introduction = self.introduction.subscribe();
+            let up = Arc::new(AtomicBool::new(false));
             tokio::spawn(dial_peer(
-                addr,
+                addr.clone(),
                 self.cluster.clone(),
                 self.me,
                 rx,
                 introduction,
+                up.clone(),
             ));
             if !self.configured.contains_key(&id) {
                 tracing::info!(peer = id.0, %addr, "linking to a member the configuration added");
             }
-            self.links.insert(id, (addr, tx));
+            self.links.insert(id, Link { addr, tx, up });
         }
     }
 }

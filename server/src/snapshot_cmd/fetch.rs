@@ -15,8 +15,9 @@ use distlock_core::proto::{
     ServerFrame,
 };
 use distlock_core::raft::Snapshot;
-use distlock_transport_tcp::{HandshakeConfig, Reader, TransportError, Writer, client_handshake};
-use std::net::SocketAddr;
+use distlock_transport_tcp::{
+    HandshakeConfig, HostPort, Reader, TransportError, Writer, client_handshake,
+};
 use std::time::Duration;
 use tokio::net::TcpStream;
 
@@ -35,7 +36,7 @@ pub struct Fetched {
     /// What it holds: position, configuration and lock state.
     pub snapshot: Snapshot,
     /// The server that relayed it.
-    pub from: SocketAddr,
+    pub from: HostPort,
     /// How many chunks it came in.
     pub chunks: usize,
 }
@@ -55,7 +56,7 @@ pub enum FetchError {
     #[error("{server} refused: {error}")]
     Refused {
         /// The server.
-        server: SocketAddr,
+        server: HostPort,
         /// What it said.
         error: ProtoError,
     },
@@ -63,7 +64,7 @@ pub enum FetchError {
     #[error("{server} sent a damaged snapshot: {reason}")]
     Damaged {
         /// The server.
-        server: SocketAddr,
+        server: HostPort,
         /// What was wrong.
         reason: String,
     },
@@ -230,17 +231,17 @@ enum Failed {
 /// # Errors
 /// [`FetchError::Unavailable`] when no leader answered in time; the other
 /// variants when the cluster refused or sent something broken.
-pub async fn fetch(servers: &[SocketAddr], timeout: Duration) -> Result<Fetched, FetchError> {
+pub async fn fetch(servers: &[HostPort], timeout: Duration) -> Result<Fetched, FetchError> {
     let started = tokio::time::Instant::now();
     let deadline = started + timeout;
     let mut servers = servers.to_vec();
     let mut last = "no server given".to_owned();
     loop {
         let mut next = 0;
-        while let Some(&addr) = servers.get(next) {
+        while let Some(addr) = servers.get(next).cloned() {
             next += 1;
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let attempt = tokio::time::timeout(left, fetch_from(addr, &mut servers)).await;
+            let attempt = tokio::time::timeout(left, fetch_from(&addr, &mut servers)).await;
             match attempt {
                 Ok(Ok(fetched)) => return Ok(fetched),
                 Ok(Err(Failed::Final(e))) => return Err(e),
@@ -270,9 +271,11 @@ pub async fn fetch(servers: &[SocketAddr], timeout: Duration) -> Result<Fetched,
 /// One connection to `addr`: takes a snapshot and fetches all of it,
 /// starting over (a few times) when the leader dropped it meanwhile. Adds
 /// the members `addr` names to `servers`.
-async fn fetch_from(addr: SocketAddr, servers: &mut Vec<SocketAddr>) -> Result<Fetched, Failed> {
+async fn fetch_from(addr: &HostPort, servers: &mut Vec<HostPort>) -> Result<Fetched, Failed> {
     let connect = async {
-        let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        let stream = TcpStream::connect(addr.as_str())
+            .await
+            .map_err(|e| e.to_string())?;
         client_handshake(stream, None, None, &HandshakeConfig::default())
             .await
             .map_err(|e| e.to_string())
@@ -283,11 +286,13 @@ async fn fetch_from(addr: SocketAddr, servers: &mut Vec<SocketAddr>) -> Result<F
             Ok(Err(why)) => return Err(Failed::Retry(format!("cannot connect: {why}"))),
             Err(_) => return Err(Failed::Retry("cannot connect in time".to_owned())),
         };
-    for member in welcome.members {
-        if let Ok(a) = member.client_addr.parse::<SocketAddr>() {
-            if !servers.contains(&a) {
-                servers.push(a);
-            }
+    let named = welcome
+        .members
+        .iter()
+        .filter_map(|m| m.client_addr.parse::<HostPort>().ok());
+    for a in named {
+        if !servers.contains(&a) {
+            servers.push(a);
         }
     }
     let mut conn = Exchange {
@@ -305,7 +310,7 @@ async fn fetch_from(addr: SocketAddr, servers: &mut Vec<SocketAddr>) -> Result<F
             .await?;
         let damaged = |reason: String| {
             Failed::Final(FetchError::Damaged {
-                server: addr,
+                server: addr.clone(),
                 reason,
             })
         };
@@ -333,7 +338,7 @@ async fn fetch_from(addr: SocketAddr, servers: &mut Vec<SocketAddr>) -> Result<F
         let (snapshot, chunks) = assembly.finish().map_err(damaged)?;
         return Ok(Fetched {
             snapshot,
-            from: addr,
+            from: addr.clone(),
             chunks,
         });
     }
@@ -345,7 +350,7 @@ struct Exchange<'c> {
     reader: &'c mut Reader<TcpStream>,
     writer: &'c mut Writer<TcpStream>,
     next_id: u64,
-    addr: SocketAddr,
+    addr: &'c HostPort,
 }
 
 impl Exchange<'_> {
@@ -376,7 +381,7 @@ impl Exchange<'_> {
             Ok(Ok(Ok(Ok(body)))) => {
                 return Chunk::from_body(body).ok_or_else(|| {
                     Failed::Final(FetchError::Damaged {
-                        server: self.addr,
+                        server: self.addr.clone(),
                         reason: "it answered something else than a snapshot chunk".to_owned(),
                     })
                 });
@@ -386,7 +391,7 @@ impl Exchange<'_> {
             ProtoError::SnapshotUnavailable { index } => Err(Failed::Gone(index)),
             e if e.is_retryable() => Err(Failed::Retry(e.to_string())),
             error => Err(Failed::Final(FetchError::Refused {
-                server: self.addr,
+                server: self.addr.clone(),
                 error,
             })),
         }
@@ -512,12 +517,12 @@ mod tests {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let server = tokio::spawn(fake_server(listener));
-        let fetched = fetch(&[addr], Duration::from_secs(20))
+        let fetched = fetch(&[addr.into()], Duration::from_secs(20))
             .await
             .expect("fetched");
         server.abort();
         assert_eq!(fetched.snapshot.meta.last_index, LogIndex(41));
-        assert_eq!(fetched.from, addr);
+        assert_eq!(fetched.from, HostPort::from(addr));
         assert_eq!(fetched.chunks, snapshot_at(41).len().div_ceil(1000));
         assert_eq!(fetched.snapshot.data.len(), 5000);
     }
@@ -528,7 +533,7 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
             l.local_addr().expect("addr")
         };
-        let e = fetch(&[addr], Duration::from_millis(300))
+        let e = fetch(&[addr.into()], Duration::from_millis(300))
             .await
             .expect_err("nobody listens");
         assert!(matches!(e, FetchError::Unavailable { .. }), "{e}");

@@ -16,9 +16,15 @@
 //! leader gives every session its full TTL again (DESIGN §4 rules 4 and
 //! 6), so a lock held by a client that never reaches the new cluster is
 //! freed by its lease running out.
+//!
+//! The directory is claimed as `serve` claims it, recording the cluster id
+//! and node id it belongs to (`serve` refuses it under other ones), and
+//! held locked while it is written.
 
 use super::file::Backup;
-use crate::storage::{FileStorage, FileStorageOptions, Storage, StorageError};
+use crate::storage::{
+    DataDir, DataDirError, FileStorage, FileStorageOptions, Storage, StorageError,
+};
 use distlock_core::ids::NodeId;
 use distlock_core::locks::Command;
 use distlock_core::raft::{
@@ -45,19 +51,24 @@ pub enum RestoreError {
     /// `--id` is not among `--peers`.
     #[error("--peers must name this server's id {0}")]
     NotAPeer(u64),
+    /// The directory cannot be claimed (another server runs on it).
+    #[error(transparent)]
+    Claim(#[from] DataDirError),
     /// Writing the directory failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
 
 /// Writes `backup` into the empty (or missing) data directory `dir` of
-/// server `id` of a cluster of `peers` (every member's peer address).
+/// server `id` of cluster `cluster`, whose members are `peers` (every
+/// member's peer address).
 ///
 /// # Errors
 /// [`RestoreError`]; a directory that is not empty is left untouched.
 pub fn seed_data_dir(
     backup: &Backup,
     dir: &Path,
+    cluster: &str,
     id: NodeId,
     peers: &BTreeMap<NodeId, String>,
 ) -> Result<Snapshot, RestoreError> {
@@ -99,6 +110,7 @@ pub fn seed_data_dir(
         },
         data: Arc::from(backup.state.as_slice()),
     };
+    let _claim = DataDir::claim(dir, cluster, id.0)?;
     let mut storage: FileStorage<Command> = FileStorage::open(dir, FileStorageOptions::default())?;
     let stored = storage.load()?;
     debug_assert!(stored.snapshot.is_none() && stored.entries.is_empty());
@@ -154,7 +166,10 @@ mod tests {
     fn a_seeded_directory_loads_as_the_snapshot_with_the_new_members() {
         let home = tempfile::tempdir().expect("temp dir");
         let dir = home.path().join("data");
-        seed_data_dir(&backup(), &dir, NodeId(2), &peers(&[1, 2, 3])).expect("seeded");
+        seed_data_dir(&backup(), &dir, "restored", NodeId(2), &peers(&[1, 2, 3])).expect("seeded");
+        // Claimed for node 2 of "restored", as `serve` claims it.
+        assert!(DataDir::claim(&dir, "distlock", 2).is_err());
+        drop(DataDir::claim(&dir, "restored", 2).expect("its own identity"));
         let mut storage: FileStorage<Command> =
             FileStorage::open(&dir, FileStorageOptions::default()).expect("opens");
         let stored = storage.load().expect("loads");
@@ -183,12 +198,13 @@ mod tests {
     fn a_directory_in_use_or_a_stranger_id_is_refused() {
         let home = tempfile::tempdir().expect("temp dir");
         std::fs::write(home.path().join("wal-000000000001.log"), b"x").expect("write");
-        let e =
-            seed_data_dir(&backup(), home.path(), NodeId(1), &peers(&[1])).expect_err("not empty");
+        let e = seed_data_dir(&backup(), home.path(), "distlock", NodeId(1), &peers(&[1]))
+            .expect_err("not empty");
         assert!(matches!(e, RestoreError::NotEmpty(_)), "{e}");
         let e = seed_data_dir(
             &backup(),
             &home.path().join("d"),
+            "distlock",
             NodeId(4),
             &peers(&[1, 2]),
         )

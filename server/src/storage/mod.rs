@@ -11,12 +11,14 @@
 //! All of it is synchronous `std::fs`; the runtime calls it from a dedicated
 //! task or thread.
 
+mod data_dir;
 pub mod file;
 mod record;
 mod snapshot_file;
 #[cfg(test)]
 mod tests;
 
+pub use data_dir::{DataDir, DataDirError};
 pub use file::{
     DEFAULT_PREALLOCATE, DEFAULT_SEGMENT_SIZE, FileStorage, FileStorageOptions, FsyncPolicy,
     ParseFsyncPolicyError,

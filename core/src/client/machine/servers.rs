@@ -23,7 +23,14 @@ impl ClientSession {
         if self.followed_hint || !self.config.follow_leader {
             return;
         }
-        let Some(target) = self.members.iter().find(|m| m.id == leader).cloned() else {
+        // A leader whose address is not known yet (it has not published
+        // it) cannot be dialled: the follower forwards meanwhile.
+        let Some(target) = self
+            .members
+            .iter()
+            .find(|m| m.id == leader && (!m.client_addr.is_empty() || m.ws_addr.is_some()))
+            .cloned()
+        else {
             return;
         };
         self.followed_hint = true;
@@ -73,7 +80,21 @@ impl ClientSession {
         }
         for member in members {
             match self.members.iter_mut().find(|m| m.id == member.id) {
-                Some(known) => *known = member,
+                Some(known) => {
+                    // A server that has not learned a member's published
+                    // address yet says nothing about it: keep what is known.
+                    let MemberInfo {
+                        client_addr,
+                        ws_addr,
+                        ..
+                    } = member;
+                    if !client_addr.is_empty() {
+                        known.client_addr = client_addr;
+                    }
+                    if ws_addr.is_some() {
+                        known.ws_addr = ws_addr;
+                    }
+                }
                 None => self.members.push(member),
             }
         }
@@ -109,7 +130,8 @@ impl ClientSession {
         now: Instant,
     ) -> bool {
         match result {
-            Err(ProtoError::ShuttingDown) => true,
+            // The server cannot reach its leader: another may.
+            Err(ProtoError::ShuttingDown | ProtoError::LeaderUnreachable { .. }) => true,
             Err(ProtoError::NoLeader | ProtoError::NotLeader { leader_hint: None }) => {
                 let since = *self.leaderless_since.get_or_insert(now);
                 now.saturating_since(since) >= self.config.leaderless_patience

@@ -241,3 +241,59 @@ fn followers_refuse_proposals_and_name_the_leader_they_know() {
         })
     );
 }
+
+/// A hostile peer's heartbeat at term 2^64 - 1 (or entries out of order)
+/// changes nothing: the term stays, nothing is persisted, and a correct
+/// leader's heartbeat at the next term is still followed.
+#[test]
+fn implausible_messages_change_nothing() {
+    use crate::raft::Message;
+    let stored = Stored::fresh(Membership::with_voters([NodeId(1), NodeId(2), NodeId(3)]));
+    let mut r = Raft::new(
+        Config::new(NodeId(1)),
+        DigestMachine::default(),
+        stored,
+        1,
+        Instant::ZERO,
+    )
+    .expect("starts");
+    drain(&mut r);
+    let before = r.term();
+    let hostile = |term: u64, body: MessageBody<u64>| Message {
+        from: NodeId(2),
+        to: NodeId(1),
+        term: Term(term),
+        body,
+    };
+    let heartbeat = MessageBody::Heartbeat {
+        commit: LogIndex(0),
+        round: 1,
+    };
+    r.handle_message(hostile(u64::MAX, heartbeat.clone()), Instant::ZERO);
+    r.handle_message(hostile(Term::LIMIT.0, heartbeat.clone()), Instant::ZERO);
+    let scrambled = MessageBody::Append {
+        prev_index: LogIndex(0),
+        prev_term: Term(0),
+        entries: vec![entry(2, 1), entry(1, 1)],
+        commit: LogIndex(0),
+        round: 1,
+    };
+    r.handle_message(hostile(1, scrambled), Instant::ZERO);
+    let overflowing = MessageBody::Append {
+        prev_index: LogIndex(u64::MAX),
+        prev_term: Term(1),
+        entries: vec![entry(0, 1)],
+        commit: LogIndex(u64::MAX),
+        round: 1,
+    };
+    r.handle_message(hostile(1, overflowing), Instant::ZERO);
+    assert_eq!(r.term(), before, "no implausible term was adopted");
+    assert!(drain(&mut r).is_empty(), "nothing was persisted or sent");
+    r.handle_message(hostile(before.0 + 1, heartbeat), Instant::ZERO);
+    assert_eq!(
+        r.term(),
+        Term(before.0 + 1),
+        "a plausible leader is followed"
+    );
+    assert_eq!(r.leader(), Some(NodeId(2)));
+}
