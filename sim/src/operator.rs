@@ -110,7 +110,7 @@ pub async fn run(plan: Plan, servers: u64, history: History, time: TrueTime) {
             for other in others {
                 let change = MembershipChange::Remove(NodeId(other));
                 let body = RequestBody::ChangeMembership(change.clone());
-                let outcome = match ask(client_addr(leader), vec![body]).await {
+                let outcome = match ask(&client_addr(leader).into(), vec![body]).await {
                     Ok((_, answers)) => match answers.first() {
                         Some(ResponseBody::MembershipChanged { index }) => {
                             format!("committed at {}", index.0)
@@ -135,7 +135,7 @@ pub async fn run(plan: Plan, servers: u64, history: History, time: TrueTime) {
 
 /// How many voters the configuration `addr` knows has.
 async fn voters_seen_by(addr: SocketAddr) -> Option<usize> {
-    let view = cluster_status(addr).await.ok()?;
+    let view = cluster_status(&addr.into()).await.ok()?;
     Some(
         view.members
             .iter()
@@ -165,7 +165,7 @@ async fn change_until_done(
     while time.now_us() < give_up {
         for &addr in servers {
             let body = RequestBody::ChangeMembership(change.clone());
-            match ask(addr, vec![body]).await {
+            match ask(&addr.into(), vec![body]).await {
                 Ok((_, answers)) => {
                     if let Some(ResponseBody::MembershipChanged { index }) = answers.first() {
                         return format!("committed at {}", index.0);

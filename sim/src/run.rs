@@ -507,7 +507,7 @@ async fn probe_catch_up(w: &Workload, servers: &[(u64, bool)], healed: u64, boun
 /// match index), asked of the leader any of `addrs` names.
 async fn leader_view(addrs: &[std::net::SocketAddr]) -> Option<ClusterStatusView> {
     for &addr in addrs {
-        let Ok(view) = distlock_server::admin::cluster_status(addr).await else {
+        let Ok(view) = distlock_server::admin::cluster_status(&addr.into()).await else {
             continue;
         };
         // A server that knows no leader (or not its address) may be
@@ -519,11 +519,11 @@ async fn leader_view(addrs: &[std::net::SocketAddr]) -> Option<ClusterStatusView
             .members
             .iter()
             .find(|m| m.id == leader)
-            .map(|m| m.client_addr.parse())
+            .map(|m| m.client_addr.parse::<distlock_transport_tcp::HostPort>())
         else {
             continue;
         };
-        if let Ok(view) = distlock_server::admin::cluster_status(at).await
+        if let Ok(view) = distlock_server::admin::cluster_status(&at).await
             && view.leader == Some(leader)
             && view
                 .members
