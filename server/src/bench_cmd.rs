@@ -6,9 +6,9 @@
 //! two clients hold a key at once, and a key's tokens strictly increase.
 
 use crate::client::{Client, ClientError, ClientOptions, Session, Transport};
-use distlock_transport_tcp::HostPort;
 use hdrhistogram::Histogram;
 use serde_json::json;
+use distlock_transport_tcp::HostPort;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

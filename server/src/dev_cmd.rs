@@ -5,12 +5,12 @@
 
 use crate::admin::ask;
 use crate::clock::MonotonicClock;
+use distlock_transport_tcp::HostPort;
 use crate::config::{ServerConfig, WsConfig};
 use crate::runtime;
 use crate::storage::FsyncPolicy;
 use distlock_core::ids::NodeId;
 use distlock_core::proto::{RequestBody, ResponseBody};
-use distlock_transport_tcp::HostPort;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -108,10 +108,7 @@ impl DevCluster {
                 client_addr: clients[&id],
                 peer_addr: peers[&id],
                 peers: peers.iter().map(|(&i, a)| (i, HostPort::from(a))).collect(),
-                client_addrs: clients
-                    .iter()
-                    .map(|(&i, a)| (i, HostPort::from(a)))
-                    .collect(),
+                client_addrs: clients.iter().map(|(&i, a)| (i, HostPort::from(a))).collect(),
                 advertise_client_addr: None,
                 advertise_peer_addr: None,
                 cluster_id: "distlock-dev".to_owned(),
@@ -242,9 +239,7 @@ fn first_failure(
 async fn wait_for_leader(servers: &[SocketAddr]) {
     loop {
         for &addr in servers {
-            if let Ok((_, answers)) =
-                ask(&HostPort::from(addr), vec![RequestBody::ClusterStatus]).await
-            {
+            if let Ok((_, answers)) = ask(&HostPort::from(addr), vec![RequestBody::ClusterStatus]).await {
                 if let Some(ResponseBody::ClusterStatus(v)) = answers.first() {
                     if v.leader.is_some() {
                         return;

@@ -16,8 +16,8 @@ use crate::lock_cmd::EXIT_UNAVAILABLE;
 use distlock_core::ids::{LogIndex, NodeId};
 use distlock_core::proto::{MemberRole, ProtoError, RequestBody, ResponseBody};
 use distlock_core::raft::{MemberAddrs, MembershipChange, MembershipError, Refusal};
-use distlock_transport_tcp::HostPort;
 use serde_json::json;
+use distlock_transport_tcp::HostPort;
 use std::time::Duration;
 
 /// Exit status when the cluster refused the change for good.

@@ -13,9 +13,9 @@ use distlock_core::locks::{LockKind, Mode};
 use distlock_core::proto::{
     ClusterStatusView, LockStatusView, MemberRole, RequestBody, ResponseBody,
 };
-use distlock_transport_tcp::HostPort;
 use distlock_transport_tcp::WelcomeInfo;
 use serde_json::{Value, json};
+use distlock_transport_tcp::HostPort;
 use std::time::Duration;
 
 /// What `distlock status` was asked.

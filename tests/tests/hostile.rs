@@ -23,13 +23,9 @@ async fn a_forged_heartbeat_at_the_last_term_is_refused() {
     for id in cluster.ids() {
         let victim = cluster.server(id).peer_addr;
         let claimed = if id == 2 { NodeId(3) } else { NodeId(2) };
-        let stream = within(
-            "dial the peer port",
-            PATIENCE,
-            tokio::net::TcpStream::connect(victim),
-        )
-        .await
-        .expect("the peer port accepts");
+        let stream = within("dial the peer port", PATIENCE, tokio::net::TcpStream::connect(victim))
+            .await
+            .expect("the peer port accepts");
         let (_reader, mut writer) = within(
             "peer handshake",
             PATIENCE,
@@ -58,16 +54,7 @@ async fn a_forged_heartbeat_at_the_last_term_is_refused() {
     // Every server still serves, at an ordinary term, with the same leader
     // or a new one elected the ordinary way.
     let mut cmd = distlock();
-    cmd.args([
-        "lock",
-        "--servers",
-        &servers,
-        "--wait",
-        "10s",
-        "after-attack",
-        "--",
-        "true",
-    ]);
+    cmd.args(["lock", "--servers", &servers, "--wait", "10s", "after-attack", "--", "true"]);
     let out = run_within(&mut cmd, Duration::from_secs(60));
     assert_eq!(
         out.status.code(),
@@ -99,12 +86,7 @@ async fn dns_rebinding_requests_are_refused() {
     cmd.arg("serve")
         .arg("--data-dir")
         .arg(home.path().join("data"))
-        .args([
-            "--client-addr",
-            &c.to_string(),
-            "--peer-addr",
-            &p.to_string(),
-        ])
+        .args(["--client-addr", &c.to_string(), "--peer-addr", &p.to_string()])
         .args(["--ws-addr", &w.to_string()])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());

@@ -393,7 +393,12 @@ fn server_samples() -> Vec<(&'static str, ServerFrame)> {
         ("no_leader", reply(3, Err(ProtoError::NoLeader))),
         (
             "leader_unreachable",
-            reply(3, Err(ProtoError::LeaderUnreachable { leader: NodeId(2) })),
+            reply(
+                3,
+                Err(ProtoError::LeaderUnreachable {
+                    leader: NodeId(2),
+                }),
+            ),
         ),
         ("unknown_session", reply(2, Err(ProtoError::UnknownSession))),
         (

@@ -588,15 +588,8 @@ fn servers_publish_their_own_addresses() {
             ],
             "server {id} tells its clients every member's address"
         );
-        assert!(
-            !node.addrs_unpublished(),
-            "server {id} has nothing left to publish"
-        );
-        assert_eq!(
-            node.publish_deadline(),
-            None,
-            "server {id} keeps no publish timer"
-        );
+        assert!(!node.addrs_unpublished(), "server {id} has nothing left to publish");
+        assert_eq!(node.publish_deadline(), None, "server {id} keeps no publish timer");
     }
 }
 

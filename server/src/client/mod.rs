@@ -48,9 +48,9 @@ pub use fenced::{FencedResource, StaleToken};
 use distlock_core::client::{ClientError as CoreError, ClientSession, Config};
 use distlock_core::locks::{FencingToken, LockError, Mode, Outcome, SessionId, Wait};
 use distlock_core::proto::ProtoError;
-pub use distlock_transport_tcp::HostPort;
 use driver::{Command, Driver, dial};
 use std::future::Future;
+pub use distlock_transport_tcp::HostPort;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -167,7 +167,13 @@ impl Client {
         );
         let mut first = None;
         for (i, addr) in servers.iter().enumerate() {
-            match dial(addr.as_str(), options.connect_timeout, options.transport).await {
+            match dial(
+                addr.as_str(),
+                options.connect_timeout,
+                options.transport,
+            )
+            .await
+            {
                 Ok(stream) => {
                     first = Some((i, stream));
                     break;
