@@ -312,9 +312,13 @@ async fn a_lost_quorum_is_recovered_with_force_new_cluster() {
     forced.signal("TERM");
     forced.wait_exit_async(PATIENCE).await;
     survivor.start();
-    let mut everyone: Vec<&Server> = vec![&*survivor];
-    everyone.extend(new.iter());
-    leader_of(&everyone, Some(&[leader, 4, 5])).await;
+    let back = survivor.client_addr;
+    wait_until_async(
+        "the survivor is back, following a leader",
+        PATIENCE,
+        || async move { Conn::status_once(back).await.filter(|v| v.leader.is_some()) },
+    )
+    .await;
     let status = status_json(&servers_arg(&[&*survivor]), None);
     let ids: Vec<u64> = status["members"]
         .as_array()
