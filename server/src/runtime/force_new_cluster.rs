@@ -189,23 +189,32 @@ fn force<S: Storage<Command>>(
     write_record(path, &planned)?;
     storage.write(&forced.persist)?;
     storage.sync()?;
+    // Raft does not record its commit index: everything after the last
+    // snapshot may or may not have been committed by the old cluster.
+    let uncertain = if last > snapshot_index {
+        format!(
+            "entries {}..={} of its log, whose commitment it did not record (some the old \
+             cluster may never have committed), commit with it",
+            snapshot_index.0 + 1,
+            last.0
+        )
+    } else {
+        "its log holds nothing after its last snapshot".to_owned()
+    };
     tracing::warn!(
         id = cfg.id.0,
         index = forced.index.0,
         term = forced.term.0,
         retired = ?planned.retired,
         "FORCED A NEW CLUSTER: server {} is now the only voter, by the configuration entry at \
-         index {} (term {}), written durably: a restart without --force-new-cluster keeps it. \
-         Entries {}..={} of its log, which were not known to be committed, commit with it. \
-         The old members {:?} are retired: this server refuses their peer links for good; never \
-         start them again with their old data (they would still follow the old configuration). \
-         Remove the flag, then add new servers under new ids: `serve --join`, `distlock members \
-         add`, `distlock members promote`.",
+         index {} (term {}), written durably: a restart without --force-new-cluster keeps it; \
+         {uncertain}. The old members {:?} are retired: this server refuses their peer links \
+         for good; never start them again with their old data (they would still follow the \
+         old configuration). Remove the flag, then add new servers under new ids: `serve \
+         --join`, `distlock members add`, `distlock members promote`.",
         cfg.id.0,
         forced.index.0,
         forced.term.0,
-        snapshot_index.0 + 1,
-        last.0,
         planned.retired,
     );
     Ok(Some(planned))
