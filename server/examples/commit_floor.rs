@@ -3,7 +3,7 @@
 //! disk*, have it durable.
 //!
 //! A distlock commit needs a majority of the servers to have written and
-//! synced the entry (DESIGN §4). When all of them share one disk, as on a
+//! synced the entry (ARCHITECTURE.md §7.3). When all of them share one disk, as on a
 //! laptop, in CI, or in `distlock dev`, their syncs queue behind each
 //! other, and the majority's last sync, not one sync, is the least a
 //! commit can take before any network hop. This measures exactly that,

@@ -1,5 +1,5 @@
 //! `distlock lock NAME -- CMD...`: run a command while holding a lock, with
-//! the fencing token in its environment (DESIGN §8).
+//! the fencing token in its environment (ARCHITECTURE.md §12).
 
 use crate::client::{Client, ClientError, ClientOptions};
 use distlock_core::locks::{Mode, Wait};

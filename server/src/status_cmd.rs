@@ -1,6 +1,6 @@
 //! `distlock status [NAME] [--json]`: the cluster as its leader sees it
 //! (leader, term, commit index, members with their match index), or one
-//! lock's holders, tokens and waiters (DESIGN §8).
+//! lock's holders, tokens and waiters (ARCHITECTURE.md §12).
 //!
 //! It asks the first server that answers; when that server is not the
 //! leader it asks the leader again, because only the leader knows how far
@@ -189,7 +189,7 @@ fn mode_text(mode: Mode) -> String {
 }
 
 /// The cluster as one JSON object (field names are a public contract,
-/// DESIGN §8).
+/// ARCHITECTURE.md §12).
 #[must_use]
 pub fn cluster_json(view: &ClusterStatusView) -> Value {
     json!({

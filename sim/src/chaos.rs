@@ -5,7 +5,7 @@
 //!
 //! Two modes, set by the faults and cleared when the network heals:
 //! - `storm`: every frame on every link may be dropped, duplicated or held
-//!   back up to a bound (SCENARIOS S6, S20);
+//!   back up to a bound (SIMULATION.md, S6 and S20);
 //! - `append_cut`: every `Append`/`Heartbeat` from one server to another is
 //!   dropped while votes and replies still flow (S11 variant a).
 

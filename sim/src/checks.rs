@@ -1,17 +1,17 @@
 //! Checkers over a recorded [`History`](crate::history::History)
-//! (SCENARIOS §3): each takes the records in order and returns the
+//! (SIMULATION.md §5): each takes the records in order and returns the
 //! violations it finds. They only trust what clients saw (invoke and return
 //! times, tokens, their own lease deadlines) and what the resource saw, so
 //! a buggy server cannot hide a violation by lying in its own logs.
 //!
-//! * [`resource_exclusion`] — §3.1 at the fenced resource.
-//! * [`token_order`] — §3.2: one exclusive holder per token; tokens of a
+//! * [`resource_exclusion`] — SIMULATION.md §5.1 at the fenced resource.
+//! * [`token_order`] — SIMULATION.md §5.2: one exclusive holder per token; tokens of a
 //!   lock strictly increase in real-time order, also across whole-cluster
-//!   restarts (reported as `durability`, §3.6 b).
-//! * [`no_early_release`] — §3.3: no conflicting grant returns while an
+//!   restarts (reported as `durability`, SIMULATION.md §5.2).
+//! * [`no_early_release`] — SIMULATION.md §5.3: no conflicting grant returns while an
 //!   earlier holder still claims the lock and its lease deadline (counted
 //!   from a keepalive the cluster acknowledged) lies after that return.
-//! * [`liveness`] — §3.5: every probe after the heal was granted in time.
+//! * [`liveness`] — SIMULATION.md §5.5: every probe after the heal was granted in time.
 //! * [`catch_up`] — after the heal, every voter (but one whose disk was
 //!   destroyed) replicates the log again.
 //! * [`raft_baseline`] — at most one leader per term.
@@ -28,7 +28,7 @@
 //!   within the lock-delay (S18).
 //! * [`stale_reads`] — token checks answer as a linearizable read would
 //!   (S3).
-//! * [`witness`] — §3.4: the committed log (replayed after the run) holds
+//! * [`witness`] — SIMULATION.md §5.4: the committed log (replayed after the run) holds
 //!   every grant clients were told of, and only grants someone asked for.
 //! * [`linearizability`] — §4: per lock, a Wing–Gong–Lowe search for a
 //!   legal order of the grants and their ends (`linearizable.rs`).
@@ -142,7 +142,7 @@ pub fn holds(records: &[Record]) -> Vec<Hold> {
     out
 }
 
-/// §3.1: the resource accepts a token only if it is at least the highest
+/// SIMULATION.md §5.1: the resource accepts a token only if it is at least the highest
 /// it accepted for the lock, and one token is used by one session only.
 #[must_use]
 pub fn resource_exclusion(records: &[Record]) -> Vec<Violation> {
@@ -185,7 +185,7 @@ pub fn resource_exclusion(records: &[Record]) -> Vec<Violation> {
     out
 }
 
-/// §3.2 and §3.6 b: an exclusive token belongs to one session; a grant
+/// SIMULATION.md §5.2 and SIMULATION.md §5.2: an exclusive token belongs to one session; a grant
 /// invoked after another returned carries a higher token (labelled
 /// `durability` when a whole-cluster restart lies between them).
 #[must_use]
@@ -265,7 +265,7 @@ fn conflict(a: ModeKind, b: ModeKind) -> bool {
     }
 }
 
-/// §3.3: a conflicting grant to another session must not come back while
+/// SIMULATION.md §5.3: a conflicting grant to another session must not come back while
 /// the earlier holder still claims the lock and believes its lease runs
 /// past that moment. The belief comes from acknowledged keepalives counted
 /// from their send time, so a correct cluster cannot have expired the
@@ -302,7 +302,7 @@ pub fn no_early_release(records: &[Record]) -> Vec<Violation> {
     out
 }
 
-/// §3.5: every probe after the heal was granted within the bound.
+/// SIMULATION.md §5.5: every probe after the heal was granted within the bound.
 #[must_use]
 pub fn liveness(records: &[Record]) -> Vec<Violation> {
     records
@@ -392,13 +392,13 @@ pub fn server_health(records: &[Record]) -> Vec<Violation> {
         .collect()
 }
 
-/// S3 / §3.4 for reads: a token check is a linearizable read. It must not
+/// S3 / SIMULATION.md §5.4 for reads: a token check is a linearizable read. It must not
 /// call a token valid when a conflicting newer grant of the lock had
 /// already returned before the check was sent (a stale leader answering
 /// from old state), nor call the holder's own token invalid while the
 /// holder certainly still held it: the check was sent after the grant
 /// returned and answered before the holder let go and before its lease
-/// deadline (the cluster cannot have expired it earlier, §3.3). Semaphore
+/// deadline (the cluster cannot have expired it earlier, SIMULATION.md §5.3). Semaphore
 /// grants coexist, so only exclusive and shared grants are compared.
 #[must_use]
 pub fn stale_reads(records: &[Record]) -> Vec<Violation> {
@@ -466,7 +466,7 @@ pub fn stale_reads(records: &[Record]) -> Vec<Violation> {
     out
 }
 
-/// §3.4 (a)-(c), the witness check: every grant a client was told of is a
+/// SIMULATION.md §5.4 (a)-(c), the witness check: every grant a client was told of is a
 /// grant of the committed log, to that session, with that token (no lost
 /// grant, no token the log did not give); every grant of the log went to
 /// a session that asked for that lock (no phantom). A request granted
@@ -539,7 +539,7 @@ pub fn witness(records: &[Record]) -> Vec<Violation> {
 /// expired: the client crashed, was cut off or paused), the next
 /// conflicting grant comes no sooner than the lock-delay after the
 /// expiry. The expiry commits no earlier than the holder's last believed
-/// lease deadline (§3.3), and the leader counts the delay on its clock
+/// lease deadline (SIMULATION.md §5.3), and the leader counts the delay on its clock
 /// (drift at most 1 %), so a grant returned before deadline + 0.98 × delay
 /// broke it. Returns the violations and how many hand-offs were checked.
 #[must_use]
@@ -591,7 +591,7 @@ pub fn lock_delay_handoffs(records: &[Record]) -> (Vec<Violation>, u64) {
     (out, checked)
 }
 
-/// Exactly once (§3.4): a request the committed log answered more than
+/// Exactly once (SIMULATION.md §5.4): a request the committed log answered more than
 /// once, because a retry reached it again, got the same answer every
 /// time (read from the log's replay, [`crate::witness`]).
 #[must_use]

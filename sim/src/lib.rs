@@ -1,4 +1,4 @@
-//! Deterministic simulation of distlock (DESIGN §9, issue 5).
+//! Deterministic simulation of distlock (docs/SIMULATION.md).
 //!
 //! Under madsim this crate runs the REAL server runtime
 //! ([`distlock_server::runtime::run_with_storage`]) on 3 or 5 simulated
@@ -8,7 +8,7 @@
 //! loss of unsynced writes, pauses, partitions, packet loss, disk faults,
 //! clock drift) come from a seeded RNG; everything observable is recorded in
 //! a [`history::History`] whose hash identifies the run, and
-//! [`checks`] verifies the properties of DESIGN §1 over it.
+//! [`checks`] verifies the properties of ARCHITECTURE.md §1 over it.
 //!
 //! The whole crate is `cfg(madsim)`: a normal build compiles it to nothing.
 

@@ -1,4 +1,4 @@
-//! The simulation's operator: membership changes under load (SCENARIOS
+//! The simulation's operator: membership changes under load (SIMULATION.md,
 //! S12), made through the same `ChangeMembership` requests as `distlock
 //! members`, from a node of its own that partitions between servers do not
 //! touch.

@@ -1,6 +1,6 @@
 //! The fenced resource the workload protects: the client library's own
 //! [`FencedResource`] check, with every write recorded in the history in
-//! the resource's serial order (SCENARIOS §3.0 item 4).
+//! the resource's serial order (SIMULATION.md §4).
 
 use crate::clock::TrueTime;
 use crate::history::{Ev, History};

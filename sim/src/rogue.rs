@@ -1,4 +1,4 @@
-//! A rogue peer (SCENARIOS S19): a process that knows the cluster's name
+//! A rogue peer (SIMULATION.md, S19): a process that knows the cluster's name
 //! but is no member of it dials every server's peer port as node
 //! [`ROGUE_ID`] and sends what would disrupt a cluster that listened:
 //! votes and appends with a term a million ahead, a forced (transfer)

@@ -1,4 +1,4 @@
-//! Named scenarios (SCENARIOS.md (b)): each is a [`SimConfig`] for a seed
+//! Named scenarios (SIMULATION.md §6): each is a [`SimConfig`] for a seed
 //! — which fault classes, which scripted steps, which knobs — plus the
 //! coverage counters that must be non-zero over a batch of seeds, so a
 //! pass is never vacuous. Scenarios the harness cannot express would be

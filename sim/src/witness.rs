@@ -1,4 +1,4 @@
-//! The committed log as a witness (SCENARIOS §3.4): after a run, the most
+//! The committed log as a witness (SIMULATION.md §5.4): after a run, the most
 //! up-to-date durable log in the cluster (highest last term, then highest
 //! last index) holds every committed entry. Replaying it through the real
 //! lock state machine gives every grant the cluster made, with its token;

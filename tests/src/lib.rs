@@ -1,6 +1,6 @@
 //! The harness of distlock's black-box tests: real `distlock` processes on
 //! loopback, spoken to through the command line, the wire protocol and the
-//! Rust client library (DESIGN §6, `tests/`).
+//! Rust client library (ARCHITECTURE.md §6.4).
 //!
 //! - [`distlock_bin`] finds the `distlock` binary next to the test
 //!   executable (`target/<profile>/distlock`) and builds it first, once

@@ -1,4 +1,4 @@
-//! The command line of DESIGN §8 against real processes: `status --json`,
+//! The command line of ARCHITECTURE.md §12 against real processes: `status --json`,
 //! `dev`, and `serve --config FILE.toml`.
 
 use distlock_tests::{

@@ -1,4 +1,4 @@
-//! Length-prefixed framing (DESIGN §7): each frame is a big-endian `u32`
+//! Length-prefixed framing (PROTOCOL.md §2.1): each frame is a big-endian `u32`
 //! payload length followed by the postcard payload.
 //!
 //! [`FrameReader`] checks every announced length against its limit before

@@ -1,4 +1,4 @@
-//! The opening of a connection (DESIGN §7), under a deadline.
+//! The opening of a connection (PROTOCOL.md §3), under a deadline.
 //!
 //! Client link: the client sends [`ClientFrame::Hello`] and waits for
 //! [`ServerFrame::Welcome`] or [`ServerFrame::Error`] ([`client_handshake`]).

@@ -1,4 +1,4 @@
-//! distlock's TCP transport (DESIGN §7): length-prefixed postcard frames
+//! distlock's TCP transport (PROTOCOL.md §2.1 and §3): length-prefixed postcard frames
 //! over any byte stream, and the versioned handshakes of the client and
 //! peer links.
 //!

@@ -1,4 +1,4 @@
-//! distlock's WebSocket transport (DESIGN §7): the client protocol for
+//! distlock's WebSocket transport (PROTOCOL.md §2.2): the client protocol for
 //! browsers and edge services, and the port that serves the dashboard.
 //!
 //! One protocol frame per WebSocket message: a **binary** message carries

@@ -143,7 +143,7 @@ impl ClientSession {
     }
 
     /// Whether the session's local lease still runs at `now`: the cluster
-    /// cannot have expired it yet (DESIGN §4 rule 5).
+    /// cannot have expired it yet (ARCHITECTURE.md §4, lease rule 5).
     #[must_use]
     pub fn is_alive(&self, now: Instant) -> bool {
         matches!(self.session, SessionState::Open { lease_until, .. } if now < lease_until)

@@ -1,4 +1,4 @@
-//! The client's session logic, sans-IO (DESIGN §4 rule 5): a
+//! The client's session logic, sans-IO (ARCHITECTURE.md §4, lease rule 5): a
 //! [`ClientSession`] opens a session, keeps it alive every `ttl / 3`, counts
 //! its lease on the local clock from the *send* time of the last acknowledged
 //! keepalive, numbers logged requests `(session, seq, ack)` for exactly-once

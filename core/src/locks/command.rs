@@ -118,7 +118,7 @@ impl Wait {
     }
 }
 
-/// A command for the lock state machine (DESIGN §3, minus Raft's own).
+/// A command for the lock state machine (ARCHITECTURE.md §3.1, minus Raft's own).
 ///
 /// Client requests ([`ClientCommand`]) carry `(session, seq, ack)`: `ack` is
 /// the client's lowest unanswered sequence number, so every answer below it

@@ -47,7 +47,7 @@ pub(super) struct Waiter {
     pub(super) seq: Seq,
     pub(super) mode: Mode,
     pub(super) lock_delay_ms: u64,
-    /// Kept so a new leader can re-arm the timeout (DESIGN §4 rule 4).
+    /// Kept so a new leader can re-arm the timeout (ARCHITECTURE.md §4, lease rule 4).
     pub(super) timeout_ms: Option<u64>,
 }
 

@@ -1,5 +1,5 @@
 //! The deterministic lock state machine that the Raft log replicates
-//! (DESIGN §2-§4): sessions, locks with their holders, FIFO wait queues and
+//! (ARCHITECTURE.md §2-§4): sessions, locks with their holders, FIFO wait queues and
 //! lock-delays, and per-session exactly-once answer tables.
 //!
 //! [`LockState::apply_into`] is a pure function of the state, the command
@@ -7,12 +7,12 @@
 //! (session expiry, wait timeouts, the end of a lock-delay) are taken by the
 //! leader's timers and arrive as commands; the [`Event`]s of each apply tell
 //! the leader which timers to arm and disarm, and the read-only queries let a
-//! new leader re-arm all of them (DESIGN §4 rule 4).
+//! new leader re-arm all of them (ARCHITECTURE.md §4, lease rule 4).
 //!
 //! Every client-visible failure is a [`LockError`] value inside a [`Reply`];
 //! nothing a client sends can make `apply` panic.
 //!
-//! Choices where DESIGN is silent:
+//! Choices the design leaves open:
 //! - An acquire that queues gets no answer until it leaves the queue
 //!   (granted, `TimedOut`, `Cancelled`, `SessionClosed`/`SessionExpired`);
 //!   a retry meanwhile gets [`Outcome::Pending`].

@@ -1,6 +1,6 @@
 //! Read-only views of the lock state for the leader: token checks, lock
-//! status, and everything a new leader needs to re-arm its timers (DESIGN
-//! §4 rule 4: every session, timed wait and lock-delay gets its full length
+//! status, and everything a new leader needs to re-arm its timers (ARCHITECTURE.md
+//! §4, lease rule 4: every session, timed wait and lock-delay gets its full length
 //! again).
 
 use super::LockState;

@@ -1,4 +1,4 @@
-//! The leader's lease timers (DESIGN §4): session deadlines, wait timeouts
+//! The leader's lease timers (ARCHITECTURE.md §4): session deadlines, wait timeouts
 //! and lock-delays, all on the leader's monotonic clock. When they run out
 //! the leader proposes `ExpireSession`, `WaitTimedOut` or `LockDelayOver`;
 //! the state machine decides nothing by time itself.
@@ -36,8 +36,8 @@ fn ms(n: u64) -> Duration {
 }
 
 impl LeaseTimers {
-    /// Arms every timer at its full length from `now` (DESIGN §4 rules 4
-    /// and 6: a new leader, or a restarted cluster, extends every lease).
+    /// Arms every timer at its full length from `now` (ARCHITECTURE.md §4, lease rules
+    /// 4 and 6: a new leader, or a restarted cluster, extends every lease).
     pub(crate) fn reset(&mut self, now: Instant, state: &LockState) {
         self.clear();
         for (session, ttl_ms) in state.sessions() {

@@ -1,5 +1,5 @@
 //! One distlock server as a pure state machine: Raft replicating the lock
-//! state machine, the leader's lease timers (DESIGN §4), and the routing of
+//! state machine, the leader's lease timers (ARCHITECTURE.md §4), and the routing of
 //! client requests. The runtime feeds it frames, timeouts and persistence
 //! reports, and carries out its [`NodeAction`]s; it holds no protocol logic.
 //!
@@ -8,12 +8,12 @@
 //!   the leader; a follower forwards them. Every server registers the
 //!   requests of its own clients and answers them when *it* applies the
 //!   entry that answers them, so a grant is answered by the waiter's server
-//!   as it applies the release that granted it (DESIGN §10), and a client
+//!   as it applies the release that granted it (ARCHITECTURE.md §13), and a client
 //!   that moved to another server after a failover is answered there.
 //! - `KeepAlive`, `CheckToken` and `LockStatus` are served by the leader
 //!   through ReadIndex: a keepalive is acknowledged only after a heartbeat
 //!   round that started after it arrived reached a majority, and only once
-//!   an entry of the leader's term has committed (DESIGN §4 rules 2-3).
+//!   an entry of the leader's term has committed (ARCHITECTURE.md §4, lease rules 2-3).
 //! - `ClusterStatus` is answered locally; `Watch` subscribes the connection
 //!   to a lock's applied events on this server.
 //! - `TakeSnapshot` (a backup) is a ReadIndex read too; the leader keeps
@@ -636,7 +636,7 @@ impl Node {
         let leading = self.raft.is_leader().then(|| self.raft.term());
         if leading != self.led_term {
             if leading.is_some() {
-                // DESIGN §4 rule 4: every lease, wait and delay at full length
+                // ARCHITECTURE.md §4, lease rule 4: every lease, wait and delay at full length
                 // from this election.
                 self.timers.reset(self.now, self.raft.state_machine());
             } else {

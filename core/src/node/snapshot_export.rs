@@ -392,7 +392,7 @@ mod tests {
 
     /// What `distlock snapshot restore` does, on one server: started long
     /// after the snapshot from it alone, it gives its session a full TTL
-    /// from its election (DESIGN §4 rules 4 and 6), then expires it, and
+    /// from its election (lease rules 4 and 6, docs/ARCHITECTURE.md §4), then expires it, and
     /// grants tokens above the snapshot's index.
     #[test]
     fn a_restored_server_gives_sessions_a_full_ttl_and_higher_tokens() {

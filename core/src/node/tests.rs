@@ -1,6 +1,6 @@
 //! Tests of the server state machine on a small in-memory cluster: client
 //! requests end to end, forwarding, keepalives, and the leader's lease
-//! timers under failover (DESIGN §4).
+//! timers under failover (ARCHITECTURE.md §4).
 
 use super::{ConnId, Node, NodeAction, NodeConfig};
 use crate::ids::NodeId;
@@ -432,7 +432,7 @@ fn a_rerouted_request_the_old_leader_committed_is_answered_with_its_grant() {
     assert_eq!(net.sole_holder(next, ConnId(3), "y"), committed);
 }
 
-/// DESIGN §4 rule 1: only the leader expires, by committing ExpireSession;
+/// ARCHITECTURE.md §4, lease rule 1: only the leader expires, by committing ExpireSession;
 /// a session kept alive lives on, one left alone expires after its TTL and
 /// its lock goes to the waiter.
 #[test]
@@ -471,7 +471,7 @@ fn the_leader_expires_sessions_that_stop_keeping_alive() {
     );
 }
 
-/// DESIGN §4 rule 4: a new leader gives every session its full TTL from
+/// ARCHITECTURE.md §4, lease rule 4: a new leader gives every session its full TTL from
 /// its election, so a failover never shortens a lease.
 #[test]
 fn a_new_leader_extends_every_lease_to_full_length() {

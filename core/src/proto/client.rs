@@ -72,7 +72,7 @@ pub enum RequestBody {
     /// Extends a session's lease. Not logged: the leader answers
     /// [`super::ResponseBody::KeepAliveAck`] once a heartbeat round that
     /// started after the keepalive arrived has reached a majority
-    /// (DESIGN §4 rule 2). The client counts the lease from the time it
+    /// (ARCHITECTURE.md §4, lease rule 2). The client counts the lease from the time it
     /// sent the acknowledged keepalive.
     KeepAlive {
         /// The session to keep alive.

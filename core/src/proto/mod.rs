@@ -1,4 +1,4 @@
-//! The wire protocol (DESIGN §7): every message that crosses a connection,
+//! The wire protocol (PROTOCOL.md): every message that crosses a connection,
 //! as serde types, and the postcard codec that turns them into frames.
 //!
 //! Two links use these types:

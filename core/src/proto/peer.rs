@@ -1,7 +1,7 @@
 //! What servers send each other: [`PeerFrame`], carrying Raft's messages
 //! and client requests forwarded to the leader.
 //!
-//! Forwarding (DESIGN §6: any server accepts any request): a server whose
+//! Forwarding (PROTOCOL.md §8: any server accepts any request): a server whose
 //! client asks for something only the leader can do sends
 //! [`PeerFrame::Forward`] to the leader, with a [`ForwardId`] it chose and
 //! remembers together with the client's connection and [`RequestId`]. The

@@ -1,7 +1,7 @@
 //! Read-only reports for clients and the command line: a lock's status and
 //! the cluster's status.
 //!
-//! They are printed as JSON by `distlock status --json` (DESIGN §8), so
+//! They are printed as JSON by `distlock status --json` (ARCHITECTURE.md §12), so
 //! their field names are relied upon by scripts: `leader`, `term`,
 //! `commit_index`, `members` (`id`, `client_addr`, `ws_addr`, `role`,
 //! `match_index`), and for a lock `mode`, `holders` (`session`, `token`)

@@ -1,4 +1,4 @@
-//! The properties of DESIGN §1 checked while the lock-service world runs:
+//! The properties of ARCHITECTURE.md §1 checked while the lock-service world runs:
 //! mutual exclusion at a fenced resource and at the level of the clients'
 //! own lease beliefs, one holder per token, and no early release (no
 //! server ever ends a session while its client's local lease says it is

@@ -1,4 +1,4 @@
-//! Named scenarios of SCENARIOS.md on the lock-service world, each with an
+//! Named scenarios of SIMULATION.md §6 on the lock-service world, each with an
 //! assertion that the fault it is about really happened, so a pass is
 //! never vacuous. Every check of the world runs throughout.
 
@@ -308,7 +308,7 @@ fn s8_stalled_leader_resumes_with_stale_timers() {
 }
 
 /// S9: the holder dies for good while leaders churn faster than the TTL.
-/// DESIGN §4 rule 4 chooses the safe side: every new leader gives every
+/// ARCHITECTURE.md §4, lease rule 4 chooses the safe side: every new leader gives every
 /// session its full TTL again, so the orphaned lock is not freed while the
 /// churn lasts; once leadership is stable it is freed within TTL plus an
 /// election.

@@ -3,7 +3,7 @@
 //! the leader is isolated, clients lose their server or pause for longer
 //! than their TTL, and every clock drifts within 1%. Then everything heals
 //! and every lock must become acquirable within TTL + lock-delay + a few
-//! elections (DESIGN §1 availability).
+//! elections (ARCHITECTURE.md §1.8).
 //!
 //! `DISTLOCK_SERVICE_SCHEDULES=N` raises the number of seeds;
 //! `DISTLOCK_SERVICE_SEED=S` replays one (an ignored test).

@@ -2,7 +2,7 @@
 //! on simulated disks and drifting clocks, clients running the sans-IO
 //! [`ClientSession`] with a small lock workload, a fenced resource, and a
 //! network that delays, loses and partitions. True time is virtual and
-//! jumps to the next event; the properties of DESIGN §1 are checked as the
+//! jumps to the next event; the properties of ARCHITECTURE.md §1 are checked as the
 //! world runs (see [`super::checks`]).
 
 use super::checks::{Checks, Resource};

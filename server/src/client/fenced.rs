@@ -18,7 +18,7 @@ pub struct StaleToken {
     pub highest: FencingToken,
 }
 
-/// The fencing check of a protected resource (DESIGN: fencing tokens): it
+/// The fencing check of a protected resource (ARCHITECTURE.md §1.4: fencing tokens): it
 /// remembers, per lock, the highest token it accepted and rejects any
 /// lower one, so that a holder whose lock expired while it was paused
 /// cannot overwrite the work of the next holder.

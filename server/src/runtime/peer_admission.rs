@@ -2,7 +2,7 @@
 //!
 //! A server that is neither configured nor a member is turned away before
 //! any of its frames reaches Raft: a stray or rogue process must not make
-//! members adopt its term (SCENARIOS S19). But a server that was down, or
+//! members adopt its term (SIMULATION.md, S19). But a server that was down, or
 //! cut off, while the configuration changed knows only an old one, in
 //! which the members added since do not appear; turning them away (and
 //! not linking to them) would keep it from ever catching up, and from

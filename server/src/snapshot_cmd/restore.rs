@@ -13,9 +13,9 @@
 //! `--peers`, so that they agree on the snapshot they all start from
 //! (a server started empty instead could win an election with an empty
 //! log and contradict it). Sessions in the backup are kept: every new
-//! leader gives every session its full TTL again (DESIGN §4 rules 4 and
-//! 6), so a lock held by a client that never reaches the new cluster is
-//! freed by its lease running out.
+//! leader gives every session its full TTL again (lease rules 4 and 6,
+//! docs/ARCHITECTURE.md §4), so a lock held by a client that never
+//! reaches the new cluster is freed by its lease running out.
 //!
 //! The directory is claimed as `serve` claims it, recording the cluster id
 //! and node id it belongs to (`serve` refuses it under other ones), and

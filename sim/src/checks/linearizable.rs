@@ -1,4 +1,4 @@
-//! Per-lock linearizability: the black-box check of SCENARIOS §4 item 2,
+//! Per-lock linearizability: the black-box check of SIMULATION.md §5.7,
 //! which cross-checks the pairwise checkers (`token_order`,
 //! `no_early_release`) with a search for a legal sequential order.
 //!
@@ -22,7 +22,7 @@
 //! hold: it stands for the holder's release and for its session's expiry,
 //! whichever comes first, so it may take effect at any time after the
 //! earlier of the release invoke and the latest lease deadline the holder
-//! believed (the cluster may not expire a session before that, §3.3). A
+//! believed (the cluster may not expire a session before that, SIMULATION.md §5.3). A
 //! free has no return: it may also happen after everything else.
 //!
 //! **Left out, soundly:** an acquire answered `NotGranted` changes nothing
@@ -35,7 +35,7 @@
 //! **Labels:** a window that fails is searched again with leases not
 //! trusted (any hold may end right after its grant). If that passes, the
 //! only way out was an expiry before a believed deadline, which is the
-//! no-early-release property (§3.3) and is reported under that name, so
+//! no-early-release property (SIMULATION.md §5.3) and is reported under that name, so
 //! that runs with clocks beyond their bound file it as an assumption
 //! breach; otherwise it is reported as `linearizability`.
 //!

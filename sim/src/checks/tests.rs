@@ -1,5 +1,5 @@
 //! Checker self-tests: for every property a hand-built bad history that
-//! must be flagged, and good histories that must pass (SCENARIOS §4 item 3).
+//! must be flagged, and good histories that must pass (SIMULATION.md §5.9).
 
 use super::history_builder::H;
 use super::*;
