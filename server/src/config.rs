@@ -49,6 +49,10 @@ pub struct ServerConfig {
     /// sleeping (`--busy-poll`): lower latency for up to two busy threads
     /// while requests keep coming; `None` (the default) sleeps at once.
     pub busy_poll: Option<Duration>,
+    /// Make this server the only voter of a new cluster with the state it
+    /// holds, before it starts (`--force-new-cluster`: the way out of a
+    /// quorum lost for good; see [`crate::runtime::force_new_cluster`]).
+    pub force_new_cluster: bool,
 }
 
 /// Optional Raft settings of a server (`None`: the core's default).
@@ -299,6 +303,8 @@ pub struct ConfigFile {
     pub join: Option<bool>,
     /// `--busy-poll`: a duration such as `"300us"`.
     pub busy_poll: Option<String>,
+    /// `--force-new-cluster`.
+    pub force_new_cluster: Option<bool>,
 }
 
 impl ConfigFile {
@@ -388,6 +394,7 @@ impl ServerConfig {
             raft: RaftTuning::default(),
             join: false,
             busy_poll: None,
+            force_new_cluster: false,
         }
     }
 

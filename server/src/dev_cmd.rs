@@ -116,6 +116,7 @@ impl DevCluster {
                 raft: crate::config::RaftTuning::default(),
                 join: false,
                 busy_poll: None,
+                force_new_cluster: false,
             };
             let ws = WsConfig {
                 addr: Some(ws[&id]),

@@ -17,5 +17,7 @@ pub mod lock_cmd;
 pub mod members_cmd;
 pub mod runtime;
 #[cfg(not(madsim))]
+pub mod snapshot_cmd;
+#[cfg(not(madsim))]
 pub mod status_cmd;
 pub mod storage;

@@ -49,6 +49,10 @@ enum Command {
     /// updates): start a server with `serve --join`, `add` it, `promote` it
     /// once it has caught up, `remove` the one it replaces.
     Members(MembersArgs),
+    /// Backups and disaster recovery: `save` a consistent snapshot of the
+    /// lock state (taken through the leader), `inspect` one, `restore` one
+    /// into the data directories of a new cluster.
+    Snapshot(distlock_server::snapshot_cmd::SnapshotArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -281,6 +285,15 @@ struct ServeArgs {
     /// to add it as a learner; --peers names this server and the members.
     #[arg(long, env = "DISTLOCK_JOIN")]
     join: bool,
+    /// Disaster recovery after a quorum was lost for good: make this
+    /// server (the most up-to-date survivor) the only voter of a new
+    /// cluster with the state it holds, durably, then serve. Entries it
+    /// holds that were not known committed commit too. The old members are
+    /// retired: never start them again with their data. Remove the flag
+    /// afterwards and add new servers under new ids (`serve --join`,
+    /// `members add`, `members promote`).
+    #[arg(long)]
+    force_new_cluster: bool,
 }
 
 impl ServeArgs {
@@ -378,6 +391,7 @@ impl ServeArgs {
                 compaction_margin: None,
             },
             join: self.join || file.join.unwrap_or(false),
+            force_new_cluster: self.force_new_cluster || file.force_new_cluster.unwrap_or(false),
             busy_poll: match (self.busy_poll, &file.busy_poll) {
                 (Some(d), _) => Some(d),
                 (None, Some(text)) => Some(parse_duration(text).map_err(|e| {
@@ -497,6 +511,10 @@ fn run() -> anyhow::Result<()> {
                 json: args.json,
             };
             let code = runtime.block_on(members_cmd::run(request));
+            std::process::exit(code);
+        }
+        Command::Snapshot(args) => {
+            let code = runtime.block_on(distlock_server::snapshot_cmd::run(args));
             std::process::exit(code);
         }
         Command::Bench(args) => {

@@ -164,6 +164,7 @@ impl Cluster {
             raft: self.raft,
             join,
             busy_poll: None,
+            force_new_cluster: false,
         };
         let peer_ids: Vec<u64> = self.peers.keys().map(|i| i.0).collect();
         let (d, c, h, ex, ch) = (

@@ -226,6 +226,21 @@ fn client_samples() -> Vec<(&'static str, ClientFrame)> {
                 )),
             ),
         ),
+        (
+            "take_snapshot",
+            request(17, RequestBody::TakeSnapshot { max_len: 131_072 }),
+        ),
+        (
+            "snapshot_chunk",
+            request(
+                18,
+                RequestBody::SnapshotChunk {
+                    index: LogIndex(900),
+                    offset: 131_072,
+                    max_len: 131_072,
+                },
+            ),
+        ),
     ]
 }
 
@@ -499,6 +514,28 @@ fn server_samples() -> Vec<(&'static str, ServerFrame)> {
         (
             "wrong_cluster",
             ServerFrame::Error(ProtoError::WrongCluster),
+        ),
+        (
+            "snapshot_chunk",
+            reply(
+                16,
+                Ok(ResponseBody::SnapshotChunk {
+                    index: LogIndex(900),
+                    term: Term(4),
+                    offset: 0,
+                    total_len: 5,
+                    data: vec![68, 76, 107, 115, 1],
+                }),
+            ),
+        ),
+        (
+            "snapshot_unavailable",
+            reply(
+                17,
+                Err(ProtoError::SnapshotUnavailable {
+                    index: LogIndex(900),
+                }),
+            ),
         ),
     ]
 }

@@ -51,7 +51,9 @@ export type RequestBody =
   | "ClusterStatus"
   | { Watch: { lock: string } }
   | { Unwatch: { lock: string } }
-  | { ChangeMembership: MembershipChange };
+  | { ChangeMembership: MembershipChange }
+  | { TakeSnapshot: { max_len: number } }
+  | { SnapshotChunk: { index: number; offset: number; max_len: number } };
 
 /** An operator's membership change (`distlock members`). */
 export type MembershipChange =
@@ -127,7 +129,8 @@ export type ProtoError =
   | "Timeout"
   | "UnknownSession"
   | { Membership: MembershipError }
-  | { LeaderUnreachable: { leader: number } };
+  | { LeaderUnreachable: { leader: number } }
+  | { SnapshotUnavailable: { index: number } };
 
 export interface HolderView {
   session: number;
@@ -169,7 +172,10 @@ export type ResponseBody =
   | { ClusterStatus: ClusterStatusView }
   | "Watching"
   | "Unwatched"
-  | { MembershipChanged: { index: number } };
+  | { MembershipChanged: { index: number } }
+  | {
+      SnapshotChunk: { index: number; term: number; offset: number; total_len: number; data: number[] };
+    };
 
 export type LockEvent =
   | { Acquired: { index: number; session: number; token: number; mode: Mode } }

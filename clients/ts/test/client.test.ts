@@ -44,6 +44,7 @@ class FakeCluster {
     }
     if ("CheckToken" in body) return { Ok: { TokenValid: false } };
     if ("ChangeMembership" in body) return { Err: "NoLeader" };
+    if ("TakeSnapshot" in body || "SnapshotChunk" in body) return { Err: "NoLeader" };
     const cmd = body.Log;
     if ("OpenSession" in cmd) {
       const key = `open-${cmd.OpenSession.nonce}`;

@@ -156,4 +156,24 @@ impl LockState {
     pub fn lock_count(&self) -> usize {
         self.locks.len()
     }
+
+    /// Every lock with holders, waiters or a delay, by name, with its
+    /// status (for backups and their inspection).
+    pub fn locks(&self) -> impl Iterator<Item = (&Arc<str>, LockStatus)> + '_ {
+        self.locks
+            .keys()
+            .filter_map(|name| Some((name, self.lock_status(name)?)))
+    }
+
+    /// The highest fencing token of any current grant; `None` when no lock
+    /// is held. Every token ever issued is at most [`Self::last_applied`]
+    /// (tokens are log indexes), so a cluster whose log continues after
+    /// that index only ever issues higher ones.
+    #[must_use]
+    pub fn max_token(&self) -> Option<FencingToken> {
+        self.locks
+            .values()
+            .flat_map(|lock| lock.holders.iter().map(|(_, holder)| holder.token))
+            .max()
+    }
 }

@@ -16,6 +16,9 @@
 //!   an entry of the leader's term has committed (ARCHITECTURE.md §4, lease rules 2-3).
 //! - `ClusterStatus` is answered locally; `Watch` subscribes the connection
 //!   to a lock's applied events on this server.
+//! - `TakeSnapshot` (a backup) is a ReadIndex read too; the leader keeps
+//!   the encoded state for the `SnapshotChunk` requests that fetch the
+//!   rest of it (see [`snapshot_export`]).
 //!
 //! Only the leader expires sessions, times out waits and ends lock-delays,
 //! by proposing commands; a new leader first resets every such timer to its
@@ -25,6 +28,7 @@ mod deadlines;
 mod lease_timers;
 mod membership;
 mod publish;
+mod snapshot_export;
 #[cfg(test)]
 mod tests;
 
@@ -102,6 +106,9 @@ enum ReadKind {
     LockStatus {
         lock: String,
     },
+    TakeSnapshot {
+        max_len: u32,
+    },
 }
 
 /// Configuration of a server.
@@ -143,6 +150,8 @@ pub struct Node {
     reads: BTreeMap<u64, (Origin, ReadKind)>,
     next_read: u64,
     watchers: BTreeMap<Arc<str>, BTreeSet<ConnId>>,
+    /// Snapshots this leader took for backups, kept while they are fetched.
+    exports: snapshot_export::Exports,
     /// Membership changes this leader appended, answered when they commit.
     pending_changes: Vec<membership::PendingChange>,
     /// The configuration our clients last heard of in a `Welcome`.
@@ -187,6 +196,7 @@ impl Node {
             reads: BTreeMap::new(),
             next_read: 0,
             watchers: BTreeMap::new(),
+            exports: snapshot_export::Exports::default(),
             pending_changes: Vec::new(),
             announced,
             draining: false,
@@ -308,6 +318,7 @@ impl Node {
     /// Fires due timers.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.tick(now);
+        self.exports.expire(now);
         self.raft.handle_timeout(now);
         self.after_input();
     }
@@ -392,6 +403,14 @@ impl Node {
                 self.answer(origin, Ok(ResponseBody::Unwatched));
             }
             RequestBody::ChangeMembership(change) => self.serve_membership(origin, change),
+            RequestBody::TakeSnapshot { max_len } => {
+                self.serve_read(origin, ReadKind::TakeSnapshot { max_len });
+            }
+            RequestBody::SnapshotChunk {
+                index,
+                offset,
+                max_len,
+            } => self.serve_snapshot_chunk(origin, index, offset, max_len),
         }
     }
 
@@ -435,6 +454,7 @@ impl Node {
                 ReadKind::KeepAlive { session, .. } => RequestBody::KeepAlive { session },
                 ReadKind::CheckToken { lock, token } => RequestBody::CheckToken { lock, token },
                 ReadKind::LockStatus { lock } => RequestBody::LockStatus { lock },
+                ReadKind::TakeSnapshot { max_len } => RequestBody::TakeSnapshot { max_len },
             };
             self.forward(origin, body);
             return;
@@ -622,6 +642,8 @@ impl Node {
             } else {
                 self.timers.clear();
             }
+            // Kept snapshots are only served by the leader that took them.
+            self.exports.clear();
             self.led_term = leading;
         }
         // Rule 3: nothing expires before an entry of our term has committed.
@@ -822,6 +844,7 @@ impl Node {
             ReadKind::LockStatus { lock } => Ok(ResponseBody::LockStatus(
                 state.lock_status(&lock).map(LockStatusView::from),
             )),
+            ReadKind::TakeSnapshot { max_len } => Ok(self.take_snapshot(max_len)),
         };
         self.answer(origin, result);
     }

@@ -2,6 +2,7 @@
 //! and then [`Request`]s.
 
 use super::{AuthToken, ClusterId};
+use crate::ids::LogIndex;
 use crate::locks::{ClientCommand, FencingToken, SessionId};
 use crate::raft::MembershipChange;
 use serde::{Deserialize, Serialize};
@@ -111,6 +112,30 @@ pub enum RequestBody {
     /// [`super::ResponseBody::MembershipChanged`] once the new
     /// configuration has committed.
     ChangeMembership(MembershipChange),
+    /// Takes a consistent snapshot of the lock state for a backup
+    /// (`distlock snapshot save`; forwarded to the leader): the leader's
+    /// state as applied at an index at or after a ReadIndex it confirmed.
+    /// Answered [`super::ResponseBody::SnapshotChunk`] with its first
+    /// chunk; the leader keeps the snapshot for a while so that the rest
+    /// can be fetched with [`RequestBody::SnapshotChunk`].
+    TakeSnapshot {
+        /// The most bytes of snapshot the answer may carry (the leader
+        /// sends at most [`super::SNAPSHOT_CHUNK_MAX`]); a JSON client asks
+        /// for less, its frames being larger than the bytes they carry.
+        max_len: u32,
+    },
+    /// The bytes of a snapshot taken by [`RequestBody::TakeSnapshot`] from
+    /// `offset` on. Answered [`super::ResponseBody::SnapshotChunk`], or
+    /// [`super::ProtoError::SnapshotUnavailable`] when the leader no longer
+    /// keeps it (it expired, or leadership moved): then take a new one.
+    SnapshotChunk {
+        /// The snapshot's log index, as its first chunk gave it.
+        index: LogIndex,
+        /// The first byte wanted.
+        offset: u64,
+        /// As in [`RequestBody::TakeSnapshot`].
+        max_len: u32,
+    },
 }
 
 #[cfg(test)]
@@ -137,6 +162,8 @@ mod tests {
             RequestBody::Watch { .. } => 5,
             RequestBody::Unwatch { .. } => 6,
             RequestBody::ChangeMembership(_) => 7,
+            RequestBody::TakeSnapshot { .. } => 8,
+            RequestBody::SnapshotChunk { .. } => 9,
         }
     }
 
@@ -161,7 +188,7 @@ mod tests {
         }
         seen.sort_unstable();
         seen.dedup();
-        assert_eq!(seen, (0..=7).collect::<Vec<_>>());
+        assert_eq!(seen, (0..=9).collect::<Vec<_>>());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! [`ProtoError`]: every way a request or a connection can fail, as the
 //! client sees it, on the wire.
 
-use crate::ids::NodeId;
+use crate::ids::{LogIndex, NodeId};
 use crate::locks::LockError;
 use crate::raft::MembershipError;
 use serde::{Deserialize, Serialize};
@@ -86,6 +86,14 @@ pub enum ProtoError {
     LeaderUnreachable {
         /// The leader it follows.
         leader: NodeId,
+    },
+    /// The leader keeps no snapshot at `index` any more (it expired, a
+    /// newer one replaced it, or leadership moved): asking for its chunks
+    /// again cannot help; take a new snapshot.
+    #[error("the snapshot at index {index} is no longer kept by the leader; take a new one")]
+    SnapshotUnavailable {
+        /// The snapshot asked for.
+        index: LogIndex,
     },
 }
 

@@ -63,6 +63,11 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// length prefix. Servers refuse larger frames before reading them.
 pub const MAX_FRAME_BYTES: usize = 1 << 20;
 
+/// The most snapshot bytes one [`ResponseBody::SnapshotChunk`] carries:
+/// half a frame, so that the answer fits a frame with its envelope, also
+/// when a follower relays it from the leader.
+pub const SNAPSHOT_CHUNK_MAX: u32 = 512 * 1024;
+
 /// The name of a cluster, chosen by its operator (for example
 /// `"prod-locks"`), compared byte for byte.
 ///

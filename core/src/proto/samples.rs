@@ -125,6 +125,14 @@ pub(super) fn request_bodies() -> Vec<RequestBody> {
                 ws: None,
             },
         )),
+        RequestBody::TakeSnapshot {
+            max_len: SNAPSHOT_CHUNK_MAX,
+        },
+        RequestBody::SnapshotChunk {
+            index: LogIndex(u64::MAX),
+            offset: 1 << 40,
+            max_len: u32::MAX,
+        },
     ]
 }
 
@@ -169,6 +177,9 @@ pub(super) fn proto_errors() -> Vec<ProtoError> {
             needed: 2,
         }),
         ProtoError::LeaderUnreachable { leader: NodeId(2) },
+        ProtoError::SnapshotUnavailable {
+            index: LogIndex(4096),
+        },
     ]
 }
 
@@ -251,6 +262,20 @@ pub(super) fn response_bodies() -> Vec<ResponseBody> {
         ResponseBody::Unwatched,
         ResponseBody::MembershipChanged {
             index: LogIndex(77),
+        },
+        ResponseBody::SnapshotChunk {
+            index: LogIndex(900),
+            term: Term(4),
+            offset: 0,
+            total_len: 3,
+            data: vec![0, 1, 255],
+        },
+        ResponseBody::SnapshotChunk {
+            index: LogIndex(u64::MAX),
+            term: Term(u64::MAX),
+            offset: u64::MAX,
+            total_len: u64::MAX,
+            data: Vec::new(),
         },
     ]
 }

@@ -4,7 +4,7 @@
 use super::client::RequestId;
 use super::error::ProtoError;
 use super::view::{ClusterStatusView, LockStatusView};
-use crate::ids::{LogIndex, NodeId};
+use crate::ids::{LogIndex, NodeId, Term};
 use crate::locks::{Event, FencingToken, Mode, Outcome, SessionId};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -109,6 +109,23 @@ pub enum ResponseBody {
     MembershipChanged {
         /// The log index of the configuration entry.
         index: LogIndex,
+    },
+    /// To `TakeSnapshot` and `SnapshotChunk`: bytes `offset..offset +
+    /// data.len()` of a snapshot of `total_len` bytes. The whole is the
+    /// postcard encoding of a [`crate::raft::Snapshot`]: its position in
+    /// the log, the configuration in force there, and the lock state.
+    SnapshotChunk {
+        /// The last log index the snapshot reflects; fencing tokens and
+        /// session ids in it are at most this.
+        index: LogIndex,
+        /// The term of the entry at `index`.
+        term: Term,
+        /// Where `data` starts.
+        offset: u64,
+        /// The length of the whole snapshot.
+        total_len: u64,
+        /// The chunk; empty only for an empty rest.
+        data: Vec<u8>,
     },
 }
 
@@ -256,6 +273,7 @@ mod tests {
             ResponseBody::Watching => 6,
             ResponseBody::Unwatched => 7,
             ResponseBody::MembershipChanged { .. } => 8,
+            ResponseBody::SnapshotChunk { .. } => 9,
         }
     }
 
@@ -284,6 +302,7 @@ mod tests {
             ProtoError::UnknownSession => 12,
             ProtoError::Membership(_) => 13,
             ProtoError::LeaderUnreachable { .. } => 14,
+            ProtoError::SnapshotUnavailable { .. } => 15,
         }
     }
 
@@ -307,9 +326,9 @@ mod tests {
     #[test]
     fn every_server_frame_round_trips_with_its_pinned_tag() {
         check_all(&server_frames(), server_frame_tag, 4);
-        check_all(&response_bodies(), response_body_tag, 9);
+        check_all(&response_bodies(), response_body_tag, 10);
         check_all(&lock_events(), lock_event_tag, 3);
-        check_all(&proto_errors(), proto_error_tag, 15);
+        check_all(&proto_errors(), proto_error_tag, 16);
     }
 
     #[test]

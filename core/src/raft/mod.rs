@@ -23,6 +23,7 @@
 
 mod config;
 mod election;
+mod force;
 mod interface;
 mod log;
 mod membership;
@@ -34,6 +35,7 @@ mod snapshot;
 mod types;
 
 pub use config::{Config, ConfigError};
+pub use force::{ForceError, ForcedCluster};
 pub use interface::{
     Action, PeerStatus, ProposeError, RaftAction, RestoreError, Status, Stored, TransferError,
 };

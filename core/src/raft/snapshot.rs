@@ -39,6 +39,27 @@ impl<S: StateMachine> Raft<S> {
         self.compact_to(keep_from);
     }
 
+    /// A snapshot of the state machine as applied now, at the applied
+    /// index, with the configuration in force there: what a backup of a
+    /// linearizable read holds once [`super::Action::ReadReady`] said the
+    /// state is recent enough. Unlike [`Self::maybe_snapshot`] it changes
+    /// nothing: the log is not compacted and nothing is persisted.
+    #[must_use]
+    pub fn export_snapshot(&self) -> Snapshot {
+        // The applied index never falls below the log's base, whose term
+        // the log keeps; a zero term is only possible before anything was
+        // applied at all.
+        let last_term = self.log.term(self.applied).unwrap_or_default();
+        Snapshot {
+            meta: SnapshotMeta {
+                last_index: self.applied,
+                last_term,
+                membership: self.membership_at(self.applied),
+            },
+            data: Arc::from(self.sm.snapshot()),
+        }
+    }
+
     fn compact_to(&mut self, index: LogIndex) {
         if index <= self.log.base_index() {
             return;

@@ -8,6 +8,7 @@
 
 pub mod busy_poll;
 mod connections;
+pub mod force_new_cluster;
 mod peer_admission;
 mod peer_links;
 mod service_manager;
@@ -56,6 +57,10 @@ pub enum RuntimeError {
     /// The stored state cannot be a Raft server's.
     #[error("cannot start from the stored state: {0}")]
     Restore(#[from] RestoreError),
+    /// `--force-new-cluster` could not be carried out, or was given again
+    /// too late.
+    #[error(transparent)]
+    ForceNewCluster(#[from] force_new_cluster::ForceNewClusterError),
     /// A listening address could not be bound.
     #[error("cannot listen on {addr}: {source} (is another server using that address?)")]
     Bind {
@@ -187,7 +192,7 @@ pub struct RuntimeEnv<S> {
 /// # Errors
 /// As [`run`].
 pub async fn run_in<S>(
-    cfg: ServerConfig,
+    mut cfg: ServerConfig,
     env: RuntimeEnv<S>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RuntimeError>
@@ -204,6 +209,7 @@ where
     cfg.validate()?;
     let advertise = cfg.advertised(&ws)?;
     let mut stored = storage.load()?;
+    force_new_cluster::prepare(&mut cfg, &advertise, &mut storage, &mut stored)?;
     let addrs = configured_addrs(&cfg, &ws);
     // What this server tells clients before the configuration carries
     // every member's published addresses: its own, and the overrides.
