@@ -121,3 +121,68 @@ async fn dns_rebinding_requests_are_refused() {
     let answer = ask(&format!("localhost:{}", w.port()), false);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
+
+/// "Anyone can release your lock": while `distlock lock victim` holds the
+/// lock, a second client that reads the session id and token from
+/// `distlock status victim --json` and sends `Release`, `CloseSession` and
+/// `KeepAlive` for that session is refused `NotAttached`; guessing the
+/// session's secret is refused `NotSessionOwner`; the lock stays held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_id_and_a_token_are_not_enough_to_release_a_lock() {
+    use distlock_core::locks::{ClientCommand, FencingToken, Seq, SessionId};
+    use distlock_core::proto::{ProtoError, RequestBody};
+    let mut cluster = Cluster::start(3);
+    cluster.leader().await;
+    let servers = cluster.servers_arg();
+    let home = tempfile::tempdir().expect("dir");
+    let marker = home.path().join("holding");
+    let done = home.path().join("done");
+    let script = format!(
+        "touch {m}; while ! test -e {d}; do sleep 0.05; done",
+        m = marker.display(),
+        d = done.display()
+    );
+    let mut cmd = distlock();
+    cmd.args(["lock", "--servers", &servers, "victim", "--", "sh", "-c", &script]);
+    let mut victim = distlock_tests::Process::spawn(&mut cmd);
+    distlock_tests::wait_until("the victim holds the lock", PATIENCE, || {
+        marker.exists().then_some(())
+    });
+    let status = {
+        let servers = servers.clone();
+        tokio::task::spawn_blocking(move || status_json(&servers, Some("victim")))
+            .await
+            .expect("join")
+    };
+    let holder = &status["holders"][0];
+    let session = SessionId(holder["session"].as_u64().expect("session id"));
+    let token = FencingToken(holder["token"].as_u64().expect("token"));
+    for id in cluster.ids() {
+        let mut attacker = distlock_tests::Conn::connect(cluster.addr(id)).await;
+        let release = RequestBody::Log(ClientCommand::Release {
+            session,
+            seq: Seq(1 << 62),
+            ack: Seq(1 << 62),
+            lock: "victim".to_owned(),
+            token,
+        });
+        assert_eq!(attacker.ask(release).await, Err(ProtoError::NotAttached));
+        let close = RequestBody::Log(ClientCommand::CloseSession {
+            session,
+            seq: Seq(1 << 62),
+            ack: Seq(1 << 62),
+        });
+        assert_eq!(attacker.ask(close).await, Err(ProtoError::NotAttached));
+        let guess = RequestBody::Attach {
+            session,
+            secret: u128::from(token.0),
+        };
+        assert_eq!(attacker.ask(guess).await, Err(ProtoError::NotSessionOwner));
+    }
+    let mut other = distlock();
+    other.args(["lock", "--servers", &servers, "--try", "victim", "--", "true"]);
+    let out = run_within(&mut other, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(75), "the lock was freed by a stranger");
+    std::fs::write(&done, b"").expect("end the victim's command");
+    assert_eq!(victim.wait_exit(PATIENCE).code(), Some(0), "the victim kept its session");
+}

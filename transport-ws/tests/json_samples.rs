@@ -213,6 +213,16 @@ fn client_samples() -> Vec<(&'static str, ClientFrame)> {
             ),
         ),
         (
+            "attach",
+            request(
+                17,
+                RequestBody::Attach {
+                    session: SessionId(42),
+                    secret: 0x0123_4567_89ab_cdef_0123_4567_89ab_cdef,
+                },
+            ),
+        ),
+        (
             "change_membership_set_addrs",
             request(
                 16,
@@ -391,6 +401,16 @@ fn server_samples() -> Vec<(&'static str, ServerFrame)> {
             ),
         ),
         ("no_leader", reply(3, Err(ProtoError::NoLeader))),
+        (
+            "attached",
+            reply(
+                17,
+                Ok(ResponseBody::Attached {
+                    session: SessionId(42),
+                }),
+            ),
+        ),
+        ("not_attached", reply(4, Err(ProtoError::NotAttached))),
         (
             "leader_unreachable",
             reply(

@@ -98,7 +98,7 @@ export type MachineEvent =
 type SessionState =
   | { s: "none" }
   | { s: "opening"; op: number }
-  | { s: "open"; id: number; ttlMs: number; leaseUntil: number }
+  | { s: "open"; id: number; ttlMs: number; leaseUntil: number; secret: bigint }
   | { s: "closed" }
   | { s: "lost" };
 
@@ -114,7 +114,10 @@ interface Op {
   backoff: number;
 }
 
-type InFlight = { k: "op"; op: number } | { k: "keepalive"; sentAt: number; deadline: number };
+type InFlight =
+  | { k: "op"; op: number }
+  | { k: "keepalive"; sentAt: number; deadline: number }
+  | { k: "attach" };
 
 export class SessionMachine {
   private session: SessionState = { s: "none" };
@@ -262,6 +265,15 @@ export class SessionMachine {
         },
       },
     ];
+    // Before anything that acts on the session: the proof that this
+    // client opened it, checked in arrival order.
+    if (this.session.s === "open") {
+      const rid = this.nextRid++;
+      this.inFlight.set(rid, { k: "attach" });
+      this.frames.push({
+        Request: { id: rid, body: { Attach: { session: this.session.id, secret: this.session.secret } } },
+      });
+    }
     for (const id of [...this.ops.keys()]) this.sendOp(id, now);
     if (this.session.s === "open") this.sendKeepalive(now);
   }
@@ -498,7 +510,7 @@ export class SessionMachine {
   private serverCannotServe(response: Response, now: number): boolean {
     const r = response.result;
     const tag = "Err" in r ? tagOf(r.Err) : null;
-    if (tag === "ShuttingDown" || tag === "LeaderUnreachable") return true;
+    if (tag === "ShuttingDown" || tag === "LeaderUnreachable" || tag === "NotAttached") return true;
     const leaderless =
       "Err" in r &&
       (tag === "NoLeader" ||
@@ -528,6 +540,15 @@ export class SessionMachine {
     if (this.serverCannotServe(response, now)) {
       // What was in flight is re-sent, same seqs, to the next server.
       this.connectionLost(now);
+      return;
+    }
+    if (what.k === "attach") {
+      const r = response.result;
+      if ("Err" in r && isSessionGone(r.Err) && this.session.s === "open") {
+        this.lose({ kind: "rejected", error: r.Err });
+      }
+      // Attached, or refused for now: the requests after it are then
+      // refused NotAttached, which moves the client on.
       return;
     }
     if (what.k === "keepalive") {
@@ -580,7 +601,16 @@ export class SessionMachine {
       if (!op) return;
       const ttlMs = ok.SessionOpened.ttl_ms;
       const from = op.firstSent ?? now;
-      this.session = { s: "open", id: ok.SessionOpened.session, ttlMs, leaseUntil: from + this.leaseLen(ttlMs) };
+      const open = op.body;
+      const nonce =
+        typeof open === "object" && "Log" in open && "OpenSession" in open.Log ? open.Log.OpenSession.nonce : 0n;
+      this.session = {
+        s: "open",
+        id: ok.SessionOpened.session,
+        ttlMs,
+        leaseUntil: from + this.leaseLen(ttlMs),
+        secret: BigInt(nonce),
+      };
       this.nextKeepalive = from + ttlMs / 3;
       this.events.push({ kind: "sessionOpened", op: id, result: { ok: ok.SessionOpened.session } });
       this.checkLease(now);

@@ -53,7 +53,8 @@ export type RequestBody =
   | { Unwatch: { lock: string } }
   | { ChangeMembership: MembershipChange }
   | { TakeSnapshot: { max_len: number } }
-  | { SnapshotChunk: { index: number; offset: number; max_len: number } };
+  | { SnapshotChunk: { index: number; offset: number; max_len: number } }
+  | { Attach: { session: number; secret: bigint | number } };
 
 /** An operator's membership change (`distlock members`). */
 export type MembershipChange =
@@ -130,7 +131,9 @@ export type ProtoError =
   | "UnknownSession"
   | { Membership: MembershipError }
   | { LeaderUnreachable: { leader: number } }
-  | { SnapshotUnavailable: { index: number } };
+  | { SnapshotUnavailable: { index: number } }
+  | "NotAttached"
+  | "NotSessionOwner";
 
 export interface HolderView {
   session: number;
@@ -175,7 +178,8 @@ export type ResponseBody =
   | { MembershipChanged: { index: number } }
   | {
       SnapshotChunk: { index: number; term: number; offset: number; total_len: number; data: number[] };
-    };
+    }
+  | { Attached: { session: number } };
 
 export type LockEvent =
   | { Acquired: { index: number; session: number; token: number; mode: Mode } }
@@ -251,14 +255,14 @@ function containsBigInt(v: Json): boolean {
 
 /** Whether the error says "try again (elsewhere or later)". */
 export function isRetryable(e: ProtoError): boolean {
-  return ["NotLeader", "NoLeader", "ShuttingDown", "Overloaded", "Timeout", "LeaderUnreachable"].includes(
+  return ["NotLeader", "NoLeader", "ShuttingDown", "Overloaded", "Timeout", "LeaderUnreachable", "NotAttached"].includes(
     tagOf(e),
   );
 }
 
 /** Whether the error says the session is gone for good. */
 export function isSessionGone(e: ProtoError): boolean {
-  if (tagOf(e) === "UnknownSession") return true;
+  if (tagOf(e) === "UnknownSession" || tagOf(e) === "NotSessionOwner") return true;
   if (typeof e === "object" && "Lock" in e) {
     return ["SessionExpired", "SessionNotFound", "SessionClosed"].includes(tagOf(e.Lock));
   }

@@ -45,6 +45,10 @@ class FakeCluster {
     if ("CheckToken" in body) return { Ok: { TokenValid: false } };
     if ("ChangeMembership" in body) return { Err: "NoLeader" };
     if ("TakeSnapshot" in body || "SnapshotChunk" in body) return { Err: "NoLeader" };
+    if ("Attach" in body) {
+      const known = this.sessions.has(body.Attach.session);
+      return known ? { Ok: { Attached: { session: body.Attach.session } } } : { Err: "UnknownSession" };
+    }
     const cmd = body.Log;
     if ("OpenSession" in cmd) {
       const key = `open-${cmd.OpenSession.nonce}`;

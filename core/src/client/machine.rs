@@ -26,6 +26,9 @@ enum SessionState {
         id: SessionId,
         ttl: Duration,
         lease_until: Instant,
+        /// The nonce it was opened with: what proves, on each new
+        /// connection, that this client speaks for it (`Attach`).
+        secret: u128,
     },
     /// Closed by this client.
     Closed,
@@ -71,6 +74,8 @@ enum InFlight {
     Op(OpId),
     /// A keepalive sent at `sent_at`.
     KeepAlive { sent_at: Instant, deadline: Instant },
+    /// The session's `Attach` on this connection.
+    Attach,
 }
 
 /// A client's session with a distlock cluster, sans-IO.
@@ -347,6 +352,19 @@ impl ClientSession {
             cluster_id: self.config.cluster_id.clone(),
             auth: self.config.auth.clone(),
         });
+        // Before anything that acts on the session: the server checks
+        // requests in the order they arrive.
+        if let SessionState::Open { id, secret, .. } = self.session {
+            let rid = self.take_rid();
+            self.in_flight.insert(rid, InFlight::Attach);
+            self.frames.push_back(ClientFrame::Request(Request {
+                id: rid,
+                body: RequestBody::Attach {
+                    session: id,
+                    secret,
+                },
+            }));
+        }
         let ids: Vec<OpId> = self.ops.keys().copied().collect();
         for id in ids {
             self.send_op(id, now);
@@ -649,6 +667,16 @@ impl ClientSession {
                     self.next_keepalive = self.next_keepalive.map(|t| t.min(soon));
                 }
             },
+            InFlight::Attach => match response.result {
+                Err(e @ (ProtoError::UnknownSession | ProtoError::NotSessionOwner)) => {
+                    if matches!(self.session, SessionState::Open { .. }) {
+                        self.lose(LostReason::Rejected(e));
+                    }
+                }
+                // Attached; or refused for now, and the requests after it
+                // are refused `NotAttached`, which moves the client on.
+                _ => {}
+            },
             InFlight::Op(id) => {
                 if let Some(op) = self.ops.get_mut(&id) {
                     op.rid = None;
@@ -679,10 +707,15 @@ impl ClientSession {
                 };
                 let ttl = Duration::from_millis(ttl_ms);
                 let from = op.first_sent.unwrap_or(now);
+                let secret = match &op.body {
+                    RequestBody::Log(ClientCommand::OpenSession { nonce, .. }) => *nonce,
+                    _ => 0,
+                };
                 self.session = SessionState::Open {
                     id: session,
                     ttl,
                     lease_until: from + self.lease_len(ttl),
+                    secret,
                 };
                 self.next_keepalive = Some(from + ttl / 3);
                 self.events.push_back(ClientEvent::SessionOpened {

@@ -375,7 +375,17 @@ fn failover_resends_outstanding_requests_with_the_same_seqs() {
             ClientFrame::Hello { .. } => None,
         })
         .collect();
-    assert_eq!(after.len(), 3);
+    assert_eq!(after.len(), 4);
+    // First, before anything acting on the session: the proof that this
+    // client opened it (the nonce it opened it with).
+    assert_eq!(
+        after[0].body,
+        RequestBody::Attach {
+            session: SessionId(7),
+            secret: 42
+        }
+    );
+    let after = &after[1..];
     assert_eq!(after[0].body, before[0].body);
     assert_eq!(after[1].body, before[1].body);
     assert!(before.iter().all(|b| after.iter().all(|a| a.id != b.id)));

@@ -98,6 +98,16 @@ impl LockState {
         })
     }
 
+    /// Whether `secret` is the nonce that opened live session `id`
+    /// (compared without an early exit); `None` if the session is unknown
+    /// or ended. Only the client that opened a session knows its nonce:
+    /// no view, event or answer shows it.
+    #[must_use]
+    pub fn opened_with(&self, id: SessionId, secret: u128) -> Option<bool> {
+        let session = self.sessions.live.get(&id)?;
+        Some((session.nonce ^ secret) == 0)
+    }
+
     /// A live session; `None` if it is unknown or ended.
     #[must_use]
     pub fn session(&self, id: SessionId) -> Option<SessionInfo> {

@@ -24,6 +24,7 @@
 //! by proposing commands; a new leader first resets every such timer to its
 //! full length (rule 4).
 
+mod attach;
 mod deadlines;
 mod lease_timers;
 mod membership;
@@ -134,6 +135,8 @@ pub struct Node {
     led_term: Option<Term>,
     /// Clients that said `Hello`.
     greeted: BTreeSet<ConnId>,
+    /// The sessions each connection may act for (see `attach`).
+    attached: BTreeMap<ConnId, BTreeSet<SessionId>>,
     /// Log requests of our clients, by the (session, seq) that answers them.
     waiting: BTreeMap<(SessionId, Seq), Vec<Origin>>,
     /// Session opens of our clients, by nonce.
@@ -187,6 +190,7 @@ impl Node {
             timers: LeaseTimers::default(),
             led_term: None,
             greeted: BTreeSet::new(),
+            attached: BTreeMap::new(),
             waiting: BTreeMap::new(),
             opening: BTreeMap::new(),
             forwarded: BTreeMap::new(),
@@ -261,6 +265,10 @@ impl Node {
                     self.answer(origin, Err(ProtoError::ShuttingDown));
                     return;
                 }
+                if !self.may_act(conn, &body) {
+                    self.answer(origin, Err(ProtoError::NotAttached));
+                    return;
+                }
                 self.serve(origin, body);
             }
         }
@@ -269,6 +277,7 @@ impl Node {
     /// A client connection closed: forget its watches and registrations.
     pub fn connection_closed(&mut self, conn: ConnId) {
         self.greeted.remove(&conn);
+        self.attached.remove(&conn);
         for set in self.watchers.values_mut() {
             set.remove(&conn);
         }
@@ -403,6 +412,7 @@ impl Node {
                 self.answer(origin, Ok(ResponseBody::Unwatched));
             }
             RequestBody::ChangeMembership(change) => self.serve_membership(origin, change),
+            RequestBody::Attach { session, secret } => self.serve_attach(origin, session, secret),
             RequestBody::TakeSnapshot { max_len } => {
                 self.serve_read(origin, ReadKind::TakeSnapshot { max_len });
             }
@@ -557,6 +567,10 @@ impl Node {
             Origin::Local { conn, id } => {
                 if let Some(fid) = self.forward_of.remove(&(conn, id)) {
                     self.forwarded.remove(&fid);
+                }
+                // The connection that opened a session speaks for it.
+                if let Ok(ResponseBody::SessionOpened { session, .. }) = &result {
+                    self.attach(conn, *session);
                 }
                 if let Err(e) = &result {
                     // A refused log request is answered now, not at apply.

@@ -362,7 +362,9 @@ fn followers_forward_and_answer_their_own_clients() {
             session: SessionId(999),
         },
     );
-    assert_eq!(net.answer(unknown), Some(Err(ProtoError::UnknownSession)));
+    // A session this connection never opened nor attached: refused
+    // before anything looks it up.
+    assert_eq!(net.answer(unknown), Some(Err(ProtoError::NotAttached)));
 }
 
 /// Requests a follower forwarded to a leader that then died, a read and a
@@ -557,8 +559,65 @@ fn draining_hands_leadership_over_and_refuses_new_requests() {
     let new_leader = target.expect("target");
     let c2 = ConnId(2);
     net.hello(new_leader, c2);
+    // The client that moved proves it opened the session (its nonce, 1).
+    assert_eq!(
+        net.ask(new_leader, c2, RequestBody::Attach { session: s, secret: 1 }),
+        Some(Ok(ResponseBody::Attached { session: s }))
+    );
     assert_eq!(
         net.ask(new_leader, c2, RequestBody::KeepAlive { session: s }),
+        Some(Ok(ResponseBody::KeepAliveAck { session: s }))
+    );
+}
+
+/// A session id and a token are not enough to act on someone else's
+/// session: another connection's release, close and keepalive are refused
+/// `NotAttached` and change nothing; a wrong secret is refused
+/// `NotSessionOwner`; the right one attaches, on a follower too.
+#[test]
+fn only_a_connection_that_proves_the_session_acts_for_it() {
+    let mut net = Net::new(3);
+    let leader = net.settle();
+    let owner = ConnId(1);
+    net.hello(leader, owner);
+    let nonce = 0xfeed_beef_u128 << 64;
+    let s = net.open(leader, owner, nonce, 10_000);
+    let token = granted(net.ask(leader, owner, acquire(s, 1, "l", Wait::Try)));
+    let stranger = ConnId(2);
+    let follower = net
+        .nodes
+        .keys()
+        .copied()
+        .find(|&id| id != leader)
+        .expect("a follower");
+    for server in [leader, follower] {
+        net.hello(server, stranger);
+        let release = RequestBody::Log(ClientCommand::Release {
+            session: s,
+            seq: Seq(1 << 62),
+            ack: Seq(1 << 62),
+            lock: "l".to_owned(),
+            token: crate::locks::FencingToken(token),
+        });
+        assert_eq!(net.ask(server, stranger, release), Some(Err(ProtoError::NotAttached)));
+        let close = RequestBody::Log(ClientCommand::CloseSession {
+            session: s,
+            seq: Seq(1 << 62),
+            ack: Seq(1 << 62),
+        });
+        assert_eq!(net.ask(server, stranger, close), Some(Err(ProtoError::NotAttached)));
+        let wrong = RequestBody::Attach { session: s, secret: nonce + 1 };
+        assert_eq!(net.ask(server, stranger, wrong), Some(Err(ProtoError::NotSessionOwner)));
+    }
+    let held = net.nodes[&leader].raft().state_machine().check_token("l", crate::locks::FencingToken(token));
+    assert!(held, "the owner still holds the lock");
+    let right = RequestBody::Attach { session: s, secret: nonce };
+    assert_eq!(
+        net.ask(follower, stranger, right),
+        Some(Ok(ResponseBody::Attached { session: s }))
+    );
+    assert_eq!(
+        net.ask(follower, stranger, RequestBody::KeepAlive { session: s }),
         Some(Ok(ResponseBody::KeepAliveAck { session: s }))
     );
 }

@@ -136,6 +136,20 @@ pub enum RequestBody {
         /// As in [`RequestBody::TakeSnapshot`].
         max_len: u32,
     },
+    /// Proves that this connection speaks for `session`: `secret` is the
+    /// nonce of the `OpenSession` that created it, which only its opener
+    /// knows. Requests that act on a session (close, acquire, release,
+    /// cancel, keepalive) are refused with
+    /// [`super::ProtoError::NotAttached`] on a connection that neither
+    /// opened the session nor attached it. Answered
+    /// [`super::ResponseBody::Attached`] by the server itself, from its
+    /// applied state.
+    Attach {
+        /// The session.
+        session: SessionId,
+        /// The nonce it was opened with.
+        secret: u128,
+    },
 }
 
 #[cfg(test)]
@@ -164,6 +178,7 @@ mod tests {
             RequestBody::ChangeMembership(_) => 7,
             RequestBody::TakeSnapshot { .. } => 8,
             RequestBody::SnapshotChunk { .. } => 9,
+            RequestBody::Attach { .. } => 10,
         }
     }
 
@@ -188,7 +203,7 @@ mod tests {
         }
         seen.sort_unstable();
         seen.dedup();
-        assert_eq!(seen, (0..=9).collect::<Vec<_>>());
+        assert_eq!(seen, (0..=10).collect::<Vec<_>>());
     }
 
     #[test]

@@ -95,6 +95,15 @@ pub enum ProtoError {
         /// The snapshot asked for.
         index: LogIndex,
     },
+    /// The request acts on a session this connection has not proven it
+    /// speaks for (see `RequestBody::Attach`), or the server cannot check
+    /// the proof yet (it has not applied the session's opening): attach
+    /// again, on this server or another. Changes nothing.
+    #[error("this connection has not attached the session: send Attach with the session's secret first")]
+    NotAttached,
+    /// An `Attach` whose secret is not the session's. Final.
+    #[error("not the session's owner: the secret does not match")]
+    NotSessionOwner,
 }
 
 impl ProtoError {
@@ -124,6 +133,7 @@ impl ProtoError {
                 | Self::Overloaded
                 | Self::Timeout
                 | Self::LeaderUnreachable { .. }
+                | Self::NotAttached
         )
     }
 }

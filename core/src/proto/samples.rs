@@ -117,6 +117,10 @@ pub(super) fn request_bodies() -> Vec<RequestBody> {
         )),
         RequestBody::ChangeMembership(MembershipChange::Promote(NodeId(4))),
         RequestBody::ChangeMembership(MembershipChange::Remove(NodeId(1))),
+        RequestBody::Attach {
+            session: SessionId(7),
+            secret: u128::MAX - 5,
+        },
         RequestBody::ChangeMembership(MembershipChange::SetAddrs(
             NodeId(2),
             MemberAddrs {
@@ -180,6 +184,8 @@ pub(super) fn proto_errors() -> Vec<ProtoError> {
         ProtoError::SnapshotUnavailable {
             index: LogIndex(4096),
         },
+        ProtoError::NotAttached,
+        ProtoError::NotSessionOwner,
     ]
 }
 
@@ -277,6 +283,7 @@ pub(super) fn response_bodies() -> Vec<ResponseBody> {
             total_len: u64::MAX,
             data: Vec::new(),
         },
+        ResponseBody::Attached { session: S },
     ]
 }
 

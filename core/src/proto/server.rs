@@ -127,6 +127,11 @@ pub enum ResponseBody {
         /// The chunk; empty only for an empty rest.
         data: Vec<u8>,
     },
+    /// This connection now speaks for `session` (an `Attach`).
+    Attached {
+        /// The session.
+        session: SessionId,
+    },
 }
 
 /// An event of a watched lock, in log order.
@@ -274,6 +279,7 @@ mod tests {
             ResponseBody::Unwatched => 7,
             ResponseBody::MembershipChanged { .. } => 8,
             ResponseBody::SnapshotChunk { .. } => 9,
+            ResponseBody::Attached { .. } => 10,
         }
     }
 
@@ -303,6 +309,8 @@ mod tests {
             ProtoError::Membership(_) => 13,
             ProtoError::LeaderUnreachable { .. } => 14,
             ProtoError::SnapshotUnavailable { .. } => 15,
+            ProtoError::NotAttached => 16,
+            ProtoError::NotSessionOwner => 17,
         }
     }
 
@@ -326,9 +334,9 @@ mod tests {
     #[test]
     fn every_server_frame_round_trips_with_its_pinned_tag() {
         check_all(&server_frames(), server_frame_tag, 4);
-        check_all(&response_bodies(), response_body_tag, 10);
+        check_all(&response_bodies(), response_body_tag, 11);
         check_all(&lock_events(), lock_event_tag, 3);
-        check_all(&proto_errors(), proto_error_tag, 16);
+        check_all(&proto_errors(), proto_error_tag, 18);
     }
 
     #[test]

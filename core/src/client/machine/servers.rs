@@ -131,7 +131,13 @@ impl ClientSession {
     ) -> bool {
         match result {
             // The server cannot reach its leader: another may.
-            Err(ProtoError::ShuttingDown | ProtoError::LeaderUnreachable { .. }) => true,
+            // Or it cannot yet tell that this client speaks for its
+            // session: another server (or this one, later) can.
+            Err(
+                ProtoError::ShuttingDown
+                | ProtoError::LeaderUnreachable { .. }
+                | ProtoError::NotAttached,
+            ) => true,
             Err(ProtoError::NoLeader | ProtoError::NotLeader { leader_hint: None }) => {
                 let since = *self.leaderless_since.get_or_insert(now);
                 now.saturating_since(since) >= self.config.leaderless_patience
