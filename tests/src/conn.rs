@@ -230,6 +230,24 @@ impl Conn {
         }
     }
 
+    /// Proves on this connection that it speaks for `session`, opened
+    /// with `nonce` (as a client does after reconnecting).
+    ///
+    /// # Panics
+    /// On any answer but `Attached`.
+    pub async fn attach(&mut self, session: SessionId, nonce: u128) {
+        match self
+            .ask(RequestBody::Attach {
+                session,
+                secret: nonce,
+            })
+            .await
+        {
+            Ok(ResponseBody::Attached { session: s }) if s == session => {}
+            other => panic!("attach answered {other:?}"),
+        }
+    }
+
     /// Sends an exclusive `try` acquire of `lock` as request `seq` of
     /// `session` and returns the answer.
     pub async fn acquire(

@@ -35,6 +35,7 @@ async fn locks_survive_kill_9_and_tokens_continue_upward() {
     server.restart();
     let mut conn = Conn::connect(server.client_addr).await;
     assert_held(&mut conn, "db", session, t1).await;
+    conn.attach(session, 7).await;
     assert_eq!(
         conn.release(session, 2, "db", t1).await,
         Ok(ResponseBody::Lock(Outcome::Released))

@@ -170,6 +170,9 @@ async fn killing_all_three_and_restarting_keeps_the_locks_and_tokens_go_on_upwar
     }
 
     let mut conn = Conn::connect(cluster.addr(leader)).await;
+    // A new connection speaks for the sessions once it proves it opened them.
+    conn.attach(s1, 101).await;
+    conn.attach(s2, 102).await;
     let t4 = conn.acquire_try(s2, 2, "delta").await;
     assert!(t4 > highest, "token {t4} after a restart, {highest} before");
     assert_eq!(
