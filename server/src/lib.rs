@@ -1,23 +1,10 @@
-//! The distlock server: the runtime that drives the sans-IO core over TCP
-//! with durable storage, and the pieces the `distlock` command line uses
-//! (the command modules are left out of simulation builds: they use process,
-//! signal and task-set APIs the simulator does not provide).
+//! The distlock server as a library: the runtime that drives the sans-IO
+//! core over TCP and WebSocket with durable storage ([`runtime`],
+//! [`storage`]), and its configuration ([`config`]). The `distlock`
+//! command line (the `distlock` package) and the simulator run it; the
+//! client lives in `distlock-client`.
 
-pub mod admin;
-#[cfg(not(madsim))]
-pub mod bench_cmd;
-pub mod client;
 pub mod clock;
 pub mod config;
-#[cfg(not(madsim))]
-pub mod dev_cmd;
-#[cfg(not(madsim))]
-pub mod lock_cmd;
-#[cfg(not(madsim))]
-pub mod members_cmd;
 pub mod runtime;
-#[cfg(not(madsim))]
-pub mod snapshot_cmd;
-#[cfg(not(madsim))]
-pub mod status_cmd;
 pub mod storage;

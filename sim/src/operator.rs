@@ -23,7 +23,7 @@ use crate::history::{Ev, History};
 use distlock_core::ids::NodeId;
 use distlock_core::proto::{MemberRole, ProtoError, RequestBody, ResponseBody};
 use distlock_core::raft::{MemberAddrs, MembershipChange, Refusal};
-use distlock_server::admin::{AskError, ask, cluster_status};
+use distlock_client::admin::{AskError, ask, cluster_status};
 use std::net::SocketAddr;
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 use crate::clock::TrueTime;
 use crate::history::{Ev, History};
 use distlock_core::locks::FencingToken;
-use distlock_server::client::FencedResource;
+use distlock_client::FencedResource;
 use std::sync::Arc;
 
 /// A resource shared by every client node (calls to it are instantaneous).

@@ -13,7 +13,7 @@ use crate::resource::Resource;
 use crate::workload::{LockKind, Workload};
 use distlock_core::locks::{Mode, Wait};
 use distlock_core::proto::{ClusterStatusView, MemberRole};
-use distlock_server::client::{Client, ClientOptions};
+use distlock_client::{Client, ClientOptions};
 use distlock_server::config::RaftTuning;
 use madsim::runtime::{Handle, Runtime};
 use rand_chacha::ChaCha8Rng;
@@ -507,7 +507,7 @@ async fn probe_catch_up(w: &Workload, servers: &[(u64, bool)], healed: u64, boun
 /// match index), asked of the leader any of `addrs` names.
 async fn leader_view(addrs: &[std::net::SocketAddr]) -> Option<ClusterStatusView> {
     for &addr in addrs {
-        let Ok(view) = distlock_server::admin::cluster_status(&addr.into()).await else {
+        let Ok(view) = distlock_client::admin::cluster_status(&addr.into()).await else {
             continue;
         };
         // A server that knows no leader (or not its address) may be
@@ -523,7 +523,7 @@ async fn leader_view(addrs: &[std::net::SocketAddr]) -> Option<ClusterStatusView
         else {
             continue;
         };
-        if let Ok(view) = distlock_server::admin::cluster_status(&at).await
+        if let Ok(view) = distlock_client::admin::cluster_status(&at).await
             && view.leader == Some(leader)
             && view
                 .members

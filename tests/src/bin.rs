@@ -2,11 +2,11 @@
 //!
 //! Cargo gives an integration test `CARGO_BIN_EXE_<name>` only for the
 //! binaries of its own package, and `cargo test -p distlock-tests` builds
-//! just the *library* of `distlock-server`, never its `distlock` binary
+//! just the *library* of its dependencies, never the `distlock` package's binary
 //! (artifact dependencies are unstable). So the harness locates the binary
 //! the way any other package's tests must, from the test executable's own
 //! path (`target/<profile>/deps/<test>` → `target/<profile>/distlock`), and
-//! before the first use runs `cargo build -p distlock-server --bin
+//! before the first use runs `cargo build -p distlock --bin
 //! distlock` for that target directory and profile. When the binary is up
 //! to date that costs one no-op cargo run (under a second); it also means
 //! a change to the server is never tested against a stale binary. Cargo
@@ -157,7 +157,7 @@ fn locate() -> PathBuf {
         }
         Err(why) => panic!(
             "could not build the distlock binary at {}: {why}\n\
-             build it with `cargo build -p distlock-server --bin distlock` \
+             build it with `cargo build -p distlock --bin distlock` \
              (with the same --release/--profile as the tests), \
              or set DISTLOCK_BIN to a distlock binary",
             bin.display()
@@ -165,14 +165,14 @@ fn locate() -> PathBuf {
     }
     assert!(
         bin.is_file(),
-        "the distlock binary is missing at {}: run `cargo build -p distlock-server` \
+        "the distlock binary is missing at {}: run `cargo build -p distlock` \
          (with the same --release/--profile as the tests), or set DISTLOCK_BIN",
         bin.display()
     );
     bin
 }
 
-/// Runs `cargo build -p distlock-server --bin distlock` into the target
+/// Runs `cargo build -p distlock --bin distlock` into the target
 /// directory and profile that `profile_dir` (target/<profile>) belongs to.
 fn build(profile_dir: &Path) -> Result<(), String> {
     let profile = profile_dir
@@ -199,7 +199,7 @@ fn build(profile_dir: &Path) -> Result<(), String> {
         "build",
         "--quiet",
         "-p",
-        "distlock-server",
+        "distlock",
         "--bin",
         "distlock",
     ])
@@ -226,7 +226,7 @@ fn build(profile_dir: &Path) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "`cargo build -p distlock-server --bin distlock` failed ({}):\n{}",
+            "`cargo build -p distlock --bin distlock` failed ({}):\n{}",
             out.status,
             String::from_utf8_lossy(&out.stderr)
         ))

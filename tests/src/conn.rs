@@ -8,7 +8,7 @@ use distlock_core::proto::{
     ClientFrame, ClusterStatusView, LockStatusView, ProtoError, Request, RequestBody, RequestId,
     ResponseBody, ServerFrame,
 };
-use distlock_server::client::{Client, ClientOptions, Session};
+use distlock_client::{Client, ClientOptions, Session};
 use distlock_transport_tcp::{HandshakeConfig, Reader, WelcomeInfo, Writer, client_handshake};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

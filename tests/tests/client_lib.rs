@@ -1,7 +1,7 @@
 //! Tests of the async client library against real `distlock serve`
 //! processes on loopback.
 
-use distlock_server::client::{Client, ClientError, ClientOptions, FencedResource};
+use distlock_client::{Client, ClientError, ClientOptions, FencedResource};
 use distlock_tests::{
     Cluster, Conn, PATIENCE, Server, client_session, client_session_with, staying_put,
     wait_until_async,

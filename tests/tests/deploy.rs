@@ -13,7 +13,11 @@ use std::time::{Duration, Instant};
 /// `distlock lock --servers SERVERS ARGS NAME -- sh -c SCRIPT`, run to
 /// the end; NAME is `frozen` for a `--try`, else `deploy`.
 fn lock(servers: &str, args: &[&str], script: &str, limit: Duration) -> Output {
-    let name = if args.contains(&"--try") { "frozen" } else { "deploy" };
+    let name = if args.contains(&"--try") {
+        "frozen"
+    } else {
+        "deploy"
+    };
     let mut cmd = distlock();
     cmd.args(["lock", "--servers", servers])
         .args(args)
@@ -32,19 +36,23 @@ fn stderr(out: &Output) -> String {
 /// Waits until `servers` report every one of `n` members with a client
 /// address, and returns them by id.
 fn published_client_addrs(servers: &str, n: usize) -> Vec<String> {
-    wait_until("every member's client address is published", PATIENCE, || {
-        let mut cmd = distlock();
-        cmd.args(["status", "--json", "--servers", servers]);
-        let out = run_within(&mut cmd, Duration::from_secs(20));
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-        let members = v["members"].as_array()?;
-        let addrs: Vec<String> = members
-            .iter()
-            .map(|m| m["client_addr"].as_str().unwrap_or("").to_owned())
-            .filter(|a| !a.is_empty())
-            .collect();
-        (v["leader"].is_u64() && addrs.len() == n).then_some(addrs)
-    })
+    wait_until(
+        "every member's client address is published",
+        PATIENCE,
+        || {
+            let mut cmd = distlock();
+            cmd.args(["status", "--json", "--servers", servers]);
+            let out = run_within(&mut cmd, Duration::from_secs(20));
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+            let members = v["members"].as_array()?;
+            let addrs: Vec<String> = members
+                .iter()
+                .map(|m| m["client_addr"].as_str().unwrap_or("").to_owned())
+                .filter(|a| !a.is_empty())
+                .collect();
+            (v["leader"].is_u64() && addrs.len() == n).then_some(addrs)
+        },
+    )
 }
 
 /// `distlock status` names every member's client address, though no
@@ -68,7 +76,11 @@ async fn status_shows_every_members_client_address() {
 async fn a_client_given_only_a_follower_takes_a_lock() {
     let mut cluster = Cluster::start(3);
     let leader = cluster.leader().await;
-    let follower = cluster.ids().into_iter().find(|&id| id != leader).expect("a follower");
+    let follower = cluster
+        .ids()
+        .into_iter()
+        .find(|&id| id != leader)
+        .expect("a follower");
     let out = lock(
         &cluster.servers_arg_of(&[follower]),
         &["--wait", "5s"],
@@ -87,7 +99,9 @@ async fn killing_any_member_first_in_the_list_leaves_locks_available() {
     published_client_addrs(&cluster.servers_arg(), 3);
     for victim in cluster.ids() {
         let others: Vec<u64> = cluster.ids().into_iter().filter(|&i| i != victim).collect();
-        let order: Vec<u64> = std::iter::once(victim).chain(others.iter().copied()).collect();
+        let order: Vec<u64> = std::iter::once(victim)
+            .chain(others.iter().copied())
+            .collect();
         cluster.server(victim).kill();
         let started = Instant::now();
         let out = lock(
@@ -203,9 +217,17 @@ async fn host_names_work_for_servers_peers_and_clients() {
         .collect();
     let servers = format!("localhost:{}", ports[1].0);
     let addrs = published_client_addrs(&servers, 3);
-    let expected: Vec<String> = ports.iter().map(|(c, _)| format!("localhost:{c}")).collect();
+    let expected: Vec<String> = ports
+        .iter()
+        .map(|(c, _)| format!("localhost:{c}"))
+        .collect();
     assert_eq!(addrs, expected, "members publish their names as given");
-    let out = lock(&servers, &["--wait", "10s"], "true", Duration::from_secs(30));
+    let out = lock(
+        &servers,
+        &["--wait", "10s"],
+        "true",
+        Duration::from_secs(30),
+    );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
 }
 
@@ -231,7 +253,12 @@ async fn ipv6_literals_work() {
     let servers = format!("[::1]:{c}");
     let addrs = published_client_addrs(&servers, 1);
     assert_eq!(addrs, vec![servers.clone()]);
-    let out = lock(&servers, &["--wait", "10s"], "true", Duration::from_secs(30));
+    let out = lock(
+        &servers,
+        &["--wait", "10s"],
+        "true",
+        Duration::from_secs(30),
+    );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
 }
 
@@ -254,7 +281,10 @@ async fn listening_everywhere_needs_an_advertise_address() {
         "{}",
         stderr(&out)
     );
-    assert!(!home.path().join("data").exists(), "refused before touching the disk");
+    assert!(
+        !home.path().join("data").exists(),
+        "refused before touching the disk"
+    );
 
     let p = free_addr().port();
     let mut cmd = distlock();
@@ -320,7 +350,12 @@ async fn the_server_tells_systemd_when_it_is_ready_and_stopping() {
         .env("NOTIFY_SOCKET", &socket_path)
         .arg("--data-dir")
         .arg(home.path().join("data"))
-        .args(["--client-addr", &c.to_string(), "--peer-addr", &p.to_string()])
+        .args([
+            "--client-addr",
+            &c.to_string(),
+            "--peer-addr",
+            &p.to_string(),
+        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     let mut server = Process::spawn(&mut cmd);
@@ -329,7 +364,12 @@ async fn the_server_tells_systemd_when_it_is_ready_and_stopping() {
     let text = String::from_utf8_lossy(&buf[..n]).into_owned();
     assert!(text.lines().any(|l| l == "READY=1"), "{text}");
     // Ready means serving: a lock can be taken at once.
-    let out = lock(&c.to_string(), &["--wait", "5s"], "true", Duration::from_secs(30));
+    let out = lock(
+        &c.to_string(),
+        &["--wait", "5s"],
+        "true",
+        Duration::from_secs(30),
+    );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     server.signal("TERM");
     let n = socket.recv(&mut buf).expect("a notification");
@@ -350,7 +390,12 @@ async fn a_data_directory_serves_one_server_and_one_identity() {
             .arg("--data-dir")
             .arg(&data)
             .args(["--id", id])
-            .args(["--client-addr", &c.to_string(), "--peer-addr", &p.to_string()]);
+            .args([
+                "--client-addr",
+                &c.to_string(),
+                "--peer-addr",
+                &p.to_string(),
+            ]);
         cmd
     };
     let (c, p) = (free_addr(), free_addr());
@@ -365,7 +410,10 @@ async fn a_data_directory_serves_one_server_and_one_identity() {
     let out = run_within(&mut serve(free_addr(), free_addr(), "1"), PATIENCE);
     assert_eq!(code(&out), 1);
     assert!(
-        stderr(&out).contains(&format!("in use by another distlock server (pid {})", first.pid())),
+        stderr(&out).contains(&format!(
+            "in use by another distlock server (pid {})",
+            first.pid()
+        )),
         "{}",
         stderr(&out)
     );
@@ -373,7 +421,11 @@ async fn a_data_directory_serves_one_server_and_one_identity() {
     first.wait_exit(PATIENCE);
     let out = run_within(&mut serve(free_addr(), free_addr(), "2"), PATIENCE);
     assert_eq!(code(&out), 1);
-    assert!(stderr(&out).contains("belongs to node 1"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("belongs to node 1"),
+        "{}",
+        stderr(&out)
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

@@ -5,7 +5,7 @@
 
 use distlock_core::locks::{FencingToken, Outcome, SessionId};
 use distlock_core::proto::{LockStatusView, ResponseBody};
-use distlock_server::client::{Guard, Session};
+use distlock_client::{Guard, Session};
 use distlock_tests::{
     Cluster, Conn, PATIENCE, client_session, client_session_with, status_json, staying_put,
     wait_keepalive_after, within,

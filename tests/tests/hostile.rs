@@ -23,9 +23,13 @@ async fn a_forged_heartbeat_at_the_last_term_is_refused() {
     for id in cluster.ids() {
         let victim = cluster.server(id).peer_addr;
         let claimed = if id == 2 { NodeId(3) } else { NodeId(2) };
-        let stream = within("dial the peer port", PATIENCE, tokio::net::TcpStream::connect(victim))
-            .await
-            .expect("the peer port accepts");
+        let stream = within(
+            "dial the peer port",
+            PATIENCE,
+            tokio::net::TcpStream::connect(victim),
+        )
+        .await
+        .expect("the peer port accepts");
         let (_reader, mut writer) = within(
             "peer handshake",
             PATIENCE,
@@ -54,7 +58,16 @@ async fn a_forged_heartbeat_at_the_last_term_is_refused() {
     // Every server still serves, at an ordinary term, with the same leader
     // or a new one elected the ordinary way.
     let mut cmd = distlock();
-    cmd.args(["lock", "--servers", &servers, "--wait", "10s", "after-attack", "--", "true"]);
+    cmd.args([
+        "lock",
+        "--servers",
+        &servers,
+        "--wait",
+        "10s",
+        "after-attack",
+        "--",
+        "true",
+    ]);
     let out = run_within(&mut cmd, Duration::from_secs(60));
     assert_eq!(
         out.status.code(),
@@ -86,7 +99,12 @@ async fn dns_rebinding_requests_are_refused() {
     cmd.arg("serve")
         .arg("--data-dir")
         .arg(home.path().join("data"))
-        .args(["--client-addr", &c.to_string(), "--peer-addr", &p.to_string()])
+        .args([
+            "--client-addr",
+            &c.to_string(),
+            "--peer-addr",
+            &p.to_string(),
+        ])
         .args(["--ws-addr", &w.to_string()])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
@@ -143,7 +161,16 @@ async fn a_session_id_and_a_token_are_not_enough_to_release_a_lock() {
         d = done.display()
     );
     let mut cmd = distlock();
-    cmd.args(["lock", "--servers", &servers, "victim", "--", "sh", "-c", &script]);
+    cmd.args([
+        "lock",
+        "--servers",
+        &servers,
+        "victim",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
     let mut victim = distlock_tests::Process::spawn(&mut cmd);
     distlock_tests::wait_until("the victim holds the lock", PATIENCE, || {
         marker.exists().then_some(())
@@ -180,9 +207,25 @@ async fn a_session_id_and_a_token_are_not_enough_to_release_a_lock() {
         assert_eq!(attacker.ask(guess).await, Err(ProtoError::NotSessionOwner));
     }
     let mut other = distlock();
-    other.args(["lock", "--servers", &servers, "--try", "victim", "--", "true"]);
+    other.args([
+        "lock",
+        "--servers",
+        &servers,
+        "--try",
+        "victim",
+        "--",
+        "true",
+    ]);
     let out = run_within(&mut other, Duration::from_secs(30));
-    assert_eq!(out.status.code(), Some(75), "the lock was freed by a stranger");
+    assert_eq!(
+        out.status.code(),
+        Some(75),
+        "the lock was freed by a stranger"
+    );
     std::fs::write(&done, b"").expect("end the victim's command");
-    assert_eq!(victim.wait_exit(PATIENCE).code(), Some(0), "the victim kept its session");
+    assert_eq!(
+        victim.wait_exit(PATIENCE).code(),
+        Some(0),
+        "the victim kept its session"
+    );
 }

@@ -7,7 +7,7 @@
 use distlock_core::proto::{
     ClientFrame, PROTOCOL_VERSION, ProtoError, ServerFrame, decode, encode,
 };
-use distlock_server::client::{Client, ClientOptions, Transport};
+use distlock_client::{Client, ClientOptions, Transport};
 use distlock_tests::{Conn, PATIENCE, Server, free_addr, wait_until_async, within};
 use distlock_transport_tcp::HandshakeConfig;
 use distlock_transport_ws::futures_util::{SinkExt, StreamExt};

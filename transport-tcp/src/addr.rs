@@ -111,7 +111,8 @@ impl FromStr for HostPort {
                 && l.len() <= 63
                 && !l.starts_with('-')
                 && !l.ends_with('-')
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         };
         if !host.trim_end_matches('.').split('.').all(label_ok) {
             return Err(bad("the host is neither an IP address nor a DNS name"));
@@ -206,7 +207,11 @@ mod tests {
         assert_eq!(addr.resolve_now().expect("literal").len(), 1);
         let local = parse("localhost:7001").expect("name");
         let found = local.resolve_now().expect("localhost resolves");
-        assert!(found.iter().all(|a| a.ip().is_loopback() && a.port() == 7001));
+        assert!(
+            found
+                .iter()
+                .all(|a| a.ip().is_loopback() && a.port() == 7001)
+        );
     }
 
     #[test]

@@ -74,7 +74,12 @@ mod tests {
             assert!(p.allows(Some(ok)), "{ok}");
         }
         assert!(p.allows(None));
-        for bad in ["rebind.example:7201", "node1.example.com.evil:1", "", "[::1"] {
+        for bad in [
+            "rebind.example:7201",
+            "node1.example.com.evil:1",
+            "",
+            "[::1",
+        ] {
             assert!(!p.allows(Some(bad)), "{bad}");
         }
     }

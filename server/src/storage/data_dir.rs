@@ -58,7 +58,9 @@ pub enum DataDirError {
         cluster: String,
     },
     /// `IDENTITY` is not what this module writes.
-    #[error("data directory {path}: {IDENTITY_FILE} is unreadable ({reason}); it is not a distlock data directory, or it was damaged")]
+    #[error(
+        "data directory {path}: {IDENTITY_FILE} is unreadable ({reason}); it is not a distlock data directory, or it was damaged"
+    )]
     BadIdentity {
         /// The directory.
         path: PathBuf,
@@ -130,7 +132,10 @@ impl DataDir {
 #[cfg(unix)]
 fn create_private_dir(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(path)
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
 }
 
 #[cfg(not(unix))]
@@ -151,7 +156,11 @@ fn parse_identity(text: &str) -> Option<(String, u64)> {
     let mut node = None;
     for line in text.lines().map(str::trim) {
         if let Some(v) = line.strip_prefix("cluster = ") {
-            cluster = Some(v.strip_prefix('"')?.strip_suffix('"')?.replace("\\\"", "\""));
+            cluster = Some(
+                v.strip_prefix('"')?
+                    .strip_suffix('"')?
+                    .replace("\\\"", "\""),
+            );
         } else if let Some(v) = line.strip_prefix("node = ") {
             node = Some(v.parse().ok()?);
         }
@@ -212,7 +221,10 @@ mod tests {
         let first = DataDir::claim(&dir, "c", 1).expect("first claim");
         let e = DataDir::claim(&dir, "c", 1).expect_err("second claim");
         let text = e.to_string();
-        assert!(text.contains(&format!("pid {}", std::process::id())), "{text}");
+        assert!(
+            text.contains(&format!("pid {}", std::process::id())),
+            "{text}"
+        );
         drop(first);
         DataDir::claim(&dir, "c", 1).expect("claimed again once released");
     }
@@ -234,7 +246,10 @@ mod tests {
         let dir = home.path().join("data");
         drop(DataDir::claim(&dir, "prod", 2).expect("claim"));
         let e = DataDir::claim(&dir, "prod", 3).expect_err("other node");
-        assert!(matches!(e, DataDirError::WrongIdentity { found_node: 2, .. }), "{e}");
+        assert!(
+            matches!(e, DataDirError::WrongIdentity { found_node: 2, .. }),
+            "{e}"
+        );
         let e = DataDir::claim(&dir, "test", 2).expect_err("other cluster");
         assert!(e.to_string().contains("cluster \"prod\""), "{e}");
         DataDir::claim(&dir, "prod", 2).expect("its own identity");

@@ -6,27 +6,27 @@
 //! leader it asks the leader again, because only the leader knows how far
 //! each member's log has been replicated.
 
-use crate::admin::{AskError, ask};
-use crate::lock_cmd::EXIT_UNAVAILABLE;
+use crate::exit::EXIT_UNAVAILABLE;
+use distlock_client::admin::{AskError, ask};
 use distlock_core::ids::NodeId;
 use distlock_core::locks::{LockKind, Mode};
 use distlock_core::proto::{
     ClusterStatusView, LockStatusView, MemberRole, RequestBody, ResponseBody,
 };
+use distlock_transport_tcp::HostPort;
 use distlock_transport_tcp::WelcomeInfo;
 use serde_json::{Value, json};
-use distlock_transport_tcp::HostPort;
 use std::time::Duration;
 
 /// What `distlock status` was asked.
 #[derive(Clone, Debug)]
-pub struct StatusRequest {
+pub(crate) struct StatusRequest {
     /// The servers to try, in order.
-    pub servers: Vec<HostPort>,
+    pub(crate) servers: Vec<HostPort>,
     /// A lock to report on, or `None` for the cluster.
-    pub lock: Option<String>,
+    pub(crate) lock: Option<String>,
     /// Print one JSON object instead of text.
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 /// The cluster's status from the first server that answers, refined by the
@@ -80,7 +80,7 @@ async fn from_leader(
 const LEADER_PATIENCE: Duration = Duration::from_secs(5);
 
 /// Runs `distlock status`; returns the process exit status.
-pub async fn run(req: StatusRequest) -> i32 {
+pub(crate) async fn run(req: StatusRequest) -> i32 {
     let Some(name) = req.lock else {
         let (addr, cluster) = match cluster_status(&req.servers).await {
             Ok(found) => found,
@@ -191,7 +191,7 @@ fn mode_text(mode: Mode) -> String {
 /// The cluster as one JSON object (field names are a public contract,
 /// ARCHITECTURE.md §12).
 #[must_use]
-pub fn cluster_json(view: &ClusterStatusView) -> Value {
+pub(crate) fn cluster_json(view: &ClusterStatusView) -> Value {
     json!({
         "leader": view.leader.map(|NodeId(id)| id),
         "term": view.term.0,
@@ -208,7 +208,7 @@ pub fn cluster_json(view: &ClusterStatusView) -> Value {
 
 /// A lock's fields, to merge into the cluster's object.
 #[must_use]
-pub fn lock_json(name: &str, view: Option<&LockStatusView>) -> Value {
+pub(crate) fn lock_json(name: &str, view: Option<&LockStatusView>) -> Value {
     let Some(v) = view else {
         return json!({ "lock": name, "mode": null, "kind": null, "holders": [], "waiters": [], "lock_delay_ms": null });
     };

@@ -1,17 +1,27 @@
-//! The `distlock` command line.
+//! The `distlock` command line: `serve` runs a server of the
+//! `distlock-server` library; the other commands are clients built on
+//! `distlock-client`. The commands are this binary's own, not a library's.
 
+mod bench_cmd;
+mod dev_cmd;
+mod exit;
+mod lock_cmd;
+mod members_cmd;
+mod snapshot_cmd;
+mod status_cmd;
+
+use crate::bench_cmd::BenchRequest;
+use crate::dev_cmd::DevCluster;
+use crate::exit::parse_duration;
+use crate::members_cmd::MembersRequest;
+use crate::status_cmd::StatusRequest;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use distlock_core::ids::NodeId;
-use distlock_server::bench_cmd::{self, BenchRequest};
 use distlock_server::clock::MonotonicClock;
 use distlock_server::config::{ConfigFile, ServerConfig, WsConfig, parse_members, resolve_listen};
-use distlock_transport_tcp::HostPort;
-use distlock_server::dev_cmd::{self, DevCluster};
-use distlock_server::lock_cmd::{self, parse_duration};
-use distlock_server::members_cmd::{self, MembersRequest};
-use distlock_server::status_cmd::{self, StatusRequest};
 use distlock_server::storage::FsyncPolicy;
+use distlock_transport_tcp::HostPort;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -52,7 +62,7 @@ enum Command {
     /// Backups and disaster recovery: `save` a consistent snapshot of the
     /// lock state (taken through the leader), `inspect` one, `restore` one
     /// into the data directories of a new cluster.
-    Snapshot(distlock_server::snapshot_cmd::SnapshotArgs),
+    Snapshot(crate::snapshot_cmd::SnapshotArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -514,7 +524,7 @@ fn run() -> anyhow::Result<()> {
             std::process::exit(code);
         }
         Command::Snapshot(args) => {
-            let code = runtime.block_on(distlock_server::snapshot_cmd::run(args));
+            let code = runtime.block_on(crate::snapshot_cmd::run(args));
             std::process::exit(code);
         }
         Command::Bench(args) => {
@@ -526,9 +536,9 @@ fn run() -> anyhow::Result<()> {
                 warmup: args.warmup,
                 json: args.json,
                 transport: if args.ws {
-                    distlock_server::client::Transport::WebSocket
+                    distlock_client::Transport::WebSocket
                 } else {
-                    distlock_server::client::Transport::Tcp
+                    distlock_client::Transport::Tcp
                 },
             };
             let code = runtime

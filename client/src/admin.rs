@@ -7,8 +7,8 @@ use distlock_core::proto::{
     ClientFrame, ClusterStatusView, ProtoError, Request, RequestBody, RequestId, ResponseBody,
     ServerFrame,
 };
-use distlock_transport_tcp::{HandshakeConfig, TransportError, WelcomeInfo, client_handshake};
 use distlock_transport_tcp::HostPort;
+use distlock_transport_tcp::{HandshakeConfig, TransportError, WelcomeInfo, client_handshake};
 use std::time::Duration;
 
 /// How long one server gets to connect and answer.

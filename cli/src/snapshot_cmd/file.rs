@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 /// The first bytes of every backup file.
 const MAGIC: &[u8; 8] = b"DLBACKUP";
 /// The format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 1;
 /// Magic, version and the two lengths.
 const HEADER: usize = 28;
 /// The trailing checksum.
@@ -38,32 +38,32 @@ const TRAILER: usize = 4;
 
 /// Where a backup sits in the log it was taken from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BackupMeta {
+pub(crate) struct BackupMeta {
     /// The last log index the state reflects: every fencing token and
     /// session id in it is at most this.
-    pub index: LogIndex,
+    pub(crate) index: LogIndex,
     /// The term of the entry at `index`.
-    pub term: Term,
+    pub(crate) term: Term,
     /// The configuration in force at `index` (voters, learners, addresses).
-    pub membership: Membership,
+    pub(crate) membership: Membership,
     /// When the snapshot was saved, by the saving machine's wall clock
     /// (milliseconds since the Unix epoch); for people, never for
     /// decisions.
-    pub taken_unix_ms: u64,
+    pub(crate) taken_unix_ms: u64,
 }
 
 /// A backup: its position and the lock state's bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Backup {
+pub(crate) struct Backup {
     /// Where it sits in the log.
-    pub meta: BackupMeta,
+    pub(crate) meta: BackupMeta,
     /// The lock state ([`StateMachine::snapshot`] bytes).
-    pub state: Vec<u8>,
+    pub(crate) state: Vec<u8>,
 }
 
 /// A backup file that cannot be written or read.
 #[derive(Debug, thiserror::Error)]
-pub enum BackupFileError {
+pub(crate) enum BackupFileError {
     /// Reading, writing or syncing failed.
     #[error("{}: {source}", path.display())]
     Io {
@@ -121,7 +121,7 @@ pub enum BackupFileError {
 impl Backup {
     /// The file's bytes.
     #[must_use]
-    pub fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         // postcard fails only on a full buffer or a sequence of unknown
         // length; a Vec grows, and every sequence here knows its length.
         let meta = postcard::to_stdvec(&self.meta).expect("encoding into a Vec cannot fail");
@@ -141,7 +141,7 @@ impl Backup {
     ///
     /// # Errors
     /// Every [`BackupFileError`] but `Io`, naming `path`.
-    pub fn decode(path: &Path, bytes: &[u8]) -> Result<(Self, LockState), BackupFileError> {
+    pub(crate) fn decode(path: &Path, bytes: &[u8]) -> Result<(Self, LockState), BackupFileError> {
         let path = path.to_owned();
         if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
             return Err(BackupFileError::NotABackup { path });
@@ -203,7 +203,7 @@ impl Backup {
 
     /// The CRC-32 its file ends in.
     #[must_use]
-    pub fn checksum(&self) -> u32 {
+    pub(crate) fn checksum(&self) -> u32 {
         let bytes = self.encode();
         u32::from_le_bytes(le_bytes(&bytes[bytes.len() - TRAILER..]))
     }
@@ -213,7 +213,7 @@ impl Backup {
     ///
     /// # Errors
     /// [`BackupFileError::Io`]; the temporary file is removed.
-    pub fn write_atomic(&self, path: &Path) -> Result<(), BackupFileError> {
+    pub(crate) fn write_atomic(&self, path: &Path) -> Result<(), BackupFileError> {
         let bytes = self.encode();
         let mut tmp_name = path.as_os_str().to_owned();
         tmp_name.push(".tmp");
@@ -241,7 +241,7 @@ impl Backup {
     ///
     /// # Errors
     /// Any [`BackupFileError`].
-    pub fn read(path: &Path) -> Result<(Self, LockState), BackupFileError> {
+    pub(crate) fn read(path: &Path) -> Result<(Self, LockState), BackupFileError> {
         let bytes = fs::read(path).map_err(|source| BackupFileError::Io {
             path: path.to_owned(),
             source,

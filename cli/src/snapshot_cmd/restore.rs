@@ -22,13 +22,13 @@
 //! held locked while it is written.
 
 use super::file::Backup;
-use crate::storage::{
-    DataDir, DataDirError, FileStorage, FileStorageOptions, Storage, StorageError,
-};
 use distlock_core::ids::NodeId;
 use distlock_core::locks::Command;
 use distlock_core::raft::{
     HardState, MemberAddrs, Membership, Persist, PersistSeq, Snapshot, SnapshotMeta,
+};
+use distlock_server::storage::{
+    DataDir, DataDirError, FileStorage, FileStorageOptions, Storage, StorageError,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -36,7 +36,7 @@ use std::sync::Arc;
 
 /// Why a data directory could not be seeded.
 #[derive(Debug, thiserror::Error)]
-pub enum RestoreError {
+pub(crate) enum RestoreError {
     /// The directory holds something already.
     #[error("{} is not empty: restore seeds the data directory of a new server only (move it away, or pick another)", .0.display())]
     NotEmpty(PathBuf),
@@ -65,7 +65,7 @@ pub enum RestoreError {
 ///
 /// # Errors
 /// [`RestoreError`]; a directory that is not empty is left untouched.
-pub fn seed_data_dir(
+pub(crate) fn seed_data_dir(
     backup: &Backup,
     dir: &Path,
     cluster: &str,

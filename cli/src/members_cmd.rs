@@ -11,29 +11,26 @@
 //! effect (a retry after an unclear answer, or a second run of the same
 //! command) counts as done.
 
-use crate::admin::{AskError, ask, cluster_status};
-use crate::lock_cmd::EXIT_UNAVAILABLE;
+use crate::exit::EXIT_UNAVAILABLE;
+use distlock_client::admin::{AskError, ask, cluster_status};
 use distlock_core::ids::{LogIndex, NodeId};
 use distlock_core::proto::{MemberRole, ProtoError, RequestBody, ResponseBody};
 use distlock_core::raft::{MemberAddrs, MembershipChange, MembershipError, Refusal};
-use serde_json::json;
 use distlock_transport_tcp::HostPort;
+use serde_json::json;
 use std::time::Duration;
-
-/// Exit status when the cluster refused the change for good.
-pub const EXIT_REFUSED: i32 = 1;
 
 /// What `distlock members` was asked.
 #[derive(Clone, Debug)]
-pub struct MembersRequest {
+pub(crate) struct MembersRequest {
     /// The servers to try, in order.
-    pub servers: Vec<HostPort>,
+    pub(crate) servers: Vec<HostPort>,
     /// The change.
-    pub change: MembershipChange,
+    pub(crate) change: MembershipChange,
     /// Give up after this long.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Print one JSON object instead of text.
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 /// How one attempt ended.
@@ -52,7 +49,7 @@ enum Attempt {
 }
 
 /// Runs `distlock members ...`; returns the process exit status.
-pub async fn run(req: MembersRequest) -> i32 {
+pub(crate) async fn run(req: MembersRequest) -> i32 {
     let deadline = tokio::time::Instant::now() + req.timeout;
     let mut servers = req.servers.clone();
     let mut last_said = String::new();
@@ -71,7 +68,7 @@ pub async fn run(req: MembersRequest) -> i32 {
                         println!("{}", json!({ "ok": false, "error": reason }));
                     }
                     eprintln!("distlock members: {reason}");
-                    return EXIT_REFUSED;
+                    return crate::exit::EXIT_FAILED;
                 }
                 Attempt::Wait(reason) => {
                     why = format!("{addr}: {reason}");
@@ -178,7 +175,7 @@ fn report(req: &MembersRequest, index: Option<LogIndex>) {
 
 /// The change `distlock members add` asks for.
 #[must_use]
-pub fn add(
+pub(crate) fn add(
     id: NodeId,
     peer_addr: HostPort,
     client_addr: HostPort,

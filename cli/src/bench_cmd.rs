@@ -5,10 +5,10 @@
 //! a progress line while it runs, and checks every grant as it goes: no
 //! two clients hold a key at once, and a key's tokens strictly increase.
 
-use crate::client::{Client, ClientError, ClientOptions, Session, Transport};
+use distlock_client::{Client, ClientError, ClientOptions, Session, Transport};
+use distlock_transport_tcp::HostPort;
 use hdrhistogram::Histogram;
 use serde_json::json;
-use distlock_transport_tcp::HostPort;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,26 +16,26 @@ use tokio::time::Instant;
 
 /// What `distlock bench` was asked to do.
 #[derive(Clone, Debug)]
-pub struct BenchRequest {
+pub(crate) struct BenchRequest {
     /// The servers to talk to.
-    pub servers: Vec<HostPort>,
+    pub(crate) servers: Vec<HostPort>,
     /// Concurrent clients, each with its own connection and session.
-    pub clients: usize,
+    pub(crate) clients: usize,
     /// Distinct locks; client *i* uses key *i* mod `keys`.
-    pub keys: usize,
+    pub(crate) keys: usize,
     /// How long to measure.
-    pub duration: Duration,
+    pub(crate) duration: Duration,
     /// How long to run before measuring.
-    pub warmup: Duration,
+    pub(crate) warmup: Duration,
     /// Print one JSON object instead of text.
-    pub json: bool,
+    pub(crate) json: bool,
     /// TCP, or WebSocket (then `servers` are WebSocket addresses).
-    pub transport: Transport,
+    pub(crate) transport: Transport,
 }
 
 /// Why a benchmark could not run.
 #[derive(Debug, thiserror::Error)]
-pub enum BenchError {
+pub(crate) enum BenchError {
     /// The request makes no sense.
     #[error("{0}")]
     Invalid(&'static str),
@@ -171,24 +171,24 @@ async fn client_loop(
 
 /// The outcome of a run.
 #[derive(Debug)]
-pub struct BenchReport {
+pub(crate) struct BenchReport {
     /// Pairs completed in the measured window.
-    pub pairs: u64,
+    pub(crate) pairs: u64,
     /// Pairs per second.
-    pub pairs_per_sec: f64,
+    pub(crate) pairs_per_sec: f64,
     /// Acquire latency percentiles (p50, p99, p99.9), milliseconds.
-    pub acquire_ms: [f64; 3],
+    pub(crate) acquire_ms: [f64; 3],
     /// Release latency p50, milliseconds.
-    pub release_p50_ms: f64,
+    pub(crate) release_p50_ms: f64,
     /// Failed operations.
-    pub errors: u64,
+    pub(crate) errors: u64,
     /// Safety violations seen by the clients (should be none).
-    pub violations: Vec<String>,
+    pub(crate) violations: Vec<String>,
 }
 
 /// Runs the benchmark and prints its report; returns the exit status (1 on
 /// a safety violation).
-pub async fn run(req: BenchRequest) -> Result<i32, BenchError> {
+pub(crate) async fn run(req: BenchRequest) -> Result<i32, BenchError> {
     let report = measure(&req).await?;
     let ms = |v: f64| (v * 1000.0).round() / 1000.0;
     if req.json {
@@ -242,7 +242,7 @@ pub async fn run(req: BenchRequest) -> Result<i32, BenchError> {
 ///
 /// # Errors
 /// On nonsensical arguments, or when the sessions cannot be opened.
-pub async fn measure(req: &BenchRequest) -> Result<BenchReport, BenchError> {
+pub(crate) async fn measure(req: &BenchRequest) -> Result<BenchReport, BenchError> {
     if req.clients == 0 || req.keys == 0 || req.keys > 100_000 {
         return Err(BenchError::Invalid(
             "--clients must be at least 1 and --keys between 1 and 100000",

@@ -1,5 +1,7 @@
-//! An async client library for distlock: a thin tokio driver of the
-//! sans-IO [`ClientSession`](distlock_core::client::ClientSession).
+//! The Rust client of distlock, a distributed lock service with fencing
+//! tokens and leases that never end early: a thin tokio driver of the
+//! sans-IO [`ClientSession`](distlock_core::client::ClientSession). It
+//! depends on the core and the transports only, not on the server.
 //!
 //! [`Client::connect`] dials the first reachable configured server and
 //! spawns one driver task that owns the session state machine, the TCP
@@ -19,7 +21,7 @@
 //! [`Session::lock_status`] reads a lock's holders and waiters.
 //!
 //! ```no_run
-//! use distlock_server::client::{Client, ClientOptions, FencedResource, HostPort};
+//! use distlock_client::{Client, ClientOptions, FencedResource, HostPort};
 //! use std::time::Duration;
 //!
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
@@ -39,6 +41,7 @@
 //! # }
 //! ```
 
+pub mod admin;
 mod driver;
 mod fenced;
 mod reads;
@@ -46,11 +49,14 @@ mod reads;
 pub use fenced::{FencedResource, StaleToken};
 
 use distlock_core::client::{ClientError as CoreError, ClientSession, Config};
-use distlock_core::locks::{FencingToken, LockError, Mode, Outcome, SessionId, Wait};
-use distlock_core::proto::ProtoError;
+pub use distlock_transport_tcp::HostPort;
 use driver::{Command, Driver, dial};
 use std::future::Future;
-pub use distlock_transport_tcp::HostPort;
+// The core's types that this API takes and returns, so that a user needs
+// no other crate to name them.
+pub use distlock_core::client::{ClientError as SessionError, LostReason};
+pub use distlock_core::locks::{FencingToken, LockError, Mode, Outcome, SessionId, Wait};
+pub use distlock_core::proto::{HolderView, LockStatusView, ProtoError, WaiterView};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -167,13 +173,7 @@ impl Client {
         );
         let mut first = None;
         for (i, addr) in servers.iter().enumerate() {
-            match dial(
-                addr.as_str(),
-                options.connect_timeout,
-                options.transport,
-            )
-            .await
-            {
+            match dial(addr.as_str(), options.connect_timeout, options.transport).await {
                 Ok(stream) => {
                     first = Some((i, stream));
                     break;

@@ -32,18 +32,18 @@ const RESERVE_MAX: u64 = 64 << 20;
 
 /// A snapshot fetched whole.
 #[derive(Debug)]
-pub struct Fetched {
+pub(crate) struct Fetched {
     /// What it holds: position, configuration and lock state.
-    pub snapshot: Snapshot,
+    pub(crate) snapshot: Snapshot,
     /// The server that relayed it.
-    pub from: HostPort,
+    pub(crate) from: HostPort,
     /// How many chunks it came in.
-    pub chunks: usize,
+    pub(crate) chunks: usize,
 }
 
 /// Why no snapshot could be fetched.
 #[derive(Debug, thiserror::Error)]
-pub enum FetchError {
+pub(crate) enum FetchError {
     /// No leader answered before the deadline.
     #[error("no leader answered within {waited:?} (last: {last})")]
     Unavailable {
@@ -72,17 +72,17 @@ pub enum FetchError {
 
 /// One chunk, as a `SnapshotChunk` answer carries it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Chunk {
+pub(crate) struct Chunk {
     /// The snapshot's index.
-    pub index: LogIndex,
+    pub(crate) index: LogIndex,
     /// The term there.
-    pub term: Term,
+    pub(crate) term: Term,
     /// Where `data` starts.
-    pub offset: u64,
+    pub(crate) offset: u64,
     /// The whole snapshot's length.
-    pub total_len: u64,
+    pub(crate) total_len: u64,
     /// The bytes.
-    pub data: Vec<u8>,
+    pub(crate) data: Vec<u8>,
 }
 
 impl Chunk {
@@ -109,7 +109,7 @@ impl Chunk {
 /// A snapshot being put together from its chunks, each checked to belong
 /// to it and to follow the last.
 #[derive(Debug)]
-pub struct Assembly {
+pub(crate) struct Assembly {
     index: LogIndex,
     term: Term,
     total_len: u64,
@@ -122,7 +122,7 @@ impl Assembly {
     ///
     /// # Errors
     /// When it does not start the snapshot or overruns it.
-    pub fn start(first: Chunk) -> Result<Self, String> {
+    pub(crate) fn start(first: Chunk) -> Result<Self, String> {
         if first.offset != 0 {
             return Err(format!("the first chunk starts at {}", first.offset));
         }
@@ -144,7 +144,7 @@ impl Assembly {
     /// # Errors
     /// When it belongs to another snapshot, does not start where the last
     /// ended, is empty before the end, or overruns the announced length.
-    pub fn push(&mut self, chunk: Chunk) -> Result<(), String> {
+    pub(crate) fn push(&mut self, chunk: Chunk) -> Result<(), String> {
         if (chunk.index, chunk.term, chunk.total_len) != (self.index, self.term, self.total_len) {
             return Err(format!(
                 "a chunk of snapshot {} (term {}, {} bytes) came for snapshot {} (term {}, {} bytes)",
@@ -181,13 +181,13 @@ impl Assembly {
 
     /// Where the next chunk starts.
     #[must_use]
-    pub fn next_offset(&self) -> u64 {
+    pub(crate) fn next_offset(&self) -> u64 {
         self.bytes.len() as u64
     }
 
     /// Whether every byte is here.
     #[must_use]
-    pub fn is_complete(&self) -> bool {
+    pub(crate) fn is_complete(&self) -> bool {
         self.next_offset() == self.total_len
     }
 
@@ -195,7 +195,7 @@ impl Assembly {
     ///
     /// # Errors
     /// When bytes are missing or do not decode to the snapshot announced.
-    pub fn finish(self) -> Result<(Snapshot, usize), String> {
+    pub(crate) fn finish(self) -> Result<(Snapshot, usize), String> {
         if !self.is_complete() {
             return Err(format!(
                 "{} of {} bytes arrived",
@@ -231,7 +231,7 @@ enum Failed {
 /// # Errors
 /// [`FetchError::Unavailable`] when no leader answered in time; the other
 /// variants when the cluster refused or sent something broken.
-pub async fn fetch(servers: &[HostPort], timeout: Duration) -> Result<Fetched, FetchError> {
+pub(crate) async fn fetch(servers: &[HostPort], timeout: Duration) -> Result<Fetched, FetchError> {
     let started = tokio::time::Instant::now();
     let deadline = started + timeout;
     let mut servers = servers.to_vec();

@@ -4,14 +4,14 @@
 //! cannot tell them apart.
 
 use distlock_core::client::{ClientError as CoreError, ClientEvent, ClientSession};
+use distlock_core::ids::NodeId;
 use distlock_core::locks::{FencingToken, Mode, Outcome, SessionId, Wait};
+use distlock_core::proto::MemberInfo;
 use distlock_core::proto::{ResponseBody, ServerFrame};
 use distlock_core::time::Instant;
+use distlock_transport_tcp::HostPort;
 use distlock_transport_tcp::{FrameReader, FrameWriter, HandshakeConfig};
 use distlock_transport_ws::{Encoding, WsReader, WsWriter, ws_upgrade};
-use distlock_core::ids::NodeId;
-use distlock_core::proto::MemberInfo;
-use distlock_transport_tcp::HostPort;
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::io::WriteHalf;

@@ -3,14 +3,14 @@
 //! (the same runtime, storage and fsync as `serve`); only their data lives
 //! in a temporary directory that is removed when the cluster stops.
 
-use crate::admin::ask;
-use crate::clock::MonotonicClock;
-use distlock_transport_tcp::HostPort;
-use crate::config::{ServerConfig, WsConfig};
-use crate::runtime;
-use crate::storage::FsyncPolicy;
+use distlock_client::admin::ask;
 use distlock_core::ids::NodeId;
 use distlock_core::proto::{RequestBody, ResponseBody};
+use distlock_server::clock::MonotonicClock;
+use distlock_server::config::{ServerConfig, WsConfig};
+use distlock_server::runtime;
+use distlock_server::storage::FsyncPolicy;
+use distlock_transport_tcp::HostPort;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -21,22 +21,22 @@ use tokio::sync::watch;
 
 /// How a dev cluster is laid out.
 #[derive(Clone, Debug)]
-pub struct DevCluster {
+pub(crate) struct DevCluster {
     /// How many servers (1 to 9).
-    pub nodes: u16,
+    pub(crate) nodes: u16,
     /// Server `i` (from 0) takes client port `base_port + i`, peer port
     /// `base_port + 100 + i` and WebSocket (and dashboard) port
     /// `base_port + 200 + i`.
-    pub base_port: u16,
+    pub(crate) base_port: u16,
     /// Where to keep the data; `None`: a temporary directory removed at exit.
-    pub data_dir: Option<PathBuf>,
+    pub(crate) data_dir: Option<PathBuf>,
     /// How hard to sync.
-    pub fsync: FsyncPolicy,
+    pub(crate) fsync: FsyncPolicy,
 }
 
 /// Why a dev cluster could not run.
 #[derive(Debug, thiserror::Error)]
-pub enum DevError {
+pub(crate) enum DevError {
     /// The node count is out of range.
     #[error("--nodes must be between 1 and 9, not {0}")]
     Nodes(u16),
@@ -70,7 +70,7 @@ impl DevCluster {
 
     /// The client addresses, as `--servers` wants them.
     #[must_use]
-    pub fn servers(&self) -> Vec<SocketAddr> {
+    pub(crate) fn servers(&self) -> Vec<SocketAddr> {
         (0..self.nodes)
             .map(|i| Self::addr(self.base_port + i))
             .collect()
@@ -78,7 +78,7 @@ impl DevCluster {
 
     /// The WebSocket addresses (each also serves the dashboard).
     #[must_use]
-    pub fn ws_servers(&self) -> Vec<SocketAddr> {
+    pub(crate) fn ws_servers(&self) -> Vec<SocketAddr> {
         (0..self.nodes)
             .map(|i| Self::addr(self.base_port + 200 + i))
             .collect()
@@ -108,12 +108,15 @@ impl DevCluster {
                 client_addr: clients[&id],
                 peer_addr: peers[&id],
                 peers: peers.iter().map(|(&i, a)| (i, HostPort::from(a))).collect(),
-                client_addrs: clients.iter().map(|(&i, a)| (i, HostPort::from(a))).collect(),
+                client_addrs: clients
+                    .iter()
+                    .map(|(&i, a)| (i, HostPort::from(a)))
+                    .collect(),
                 advertise_client_addr: None,
                 advertise_peer_addr: None,
                 cluster_id: "distlock-dev".to_owned(),
                 fsync: self.fsync,
-                raft: crate::config::RaftTuning::default(),
+                raft: distlock_server::config::RaftTuning::default(),
                 join: false,
                 busy_poll: None,
                 force_new_cluster: false,
@@ -145,7 +148,10 @@ impl Drop for TempDir {
 /// # Errors
 /// On a bad layout, a data directory that cannot be made, or a server
 /// that fails.
-pub async fn run(dev: DevCluster, shutdown: impl Future<Output = ()>) -> Result<(), DevError> {
+pub(crate) async fn run(
+    dev: DevCluster,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), DevError> {
     if !(1..=9).contains(&dev.nodes) {
         return Err(DevError::Nodes(dev.nodes));
     }
@@ -239,7 +245,9 @@ fn first_failure(
 async fn wait_for_leader(servers: &[SocketAddr]) {
     loop {
         for &addr in servers {
-            if let Ok((_, answers)) = ask(&HostPort::from(addr), vec![RequestBody::ClusterStatus]).await {
+            if let Ok((_, answers)) =
+                ask(&HostPort::from(addr), vec![RequestBody::ClusterStatus]).await
+            {
                 if let Some(ResponseBody::ClusterStatus(v)) = answers.first() {
                     if v.leader.is_some() {
                         return;

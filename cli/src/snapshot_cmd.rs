@@ -16,11 +16,11 @@
 //! cannot be written, or the cluster refused; 69 when no leader answered
 //! `save` in time.
 
-pub mod fetch;
-pub mod file;
-pub mod restore;
+pub(crate) mod fetch;
+pub(crate) mod file;
+pub(crate) mod restore;
 
-use crate::lock_cmd::{EXIT_UNAVAILABLE, parse_duration};
+use crate::exit::{EXIT_FAILED, EXIT_UNAVAILABLE, parse_duration};
 use crate::status_cmd::lock_json;
 use distlock_core::ids::NodeId;
 use distlock_core::locks::{LockState, Mode};
@@ -31,9 +31,6 @@ use file::{Backup, BackupMeta, FORMAT_VERSION};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// Exit status when a file or the cluster says no.
-pub const EXIT_FAILED: i32 = 1;
 
 /// The text after `distlock snapshot --help`.
 const HELP: &str = "\
@@ -74,7 +71,7 @@ backup: see `distlock serve --force-new-cluster`.";
 /// `distlock snapshot`.
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = HELP)]
-pub struct SnapshotArgs {
+pub(crate) struct SnapshotArgs {
     #[command(subcommand)]
     action: SnapshotAction,
 }
@@ -132,7 +129,7 @@ enum SnapshotAction {
 }
 
 /// Runs `distlock snapshot ...`; returns the process exit status.
-pub async fn run(args: SnapshotArgs) -> i32 {
+pub(crate) async fn run(args: SnapshotArgs) -> i32 {
     match args.action {
         SnapshotAction::Save {
             file,
@@ -221,7 +218,7 @@ fn restore(path: &Path, data_dir: &Path, id: u64, peers: &str, cluster_id: Optio
         eprintln!("distlock snapshot restore: {what}");
         EXIT_FAILED
     };
-    let peer_map = match crate::config::parse_members("--peers", peers) {
+    let peer_map = match distlock_server::config::parse_members("--peers", peers) {
         Ok(m) => m,
         Err(e) => return fail(e.to_string()),
     };
@@ -284,7 +281,7 @@ fn members_json(m: &Membership) -> Vec<Value> {
 /// `snapshot inspect --json`: one object whose field names are a public
 /// contract (listed in `distlock snapshot --help`).
 #[must_use]
-pub fn inspect_json(backup: &Backup, state: &LockState) -> Value {
+pub(crate) fn inspect_json(backup: &Backup, state: &LockState) -> Value {
     let locks: Vec<Value> = state
         .locks()
         .map(|(name, status)| lock_json(name, Some(&LockStatusView::from(status))))
