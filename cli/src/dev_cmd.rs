@@ -6,7 +6,6 @@
 use distlock_client::admin::ask;
 use distlock_core::ids::NodeId;
 use distlock_core::proto::{RequestBody, ResponseBody};
-use distlock_server::clock::MonotonicClock;
 use distlock_server::config::{ServerConfig, WsConfig};
 use distlock_server::runtime;
 use distlock_server::storage::FsyncPolicy;
@@ -15,7 +14,6 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -179,15 +177,10 @@ pub(crate) async fn run(
                 let _ = stop.wait_for(|s| *s).await;
             };
             let run = async {
-                let env = runtime::RuntimeEnv {
-                    clock: Arc::new(MonotonicClock::new()),
-                    storage: runtime::open_storage(&cfg)?,
-                    ws,
-                    peer_chaos: None,
-                    // The servers share this process's runtime threads.
-                    shares_thread: true,
-                };
-                runtime::run_in(cfg, env, stopped).await
+                let mut env = runtime::RuntimeEnv::files(&cfg, ws)?;
+                // The servers share this process's runtime threads.
+                env.shares_thread = true;
+                runtime::run(cfg, env, stopped).await
             };
             run.await.map_err(|source| DevError::Server { id, source })
         });

@@ -18,13 +18,11 @@ use crate::status_cmd::StatusRequest;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use distlock_core::ids::NodeId;
-use distlock_server::clock::MonotonicClock;
 use distlock_server::config::{ConfigFile, ServerConfig, WsConfig, parse_members, resolve_listen};
 use distlock_server::storage::FsyncPolicy;
 use distlock_transport_tcp::HostPort;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// distlock: a distributed lock manager with fencing tokens and leases that never end early.
@@ -569,7 +567,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             std::process::exit(130);
         });
     };
-    distlock_server::runtime::run_with(cfg, ws, Arc::new(MonotonicClock::new()), first_signal)
+    let env = distlock_server::runtime::RuntimeEnv::files(&cfg, ws)?;
+    distlock_server::runtime::run(cfg, env, first_signal)
         .await
         .with_context(|| format!("distlock server (data in {})", data_dir.display()))
 }

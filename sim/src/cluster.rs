@@ -1,5 +1,5 @@
 //! The simulated cluster: N servers, each a madsim node at its own IP whose
-//! `init` runs the real [`run_with_storage`] on the node's [`SimDisk`] and
+//! `init` runs the real [`run`] on the node's [`SimDisk`] and
 //! [`SimClock`] (both owned here, so they outlive kills and restarts), plus
 //! the network controls the faults use. Server roles are learned from the
 //! runtime's own "raft role changed" log line through a tracing layer, so
@@ -12,7 +12,7 @@ use crate::storage::SimDisk;
 use distlock_core::ids::NodeId;
 use distlock_server::config::WsConfig;
 use distlock_server::config::{RaftTuning, ServerConfig};
-use distlock_server::runtime::{PeerChaos, RuntimeEnv, run_in};
+use distlock_server::runtime::{PeerChaos, RuntimeEnv, run};
 use distlock_server::storage::FsyncPolicy;
 use distlock_transport_tcp::HostPort;
 use madsim::net::NetSim;
@@ -200,8 +200,9 @@ impl Cluster {
                         peer_chaos: Some(chaos),
                         // Each simulated server is a node of its own.
                         shares_thread: false,
+                        claim: None,
                     };
-                    let result = run_in(cfg, env, std::future::pending()).await;
+                    let result = run(cfg, env, std::future::pending()).await;
                     let why = match result {
                         Ok(()) => "shut down".to_owned(),
                         Err(e) => e.to_string(),

@@ -1,7 +1,7 @@
 //! Deterministic simulation of distlock (docs/SIMULATION.md).
 //!
 //! Under madsim this crate runs the REAL server runtime
-//! ([`distlock_server::runtime::run_with_storage`]) on 3 or 5 simulated
+//! ([`distlock_server::runtime::run`]) on 3 or 5 simulated
 //! nodes with a simulated disk ([`storage::SimStorage`]) and a drifting clock
 //! ([`clock::SimClock`]) each, and the REAL client library on client nodes
 //! doing random lock work against a fenced resource. Faults (crashes with

@@ -81,40 +81,6 @@ const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(3);
 /// learn to move on, once it no longer leads.
 const DRAIN_SETTLE: std::time::Duration = std::time::Duration::from_millis(300);
 
-/// Runs one server until a graceful shutdown completes or storage fails.
-/// When `shutdown` completes the server refuses new requests, hands
-/// leadership to the most up-to-date voter if it leads, and returns within a
-/// few seconds.
-///
-/// # Errors
-/// On an invalid configuration, unreadable or corrupt storage, an address
-/// that cannot be bound, or a storage failure while running (fail-stop).
-pub async fn run(
-    cfg: ServerConfig,
-    clock: Arc<dyn Clock>,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), RuntimeError> {
-    run_with(cfg, WsConfig::default(), clock, shutdown).await
-}
-
-/// [`run`] with a WebSocket endpoint as `ws` says (none when its `addr` is
-/// `None`).
-///
-/// # Errors
-/// As [`run`].
-pub async fn run_with(
-    cfg: ServerConfig,
-    ws: WsConfig,
-    clock: Arc<dyn Clock>,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), RuntimeError> {
-    cfg.validate()?;
-    // Held until the server stops: no second server on this directory.
-    let _claim = DataDir::claim(&cfg.data_dir, &cfg.cluster_id, cfg.id.0)?;
-    let storage = open_storage(&cfg)?;
-    run_with_storage_and_ws(cfg, ws, clock, storage, shutdown).await
-}
-
 /// The store of `cfg`'s data directory, with its fsync policy.
 ///
 /// # Errors
@@ -125,47 +91,6 @@ pub fn open_storage(cfg: &ServerConfig) -> Result<FileStorage<Command>, RuntimeE
         ..FileStorageOptions::default()
     };
     Ok(FileStorage::open(&cfg.data_dir, opts)?)
-}
-
-/// [`run`] with a given store instead of the data directory's
-/// [`FileStorage`]: the simulation passes a simulated disk here.
-///
-/// # Errors
-/// As [`run`].
-pub async fn run_with_storage<S>(
-    cfg: ServerConfig,
-    clock: Arc<dyn Clock>,
-    storage: S,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), RuntimeError>
-where
-    S: Storage<Command> + Send + 'static,
-{
-    run_with_storage_and_ws(cfg, WsConfig::default(), clock, storage, shutdown).await
-}
-
-/// [`run_with_storage`] with a WebSocket endpoint as `ws` says.
-///
-/// # Errors
-/// As [`run`].
-pub async fn run_with_storage_and_ws<S>(
-    cfg: ServerConfig,
-    ws: WsConfig,
-    clock: Arc<dyn Clock>,
-    storage: S,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), RuntimeError>
-where
-    S: Storage<Command> + Send + 'static,
-{
-    let env = RuntimeEnv {
-        clock,
-        storage,
-        ws,
-        peer_chaos: None,
-        shares_thread: false,
-    };
-    run_in(cfg, env, shutdown).await
 }
 
 /// What a server runs on besides its configuration: the clock, the store,
@@ -185,13 +110,72 @@ pub struct RuntimeEnv<S> {
     /// follower must not block them by syncing on its node task, and hands
     /// every write to its storage thread, as a leader does.
     pub shares_thread: bool,
+    /// The data directory's claim, held until the server stops (`None`
+    /// for a store that is not a directory, such as a simulated disk).
+    pub claim: Option<DataDir>,
 }
 
-/// [`run`] in a given environment: the most general entry point.
+impl RuntimeEnv<FileStorage<Command>> {
+    /// A server on the data directory that `cfg` names, claimed first (no
+    /// second server may use it), with its WebSocket endpoint as `ws` says
+    /// and the process's monotonic clock.
+    ///
+    /// # Errors
+    /// An invalid configuration, a directory in use or of another node or
+    /// cluster, or one that cannot be created.
+    pub fn files(cfg: &ServerConfig, ws: WsConfig) -> Result<Self, RuntimeError> {
+        cfg.validate()?;
+        let claim = DataDir::claim(&cfg.data_dir, &cfg.cluster_id, cfg.id.0)?;
+        let storage = open_storage(cfg)?;
+        let mut env = Self::with_storage(Arc::new(crate::clock::MonotonicClock::new()), storage);
+        env.ws = ws;
+        env.claim = Some(claim);
+        Ok(env)
+    }
+}
+
+impl<S> RuntimeEnv<S> {
+    /// A server on `storage`, timed by `clock`, with no WebSocket
+    /// endpoint, peer frames sent as they are, and threads of its own.
+    pub fn with_storage(clock: Arc<dyn Clock>, storage: S) -> Self {
+        Self {
+            clock,
+            storage,
+            ws: WsConfig::default(),
+            peer_chaos: None,
+            shares_thread: false,
+            claim: None,
+        }
+    }
+}
+
+/// Runs one server until a graceful shutdown completes or storage fails:
+/// the one entry point, for `distlock serve`, `distlock dev` and the
+/// simulator alike. When `shutdown` completes the server refuses new
+/// requests, hands leadership to the most up-to-date voter if it leads,
+/// and returns within a few seconds.
+///
+/// ```no_run
+/// use distlock_server::config::{ServerConfig, WsConfig};
+/// use distlock_server::runtime::{RuntimeEnv, run};
+///
+/// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+/// // A single-server cluster on the default addresses, data in ./data,
+/// // until Ctrl-C.
+/// let cfg = ServerConfig::single("data".into());
+/// let env = RuntimeEnv::files(&cfg, WsConfig::default())?;
+/// run(cfg, env, async {
+///     let _ = tokio::signal::ctrl_c().await;
+/// })
+/// .await?;
+/// # Ok(())
+/// # }
+/// ```
 ///
 /// # Errors
-/// As [`run`].
-pub async fn run_in<S>(
+/// On an invalid configuration, unreadable or corrupt storage, an address
+/// that cannot be bound, or a storage failure while running (fail-stop).
+pub async fn run<S>(
     mut cfg: ServerConfig,
     env: RuntimeEnv<S>,
     shutdown: impl Future<Output = ()>,
@@ -205,6 +189,7 @@ where
         ws,
         peer_chaos,
         shares_thread,
+        claim: _claim,
     } = env;
     cfg.validate()?;
     let advertise = cfg.advertised(&ws)?;
