@@ -161,13 +161,11 @@ impl<S> RuntimeEnv<S> {
 ///
 /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 /// // A single-server cluster on the default addresses, data in ./data,
-/// // until Ctrl-C.
+/// // until `stop` completes (a signal handler, a test's end, ...).
 /// let cfg = ServerConfig::single("data".into());
 /// let env = RuntimeEnv::files(&cfg, WsConfig::default())?;
-/// run(cfg, env, async {
-///     let _ = tokio::signal::ctrl_c().await;
-/// })
-/// .await?;
+/// let stop = std::future::pending::<()>();
+/// run(cfg, env, stop).await?;
 /// # Ok(())
 /// # }
 /// ```
