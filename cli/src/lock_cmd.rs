@@ -5,6 +5,7 @@ use crate::exit::{EXIT_NOT_ACQUIRED, EXIT_SESSION_LOST, EXIT_UNAVAILABLE};
 use distlock_client::{Client, ClientError, ClientOptions};
 use distlock_core::locks::{Mode, Wait};
 use distlock_transport_tcp::HostPort;
+use nix::sys::signal::Signal;
 use std::time::Duration;
 
 /// How long to keep trying to reach a server (or open a session) before
@@ -100,36 +101,103 @@ pub(crate) async fn run(req: LockRequest) -> i32 {
             }
         }
     };
+    // The group's id, kept: `child.id()` is gone once it has been reaped.
+    let pgid = child.id();
     let lost = session.lost();
-    let code = tokio::select! {
-        biased;
-        () = lost => {
-            eprintln!("distlock: session lost while {program:?} ran; killing its process group");
-            kill_group(&child);
-            let _ = child.wait().await;
-            return EXIT_SESSION_LOST;
+    tokio::pin!(lost);
+    let mut signals = Forwarded::new();
+    let mut interrupted = false;
+    let code = loop {
+        tokio::select! {
+            biased;
+            () = &mut lost => {
+                eprintln!("distlock: session lost while {program:?} ran; killing its process group");
+                signal_group(&child, Signal::SIGKILL);
+                let _ = child.wait().await;
+                return EXIT_SESSION_LOST;
+            }
+            status = child.wait() => break status.map_or(1, |s| exit_code(&s)),
+            signal = signals.next() => {
+                // The command runs in a process group of its own, so the
+                // terminal's Ctrl-C reaches only us: pass it on, and keep
+                // holding the lock until the command has exited.
+                signal_group(&child, signal);
+                interrupted = true;
+            }
         }
-        status = child.wait() => match status {
-            Ok(s) => s.code().unwrap_or(1),
-            Err(_) => 1,
-        },
     };
+    if interrupted {
+        // What the command left behind in its group (a background job of
+        // a shell ignores SIGINT) must not outlive the lock it ran under.
+        signal_pgid(pgid, Signal::SIGKILL);
+    }
     let _ = guard.release().await;
     let _ = session.close().await;
     code
 }
 
-fn kill_group(child: &tokio::process::Child) {
-    let Some(pid) = child.id() else { return };
-    // Never 0 or 1: `kill -- -1` would signal every process we may signal.
-    if pid <= 1 {
+/// The shell's convention: the command's status, or 128 + the signal that
+/// ended it.
+fn exit_code(status: &std::process::ExitStatus) -> i32 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            return 128 + signal;
+        }
+    }
+    status.code().unwrap_or(1)
+}
+
+/// Sends `signal` to the command's process group (its pgid is its pid).
+fn signal_group(child: &tokio::process::Child, signal: Signal) {
+    signal_pgid(child.id(), signal);
+}
+
+/// Sends `signal` to process group `pgid`, which outlives its leader while
+/// any member runs.
+fn signal_pgid(pgid: Option<u32>, signal: Signal) {
+    let Some(pgid) = pgid.and_then(|p| i32::try_from(p).ok()) else {
+        return;
+    };
+    // Never 0 or 1: those name our own group, or every process.
+    if pgid <= 1 {
         return;
     }
-    // The command runs in its own process group (pgid = its pid). The `--`
-    // matters: without it procps' kill reads `-PID` as options and signals
-    // minus its first digit, which for a pid starting with 1 is -1: every
-    // process.
-    let _ = std::process::Command::new("kill")
-        .args(["-s", "KILL", "--", &format!("-{pid}")])
-        .status();
+    if let Err(e) = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), signal) {
+        tracing::debug!(pgid, %signal, error = %e, "signalling the command's process group");
+    }
+}
+
+/// SIGINT, SIGTERM and SIGHUP as they arrive, to pass on to the command.
+struct Forwarded {
+    /// `None` if the handlers could not be installed: nothing is passed on.
+    streams: Option<[tokio::signal::unix::Signal; 3]>,
+}
+
+impl Forwarded {
+    fn new() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        let streams = (|| {
+            Some([
+                signal(SignalKind::interrupt()).ok()?,
+                signal(SignalKind::terminate()).ok()?,
+                signal(SignalKind::hangup()).ok()?,
+            ])
+        })();
+        Self { streams }
+    }
+
+    /// The next signal received; pending for ever if none can be.
+    async fn next(&mut self) -> Signal {
+        let Some([int, term, hup]) = &mut self.streams else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            Some(()) = int.recv() => Signal::SIGINT,
+            Some(()) = term.recv() => Signal::SIGTERM,
+            Some(()) = hup.recv() => Signal::SIGHUP,
+            else => std::future::pending().await,
+        }
+    }
 }

@@ -46,6 +46,10 @@ enum Command {
     /// $DISTLOCK_TOKEN. Exits with the command's status; 75 if the lock was
     /// not acquired, 69 if no quorum is reachable, 70 if the session was
     /// lost while the command ran (its process group is killed first).
+    /// Ctrl-C, SIGTERM and SIGHUP are passed on to the command's process
+    /// group; once the command has exited, what is left of its group is
+    /// killed, the lock released, and the exit status is the command's
+    /// (128 + the signal that ended it).
     Lock(LockArgs),
     /// Shows the cluster (leader, term, commit index, members) or, given a
     /// lock's name, its holders with their tokens and its waiters.

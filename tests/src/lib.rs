@@ -38,6 +38,8 @@ mod ports;
 mod process;
 mod wait;
 
+mod held;
+pub use held::HeldLock;
 pub use bin::{KILL_GUARD_LOG, distlock, distlock_bin, kill_guard_dir};
 pub use conn::{
     Conn, acquire_body, client_session, client_session_with, granted, staying_put,

@@ -6,7 +6,8 @@
 //! advertise addresses, listening on every interface without one refused,
 //! and settings from the environment.
 
-use distlock_tests::{Cluster, PATIENCE, Process, distlock, free_addr, run_within, wait_until};
+use distlock_tests::{
+    HeldLock,Cluster, PATIENCE, Process, distlock, free_addr, run_within, wait_until};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
@@ -143,33 +144,11 @@ async fn a_holder_keeps_its_lock_when_its_leader_freezes() {
     let mut cluster = Cluster::start(3);
     let leader = cluster.leader().await;
     published_client_addrs(&cluster.servers_arg(), 3);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let marker = dir.path().join("holding");
-    let done = dir.path().join("done");
-    let script = format!(
-        "touch {m}; while ! test -e {d}; do sleep 0.05; done",
-        m = marker.display(),
-        d = done.display()
-    );
-    let mut cmd = distlock();
-    cmd.args([
-        "lock",
-        "--servers",
+    let holder = HeldLock::start(
         &cluster.servers_arg_of(&[leader]),
-        "--ttl",
-        "5s",
+        &["--ttl", "5s"],
         "frozen",
-        "--",
-        "sh",
-        "-c",
-        &script,
-    ]);
-    // However the test ends, the holder's command ends too.
-    let _finish = Finish(done.clone());
-    let mut holder = Process::spawn(&mut cmd);
-    wait_until("the holder runs its command", PATIENCE, || {
-        marker.exists().then_some(())
-    });
+    );
     let pid = cluster.server(leader).pid().expect("the leader runs");
     distlock_tests::send_signal(i64::from(pid), "STOP");
     // The fault itself: the leader stays frozen this long.
@@ -179,8 +158,7 @@ async fn a_holder_keeps_its_lock_when_its_leader_freezes() {
     let others = cluster.servers_arg();
     let out = lock(&others, &["--try"], "true", Duration::from_secs(30));
     assert_eq!(code(&out), 75, "the lock was free: {}", stderr(&out));
-    std::fs::write(&done, b"").expect("end the command");
-    let status = holder.wait_exit(PATIENCE);
+    let status = holder.finish();
     assert_eq!(status.code(), Some(0), "the holder lost its session");
 }
 
@@ -434,11 +412,3 @@ async fn a_data_directory_serves_one_server_and_one_identity() {
     }
 }
 
-/// Creates its file when dropped: a script waiting for it then ends.
-struct Finish(std::path::PathBuf);
-
-impl Drop for Finish {
-    fn drop(&mut self) {
-        let _ = std::fs::write(&self.0, b"");
-    }
-}

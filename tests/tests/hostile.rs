@@ -152,29 +152,7 @@ async fn a_session_id_and_a_token_are_not_enough_to_release_a_lock() {
     let mut cluster = Cluster::start(3);
     cluster.leader().await;
     let servers = cluster.servers_arg();
-    let home = tempfile::tempdir().expect("dir");
-    let marker = home.path().join("holding");
-    let done = home.path().join("done");
-    let script = format!(
-        "touch {m}; while ! test -e {d}; do sleep 0.05; done",
-        m = marker.display(),
-        d = done.display()
-    );
-    let mut cmd = distlock();
-    cmd.args([
-        "lock",
-        "--servers",
-        &servers,
-        "victim",
-        "--",
-        "sh",
-        "-c",
-        &script,
-    ]);
-    let mut victim = distlock_tests::Process::spawn(&mut cmd);
-    distlock_tests::wait_until("the victim holds the lock", PATIENCE, || {
-        marker.exists().then_some(())
-    });
+    let victim = distlock_tests::HeldLock::start(&servers, &[], "victim");
     let status = {
         let servers = servers.clone();
         tokio::task::spawn_blocking(move || status_json(&servers, Some("victim")))
@@ -222,9 +200,8 @@ async fn a_session_id_and_a_token_are_not_enough_to_release_a_lock() {
         Some(75),
         "the lock was freed by a stranger"
     );
-    std::fs::write(&done, b"").expect("end the victim's command");
     assert_eq!(
-        victim.wait_exit(PATIENCE).code(),
+        victim.finish().code(),
         Some(0),
         "the victim kept its session"
     );

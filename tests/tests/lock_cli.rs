@@ -184,6 +184,41 @@ fn a_session_lost_while_the_command_runs_kills_its_process_group_and_exits_70() 
     );
 }
 
+/// Ctrl-C, SIGTERM or SIGHUP to `distlock lock` reaches the command (its
+/// own process group: the terminal's Ctrl-C would not): the command and
+/// its background child are gone, `distlock lock` exits with the
+/// command's status (128 + the signal), and the lock is free.
+#[test]
+fn signals_to_distlock_lock_reach_the_command_and_free_the_lock() {
+    let server = Server::single();
+    let servers = server.client_addr.to_string();
+    for (signal, number) in [("INT", 2), ("TERM", 15), ("HUP", 1)] {
+        let work = tempfile::tempdir().expect("work dir");
+        let (sh_pid, bg_pid) = (work.path().join("sh.pid"), work.path().join("bg.pid"));
+        let script = format!(
+            "sleep 1000 & echo $! > {bg}.tmp; mv {bg}.tmp {bg}; echo $$ > {sh}.tmp; mv {sh}.tmp {sh}; wait",
+            bg = bg_pid.display(),
+            sh = sh_pid.display()
+        );
+        let mut lock = distlock_lock_named("interrupted", &servers, &[], &script);
+        let (sh, bg) = wait_until("the command and its child run", PATIENCE, || {
+            Some((read_pid(&sh_pid)?, read_pid(&bg_pid)?))
+        });
+        let _group = KillGroupOnDrop(sh);
+        lock.signal(signal);
+        let status = exit_of(&mut lock, PATIENCE);
+        assert_eq!(status.code(), Some(128 + number), "after SIG{signal}: {status:?}");
+        wait_until("the command's process group is gone", Duration::from_secs(5), || {
+            (!process_alive(sh) && !process_alive(bg)).then_some(())
+        });
+        let free = exit_of(
+            &mut distlock_lock_named("interrupted", &servers, &["--try"], "true"),
+            PATIENCE,
+        );
+        assert!(free.success(), "the lock is free after SIG{signal}: {free:?}");
+    }
+}
+
 /// No server listens at the address given: exit 69, and the command never
 /// runs.
 #[test]
