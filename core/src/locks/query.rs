@@ -4,7 +4,8 @@
 //! again).
 
 use super::LockState;
-use super::command::{FencingToken, LockKind, Mode, Seq, SessionId};
+use super::command::{ClientCommand, FencingToken, LockKind, Mode, Seq, SessionId};
+use super::response::LockError;
 use super::lock::LockDelay;
 use super::session::Claim;
 use std::sync::Arc;
@@ -96,6 +97,31 @@ impl LockState {
                 .collect(),
             delay: lock.delay,
         })
+    }
+
+    /// Checks what a request's own fields can say about it (name length,
+    /// TTL, lock-delay, semaphore size), before it is proposed or
+    /// forwarded: a request that the state machine would refuse for them
+    /// must not enter every server's log (a near-1 MiB name would, and
+    /// make the `Append` carrying it larger than a peer frame may be).
+    /// The apply-time checks stay: replicas still refuse alike.
+    ///
+    /// # Errors
+    /// The refusal apply would give.
+    pub fn precheck(&self, command: &ClientCommand) -> Result<(), LockError> {
+        match command {
+            ClientCommand::OpenSession { ttl_ms, .. } => self.limits.check_ttl(*ttl_ms),
+            ClientCommand::Acquire {
+                lock,
+                mode,
+                lock_delay_ms,
+                ..
+            } => self.limits.check_acquire(lock, *mode, *lock_delay_ms),
+            ClientCommand::Release { lock, .. } | ClientCommand::CancelWait { lock, .. } => {
+                self.limits.check_name(lock)
+            }
+            ClientCommand::CloseSession { .. } => Ok(()),
+        }
     }
 
     /// Whether `secret` is the nonce that opened live session `id`

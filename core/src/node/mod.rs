@@ -425,6 +425,10 @@ impl Node {
     }
 
     fn serve_log(&mut self, origin: Origin, command: ClientCommand) {
+        if let Err(e) = self.raft.state_machine().precheck(&command) {
+            self.answer(origin, Err(ProtoError::Lock(e)));
+            return;
+        }
         if let Origin::Local { .. } = origin {
             // Registered before proposing or forwarding: whichever server
             // proposes it, we answer when we apply it.

@@ -696,3 +696,50 @@ fn a_forward_the_runtime_cannot_deliver_is_answered_at_once() {
     );
     assert!(net.nodes[&follower].forwarded.is_empty());
 }
+
+/// A request whose own fields the state machine would refuse (a name
+/// longer than the limit, a semaphore of 0) is refused before it enters
+/// the log, by the leader and by a follower alike; the session's next
+/// request goes through.
+#[test]
+fn requests_refused_for_their_own_fields_never_enter_the_log() {
+    let mut net = Net::new(3);
+    let leader = net.settle();
+    let follower = net
+        .nodes
+        .keys()
+        .copied()
+        .find(|&id| id != leader)
+        .expect("a follower");
+    let c = ConnId(1);
+    net.hello(leader, c);
+    net.hello(follower, c);
+    let s = net.open(leader, c, 5, 10_000);
+    net.run_for(Duration::from_millis(50));
+    let attach = RequestBody::Attach { session: s, secret: 5 };
+    assert_eq!(net.ask(follower, c, attach), Some(Ok(ResponseBody::Attached { session: s })));
+    let before = net.nodes[&leader].raft().last_index();
+    let huge = "x".repeat(600_000);
+    for server in [leader, follower] {
+        let answer = net.ask(server, c, acquire(s, 1, &huge, Wait::Try));
+        assert!(
+            matches!(answer, Some(Err(ProtoError::Lock(LockError::InvalidName { .. })))),
+            "{answer:?}"
+        );
+    }
+    let zero = RequestBody::Log(ClientCommand::Acquire {
+        session: s,
+        seq: Seq(1),
+        ack: Seq(1),
+        lock: "l".to_owned(),
+        mode: Mode::Semaphore(0),
+        wait: Wait::Try,
+        lock_delay_ms: 0,
+    });
+    assert!(matches!(
+        net.ask(leader, c, zero),
+        Some(Err(ProtoError::Lock(LockError::InvalidSemaphore)))
+    ));
+    assert_eq!(net.nodes[&leader].raft().last_index(), before, "nothing was proposed");
+    granted(net.ask(leader, c, acquire(s, 1, "l", Wait::Try)));
+}
