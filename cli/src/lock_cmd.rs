@@ -23,8 +23,11 @@ pub(crate) struct LockRequest {
     pub(crate) wait: Option<Duration>,
     /// The session's TTL.
     pub(crate) ttl: Duration,
-    /// Hold it shared rather than exclusive.
-    pub(crate) shared: bool,
+    /// Exclusive, shared, or one of a semaphore's permits.
+    pub(crate) mode: Mode,
+    /// How long the lock stays unavailable if the session is lost holding
+    /// it.
+    pub(crate) lock_delay: Duration,
     /// The command and its arguments.
     pub(crate) command: Vec<String>,
 }
@@ -34,7 +37,10 @@ pub(crate) async fn run(req: LockRequest) -> i32 {
     // Servers may still be starting: keep trying for a while.
     let connected = Client::connect_within(
         req.servers.clone(),
-        ClientOptions::default(),
+        ClientOptions {
+            lock_delay: req.lock_delay,
+            ..ClientOptions::default()
+        },
         CONNECT_PATIENCE,
     )
     .await;
@@ -59,11 +65,7 @@ pub(crate) async fn run(req: LockRequest) -> i32 {
             return EXIT_UNAVAILABLE;
         }
     };
-    let mode = if req.shared {
-        Mode::Shared
-    } else {
-        Mode::Exclusive
-    };
+    let mode = req.mode;
     let wait = match req.wait {
         None => Wait::Forever,
         Some(d) if d.is_zero() => Wait::Try,

@@ -65,6 +65,13 @@ enum Command {
     /// lock state (taken through the leader), `inspect` one, `restore` one
     /// into the data directories of a new cluster.
     Snapshot(crate::snapshot_cmd::SnapshotArgs),
+    /// Prints a completion script for a shell: `distlock completions bash >
+    /// /etc/bash_completion.d/distlock` (also zsh, fish, elvish,
+    /// powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -140,8 +147,17 @@ struct LockArgs {
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     ttl: Duration,
     /// Hold the lock shared (many readers) rather than exclusive.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "semaphore")]
     shared: bool,
+    /// Hold one of N permits (a counting semaphore: at most N holders at
+    /// once); every holder of the lock must name the same N.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    semaphore: Option<u32>,
+    /// If this session is lost while holding the lock, keep the lock
+    /// unavailable for this long (for resources that cannot check fencing
+    /// tokens) [default: 0s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    lock_delay: Option<Duration>,
     #[command(flatten)]
     servers: ServersArg,
     /// The command to run, after `--`.
@@ -486,7 +502,12 @@ fn run() -> anyhow::Result<()> {
                     args.wait
                 },
                 ttl: args.ttl,
-                shared: args.shared,
+                mode: match (args.shared, args.semaphore) {
+                    (_, Some(n)) => distlock_client::Mode::Semaphore(n),
+                    (true, None) => distlock_client::Mode::Shared,
+                    (false, None) => distlock_client::Mode::Exclusive,
+                },
+                lock_delay: args.lock_delay.unwrap_or_default(),
                 command: args.command,
             };
             let code = runtime.block_on(lock_cmd::run(request));
@@ -528,6 +549,11 @@ fn run() -> anyhow::Result<()> {
         Command::Snapshot(args) => {
             let code = runtime.block_on(crate::snapshot_cmd::run(args));
             std::process::exit(code);
+        }
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "distlock", &mut std::io::stdout());
+            Ok(())
         }
         Command::Bench(args) => {
             let request = BenchRequest {

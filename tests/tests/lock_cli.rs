@@ -207,15 +207,24 @@ fn signals_to_distlock_lock_reach_the_command_and_free_the_lock() {
         let _group = KillGroupOnDrop(sh);
         lock.signal(signal);
         let status = exit_of(&mut lock, PATIENCE);
-        assert_eq!(status.code(), Some(128 + number), "after SIG{signal}: {status:?}");
-        wait_until("the command's process group is gone", Duration::from_secs(5), || {
-            (!process_alive(sh) && !process_alive(bg)).then_some(())
-        });
+        assert_eq!(
+            status.code(),
+            Some(128 + number),
+            "after SIG{signal}: {status:?}"
+        );
+        wait_until(
+            "the command's process group is gone",
+            Duration::from_secs(5),
+            || (!process_alive(sh) && !process_alive(bg)).then_some(()),
+        );
         let free = exit_of(
             &mut distlock_lock_named("interrupted", &servers, &["--try"], "true"),
             PATIENCE,
         );
-        assert!(free.success(), "the lock is free after SIG{signal}: {free:?}");
+        assert!(
+            free.success(),
+            "the lock is free after SIG{signal}: {free:?}"
+        );
     }
 }
 
@@ -254,4 +263,48 @@ fn no_quorum_exits_69_without_running_the_command() {
     let status = exit_of(&mut lock, PATIENCE);
     assert_eq!(status.code(), Some(69), "no quorum ({status:?})");
     assert!(!ran.exists(), "the command must not run without the lock");
+}
+
+/// `--semaphore 2`: two commands hold the lock at once, a third `--try`
+/// exits 75; `--shared` and `--semaphore` together are refused.
+#[test]
+fn a_semaphore_admits_n_holders() {
+    let server = Server::single();
+    let servers = server.client_addr.to_string();
+    let first = distlock_tests::HeldLock::start(&servers, &["--semaphore", "2"], "pool");
+    let second = distlock_tests::HeldLock::start(&servers, &["--semaphore", "2"], "pool");
+    let third = exit_of(
+        &mut distlock_lock_named("pool", &servers, &["--semaphore", "2", "--try"], "true"),
+        PATIENCE,
+    );
+    assert_eq!(third.code(), Some(75), "a third permit: {third:?}");
+    assert!(first.finish().success());
+    let again = exit_of(
+        &mut distlock_lock_named("pool", &servers, &["--semaphore", "2", "--try"], "true"),
+        PATIENCE,
+    );
+    assert!(again.success(), "a permit was given back: {again:?}");
+    assert!(second.finish().success());
+    let both = exit_of(
+        &mut distlock_lock_named("pool", &servers, &["--semaphore", "2", "--shared"], "true"),
+        PATIENCE,
+    );
+    assert_eq!(
+        both.code(),
+        Some(2),
+        "clap refuses --shared with --semaphore"
+    );
+}
+
+/// `distlock completions bash` prints a completion script naming the
+/// commands.
+#[test]
+fn completions_are_printed_for_a_shell() {
+    let out = distlock_tests::run_within(distlock().args(["completions", "bash"]), PATIENCE);
+    assert!(out.status.success());
+    let script = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        script.contains("_distlock") && script.contains("snapshot"),
+        "{script:.300}"
+    );
 }

@@ -561,7 +561,14 @@ fn draining_hands_leadership_over_and_refuses_new_requests() {
     net.hello(new_leader, c2);
     // The client that moved proves it opened the session (its nonce, 1).
     assert_eq!(
-        net.ask(new_leader, c2, RequestBody::Attach { session: s, secret: 1 }),
+        net.ask(
+            new_leader,
+            c2,
+            RequestBody::Attach {
+                session: s,
+                secret: 1
+            }
+        ),
         Some(Ok(ResponseBody::Attached { session: s }))
     );
     assert_eq!(
@@ -599,19 +606,37 @@ fn only_a_connection_that_proves_the_session_acts_for_it() {
             lock: "l".to_owned(),
             token: crate::locks::FencingToken(token),
         });
-        assert_eq!(net.ask(server, stranger, release), Some(Err(ProtoError::NotAttached)));
+        assert_eq!(
+            net.ask(server, stranger, release),
+            Some(Err(ProtoError::NotAttached))
+        );
         let close = RequestBody::Log(ClientCommand::CloseSession {
             session: s,
             seq: Seq(1 << 62),
             ack: Seq(1 << 62),
         });
-        assert_eq!(net.ask(server, stranger, close), Some(Err(ProtoError::NotAttached)));
-        let wrong = RequestBody::Attach { session: s, secret: nonce + 1 };
-        assert_eq!(net.ask(server, stranger, wrong), Some(Err(ProtoError::NotSessionOwner)));
+        assert_eq!(
+            net.ask(server, stranger, close),
+            Some(Err(ProtoError::NotAttached))
+        );
+        let wrong = RequestBody::Attach {
+            session: s,
+            secret: nonce + 1,
+        };
+        assert_eq!(
+            net.ask(server, stranger, wrong),
+            Some(Err(ProtoError::NotSessionOwner))
+        );
     }
-    let held = net.nodes[&leader].raft().state_machine().check_token("l", crate::locks::FencingToken(token));
+    let held = net.nodes[&leader]
+        .raft()
+        .state_machine()
+        .check_token("l", crate::locks::FencingToken(token));
     assert!(held, "the owner still holds the lock");
-    let right = RequestBody::Attach { session: s, secret: nonce };
+    let right = RequestBody::Attach {
+        session: s,
+        secret: nonce,
+    };
     assert_eq!(
         net.ask(follower, stranger, right),
         Some(Ok(ResponseBody::Attached { session: s }))
@@ -647,8 +672,15 @@ fn servers_publish_their_own_addresses() {
             ],
             "server {id} tells its clients every member's address"
         );
-        assert!(!node.addrs_unpublished(), "server {id} has nothing left to publish");
-        assert_eq!(node.publish_deadline(), None, "server {id} keeps no publish timer");
+        assert!(
+            !node.addrs_unpublished(),
+            "server {id} has nothing left to publish"
+        );
+        assert_eq!(
+            node.publish_deadline(),
+            None,
+            "server {id} keeps no publish timer"
+        );
     }
 }
 
@@ -716,14 +748,23 @@ fn requests_refused_for_their_own_fields_never_enter_the_log() {
     net.hello(follower, c);
     let s = net.open(leader, c, 5, 10_000);
     net.run_for(Duration::from_millis(50));
-    let attach = RequestBody::Attach { session: s, secret: 5 };
-    assert_eq!(net.ask(follower, c, attach), Some(Ok(ResponseBody::Attached { session: s })));
+    let attach = RequestBody::Attach {
+        session: s,
+        secret: 5,
+    };
+    assert_eq!(
+        net.ask(follower, c, attach),
+        Some(Ok(ResponseBody::Attached { session: s }))
+    );
     let before = net.nodes[&leader].raft().last_index();
     let huge = "x".repeat(600_000);
     for server in [leader, follower] {
         let answer = net.ask(server, c, acquire(s, 1, &huge, Wait::Try));
         assert!(
-            matches!(answer, Some(Err(ProtoError::Lock(LockError::InvalidName { .. })))),
+            matches!(
+                answer,
+                Some(Err(ProtoError::Lock(LockError::InvalidName { .. })))
+            ),
             "{answer:?}"
         );
     }
@@ -740,6 +781,10 @@ fn requests_refused_for_their_own_fields_never_enter_the_log() {
         net.ask(leader, c, zero),
         Some(Err(ProtoError::Lock(LockError::InvalidSemaphore)))
     ));
-    assert_eq!(net.nodes[&leader].raft().last_index(), before, "nothing was proposed");
+    assert_eq!(
+        net.nodes[&leader].raft().last_index(),
+        before,
+        "nothing was proposed"
+    );
     granted(net.ask(leader, c, acquire(s, 1, "l", Wait::Try)));
 }
