@@ -407,7 +407,9 @@ export class SessionMachine {
   private followLeaderHint(nodeId: number, leaderHint: number | null): void {
     if (leaderHint === null || leaderHint === nodeId) return;
     if (this.followedHint || !this.config.followLeader) return;
-    const target = this.members.find((m) => m.id === leaderHint);
+    // A leader whose WebSocket address is not known yet cannot be dialled:
+    // the follower forwards meanwhile.
+    const target = this.members.find((m) => m.id === leaderHint && m.ws_addr);
     if (!target) return;
     this.followedHint = true;
     this.forgetConnection();
@@ -448,8 +450,16 @@ export class SessionMachine {
     }
     for (const member of members) {
       const i = this.members.findIndex((m) => m.id === member.id);
-      if (i >= 0) this.members[i] = member;
-      else this.members.push(member);
+      const known = this.members[i];
+      if (known) {
+        // A server that has not learned a member's published address yet
+        // says nothing about it: keep what is known.
+        this.members[i] = {
+          id: member.id,
+          client_addr: member.client_addr !== "" ? member.client_addr : known.client_addr,
+          ws_addr: member.ws_addr ?? known.ws_addr,
+        };
+      } else this.members.push(member);
     }
     // Fail over to the server after this one first; if this one is no
     // member, or a leader hint brought the client here, keep the place the
