@@ -41,11 +41,17 @@ pub struct FrameReader<R> {
     /// The length prefix being read, and how much of it has arrived.
     prefix: [u8; PREFIX_BYTES],
     prefix_filled: usize,
-    /// The payload being read (its length is the announced length), and
-    /// how much of it has arrived. Reused between frames.
+    /// The payload's bytes that have arrived, and its announced length.
+    /// The buffer grows as bytes arrive, never ahead of them by more than
+    /// [`READ_CHUNK_BYTES`]: a peer that announces a large frame and then
+    /// trickles (or sends nothing) holds no more memory than it sent.
+    /// Reused between frames.
     payload: Vec<u8>,
-    payload_filled: usize,
+    payload_len: usize,
 }
+
+/// The most the payload buffer grows ahead of the bytes that arrived.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// A reader accepting frames of up to [`MAX_FRAME_BYTES`].
@@ -62,7 +68,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             prefix: [0; PREFIX_BYTES],
             prefix_filled: 0,
             payload: Vec::new(),
-            payload_filled: 0,
+            payload_len: 0,
         }
     }
 
@@ -111,25 +117,25 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                     });
                 }
                 self.payload.clear();
-                self.payload.resize(len, 0);
-                self.payload_filled = 0;
+                self.payload_len = len;
             }
         }
-        while self.payload_filled < self.payload.len() {
-            let n = self
-                .inner
-                .read(&mut self.payload[self.payload_filled..])
+        while self.payload.len() < self.payload_len {
+            let want = (self.payload_len - self.payload.len()).min(READ_CHUNK_BYTES);
+            self.payload.reserve(want);
+            let n = (&mut self.inner)
+                .take(to_u64(want))
+                .read_buf(&mut self.payload)
                 .await?;
             if n == 0 {
                 return Err(FrameError::Truncated {
-                    received: to_u64(PREFIX_BYTES + self.payload_filled),
-                    expected: to_u64(PREFIX_BYTES + self.payload.len()),
+                    received: to_u64(PREFIX_BYTES + self.payload.len()),
+                    expected: to_u64(PREFIX_BYTES + self.payload_len),
                 });
             }
-            self.payload_filled += n;
         }
         self.prefix_filled = 0;
-        self.payload_filled = 0;
+        self.payload_len = 0;
         Ok(Some(&self.payload))
     }
 
@@ -287,5 +293,43 @@ where
     match tokio::time::timeout(idle, reader.read_frame::<T>()).await {
         Ok(result) => Ok(result?),
         Err(_elapsed) => Err(TransportError::IdleTimeout(idle)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A peer that announces a 1 MiB frame and sends 10 bytes of it makes
+    /// the reader hold about 64 KiB, not 1 MiB; the frame still arrives
+    /// whole once the rest does.
+    #[tokio::test]
+    async fn the_payload_buffer_grows_with_the_bytes_that_arrive() {
+        let (mut near, far) = tokio::io::duplex(4 << 20);
+        let mut reader = FrameReader::new(far);
+        let len: u32 = 1 << 20;
+        near.write_all(&len.to_be_bytes()).await.expect("prefix");
+        near.write_all(&[7; 10]).await.expect("a few bytes");
+        let waiting = tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            reader.read_frame_bytes(),
+        )
+        .await;
+        assert!(waiting.is_err(), "the frame is not complete yet");
+        assert!(
+            reader.payload.capacity() <= 2 * READ_CHUNK_BYTES,
+            "{} bytes held for 10 received",
+            reader.payload.capacity()
+        );
+        near.write_all(&vec![7; (1 << 20) - 10])
+            .await
+            .expect("the rest");
+        let frame = reader
+            .read_frame_bytes()
+            .await
+            .expect("read")
+            .expect("a frame");
+        assert_eq!(frame.len(), 1 << 20);
+        assert!(frame.iter().all(|&b| b == 7));
     }
 }
