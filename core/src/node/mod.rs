@@ -26,22 +26,24 @@
 
 mod attach;
 mod deadlines;
+mod forwarding;
 mod lease_timers;
 mod membership;
 mod publish;
 mod snapshot_export;
+mod status;
 #[cfg(test)]
 mod tests;
 
 use crate::ids::{LogIndex, NodeId, Term};
 use crate::locks::{ClientCommand, Command, Event, FencingToken, LockState, Reply, Seq, SessionId};
 use crate::proto::{
-    ClientFrame, ClusterStatusView, ForwardId, ForwardedRequest, LockStatusView, MemberInfo,
-    MemberRole, MemberStatus, PROTOCOL_VERSION, PeerFrame, ProtoError, Request, RequestBody,
-    RequestId, Response, ResponseBody, ServerFrame, WatchEvent,
+    ClientFrame, ForwardId, LockStatusView, MemberInfo, PROTOCOL_VERSION, PeerFrame, ProtoError,
+    Request, RequestBody, RequestId, Response, ResponseBody, ServerFrame, WatchEvent,
 };
-use crate::raft::{self, Action, Persist, Raft, RestoreError, Role, Stored};
+use crate::raft::{self, Action, Persist, Raft, RestoreError, Stored};
 use crate::time::Instant;
+use forwarding::Forwarded;
 use lease_timers::LeaseTimers;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -79,18 +81,6 @@ enum Origin {
     Local { conn: ConnId, id: RequestId },
     /// A request another server forwarded to us (we lead).
     Remote { node: NodeId, id: ForwardId },
-}
-
-/// A request of one of our clients, sent on to the leader.
-#[derive(Debug)]
-struct Forwarded {
-    conn: ConnId,
-    id: RequestId,
-    /// The leader it went to.
-    to: NodeId,
-    /// The request, kept to ask the next leader should this one fall
-    /// (all but membership changes, see `reroute_forwards`).
-    resend: Option<RequestBody>,
 }
 
 /// A linearizable read waiting for ReadIndex.
@@ -488,64 +478,6 @@ impl Node {
         }
     }
 
-    /// Sends a request on to the leader, or refuses it when none is known.
-    fn forward(&mut self, origin: Origin, body: RequestBody) {
-        let Origin::Local { conn, id } = origin else {
-            // Forwarded to us, but we do not lead (any more): say so.
-            self.answer(
-                origin,
-                Err(ProtoError::NotLeader {
-                    leader_hint: self.raft.leader(),
-                }),
-            );
-            return;
-        };
-        let Some(leader) = self.raft.leader().filter(|&l| l != self.raft.id()) else {
-            self.unregister(origin);
-            self.answer(origin, Err(ProtoError::NoLeader));
-            return;
-        };
-        self.next_forward += 1;
-        let fid = ForwardId(self.next_forward);
-        let resend = (!matches!(body, RequestBody::ChangeMembership(_))).then(|| body.clone());
-        self.forwarded.insert(
-            fid,
-            Forwarded {
-                conn,
-                id,
-                to: leader,
-                resend,
-            },
-        );
-        self.forward_of.insert((conn, id), fid);
-        let request = ForwardedRequest { id: fid, body };
-        self.actions.push_back(NodeAction::Send {
-            to: leader,
-            frame: PeerFrame::Forward {
-                origin: self.raft.id(),
-                request,
-            },
-        });
-    }
-
-    /// The runtime has no link to the leader that request `id` was
-    /// forwarded to: the client is told at once, to try another server,
-    /// rather than left waiting for an answer that cannot come.
-    pub fn forward_undeliverable(&mut self, id: ForwardId) {
-        // Not a client's (this server publishing its addresses): the
-        // publishing timer retries.
-        let Some(f) = self.forwarded.remove(&id) else {
-            return;
-        };
-        self.forward_of.remove(&(f.conn, f.id));
-        let origin = Origin::Local {
-            conn: f.conn,
-            id: f.id,
-        };
-        self.unregister(origin);
-        self.answer(origin, Err(ProtoError::LeaderUnreachable { leader: f.to }));
-    }
-
     fn refuse(&mut self, origin: Origin, e: raft::ProposeError) {
         let err = match e {
             raft::ProposeError::NotLeader { leader } => ProtoError::NotLeader {
@@ -602,50 +534,6 @@ impl Node {
         self.actions.push_back(NodeAction::Reply { conn, frame });
     }
 
-    fn cluster_status(&self) -> ClusterStatusView {
-        let status = self.raft.status();
-        let matches: BTreeMap<NodeId, LogIndex> =
-            status.peers.iter().map(|p| (p.id, p.match_index)).collect();
-        let members = status
-            .membership
-            .members()
-            .map(|id| {
-                let info = self.member_info(id);
-                let role = if status.leader == Some(id) {
-                    MemberRole::Leader
-                } else if status.membership.learners.contains(&id) {
-                    MemberRole::Learner
-                } else if id == status.id && status.role == Role::Candidate {
-                    MemberRole::Candidate
-                } else {
-                    MemberRole::Follower
-                };
-                let match_index = if id == status.id {
-                    Some(status.last_index)
-                } else {
-                    matches.get(&id).copied()
-                };
-                MemberStatus {
-                    id,
-                    client_addr: info.client_addr,
-                    ws_addr: info.ws_addr,
-                    role,
-                    match_index: if status.role == Role::Leader {
-                        match_index
-                    } else {
-                        None
-                    },
-                }
-            })
-            .collect();
-        ClusterStatusView {
-            leader: status.leader,
-            term: status.term,
-            commit_index: status.commit_index,
-            members,
-        }
-    }
-
     // ---- leadership and timers --------------------------------------------
 
     /// After every input: keep the lease timers in step with leadership, and
@@ -696,49 +584,6 @@ impl Node {
             // A leader publishing its own addresses appends here.
             if !self.publish_addrs() {
                 break;
-            }
-        }
-    }
-
-    /// Once this server follows another leader (or leads), sends it again
-    /// what was forwarded to the old one, which may never answer; the
-    /// client would otherwise wait out its own timeout and retry. This is
-    /// that retry, sooner: a read changes nothing, and a log request
-    /// carries its (session, seq) or nonce, so one that the old leader
-    /// managed to commit is answered from the dedupe table, not applied
-    /// twice. Membership changes are left to their caller, which tells a
-    /// repeated change from a refused one.
-    fn reroute_forwards(&mut self) {
-        let leader = self.raft.leader();
-        if leader == self.known_leader {
-            return;
-        }
-        self.known_leader = leader;
-        let Some(leader) = leader else {
-            return;
-        };
-        let stale: Vec<ForwardId> = self
-            .forwarded
-            .iter()
-            .filter(|(_, f)| f.to != leader && f.resend.is_some())
-            .map(|(&fid, _)| fid)
-            .collect();
-        for fid in stale {
-            let Some(Forwarded {
-                conn,
-                id,
-                resend: Some(body),
-                ..
-            }) = self.forwarded.remove(&fid)
-            else {
-                continue;
-            };
-            self.forward_of.remove(&(conn, id));
-            let origin = Origin::Local { conn, id };
-            match body {
-                // Still registered to be answered when applied here.
-                RequestBody::Log(command) => self.route_log(origin, command),
-                body => self.serve(origin, body),
             }
         }
     }
