@@ -152,11 +152,9 @@ impl Cluster {
                 .iter()
                 .map(|(&i, a)| (i, HostPort::from(a)))
                 .collect(),
-            client_addrs: self
-                .peers
-                .keys()
-                .map(|&i| (i, HostPort::from(client_addr(i.0))))
-                .collect(),
+            // As `distlock serve --peers` alone: each server publishes its
+            // own client and WebSocket addresses through the log.
+            client_addrs: BTreeMap::new(),
             advertise_client_addr: None,
             advertise_peer_addr: None,
             cluster_id: "sim".to_owned(),
@@ -166,7 +164,6 @@ impl Cluster {
             busy_poll: None,
             force_new_cluster: false,
         };
-        let peer_ids: Vec<u64> = self.peers.keys().map(|i| i.0).collect();
         let (d, c, h, ex, ch) = (
             disk.clone(),
             clock.clone(),
@@ -186,10 +183,7 @@ impl Cluster {
                 let ws = WsConfig {
                     addr: Some(ws_addr(id)),
                     advertise: None,
-                    addrs: peer_ids
-                        .iter()
-                        .map(|&i| (NodeId(i), HostPort::from(ws_addr(i))))
-                        .collect(),
+                    addrs: BTreeMap::new(),
                     allow_origins: Vec::new(),
                 };
                 async move {
