@@ -7,7 +7,8 @@
 //! and settings from the environment.
 
 use distlock_tests::{
-    HeldLock,Cluster, PATIENCE, Process, distlock, free_addr, run_within, wait_until};
+    Cluster, HeldLock, PATIENCE, Process, distlock, free_addr, run_within, wait_until,
+};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,12 @@ fn code(out: &Output) -> i32 {
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `distlock lock --servers SERVERS --wait 10s` succeeds.
+fn takes_a_lock(servers: &str) {
+    let out = lock(servers, &["--wait", "10s"], "true", Duration::from_secs(30));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
 }
 
 /// Waits until `servers` report every one of `n` members with a client
@@ -200,13 +207,7 @@ async fn host_names_work_for_servers_peers_and_clients() {
         .map(|(c, _)| format!("localhost:{c}"))
         .collect();
     assert_eq!(addrs, expected, "members publish their names as given");
-    let out = lock(
-        &servers,
-        &["--wait", "10s"],
-        "true",
-        Duration::from_secs(30),
-    );
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    takes_a_lock(&servers);
 }
 
 /// An IPv6 literal in brackets works as a listening and a dialled
@@ -231,13 +232,7 @@ async fn ipv6_literals_work() {
     let servers = format!("[::1]:{c}");
     let addrs = published_client_addrs(&servers, 1);
     assert_eq!(addrs, vec![servers.clone()]);
-    let out = lock(
-        &servers,
-        &["--wait", "10s"],
-        "true",
-        Duration::from_secs(30),
-    );
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    takes_a_lock(&servers);
 }
 
 /// Listening on every interface with nothing to tell others is refused,
@@ -411,4 +406,3 @@ async fn a_data_directory_serves_one_server_and_one_identity() {
         assert_eq!(mode, 0o700, "the data directory is private");
     }
 }
-

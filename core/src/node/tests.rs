@@ -149,6 +149,15 @@ impl Net {
             .map(|(id, _)| *id)
     }
 
+    /// A server other than `leader`.
+    fn follower_of(&self, leader: NodeId) -> NodeId {
+        self.nodes
+            .keys()
+            .copied()
+            .find(|&id| id != leader)
+            .expect("a follower")
+    }
+
     fn settle(&mut self) -> NodeId {
         for _ in 0..100 {
             self.run_for(Duration::from_millis(50));
@@ -591,12 +600,7 @@ fn only_a_connection_that_proves_the_session_acts_for_it() {
     let s = net.open(leader, owner, nonce, 10_000);
     let token = granted(net.ask(leader, owner, acquire(s, 1, "l", Wait::Try)));
     let stranger = ConnId(2);
-    let follower = net
-        .nodes
-        .keys()
-        .copied()
-        .find(|&id| id != leader)
-        .expect("a follower");
+    let follower = net.follower_of(leader);
     for server in [leader, follower] {
         net.hello(server, stranger);
         let release = RequestBody::Log(ClientCommand::Release {
@@ -691,12 +695,7 @@ fn servers_publish_their_own_addresses() {
 fn a_forward_the_runtime_cannot_deliver_is_answered_at_once() {
     let mut net = Net::new(3);
     let leader = net.settle();
-    let follower = net
-        .nodes
-        .keys()
-        .copied()
-        .find(|&id| id != leader)
-        .expect("a follower");
+    let follower = net.follower_of(leader);
     let conn = ConnId(1);
     net.hello(follower, conn);
     let id = RequestId(99);
@@ -737,12 +736,7 @@ fn a_forward_the_runtime_cannot_deliver_is_answered_at_once() {
 fn requests_refused_for_their_own_fields_never_enter_the_log() {
     let mut net = Net::new(3);
     let leader = net.settle();
-    let follower = net
-        .nodes
-        .keys()
-        .copied()
-        .find(|&id| id != leader)
-        .expect("a follower");
+    let follower = net.follower_of(leader);
     let c = ConnId(1);
     net.hello(leader, c);
     net.hello(follower, c);
