@@ -551,7 +551,10 @@ mod tests {
         let e = ConfigFile::parse("client_addr = \"nowhere\"\n").expect_err("bad address");
         assert!(e.contains("client_addr"), "{e}");
         let mut bad = BTreeMap::new();
-        bad.insert("one".to_owned(), "127.0.0.1:1".parse::<HostPort>().expect("addr"));
+        bad.insert(
+            "one".to_owned(),
+            "127.0.0.1:1".parse::<HostPort>().expect("addr"),
+        );
         assert!(ConfigFile::members("peers", &bad).is_err());
     }
 

@@ -20,10 +20,10 @@
 use crate::clock::TrueTime;
 use crate::cluster::{client_addr, ws_addr};
 use crate::history::{Ev, History};
+use distlock_client::admin::{AskError, ask, cluster_status};
 use distlock_core::ids::NodeId;
 use distlock_core::proto::{MemberRole, ProtoError, RequestBody, ResponseBody};
 use distlock_core::raft::{MemberAddrs, MembershipChange, Refusal};
-use distlock_client::admin::{AskError, ask, cluster_status};
 use std::net::SocketAddr;
 use std::time::Duration;
 

@@ -4,8 +4,8 @@
 
 use crate::clock::TrueTime;
 use crate::history::{Ev, History};
-use distlock_core::locks::FencingToken;
 use distlock_client::FencedResource;
+use distlock_core::locks::FencingToken;
 use std::sync::Arc;
 
 /// A resource shared by every client node (calls to it are instantaneous).

@@ -7,8 +7,8 @@
 use crate::clock::TrueTime;
 use crate::history::{AcquireResult, Ev, History, ModeKind};
 use crate::resource::Resource;
-use distlock_core::locks::{Mode, Wait};
 use distlock_client::{Client, ClientError, ClientOptions, Guard, Session};
+use distlock_core::locks::{Mode, Wait};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 use std::net::SocketAddr;

@@ -3,12 +3,12 @@
 
 use crate::PATIENCE;
 use crate::wait::within;
+use distlock_client::{Client, ClientOptions, Session};
 use distlock_core::locks::{ClientCommand, FencingToken, Mode, Outcome, Seq, SessionId, Wait};
 use distlock_core::proto::{
     ClientFrame, ClusterStatusView, LockStatusView, ProtoError, Request, RequestBody, RequestId,
     ResponseBody, ServerFrame,
 };
-use distlock_client::{Client, ClientOptions, Session};
 use distlock_transport_tcp::{HandshakeConfig, Reader, WelcomeInfo, Writer, client_handshake};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

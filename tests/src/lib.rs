@@ -39,12 +39,12 @@ mod process;
 mod wait;
 
 mod held;
-pub use held::HeldLock;
 pub use bin::{KILL_GUARD_LOG, distlock, distlock_bin, kill_guard_dir};
 pub use conn::{
     Conn, acquire_body, client_session, client_session_with, granted, staying_put,
     wait_keepalive_after,
 };
+pub use held::HeldLock;
 pub use ports::{free_addr, free_port_block};
 pub use process::{
     Cluster, Process, Server, member_list, members_json, process_alive, run_within, send_signal,

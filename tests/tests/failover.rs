@@ -3,9 +3,9 @@
 //! held and waited for; kill -9 all three and restart; SIGTERM a client's
 //! server and the leader.
 
+use distlock_client::{Guard, Session};
 use distlock_core::locks::{FencingToken, Outcome, SessionId};
 use distlock_core::proto::{LockStatusView, ResponseBody};
-use distlock_client::{Guard, Session};
 use distlock_tests::{
     Cluster, Conn, PATIENCE, client_session, client_session_with, status_json, staying_put,
     wait_keepalive_after, within,

@@ -4,10 +4,10 @@
 //! allow-list, the dashboard page, and the Rust client library over
 //! WebSocket failing over when its server is killed.
 
+use distlock_client::{Client, ClientOptions, Transport};
 use distlock_core::proto::{
     ClientFrame, PROTOCOL_VERSION, ProtoError, ServerFrame, decode, encode,
 };
-use distlock_client::{Client, ClientOptions, Transport};
 use distlock_tests::{Conn, PATIENCE, Server, free_addr, wait_until_async, within};
 use distlock_transport_tcp::HandshakeConfig;
 use distlock_transport_ws::futures_util::{SinkExt, StreamExt};

@@ -30,9 +30,9 @@ pub mod client;
 pub mod codec;
 pub mod dashboard;
 pub mod error;
+pub mod host;
 pub mod http;
 pub mod link;
-pub mod host;
 pub mod origin;
 pub mod server;
 
@@ -42,9 +42,9 @@ pub use dashboard::DASHBOARD_HTML;
 pub use error::WsError;
 /// The stream combinators its connections are used with, for tests.
 pub use futures_util;
+pub use host::HostPolicy;
 pub use http::Prefixed;
 pub use link::{WsReader, WsWriter};
-pub use host::HostPolicy;
 pub use origin::OriginPolicy;
 pub use server::{PendingWsClient, ServerReader, ServerWriter, WsServerConfig, accept_ws_client};
 /// The WebSocket library, for tests that send what no client library would.

@@ -5,9 +5,9 @@
 
 use crate::codec::Encoding;
 use crate::error::WsError;
+use crate::host::HostPolicy;
 use crate::http::{Prefixed, read_head, respond};
 use crate::link::{WsReader, WsWriter, split};
-use crate::host::HostPolicy;
 use crate::origin::OriginPolicy;
 use distlock_core::proto::{
     ClientFrame, PROTOCOL_VERSION, ProtoError, ServerFrame, peek_hello_version,

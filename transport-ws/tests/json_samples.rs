@@ -413,12 +413,7 @@ fn server_samples() -> Vec<(&'static str, ServerFrame)> {
         ("not_attached", reply(4, Err(ProtoError::NotAttached))),
         (
             "leader_unreachable",
-            reply(
-                3,
-                Err(ProtoError::LeaderUnreachable {
-                    leader: NodeId(2),
-                }),
-            ),
+            reply(3, Err(ProtoError::LeaderUnreachable { leader: NodeId(2) })),
         ),
         ("unknown_session", reply(2, Err(ProtoError::UnknownSession))),
         (

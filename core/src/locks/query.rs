@@ -5,8 +5,8 @@
 
 use super::LockState;
 use super::command::{ClientCommand, FencingToken, LockKind, Mode, Seq, SessionId};
-use super::response::LockError;
 use super::lock::LockDelay;
+use super::response::LockError;
 use super::session::Claim;
 use std::sync::Arc;
 

@@ -99,7 +99,9 @@ pub enum ProtoError {
     /// speaks for (see `RequestBody::Attach`), or the server cannot check
     /// the proof yet (it has not applied the session's opening): attach
     /// again, on this server or another. Changes nothing.
-    #[error("this connection has not attached the session: send Attach with the session's secret first")]
+    #[error(
+        "this connection has not attached the session: send Attach with the session's secret first"
+    )]
     NotAttached,
     /// An `Attach` whose secret is not the session's. Final.
     #[error("not the session's owner: the secret does not match")]

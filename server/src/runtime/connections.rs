@@ -9,8 +9,7 @@ use distlock_core::ids::NodeId;
 use distlock_core::node::ConnId;
 use distlock_core::proto::{ClientFrame, ClusterId, PeerFrame, ProtoError, ServerFrame};
 use distlock_transport_tcp::{
-    HostPort,
-    Admission, ClientHello, FrameWriter, HandshakeConfig, TransportError, accept_client,
+    Admission, ClientHello, FrameWriter, HandshakeConfig, HostPort, TransportError, accept_client,
     accept_peer, peer_handshake, read_frame_timeout,
 };
 use distlock_transport_ws::{ServerWriter, WsServerConfig, accept_ws_client};

@@ -16,7 +16,9 @@ mod storage_task;
 
 use crate::clock::Clock;
 use crate::config::{ServerConfig, WsConfig};
-use crate::storage::{DataDir, DataDirError, FileStorage, FileStorageOptions, Storage, StorageError};
+use crate::storage::{
+    DataDir, DataDirError, FileStorage, FileStorageOptions, Storage, StorageError,
+};
 use connections::{accept_clients, accept_peers, accept_ws_clients};
 use distlock_core::ids::NodeId;
 use distlock_core::locks::{Command, LockState};
@@ -372,9 +374,7 @@ where
             role = now_role;
             tracing::info!(role = ?role.0, term = role.1.0, leader = ?node.raft().leader(), "raft role changed");
         }
-        if !ready
-            && let Some(leader) = node.raft().leader()
-        {
+        if !ready && let Some(leader) = node.raft().leader() {
             ready = true;
             service_manager::ready(leader.0);
         }

@@ -15,8 +15,8 @@
 //! one, can vouch for no one.
 
 use distlock_core::ids::{LogIndex, NodeId};
-use std::collections::{BTreeMap, BTreeSet};
 use distlock_transport_tcp::HostPort;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 /// The admission rules, kept by the node task and read by the tasks that

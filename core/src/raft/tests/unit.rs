@@ -290,6 +290,10 @@ fn implausible_messages_change_nothing() {
     assert_eq!(r.term(), before, "no implausible term was adopted");
     assert!(drain(&mut r).is_empty(), "nothing was persisted or sent");
     r.handle_message(hostile(before.0 + 1, heartbeat), Instant::ZERO);
-    assert_eq!(r.term(), Term(before.0 + 1), "a plausible leader is followed");
+    assert_eq!(
+        r.term(),
+        Term(before.0 + 1),
+        "a plausible leader is followed"
+    );
     assert_eq!(r.leader(), Some(NodeId(2)));
 }
