@@ -182,19 +182,27 @@ async fn save(path: &Path, servers: &[HostPort], timeout: Duration) -> i32 {
         return EXIT_FAILED;
     }
     println!(
-        "saved the lock state at index {} (term {}) to {}: {} sessions, {} locks, highest token {} (through {}, {} chunks)",
+        "saved the lock state at index {} (term {}) to {}: {} (through {}, {} chunks)",
         backup.meta.index.0,
         backup.meta.term.0,
         path.display(),
-        state.session_count(),
-        state.lock_count(),
-        state
-            .max_token()
-            .map_or_else(|| "none".to_owned(), |t| t.0.to_string()),
+        contents(&state),
         fetched.from,
         fetched.chunks,
     );
     0
+}
+
+/// `N sessions, M locks, highest token T` (or `none`).
+fn contents(state: &LockState) -> String {
+    format!(
+        "{} sessions, {} locks, highest token {}",
+        state.session_count(),
+        state.lock_count(),
+        state
+            .max_token()
+            .map_or_else(|| "none".to_owned(), |t| t.0.to_string())
+    )
 }
 
 fn inspect(path: &Path, as_json: bool) -> i32 {
@@ -235,15 +243,11 @@ fn restore(path: &Path, data_dir: &Path, id: u64, peers: &str, cluster_id: Optio
         return fail(e.to_string());
     }
     println!(
-        "restored the lock state at index {} (term {}) into {}: {} sessions, {} locks, highest token {}; the new cluster's tokens start above {}",
+        "restored the lock state at index {} (term {}) into {}: {}; the new cluster's tokens start above {}",
         backup.meta.index.0,
         backup.meta.term.0,
         data_dir.display(),
-        state.session_count(),
-        state.lock_count(),
-        state
-            .max_token()
-            .map_or_else(|| "none".to_owned(), |t| t.0.to_string()),
+        contents(&state),
         backup.meta.index.0,
     );
     let cluster = cluster_id.map_or_else(String::new, |c| format!(" --cluster-id {c}"));
@@ -336,15 +340,12 @@ fn inspect_text(path: &Path, backup: &Backup, state: &LockState) -> String {
             field("client_addr"),
         );
     }
-    let _ = writeln!(
-        out,
-        "{} sessions, {} locks, highest token {}",
-        state.session_count(),
-        state.lock_count(),
-        state
-            .max_token()
-            .map_or_else(|| "none (no lock is held)".to_owned(), |t| t.0.to_string())
-    );
+    let held = if state.max_token().is_none() {
+        " (no lock is held)"
+    } else {
+        ""
+    };
+    let _ = writeln!(out, "{}{held}", contents(state));
     for (name, status) in state.locks() {
         let held = status.mode.map_or_else(
             || "not held".to_owned(),

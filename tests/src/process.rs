@@ -268,6 +268,15 @@ impl Server {
     /// # Panics
     /// When it is running already or cannot start.
     pub fn start(&mut self) {
+        self.start_with(&[]);
+    }
+
+    /// As [`Self::start`], with `flags` added for this start only (e.g.
+    /// `--force-new-cluster`).
+    ///
+    /// # Panics
+    /// When it is running already or cannot start.
+    pub fn start_with(&mut self, flags: &[&str]) {
         assert!(!self.is_running(), "server {} is running already", self.id);
         self.starts += 1;
         let mut log = OpenOptions::new()
@@ -281,6 +290,7 @@ impl Server {
         cmd.arg("serve")
             .env("NO_COLOR", "1")
             .args(&self.extra)
+            .args(flags)
             .arg("--data-dir")
             .arg(self.data_dir())
             .args([

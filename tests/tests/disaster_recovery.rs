@@ -173,7 +173,7 @@ async fn holder_token(conn: &mut Conn, name: &str) -> Option<u64> {
 /// naming the lost servers, stays the member of the new cluster.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_quorum_is_recovered_with_force_new_cluster() {
-    let (mut old, peers) = servers(&[1, 2, 3], &[]);
+    let (mut old, _) = servers(&[1, 2, 3], &[]);
     for s in &mut old {
         s.start();
     }
@@ -237,7 +237,7 @@ async fn a_lost_quorum_is_recovered_with_force_new_cluster() {
     }
     let survivor = old.iter_mut().find(|s| s.id == leader).expect("survivor");
     survivor.kill();
-    let mut forced = start_forced(survivor, &peers);
+    survivor.start_with(&["--force-new-cluster"]);
     let one = servers_arg(&[survivor]);
     let survivor_client = survivor.client_addr;
     assert_eq!(
@@ -309,8 +309,8 @@ async fn a_lost_quorum_is_recovered_with_force_new_cluster() {
 
     // Restarted without the flag, with --peers still naming 2 and 3, the
     // survivor stays a member of the new cluster.
-    forced.signal("TERM");
-    forced.wait_exit_async(PATIENCE).await;
+    survivor.terminate();
+    survivor.wait_exit_async(PATIENCE).await;
     survivor.start();
     let back = survivor.client_addr;
     wait_until_async(
@@ -442,36 +442,4 @@ async fn a_restored_cluster_continues_the_fencing_tokens() {
     );
     let other = new_grant("fresh", &servers);
     assert!(other > token);
-}
-
-/// `serve --force-new-cluster` on `server`'s data and addresses, with
-/// the flags it was started with (`--id`, `--peers`), logging to its log.
-fn start_forced(server: &Server, peers: &str) -> Process {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(server.log_path())
-        .expect("open the log");
-    let err = log.try_clone().expect("clone the log handle");
-    Process::spawn(
-        distlock()
-            .args([
-                "serve",
-                "--force-new-cluster",
-                "--id",
-                &server.id.to_string(),
-            ])
-            .args(["--peers", peers])
-            .arg("--data-dir")
-            .arg(server.data_dir())
-            .args([
-                "--client-addr",
-                &server.client_addr.to_string(),
-                "--peer-addr",
-                &server.peer_addr.to_string(),
-            ])
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(err),
-    )
 }

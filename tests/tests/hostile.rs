@@ -89,26 +89,14 @@ async fn a_forged_heartbeat_at_the_last_term_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dns_rebinding_requests_are_refused() {
     use std::io::{Read, Write};
-    let home = tempfile::tempdir().expect("dir");
     let (c, p, w) = (
         distlock_tests::free_addr(),
         distlock_tests::free_addr(),
         distlock_tests::free_addr(),
     );
-    let mut cmd = distlock();
-    cmd.arg("serve")
-        .arg("--data-dir")
-        .arg(home.path().join("data"))
-        .args([
-            "--client-addr",
-            &c.to_string(),
-            "--peer-addr",
-            &p.to_string(),
-        ])
-        .args(["--ws-addr", &w.to_string()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    let _server = distlock_tests::Process::spawn(&mut cmd);
+    let mut server =
+        distlock_tests::Server::new(1, c, p, vec!["--ws-addr".to_owned(), w.to_string()]);
+    server.start();
     let ask = |host: &str, upgrade: bool| -> String {
         distlock_tests::wait_until("the WebSocket port answers", PATIENCE, || {
             let mut s = std::net::TcpStream::connect(w).ok()?;
