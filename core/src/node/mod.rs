@@ -156,6 +156,9 @@ pub struct Node {
     advertise: Option<raft::MemberAddrs>,
     /// When to ask the leader again to publish them.
     publish_at: Option<Instant>,
+    /// The configuration found to carry them (no need to look again until
+    /// it changes).
+    addrs_checked: Option<LogIndex>,
     actions: VecDeque<NodeAction>,
 }
 
@@ -196,6 +199,7 @@ impl Node {
             draining: false,
             advertise: cfg.advertise,
             publish_at: None,
+            addrs_checked: None,
             actions: VecDeque::new(),
         })
     }

@@ -34,7 +34,21 @@ impl Node {
     /// it appended to the log here (this server leads), which leaves Raft
     /// actions to drain.
     pub(super) fn publish_addrs(&mut self) -> bool {
-        if !self.addrs_unpublished() || self.publish_at.is_some_and(|at| self.now < at) {
+        // Runs after every input: once the configuration in force is known
+        // to carry the addresses, one comparison of indexes is all it costs.
+        let index = self.raft.membership_index();
+        if self.addrs_checked == Some(index) {
+            // Back at a configuration already found to carry them (a
+            // truncated change undone): nothing to retry.
+            self.publish_at = None;
+            return false;
+        }
+        if !self.addrs_unpublished() {
+            self.addrs_checked = Some(index);
+            self.publish_at = None;
+            return false;
+        }
+        if self.publish_at.is_some_and(|at| self.now < at) {
             return false;
         }
         let (Some(own), Some(leader)) = (self.advertise.clone(), self.raft.leader()) else {
@@ -66,9 +80,10 @@ impl Node {
     }
 
     /// When [`Self::publish_addrs`] must try again, if it has tried and
-    /// must. Before a first try (no leader known yet) there is no
-    /// deadline: learning of a leader is an input, after which it tries.
+    /// must (it clears the deadline once the addresses are in force).
+    /// Before a first try (no leader known yet) there is no deadline:
+    /// learning of a leader is an input, after which it tries.
     pub(super) fn publish_deadline(&self) -> Option<crate::time::Instant> {
-        self.publish_at.filter(|_| self.addrs_unpublished())
+        self.publish_at
     }
 }
