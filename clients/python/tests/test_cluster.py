@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import List, Optional
 
 import pytest
@@ -81,11 +83,13 @@ def test_modes_try_timeout_and_check_token(cluster: Cluster) -> None:
         await s1.release()
         await s3.release()
         # A waiting acquire given up by its caller is withdrawn.
-        held = await b.lock("solo")
-        with pytest.raises(asyncio.TimeoutError):
-            await asyncio.wait_for(a.lock("solo"), 0.5)
+        solo = await b.lock("solo")
+        given_up = asyncio.ensure_future(a.lock("solo"))
+        await wait_until(lambda: _has_waiter(b, "solo"), 10, "the acquire queues")
+        given_up.cancel()
         await wait_until(lambda: _no_waiters(b, "solo"), 10, "the abandoned wait is cancelled")
-        await held.release()
+        await solo.release()
+        assert await b.lock_status("solo") is None
         for client in (a, b, c):
             await client.close()
 
@@ -217,3 +221,48 @@ def test_the_synchronous_wrapper(cluster: Cluster) -> None:
         again = client.try_lock("sync-job")
         assert again is not None and again.token > guard.token
         again.release()
+
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "fenced_cron.py"
+
+
+def test_the_fenced_cron_example(cluster: Cluster, tmp_path: Path) -> None:
+    out = tmp_path / "report.txt"
+    servers = ",".join(cluster.servers())
+
+    def cron() -> "subprocess.CompletedProcess[str]":
+        return subprocess.run(
+            [sys.executable, str(EXAMPLE), "--servers", servers, "--out", str(out)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    first = cron()
+    assert first.returncode == 0, first.stderr
+    first_token = int((tmp_path / "report.txt.fence").read_text())
+    assert f"under token {first_token}" in out.read_text()
+    second = cron()
+    assert second.returncode == 0, second.stderr
+    assert int((tmp_path / "report.txt.fence").read_text()) > first_token
+
+    # While another holds the lock, a run skips with 75 and writes nothing.
+    async def while_held() -> None:
+        client = await distlock.connect(cluster.servers(), ttl=10)
+        async with client.lock("nightly-report"):
+            before = out.read_text()
+            skipped = await asyncio.get_running_loop().run_in_executor(None, cron)
+            assert skipped.returncode == 75, skipped.stderr
+            assert out.read_text() == before
+        await client.close()
+
+    run(while_held, cluster)
+
+    # The file refuses a stale token.
+    spec = importlib.util.spec_from_file_location("fenced_cron", EXAMPLE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with pytest.raises(module.StaleToken):
+        module.FencedFile(out).write(first_token, "late write from a paused run\n")
+    assert "late write" not in out.read_text()

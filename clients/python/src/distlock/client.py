@@ -429,19 +429,25 @@ class Client:
         fut: "asyncio.Future[Json]" = asyncio.get_running_loop().create_future()
         query = _Query(body, fut)
         timeout = self._machine.config.request_timeout_ms / 1000
-        while True:
-            rid = self._send_query(query)
-            try:
-                return await asyncio.wait_for(asyncio.shield(fut), timeout)
-            except asyncio.TimeoutError:
-                # No answer: the connection is broken or the server cannot
-                # serve; the machine moves on, and the query is asked again.
-                self._queries.pop(rid, None)
-                if self._conn is not None and self._conn.open:
-                    self._connection_failed(self._conn.generation, ConnectionError("a read timed out"))
-            except asyncio.CancelledError:
-                self._queries.pop(rid, None)
-                raise
+        try:
+            while True:
+                self._send_query(query)
+                try:
+                    return await asyncio.wait_for(asyncio.shield(fut), timeout)
+                except asyncio.TimeoutError:
+                    # No answer: the connection is broken or the server
+                    # cannot serve; move on, and ask again there.
+                    self._forget_query(query)
+                    if self._conn is not None and self._conn.open:
+                        self._connection_failed(self._conn.generation, ConnectionError("a read timed out"))
+        finally:
+            self._forget_query(query)
+            if not fut.done():
+                fut.cancel()
+
+    def _forget_query(self, query: _Query) -> None:
+        for rid in [rid for rid, q in self._queries.items() if q is query]:
+            del self._queries[rid]
 
     def _send_query(self, query: _Query) -> int:
         rid = self._machine.take_request_id()
@@ -690,7 +696,8 @@ class Guard:
     """A granted lock. Present ``token`` (the fencing token) to the
     protected resource with every write. ``lost`` is an
     :class:`asyncio.Event` set if the session, and so the lock, is lost:
-    ``await guard.lost.wait()``."""
+    ``await guard.lost.wait()``. ``async with guard:`` releases it on
+    leaving the block."""
 
     def __init__(self, client: Client, name: str, token: int, mode: Mode) -> None:
         self._client = client
@@ -726,6 +733,17 @@ class Guard:
             await self.release()
         except (SessionLostError, ClosedError):
             pass
+
+    async def __aenter__(self) -> "Guard":
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        await self._release_on_exit()
 
     def __repr__(self) -> str:
         return f"Guard(name={self.name!r}, token={self.token}, mode={self.mode!r})"
