@@ -308,3 +308,92 @@ def test_closing_ends_the_session_without_a_loss() -> None:
     assert events(m) == []
     f2 = m.acquire("a", "Exclusive", "Try", 0, 20001)
     assert not isinstance(f2, int) and f2.kind == "closed"
+
+
+def test_an_attach_refused_as_not_the_owner_loses_the_session() -> None:
+    m = opened()
+    m.connection_lost(100)
+    m.handle_timeout(200)
+    events(m)
+    m.connected(2, 210)
+    attach = [f for f in frames(m) if "Request" in f and p.tag_of(body(f)) == "Attach"][0]
+    answer(m, rid_of(attach), '{"Err":"NotSessionOwner"}', 220)
+    [lost] = events(m)
+    assert isinstance(lost, SessionLost) and lost.reason.error is not None
+    assert lost.reason.error.kind == "NotSessionOwner"
+
+
+def test_an_attach_refused_for_now_moves_on() -> None:
+    m = opened()
+    m.connection_lost(100)
+    m.handle_timeout(200)
+    events(m)
+    m.connected(2, 210)
+    attach = [f for f in frames(m) if "Request" in f and p.tag_of(body(f)) == "Attach"][0]
+    m.handle_frame(p.decode(sample("not_attached").replace('"id":4', '"id":%d' % rid_of(attach))), 220)
+    m.handle_timeout(1000)
+    [r] = events(m)
+    assert isinstance(r, Reconnect) and r.to is not None and r.to.id == 3
+    assert m.is_alive(1000)
+
+
+def test_an_unanswered_keepalive_fails_over() -> None:
+    m = opened()
+    m.handle_timeout(3000)
+    frames(m)
+    m.handle_timeout(3999)
+    assert events(m) == []
+    m.handle_timeout(4000)
+    m.handle_timeout(4100)
+    assert [type(e) for e in events(m)] == [Reconnect]
+
+
+def test_an_open_is_retried_with_its_nonce() -> None:
+    m = SessionMachine()
+    m.connected(None, 0)
+    welcome(m, 1, 1, [1, 2], 0)
+    frames(m)
+    op = m.open_session(TTL, NONCE, 10)
+    assert isinstance(op, int)
+    [first] = frames(m)
+    m.connection_lost(20)
+    m.handle_timeout(120)
+    events(m)
+    m.connected(2, 130)
+    hello, again = frames(m)  # no session yet: nothing to attach
+    assert p.tag_of(hello) == "Hello" and body(again) == body(first)
+    answer(m, rid_of(again), '{"Ok":{"SessionOpened":{"session":7,"ttl_ms":%d}}}' % TTL, 140)
+    assert events(m) == [SessionOpened(op, session=7)]
+    assert m.lease_until() == 10 + 8820  # from the first send
+
+
+def test_members_merge_and_only_the_leader_drops_them() -> None:
+    m = SessionMachine(MachineConfig(follow_leader=False))
+    m.connected(None, 0)
+    welcome(m, 1, 1, [1, 2, 3], 0)
+    # A server that has not learned member 3's WebSocket address yet.
+    m.handle_frame(
+        p.decode(
+            json.dumps(
+                {
+                    "Welcome": {
+                        "node_id": 2,
+                        "leader_hint": 1,
+                        "members": [{"id": 3, "client_addr": "", "ws_addr": None}],
+                    }
+                }
+            )
+        ),
+        1,
+    )
+    assert [(x.id, x.ws_addr) for x in m.known_members()] == [
+        (1, "127.0.0.1:7201"),
+        (2, "127.0.0.1:7202"),
+        (3, "127.0.0.1:7203"),
+    ]
+    assert m.known_members()[2].client_addr == "127.0.0.1:7003"
+    # A follower's older list does not drop member 3; the leader's does.
+    welcome(m, 2, 1, [1, 2], 2)
+    assert [x.id for x in m.known_members()] == [1, 2, 3]
+    welcome(m, 1, 1, [1, 2], 3)
+    assert [x.id for x in m.known_members()] == [1, 2]
