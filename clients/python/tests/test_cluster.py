@@ -161,7 +161,10 @@ async def _delayed(client: distlock.Client, name: str) -> bool:
 def test_failover_after_kill_9_keeps_the_session_and_its_lock(cluster: Cluster) -> None:
     async def body() -> None:
         ttl = 5.0
-        client = await distlock.connect(cluster.servers(), ttl=ttl)
+        # Given one server only: the others are known from the addresses
+        # the members publish, which every Welcome lists.
+        client = await distlock.connect([cluster.ws[1]], ttl=ttl)
+        assert {m.id for m in client.members() if m.ws_addr} == set(cluster.ids)
         guard = await client.lock("failover")
         first = client.server
         assert first is not None
