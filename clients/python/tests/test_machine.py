@@ -4,7 +4,7 @@ same rules as the Rust ``ClientSession`` and the TypeScript machine."""
 from __future__ import annotations
 
 import json
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Tuple
 
 from distlock import protocol as p
 from distlock.machine import (
@@ -310,13 +310,19 @@ def test_closing_ends_the_session_without_a_loss() -> None:
     assert not isinstance(f2, int) and f2.kind == "closed"
 
 
-def test_an_attach_refused_as_not_the_owner_loses_the_session() -> None:
+def reconnected() -> Tuple[SessionMachine, Any]:
+    """An open session's machine failed over to server 2, and its Attach."""
     m = opened()
     m.connection_lost(100)
     m.handle_timeout(200)
     events(m)
     m.connected(2, 210)
     attach = [f for f in frames(m) if "Request" in f and p.tag_of(body(f)) == "Attach"][0]
+    return m, attach
+
+
+def test_an_attach_refused_as_not_the_owner_loses_the_session() -> None:
+    m, attach = reconnected()
     answer(m, rid_of(attach), '{"Err":"NotSessionOwner"}', 220)
     [lost] = events(m)
     assert isinstance(lost, SessionLost) and lost.reason.error is not None
@@ -324,12 +330,7 @@ def test_an_attach_refused_as_not_the_owner_loses_the_session() -> None:
 
 
 def test_an_attach_refused_for_now_moves_on() -> None:
-    m = opened()
-    m.connection_lost(100)
-    m.handle_timeout(200)
-    events(m)
-    m.connected(2, 210)
-    attach = [f for f in frames(m) if "Request" in f and p.tag_of(body(f)) == "Attach"][0]
+    m, attach = reconnected()
     m.handle_frame(p.decode(sample("not_attached").replace('"id":4', '"id":%d' % rid_of(attach))), 220)
     m.handle_timeout(1000)
     [r] = events(m)

@@ -14,7 +14,6 @@ import asyncio
 import secrets
 import time
 from dataclasses import dataclass
-from types import TracebackType
 from typing import (
     Any,
     AsyncIterator,
@@ -26,7 +25,6 @@ from typing import (
     Optional,
     Sequence,
     Set,
-    Type,
     Union,
 )
 
@@ -238,12 +236,7 @@ class Client:
     async def __aenter__(self) -> "Client":
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
     # ----- the session's state -----
@@ -484,6 +477,7 @@ class Client:
                 open_timeout=self._connect_timeout,
                 max_size=p.MAX_MESSAGE_BYTES,
                 ping_interval=None,
+                close_timeout=self._connect_timeout,
                 compression=None,
             )
         except asyncio.CancelledError:
@@ -682,12 +676,7 @@ class LockRequest:
         self._guard = await self
         return self._guard
 
-    async def __aexit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         if self._guard is not None:
             await self._guard._release_on_exit()
 
@@ -737,12 +726,7 @@ class Guard:
     async def __aenter__(self) -> "Guard":
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self._release_on_exit()
 
     def __repr__(self) -> str:
@@ -778,26 +762,10 @@ class Watch:
     async def __aenter__(self) -> "Watch":
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
 
-async def connect(
-    servers: Sequence[str],
-    *,
-    ttl: Optional[float] = 10.0,
-    cluster_id: Optional[str] = None,
-    auth: Optional[str] = None,
-    config: Optional[MachineConfig] = None,
-    connect_timeout: float = 1.0,
-) -> Client:
-    """Connects and opens a session: see :meth:`Client.connect`. Use as
-    ``async with await distlock.connect([...]) as client:``."""
-    return await Client.connect(
-        servers, ttl=ttl, cluster_id=cluster_id, auth=auth, config=config, connect_timeout=connect_timeout
-    )
+#: Connects and opens a session: :meth:`Client.connect`. Use as
+#: ``async with await distlock.connect([...]) as client:``.
+connect = Client.connect

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from types import TracebackType
-from typing import Any, Awaitable, Dict, List, Optional, Sequence, Type, TypeVar
+from typing import Any, Awaitable, Dict, List, Optional, Sequence, TypeVar
 
 from .client import EXCLUSIVE, SHARED, Client, Guard, Mode, semaphore_mode
 from .machine import LostReason, MachineConfig
@@ -102,12 +101,7 @@ class SyncClient:
     def __enter__(self) -> "SyncClient":
         return self
 
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
@@ -133,12 +127,7 @@ class SyncGuard:
     def __enter__(self) -> "SyncGuard":
         return self
 
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._client._call(self._guard._release_on_exit())
 
 
