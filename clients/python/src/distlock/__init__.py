@@ -16,7 +16,8 @@ lock grant carries a fencing token that only ever increases.
 from __future__ import annotations
 
 from . import sync
-from .client import EXCLUSIVE, SHARED, Client, Guard, LockRequest, Mode, Watch, connect, semaphore_mode
+from .client import Client, connect
+from .handles import EXCLUSIVE, SHARED, Guard, LockRequest, Mode, Watch, semaphore_mode
 from .errors import (
     ClosedError,
     ConnectError,

@@ -13,7 +13,8 @@ import asyncio
 import threading
 from typing import Any, Awaitable, Dict, List, Optional, Sequence, TypeVar
 
-from .client import EXCLUSIVE, SHARED, Client, Guard, Mode, semaphore_mode
+from .client import Client
+from .handles import EXCLUSIVE, SHARED, Guard, Mode, semaphore_mode
 from .machine import LostReason, MachineConfig
 from .protocol import MemberInfo
 
