@@ -11,6 +11,7 @@ every new connection until answered.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
 import time
 from dataclasses import dataclass
@@ -134,29 +135,29 @@ class Client:
         server's WebSocket address, ``host:port``, or a ``ws://`` URL) and,
         unless ``ttl`` is None, opens the session with a lease of ``ttl``
         seconds. Later failovers go to every member the cluster lists."""
-        cfg = config or MachineConfig()
+        cfg = dataclasses.replace(config) if config is not None else MachineConfig()
         if cluster_id is not None:
             cfg.cluster_id = cluster_id
         if auth is not None:
             cfg.auth = auth
         client = cls(servers, config=cfg, connect_timeout=connect_timeout)
-        last: BaseException = ConnectError("no server accepted")
-        for i, url in enumerate(client._urls):
-            try:
-                await client._dial_first(url)
-                client._next_url = i + 1
-                break
-            except (DistlockError, ProtocolError, OSError) as e:
-                last = e
-        else:
-            client._closed = True
-            raise ConnectError(f"could not connect to any distlock server: {last}") from last
-        if ttl is not None:
-            try:
+        try:
+            last: BaseException = ConnectError("no server accepted")
+            for i, url in enumerate(client._urls):
+                try:
+                    await client._dial_first(url)
+                    client._next_url = i + 1
+                    break
+                except (DistlockError, ProtocolError, OSError) as e:
+                    last = e
+            else:
+                raise ConnectError(f"could not connect to any distlock server: {last}") from last
+            if ttl is not None:
                 await client.open_session(ttl)
-            except BaseException:
-                await client.close()
-                raise
+        except BaseException:
+            # Failed or cancelled: nothing may keep running.
+            client._shut()
+            raise
         return client
 
     async def open_session(self, ttl: float = 10.0) -> int:
@@ -352,10 +353,16 @@ class Client:
 
     def watch(self, name: str) -> "Watch":
         """The events of ``name`` (acquired, released, expired) as they are
-        applied, as an async iterator: ``async for event in client.watch(name)``.
+        applied, as an async iterator::
+
+            async with client.watch(name) as events:
+                async for event in events:
+                    ...
+
         The watch follows the client across failovers (events applied while
-        it reconnects are not replayed); end it with ``break`` or
-        :meth:`Watch.aclose`."""
+        it reconnects are not replayed). Leaving the ``async with`` block,
+        or :meth:`Watch.aclose`, ends it; closing the client ends the
+        iteration."""
         if self._closed:
             raise ClosedError("the client is closed")
         queue: "asyncio.Queue[Optional[LockEvent]]" = asyncio.Queue()
