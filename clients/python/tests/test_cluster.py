@@ -161,13 +161,19 @@ async def _delayed(client: distlock.Client, name: str) -> bool:
 def test_failover_after_kill_9_keeps_the_session_and_its_lock(cluster: Cluster) -> None:
     async def body() -> None:
         ttl = 5.0
-        # Given one server only: the others are known from the addresses
-        # the members publish, which every Welcome lists.
-        client = await distlock.connect([cluster.ws[1]], ttl=ttl)
+        probe = await distlock.connect([cluster.ws[1]], ttl=None)
+        leader = (await probe.cluster_status())["leader"]
+        await probe.close()
+        # Given one follower only: the client follows its leader hint, and
+        # knows the others from the addresses the members publish, which
+        # every Welcome lists.
+        follower = next(i for i in cluster.ids if i != leader)
+        client = await distlock.connect([cluster.ws[follower]], ttl=ttl)
         assert {m.id for m in client.members() if m.ws_addr} == set(cluster.ids)
+        await wait_until(lambda: client.server == leader, 10, "the client follows the leader hint")
         guard = await client.lock("failover")
         first = client.server
-        assert first is not None
+        assert first == leader
         killed_at = time.monotonic()
         cluster.kill(first)
 
@@ -195,6 +201,9 @@ def test_failover_after_kill_9_keeps_the_session_and_its_lock(cluster: Cluster) 
 
 
 def test_the_session_is_lost_once_when_the_cluster_is_gone(cluster: Cluster) -> None:
+    blocking = distlock.sync.connect(cluster.servers(), ttl=2)
+    blocking_guard = blocking.lock("doomed-too")
+
     async def body() -> None:
         client = await distlock.connect(cluster.servers(), ttl=2)
         guard = await client.lock("doomed")
@@ -213,6 +222,12 @@ def test_the_session_is_lost_once_when_the_cluster_is_gone(cluster: Cluster) -> 
         await client.close()
 
     run(body, cluster)
+    # The synchronous client's threading.Event tells the same.
+    assert blocking_guard.lost.wait(20)
+    assert blocking.lost_reason is not None and not blocking_guard.valid
+    with pytest.raises(SessionLostError):
+        blocking.lock("doomed-too", 0)
+    blocking.close()
 
 
 def test_the_synchronous_wrapper(cluster: Cluster) -> None:
