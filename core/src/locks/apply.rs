@@ -12,6 +12,7 @@ use super::LockState;
 use super::command::{FencingToken, Mode, Seq, SessionId, Wait};
 use super::limits::Limits;
 use super::lock::{Holder, Lock, Waiter};
+use super::meta::SessionMeta;
 use super::response::{Applied, Event, LockError, Outcome, Reply, Response};
 use super::session::{Admission, Claim, Session, Sessions};
 use crate::ids::LogIndex;
@@ -43,17 +44,19 @@ impl LockState {
         index: LogIndex,
         nonce: u128,
         ttl_ms: u64,
+        meta: Option<&SessionMeta>,
         out: &mut Applied,
     ) {
         let result = match self.sessions.by_nonce(nonce) {
             Some(known) => known,
-            None => self
-                .limits
-                .check_ttl(ttl_ms)
+            None => meta
+                .map_or(Ok(()), SessionMeta::check_lock)
+                .and_then(|()| self.limits.check_ttl(ttl_ms))
                 .and_then(|()| self.limits.check_sessions(self.sessions.live.len()))
                 .map(|()| {
                     let session = SessionId(index.0);
-                    self.sessions.open(session, nonce, ttl_ms);
+                    let meta = meta.map(|m| Box::new(m.clone()));
+                    self.sessions.open(session, nonce, ttl_ms, meta);
                     out.events.push(Event::SessionOpened { session, ttl_ms });
                     session
                 }),

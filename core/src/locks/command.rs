@@ -5,6 +5,7 @@
 //! These are wire values: they are postcard-encoded inside log entries, so
 //! changing a variant's shape changes the log format.
 
+use super::meta::SessionMeta;
 use crate::ids::LogIndex;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -219,5 +220,15 @@ pub enum ClientCommand {
         ack: Seq,
         /// The lock waited on.
         lock: String,
+    },
+    /// Opens a session, as [`ClientCommand::OpenSession`], that carries
+    /// who opened it (checked by [`SessionMeta::check`]).
+    OpenSessionWithMeta {
+        /// As in `OpenSession`.
+        nonce: u128,
+        /// As in `OpenSession`.
+        ttl_ms: u64,
+        /// Its name, host, process id and labels.
+        meta: SessionMeta,
     },
 }

@@ -34,7 +34,9 @@ mod command;
 mod dedupe;
 mod invariants;
 mod limits;
+mod listing;
 mod lock;
+mod meta;
 mod query;
 mod response;
 mod session;
@@ -44,7 +46,12 @@ mod tests;
 
 pub use command::{ClientCommand, Command, FencingToken, LockKind, Mode, Seq, SessionId, Wait};
 pub use limits::Limits;
+pub use listing::{LockPage, SessionPage};
 pub use lock::LockDelay;
+pub use meta::{
+    MAX_META_HOST, MAX_META_LABEL_KEY, MAX_META_LABEL_VALUE, MAX_META_LABELS, MAX_META_NAME,
+    MetaError, MetaField, SessionMeta,
+};
 pub use query::{LockStatus, SessionInfo, TimedWait, WaiterInfo};
 pub use response::{Applied, Event, LockError, Outcome, Reply, Response};
 
@@ -136,8 +143,13 @@ impl LockState {
         };
         match request {
             ClientCommand::OpenSession { nonce, ttl_ms } => {
-                self.open_session(index, *nonce, *ttl_ms, out);
+                self.open_session(index, *nonce, *ttl_ms, None, out);
             }
+            ClientCommand::OpenSessionWithMeta {
+                nonce,
+                ttl_ms,
+                meta,
+            } => self.open_session(index, *nonce, *ttl_ms, Some(meta), out),
             ClientCommand::CloseSession { session, seq, ack } => {
                 self.close_session(index, caller(session, seq, ack), out);
             }

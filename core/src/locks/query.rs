@@ -6,6 +6,7 @@
 use super::LockState;
 use super::command::{ClientCommand, FencingToken, LockKind, Mode, Seq, SessionId};
 use super::lock::LockDelay;
+use super::meta::SessionMeta;
 use super::response::LockError;
 use super::session::Claim;
 use std::sync::Arc;
@@ -111,6 +112,9 @@ impl LockState {
     pub fn precheck(&self, command: &ClientCommand) -> Result<(), LockError> {
         match command {
             ClientCommand::OpenSession { ttl_ms, .. } => self.limits.check_ttl(*ttl_ms),
+            ClientCommand::OpenSessionWithMeta { ttl_ms, meta, .. } => meta
+                .check_lock()
+                .and_then(|()| self.limits.check_ttl(*ttl_ms)),
             ClientCommand::Acquire {
                 lock,
                 mode,
@@ -148,6 +152,13 @@ impl LockState {
             held,
             waiting: session.lock_count() - held,
         })
+    }
+
+    /// Who opened live session `id`, if its client said; `None` if it did
+    /// not, or the session is unknown or ended.
+    #[must_use]
+    pub fn session_meta(&self, id: SessionId) -> Option<&SessionMeta> {
+        self.sessions.live.get(&id)?.meta.as_deref()
     }
 
     /// Every live session with its TTL, by id.

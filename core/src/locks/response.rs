@@ -139,6 +139,10 @@ pub enum LockError {
     /// The wait was withdrawn by `CancelWait`.
     #[error("wait cancelled")]
     Cancelled,
+    /// A session's name or metadata is too large or ill-formed. Changes
+    /// nothing.
+    #[error("invalid session metadata: {0}")]
+    InvalidSessionMeta(super::meta::MetaError),
 }
 
 /// The answer to one client request.

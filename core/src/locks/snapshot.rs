@@ -21,8 +21,11 @@ use std::sync::Arc;
 
 /// Marks lock-state snapshots.
 const MAGIC: [u8; 4] = *b"DLks";
-/// The format written; restore accepts only this one.
-const VERSION: u16 = 1;
+/// The format written. Version 2 added each session's metadata; restore
+/// also reads version 1, whose sessions have none.
+const VERSION: u16 = 2;
+/// The format before session metadata.
+const VERSION_1: u16 = 1;
 
 /// The state as written, borrowed from the live state.
 #[derive(Serialize)]
@@ -39,14 +42,30 @@ struct BodyRef<'a> {
 /// sorted keys and build each map in one pass; names are borrowed from the
 /// input and allocated once.
 #[derive(Deserialize)]
-struct Body<'a> {
+struct Body<'a, S> {
     limits: Limits,
     last_applied: LogIndex,
-    sessions: Vec<(SessionId, Session)>,
+    sessions: Vec<(SessionId, S)>,
     /// In the order the sessions ended.
     ended: Vec<(SessionId, Ended)>,
     #[serde(borrow)]
     locks: Vec<(&'a str, Lock)>,
+}
+
+/// A session as version 1 wrote it: [`Session`] without metadata.
+#[derive(Deserialize)]
+struct SessionV1 {
+    ttl_ms: u64,
+    nonce: u128,
+    dedupe: super::dedupe::Dedupe,
+}
+
+impl From<SessionV1> for Session {
+    fn from(old: SessionV1) -> Self {
+        let mut session = Self::new(old.nonce, old.ttl_ms, None);
+        session.dedupe = old.dedupe;
+        session
+    }
 }
 
 /// Writes ended sessions in the order they ended (the order they are
@@ -92,22 +111,41 @@ pub(super) fn decode(data: &[u8]) -> Result<LockState, SnapshotError> {
         .ok_or(invalid("not a lock state snapshot"))?;
     let (version, rest) =
         postcard::take_from_bytes::<u16>(rest).map_err(|_| invalid("truncated header"))?;
-    if version != VERSION {
-        return Err(invalid("unknown lock state snapshot version"));
-    }
-    let (body, rest) =
-        postcard::take_from_bytes::<Body<'_>>(rest).map_err(|_| invalid("malformed lock state"))?;
+    let body = match version {
+        VERSION => read_body::<Session>(rest)?,
+        VERSION_1 => {
+            let old = read_body::<SessionV1>(rest)?;
+            Body {
+                limits: old.limits,
+                last_applied: old.last_applied,
+                sessions: old
+                    .sessions
+                    .into_iter()
+                    .map(|(id, s)| (id, Session::from(s)))
+                    .collect(),
+                ended: old.ended,
+                locks: old.locks,
+            }
+        }
+        _ => return Err(invalid("unknown lock state snapshot version")),
+    };
+    rebuild(body).map_err(|Invariant(reason)| invalid(reason))
+}
+
+fn read_body<'a, S: Deserialize<'a>>(rest: &'a [u8]) -> Result<Body<'a, S>, SnapshotError> {
+    let (body, rest) = postcard::take_from_bytes::<Body<'a, S>>(rest)
+        .map_err(|_| invalid("malformed lock state"))?;
     if !rest.is_empty() {
         return Err(invalid("trailing bytes after the lock state"));
     }
-    rebuild(body).map_err(|Invariant(reason)| invalid(reason))
+    Ok(body)
 }
 
 /// Builds the state from its primary data, rebuilding the derived tables,
 /// and checks it. Sessions and locks agree by construction (each claim of a
 /// session is derived from the lock that has it), so only the local
 /// invariants of each are left to check.
-fn rebuild(body: Body<'_>) -> Result<LockState, Invariant> {
+fn rebuild(body: Body<'_, Session>) -> Result<LockState, Invariant> {
     let Body {
         limits,
         last_applied,
@@ -210,4 +248,76 @@ fn rebuild(body: Body<'_>) -> Result<LockState, Invariant> {
         sessions,
         locks: named.into_iter().collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::locks::{ClientCommand, Command, SessionMeta};
+
+    /// The state as version 1 wrote it: sessions without metadata.
+    fn encode_v1(state: &LockState) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct BodyV1<'a> {
+            limits: &'a Limits,
+            last_applied: LogIndex,
+            sessions: Vec<(SessionId, (u64, u128, &'a super::super::dedupe::Dedupe))>,
+            ended: EndedRef<'a>,
+            locks: &'a BTreeMap<Arc<str>, Lock>,
+        }
+        let body = BodyV1 {
+            limits: &state.limits,
+            last_applied: state.last_applied,
+            sessions: state
+                .sessions
+                .live
+                .iter()
+                .map(|(id, s)| (*id, (s.ttl_ms, s.nonce, &s.dedupe)))
+                .collect(),
+            ended: EndedRef(&state.sessions),
+            locks: &state.locks,
+        };
+        let mut out = MAGIC.to_vec();
+        out = postcard::to_extend(&VERSION_1, out).expect("encodes");
+        postcard::to_extend(&body, out).expect("encodes")
+    }
+
+    #[test]
+    fn version_1_snapshots_still_restore_without_metadata() {
+        let mut state = LockState::default();
+        let mut out = crate::locks::Applied::default();
+        let open = |nonce| {
+            Command::Client(ClientCommand::OpenSession {
+                nonce,
+                ttl_ms: 10_000,
+            })
+        };
+        state.apply_into(LogIndex(1), &open(1), &mut out);
+        state.apply_into(LogIndex(2), &open(2), &mut out);
+        state.apply_into(
+            LogIndex(3),
+            &Command::ExpireSession {
+                session: SessionId(2),
+            },
+            &mut out,
+        );
+        let old = encode_v1(&state);
+        assert_eq!(decode(&old), Ok(state.clone()));
+        // Written again, it is version 2, with the same state.
+        assert_eq!(decode(&encode(&state)), Ok(state.clone()));
+
+        let meta = SessionMeta {
+            name: "n".to_owned(),
+            ..SessionMeta::default()
+        };
+        let command = Command::Client(ClientCommand::OpenSessionWithMeta {
+            nonce: 3,
+            ttl_ms: 10_000,
+            meta: meta.clone(),
+        });
+        state.apply_into(LogIndex(4), &command, &mut out);
+        let restored = decode(&encode(&state)).expect("restores");
+        assert_eq!(restored.session_meta(SessionId(4)), Some(&meta));
+        assert_eq!(restored, state);
+    }
 }

@@ -30,6 +30,7 @@ mod forwarding;
 mod lease_timers;
 mod membership;
 mod publish;
+mod revoke;
 mod snapshot_export;
 mod status;
 #[cfg(test)]
@@ -38,8 +39,9 @@ mod tests;
 use crate::ids::{LogIndex, NodeId, Term};
 use crate::locks::{ClientCommand, Command, Event, FencingToken, LockState, Reply, Seq, SessionId};
 use crate::proto::{
-    ClientFrame, ForwardId, LockStatusView, MemberInfo, PROTOCOL_VERSION, PeerFrame, ProtoError,
-    Request, RequestBody, RequestId, Response, ResponseBody, ServerFrame, WatchEvent,
+    ClientFrame, ForwardId, LockListView, LockStatusView, MemberInfo, PROTOCOL_VERSION, PeerFrame,
+    ProtoError, Request, RequestBody, RequestId, Response, ResponseBody, ServerFrame,
+    SessionListView, WatchEvent, page_size,
 };
 use crate::raft::{self, Action, Persist, Raft, RestoreError, Stored};
 use crate::time::Instant;
@@ -100,6 +102,19 @@ enum ReadKind {
     TakeSnapshot {
         max_len: u32,
     },
+    ListLocks {
+        prefix: String,
+        after: Option<String>,
+        limit: u32,
+    },
+    ListSessions {
+        after: Option<SessionId>,
+        limit: u32,
+    },
+    /// A revocation first checks, linearizably, that the session is live.
+    Revoke {
+        session: SessionId,
+    },
 }
 
 /// Configuration of a server.
@@ -145,6 +160,8 @@ pub struct Node {
     watchers: BTreeMap<Arc<str>, BTreeSet<ConnId>>,
     /// Snapshots this leader took for backups, kept while they are fetched.
     exports: snapshot_export::Exports,
+    /// Revocations this leader appended, answered when they apply.
+    revokes: revoke::Revokes,
     /// Membership changes this leader appended, answered when they commit.
     pending_changes: Vec<membership::PendingChange>,
     /// The configuration our clients last heard of in a `Welcome`.
@@ -195,6 +212,7 @@ impl Node {
             watchers: BTreeMap::new(),
             exports: snapshot_export::Exports::default(),
             pending_changes: Vec::new(),
+            revokes: revoke::Revokes::default(),
             announced,
             draining: false,
             advertise: cfg.advertise,
@@ -415,6 +433,24 @@ impl Node {
                 offset,
                 max_len,
             } => self.serve_snapshot_chunk(origin, index, offset, max_len),
+            RequestBody::ListLocks {
+                prefix,
+                after,
+                limit,
+            } => self.serve_read(
+                origin,
+                ReadKind::ListLocks {
+                    prefix,
+                    after,
+                    limit,
+                },
+            ),
+            RequestBody::ListSessions { after, limit } => {
+                self.serve_read(origin, ReadKind::ListSessions { after, limit });
+            }
+            RequestBody::RevokeSession { session } => {
+                self.serve_read(origin, ReadKind::Revoke { session });
+            }
         }
     }
 
@@ -427,7 +463,8 @@ impl Node {
             // Registered before proposing or forwarding: whichever server
             // proposes it, we answer when we apply it.
             match &command {
-                ClientCommand::OpenSession { nonce, .. } => {
+                ClientCommand::OpenSession { nonce, .. }
+                | ClientCommand::OpenSessionWithMeta { nonce, .. } => {
                     self.opening.entry(*nonce).or_default().push(origin)
                 }
                 ClientCommand::CloseSession { session, seq, .. }
@@ -463,6 +500,19 @@ impl Node {
                 ReadKind::CheckToken { lock, token } => RequestBody::CheckToken { lock, token },
                 ReadKind::LockStatus { lock } => RequestBody::LockStatus { lock },
                 ReadKind::TakeSnapshot { max_len } => RequestBody::TakeSnapshot { max_len },
+                ReadKind::ListLocks {
+                    prefix,
+                    after,
+                    limit,
+                } => RequestBody::ListLocks {
+                    prefix,
+                    after,
+                    limit,
+                },
+                ReadKind::ListSessions { after, limit } => {
+                    RequestBody::ListSessions { after, limit }
+                }
+                ReadKind::Revoke { session } => RequestBody::RevokeSession { session },
             };
             self.forward(origin, body);
             return;
@@ -603,6 +653,7 @@ impl Node {
                     });
                 }
                 Action::Applied { index, output, .. } => {
+                    self.settle_revokes(index, &output.events);
                     for event in &output.events {
                         self.on_applied_event(index, event);
                     }
@@ -712,6 +763,22 @@ impl Node {
                 state.lock_status(&lock).map(LockStatusView::from),
             )),
             ReadKind::TakeSnapshot { max_len } => Ok(self.take_snapshot(max_len)),
+            ReadKind::ListLocks {
+                prefix,
+                after,
+                limit,
+            } => {
+                let page = state.list_locks(&prefix, after.as_deref(), page_size(limit));
+                Ok(ResponseBody::Locks(LockListView::new(state, page)))
+            }
+            ReadKind::ListSessions { after, limit } => {
+                let page = state.list_sessions(after, page_size(limit));
+                Ok(ResponseBody::Sessions(SessionListView::new(state, page)))
+            }
+            ReadKind::Revoke { session } => {
+                self.start_revoke(origin, session);
+                return;
+            }
         };
         self.answer(origin, result);
     }

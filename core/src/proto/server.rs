@@ -3,6 +3,7 @@
 
 use super::client::RequestId;
 use super::error::ProtoError;
+use super::listing::{LockListView, SessionListView};
 use super::view::{ClusterStatusView, LockStatusView};
 use crate::ids::{LogIndex, NodeId, Term};
 use crate::locks::{Event, FencingToken, Mode, Outcome, SessionId};
@@ -130,6 +131,15 @@ pub enum ResponseBody {
     /// This connection now speaks for `session` (an `Attach`).
     Attached {
         /// The session.
+        session: SessionId,
+    },
+    /// To `ListLocks`: one page of locks.
+    Locks(LockListView),
+    /// To `ListSessions`: one page of sessions.
+    Sessions(SessionListView),
+    /// To `RevokeSession`: the session has ended, as by expiry.
+    Revoked {
+        /// The session ended.
         session: SessionId,
     },
 }
@@ -280,6 +290,9 @@ mod tests {
             ResponseBody::MembershipChanged { .. } => 8,
             ResponseBody::SnapshotChunk { .. } => 9,
             ResponseBody::Attached { .. } => 10,
+            ResponseBody::Locks(_) => 11,
+            ResponseBody::Sessions(_) => 12,
+            ResponseBody::Revoked { .. } => 13,
         }
     }
 
@@ -334,7 +347,7 @@ mod tests {
     #[test]
     fn every_server_frame_round_trips_with_its_pinned_tag() {
         check_all(&server_frames(), server_frame_tag, 4);
-        check_all(&response_bodies(), response_body_tag, 11);
+        check_all(&response_bodies(), response_body_tag, 14);
         check_all(&lock_events(), lock_event_tag, 3);
         check_all(&proto_errors(), proto_error_tag, 18);
     }

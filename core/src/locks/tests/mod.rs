@@ -4,6 +4,7 @@
 //! (`snapshots`) and a seeded randomized run checking invariants (`random`).
 
 mod harness;
+mod listing;
 mod random;
 mod scenarios;
 mod sessions;
