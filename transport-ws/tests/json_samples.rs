@@ -9,13 +9,14 @@
 
 use distlock_core::ids::{LogIndex, NodeId, Term};
 use distlock_core::locks::{
-    ClientCommand, FencingToken, LockDelay, LockError, LockKind, Mode, Outcome, Seq, SessionId,
-    Wait,
+    ClientCommand, FencingToken, LockDelay, LockError, LockKind, MetaError, MetaField, Mode,
+    Outcome, Seq, SessionId, SessionMeta, Wait,
 };
 use distlock_core::proto::{
-    AuthToken, ClientFrame, ClusterId, ClusterStatusView, HolderView, LockEvent, LockStatusView,
-    MemberInfo, MemberRole, MemberStatus, ProtoError, Request, RequestBody, RequestId, Response,
-    ResponseBody, ServerFrame, WaiterView, WatchEvent,
+    AuthToken, ClientFrame, ClusterId, ClusterStatusView, HolderEntryView, HolderView,
+    LockEntryView, LockEvent, LockListView, LockStatusView, MemberInfo, MemberRole, MemberStatus,
+    ProtoError, Request, RequestBody, RequestId, Response, ResponseBody, ServerFrame,
+    SessionEntryView, SessionListView, WaiterEntryView, WaiterView, WatchEvent,
 };
 use distlock_core::raft::{MemberAddrs, MembershipChange, MembershipError};
 use serde_json::Value;
@@ -37,6 +38,16 @@ fn reply(id: u64, result: Result<ResponseBody, ProtoError>) -> ServerFrame {
         id: RequestId(id),
         result,
     })
+}
+
+/// Who opened a session, as the samples show it.
+fn sample_meta() -> SessionMeta {
+    SessionMeta {
+        name: "alice@db1 4242".to_owned(),
+        host: "db1".to_owned(),
+        pid: Some(4242),
+        labels: [("role".to_owned(), "backup".to_owned())].into(),
+    }
 }
 
 fn client_samples() -> Vec<(&'static str, ClientFrame)> {
@@ -250,6 +261,42 @@ fn client_samples() -> Vec<(&'static str, ClientFrame)> {
                     max_len: 131_072,
                 },
             ),
+        ),
+        (
+            "open_session_with_meta",
+            request(
+                18,
+                RequestBody::Log(ClientCommand::OpenSessionWithMeta {
+                    nonce: 7,
+                    ttl_ms: 10_000,
+                    meta: sample_meta(),
+                }),
+            ),
+        ),
+        (
+            "list_locks",
+            request(
+                19,
+                RequestBody::ListLocks {
+                    prefix: "jobs/".to_owned(),
+                    after: Some("jobs/a".to_owned()),
+                    limit: 100,
+                },
+            ),
+        ),
+        (
+            "list_sessions",
+            request(
+                20,
+                RequestBody::ListSessions {
+                    after: None,
+                    limit: 0,
+                },
+            ),
+        ),
+        (
+            "revoke_session",
+            request(21, RequestBody::RevokeSession { session: s }),
         ),
     ]
 }
@@ -551,6 +598,63 @@ fn server_samples() -> Vec<(&'static str, ServerFrame)> {
                     index: LogIndex(900),
                 }),
             ),
+        ),
+        (
+            "locks",
+            reply(
+                19,
+                Ok(ResponseBody::Locks(LockListView {
+                    index: LogIndex(40),
+                    locks: vec![LockEntryView {
+                        name: "jobs/b".to_owned(),
+                        kind: LockKind::ReadWrite,
+                        mode: Some(Mode::Exclusive),
+                        holders: vec![HolderEntryView {
+                            session: s,
+                            token: FencingToken(17),
+                            since: LogIndex(17),
+                            owner: Some(sample_meta()),
+                        }],
+                        waiters: vec![WaiterEntryView {
+                            session: SessionId(43),
+                            mode: Mode::Shared,
+                            timeout_ms: None,
+                            owner: None,
+                        }],
+                        delay: None,
+                    }],
+                    next: Some("jobs/b".to_owned()),
+                })),
+            ),
+        ),
+        (
+            "sessions",
+            reply(
+                20,
+                Ok(ResponseBody::Sessions(SessionListView {
+                    index: LogIndex(40),
+                    sessions: vec![SessionEntryView {
+                        session: s,
+                        ttl_ms: 10_000,
+                        held: 1,
+                        waiting: 0,
+                        owner: Some(sample_meta()),
+                    }],
+                    next: None,
+                })),
+            ),
+        ),
+        (
+            "revoked",
+            reply(21, Ok(ResponseBody::Revoked { session: s })),
+        ),
+        (
+            "invalid_session_meta",
+            lock_err(LockError::InvalidSessionMeta(MetaError::Length {
+                field: MetaField::Name,
+                len: 300,
+                max: 128,
+            })),
         ),
     ]
 }

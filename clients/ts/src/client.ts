@@ -11,6 +11,7 @@ import {
   type ClientFrame,
   type ClusterStatusView,
   type LockEvent,
+  type LockListView,
   type LockStatusView,
   type MemberInfo,
   type Mode,
@@ -19,6 +20,8 @@ import {
   type RequestBody,
   type ResponseBody,
   type ServerFrame,
+  type SessionListView,
+  type SessionMeta,
   type Wait,
   MAX_MESSAGE_BYTES,
   ProtocolError,
@@ -175,10 +178,14 @@ export class Client {
     throw new DistlockError(`could not connect to any distlock server: ${last.message}`, "connect");
   }
 
-  /** Opens this client's session with a lease of `ttlMs`. */
-  async openSession(ttlMs = 10_000): Promise<Session> {
+  /**
+   * Opens this client's session with a lease of `ttlMs`; `meta` tells
+   * operators who opened it (shown by `distlock locks`, `sessions` and
+   * `status NAME`).
+   */
+  async openSession(ttlMs = 10_000, meta?: SessionMeta): Promise<Session> {
     const nonce = randomNonce();
-    const id = await this.run((now) => this.machine.openSession(ttlMs, nonce, now));
+    const id = await this.run((now) => this.machine.openSession(ttlMs, nonce, now, meta));
     return new Session(this, id as number);
   }
 
@@ -194,6 +201,36 @@ export class Client {
     const r = await this.query({ LockStatus: { lock } });
     if (typeof r === "object" && "LockStatus" in r) return r.LockStatus;
     throw new DistlockError("unexpected answer to LockStatus", "unexpectedAnswer");
+  }
+
+  /**
+   * One page of the locks whose names start with `prefix` (with holders,
+   * waiters or a lock-delay), after `after` (the previous page's `next`).
+   * A linearizable read; paging on never skips or repeats a lock that
+   * exists throughout.
+   */
+  async listLocks(prefix = "", after: string | null = null, limit = 100): Promise<LockListView> {
+    const r = await this.query({ ListLocks: { prefix, after, limit } });
+    if (typeof r === "object" && "Locks" in r) return r.Locks;
+    throw new DistlockError("unexpected answer to ListLocks", "unexpectedAnswer");
+  }
+
+  /** One page of the live sessions after `after`, with who opened them. */
+  async listSessions(after: number | null = null, limit = 100): Promise<SessionListView> {
+    const r = await this.query({ ListSessions: { after, limit } });
+    if (typeof r === "object" && "Sessions" in r) return r.Sessions;
+    throw new DistlockError("unexpected answer to ListSessions", "unexpectedAnswer");
+  }
+
+  /**
+   * Ends `session` as the expiry of its lease would (an operator's act):
+   * its locks go into lock-delay where asked. Refused with
+   * `UnknownSession` if it is not live.
+   */
+  async revokeSession(session: number): Promise<void> {
+    const r = await this.query({ RevokeSession: { session } });
+    if (typeof r === "object" && "Revoked" in r) return;
+    throw new DistlockError("unexpected answer to RevokeSession", "unexpectedAnswer");
   }
 
   /** Whether `token` is the current grant of `lock`. */

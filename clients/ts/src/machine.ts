@@ -22,6 +22,7 @@
  */
 
 import {
+  type ClientCommand,
   type ClientFrame,
   type MemberInfo,
   type Mode,
@@ -36,6 +37,7 @@ import {
   isRetryable,
   isSessionGone,
   tagOf,
+  type SessionMeta,
 } from "./protocol.js";
 
 /** Settings of the state machine (times in milliseconds). */
@@ -195,7 +197,7 @@ export class SessionMachine {
 
   // ----- commands -----
 
-  openSession(ttlMs: number, nonce: bigint, now: number): number | MachineError {
+  openSession(ttlMs: number, nonce: bigint, now: number, meta?: SessionMeta): number | MachineError {
     this.checkLease(now);
     switch (this.session.s) {
       case "opening":
@@ -208,7 +210,10 @@ export class SessionMachine {
       case "none":
         break;
     }
-    const op = this.start({ Log: { OpenSession: { nonce, ttl_ms: ttlMs } } }, null, now);
+    const open: ClientCommand = meta
+      ? { OpenSessionWithMeta: { nonce, ttl_ms: ttlMs, meta } }
+      : { OpenSession: { nonce, ttl_ms: ttlMs } };
+    const op = this.start({ Log: open }, null, now);
     this.session = { s: "opening", op };
     return op;
   }
