@@ -3,7 +3,8 @@
 
 use crate::exit::{EXIT_NOT_ACQUIRED, EXIT_SESSION_LOST, EXIT_UNAVAILABLE};
 use distlock_client::{Client, ClientError, ClientOptions};
-use distlock_core::locks::{Mode, Wait};
+use distlock_core::client::Config;
+use distlock_core::locks::{Mode, SessionMeta, Wait};
 use distlock_transport_tcp::HostPort;
 use nix::sys::signal::Signal;
 use std::time::Duration;
@@ -30,6 +31,8 @@ pub(crate) struct LockRequest {
     pub(crate) lock_delay: Duration,
     /// The command and its arguments.
     pub(crate) command: Vec<String>,
+    /// Who opens the session.
+    pub(crate) meta: SessionMeta,
 }
 
 /// Runs the command under the lock; returns the process exit status.
@@ -39,6 +42,10 @@ pub(crate) async fn run(req: LockRequest) -> i32 {
         req.servers.clone(),
         ClientOptions {
             lock_delay: req.lock_delay,
+            session: Config {
+                session_meta: Some(req.meta.clone()),
+                ..Config::default()
+            },
             ..ClientOptions::default()
         },
         CONNECT_PATIENCE,

@@ -5,10 +5,12 @@
 mod bench_cmd;
 mod dev_cmd;
 mod exit;
+mod listing_cmd;
 mod lock_cmd;
 mod members_cmd;
 mod snapshot_cmd;
 mod status_cmd;
+mod who;
 
 use crate::bench_cmd::BenchRequest;
 use crate::dev_cmd::DevCluster;
@@ -65,6 +67,17 @@ enum Command {
     /// lock state (taken through the leader), `inspect` one, `restore` one
     /// into the data directories of a new cluster.
     Snapshot(crate::snapshot_cmd::SnapshotArgs),
+    /// Lists the locks that are held, waited for or in lock-delay (those
+    /// whose names start with PREFIX), with who holds and waits for each:
+    /// session, name, host, pid, token.
+    Locks(LocksArgs),
+    /// Lists the live sessions with who opened them (name, host, pid).
+    Sessions(SessionsArgs),
+    /// Ends a session as the expiry of its lease would (an operator's
+    /// act): its locks are lost, into lock-delay where their acquirers
+    /// asked for one, and its command is killed by its `distlock lock`.
+    /// Exits 1 if the session is not live.
+    Revoke(RevokeArgs),
     /// Prints a completion script for a shell: `distlock completions bash >
     /// /etc/bash_completion.d/distlock` (also zsh, fish, elvish,
     /// powershell).
@@ -158,11 +171,51 @@ struct LockArgs {
     /// tokens) [default: 0s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     lock_delay: Option<Duration>,
+    /// The session's name, shown to operators by `locks`, `sessions` and
+    /// `status NAME` [default: USER@HOST PID].
+    #[arg(long = "name", value_name = "NAME")]
+    session_name: Option<String>,
+    /// A label for the session, shown with its name (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    labels: Vec<String>,
     #[command(flatten)]
     servers: ServersArg,
     /// The command to run, after `--`.
     #[arg(last = true, required = true)]
     command: Vec<String>,
+}
+
+#[derive(clap::Args, Debug)]
+struct LocksArgs {
+    /// Only locks whose names start with this.
+    #[arg(default_value = "")]
+    prefix: String,
+    /// Print one JSON object: {"locks": [...]}, each lock as in the
+    /// protocol's `Locks` answer (name, kind, mode, holders with session,
+    /// token, since and owner, waiters, delay).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    servers: ServersArg,
+}
+
+#[derive(clap::Args, Debug)]
+struct SessionsArgs {
+    /// Print one JSON object: {"sessions": [...]}, each session as in the
+    /// protocol's `Sessions` answer (session, ttl_ms, held, waiting, owner).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    servers: ServersArg,
+}
+
+#[derive(clap::Args, Debug)]
+struct RevokeArgs {
+    /// The session's id, as `distlock sessions` and `distlock locks` show it.
+    #[arg(value_parser = listing_cmd::parse_session)]
+    session: distlock_core::locks::SessionId,
+    #[command(flatten)]
+    servers: ServersArg,
 }
 
 #[derive(clap::Args, Debug)]
@@ -493,7 +546,15 @@ fn run() -> anyhow::Result<()> {
                 .context("distlock dev")
         }
         Command::Lock(args) => {
+            let meta = match who::session_meta(args.session_name.as_deref(), &args.labels) {
+                Ok(meta) => meta,
+                Err(why) => {
+                    eprintln!("distlock lock: {why}");
+                    std::process::exit(2);
+                }
+            };
             let request = lock_cmd::LockRequest {
+                meta,
                 servers: args.servers.servers,
                 name: args.name,
                 wait: if args.try_ {
@@ -511,6 +572,19 @@ fn run() -> anyhow::Result<()> {
                 command: args.command,
             };
             let code = runtime.block_on(lock_cmd::run(request));
+            std::process::exit(code);
+        }
+        Command::Locks(args) => {
+            let servers = args.servers.servers;
+            let code = runtime.block_on(listing_cmd::locks(&servers, &args.prefix, args.json));
+            std::process::exit(code);
+        }
+        Command::Sessions(args) => {
+            let code = runtime.block_on(listing_cmd::sessions(&args.servers.servers, args.json));
+            std::process::exit(code);
+        }
+        Command::Revoke(args) => {
+            let code = runtime.block_on(listing_cmd::revoke(&args.servers.servers, args.session));
             std::process::exit(code);
         }
         Command::Status(args) => {

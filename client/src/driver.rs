@@ -56,6 +56,11 @@ pub(super) enum Command {
         lock: String,
         reply: ReadReply,
     },
+    /// Any other request the core sends as a query (listings, revocation).
+    Query {
+        body: distlock_core::proto::RequestBody,
+        reply: ReadReply,
+    },
 }
 
 /// An answer to a read, as the core gives it.
@@ -347,6 +352,14 @@ impl Driver {
                 let op = self.session.lock_status(lock, now);
                 self.replies.insert(op, Reply::Read(reply));
             }
+            Command::Query { body, reply } => match self.session.query(body, now) {
+                Some(op) => {
+                    self.replies.insert(op, Reply::Read(reply));
+                }
+                None => {
+                    let _ = reply.send(Err(CoreError::UnexpectedAnswer));
+                }
+            },
         }
     }
 

@@ -44,6 +44,7 @@
 pub mod admin;
 mod driver;
 mod fenced;
+mod listing;
 mod reads;
 
 pub use fenced::{FencedResource, StaleToken};
@@ -55,7 +56,12 @@ use std::future::Future;
 // The core's types that this API takes and returns, so that a user needs
 // no other crate to name them.
 pub use distlock_core::client::{ClientError as SessionError, LostReason};
+pub use distlock_core::locks::SessionMeta;
 pub use distlock_core::locks::{FencingToken, LockError, Mode, Outcome, SessionId, Wait};
+pub use distlock_core::proto::{
+    HolderEntryView, LockEntryView, LockListView, SessionEntryView, SessionListView,
+    WaiterEntryView,
+};
 pub use distlock_core::proto::{HolderView, LockStatusView, ProtoError, WaiterView};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};

@@ -617,8 +617,13 @@ export class SessionMachine {
       const ttlMs = ok.SessionOpened.ttl_ms;
       const from = op.firstSent ?? now;
       const open = op.body;
+      const log = typeof open === "object" && "Log" in open ? open.Log : null;
       const nonce =
-        typeof open === "object" && "Log" in open && "OpenSession" in open.Log ? open.Log.OpenSession.nonce : 0n;
+        log && "OpenSession" in log
+          ? log.OpenSession.nonce
+          : log && "OpenSessionWithMeta" in log
+            ? log.OpenSessionWithMeta.nonce
+            : 0n;
       this.session = {
         s: "open",
         id: ok.SessionOpened.session,
@@ -651,7 +656,8 @@ export class SessionMachine {
 }
 
 function failure(op: number, body: RequestBody, error: MachineError): MachineEvent {
-  const opening = typeof body === "object" && "Log" in body && "OpenSession" in body.Log;
+  const opening =
+    typeof body === "object" && "Log" in body && ("OpenSession" in body.Log || "OpenSessionWithMeta" in body.Log);
   return opening
     ? { kind: "sessionOpened", op, result: { err: error } }
     : { kind: "completed", op, result: { err: error } };

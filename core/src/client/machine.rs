@@ -236,11 +236,15 @@ impl ClientSession {
             SessionState::Lost => return Err(ClientError::SessionLost),
         }
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
-        let op = self.start(
-            RequestBody::Log(ClientCommand::OpenSession { nonce, ttl_ms }),
-            None,
-            now,
-        );
+        let open = match &self.config.session_meta {
+            Some(meta) => ClientCommand::OpenSessionWithMeta {
+                nonce,
+                ttl_ms,
+                meta: meta.clone(),
+            },
+            None => ClientCommand::OpenSession { nonce, ttl_ms },
+        };
+        let op = self.start(RequestBody::Log(open), None, now);
         self.session = SessionState::Opening(op);
         Ok(op)
     }
@@ -644,7 +648,9 @@ fn failure(op: OpId, body: &RequestBody, error: ClientError) -> ClientEvent {
         };
     }
     match body {
-        RequestBody::Log(ClientCommand::OpenSession { .. }) => ClientEvent::SessionOpened {
+        RequestBody::Log(
+            ClientCommand::OpenSession { .. } | ClientCommand::OpenSessionWithMeta { .. },
+        ) => ClientEvent::SessionOpened {
             op,
             result: Err(error),
         },
