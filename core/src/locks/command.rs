@@ -231,4 +231,41 @@ pub enum ClientCommand {
         /// Its name, host, process id and labels.
         meta: SessionMeta,
     },
+    /// Campaigns in an election: an exclusive acquire of the election's
+    /// lock carrying the value to lead with. Granted when this session
+    /// becomes the leader; the grant's token identifies its term of office.
+    /// Resigning is a `Release`.
+    Campaign {
+        /// The campaigning session.
+        session: SessionId,
+        /// This request's number.
+        seq: Seq,
+        /// The client's lowest unanswered sequence number.
+        ack: Seq,
+        /// The election (a lock name).
+        election: String,
+        /// The value to lead with (at most 4,096 bytes).
+        value: String,
+        /// Whether and how long to wait to be elected.
+        wait: Wait,
+        /// As in `Acquire`: how long nobody may lead after this leader's
+        /// session expires.
+        lock_delay_ms: u64,
+    },
+    /// The election's leader, with the term of office `token`, replaces
+    /// its value.
+    Proclaim {
+        /// The leading session.
+        session: SessionId,
+        /// This request's number.
+        seq: Seq,
+        /// The client's lowest unanswered sequence number.
+        ack: Seq,
+        /// The election.
+        election: String,
+        /// The leader's token.
+        token: FencingToken,
+        /// The new value (at most 4,096 bytes).
+        value: String,
+    },
 }

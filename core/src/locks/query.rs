@@ -39,6 +39,18 @@ pub struct WaiterInfo {
     pub timeout_ms: Option<u64>,
 }
 
+/// An election's leader: the exclusive holder of its lock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaderInfo {
+    /// The leading session.
+    pub session: SessionId,
+    /// Its grant's token: its term of office.
+    pub token: FencingToken,
+    /// The value it leads with; `None` if it holds the lock by a plain
+    /// acquire.
+    pub value: Option<Arc<str>>,
+}
+
 /// A live session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SessionInfo {
@@ -100,6 +112,21 @@ impl LockState {
         })
     }
 
+    /// The leader of election `name`: its lock's exclusive holder; `None`
+    /// when nobody holds it exclusively.
+    #[must_use]
+    pub fn leader(&self, name: &str) -> Option<LeaderInfo> {
+        let lock = self.locks.get(name)?;
+        match lock.holders.as_slice() {
+            [(session, holder)] if holder.mode == Mode::Exclusive => Some(LeaderInfo {
+                session: *session,
+                token: holder.token,
+                value: holder.value.clone(),
+            }),
+            _ => None,
+        }
+    }
+
     /// Checks what a request's own fields can say about it (name length,
     /// TTL, lock-delay, semaphore size), before it is proposed or
     /// forwarded: a request that the state machine would refuse for them
@@ -125,6 +152,21 @@ impl LockState {
                 self.limits.check_name(lock)
             }
             ClientCommand::CloseSession { .. } => Ok(()),
+            ClientCommand::Campaign {
+                election,
+                value,
+                lock_delay_ms,
+                ..
+            } => self
+                .limits
+                .check_acquire(election, Mode::Exclusive, *lock_delay_ms)
+                .and_then(|()| super::apply::check_value(value)),
+            ClientCommand::Proclaim {
+                election, value, ..
+            } => self
+                .limits
+                .check_name(election)
+                .and_then(|()| super::apply::check_value(value)),
         }
     }
 

@@ -39,8 +39,8 @@ mod tests;
 use crate::ids::{LogIndex, NodeId, Term};
 use crate::locks::{ClientCommand, Command, Event, FencingToken, LockState, Reply, Seq, SessionId};
 use crate::proto::{
-    ClientFrame, ForwardId, LockListView, LockStatusView, MemberInfo, PROTOCOL_VERSION, PeerFrame,
-    ProtoError, Request, RequestBody, RequestId, Response, ResponseBody, ServerFrame,
+    ClientFrame, ForwardId, LeaderView, LockListView, LockStatusView, MemberInfo, PROTOCOL_VERSION,
+    PeerFrame, ProtoError, Request, RequestBody, RequestId, Response, ResponseBody, ServerFrame,
     SessionListView, WatchEvent, page_size,
 };
 use crate::raft::{self, Action, Persist, Raft, RestoreError, Stored};
@@ -114,6 +114,9 @@ enum ReadKind {
     /// A revocation first checks, linearizably, that the session is live.
     Revoke {
         session: SessionId,
+    },
+    Leader {
+        election: String,
     },
 }
 
@@ -451,6 +454,9 @@ impl Node {
             RequestBody::RevokeSession { session } => {
                 self.serve_read(origin, ReadKind::Revoke { session });
             }
+            RequestBody::Leader { election } => {
+                self.serve_read(origin, ReadKind::Leader { election });
+            }
         }
     }
 
@@ -470,7 +476,9 @@ impl Node {
                 ClientCommand::CloseSession { session, seq, .. }
                 | ClientCommand::Acquire { session, seq, .. }
                 | ClientCommand::Release { session, seq, .. }
-                | ClientCommand::CancelWait { session, seq, .. } => {
+                | ClientCommand::CancelWait { session, seq, .. }
+                | ClientCommand::Campaign { session, seq, .. }
+                | ClientCommand::Proclaim { session, seq, .. } => {
                     // A client re-asks a waiting acquire now and then: keep
                     // one registration per connection, the latest.
                     let list = self.waiting.entry((*session, *seq)).or_default();
@@ -513,6 +521,7 @@ impl Node {
                     RequestBody::ListSessions { after, limit }
                 }
                 ReadKind::Revoke { session } => RequestBody::RevokeSession { session },
+                ReadKind::Leader { election } => RequestBody::Leader { election },
             };
             self.forward(origin, body);
             return;
@@ -678,7 +687,8 @@ impl Node {
         }
         let (Event::Acquired { lock, .. }
         | Event::Released { lock, .. }
-        | Event::Expired { lock, .. }) = event
+        | Event::Expired { lock, .. }
+        | Event::Proclaimed { lock, .. }) = event
         else {
             return;
         };
@@ -778,6 +788,9 @@ impl Node {
             ReadKind::Revoke { session } => {
                 self.start_revoke(origin, session);
                 return;
+            }
+            ReadKind::Leader { election } => {
+                Ok(ResponseBody::Leader(LeaderView::of(state, &election)))
             }
         };
         self.answer(origin, result);

@@ -184,6 +184,15 @@ pub enum RequestBody {
         /// The session to end.
         session: SessionId,
     },
+    /// An election's leader (the exclusive holder of its lock), its term
+    /// of office (the grant's token) and the value it leads with. A
+    /// linearizable read. Answered [`super::ResponseBody::Leader`]. To
+    /// follow the leader, `Watch` the election and read again on each
+    /// event (`Proclaimed` included).
+    Leader {
+        /// The election.
+        election: String,
+    },
 }
 
 #[cfg(test)]
@@ -216,6 +225,7 @@ mod tests {
             RequestBody::ListLocks { .. } => 11,
             RequestBody::ListSessions { .. } => 12,
             RequestBody::RevokeSession { .. } => 13,
+            RequestBody::Leader { .. } => 14,
         }
     }
 
@@ -240,7 +250,7 @@ mod tests {
         }
         seen.sort_unstable();
         seen.dedup();
-        assert_eq!(seen, (0..=13).collect::<Vec<_>>());
+        assert_eq!(seen, (0..=14).collect::<Vec<_>>());
     }
 
     #[test]

@@ -186,3 +186,32 @@ impl SessionListView {
         }
     }
 }
+
+/// An election's leader, as `Leader` answers it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaderView {
+    /// The leading session.
+    pub session: SessionId,
+    /// Its grant's fencing token: its term of office (a later leader's is
+    /// higher).
+    pub token: FencingToken,
+    /// The value it leads with; `None` when the lock is held by a plain
+    /// acquire rather than a campaign.
+    pub value: Option<String>,
+    /// Who opened the leading session, if its client said.
+    pub owner: Option<SessionMeta>,
+}
+
+impl LeaderView {
+    /// The leader of election `name` in `state`, if any.
+    #[must_use]
+    pub fn of(state: &LockState, name: &str) -> Option<Self> {
+        let leader = state.leader(name)?;
+        Some(Self {
+            session: leader.session,
+            token: leader.token,
+            value: leader.value.map(|v| v.to_string()),
+            owner: state.session_meta(leader.session).cloned(),
+        })
+    }
+}

@@ -47,7 +47,7 @@ pub use client::{ClientFrame, Request, RequestBody, RequestId};
 pub use codec::{DecodeError, EncodeError, check_frame_len, decode, encode, peek_hello_version};
 pub use error::ProtoError;
 pub use listing::{
-    HolderEntryView, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, LockEntryView, LockListView,
+    HolderEntryView, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, LeaderView, LockEntryView, LockListView,
     SessionEntryView, SessionListView, WaiterEntryView, page_size,
 };
 pub use peer::{ForwardId, ForwardedRequest, PeerFrame, PeerMessage};

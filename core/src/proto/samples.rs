@@ -177,6 +177,26 @@ fn listing_requests() -> Vec<RequestBody> {
             limit: 100,
         },
         RequestBody::RevokeSession { session: S },
+        RequestBody::Log(ClientCommand::Campaign {
+            session: S,
+            seq: Q,
+            ack: A,
+            election: "leader/ü".to_owned(),
+            value: "v".repeat(4_096),
+            wait: Wait::Forever,
+            lock_delay_ms: 60_000,
+        }),
+        RequestBody::Log(ClientCommand::Proclaim {
+            session: S,
+            seq: Q,
+            ack: A,
+            election: "leader/ü".to_owned(),
+            token: FencingToken(u64::MAX),
+            value: String::new(),
+        }),
+        RequestBody::Leader {
+            election: "leader/ü".to_owned(),
+        },
     ]
 }
 
@@ -225,6 +245,14 @@ fn listing_responses() -> Vec<ResponseBody> {
             next: Some(S),
         }),
         ResponseBody::Revoked { session: S },
+        ResponseBody::Lock(Outcome::Proclaimed),
+        ResponseBody::Leader(None),
+        ResponseBody::Leader(Some(LeaderView {
+            session: S,
+            token: FencingToken(u64::MAX),
+            value: Some("10.0.0.1:8080".to_owned()),
+            owner: Some(session_meta()),
+        })),
     ]
 }
 
@@ -286,6 +314,10 @@ pub(super) fn proto_errors() -> Vec<ProtoError> {
         ProtoError::Lock(LockError::InvalidSessionMeta(MetaError::ControlCharacter {
             field: MetaField::LabelValue,
         })),
+        ProtoError::Lock(LockError::InvalidValue {
+            len: u64::MAX,
+            max: 4_096,
+        }),
     ]
 }
 
@@ -407,6 +439,11 @@ pub(super) fn lock_events() -> Vec<LockEvent> {
             index: LogIndex(u64::MAX),
             session: SessionId(2),
             token: FencingToken(5),
+        },
+        LockEvent::Proclaimed {
+            index: LogIndex(u64::MAX),
+            session: S,
+            token: FencingToken(u64::MAX),
         },
     ]
 }

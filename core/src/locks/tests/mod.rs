@@ -3,6 +3,7 @@
 //! (`scenarios`), sessions and exactly-once (`sessions`), snapshots
 //! (`snapshots`) and a seeded randomized run checking invariants (`random`).
 
+mod election;
 mod harness;
 mod listing;
 mod random;
