@@ -4,6 +4,7 @@
 
 mod bench_cmd;
 mod dev_cmd;
+mod election_cmd;
 mod exit;
 mod listing_cmd;
 mod lock_cmd;
@@ -67,6 +68,16 @@ enum Command {
     /// lock state (taken through the leader), `inspect` one, `restore` one
     /// into the data directories of a new cluster.
     Snapshot(crate::snapshot_cmd::SnapshotArgs),
+    /// Runs a command while leading an election: campaigns with VALUE,
+    /// waits until elected, then runs CMD with its term of office (a
+    /// fencing token, higher for every later leader) in $DISTLOCK_TOKEN and
+    /// VALUE in $DISTLOCK_VALUE. Exit statuses and signals as for `lock`.
+    /// An election is the exclusive lock NAME carrying its leader's value.
+    Elect(ElectArgs),
+    /// Shows an election's leader: session, name, term of office (token)
+    /// and value; exits 3 if nobody leads. With --watch, prints the leader
+    /// each time it changes, until interrupted.
+    Leader(LeaderArgs),
     /// Lists the locks that are held, waited for or in lock-delay (those
     /// whose names start with PREFIX), with who holds and waits for each:
     /// session, name, host, pid, token.
@@ -183,6 +194,52 @@ struct LockArgs {
     /// The command to run, after `--`.
     #[arg(last = true, required = true)]
     command: Vec<String>,
+}
+
+#[derive(clap::Args, Debug)]
+struct ElectArgs {
+    /// The election's name.
+    name: String,
+    /// The value to lead with (an address, say), at most 4,096 bytes.
+    value: String,
+    /// Wait at most this long to be elected; default: for ever.
+    #[arg(long, value_parser = parse_duration, conflicts_with = "try_")]
+    wait: Option<Duration>,
+    /// Give up at once (exit 75) if another leads.
+    #[arg(long = "try")]
+    try_: bool,
+    /// The session's TTL: how soon another is elected if this process dies.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    ttl: Duration,
+    /// If this session is lost while leading, elect nobody for this long.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    lock_delay: Option<Duration>,
+    /// The session's name [default: USER@HOST PID].
+    #[arg(long = "name", value_name = "NAME")]
+    session_name: Option<String>,
+    /// A label for the session (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    labels: Vec<String>,
+    #[command(flatten)]
+    servers: ServersArg,
+    /// The command to run while leader, after `--`.
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
+}
+
+#[derive(clap::Args, Debug)]
+struct LeaderArgs {
+    /// The election's name.
+    name: String,
+    /// Keep printing the leader each time it changes.
+    #[arg(long)]
+    watch: bool,
+    /// Print JSON: {"election", "leader": null or {session, token, value,
+    /// owner}}, one object per line with --watch.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    servers: ServersArg,
 }
 
 #[derive(clap::Args, Debug)]
@@ -555,6 +612,7 @@ fn run() -> anyhow::Result<()> {
             };
             let request = lock_cmd::LockRequest {
                 meta,
+                campaign: None,
                 servers: args.servers.servers,
                 name: args.name,
                 wait: if args.try_ {
@@ -572,6 +630,39 @@ fn run() -> anyhow::Result<()> {
                 command: args.command,
             };
             let code = runtime.block_on(lock_cmd::run(request));
+            std::process::exit(code);
+        }
+        Command::Elect(args) => {
+            let meta = match who::session_meta(args.session_name.as_deref(), &args.labels) {
+                Ok(meta) => meta,
+                Err(why) => {
+                    eprintln!("distlock elect: {why}");
+                    std::process::exit(2);
+                }
+            };
+            let request = lock_cmd::LockRequest {
+                servers: args.servers.servers,
+                name: args.name,
+                wait: if args.try_ {
+                    Some(Duration::ZERO)
+                } else {
+                    args.wait
+                },
+                ttl: args.ttl,
+                mode: distlock_client::Mode::Exclusive,
+                lock_delay: args.lock_delay.unwrap_or_default(),
+                command: args.command,
+                meta,
+                campaign: Some(args.value),
+            };
+            let code = runtime.block_on(lock_cmd::run(request));
+            std::process::exit(code);
+        }
+        Command::Leader(args) => {
+            let servers = args.servers.servers;
+            let code = runtime.block_on(election_cmd::leader(
+                &servers, &args.name, args.watch, args.json,
+            ));
             std::process::exit(code);
         }
         Command::Locks(args) => {

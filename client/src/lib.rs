@@ -43,10 +43,12 @@
 
 pub mod admin;
 mod driver;
+mod election;
 mod fenced;
 mod listing;
 mod reads;
 
+pub use election::{Leadership, Observer};
 pub use fenced::{FencedResource, StaleToken};
 
 use distlock_core::client::{ClientError as CoreError, ClientSession, Config};
@@ -59,7 +61,7 @@ pub use distlock_core::client::{ClientError as SessionError, LostReason};
 pub use distlock_core::locks::SessionMeta;
 pub use distlock_core::locks::{FencingToken, LockError, Mode, Outcome, SessionId, Wait};
 pub use distlock_core::proto::{
-    HolderEntryView, LockEntryView, LockListView, SessionEntryView, SessionListView,
+    HolderEntryView, LeaderView, LockEntryView, LockListView, SessionEntryView, SessionListView,
     WaiterEntryView,
 };
 pub use distlock_core::proto::{HolderView, LockStatusView, ProtoError, WaiterView};

@@ -69,10 +69,16 @@ fn sessions_and_locks_show_who_opened_them() {
         .expect("the other session");
     let name = other["owner"]["name"].as_str().expect("named");
     let pid = other["owner"]["pid"].as_u64().expect("a pid");
-    assert!(name.contains('@') && name.ends_with(&format!(" {pid}")), "{name}");
+    assert!(
+        name.contains('@') && name.ends_with(&format!(" {pid}")),
+        "{name}"
+    );
 
     let db = locks(&servers, "db/");
-    let names: Vec<&str> = db.iter().map(|l| l["name"].as_str().unwrap_or("")).collect();
+    let names: Vec<&str> = db
+        .iter()
+        .map(|l| l["name"].as_str().unwrap_or(""))
+        .collect();
     assert_eq!(names, ["db/orders", "db/users"]);
     assert_eq!(db[0]["holders"][0]["owner"]["name"], "nightly-backup");
     assert_eq!(db[0]["holders"][0]["session"], backup["session"]);
@@ -142,7 +148,10 @@ fn paging_never_skips_or_repeats_a_lock_that_exists_throughout() {
                 "pass {pass}: names strictly increase (nothing repeated): {seen:?}"
             );
             for name in &stable {
-                assert!(seen.contains(name), "pass {pass}: {name} was skipped: {seen:?}");
+                assert!(
+                    seen.contains(name),
+                    "pass {pass}: {name} was skipped: {seen:?}"
+                );
             }
         }
         churn.abort();
@@ -182,14 +191,21 @@ fn revoke_ends_a_session_and_its_lock_delay_holds_the_lock() {
         Duration::from_secs(20),
     );
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(locks(&servers, "batch")[0]["holders"][0]["session"].to_string(), session);
+    assert_eq!(
+        locks(&servers, "batch")[0]["holders"][0]["session"].to_string(),
+        session
+    );
 
     let revoked_at = Instant::now();
     let out = run_within(
         distlock().args(["revoke", &session, "--servers", &servers]),
         Duration::from_secs(20),
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Until the waiter holds it, the lock has no holder and is in delay.
     let delay_ms = 3_000;
     wait_until("the next job is granted the lock", PATIENCE, || {

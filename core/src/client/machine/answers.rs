@@ -73,7 +73,8 @@ impl ClientSession {
                 | ResponseBody::LockStatus(_)
                 | ResponseBody::Locks(_)
                 | ResponseBody::Sessions(_)
-                | ResponseBody::Revoked { .. }),
+                | ResponseBody::Revoked { .. }
+                | ResponseBody::Leader(_)),
             ) if is_read => {
                 self.ops.remove(&id);
                 self.events.push_back(ClientEvent::Read {

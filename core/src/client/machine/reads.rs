@@ -56,5 +56,6 @@ pub(super) fn is_read(body: &RequestBody) -> bool {
             | RequestBody::ListLocks { .. }
             | RequestBody::ListSessions { .. }
             | RequestBody::RevokeSession { .. }
+            | RequestBody::Leader { .. }
     )
 }
