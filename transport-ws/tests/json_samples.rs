@@ -13,7 +13,7 @@ use distlock_core::locks::{
     Outcome, Seq, SessionId, SessionMeta, Wait,
 };
 use distlock_core::proto::{
-    AuthToken, ClientFrame, ClusterId, ClusterStatusView, HolderEntryView, HolderView,
+    AuthToken, ClientFrame, ClusterId, ClusterStatusView, HolderEntryView, HolderView, LeaderView,
     LockEntryView, LockEvent, LockListView, LockStatusView, MemberInfo, MemberRole, MemberStatus,
     ProtoError, Request, RequestBody, RequestId, Response, ResponseBody, ServerFrame,
     SessionEntryView, SessionListView, WaiterEntryView, WaiterView, WatchEvent,
@@ -297,6 +297,44 @@ fn client_samples() -> Vec<(&'static str, ClientFrame)> {
         (
             "revoke_session",
             request(21, RequestBody::RevokeSession { session: s }),
+        ),
+        (
+            "campaign",
+            request(
+                22,
+                RequestBody::Log(ClientCommand::Campaign {
+                    session: s,
+                    seq: Seq(4),
+                    ack: Seq(4),
+                    election: "scheduler".to_owned(),
+                    value: "10.0.0.7:8080".to_owned(),
+                    wait: Wait::Forever,
+                    lock_delay_ms: 0,
+                }),
+            ),
+        ),
+        (
+            "proclaim",
+            request(
+                23,
+                RequestBody::Log(ClientCommand::Proclaim {
+                    session: s,
+                    seq: Seq(5),
+                    ack: Seq(5),
+                    election: "scheduler".to_owned(),
+                    token: FencingToken(44),
+                    value: "10.0.0.7:9090".to_owned(),
+                }),
+            ),
+        ),
+        (
+            "leader",
+            request(
+                24,
+                RequestBody::Leader {
+                    election: "scheduler".to_owned(),
+                },
+            ),
         ),
     ]
 }
@@ -655,6 +693,41 @@ fn server_samples() -> Vec<(&'static str, ServerFrame)> {
                 len: 300,
                 max: 128,
             })),
+        ),
+        (
+            "proclaimed",
+            reply(23, Ok(ResponseBody::Lock(Outcome::Proclaimed))),
+        ),
+        (
+            "leader_view",
+            reply(
+                24,
+                Ok(ResponseBody::Leader(Some(LeaderView {
+                    session: s,
+                    token: FencingToken(44),
+                    value: Some("10.0.0.7:9090".to_owned()),
+                    owner: Some(sample_meta()),
+                }))),
+            ),
+        ),
+        ("no_leader_view", reply(24, Ok(ResponseBody::Leader(None)))),
+        (
+            "watch_proclaimed",
+            ServerFrame::Watch(WatchEvent {
+                lock: "scheduler".into(),
+                event: LockEvent::Proclaimed {
+                    index: LogIndex(45),
+                    session: s,
+                    token: FencingToken(44),
+                },
+            }),
+        ),
+        (
+            "invalid_value",
+            lock_err(LockError::InvalidValue {
+                len: 5_000,
+                max: 4_096,
+            }),
         ),
     ]
 }

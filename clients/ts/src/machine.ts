@@ -228,6 +228,23 @@ export class SessionMachine {
     return this.start(body, seq, now);
   }
 
+  campaign(election: string, value: string, wait: Wait, lockDelayMs: number, now: number): number | MachineError {
+    const session = this.liveSession(now);
+    if (typeof session !== "number") return session;
+    const seq = this.nextSeq++;
+    const body: RequestBody = {
+      Log: { Campaign: { session, seq, ack: seq, election, value, wait, lock_delay_ms: lockDelayMs } },
+    };
+    return this.start(body, seq, now);
+  }
+
+  proclaim(election: string, token: number, value: string, now: number): number | MachineError {
+    const session = this.liveSession(now);
+    if (typeof session !== "number") return session;
+    const seq = this.nextSeq++;
+    return this.start({ Log: { Proclaim: { session, seq, ack: seq, election, token, value } } }, seq, now);
+  }
+
   release(lock: string, token: number, now: number): number | MachineError {
     const session = this.liveSession(now);
     if (typeof session !== "number") return session;
@@ -373,8 +390,8 @@ export class SessionMachine {
   }
 
   private timeoutOf(body: RequestBody): number | null {
-    if (typeof body === "object" && "Log" in body && "Acquire" in body.Log) {
-      const wait = body.Log.Acquire.wait;
+    const wait = waitOf(body);
+    if (wait !== null) {
       if (wait === "Try") return this.config.requestTimeoutMs;
       if (wait === "Forever") return null;
       return wait.For === 0 ? this.config.requestTimeoutMs : wait.For + this.config.waitSlackMs;
@@ -670,10 +687,19 @@ function setAck(body: RequestBody, ack: number): void {
   else if ("Acquire" in cmd) cmd.Acquire.ack = ack;
   else if ("Release" in cmd) cmd.Release.ack = ack;
   else if ("CancelWait" in cmd) cmd.CancelWait.ack = ack;
+  else if ("Campaign" in cmd) cmd.Campaign.ack = ack;
+  else if ("Proclaim" in cmd) cmd.Proclaim.ack = ack;
+}
+
+/** How an acquire or a campaign may wait; null for other requests. */
+function waitOf(body: RequestBody): Wait | null {
+  if (typeof body !== "object" || !("Log" in body)) return null;
+  if ("Acquire" in body.Log) return body.Log.Acquire.wait;
+  if ("Campaign" in body.Log) return body.Log.Campaign.wait;
+  return null;
 }
 
 function waits(body: RequestBody): boolean {
-  if (typeof body !== "object" || !("Log" in body) || !("Acquire" in body.Log)) return false;
-  const w = body.Log.Acquire.wait;
-  return w === "Forever" || (typeof w === "object" && w.For > 0);
+  const w = waitOf(body);
+  return w === "Forever" || (typeof w === "object" && w !== null && w.For > 0);
 }

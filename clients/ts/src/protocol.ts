@@ -42,7 +42,19 @@ export type ClientCommand =
     }
   | { Release: { session: number; seq: number; ack: number; lock: string; token: number } }
   | { CancelWait: { session: number; seq: number; ack: number; lock: string } }
-  | { OpenSessionWithMeta: { nonce: bigint | number; ttl_ms: number; meta: SessionMeta } };
+  | { OpenSessionWithMeta: { nonce: bigint | number; ttl_ms: number; meta: SessionMeta } }
+  | {
+      Campaign: {
+        session: number;
+        seq: number;
+        ack: number;
+        election: string;
+        value: string;
+        wait: Wait;
+        lock_delay_ms: number;
+      };
+    }
+  | { Proclaim: { session: number; seq: number; ack: number; election: string; token: number; value: string } };
 
 /** Who opened a session (bounded: name 128 bytes, host 255, 16 labels of 64/256 bytes; no control characters). */
 export interface SessionMeta {
@@ -71,7 +83,8 @@ export type RequestBody =
   | { Attach: { session: number; secret: bigint | number } }
   | { ListLocks: { prefix: string; after: string | null; limit: number } }
   | { ListSessions: { after: number | null; limit: number } }
-  | { RevokeSession: { session: number } };
+  | { RevokeSession: { session: number } }
+  | { Leader: { election: string } };
 
 /** An operator's membership change (`distlock members`). */
 export type MembershipChange =
@@ -107,7 +120,8 @@ export type Outcome =
   | "Released"
   | "WaitCancelled"
   | "Closed"
-  | "Pending";
+  | "Pending"
+  | "Proclaimed";
 
 export type LockError =
   | "SessionNotFound"
@@ -131,7 +145,8 @@ export type LockError =
   | "NotWaiting"
   | "TimedOut"
   | "Cancelled"
-  | { InvalidSessionMeta: MetaError };
+  | { InvalidSessionMeta: MetaError }
+  | { InvalidValue: { len: number; max: number } };
 
 export type ProtoError =
   | { UnsupportedVersion: { server: number; client: number } }
@@ -200,7 +215,16 @@ export type ResponseBody =
   | { Attached: { session: number } }
   | { Locks: LockListView }
   | { Sessions: SessionListView }
-  | { Revoked: { session: number } };
+  | { Revoked: { session: number } }
+  | { Leader: LeaderView | null };
+
+/** An election's leader: its session, term of office (token) and value. */
+export interface LeaderView {
+  session: number;
+  token: number;
+  value: string | null;
+  owner: SessionMeta | null;
+}
 
 /** A page of `ListLocks`: locks with holders, waiters or a lock-delay, by name. */
 export interface LockListView {
@@ -228,7 +252,8 @@ export interface SessionListView {
 export type LockEvent =
   | { Acquired: { index: number; session: number; token: number; mode: Mode } }
   | { Released: { index: number; session: number; token: number } }
-  | { Expired: { index: number; session: number; token: number } };
+  | { Expired: { index: number; session: number; token: number } }
+  | { Proclaimed: { index: number; session: number; token: number } };
 
 export interface WatchEvent {
   lock: string;
