@@ -39,6 +39,8 @@ pub(crate) struct LockRequest {
     /// Campaign in the election `name` with this value (`distlock
     /// elect`) rather than take the lock.
     pub(crate) campaign: Option<String>,
+    /// No status line while waiting.
+    pub(crate) quiet: bool,
 }
 
 /// What the command runs under: a lock, or the leadership of an election.
@@ -106,16 +108,19 @@ pub(crate) async fn run(req: LockRequest) -> i32 {
         Some(d) if d.is_zero() => Wait::Try,
         Some(d) => Wait::For(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
     };
-    let held = match &req.campaign {
-        None => session
-            .lock_with(&req.name, mode, wait)
-            .await
-            .map(Held::Lock),
-        Some(value) => session
-            .campaign_with(&req.name, value, wait)
-            .await
-            .map(Held::Leader),
+    let grant = async {
+        match &req.campaign {
+            None => session
+                .lock_with(&req.name, mode, wait)
+                .await
+                .map(Held::Lock),
+            Some(value) => session
+                .campaign_with(&req.name, value, wait)
+                .await
+                .map(Held::Leader),
+        }
     };
+    let held = crate::waiting::showing(&session, &req.name, req.quiet, grant).await;
     let guard = match held {
         Ok(g) => g,
         Err(ClientError::NotGranted) => {

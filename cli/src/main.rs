@@ -11,6 +11,7 @@ mod lock_cmd;
 mod members_cmd;
 mod snapshot_cmd;
 mod status_cmd;
+mod waiting;
 mod who;
 
 use crate::bench_cmd::BenchRequest;
@@ -189,6 +190,10 @@ struct LockArgs {
     /// A label for the session, shown with its name (repeatable).
     #[arg(long = "label", value_name = "KEY=VALUE")]
     labels: Vec<String>,
+    /// No status line while waiting (one is kept on stderr, when it is a
+    /// terminal, naming the holder and our place in the queue).
+    #[arg(long, short)]
+    quiet: bool,
     #[command(flatten)]
     servers: ServersArg,
     /// The command to run, after `--`.
@@ -220,6 +225,10 @@ struct ElectArgs {
     /// A label for the session (repeatable).
     #[arg(long = "label", value_name = "KEY=VALUE")]
     labels: Vec<String>,
+    /// No status line while waiting (one is kept on stderr, when it is a
+    /// terminal, naming the leader and our place in line).
+    #[arg(long, short)]
+    quiet: bool,
     #[command(flatten)]
     servers: ServersArg,
     /// The command to run while leader, after `--`.
@@ -613,6 +622,7 @@ fn run() -> anyhow::Result<()> {
             let request = lock_cmd::LockRequest {
                 meta,
                 campaign: None,
+                quiet: args.quiet,
                 servers: args.servers.servers,
                 name: args.name,
                 wait: if args.try_ {
@@ -654,6 +664,7 @@ fn run() -> anyhow::Result<()> {
                 command: args.command,
                 meta,
                 campaign: Some(args.value),
+                quiet: args.quiet,
             };
             let code = runtime.block_on(lock_cmd::run(request));
             std::process::exit(code);
