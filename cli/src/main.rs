@@ -162,15 +162,6 @@ struct ServersArg {
 struct LockArgs {
     /// The lock's name.
     name: String,
-    /// Wait at most this long for the lock (e.g. 30s); default: for ever.
-    #[arg(long, value_parser = parse_duration, conflicts_with = "try_")]
-    wait: Option<Duration>,
-    /// Give up at once if the lock is held.
-    #[arg(long = "try")]
-    try_: bool,
-    /// The session's TTL.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    ttl: Duration,
     /// Hold the lock shared (many readers) rather than exclusive.
     #[arg(long, conflicts_with = "semaphore")]
     shared: bool,
@@ -178,24 +169,8 @@ struct LockArgs {
     /// once); every holder of the lock must name the same N.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     semaphore: Option<u32>,
-    /// If this session is lost while holding the lock, keep the lock
-    /// unavailable for this long (for resources that cannot check fencing
-    /// tokens) [default: 0s].
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    lock_delay: Option<Duration>,
-    /// The session's name, shown to operators by `locks`, `sessions` and
-    /// `status NAME` [default: USER@HOST PID].
-    #[arg(long = "name", value_name = "NAME")]
-    session_name: Option<String>,
-    /// A label for the session, shown with its name (repeatable).
-    #[arg(long = "label", value_name = "KEY=VALUE")]
-    labels: Vec<String>,
-    /// No status line while waiting (one is kept on stderr, when it is a
-    /// terminal, naming the holder and our place in the queue).
-    #[arg(long, short)]
-    quiet: bool,
     #[command(flatten)]
-    servers: ServersArg,
+    hold: HoldArgs,
     /// The command to run, after `--`.
     #[arg(last = true, required = true)]
     command: Vec<String>,
@@ -207,33 +182,81 @@ struct ElectArgs {
     name: String,
     /// The value to lead with (an address, say), at most 4,096 bytes.
     value: String,
-    /// Wait at most this long to be elected; default: for ever.
+    #[command(flatten)]
+    hold: HoldArgs,
+    /// The command to run while leader, after `--`.
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
+}
+
+/// How `lock` and `elect` wait, hold and name their session.
+#[derive(clap::Args, Debug)]
+struct HoldArgs {
+    /// Wait at most this long for the lock, or to be elected (e.g. 30s);
+    /// default: for ever.
     #[arg(long, value_parser = parse_duration, conflicts_with = "try_")]
     wait: Option<Duration>,
-    /// Give up at once (exit 75) if another leads.
+    /// Give up at once if the lock is held (another leads).
     #[arg(long = "try")]
     try_: bool,
-    /// The session's TTL: how soon another is elected if this process dies.
+    /// The session's TTL: how soon the lock (the leadership) passes on if
+    /// this process dies.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     ttl: Duration,
-    /// If this session is lost while leading, elect nobody for this long.
+    /// If this session is lost while holding the lock, keep the lock
+    /// unavailable for this long (for resources that cannot check fencing
+    /// tokens) [default: 0s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     lock_delay: Option<Duration>,
-    /// The session's name [default: USER@HOST PID].
+    /// The session's name, shown to operators by `locks`, `sessions`,
+    /// `leader` and `status NAME` [default: USER@HOST PID].
     #[arg(long = "name", value_name = "NAME")]
     session_name: Option<String>,
-    /// A label for the session (repeatable).
+    /// A label for the session, shown with its name (repeatable).
     #[arg(long = "label", value_name = "KEY=VALUE")]
     labels: Vec<String>,
     /// No status line while waiting (one is kept on stderr, when it is a
-    /// terminal, naming the leader and our place in line).
+    /// terminal, naming the holder and our place in the queue).
     #[arg(long, short)]
     quiet: bool,
     #[command(flatten)]
     servers: ServersArg,
-    /// The command to run while leader, after `--`.
-    #[arg(last = true, required = true)]
-    command: Vec<String>,
+}
+
+impl HoldArgs {
+    /// The request of `distlock lock` or `elect` (`campaign`); exits 2 on
+    /// a bad `--name` or `--label`.
+    fn request(
+        self,
+        name: String,
+        mode: distlock_client::Mode,
+        campaign: Option<String>,
+        command: Vec<String>,
+    ) -> lock_cmd::LockRequest {
+        let meta = match who::session_meta(self.session_name.as_deref(), &self.labels) {
+            Ok(meta) => meta,
+            Err(why) => {
+                eprintln!("distlock: {why}");
+                std::process::exit(2);
+            }
+        };
+        lock_cmd::LockRequest {
+            servers: self.servers.servers,
+            name,
+            wait: if self.try_ {
+                Some(Duration::ZERO)
+            } else {
+                self.wait
+            },
+            ttl: self.ttl,
+            mode,
+            lock_delay: self.lock_delay.unwrap_or_default(),
+            command,
+            meta,
+            campaign,
+            quiet: self.quiet,
+        }
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -612,60 +635,20 @@ fn run() -> anyhow::Result<()> {
                 .context("distlock dev")
         }
         Command::Lock(args) => {
-            let meta = match who::session_meta(args.session_name.as_deref(), &args.labels) {
-                Ok(meta) => meta,
-                Err(why) => {
-                    eprintln!("distlock lock: {why}");
-                    std::process::exit(2);
-                }
+            let mode = match (args.shared, args.semaphore) {
+                (_, Some(n)) => distlock_client::Mode::Semaphore(n),
+                (true, None) => distlock_client::Mode::Shared,
+                (false, None) => distlock_client::Mode::Exclusive,
             };
-            let request = lock_cmd::LockRequest {
-                meta,
-                campaign: None,
-                quiet: args.quiet,
-                servers: args.servers.servers,
-                name: args.name,
-                wait: if args.try_ {
-                    Some(Duration::ZERO)
-                } else {
-                    args.wait
-                },
-                ttl: args.ttl,
-                mode: match (args.shared, args.semaphore) {
-                    (_, Some(n)) => distlock_client::Mode::Semaphore(n),
-                    (true, None) => distlock_client::Mode::Shared,
-                    (false, None) => distlock_client::Mode::Exclusive,
-                },
-                lock_delay: args.lock_delay.unwrap_or_default(),
-                command: args.command,
-            };
+            let request = args.hold.request(args.name, mode, None, args.command);
             let code = runtime.block_on(lock_cmd::run(request));
             std::process::exit(code);
         }
         Command::Elect(args) => {
-            let meta = match who::session_meta(args.session_name.as_deref(), &args.labels) {
-                Ok(meta) => meta,
-                Err(why) => {
-                    eprintln!("distlock elect: {why}");
-                    std::process::exit(2);
-                }
-            };
-            let request = lock_cmd::LockRequest {
-                servers: args.servers.servers,
-                name: args.name,
-                wait: if args.try_ {
-                    Some(Duration::ZERO)
-                } else {
-                    args.wait
-                },
-                ttl: args.ttl,
-                mode: distlock_client::Mode::Exclusive,
-                lock_delay: args.lock_delay.unwrap_or_default(),
-                command: args.command,
-                meta,
-                campaign: Some(args.value),
-                quiet: args.quiet,
-            };
+            let mode = distlock_client::Mode::Exclusive;
+            let request = args
+                .hold
+                .request(args.name, mode, Some(args.value), args.command);
             let code = runtime.block_on(lock_cmd::run(request));
             std::process::exit(code);
         }
