@@ -4,11 +4,15 @@
 
 mod bench_cmd;
 mod dev_cmd;
+mod election_cmd;
 mod exit;
+mod listing_cmd;
 mod lock_cmd;
 mod members_cmd;
 mod snapshot_cmd;
 mod status_cmd;
+mod waiting;
+mod who;
 
 use crate::bench_cmd::BenchRequest;
 use crate::dev_cmd::DevCluster;
@@ -65,6 +69,27 @@ enum Command {
     /// lock state (taken through the leader), `inspect` one, `restore` one
     /// into the data directories of a new cluster.
     Snapshot(crate::snapshot_cmd::SnapshotArgs),
+    /// Runs a command while leading an election: campaigns with VALUE,
+    /// waits until elected, then runs CMD with its term of office (a
+    /// fencing token, higher for every later leader) in $DISTLOCK_TOKEN and
+    /// VALUE in $DISTLOCK_VALUE. Exit statuses and signals as for `lock`.
+    /// An election is the exclusive lock NAME carrying its leader's value.
+    Elect(ElectArgs),
+    /// Shows an election's leader: session, name, term of office (token)
+    /// and value; exits 3 if nobody leads. With --watch, prints the leader
+    /// each time it changes, until interrupted.
+    Leader(LeaderArgs),
+    /// Lists the locks that are held, waited for or in lock-delay (those
+    /// whose names start with PREFIX), with who holds and waits for each:
+    /// session, name, host, pid, token.
+    Locks(LocksArgs),
+    /// Lists the live sessions with who opened them (name, host, pid).
+    Sessions(SessionsArgs),
+    /// Ends a session as the expiry of its lease would (an operator's
+    /// act): its locks are lost, into lock-delay where their acquirers
+    /// asked for one, and its command is killed by its `distlock lock`.
+    /// Exits 1 if the session is not live.
+    Revoke(RevokeArgs),
     /// Prints a completion script for a shell: `distlock completions bash >
     /// /etc/bash_completion.d/distlock` (also zsh, fish, elvish,
     /// powershell).
@@ -137,15 +162,6 @@ struct ServersArg {
 struct LockArgs {
     /// The lock's name.
     name: String,
-    /// Wait at most this long for the lock (e.g. 30s); default: for ever.
-    #[arg(long, value_parser = parse_duration, conflicts_with = "try_")]
-    wait: Option<Duration>,
-    /// Give up at once if the lock is held.
-    #[arg(long = "try")]
-    try_: bool,
-    /// The session's TTL.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    ttl: Duration,
     /// Hold the lock shared (many readers) rather than exclusive.
     #[arg(long, conflicts_with = "semaphore")]
     shared: bool,
@@ -153,16 +169,142 @@ struct LockArgs {
     /// once); every holder of the lock must name the same N.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     semaphore: Option<u32>,
+    #[command(flatten)]
+    hold: HoldArgs,
+    /// The command to run, after `--`.
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
+}
+
+#[derive(clap::Args, Debug)]
+struct ElectArgs {
+    /// The election's name.
+    name: String,
+    /// The value to lead with (an address, say), at most 4,096 bytes.
+    value: String,
+    #[command(flatten)]
+    hold: HoldArgs,
+    /// The command to run while leader, after `--`.
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
+}
+
+/// How `lock` and `elect` wait, hold and name their session.
+#[derive(clap::Args, Debug)]
+struct HoldArgs {
+    /// Wait at most this long for the lock, or to be elected (e.g. 30s);
+    /// default: for ever.
+    #[arg(long, value_parser = parse_duration, conflicts_with = "try_")]
+    wait: Option<Duration>,
+    /// Give up at once if the lock is held (another leads).
+    #[arg(long = "try")]
+    try_: bool,
+    /// The session's TTL: how soon the lock (the leadership) passes on if
+    /// this process dies.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    ttl: Duration,
     /// If this session is lost while holding the lock, keep the lock
     /// unavailable for this long (for resources that cannot check fencing
     /// tokens) [default: 0s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     lock_delay: Option<Duration>,
+    /// The session's name, shown to operators by `locks`, `sessions`,
+    /// `leader` and `status NAME` [default: USER@HOST PID].
+    #[arg(long = "name", value_name = "NAME")]
+    session_name: Option<String>,
+    /// A label for the session, shown with its name (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    labels: Vec<String>,
+    /// No status line while waiting (one is kept on stderr, when it is a
+    /// terminal, naming the holder and our place in the queue).
+    #[arg(long, short)]
+    quiet: bool,
     #[command(flatten)]
     servers: ServersArg,
-    /// The command to run, after `--`.
-    #[arg(last = true, required = true)]
-    command: Vec<String>,
+}
+
+impl HoldArgs {
+    /// The request of `distlock lock` or `elect` (`campaign`); exits 2 on
+    /// a bad `--name` or `--label`.
+    fn request(
+        self,
+        name: String,
+        mode: distlock_client::Mode,
+        campaign: Option<String>,
+        command: Vec<String>,
+    ) -> lock_cmd::LockRequest {
+        let meta = match who::session_meta(self.session_name.as_deref(), &self.labels) {
+            Ok(meta) => meta,
+            Err(why) => {
+                eprintln!("distlock: {why}");
+                std::process::exit(2);
+            }
+        };
+        lock_cmd::LockRequest {
+            servers: self.servers.servers,
+            name,
+            wait: if self.try_ {
+                Some(Duration::ZERO)
+            } else {
+                self.wait
+            },
+            ttl: self.ttl,
+            mode,
+            lock_delay: self.lock_delay.unwrap_or_default(),
+            command,
+            meta,
+            campaign,
+            quiet: self.quiet,
+        }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+struct LeaderArgs {
+    /// The election's name.
+    name: String,
+    /// Keep printing the leader each time it changes.
+    #[arg(long)]
+    watch: bool,
+    /// Print JSON: {"election", "leader": null or {session, token, value,
+    /// owner}}, one object per line with --watch.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    servers: ServersArg,
+}
+
+#[derive(clap::Args, Debug)]
+struct LocksArgs {
+    /// Only locks whose names start with this.
+    #[arg(default_value = "")]
+    prefix: String,
+    /// Print one JSON object: {"locks": [...]}, each lock as in the
+    /// protocol's `Locks` answer (name, kind, mode, holders with session,
+    /// token, since and owner, waiters, delay).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    servers: ServersArg,
+}
+
+#[derive(clap::Args, Debug)]
+struct SessionsArgs {
+    /// Print one JSON object: {"sessions": [...]}, each session as in the
+    /// protocol's `Sessions` answer (session, ttl_ms, held, waiting, owner).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    servers: ServersArg,
+}
+
+#[derive(clap::Args, Debug)]
+struct RevokeArgs {
+    /// The session's id, as `distlock sessions` and `distlock locks` show it.
+    #[arg(value_parser = listing_cmd::parse_session)]
+    session: distlock_core::locks::SessionId,
+    #[command(flatten)]
+    servers: ServersArg,
 }
 
 #[derive(clap::Args, Debug)]
@@ -493,24 +635,41 @@ fn run() -> anyhow::Result<()> {
                 .context("distlock dev")
         }
         Command::Lock(args) => {
-            let request = lock_cmd::LockRequest {
-                servers: args.servers.servers,
-                name: args.name,
-                wait: if args.try_ {
-                    Some(Duration::ZERO)
-                } else {
-                    args.wait
-                },
-                ttl: args.ttl,
-                mode: match (args.shared, args.semaphore) {
-                    (_, Some(n)) => distlock_client::Mode::Semaphore(n),
-                    (true, None) => distlock_client::Mode::Shared,
-                    (false, None) => distlock_client::Mode::Exclusive,
-                },
-                lock_delay: args.lock_delay.unwrap_or_default(),
-                command: args.command,
+            let mode = match (args.shared, args.semaphore) {
+                (_, Some(n)) => distlock_client::Mode::Semaphore(n),
+                (true, None) => distlock_client::Mode::Shared,
+                (false, None) => distlock_client::Mode::Exclusive,
             };
+            let request = args.hold.request(args.name, mode, None, args.command);
             let code = runtime.block_on(lock_cmd::run(request));
+            std::process::exit(code);
+        }
+        Command::Elect(args) => {
+            let mode = distlock_client::Mode::Exclusive;
+            let request = args
+                .hold
+                .request(args.name, mode, Some(args.value), args.command);
+            let code = runtime.block_on(lock_cmd::run(request));
+            std::process::exit(code);
+        }
+        Command::Leader(args) => {
+            let servers = args.servers.servers;
+            let code = runtime.block_on(election_cmd::leader(
+                &servers, &args.name, args.watch, args.json,
+            ));
+            std::process::exit(code);
+        }
+        Command::Locks(args) => {
+            let servers = args.servers.servers;
+            let code = runtime.block_on(listing_cmd::locks(&servers, &args.prefix, args.json));
+            std::process::exit(code);
+        }
+        Command::Sessions(args) => {
+            let code = runtime.block_on(listing_cmd::sessions(&args.servers.servers, args.json));
+            std::process::exit(code);
+        }
+        Command::Revoke(args) => {
+            let code = runtime.block_on(listing_cmd::revoke(&args.servers.servers, args.session));
             std::process::exit(code);
         }
         Command::Status(args) => {

@@ -56,6 +56,26 @@ pub(super) enum Command {
         lock: String,
         reply: ReadReply,
     },
+    /// A campaign: answered like an acquire (and released if its caller
+    /// gave up by the time it is elected).
+    Campaign {
+        election: String,
+        value: String,
+        wait: Wait,
+        lock_delay: Duration,
+        reply: OpReply,
+    },
+    Proclaim {
+        election: String,
+        token: FencingToken,
+        value: String,
+        reply: OpReply,
+    },
+    /// Any other request the core sends as a query (listings, revocation).
+    Query {
+        body: distlock_core::proto::RequestBody,
+        reply: ReadReply,
+    },
 }
 
 /// An answer to a read, as the core gives it.
@@ -347,6 +367,41 @@ impl Driver {
                 let op = self.session.lock_status(lock, now);
                 self.replies.insert(op, Reply::Read(reply));
             }
+            Command::Campaign {
+                election,
+                value,
+                wait,
+                lock_delay,
+                reply,
+            } => match self
+                .session
+                .campaign(election.clone(), value, wait, lock_delay, now)
+            {
+                Ok(op) => {
+                    let lock = election;
+                    self.replies.insert(op, Reply::Acquire { lock, reply });
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
+            Command::Proclaim {
+                election,
+                token,
+                value,
+                reply,
+            } => {
+                let r = self.session.proclaim(election, token, value, now);
+                self.started(r, reply);
+            }
+            Command::Query { body, reply } => match self.session.query(body, now) {
+                Some(op) => {
+                    self.replies.insert(op, Reply::Read(reply));
+                }
+                None => {
+                    let _ = reply.send(Err(CoreError::UnexpectedAnswer));
+                }
+            },
         }
     }
 

@@ -43,9 +43,12 @@
 
 pub mod admin;
 mod driver;
+mod election;
 mod fenced;
+mod listing;
 mod reads;
 
+pub use election::{Leadership, Observer};
 pub use fenced::{FencedResource, StaleToken};
 
 use distlock_core::client::{ClientError as CoreError, ClientSession, Config};
@@ -55,7 +58,12 @@ use std::future::Future;
 // The core's types that this API takes and returns, so that a user needs
 // no other crate to name them.
 pub use distlock_core::client::{ClientError as SessionError, LostReason};
+pub use distlock_core::locks::SessionMeta;
 pub use distlock_core::locks::{FencingToken, LockError, Mode, Outcome, SessionId, Wait};
+pub use distlock_core::proto::{
+    HolderEntryView, LeaderView, LockEntryView, LockListView, SessionEntryView, SessionListView,
+    WaiterEntryView,
+};
 pub use distlock_core::proto::{HolderView, LockStatusView, ProtoError, WaiterView};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};

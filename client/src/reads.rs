@@ -50,7 +50,7 @@ impl Session {
         }
     }
 
-    async fn read(
+    pub(super) async fn read(
         &self,
         command: impl FnOnce(super::driver::ReadReply) -> Command,
     ) -> Result<ResponseBody, ClientError> {

@@ -236,11 +236,15 @@ impl ClientSession {
             SessionState::Lost => return Err(ClientError::SessionLost),
         }
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
-        let op = self.start(
-            RequestBody::Log(ClientCommand::OpenSession { nonce, ttl_ms }),
-            None,
-            now,
-        );
+        let open = match &self.config.session_meta {
+            Some(meta) => ClientCommand::OpenSessionWithMeta {
+                nonce,
+                ttl_ms,
+                meta: meta.clone(),
+            },
+            None => ClientCommand::OpenSession { nonce, ttl_ms },
+        };
+        let op = self.start(RequestBody::Log(open), None, now);
         self.session = SessionState::Opening(op);
         Ok(op)
     }
@@ -269,6 +273,59 @@ impl ClientSession {
             mode,
             wait,
             lock_delay_ms: u64::try_from(lock_delay.as_millis()).unwrap_or(u64::MAX),
+        });
+        Ok(self.start(body, Some(seq), now))
+    }
+
+    /// Campaigns in `election` with `value`: answered
+    /// [`Outcome::Granted`] once this session leads (the token is its term
+    /// of office), or an error. Resign with [`Self::release`].
+    ///
+    /// # Errors
+    /// When no session is open.
+    pub fn campaign(
+        &mut self,
+        election: impl Into<String>,
+        value: impl Into<String>,
+        wait: Wait,
+        lock_delay: Duration,
+        now: Instant,
+    ) -> Result<OpId, ClientError> {
+        let session = self.live_session(now)?;
+        let seq = self.take_seq();
+        let body = RequestBody::Log(ClientCommand::Campaign {
+            session,
+            seq,
+            ack: seq,
+            election: election.into(),
+            value: value.into(),
+            wait,
+            lock_delay_ms: u64::try_from(lock_delay.as_millis()).unwrap_or(u64::MAX),
+        });
+        Ok(self.start(body, Some(seq), now))
+    }
+
+    /// As the leader of `election` with term of office `token`, replaces
+    /// the value it leads with; answered [`Outcome::Proclaimed`].
+    ///
+    /// # Errors
+    /// When no session is open.
+    pub fn proclaim(
+        &mut self,
+        election: impl Into<String>,
+        token: FencingToken,
+        value: impl Into<String>,
+        now: Instant,
+    ) -> Result<OpId, ClientError> {
+        let session = self.live_session(now)?;
+        let seq = self.take_seq();
+        let body = RequestBody::Log(ClientCommand::Proclaim {
+            session,
+            seq,
+            ack: seq,
+            election: election.into(),
+            token,
+            value: value.into(),
         });
         Ok(self.start(body, Some(seq), now))
     }
@@ -514,7 +571,9 @@ impl ClientSession {
 
     fn timeout_of(&self, body: &RequestBody) -> Option<Duration> {
         match body {
-            RequestBody::Log(ClientCommand::Acquire { wait, .. }) => match wait {
+            RequestBody::Log(
+                ClientCommand::Acquire { wait, .. } | ClientCommand::Campaign { wait, .. },
+            ) => match wait {
                 Wait::Try | Wait::For(0) => Some(self.config.request_timeout),
                 Wait::For(ms) => Some(Duration::from_millis(*ms) + self.config.wait_slack),
                 Wait::Forever => None,
@@ -644,7 +703,9 @@ fn failure(op: OpId, body: &RequestBody, error: ClientError) -> ClientEvent {
         };
     }
     match body {
-        RequestBody::Log(ClientCommand::OpenSession { .. }) => ClientEvent::SessionOpened {
+        RequestBody::Log(
+            ClientCommand::OpenSession { .. } | ClientCommand::OpenSessionWithMeta { .. },
+        ) => ClientEvent::SessionOpened {
             op,
             result: Err(error),
         },
@@ -661,7 +722,9 @@ fn set_ack(body: &mut RequestBody, new: Seq) {
         RequestBody::Log(ClientCommand::CloseSession { ack, .. })
         | RequestBody::Log(ClientCommand::Acquire { ack, .. })
         | RequestBody::Log(ClientCommand::Release { ack, .. })
-        | RequestBody::Log(ClientCommand::CancelWait { ack, .. }) => *ack = new,
+        | RequestBody::Log(ClientCommand::CancelWait { ack, .. })
+        | RequestBody::Log(ClientCommand::Campaign { ack, .. })
+        | RequestBody::Log(ClientCommand::Proclaim { ack, .. }) => *ack = new,
         _ => {}
     }
 }
@@ -670,9 +733,14 @@ fn set_ack(body: &mut RequestBody, new: Seq) {
 fn waits(body: &RequestBody) -> bool {
     matches!(
         body,
-        RequestBody::Log(ClientCommand::Acquire {
-            wait: Wait::For(1..) | Wait::Forever,
-            ..
-        })
+        RequestBody::Log(
+            ClientCommand::Acquire {
+                wait: Wait::For(1..) | Wait::Forever,
+                ..
+            } | ClientCommand::Campaign {
+                wait: Wait::For(1..) | Wait::Forever,
+                ..
+            }
+        )
     )
 }

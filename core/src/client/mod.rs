@@ -54,6 +54,11 @@ pub struct Config {
     /// cannot serve, while the others may. A server shutting down is left
     /// at once.
     pub leaderless_patience: Duration,
+    /// Who opens the session, sent with the open so that operators see it
+    /// (`distlock locks`, `sessions`, `status NAME`); `None` (the default)
+    /// opens an anonymous session. Checked by
+    /// [`crate::locks::SessionMeta::check`] at the server.
+    pub session_meta: Option<crate::locks::SessionMeta>,
 }
 
 impl Default for Config {
@@ -64,6 +69,7 @@ impl Default for Config {
             max_drift_ppm: 10_000,
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(1),
+            session_meta: None,
             cluster_id: None,
             auth: None,
             follow_leader: true,

@@ -19,6 +19,7 @@ use super::response::LockError;
 use crate::ids::LogIndex;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 /// A lock-delay in force: the lock grants nobody until `LockDelayOver`
 /// quoting `since` is applied.
@@ -31,16 +32,18 @@ pub struct LockDelay {
 }
 
 /// A current grant.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct Holder {
     pub(super) token: FencingToken,
     pub(super) mode: Mode,
     /// The lock-delay to start if the holder's session expires.
     pub(super) lock_delay_ms: u64,
+    /// An election's value: what its leader (this holder) proclaims.
+    pub(super) value: Option<Arc<str>>,
 }
 
 /// A queued acquire.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct Waiter {
     pub(super) session: SessionId,
     /// The acquire's seq, which its eventual answer is addressed to.
@@ -49,6 +52,20 @@ pub(super) struct Waiter {
     pub(super) lock_delay_ms: u64,
     /// Kept so a new leader can re-arm the timeout (ARCHITECTURE.md §4, lease rule 4).
     pub(super) timeout_ms: Option<u64>,
+    /// The value a campaign asks to lead with.
+    pub(super) value: Option<Arc<str>>,
+}
+
+impl Holder {
+    /// A grant as version 1 snapshots wrote it (no value).
+    pub(super) fn from_v1(token: FencingToken, mode: Mode, lock_delay_ms: u64) -> Self {
+        Self {
+            token,
+            mode,
+            lock_delay_ms,
+            value: None,
+        }
+    }
 }
 
 /// A lock with holders, waiters or a delay (idle locks are not stored).

@@ -34,7 +34,9 @@ mod command;
 mod dedupe;
 mod invariants;
 mod limits;
+mod listing;
 mod lock;
+mod meta;
 mod query;
 mod response;
 mod session;
@@ -42,9 +44,16 @@ mod snapshot;
 #[cfg(test)]
 mod tests;
 
+pub use apply::MAX_ELECTION_VALUE;
 pub use command::{ClientCommand, Command, FencingToken, LockKind, Mode, Seq, SessionId, Wait};
 pub use limits::Limits;
+pub use listing::{LockPage, SessionPage};
 pub use lock::LockDelay;
+pub use meta::{
+    MAX_META_HOST, MAX_META_LABEL_KEY, MAX_META_LABEL_VALUE, MAX_META_LABELS, MAX_META_NAME,
+    MetaError, MetaField, SessionMeta,
+};
+pub use query::LeaderInfo;
 pub use query::{LockStatus, SessionInfo, TimedWait, WaiterInfo};
 pub use response::{Applied, Event, LockError, Outcome, Reply, Response};
 
@@ -136,8 +145,39 @@ impl LockState {
         };
         match request {
             ClientCommand::OpenSession { nonce, ttl_ms } => {
-                self.open_session(index, *nonce, *ttl_ms, out);
+                self.open_session(index, *nonce, *ttl_ms, None, out);
             }
+            ClientCommand::OpenSessionWithMeta {
+                nonce,
+                ttl_ms,
+                meta,
+            } => self.open_session(index, *nonce, *ttl_ms, Some(meta), out),
+            ClientCommand::Campaign {
+                session,
+                seq,
+                ack,
+                election,
+                value,
+                wait,
+                lock_delay_ms,
+            } => {
+                let request = AcquireRequest {
+                    lock: election,
+                    mode: Mode::Exclusive,
+                    wait: *wait,
+                    lock_delay_ms: *lock_delay_ms,
+                    value: Some(value),
+                };
+                self.acquire(index, caller(session, seq, ack), request, out);
+            }
+            ClientCommand::Proclaim {
+                session,
+                seq,
+                ack,
+                election,
+                token,
+                value,
+            } => self.proclaim(caller(session, seq, ack), election, *token, value, out),
             ClientCommand::CloseSession { session, seq, ack } => {
                 self.close_session(index, caller(session, seq, ack), out);
             }
@@ -155,6 +195,7 @@ impl LockState {
                     mode: *mode,
                     wait: *wait,
                     lock_delay_ms: *lock_delay_ms,
+                    value: None,
                 };
                 self.acquire(index, caller(session, seq, ack), request, out);
             }

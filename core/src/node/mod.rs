@@ -30,6 +30,7 @@ mod forwarding;
 mod lease_timers;
 mod membership;
 mod publish;
+mod revoke;
 mod snapshot_export;
 mod status;
 #[cfg(test)]
@@ -38,8 +39,9 @@ mod tests;
 use crate::ids::{LogIndex, NodeId, Term};
 use crate::locks::{ClientCommand, Command, Event, FencingToken, LockState, Reply, Seq, SessionId};
 use crate::proto::{
-    ClientFrame, ForwardId, LockStatusView, MemberInfo, PROTOCOL_VERSION, PeerFrame, ProtoError,
-    Request, RequestBody, RequestId, Response, ResponseBody, ServerFrame, WatchEvent,
+    ClientFrame, ForwardId, LeaderView, LockListView, LockStatusView, MemberInfo, PROTOCOL_VERSION,
+    PeerFrame, ProtoError, Request, RequestBody, RequestId, Response, ResponseBody, ServerFrame,
+    SessionListView, WatchEvent, page_size,
 };
 use crate::raft::{self, Action, Persist, Raft, RestoreError, Stored};
 use crate::time::Instant;
@@ -100,6 +102,22 @@ enum ReadKind {
     TakeSnapshot {
         max_len: u32,
     },
+    ListLocks {
+        prefix: String,
+        after: Option<String>,
+        limit: u32,
+    },
+    ListSessions {
+        after: Option<SessionId>,
+        limit: u32,
+    },
+    /// A revocation first checks, linearizably, that the session is live.
+    Revoke {
+        session: SessionId,
+    },
+    Leader {
+        election: String,
+    },
 }
 
 /// Configuration of a server.
@@ -145,6 +163,8 @@ pub struct Node {
     watchers: BTreeMap<Arc<str>, BTreeSet<ConnId>>,
     /// Snapshots this leader took for backups, kept while they are fetched.
     exports: snapshot_export::Exports,
+    /// Revocations this leader appended, answered when they apply.
+    revokes: revoke::Revokes,
     /// Membership changes this leader appended, answered when they commit.
     pending_changes: Vec<membership::PendingChange>,
     /// The configuration our clients last heard of in a `Welcome`.
@@ -195,6 +215,7 @@ impl Node {
             watchers: BTreeMap::new(),
             exports: snapshot_export::Exports::default(),
             pending_changes: Vec::new(),
+            revokes: revoke::Revokes::default(),
             announced,
             draining: false,
             advertise: cfg.advertise,
@@ -415,6 +436,27 @@ impl Node {
                 offset,
                 max_len,
             } => self.serve_snapshot_chunk(origin, index, offset, max_len),
+            RequestBody::ListLocks {
+                prefix,
+                after,
+                limit,
+            } => self.serve_read(
+                origin,
+                ReadKind::ListLocks {
+                    prefix,
+                    after,
+                    limit,
+                },
+            ),
+            RequestBody::ListSessions { after, limit } => {
+                self.serve_read(origin, ReadKind::ListSessions { after, limit });
+            }
+            RequestBody::RevokeSession { session } => {
+                self.serve_read(origin, ReadKind::Revoke { session });
+            }
+            RequestBody::Leader { election } => {
+                self.serve_read(origin, ReadKind::Leader { election });
+            }
         }
     }
 
@@ -427,13 +469,16 @@ impl Node {
             // Registered before proposing or forwarding: whichever server
             // proposes it, we answer when we apply it.
             match &command {
-                ClientCommand::OpenSession { nonce, .. } => {
+                ClientCommand::OpenSession { nonce, .. }
+                | ClientCommand::OpenSessionWithMeta { nonce, .. } => {
                     self.opening.entry(*nonce).or_default().push(origin)
                 }
                 ClientCommand::CloseSession { session, seq, .. }
                 | ClientCommand::Acquire { session, seq, .. }
                 | ClientCommand::Release { session, seq, .. }
-                | ClientCommand::CancelWait { session, seq, .. } => {
+                | ClientCommand::CancelWait { session, seq, .. }
+                | ClientCommand::Campaign { session, seq, .. }
+                | ClientCommand::Proclaim { session, seq, .. } => {
                     // A client re-asks a waiting acquire now and then: keep
                     // one registration per connection, the latest.
                     let list = self.waiting.entry((*session, *seq)).or_default();
@@ -463,6 +508,20 @@ impl Node {
                 ReadKind::CheckToken { lock, token } => RequestBody::CheckToken { lock, token },
                 ReadKind::LockStatus { lock } => RequestBody::LockStatus { lock },
                 ReadKind::TakeSnapshot { max_len } => RequestBody::TakeSnapshot { max_len },
+                ReadKind::ListLocks {
+                    prefix,
+                    after,
+                    limit,
+                } => RequestBody::ListLocks {
+                    prefix,
+                    after,
+                    limit,
+                },
+                ReadKind::ListSessions { after, limit } => {
+                    RequestBody::ListSessions { after, limit }
+                }
+                ReadKind::Revoke { session } => RequestBody::RevokeSession { session },
+                ReadKind::Leader { election } => RequestBody::Leader { election },
             };
             self.forward(origin, body);
             return;
@@ -603,6 +662,7 @@ impl Node {
                     });
                 }
                 Action::Applied { index, output, .. } => {
+                    self.settle_revokes(index, &output.events);
                     for event in &output.events {
                         self.on_applied_event(index, event);
                     }
@@ -627,7 +687,8 @@ impl Node {
         }
         let (Event::Acquired { lock, .. }
         | Event::Released { lock, .. }
-        | Event::Expired { lock, .. }) = event
+        | Event::Expired { lock, .. }
+        | Event::Proclaimed { lock, .. }) = event
         else {
             return;
         };
@@ -712,6 +773,25 @@ impl Node {
                 state.lock_status(&lock).map(LockStatusView::from),
             )),
             ReadKind::TakeSnapshot { max_len } => Ok(self.take_snapshot(max_len)),
+            ReadKind::ListLocks {
+                prefix,
+                after,
+                limit,
+            } => {
+                let page = state.list_locks(&prefix, after.as_deref(), page_size(limit));
+                Ok(ResponseBody::Locks(LockListView::new(state, page)))
+            }
+            ReadKind::ListSessions { after, limit } => {
+                let page = state.list_sessions(after, page_size(limit));
+                Ok(ResponseBody::Sessions(SessionListView::new(state, page)))
+            }
+            ReadKind::Revoke { session } => {
+                self.start_revoke(origin, session);
+                return;
+            }
+            ReadKind::Leader { election } => {
+                Ok(ResponseBody::Leader(LeaderView::of(state, &election)))
+            }
         };
         self.answer(origin, result);
     }

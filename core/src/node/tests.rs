@@ -2,6 +2,8 @@
 //! requests end to end, forwarding, keepalives, and the leader's lease
 //! timers under failover (ARCHITECTURE.md §4).
 
+mod admin;
+
 use super::{ConnId, Node, NodeAction, NodeConfig};
 use crate::ids::NodeId;
 use crate::locks::{ClientCommand, LockError, LockState, Mode, Outcome, Seq, SessionId, Wait};

@@ -35,6 +35,7 @@
 mod client;
 mod codec;
 mod error;
+mod listing;
 mod peer;
 mod server;
 mod view;
@@ -45,6 +46,10 @@ mod samples;
 pub use client::{ClientFrame, Request, RequestBody, RequestId};
 pub use codec::{DecodeError, EncodeError, check_frame_len, decode, encode, peek_hello_version};
 pub use error::ProtoError;
+pub use listing::{
+    HolderEntryView, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, LeaderView, LockEntryView, LockListView,
+    SessionEntryView, SessionListView, WaiterEntryView, page_size,
+};
 pub use peer::{ForwardId, ForwardedRequest, PeerFrame, PeerMessage};
 pub use server::{LockEvent, MemberInfo, Response, ResponseBody, ServerFrame, WatchEvent};
 pub use view::{
