@@ -39,6 +39,10 @@ pub(crate) async fn run(req: LockRequest) -> i32 {
         req.servers.clone(),
         ClientOptions {
             lock_delay: req.lock_delay,
+            session: distlock_core::client::Config {
+                auth: crate::credentials::token(),
+                ..distlock_core::client::Config::default()
+            },
             ..ClientOptions::default()
         },
         CONNECT_PATIENCE,

@@ -7,7 +7,7 @@
 //! each member's log has been replicated.
 
 use crate::exit::EXIT_UNAVAILABLE;
-use distlock_client::admin::{AskError, ask};
+use distlock_client::admin::{AskError, ask_as};
 use distlock_core::ids::NodeId;
 use distlock_core::locks::{LockKind, Mode};
 use distlock_core::proto::{
@@ -34,7 +34,13 @@ pub(crate) struct StatusRequest {
 async fn cluster_status(servers: &[HostPort]) -> Result<(HostPort, ClusterStatusView), String> {
     let mut failures = Vec::new();
     for addr in servers {
-        match ask(addr, vec![RequestBody::ClusterStatus]).await {
+        match ask_as(
+            addr,
+            crate::credentials::token(),
+            vec![RequestBody::ClusterStatus],
+        )
+        .await
+        {
             Ok((welcome, answers)) => {
                 let Some(ResponseBody::ClusterStatus(view)) = answers.into_iter().next() else {
                     failures.push(format!("{addr}: {}", AskError::Unexpected));
@@ -65,7 +71,13 @@ async fn from_leader(
         .client_addr
         .parse()
         .ok()?;
-    match ask(&addr, vec![RequestBody::ClusterStatus]).await {
+    match ask_as(
+        &addr,
+        crate::credentials::token(),
+        vec![RequestBody::ClusterStatus],
+    )
+    .await
+    {
         Ok((_, answers)) => match answers.into_iter().next() {
             Some(ResponseBody::ClusterStatus(v)) => Some((addr, v)),
             _ => None,
@@ -134,7 +146,13 @@ async fn read_lock(
         };
         // The cluster's status again after the read, which may have waited
         // out an election: the report names the leader that answered it.
-        let why = match ask(&addr, vec![body, RequestBody::ClusterStatus]).await {
+        let why = match ask_as(
+            &addr,
+            crate::credentials::token(),
+            vec![body, RequestBody::ClusterStatus],
+        )
+        .await
+        {
             Ok((welcome, answers)) => {
                 let mut answers = answers.into_iter();
                 let (Some(ResponseBody::LockStatus(view)), Some(ResponseBody::ClusterStatus(now))) =
