@@ -361,3 +361,52 @@ fn a_server_without_authentication_says_so() {
         text.contains("authentication off").then_some(())
     });
 }
+
+/// Servers sharing an auth file with a `peer_secret` form a cluster; a
+/// process that dials a peer port without the secret, claiming to be a
+/// member, is refused `Unauthorized` before any of its frames counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_must_present_the_cluster_secret() {
+    use distlock_core::ids::NodeId;
+    use distlock_core::proto::{ClusterId, PeerFrame};
+    use distlock_transport_tcp::{HandshakeConfig, peer_handshake};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("auth.toml");
+    std::fs::write(&path, auth_file(&[APP])).expect("write the auth file");
+    let path = path.display().to_string();
+    let mut cluster = distlock_tests::Cluster::start_with(3, &["--auth-file", &path]);
+    let servers = cluster.servers_arg();
+    // A leader is elected over authenticated peer links.
+    wait_until("a leader", PATIENCE, || {
+        let out = run_within(
+            distlock()
+                .args(["status", "--json", "--servers", &servers])
+                .env("DISTLOCK_AUTH_TOKEN", OPS),
+            Duration::from_secs(30),
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        v["leader"].is_u64().then_some(())
+    });
+    let victim = cluster.server(1).peer_addr;
+    for secret in [None, Some(AuthToken::new("not-the-cluster-secret!"))] {
+        let stream = tokio::net::TcpStream::connect(victim)
+            .await
+            .expect("the peer port accepts");
+        let (mut reader, _writer) = peer_handshake(
+            stream,
+            ClusterId::new("distlock"),
+            NodeId(2),
+            secret,
+            &HandshakeConfig::default(),
+        )
+        .await
+        .expect("hello sent");
+        let answer = distlock_tests::within("the refusal", PATIENCE, reader.read_frame::<PeerFrame>())
+            .await
+            .expect("read");
+        assert!(
+            matches!(answer, Some(PeerFrame::Error(ProtoError::Unauthorized))),
+            "{answer:?}"
+        );
+    }
+}
