@@ -41,7 +41,7 @@ enum Command {
     /// Runs one server. With no flags: a single-server cluster on
     /// 127.0.0.1:7001 (clients), 127.0.0.1:7101 (peers) and 127.0.0.1:7201
     /// (WebSocket clients and the dashboard), data in ./distlock-data.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Runs a throwaway local cluster in this process (data in a temporary
     /// directory, deleted on Ctrl-C) and prints the --servers value to use.
     Dev(DevArgs),
@@ -502,7 +502,7 @@ fn run() -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     match cli.command {
-        Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Serve(args) => runtime.block_on(serve(*args)),
         Command::Auth(cmd) => auth_cmd::run(cmd),
         Command::Dev(args) => {
             let dev = DevCluster {

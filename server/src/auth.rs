@@ -229,10 +229,10 @@ impl Authenticator {
             p.read.dedup();
             principals.push(p);
         }
-        if let Some(secret) = &file.peer_secret {
-            if secret.len() < 16 {
-                return Err("peer_secret must be at least 16 characters".to_owned());
-            }
+        if let Some(secret) = &file.peer_secret
+            && secret.len() < 16
+        {
+            return Err("peer_secret must be at least 16 characters".to_owned());
         }
         Ok(Self {
             principals,
@@ -263,14 +263,13 @@ impl Authenticator {
             }
             return found.map(Principal::access).ok_or(ProtoError::Unauthorized);
         }
-        if let Some(identity) = identity {
-            if let Some(p) = self
+        if let Some(identity) = identity
+            && let Some(p) = self
                 .principals
                 .iter()
                 .find(|p| p.certificate.as_deref() == Some(identity))
-            {
-                return Ok(p.access());
-            }
+        {
+            return Ok(p.access());
         }
         Err(ProtoError::Unauthorized)
     }

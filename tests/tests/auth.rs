@@ -401,9 +401,10 @@ async fn peers_must_present_the_cluster_secret() {
         )
         .await
         .expect("hello sent");
-        let answer = distlock_tests::within("the refusal", PATIENCE, reader.read_frame::<PeerFrame>())
-            .await
-            .expect("read");
+        let answer =
+            distlock_tests::within("the refusal", PATIENCE, reader.read_frame::<PeerFrame>())
+                .await
+                .expect("read");
         assert!(
             matches!(answer, Some(PeerFrame::Error(ProtoError::Unauthorized))),
             "{answer:?}"

@@ -153,12 +153,12 @@ impl Node {
 
     /// Forgets the owner of an ended session.
     pub(super) fn forget_owner(&mut self, session: SessionId) {
-        if let Some(principal) = self.clients.owner_of.remove(&session) {
-            if let Some(set) = self.clients.owned.get_mut(&principal) {
-                set.remove(&session);
-                if set.is_empty() {
-                    self.clients.owned.remove(&principal);
-                }
+        if let Some(principal) = self.clients.owner_of.remove(&session)
+            && let Some(set) = self.clients.owned.get_mut(&principal)
+        {
+            set.remove(&session);
+            if set.is_empty() {
+                self.clients.owned.remove(&principal);
             }
         }
     }

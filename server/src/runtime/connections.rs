@@ -137,14 +137,14 @@ async fn pass_on(
     inbox: &mpsc::Sender<Input>,
     tx: &mpsc::Sender<ServerFrame>,
 ) -> bool {
-    if let ClientFrame::Request(request) = &frame {
-        if let Err(e) = requests.admit() {
-            let answer = ServerFrame::Response(Response {
-                id: request.id,
-                result: Err(e),
-            });
-            return tx.send(answer).await.is_ok();
-        }
+    if let ClientFrame::Request(request) = &frame
+        && let Err(e) = requests.admit()
+    {
+        let answer = ServerFrame::Response(Response {
+            id: request.id,
+            result: Err(e),
+        });
+        return tx.send(answer).await.is_ok();
     }
     inbox.send(Input::Client(conn, frame)).await.is_ok()
 }
