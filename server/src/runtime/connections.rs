@@ -15,12 +15,12 @@ use distlock_transport_tcp::{
     Admission, ClientHello, FrameWriter, HandshakeConfig, HostPort, Metered, TransportError,
     accept_client, accept_peer, peer_handshake, read_frame_timeout,
 };
-use distlock_transport_ws::{ServerWriter, WsServerConfig, accept_ws_client};
+use distlock_transport_ws::{ServerReader, ServerWriter, WsServerConfig, accept_ws_client};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
@@ -167,28 +167,73 @@ async fn serve_client(
     let Ok(pending) = accept_client(stream, &admission, &config).await else {
         return;
     };
-    let hello = pending.hello();
-    let access = match gate
-        .auth
-        .access(source.ip(), hello.auth.as_ref(), hello.identity.as_deref())
-    {
+    let access = match authenticate(&gate, source, pending.hello()) {
         Ok(access) => access,
         Err(refusal) => {
-            tracing::debug!(%source, "client refused: {refusal}");
             let _ = pending.refuse(refusal).await;
             return;
         }
     };
-    let (mut reader, writer, hello) = pending.into_parts();
+    let (reader, writer, hello) = pending.into_parts();
     let Some((conn, tx, rx)) = register_client(&inbox, hello, access).await else {
         return;
     };
     let in_flight = InFlight::default();
     tokio::spawn(write_frames(writer, rx, in_flight.clone()));
-    let mut requests = RequestGate::new(&gate.limits, in_flight);
-    let mut clock = FrameClock::new(meter, gate.limits.frame_timeout, CLIENT_IDLE);
+    let clock = FrameClock::new(meter, gate.limits.frame_timeout, CLIENT_IDLE);
+    let requests = RequestGate::new(&gate.limits, in_flight);
+    read_client(reader, conn, clock, requests, &inbox, &tx).await;
+}
+
+/// The access a client's `Hello` proves, or why it is refused.
+fn authenticate(
+    gate: &Gate,
+    source: SocketAddr,
+    hello: &ClientHello,
+) -> Result<Access, ProtoError> {
+    gate.auth
+        .access(source.ip(), hello.auth.as_ref(), hello.identity.as_deref())
+        .inspect_err(|refusal| tracing::debug!(%source, "client refused: {refusal}"))
+}
+
+/// The reading half of a client connection, of either transport.
+trait ClientReader {
+    /// The next frame; `Ok(None)` at the end of the connection; on a
+    /// broken frame, the error that explains it, if any. Cancel-safe.
+    async fn next_frame(&mut self) -> Result<Option<ClientFrame>, Option<ProtoError>>;
+}
+
+impl<S: AsyncRead + AsyncWrite> ClientReader for distlock_transport_tcp::Reader<S> {
+    async fn next_frame(&mut self) -> Result<Option<ClientFrame>, Option<ProtoError>> {
+        self.read_frame::<ClientFrame>()
+            .await
+            .map_err(|e| refusal(&TransportError::from(e)))
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> ClientReader for ServerReader<S> {
+    async fn next_frame(&mut self) -> Result<Option<ClientFrame>, Option<ProtoError>> {
+        self.read_frame::<ClientFrame>()
+            .await
+            .map(|read| read.map(|(frame, _)| frame))
+            .map_err(|e| e.to_proto())
+    }
+}
+
+/// Reads a client's frames into the node's inbox until the connection
+/// ends, stays idle too long or lets a frame trickle past its deadline,
+/// then tells the node it closed. Bad input is explained to the client
+/// and changes nothing.
+async fn read_client(
+    mut reader: impl ClientReader,
+    conn: ConnId,
+    mut clock: FrameClock,
+    mut requests: RequestGate,
+    inbox: &mpsc::Sender<Input>,
+    tx: &mpsc::Sender<ServerFrame>,
+) {
     loop {
-        let read = tokio::time::timeout(clock.period(), reader.read_frame::<ClientFrame>()).await;
+        let read = tokio::time::timeout(clock.period(), reader.next_frame()).await;
         let Ok(read) = read else {
             match clock.tick() {
                 Tick::Wait => continue,
@@ -202,14 +247,13 @@ async fn serve_client(
         clock.frame_done();
         match read {
             Ok(Some(frame)) => {
-                if !pass_on(conn, frame, &mut requests, &inbox, &tx).await {
+                if !pass_on(conn, frame, &mut requests, inbox, tx).await {
                     break;
                 }
             }
             Ok(None) => break,
-            Err(e) => {
-                // Tell the client why, then close: bad input changes nothing.
-                if let Some(err) = refusal(&TransportError::from(e)) {
+            Err(err) => {
+                if let Some(err) = err {
                     let _ = tx.send(ServerFrame::Error(err)).await;
                 }
                 break;
@@ -283,14 +327,9 @@ async fn serve_ws_client(
             return;
         }
     };
-    let hello = pending.hello();
-    let access = match gate
-        .auth
-        .access(source.ip(), hello.auth.as_ref(), hello.identity.as_deref())
-    {
+    let access = match authenticate(&gate, source, pending.hello()) {
         Ok(access) => access,
         Err(refusal) => {
-            tracing::debug!(%source, "WebSocket client refused: {refusal}");
             let _ = pending.refuse(refusal).await;
             return;
         }
@@ -302,39 +341,9 @@ async fn serve_ws_client(
     };
     let in_flight = InFlight::default();
     tokio::spawn(write_ws_frames(writer, rx, in_flight.clone()));
-    let mut requests = RequestGate::new(&gate.limits, in_flight);
-    let mut clock = FrameClock::new(meter, gate.limits.frame_timeout, CLIENT_IDLE);
-    loop {
-        let read = tokio::time::timeout(clock.period(), reader.read_frame::<ClientFrame>()).await;
-        let Ok(read) = read else {
-            match clock.tick() {
-                Tick::Wait => continue,
-                Tick::Idle => break,
-                Tick::Overdue(err) => {
-                    let _ = tx.send(ServerFrame::Error(err)).await;
-                    break;
-                }
-            }
-        };
-        clock.frame_done();
-        match read {
-            Ok(Some((frame, _))) => {
-                if !pass_on(conn, frame, &mut requests, &inbox, &tx).await {
-                    break;
-                }
-            }
-            Ok(None) => break,
-            Err(e) => {
-                // Tell the client why, then close: bad input changes
-                // nothing (the message was never handed to the node).
-                if let Some(err) = e.to_proto() {
-                    let _ = tx.send(ServerFrame::Error(err)).await;
-                }
-                break;
-            }
-        }
-    }
-    let _ = inbox.send(Input::ClientClosed(conn)).await;
+    let clock = FrameClock::new(meter, gate.limits.frame_timeout, CLIENT_IDLE);
+    let requests = RequestGate::new(&gate.limits, in_flight);
+    read_client(reader, conn, clock, requests, &inbox, &tx).await;
 }
 
 /// Writes frames as they come, flushing once per burst; after an error
