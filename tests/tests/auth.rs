@@ -252,36 +252,22 @@ async fn rights_hold_on_their_prefixes_only() {
     );
     // `distlock lock` outside the prefix fails and says why.
     let servers = server.client_addr.to_string();
-    let out = run_within(
-        distlock()
-            .args([
-                "lock",
-                "--servers",
-                &servers,
-                "--try",
-                "payroll",
-                "--",
-                "true",
-            ])
-            .env("DISTLOCK_AUTH_TOKEN", APP),
-        Duration::from_secs(30),
-    );
+    let out = lock_as(&servers, APP, "payroll");
     assert_ne!(out.status.code(), Some(0), "{out:?}");
-    let out = run_within(
-        distlock()
-            .args([
-                "lock",
-                "--servers",
-                &servers,
-                "--try",
-                "billing/x",
-                "--",
-                "true",
-            ])
-            .env("DISTLOCK_AUTH_TOKEN", APP),
-        Duration::from_secs(30),
-    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("forbidden"), "{err}");
+    let out = lock_as(&servers, APP, "billing/x");
     assert_eq!(out.status.code(), Some(0), "{out:?}");
+}
+
+/// `distlock lock --try NAME -- true` as the principal of `token`.
+fn lock_as(servers: &str, token: &str, name: &str) -> std::process::Output {
+    run_within(
+        distlock()
+            .args(["lock", "--servers", servers, "--try", name, "--", "true"])
+            .env("DISTLOCK_AUTH_TOKEN", token),
+        Duration::from_secs(30),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
