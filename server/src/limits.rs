@@ -83,3 +83,27 @@ pub struct AuthFileRef {
     /// `--auth-allow-remote-admin`.
     pub allow_remote_admin: Option<bool>,
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::ConfigFile;
+
+    #[test]
+    fn the_auth_and_limits_tables_parse() {
+        let file = ConfigFile::parse(
+            "id = 1\n[auth]\nfile = \"/etc/distlock/auth.toml\"\nallow_remote_admin = false\n\
+             [limits]\nconnections = 100\nrate = 50\nframe_timeout = \"3s\"\n",
+        )
+        .expect("parses");
+        let auth = file.auth.expect("[auth]");
+        assert_eq!(
+            auth.file.as_deref(),
+            Some(std::path::Path::new("/etc/distlock/auth.toml"))
+        );
+        let limits = file.limits.expect("[limits]");
+        assert_eq!(limits.connections, Some(100));
+        assert_eq!(limits.rate, Some(50));
+        assert_eq!(limits.frame_timeout.as_deref(), Some("3s"));
+        assert!(ConfigFile::parse("[limits]\nbogus = 1\n").is_err());
+    }
+}
