@@ -116,6 +116,10 @@ fn micros(d: Duration) -> u64 {
 async fn open(servers: &[HostPort], transport: Transport) -> Result<Session, ClientError> {
     let options = ClientOptions {
         transport,
+        session: distlock_core::client::Config {
+            auth: crate::credentials::token(),
+            ..distlock_core::client::Config::default()
+        },
         ..ClientOptions::default()
     };
     let patience = Duration::from_secs(10);

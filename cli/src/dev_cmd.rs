@@ -118,6 +118,8 @@ impl DevCluster {
                 join: false,
                 busy_poll: None,
                 force_new_cluster: false,
+                auth: distlock_server::auth::AuthConfig::default(),
+                limits: distlock_server::limits::Limits::default(),
             };
             let ws = WsConfig {
                 addr: Some(ws[&id]),

@@ -74,6 +74,7 @@ pub(crate) async fn run(req: LockRequest) -> i32 {
             lock_delay: req.lock_delay,
             session: Config {
                 session_meta: Some(req.meta.clone()),
+                auth: crate::credentials::token(),
                 ..Config::default()
             },
             ..ClientOptions::default()

@@ -2,13 +2,16 @@
 //! `distlock-server` library; the other commands are clients built on
 //! `distlock-client`. The commands are this binary's own, not a library's.
 
+mod auth_cmd;
 mod bench_cmd;
+mod credentials;
 mod dev_cmd;
 mod election_cmd;
 mod exit;
 mod listing_cmd;
 mod lock_cmd;
 mod members_cmd;
+mod serve_security;
 mod snapshot_cmd;
 mod status_cmd;
 mod waiting;
@@ -42,7 +45,7 @@ enum Command {
     /// Runs one server. With no flags: a single-server cluster on
     /// 127.0.0.1:7001 (clients), 127.0.0.1:7101 (peers) and 127.0.0.1:7201
     /// (WebSocket clients and the dashboard), data in ./distlock-data.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Runs a throwaway local cluster in this process (data in a temporary
     /// directory, deleted on Ctrl-C) and prints the --servers value to use.
     Dev(DevArgs),
@@ -97,6 +100,10 @@ enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Bearer tokens for servers started with --auth-file: `new-token`
+    /// draws one, `hash-token` prints the digest the auth file stores.
+    #[command(subcommand)]
+    Auth(auth_cmd::AuthCommand),
 }
 
 #[derive(clap::Args, Debug)]
@@ -156,6 +163,8 @@ struct ServersArg {
         global = true
     )]
     servers: Vec<HostPort>,
+    #[command(flatten)]
+    credentials: credentials::CredentialArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -464,6 +473,8 @@ struct ServeArgs {
     /// `members add`, `members promote`).
     #[arg(long)]
     force_new_cluster: bool,
+    #[command(flatten)]
+    security: serve_security::SecurityArgs,
 }
 
 impl ServeArgs {
@@ -472,6 +483,7 @@ impl ServeArgs {
             Some(path) => ConfigFile::load(path)?,
             None => ConfigFile::default(),
         };
+        let (auth, limits) = self.security.resolve(&file)?;
         let client_addr_given = self.client_addr.is_some() || file.client_addr.is_some();
         let ws_listen = match self.ws_addr.as_deref().or(file.ws_addr.as_deref()) {
             Some(text) => WsConfig::parse_addr(text)?,
@@ -537,6 +549,8 @@ impl ServeArgs {
             (None, None) => FsyncPolicy::Always,
         };
         let cfg = ServerConfig {
+            auth,
+            limits,
             id,
             data_dir: self
                 .data_dir
@@ -599,6 +613,14 @@ fn run() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    match &cli.command {
+        Command::Lock(LockArgs { servers, .. })
+        | Command::Status(StatusArgs { servers, .. })
+        | Command::Members(MembersArgs { servers, .. })
+        | Command::Bench(BenchArgs { servers, .. }) => servers.credentials.install()?,
+        Command::Snapshot(args) => args.credentials().install()?,
+        _ => {}
+    }
     // A server's work funnels through one node task, so by default it runs
     // every task on one thread: cross-thread wake-ups cost more than they
     // parallelise (measured: +20% pairs/s at 64 clients). Storage IO has
@@ -622,7 +644,8 @@ fn run() -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     match cli.command {
-        Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Serve(args) => runtime.block_on(serve(*args)),
+        Command::Auth(cmd) => auth_cmd::run(cmd),
         Command::Dev(args) => {
             let dev = DevCluster {
                 nodes: args.nodes,

@@ -12,7 +12,7 @@
 //! command) counts as done.
 
 use crate::exit::EXIT_UNAVAILABLE;
-use distlock_client::admin::{AskError, ask, cluster_status};
+use distlock_client::admin::{AskError, ask_as};
 use distlock_core::ids::{LogIndex, NodeId};
 use distlock_core::proto::{MemberRole, ProtoError, RequestBody, ResponseBody};
 use distlock_core::raft::{MemberAddrs, MembershipChange, MembershipError, Refusal};
@@ -96,7 +96,7 @@ pub(crate) async fn run(req: MembersRequest) -> i32 {
 
 /// Appends the client addresses of the members `addr` names.
 async fn discover(addr: &HostPort, servers: &mut Vec<HostPort>) {
-    let Ok((welcome, _)) = ask(addr, Vec::new()).await else {
+    let Ok((welcome, _)) = ask_as(addr, crate::credentials::token(), Vec::new()).await else {
         return;
     };
     for member in welcome.members {
@@ -110,7 +110,7 @@ async fn discover(addr: &HostPort, servers: &mut Vec<HostPort>) {
 
 async fn attempt(addr: &HostPort, req: &MembersRequest) -> Attempt {
     let body = RequestBody::ChangeMembership(req.change.clone());
-    match ask(addr, vec![body]).await {
+    match ask_as(addr, crate::credentials::token(), vec![body]).await {
         Ok((_, answers)) => match answers.first() {
             Some(ResponseBody::MembershipChanged { index }) => Attempt::Done(Some(*index)),
             _ => Attempt::Elsewhere(AskError::Unexpected.to_string()),
@@ -132,10 +132,18 @@ async fn refused(addr: &HostPort, change: &MembershipChange, e: MembershipError)
                 return Attempt::Done(None);
             };
             // "Not a learner": done if it votes, refused if no member.
-            let role = cluster_status(addr)
-                .await
-                .ok()
-                .and_then(|v| v.members.iter().find(|m| m.id == *id).map(|m| m.role));
+            let role = ask_as(
+                addr,
+                crate::credentials::token(),
+                vec![RequestBody::ClusterStatus],
+            )
+            .await
+            .ok()
+            .and_then(|(_, answers)| match answers.into_iter().next() {
+                Some(ResponseBody::ClusterStatus(v)) => Some(v),
+                _ => None,
+            })
+            .and_then(|v| v.members.iter().find(|m| m.id == *id).map(|m| m.role));
             match role {
                 Some(MemberRole::Learner) => Attempt::Wait(e.to_string()),
                 Some(_) => Attempt::Done(None),

@@ -95,6 +95,8 @@ enum SnapshotAction {
         /// Give up (exit 69) when no leader has answered within this long.
         #[arg(long, default_value = "60s", value_parser = parse_duration)]
         timeout: Duration,
+        #[command(flatten)]
+        credentials: crate::credentials::CredentialArgs,
     },
     /// Verifies FILE's checksum and shows its index, term, members,
     /// sessions, locks with their holders and tokens.
@@ -128,6 +130,16 @@ enum SnapshotAction {
     },
 }
 
+impl SnapshotArgs {
+    /// The credential flags (those of `save`; none for the others).
+    pub(crate) fn credentials(&self) -> crate::credentials::CredentialArgs {
+        match &self.action {
+            SnapshotAction::Save { credentials, .. } => credentials.clone(),
+            _ => crate::credentials::CredentialArgs::default(),
+        }
+    }
+}
+
 /// Runs `distlock snapshot ...`; returns the process exit status.
 pub(crate) async fn run(args: SnapshotArgs) -> i32 {
     match args.action {
@@ -135,6 +147,7 @@ pub(crate) async fn run(args: SnapshotArgs) -> i32 {
             file,
             servers,
             timeout,
+            ..
         } => save(&file, &servers, timeout).await,
         SnapshotAction::Inspect { file, json } => inspect(&file, json),
         SnapshotAction::Restore {

@@ -8,7 +8,7 @@
 
 use crate::exit::EXIT_UNAVAILABLE;
 use crate::listing_cmd::owner_text;
-use distlock_client::admin::{AskError, ask};
+use distlock_client::admin::{AskError, ask, ask_as};
 use distlock_core::ids::NodeId;
 use distlock_core::locks::{LockKind, Mode};
 use distlock_core::locks::{SessionId, SessionMeta};
@@ -38,7 +38,13 @@ pub(crate) struct StatusRequest {
 async fn cluster_status(servers: &[HostPort]) -> Result<(HostPort, ClusterStatusView), String> {
     let mut failures = Vec::new();
     for addr in servers {
-        match ask(addr, vec![RequestBody::ClusterStatus]).await {
+        match ask_as(
+            addr,
+            crate::credentials::token(),
+            vec![RequestBody::ClusterStatus],
+        )
+        .await
+        {
             Ok((welcome, answers)) => {
                 let Some(ResponseBody::ClusterStatus(view)) = answers.into_iter().next() else {
                     failures.push(format!("{addr}: {}", AskError::Unexpected));
@@ -69,7 +75,13 @@ async fn from_leader(
         .client_addr
         .parse()
         .ok()?;
-    match ask(&addr, vec![RequestBody::ClusterStatus]).await {
+    match ask_as(
+        &addr,
+        crate::credentials::token(),
+        vec![RequestBody::ClusterStatus],
+    )
+    .await
+    {
         Ok((_, answers)) => match answers.into_iter().next() {
             Some(ResponseBody::ClusterStatus(v)) => Some((addr, v)),
             _ => None,
@@ -201,7 +213,13 @@ async fn read_lock(
         };
         // The cluster's status again after the read, which may have waited
         // out an election: the report names the leader that answered it.
-        let why = match ask(&addr, vec![body, RequestBody::ClusterStatus]).await {
+        let why = match ask_as(
+            &addr,
+            crate::credentials::token(),
+            vec![body, RequestBody::ClusterStatus],
+        )
+        .await
+        {
             Ok((welcome, answers)) => {
                 let mut answers = answers.into_iter();
                 let (Some(ResponseBody::Locks(page)), Some(ResponseBody::ClusterStatus(now))) =

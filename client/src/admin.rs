@@ -4,8 +4,8 @@
 //! answer, with a deadline on the whole exchange.
 
 use distlock_core::proto::{
-    ClientFrame, ClusterStatusView, ProtoError, Request, RequestBody, RequestId, ResponseBody,
-    ServerFrame,
+    AuthToken, ClientFrame, ClusterStatusView, ProtoError, Request, RequestBody, RequestId,
+    ResponseBody, ServerFrame,
 };
 use distlock_transport_tcp::HostPort;
 use distlock_transport_tcp::{HandshakeConfig, TransportError, WelcomeInfo, client_handshake};
@@ -43,12 +43,25 @@ pub async fn ask(
     addr: &HostPort,
     bodies: Vec<RequestBody>,
 ) -> Result<(WelcomeInfo, Vec<ResponseBody>), AskError> {
+    ask_as(addr, None, bodies).await
+}
+
+/// [`ask`], presenting `auth` in the `Hello` (servers with authentication
+/// on refuse a connection without valid credentials).
+///
+/// # Errors
+/// As [`ask`].
+pub async fn ask_as(
+    addr: &HostPort,
+    auth: Option<AuthToken>,
+    bodies: Vec<RequestBody>,
+) -> Result<(WelcomeInfo, Vec<ResponseBody>), AskError> {
     let work = async {
         let stream = tokio::net::TcpStream::connect(addr.as_str())
             .await
             .map_err(AskError::Connect)?;
         let (mut reader, mut writer, welcome) =
-            client_handshake(stream, None, None, &HandshakeConfig::default()).await?;
+            client_handshake(stream, None, auth, &HandshakeConfig::default()).await?;
         let mut answers = Vec::with_capacity(bodies.len());
         for (n, body) in (1..).zip(bodies) {
             let id = RequestId(n);

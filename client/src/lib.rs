@@ -114,6 +114,17 @@ pub enum Transport {
     WebSocket,
 }
 
+impl ClientOptions {
+    /// These options, presenting `token` (a principal's bearer token) in
+    /// every connection's `Hello`: servers started with `--auth-file`
+    /// refuse connections without one (`ProtoError::Unauthorized`).
+    #[must_use]
+    pub fn with_auth_token(mut self, token: impl Into<String>) -> Self {
+        self.session.auth = Some(distlock_core::proto::AuthToken::new(token));
+        self
+    }
+}
+
 impl Default for ClientOptions {
     fn default() -> Self {
         Self {

@@ -53,6 +53,10 @@ pub struct ServerConfig {
     /// holds, before it starts (`--force-new-cluster`: the way out of a
     /// quorum lost for good; see [`crate::runtime::force_new_cluster`]).
     pub force_new_cluster: bool,
+    /// Client authentication (`--auth-file`; off by default).
+    pub auth: crate::auth::AuthConfig,
+    /// Limits on clients (`--limit-*`).
+    pub limits: crate::limits::Limits,
 }
 
 /// Optional Raft settings of a server (`None`: the core's default).
@@ -305,6 +309,10 @@ pub struct ConfigFile {
     pub busy_poll: Option<String>,
     /// `--force-new-cluster`.
     pub force_new_cluster: Option<bool>,
+    /// The `[auth]` table.
+    pub auth: Option<crate::limits::AuthFileRef>,
+    /// The `[limits]` table.
+    pub limits: Option<crate::limits::LimitsFile>,
 }
 
 impl ConfigFile {
@@ -395,6 +403,8 @@ impl ServerConfig {
             join: false,
             busy_poll: None,
             force_new_cluster: false,
+            auth: crate::auth::AuthConfig::default(),
+            limits: crate::limits::Limits::default(),
         }
     }
 

@@ -163,6 +163,13 @@ impl Cluster {
             join,
             busy_poll: None,
             force_new_cluster: false,
+            // The simulated operator reaches the servers from its own
+            // (non-loopback) address.
+            auth: distlock_server::auth::AuthConfig {
+                allow_remote_admin: true,
+                ..distlock_server::auth::AuthConfig::default()
+            },
+            limits: distlock_server::limits::Limits::default(),
         };
         let (d, c, h, ex, ch) = (
             disk.clone(),

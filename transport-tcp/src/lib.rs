@@ -21,6 +21,7 @@ pub mod addr;
 pub mod error;
 pub mod frame;
 pub mod handshake;
+pub mod meter;
 
 pub use addr::{AddrError, HostPort};
 pub use error::{FrameError, TransportError};
@@ -30,3 +31,4 @@ pub use handshake::{
     PendingClient, Reader, WelcomeInfo, Writer, accept_client, accept_peer, client_handshake,
     peer_handshake, send_peer_error,
 };
+pub use meter::{Meter, Metered};

@@ -497,6 +497,32 @@ fn server_samples() -> Vec<(&'static str, ServerFrame)> {
         ),
         ("not_attached", reply(4, Err(ProtoError::NotAttached))),
         (
+            "forbidden",
+            reply(
+                5,
+                Err(ProtoError::Forbidden {
+                    right: distlock_core::auth::Right::Lock,
+                    lock: Some("payroll".to_owned()),
+                }),
+            ),
+        ),
+        (
+            "too_many_sessions",
+            reply(5, Err(ProtoError::TooManySessions { max: 1024 })),
+        ),
+        (
+            "too_many_watches",
+            reply(5, Err(ProtoError::TooManyWatches { max: 256 })),
+        ),
+        (
+            "too_many_in_flight",
+            reply(5, Err(ProtoError::TooManyInFlight { max: 4096 })),
+        ),
+        (
+            "rate_limited",
+            reply(5, Err(ProtoError::RateLimited { per_second: 20000 })),
+        ),
+        (
             "leader_unreachable",
             reply(3, Err(ProtoError::LeaderUnreachable { leader: NodeId(2) })),
         ),
@@ -590,6 +616,14 @@ fn server_samples() -> Vec<(&'static str, ServerFrame)> {
         (
             "hello_required",
             ServerFrame::Error(ProtoError::HelloRequired),
+        ),
+        (
+            "too_many_connections",
+            ServerFrame::Error(ProtoError::TooManyConnections { max: 1024 }),
+        ),
+        (
+            "frame_timeout",
+            ServerFrame::Error(ProtoError::FrameTimeout { secs: 10 }),
         ),
         (
             "malformed",

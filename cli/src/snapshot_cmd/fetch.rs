@@ -276,9 +276,14 @@ async fn fetch_from(addr: &HostPort, servers: &mut Vec<HostPort>) -> Result<Fetc
         let stream = TcpStream::connect(addr.as_str())
             .await
             .map_err(|e| e.to_string())?;
-        client_handshake(stream, None, None, &HandshakeConfig::default())
-            .await
-            .map_err(|e| e.to_string())
+        client_handshake(
+            stream,
+            None,
+            crate::credentials::token(),
+            &HandshakeConfig::default(),
+        )
+        .await
+        .map_err(|e| e.to_string())
     };
     let (mut reader, mut writer, welcome) =
         match tokio::time::timeout(Duration::from_secs(3), connect).await {

@@ -166,7 +166,17 @@ export type ProtoError =
   | { LeaderUnreachable: { leader: number } }
   | { SnapshotUnavailable: { index: number } }
   | "NotAttached"
-  | "NotSessionOwner";
+  | "NotSessionOwner"
+  | { Forbidden: { right: Right; lock: string | null } }
+  | { TooManyConnections: { max: number } }
+  | { TooManySessions: { max: number } }
+  | { TooManyWatches: { max: number } }
+  | { TooManyInFlight: { max: number } }
+  | { RateLimited: { per_second: number } }
+  | { FrameTimeout: { secs: number } };
+
+/** A right granted on lock-name prefixes (see docs/SECURITY.md). */
+export type Right = "Lock" | "Read" | "Admin";
 
 export interface HolderView {
   session: number;
@@ -324,7 +334,7 @@ function containsBigInt(v: Json): boolean {
 
 /** Whether the error says "try again (elsewhere or later)". */
 export function isRetryable(e: ProtoError): boolean {
-  return ["NotLeader", "NoLeader", "ShuttingDown", "Overloaded", "Timeout", "LeaderUnreachable", "NotAttached"].includes(
+  return ["NotLeader", "NoLeader", "ShuttingDown", "Overloaded", "Timeout", "LeaderUnreachable", "NotAttached", "TooManyInFlight", "RateLimited"].includes(
     tagOf(e),
   );
 }

@@ -24,6 +24,7 @@
 //! by proposing commands; a new leader first resets every such timer to its
 //! full length (rule 4).
 
+mod access;
 mod attach;
 mod deadlines;
 mod forwarding;
@@ -45,6 +46,7 @@ use crate::proto::{
 };
 use crate::raft::{self, Action, Persist, Raft, RestoreError, Stored};
 use crate::time::Instant;
+pub use access::ClientLimits;
 use forwarding::Forwarded;
 use lease_timers::LeaseTimers;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -179,6 +181,8 @@ pub struct Node {
     /// The configuration found to carry them (no need to look again until
     /// it changes).
     addrs_checked: Option<LogIndex>,
+    /// Who each client is, and what it holds against its limits.
+    clients: access::Clients,
     actions: VecDeque<NodeAction>,
 }
 
@@ -221,6 +225,7 @@ impl Node {
             advertise: cfg.advertise,
             publish_at: None,
             addrs_checked: None,
+            clients: access::Clients::default(),
             actions: VecDeque::new(),
         })
     }
@@ -280,6 +285,13 @@ impl Node {
                     self.answer(origin, Err(ProtoError::ShuttingDown));
                     return;
                 }
+                let body = match self.admit(conn, body) {
+                    Ok(body) => body,
+                    Err(e) => {
+                        self.answer(origin, Err(e));
+                        return;
+                    }
+                };
                 if !self.may_act(conn, &body) {
                     self.answer(origin, Err(ProtoError::NotAttached));
                     return;
@@ -293,6 +305,7 @@ impl Node {
     pub fn connection_closed(&mut self, conn: ConnId) {
         self.greeted.remove(&conn);
         self.attached.remove(&conn);
+        self.forget_connection(conn);
         for set in self.watchers.values_mut() {
             set.remove(&conn);
         }
@@ -415,6 +428,7 @@ impl Node {
                         .entry(Arc::from(lock.as_str()))
                         .or_default()
                         .insert(conn);
+                    self.record_watch(conn, &lock, true);
                 }
                 self.answer(origin, Ok(ResponseBody::Watching));
             }
@@ -423,6 +437,7 @@ impl Node {
                     if let Some(set) = self.watchers.get_mut(lock.as_str()) {
                         set.remove(&conn);
                     }
+                    self.record_watch(conn, &lock, false);
                 }
                 self.answer(origin, Ok(ResponseBody::Unwatched));
             }
@@ -570,6 +585,7 @@ impl Node {
                 // The connection that opened a session speaks for it.
                 if let Ok(ResponseBody::SessionOpened { session, .. }) = &result {
                     self.attach(conn, *session);
+                    self.record_owner(conn, *session);
                 }
                 if let Err(e) = &result {
                     // A refused log request is answered now, not at apply.
@@ -684,6 +700,9 @@ impl Node {
     fn on_applied_event(&mut self, index: LogIndex, event: &Event) {
         if self.led_term.is_some() {
             self.timers.on_event(self.now, event);
+        }
+        if let Event::SessionEnded { session, .. } = event {
+            self.forget_owner(*session);
         }
         let (Event::Acquired { lock, .. }
         | Event::Released { lock, .. }

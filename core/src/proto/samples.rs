@@ -318,6 +318,20 @@ pub(super) fn proto_errors() -> Vec<ProtoError> {
             len: u64::MAX,
             max: 4_096,
         }),
+        ProtoError::Forbidden {
+            right: crate::auth::Right::Lock,
+            lock: Some("billing/nightly".to_owned()),
+        },
+        ProtoError::Forbidden {
+            right: crate::auth::Right::Admin,
+            lock: None,
+        },
+        ProtoError::TooManyConnections { max: 1024 },
+        ProtoError::TooManySessions { max: 1024 },
+        ProtoError::TooManyWatches { max: 256 },
+        ProtoError::TooManyInFlight { max: 1024 },
+        ProtoError::RateLimited { per_second: 1000 },
+        ProtoError::FrameTimeout { secs: 10 },
     ]
 }
 

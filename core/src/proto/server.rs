@@ -352,6 +352,13 @@ mod tests {
             ProtoError::SnapshotUnavailable { .. } => 15,
             ProtoError::NotAttached => 16,
             ProtoError::NotSessionOwner => 17,
+            ProtoError::Forbidden { .. } => 18,
+            ProtoError::TooManyConnections { .. } => 19,
+            ProtoError::TooManySessions { .. } => 20,
+            ProtoError::TooManyWatches { .. } => 21,
+            ProtoError::TooManyInFlight { .. } => 22,
+            ProtoError::RateLimited { .. } => 23,
+            ProtoError::FrameTimeout { .. } => 24,
         }
     }
 
@@ -377,7 +384,7 @@ mod tests {
         check_all(&server_frames(), server_frame_tag, 4);
         check_all(&response_bodies(), response_body_tag, 15);
         check_all(&lock_events(), lock_event_tag, 4);
-        check_all(&proto_errors(), proto_error_tag, 18);
+        check_all(&proto_errors(), proto_error_tag, 25);
     }
 
     #[test]

@@ -217,7 +217,11 @@ impl<S: StateMachine> Raft<S> {
                 self.start_snapshot_transfer(to);
                 return;
             };
-            let entries = self.log.slice(pr.next_index, self.cfg.max_append_entries);
+            let entries = self.log.slice_within(
+                pr.next_index,
+                self.cfg.max_append_entries,
+                self.cfg.max_append_bytes,
+            );
             let sent_last = entries.last().map_or(prev_index, |e| e.index);
             let round = ls.round;
             let commit = self.commit;

@@ -7,6 +7,7 @@
 //! workspace `tokio` (madsim's under simulation).
 
 pub mod busy_poll;
+mod client_gate;
 mod connections;
 pub mod force_new_cluster;
 mod peer_admission;
@@ -14,11 +15,13 @@ mod peer_links;
 mod service_manager;
 mod storage_task;
 
+use crate::auth::{AuthConfig, AuthHandle};
 use crate::clock::Clock;
 use crate::config::{ServerConfig, WsConfig};
 use crate::storage::{
     DataDir, DataDirError, FileStorage, FileStorageOptions, Storage, StorageError,
 };
+use client_gate::Gate;
 use connections::{accept_clients, accept_peers, accept_ws_clients};
 use distlock_core::ids::NodeId;
 use distlock_core::locks::{Command, LockState};
@@ -38,9 +41,44 @@ use tokio::sync::mpsc;
 #[derive(Debug)]
 pub(crate) enum Input {
     Peer(NodeId, PeerFrame),
-    ClientOpened(ConnId, mpsc::Sender<ServerFrame>),
+    ClientOpened(
+        ConnId,
+        mpsc::Sender<ServerFrame>,
+        distlock_core::auth::Access,
+    ),
     Client(ConnId, ClientFrame),
     ClientClosed(ConnId),
+}
+
+/// How often the auth file is looked at for changes.
+const AUTH_FILE_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Says at start whether clients must authenticate, so that an operator
+/// never runs an open server without knowing it.
+fn announce_auth(auth: &AuthHandle, cfg: &AuthConfig) {
+    match auth.current() {
+        Some(a) => {
+            tracing::info!(
+                principals = a.principal_count(),
+                peer_secret = a.peer_token().is_some(),
+                "authentication on: clients must present a token or certificate of the auth file"
+            );
+            if a.peer_token().is_none() {
+                tracing::warn!(
+                    "the auth file sets no peer_secret: any host that reaches the peer port can claim to be a member"
+                );
+            }
+        }
+        None => tracing::warn!(
+            remote_admin = cfg.allow_remote_admin,
+            "authentication off (no --auth-file): any client that reaches the client ports may take and read every lock{}",
+            if cfg.allow_remote_admin {
+                ", change the membership and take snapshots"
+            } else {
+                "; only clients on this host may change the membership or take snapshots"
+            }
+        ),
+    }
 }
 
 /// Why a server stopped.
@@ -63,6 +101,9 @@ pub enum RuntimeError {
     /// too late.
     #[error(transparent)]
     ForceNewCluster(#[from] force_new_cluster::ForceNewClusterError),
+    /// The auth file cannot be used.
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthFileError),
     /// A listening address could not be bound.
     #[error("cannot listen on {addr}: {source} (is another server using that address?)")]
     Bind {
@@ -223,6 +264,13 @@ where
     };
     let seed = seed_from(&clock, cfg.id);
     let mut node = Node::new(node_cfg, LockState::default(), stored, seed, clock.now())?;
+    node.set_client_limits(cfg.limits.node());
+    let auth = AuthHandle::new(&cfg.auth)?;
+    announce_auth(&auth, &cfg.auth);
+    if let Some(path) = cfg.auth.file.clone() {
+        tokio::spawn(auth.clone().watch(path, AUTH_FILE_POLL));
+    }
+    let gate = Gate::new(auth.clone(), cfg.limits);
 
     let (inbox_tx, mut inbox) = mpsc::channel::<Input>(LINK_QUEUE);
     let (persist_tx, persist_rx) = mpsc::unbounded_channel::<Persist<Command>>();
@@ -244,14 +292,22 @@ where
         client_listener,
         cluster.clone(),
         inbox_tx.clone(),
+        Arc::clone(&gate),
     ));
-    let mut peers = PeerLinks::new(cfg.id, cluster.clone(), cfg.peers.clone(), peer_chaos);
+    let mut peers = PeerLinks::new(
+        cfg.id,
+        cluster.clone(),
+        cfg.peers.clone(),
+        peer_chaos,
+        auth.clone(),
+    );
     follow_membership(&mut peers, &node, true);
     tokio::spawn(accept_peers(
         peer_listener,
         cluster.clone(),
         inbox_tx.clone(),
         peers.admission(),
+        auth.clone(),
     ));
     if let Some(addr) = ws.addr {
         let listener = bind(addr).await?;
@@ -276,6 +332,7 @@ where
             cluster.clone(),
             inbox_tx.clone(),
             config,
+            Arc::clone(&gate),
         ));
         tracing::info!(id = cfg.id.0, ws = %addr, "WebSocket clients and the dashboard at http://{addr}/");
     }
@@ -490,7 +547,8 @@ fn feed(
             peers.vouched(from, index, &members);
         }
         Input::Peer(from, frame) => node.handle_peer(from, frame, now),
-        Input::ClientOpened(conn, tx) => {
+        Input::ClientOpened(conn, tx, access) => {
+            node.set_access(conn, access);
             clients.insert(conn, tx);
         }
         Input::Client(conn, frame) => node.handle_client(conn, frame, now),

@@ -40,6 +40,8 @@ pub(super) struct PeerLinks {
     /// The frame every new link opens with: the configuration this
     /// server follows.
     introduction: watch::Sender<PeerFrame>,
+    /// The cluster secret each dialing task presents.
+    auth: crate::auth::AuthHandle,
     /// The configuration the links were last matched against.
     seen: Option<LogIndex>,
     /// Its members' peer addresses, as the log gives them.
@@ -60,6 +62,7 @@ impl PeerLinks {
         cluster: ClusterId,
         configured: BTreeMap<NodeId, HostPort>,
         chaos: Option<Arc<dyn PeerChaos>>,
+        auth: crate::auth::AuthHandle,
     ) -> Self {
         let admission = PeerAdmission::new(configured.keys().copied());
         let (introduction, _) = watch::channel(PeerFrame::Members {
@@ -69,6 +72,7 @@ impl PeerLinks {
         Self {
             admission: Arc::new(std::sync::Mutex::new(admission)),
             introduction,
+            auth,
             me,
             chaos,
             cluster,
@@ -199,6 +203,7 @@ impl PeerLinks {
                 rx,
                 introduction,
                 up.clone(),
+                self.auth.clone(),
             ));
             if !self.configured.contains_key(&id) {
                 tracing::info!(peer = id.0, %addr, "linking to a member the configuration added");
