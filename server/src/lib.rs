@@ -6,5 +6,6 @@
 
 pub mod clock;
 pub mod config;
+pub mod metrics;
 pub mod runtime;
 pub mod storage;

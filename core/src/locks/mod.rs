@@ -45,7 +45,7 @@ mod tests;
 pub use command::{ClientCommand, Command, FencingToken, LockKind, Mode, Seq, SessionId, Wait};
 pub use limits::Limits;
 pub use lock::LockDelay;
-pub use query::{LockStatus, SessionInfo, TimedWait, WaiterInfo};
+pub use query::{Census, LockStatus, SessionInfo, TimedWait, WaiterInfo};
 pub use response::{Applied, Event, LockError, Outcome, Reply, Response};
 
 use crate::ids::LogIndex;

@@ -31,6 +31,7 @@ mod lease_timers;
 mod membership;
 mod publish;
 mod snapshot_export;
+mod stats;
 mod status;
 #[cfg(test)]
 mod tests;
@@ -47,6 +48,8 @@ use forwarding::Forwarded;
 use lease_timers::LeaseTimers;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
+
+pub use stats::{DURATION_BOUNDS_US, DurationBuckets, LockCounters, Notice};
 
 /// A client connection, numbered by the runtime.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -160,6 +163,7 @@ pub struct Node {
     /// it changes).
     addrs_checked: Option<LogIndex>,
     actions: VecDeque<NodeAction>,
+    stats: stats::Stats,
 }
 
 impl Node {
@@ -201,6 +205,7 @@ impl Node {
             publish_at: None,
             addrs_checked: None,
             actions: VecDeque::new(),
+            stats: stats::Stats::default(),
         })
     }
 
@@ -208,6 +213,18 @@ impl Node {
     #[must_use]
     pub fn raft(&self) -> &Raft<LockState> {
         &self.raft
+    }
+
+    /// What the lock service did on this server since it started, for
+    /// metrics.
+    #[must_use]
+    pub fn lock_counters(&self) -> &LockCounters {
+        &self.stats.counters
+    }
+
+    /// The next notice for the operator's log (see [`Notice`]), if any.
+    pub fn poll_notice(&mut self) -> Option<Notice> {
+        self.stats.notices.pop_front()
     }
 
     /// Starts a graceful shutdown: new client requests are refused with
@@ -593,6 +610,8 @@ impl Node {
     }
 
     fn drain_raft_once(&mut self) {
+        self.stats
+            .after_install(self.raft.counters().snapshots_installed);
         while let Some(action) = self.raft.poll_action() {
             match action {
                 Action::Persist(p) => self.actions.push_back(NodeAction::Persist(p)),
@@ -622,9 +641,11 @@ impl Node {
     }
 
     fn on_applied_event(&mut self, index: LogIndex, event: &Event) {
-        if self.led_term.is_some() {
+        let leading = self.led_term.is_some();
+        if leading {
             self.timers.on_event(self.now, event);
         }
+        self.stats.on_event(self.now, event, leading);
         let (Event::Acquired { lock, .. }
         | Event::Released { lock, .. }
         | Event::Expired { lock, .. }) = event
@@ -653,6 +674,9 @@ impl Node {
                 // A retry of a queued acquire: its real answer comes later.
                 if matches!(response, Ok(crate::locks::Outcome::Pending)) {
                     return;
+                }
+                if matches!(response, Err(crate::locks::LockError::TimedOut)) {
+                    self.stats.on_timed_out();
                 }
                 let Some(origins) = self.waiting.remove(&(session, seq)) else {
                     return;

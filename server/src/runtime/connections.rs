@@ -5,6 +5,7 @@
 
 use super::peer_admission::SharedAdmission;
 use super::{Input, LINK_QUEUE};
+use crate::metrics::{Metrics, Refusal};
 use distlock_core::ids::NodeId;
 use distlock_core::node::ConnId;
 use distlock_core::proto::{ClientFrame, ClusterId, PeerFrame, ProtoError, ServerFrame};
@@ -12,7 +13,8 @@ use distlock_transport_tcp::{
     Admission, ClientHello, FrameWriter, HandshakeConfig, HostPort, TransportError, accept_client,
     accept_peer, peer_handshake, read_frame_timeout,
 };
-use distlock_transport_ws::{ServerWriter, WsServerConfig, accept_ws_client};
+use distlock_transport_ws::{ServerWriter, WsError, WsServerConfig, accept_ws_client};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -31,8 +33,47 @@ pub(super) async fn accept_clients(
     listener: TcpListener,
     cluster: ClusterId,
     inbox: mpsc::Sender<Input>,
+    metrics: Arc<Metrics>,
 ) {
-    accept_loop(listener, cluster, inbox, serve_client).await;
+    let serve = move |stream, peer, admission, inbox| {
+        serve_client(stream, peer, admission, inbox, Arc::clone(&metrics))
+    };
+    accept_loop(listener, cluster, inbox, serve).await;
+}
+
+/// Counts and logs a refused connection, once, with why and from where.
+fn refused(
+    metrics: &Metrics,
+    why: Refusal,
+    peer: SocketAddr,
+    listener: &str,
+    detail: &dyn std::fmt::Display,
+) {
+    metrics.refused(why);
+    tracing::info!(
+        event = "connection_refused",
+        reason = ?why,
+        peer_addr = %peer,
+        listener,
+        detail = %detail,
+        "refused a {listener} connection from {peer}: {detail}"
+    );
+}
+
+/// Keeps a client gauge up while a connection lives.
+struct Counted(prometheus::IntGauge);
+
+impl Counted {
+    fn new(g: &prometheus::IntGauge) -> Self {
+        g.inc();
+        Self(g.clone())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// Accepts connections for ever, one task per connection.
@@ -42,7 +83,7 @@ async fn accept_loop<F, Fut>(
     inbox: mpsc::Sender<Input>,
     serve: F,
 ) where
-    F: Fn(TcpStream, Admission, mpsc::Sender<Input>) -> Fut,
+    F: Fn(TcpStream, SocketAddr, Admission, mpsc::Sender<Input>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let admission = Admission {
@@ -50,13 +91,13 @@ async fn accept_loop<F, Fut>(
         auth: None,
     };
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let Ok((stream, peer)) = listener.accept().await else {
             // Out of file descriptors or similar: back off rather than spin.
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
         let _ = stream.set_nodelay(true);
-        tokio::spawn(serve(stream, admission.clone(), inbox.clone()));
+        tokio::spawn(serve(stream, peer, admission.clone(), inbox.clone()));
     }
 }
 
@@ -87,15 +128,26 @@ async fn register_client(
 }
 
 /// One client connection: handshake, then frames in and out until it ends.
-async fn serve_client(stream: TcpStream, admission: Admission, inbox: mpsc::Sender<Input>) {
+async fn serve_client(
+    stream: TcpStream,
+    peer: SocketAddr,
+    admission: Admission,
+    inbox: mpsc::Sender<Input>,
+    metrics: Arc<Metrics>,
+) {
     let config = HandshakeConfig::default();
-    let Ok(pending) = accept_client(stream, &admission, &config).await else {
-        return;
+    let pending = match accept_client(stream, &admission, &config).await {
+        Ok(pending) => pending,
+        Err(e) => {
+            refused(&metrics, Refusal::Handshake, peer, "client", &e);
+            return;
+        }
     };
     let (mut reader, writer, hello) = pending.into_parts();
     let Some((conn, tx, rx)) = register_client(&inbox, hello).await else {
         return;
     };
+    let _counted = Counted::new(&metrics.clients_tcp);
     tokio::spawn(write_frames(writer, rx));
     loop {
         match read_frame_timeout::<_, ClientFrame>(&mut reader, CLIENT_IDLE).await {
@@ -108,6 +160,7 @@ async fn serve_client(stream: TcpStream, admission: Admission, inbox: mpsc::Send
             Err(e) => {
                 // Tell the client why, then close: bad input changes nothing.
                 if let Some(err) = refusal(&e) {
+                    refused(&metrics, Refusal::BadFrame, peer, "client", &err);
                     let _ = tx.send(ServerFrame::Error(err)).await;
                 }
                 break;
@@ -122,11 +175,24 @@ pub(super) async fn accept_ws_clients(
     cluster: ClusterId,
     inbox: mpsc::Sender<Input>,
     config: WsServerConfig,
+    metrics: Arc<Metrics>,
 ) {
     let config = Arc::new(config);
-    accept_loop(listener, cluster, inbox, move |stream, admission, inbox| {
-        serve_ws_client(stream, admission, inbox, Arc::clone(&config))
-    })
+    accept_loop(
+        listener,
+        cluster,
+        inbox,
+        move |stream, peer, admission, inbox| {
+            serve_ws_client(
+                stream,
+                peer,
+                admission,
+                inbox,
+                Arc::clone(&config),
+                Arc::clone(&metrics),
+            )
+        },
+    )
     .await;
 }
 
@@ -135,12 +201,22 @@ pub(super) async fn accept_ws_clients(
 /// client: the node cannot tell the two apart.
 async fn serve_ws_client(
     stream: TcpStream,
+    peer: SocketAddr,
     admission: Admission,
     inbox: mpsc::Sender<Input>,
     config: Arc<WsServerConfig>,
+    metrics: Arc<Metrics>,
 ) {
     let pending = match accept_ws_client(stream, &admission, &config).await {
         Ok(pending) => pending,
+        Err(e @ (WsError::OriginRefused(_) | WsError::HostRefused(_) | WsError::BadRequest(_))) => {
+            refused(&metrics, Refusal::Http, peer, "WebSocket", &e);
+            return;
+        }
+        Err(e @ WsError::Rejected(_)) => {
+            refused(&metrics, Refusal::Handshake, peer, "WebSocket", &e);
+            return;
+        }
         Err(e) => {
             tracing::debug!(error = %e, "WebSocket connection not opened");
             return;
@@ -150,6 +226,7 @@ async fn serve_ws_client(
     let Some((conn, tx, rx)) = register_client(&inbox, hello).await else {
         return;
     };
+    let _counted = Counted::new(&metrics.clients_ws);
     tokio::spawn(write_ws_frames(writer, rx));
     loop {
         match reader.read_frame_timeout::<ClientFrame>(CLIENT_IDLE).await {
@@ -163,6 +240,7 @@ async fn serve_ws_client(
                 // Tell the client why, then close: bad input changes
                 // nothing (the message was never handed to the node).
                 if let Some(err) = e.to_proto() {
+                    refused(&metrics, Refusal::BadFrame, peer, "WebSocket", &err);
                     let _ = tx.send(ServerFrame::Error(err)).await;
                 }
                 break;
@@ -256,9 +334,18 @@ pub(super) async fn accept_peers(
     cluster: ClusterId,
     inbox: mpsc::Sender<Input>,
     admitted: SharedAdmission,
+    metrics: Arc<Metrics>,
 ) {
-    let serve =
-        move |stream, admission, inbox| serve_peer(stream, admission, inbox, admitted.clone());
+    let serve = move |stream, peer, admission, inbox| {
+        serve_peer(
+            stream,
+            peer,
+            admission,
+            inbox,
+            admitted.clone(),
+            Arc::clone(&metrics),
+        )
+    };
     accept_loop(listener, cluster, inbox, serve).await;
 }
 
@@ -268,20 +355,24 @@ pub(super) async fn accept_peers(
 /// member is admitted; pre-vote and the leader lease keep it harmless).
 async fn serve_peer(
     stream: TcpStream,
+    peer: SocketAddr,
     admission: Admission,
     inbox: mpsc::Sender<Input>,
     admitted: SharedAdmission,
+    metrics: Arc<Metrics>,
 ) {
     let config = HandshakeConfig::default();
-    let Ok((from, mut reader, _writer)) = accept_peer(stream, &admission, &config).await else {
-        return;
+    let (from, mut reader, _writer) = match accept_peer(stream, &admission, &config).await {
+        Ok(linked) => linked,
+        Err(e) => {
+            refused(&metrics, Refusal::Handshake, peer, "peer", &e);
+            return;
+        }
     };
     let known = admitted.lock().is_ok_and(|a| a.admits(from));
     if !known {
-        tracing::warn!(
-            peer = from.0,
-            "refused a peer link from a server that is not a member"
-        );
+        let why = format!("server {} is not a member", from.0);
+        refused(&metrics, Refusal::NotMember, peer, "peer", &why);
         return;
     }
     while let Ok(Some(frame)) = read_frame_timeout::<_, PeerFrame>(&mut reader, PEER_IDLE).await {
