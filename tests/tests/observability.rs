@@ -229,3 +229,44 @@ fn json_logs_carry_the_leader_change_with_its_fields() {
     assert_eq!(event["term"], 1);
     assert_eq!(event["level"], "INFO");
 }
+
+/// A session whose client dies expires: the leader logs it once, with
+/// the lock it lost and its token, and the counters say so.
+#[test]
+fn an_expired_session_is_logged_with_its_locks_and_counted() {
+    let metrics = free_addr();
+    let mut server = Server::new(1, free_addr(), free_addr(), Vec::new());
+    server.start_with(&["--log-format", "json", "--metrics-addr", &metrics.to_string()]);
+    let servers = server.client_addr.to_string();
+    wait_until("the server is ready", PATIENCE, || {
+        (http_get(metrics, "/readyz")?.0 == 200).then_some(())
+    });
+    let mut holder = distlock_tests::Process::spawn(
+        distlock()
+            .args(["lock", "--ttl", "1s", "--servers", &servers, "expiring", "--", "sleep", "20"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let token = wait_until("the lock is held", PATIENCE, || {
+        status_json(&servers, Some("expiring"))["holders"][0]["token"].as_u64()
+    });
+    // The client dies without closing its session: only its lease ends it.
+    holder.kill();
+    let event = wait_until("the expiry is logged", PATIENCE, || {
+        let log = std::fs::read_to_string(server.log_path()).ok()?;
+        log.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["event"] == "session_expired")
+    });
+    assert_eq!(event["locks"], format!("expiring@{token}"));
+    assert!(event["session"].as_u64().is_some());
+    let log = std::fs::read_to_string(server.log_path()).expect("log");
+    assert_eq!(log.matches("\"session_expired\"").count(), 1, "logged once");
+    wait_until("the counters show the expiry", PATIENCE, || {
+        let (_, body) = http_get(metrics, "/metrics")?;
+        (sample(&body, "distlock_sessions_expired_total") == Some(1.0)
+            && sample(&body, "distlock_lock_expiries_total") == Some(1.0)
+            && sample(&body, "distlock_sessions") == Some(0.0))
+        .then_some(())
+    });
+}

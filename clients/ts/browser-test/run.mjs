@@ -207,6 +207,19 @@ try {
   });
 
   await check("the dashboard shows the cluster and every lock, live (screenshot)", async () => {
+    try {
+      await dashboardChecks();
+    } finally {
+      // The waiter's session must not outlive this check, whatever failed.
+      await page.evaluate(async () => {
+        if (window.s2) await window.s2.close().catch(() => {});
+        if (window.other) window.other.close();
+        window.s2 = window.other = null;
+      });
+    }
+  });
+
+  async function dashboardChecks() {
     // A grant, a release and a grant again of browser-held, then a waiter
     // queued behind the holder, so the lock has a timeline and a queue.
     const r = await page.evaluate(async ({ urls }) => {
@@ -219,7 +232,10 @@ try {
       window.waiting = window.s2.lock("browser-held");
       return { first: first.token, held: window.held.token };
     }, { urls });
-    const live = [...servers.keys()].find((id) => id !== killed);
+    // The leader's dashboard: only the leader knows how far each member
+    // has replicated (a follower's page links to it).
+    const live = await page.evaluate(async () => (await window.client.clusterStatus()).leader);
+    assert(live && live !== killed, `a live leader (${live})`);
     const dash = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     await dash.goto(`http://${wss[live - 1]}/`);
     const listing = await until("the dashboard knows whether it can list every lock", async () => {
@@ -275,8 +291,7 @@ try {
     const lockShot = join(outDir, "dashboard-lock.png");
     await dash.screenshot({ path: lockShot, fullPage: true });
     console.log(`  screenshot: ${lockShot}`);
-    await page.evaluate(async () => { await window.s2.close(); window.other.close(); });
-  });
+  }
 
   await check("the session closes and its locks are released", async () => {
     const r = await page.evaluate(async () => {
