@@ -22,7 +22,11 @@ use std::time::Duration;
 fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
     let (head, body) = text.split_once("\r\n\r\n")?;
@@ -79,11 +83,17 @@ fn metrics_pass_promtool_and_the_probes_agree_with_status_check() {
     for line in text.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
         let name = line.split(' ').next().unwrap_or_default();
         if name.starts_with("distlock_") {
-            assert!(docs.contains(&format!("`{name}`")), "{name} is not in docs/OBSERVABILITY.md");
+            assert!(
+                docs.contains(&format!("`{name}`")),
+                "{name} is not in docs/OBSERVABILITY.md"
+            );
         }
     }
     assert_eq!(sample(&text, "distlock_raft_leader_id"), Some(1.0));
-    assert_eq!(sample(&text, "distlock_raft_role{role=\"leader\"}"), Some(1.0));
+    assert_eq!(
+        sample(&text, "distlock_raft_role{role=\"leader\"}"),
+        Some(1.0)
+    );
     assert_eq!(sample(&text, "distlock_sessions"), Some(1.0));
     assert!(sample(&text, "distlock_lock_grants_total") >= Some(1.0));
     assert!(sample(&text, "distlock_storage_fsync_duration_seconds_count") >= Some(1.0));
@@ -113,11 +123,16 @@ fn metrics_pass_promtool_and_the_probes_agree_with_status_check() {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        None => eprintln!("SKIPPED: promtool check metrics (promtool is not installed: apt-get install prometheus)"),
+        None => eprintln!(
+            "SKIPPED: promtool check metrics (promtool is not installed: apt-get install prometheus)"
+        ),
     }
 
     assert_eq!(http_get(metrics, "/healthz").map(|r| r.0), Some(200));
-    assert_eq!(http_get(metrics, "/readyz"), Some((200, "ready\n".to_owned())));
+    assert_eq!(
+        http_get(metrics, "/readyz"),
+        Some((200, "ready\n".to_owned()))
+    );
     assert_eq!(http_get(metrics, "/nothing").map(|r| r.0), Some(404));
     assert_eq!(status_check(&servers), 0);
     drop(held);
@@ -133,9 +148,13 @@ fn metrics_pass_promtool_and_the_probes_agree_with_status_check() {
 fn a_server_without_a_leader_is_live_but_not_ready() {
     let mut cluster = Cluster::configured(3);
     let metrics = free_addr();
-    cluster.server(1).start_with(&["--metrics-addr", &metrics.to_string()]);
+    cluster
+        .server(1)
+        .start_with(&["--metrics-addr", &metrics.to_string()]);
     let servers = cluster.servers_arg_of(&[1]);
-    wait_until("the metrics endpoint answers", PATIENCE, || http_get(metrics, "/healthz"));
+    wait_until("the metrics endpoint answers", PATIENCE, || {
+        http_get(metrics, "/healthz")
+    });
     let (code, body) = http_get(metrics, "/readyz").expect("readyz");
     assert_eq!((code, body.as_str()), (503, "not ready: no leader known\n"));
     assert_eq!(status_check(&servers), 75);
@@ -151,13 +170,17 @@ fn a_server_without_a_leader_is_live_but_not_ready() {
 #[test]
 fn prometheus_scrapes_a_cluster_and_answers_term_and_locks_held() {
     let Some(prometheus) = tool("prometheus") else {
-        eprintln!("SKIPPED: Prometheus scrape test (prometheus is not installed: apt-get install prometheus)");
+        eprintln!(
+            "SKIPPED: Prometheus scrape test (prometheus is not installed: apt-get install prometheus)"
+        );
         return;
     };
     let mut cluster = Cluster::configured(3);
     let targets: Vec<SocketAddr> = (0..3).map(|_| free_addr()).collect();
     for (id, addr) in (1..=3).zip(&targets) {
-        cluster.server(id).start_with(&["--metrics-addr", &addr.to_string()]);
+        cluster
+            .server(id)
+            .start_with(&["--metrics-addr", &addr.to_string()]);
     }
     let servers = cluster.servers_arg();
     let held = HeldLock::start(&servers, &[], "reports");
@@ -181,33 +204,56 @@ fn prometheus_scrapes_a_cluster_and_answers_term_and_locks_held() {
     let mut prom = distlock_tests::Process::spawn(
         Command::new(prometheus)
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", home.path().join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                home.path().join("data").display()
+            ))
             .arg(format!("--web.listen-address={web}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null()),
     );
     let query = |q: &str| -> Option<Vec<Value>> {
-        let path = format!("/api/v1/query?query={}", q.replace(' ', "%20").replace('(', "%28").replace(')', "%29"));
+        let path = format!(
+            "/api/v1/query?query={}",
+            q.replace(' ', "%20")
+                .replace('(', "%28")
+                .replace(')', "%29")
+        );
         let (code, body) = http_get(web, &path)?;
         let v: Value = serde_json::from_str(&body).ok()?;
         (code == 200).then(|| v["data"]["result"].as_array().cloned())?
     };
     let value = |r: &Value| r["value"][1].as_str().and_then(|s| s.parse::<f64>().ok());
-    let scraped_term = wait_until("Prometheus has scraped every server's term", Duration::from_secs(60), || {
-        let r = query("distlock_raft_term")?;
-        (r.len() == 3).then_some(())?;
-        let terms: Vec<f64> = r.iter().filter_map(value).collect();
-        (terms.len() == 3 && terms.iter().all(|t| *t == terms[0])).then_some(terms[0])
-    });
-    assert_eq!(scraped_term, term as f64, "Prometheus reads the term status reports");
-    let held_sum = wait_until("Prometheus sees the lock held on every server", Duration::from_secs(60), || {
-        let r = query("sum by (instance) (distlock_locks_held)")?;
-        let counts: Vec<f64> = r.iter().filter_map(value).collect();
-        (counts.len() == 3 && counts.iter().all(|c| *c == 1.0)).then_some(counts)
-    });
+    let scraped_term = wait_until(
+        "Prometheus has scraped every server's term",
+        Duration::from_secs(60),
+        || {
+            let r = query("distlock_raft_term")?;
+            (r.len() == 3).then_some(())?;
+            let terms: Vec<f64> = r.iter().filter_map(value).collect();
+            (terms.len() == 3 && terms.iter().all(|t| *t == terms[0])).then_some(terms[0])
+        },
+    );
+    assert_eq!(
+        scraped_term, term as f64,
+        "Prometheus reads the term status reports"
+    );
+    let held_sum = wait_until(
+        "Prometheus sees the lock held on every server",
+        Duration::from_secs(60),
+        || {
+            let r = query("sum by (instance) (distlock_locks_held)")?;
+            let counts: Vec<f64> = r.iter().filter_map(value).collect();
+            (counts.len() == 3 && counts.iter().all(|c| *c == 1.0)).then_some(counts)
+        },
+    );
     assert_eq!(held_sum, vec![1.0, 1.0, 1.0]);
     let leaders = query("sum (distlock_raft_role{role=\"leader\"})").expect("query");
-    assert_eq!(leaders.first().and_then(value), Some(1.0), "exactly one leader");
+    assert_eq!(
+        leaders.first().and_then(value),
+        Some(1.0),
+        "exactly one leader"
+    );
     drop(held);
     prom.kill();
 }
@@ -236,14 +282,29 @@ fn json_logs_carry_the_leader_change_with_its_fields() {
 fn an_expired_session_is_logged_with_its_locks_and_counted() {
     let metrics = free_addr();
     let mut server = Server::new(1, free_addr(), free_addr(), Vec::new());
-    server.start_with(&["--log-format", "json", "--metrics-addr", &metrics.to_string()]);
+    server.start_with(&[
+        "--log-format",
+        "json",
+        "--metrics-addr",
+        &metrics.to_string(),
+    ]);
     let servers = server.client_addr.to_string();
     wait_until("the server is ready", PATIENCE, || {
         (http_get(metrics, "/readyz")?.0 == 200).then_some(())
     });
     let mut holder = distlock_tests::Process::spawn(
         distlock()
-            .args(["lock", "--ttl", "1s", "--servers", &servers, "expiring", "--", "sleep", "20"])
+            .args([
+                "lock",
+                "--ttl",
+                "1s",
+                "--servers",
+                &servers,
+                "expiring",
+                "--",
+                "sleep",
+                "20",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null()),
     );
