@@ -26,6 +26,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use distlock_core::ids::NodeId;
 use distlock_server::config::{ConfigFile, ServerConfig, WsConfig, parse_members, resolve_listen};
+use distlock_server::metrics::http::MetricsConfig;
 use distlock_server::storage::FsyncPolicy;
 use distlock_transport_tcp::HostPort;
 use std::net::SocketAddr;
@@ -38,6 +39,55 @@ use std::time::Duration;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines as `text` (default) or `json` (one object a line, with
+    /// every field: for log collectors). Logs go to standard error.
+    #[arg(
+        long,
+        global = true,
+        env = "DISTLOCK_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
+    /// The least severe level logged: error, warn, info (default), debug,
+    /// trace, or a filter such as `info,distlock_server=debug`. Without it,
+    /// RUST_LOG is read as before.
+    #[arg(
+        long,
+        global = true,
+        env = "DISTLOCK_LOG_LEVEL",
+        value_name = "LEVEL|FILTER"
+    )]
+    log_level: Option<String>,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines with key=value fields.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Sets up logging as `--log-format` and `--log-level` (else RUST_LOG,
+/// else `info`) say.
+fn init_logging(format: LogFormat, level: Option<&str>) -> anyhow::Result<()> {
+    let filter = match level {
+        Some(l) => tracing_subscriber::EnvFilter::try_new(l).with_context(|| {
+            format!("--log-level {l:?}: expected error, warn, info, debug, trace or a filter")
+        })?,
+        None => {
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())
+        }
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+    Ok(())
 }
 
 #[derive(Subcommand, Debug)]
@@ -324,6 +374,11 @@ struct StatusArgs {
     /// with a lock also lock, mode, kind, holders, waiters, lock_delay_ms).
     #[arg(long)]
     json: bool,
+    /// Readiness probe: ask the first server that answers whether it is
+    /// ready (it knows a leader and is a member: what its /readyz says) and
+    /// exit 0 if so, 75 if not, 69 if no server answers.
+    #[arg(long, conflicts_with = "name")]
+    check: bool,
     #[command(flatten)]
     servers: ServersArg,
 }
@@ -434,6 +489,12 @@ struct ServeArgs {
     /// those members have published their own: 1=HOST:PORT,2=...
     #[arg(long, env = "DISTLOCK_WS_ADDRS", value_name = "ID=HOST:PORT,...")]
     ws_addrs: Option<String>,
+    /// Address of the HTTP endpoint for Prometheus (/metrics) and probes
+    /// (/healthz, /readyz), or `none`. Default: 127.0.0.1:9464 when no
+    /// --client-addr is given either (plain `serve`), else none, as for
+    /// --ws-addr: give each server of a host its own.
+    #[arg(long, env = "DISTLOCK_METRICS_ADDR", value_name = "HOST:PORT|none")]
+    metrics_addr: Option<String>,
     /// Browser origins allowed to open WebSockets besides the server's own
     /// (the dashboard), comma-separated, e.g. https://ops.example.com;
     /// `*` allows any (development only). Non-browser clients send no
@@ -478,7 +539,7 @@ struct ServeArgs {
 }
 
 impl ServeArgs {
-    fn into_config(self) -> anyhow::Result<(ServerConfig, WsConfig)> {
+    fn into_config(self) -> anyhow::Result<(ServerConfig, WsConfig, MetricsConfig)> {
         let file = match &self.config {
             Some(path) => ConfigFile::load(path)?,
             None => ConfigFile::default(),
@@ -489,6 +550,25 @@ impl ServeArgs {
             Some(text) => WsConfig::parse_addr(text)?,
             None if client_addr_given => None,
             None => Some(HostPort::from(WsConfig::DEFAULT_ADDR)),
+        };
+        let metrics_listen = match self
+            .metrics_addr
+            .as_deref()
+            .or(file.metrics_addr.as_deref())
+        {
+            Some(text) => WsConfig::parse_addr(text).map_err(|_| {
+                anyhow::anyhow!(
+                    "cannot read the metrics address {text:?}: expected HOST:PORT, or none"
+                )
+            })?,
+            None if client_addr_given => None,
+            None => Some(HostPort::from(MetricsConfig::DEFAULT_ADDR)),
+        };
+        let metrics = MetricsConfig {
+            addr: metrics_listen
+                .as_ref()
+                .map(|a| resolve_listen("--metrics-addr", a))
+                .transpose()?,
         };
         let ws_addrs = match (&self.ws_addrs, &file.ws_addrs) {
             (Some(list), _) => parse_members("--ws-addrs", list)?,
@@ -587,7 +667,7 @@ impl ServeArgs {
         };
         cfg.validate()?;
         ws.advertised()?;
-        Ok((cfg, ws))
+        Ok((cfg, ws, metrics))
     }
 }
 
@@ -606,13 +686,8 @@ fn main() {
 }
 
 fn run() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    init_logging(cli.log_format, cli.log_level.as_deref())?;
     match &cli.command {
         Command::Lock(LockArgs { servers, .. })
         | Command::Status(StatusArgs { servers, .. })
@@ -700,6 +775,7 @@ fn run() -> anyhow::Result<()> {
                 servers: args.servers.servers,
                 lock: args.name,
                 json: args.json,
+                check: args.check,
             };
             let code = runtime.block_on(status_cmd::run(request));
             std::process::exit(code);
@@ -760,7 +836,7 @@ fn run() -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let (cfg, ws) = args.into_config()?;
+    let (cfg, ws, metrics) = args.into_config()?;
     if cfg.fsync == FsyncPolicy::Never {
         tracing::warn!(
             "--fsync never: acknowledged locks can be lost in a crash; use only for benchmarks"
@@ -779,7 +855,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             std::process::exit(130);
         });
     };
-    let env = distlock_server::runtime::RuntimeEnv::files(&cfg, ws)?;
+    let mut env = distlock_server::runtime::RuntimeEnv::files(&cfg, ws)?;
+    env.metrics = metrics;
     distlock_server::runtime::run(cfg, env, first_signal)
         .await
         .with_context(|| format!("distlock server (data in {})", data_dir.display()))

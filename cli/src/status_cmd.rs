@@ -6,7 +6,7 @@
 //! leader it asks the leader again, because only the leader knows how far
 //! each member's log has been replicated.
 
-use crate::exit::EXIT_UNAVAILABLE;
+use crate::exit::{EXIT_NOT_READY, EXIT_UNAVAILABLE};
 use crate::listing_cmd::owner_text;
 use distlock_client::admin::{AskError, ask, ask_as};
 use distlock_core::ids::NodeId;
@@ -31,6 +31,66 @@ pub(crate) struct StatusRequest {
     pub(crate) lock: Option<String>,
     /// Print one JSON object instead of text.
     pub(crate) json: bool,
+    /// Only say whether the server is ready, by the exit status.
+    pub(crate) check: bool,
+}
+
+/// `status --check`: the same answer as the server's `/readyz`, as an exit
+/// status: 0 when the first server that answers knows a leader and is a
+/// member, [`EXIT_NOT_READY`] when it answers but is not ready,
+/// [`EXIT_UNAVAILABLE`] when none answers. (A server applies what it
+/// learns committed before it answers anything else, so its applied index
+/// is never behind the commit index it reports.)
+async fn check(req: &StatusRequest) -> i32 {
+    let mut failures = Vec::new();
+    for addr in &req.servers {
+        let (welcome, answers) = match ask(addr, vec![RequestBody::ClusterStatus]).await {
+            Ok(found) => found,
+            Err(e) => {
+                failures.push(format!("{addr}: {e}"));
+                continue;
+            }
+        };
+        let Some(ResponseBody::ClusterStatus(view)) = answers.into_iter().next() else {
+            failures.push(format!("{addr}: {}", AskError::Unexpected));
+            continue;
+        };
+        let me = welcome.node_id;
+        let member = view.members.iter().any(|m| m.id == me);
+        let verdict = match view.leader {
+            _ if !member => Err("removed from the cluster".to_owned()),
+            None => Err("no leader known".to_owned()),
+            Some(leader) => Ok(leader),
+        };
+        let code = if verdict.is_ok() { 0 } else { EXIT_NOT_READY };
+        if req.json {
+            println!(
+                "{}",
+                json!({
+                    "ready": verdict.is_ok(),
+                    "server": addr.to_string(),
+                    "node": me.0,
+                    "leader": view.leader.map(|l| l.0),
+                    "term": view.term.0,
+                    "reason": verdict.as_ref().err(),
+                })
+            );
+        } else {
+            match &verdict {
+                Ok(leader) => println!(
+                    "ready: node {} at {addr} follows leader {} in term {}",
+                    me.0, leader.0, view.term.0
+                ),
+                Err(why) => println!("not ready: node {} at {addr}: {why}", me.0),
+            }
+        }
+        return code;
+    }
+    eprintln!(
+        "distlock status: no server answered ({})",
+        failures.join("; ")
+    );
+    EXIT_UNAVAILABLE
 }
 
 /// The cluster's status from the first server that answers, refined by the
@@ -97,6 +157,9 @@ const LEADER_PATIENCE: Duration = Duration::from_secs(5);
 
 /// Runs `distlock status`; returns the process exit status.
 pub(crate) async fn run(req: StatusRequest) -> i32 {
+    if req.check {
+        return check(&req).await;
+    }
     let Some(name) = req.lock else {
         let (addr, cluster) = match cluster_status(&req.servers).await {
             Ok(found) => found,

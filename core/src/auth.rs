@@ -60,21 +60,33 @@ pub enum Need<'a> {
 pub const fn required(body: &RequestBody) -> Need<'_> {
     match body {
         RequestBody::Log(command) => match command {
-            ClientCommand::OpenSession { .. } | ClientCommand::CloseSession { .. } => {
-                Need::Any(Right::Lock)
-            }
+            ClientCommand::OpenSession { .. }
+            | ClientCommand::OpenSessionWithMeta { .. }
+            | ClientCommand::CloseSession { .. } => Need::Any(Right::Lock),
             ClientCommand::Acquire { lock, .. }
             | ClientCommand::Release { lock, .. }
             | ClientCommand::CancelWait { lock, .. } => Need::On(Right::Lock, lock.as_str()),
+            // An election is a lock: campaigning and proclaiming need the
+            // lock right on its name.
+            ClientCommand::Campaign { election, .. } | ClientCommand::Proclaim { election, .. } => {
+                Need::On(Right::Lock, election.as_str())
+            }
         },
         RequestBody::KeepAlive { .. } | RequestBody::Attach { .. } => Need::Any(Right::Lock),
         RequestBody::CheckToken { lock, .. }
         | RequestBody::LockStatus { lock }
         | RequestBody::Watch { lock } => Need::On(Right::Read, lock.as_str()),
+        // Listing names under a prefix needs the read right on all of it.
+        RequestBody::ListLocks { prefix, .. } => Need::On(Right::Read, prefix.as_str()),
+        RequestBody::Leader { election } => Need::On(Right::Read, election.as_str()),
         // Status is what every client needs to find the leader; stopping a
         // watch only ever narrows what a connection receives.
         RequestBody::ClusterStatus | RequestBody::Unwatch { .. } => Need::Nothing,
-        RequestBody::ChangeMembership(_)
+        // Sessions belong to every principal: only an operator sees them
+        // all or ends one.
+        RequestBody::ListSessions { .. }
+        | RequestBody::RevokeSession { .. }
+        | RequestBody::ChangeMembership(_)
         | RequestBody::TakeSnapshot { .. }
         | RequestBody::SnapshotChunk { .. } => Need::Admin,
     }

@@ -299,6 +299,8 @@ pub struct ConfigFile {
     pub fsync: Option<String>,
     /// `--ws-addr`: `HOST:PORT`, or `"none"`.
     pub ws_addr: Option<String>,
+    /// `--metrics-addr` (`HOST:PORT` or `none`).
+    pub metrics_addr: Option<String>,
     /// `--ws-addrs`, as a table of id = address.
     pub ws_addrs: Option<BTreeMap<String, HostPort>>,
     /// `--ws-allow-origin`, as a list.

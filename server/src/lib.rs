@@ -8,5 +8,6 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod limits;
+pub mod metrics;
 pub mod runtime;
 pub mod storage;

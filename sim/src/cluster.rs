@@ -202,6 +202,7 @@ impl Cluster {
                         // Each simulated server is a node of its own.
                         shares_thread: false,
                         claim: None,
+                        metrics: Default::default(),
                     };
                     let result = run(cfg, env, std::future::pending()).await;
                     let why = match result {

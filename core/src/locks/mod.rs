@@ -54,7 +54,7 @@ pub use meta::{
     MetaError, MetaField, SessionMeta,
 };
 pub use query::LeaderInfo;
-pub use query::{LockStatus, SessionInfo, TimedWait, WaiterInfo};
+pub use query::{Census, LockStatus, SessionInfo, TimedWait, WaiterInfo};
 pub use response::{Applied, Event, LockError, Outcome, Reply, Response};
 
 use crate::ids::LogIndex;

@@ -240,6 +240,29 @@ impl LockState {
         self.sessions.live.len()
     }
 
+    /// The lock table's sizes for metrics, counted without allocating
+    /// (one pass over the locks: the runtime asks when it is scraped, not
+    /// per request).
+    #[must_use]
+    pub fn census(&self) -> Census {
+        let mut c = Census {
+            sessions: self.sessions.live.len() as u64,
+            ..Census::default()
+        };
+        for lock in self.locks.values() {
+            for (_, holder) in &lock.holders {
+                match holder.mode {
+                    Mode::Exclusive => c.exclusive += 1,
+                    Mode::Shared => c.shared += 1,
+                    Mode::Semaphore(_) => c.semaphore += 1,
+                }
+            }
+            c.waiters += lock.queue.len() as u64;
+            c.delayed += u64::from(lock.delay.is_some());
+        }
+        c
+    }
+
     /// How many locks have holders, waiters or a delay.
     #[must_use]
     pub fn lock_count(&self) -> usize {
@@ -265,4 +288,21 @@ impl LockState {
             .flat_map(|lock| lock.holders.iter().map(|(_, holder)| holder.token))
             .max()
     }
+}
+
+/// The sizes of the lock table ([`LockState::census`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Census {
+    /// Live sessions.
+    pub sessions: u64,
+    /// Exclusive grants held.
+    pub exclusive: u64,
+    /// Shared grants held.
+    pub shared: u64,
+    /// Semaphore permits held.
+    pub semaphore: u64,
+    /// Queued acquires.
+    pub waiters: u64,
+    /// Locks in lock-delay.
+    pub delayed: u64,
 }

@@ -33,6 +33,7 @@ mod membership;
 mod publish;
 mod revoke;
 mod snapshot_export;
+mod stats;
 mod status;
 #[cfg(test)]
 mod tests;
@@ -51,6 +52,8 @@ use forwarding::Forwarded;
 use lease_timers::LeaseTimers;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
+
+pub use stats::{DURATION_BOUNDS_US, DurationBuckets, LockCounters, Notice};
 
 /// A client connection, numbered by the runtime.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -184,6 +187,7 @@ pub struct Node {
     /// Who each client is, and what it holds against its limits.
     clients: access::Clients,
     actions: VecDeque<NodeAction>,
+    stats: stats::Stats,
 }
 
 impl Node {
@@ -227,6 +231,7 @@ impl Node {
             addrs_checked: None,
             clients: access::Clients::default(),
             actions: VecDeque::new(),
+            stats: stats::Stats::default(),
         })
     }
 
@@ -234,6 +239,18 @@ impl Node {
     #[must_use]
     pub fn raft(&self) -> &Raft<LockState> {
         &self.raft
+    }
+
+    /// What the lock service did on this server since it started, for
+    /// metrics.
+    #[must_use]
+    pub fn lock_counters(&self) -> &LockCounters {
+        &self.stats.counters
+    }
+
+    /// The next notice for the operator's log (see [`Notice`]), if any.
+    pub fn poll_notice(&mut self) -> Option<Notice> {
+        self.stats.notices.pop_front()
     }
 
     /// Starts a graceful shutdown: new client requests are refused with
@@ -668,6 +685,8 @@ impl Node {
     }
 
     fn drain_raft_once(&mut self) {
+        self.stats
+            .after_install(self.raft.counters().snapshots_installed);
         while let Some(action) = self.raft.poll_action() {
             match action {
                 Action::Persist(p) => self.actions.push_back(NodeAction::Persist(p)),
@@ -698,12 +717,14 @@ impl Node {
     }
 
     fn on_applied_event(&mut self, index: LogIndex, event: &Event) {
-        if self.led_term.is_some() {
+        let leading = self.led_term.is_some();
+        if leading {
             self.timers.on_event(self.now, event);
         }
         if let Event::SessionEnded { session, .. } = event {
             self.forget_owner(*session);
         }
+        self.stats.on_event(self.now, event, leading);
         let (Event::Acquired { lock, .. }
         | Event::Released { lock, .. }
         | Event::Expired { lock, .. }
@@ -733,6 +754,9 @@ impl Node {
                 // A retry of a queued acquire: its real answer comes later.
                 if matches!(response, Ok(crate::locks::Outcome::Pending)) {
                     return;
+                }
+                if matches!(response, Err(crate::locks::LockError::TimedOut)) {
+                    self.stats.on_timed_out();
                 }
                 let Some(origins) = self.waiting.remove(&(session, seq)) else {
                     return;

@@ -275,6 +275,11 @@ impl<S: StateMachine> Raft<S> {
 
     /// Enters `role` with only our own vote, forgetting the leader.
     fn start_ballot(&mut self, role: Role) {
+        if role == Role::Candidate {
+            self.counters.elections += 1;
+        } else {
+            self.counters.pre_votes += 1;
+        }
         self.role = role;
         self.leader = None;
         self.leader_contact = None;

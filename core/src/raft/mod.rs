@@ -37,7 +37,8 @@ mod types;
 pub use config::{Config, ConfigError};
 pub use force::{ForceError, ForcedCluster};
 pub use interface::{
-    Action, PeerStatus, ProposeError, RaftAction, RestoreError, Status, Stored, TransferError,
+    Action, PeerStatus, ProposeError, RaftAction, RaftCounters, RestoreError, Status, Stored,
+    TransferError,
 };
 pub use membership::{MembershipChange, MembershipError, Refusal};
 pub use plausible::Implausible;
@@ -162,6 +163,7 @@ pub struct Raft<S: StateMachine> {
     own_vote_seq: u64,
 
     actions: VecDeque<RaftAction<S>>,
+    counters: RaftCounters,
 }
 
 impl<S: StateMachine> Raft<S> {
@@ -245,6 +247,7 @@ impl<S: StateMachine> Raft<S> {
             held: VecDeque::new(),
             own_vote_seq: 0,
             actions: VecDeque::new(),
+            counters: RaftCounters::default(),
             cfg,
         };
         raft.recompute_membership();
@@ -343,6 +346,22 @@ impl<S: StateMachine> Raft<S> {
     #[must_use]
     pub fn state_machine(&self) -> &S {
         &self.sm
+    }
+
+    /// What this server did since it started (elections, snapshots), for
+    /// metrics.
+    #[must_use]
+    pub fn counters(&self) -> &RaftCounters {
+        &self.counters
+    }
+
+    /// The highest index known replicated on each other member; empty
+    /// unless this server leads. Unlike [`Raft::status`] it allocates
+    /// nothing.
+    pub fn peer_match_indexes(&self) -> impl Iterator<Item = (NodeId, LogIndex)> + '_ {
+        self.leader_state
+            .iter()
+            .flat_map(|ls| ls.progress.iter().map(|(&id, pr)| (id, pr.match_index)))
     }
 
     /// An observability snapshot.

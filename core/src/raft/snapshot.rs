@@ -33,6 +33,8 @@ impl<S: StateMachine> Raft<S> {
             meta,
             data: Arc::from(self.sm.snapshot()),
         };
+        self.counters.snapshots_taken += 1;
+        self.counters.snapshot_taken_bytes += snap.data.len() as u64;
         self.snapshot = Some(snap.clone());
         self.unsaved.snapshot = Some(Box::new(snap));
         let keep_from = LogIndex(self.applied.0.saturating_sub(self.cfg.compaction_margin));
@@ -245,6 +247,8 @@ impl<S: StateMachine> Raft<S> {
 
     /// Adopts a snapshot already loaded into the state machine.
     fn install_snapshot(&mut self, snap: Snapshot) {
+        self.counters.snapshots_installed += 1;
+        self.counters.snapshot_installed_bytes += snap.data.len() as u64;
         let meta = &snap.meta;
         if self.log.term(meta.last_index) == Some(meta.last_term) {
             // Our log goes on consistently after the snapshot: keep that part.

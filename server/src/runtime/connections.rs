@@ -7,6 +7,7 @@ use super::client_gate::{FrameClock, Gate, InFlight, RequestGate, Tick, Ticket};
 use super::peer_admission::SharedAdmission;
 use super::{Input, LINK_QUEUE};
 use crate::auth::AuthHandle;
+use crate::metrics::{Metrics, Refusal};
 use distlock_core::auth::Access;
 use distlock_core::ids::NodeId;
 use distlock_core::node::ConnId;
@@ -15,7 +16,7 @@ use distlock_transport_tcp::{
     Admission, ClientHello, FrameWriter, HandshakeConfig, HostPort, Metered, TransportError,
     accept_client, accept_peer, peer_handshake, read_frame_timeout,
 };
-use distlock_transport_ws::{ServerReader, ServerWriter, WsServerConfig, accept_ws_client};
+use distlock_transport_ws::{ServerReader, ServerWriter, WsError, WsServerConfig, accept_ws_client};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -36,6 +37,7 @@ pub(super) async fn accept_clients(
     cluster: ClusterId,
     inbox: mpsc::Sender<Input>,
     gate: Arc<Gate>,
+    metrics: Arc<Metrics>,
 ) {
     loop {
         let (stream, source) = accept(&listener).await;
@@ -48,12 +50,64 @@ pub(super) async fn accept_clients(
                     inbox.clone(),
                     Arc::clone(&gate),
                     ticket,
+                    Arc::clone(&metrics),
                 ));
             }
             Err(refusal) => {
+                refused(&metrics, Refusal::Limit, source, "client", &refusal);
                 tokio::spawn(refuse_at_once(stream, refusal));
             }
         }
+    }
+}
+
+/// Counts and logs a refused connection, once, with why and from where.
+fn refused(
+    metrics: &Metrics,
+    why: Refusal,
+    peer: SocketAddr,
+    listener: &str,
+    detail: &dyn std::fmt::Display,
+) {
+    metrics.refused(why);
+    tracing::info!(
+        event = "connection_refused",
+        reason = ?why,
+        peer_addr = %peer,
+        listener,
+        detail = %detail,
+        "refused a {listener} connection from {peer}: {detail}"
+    );
+}
+
+/// Keeps a client gauge up while a connection lives.
+struct Counted(prometheus::IntGauge);
+
+impl Counted {
+    fn new(g: &prometheus::IntGauge) -> Self {
+        g.inc();
+        Self(g.clone())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// Where a client connection comes from, for counting and logging its
+/// refusals.
+#[derive(Clone, Copy)]
+struct Source<'a> {
+    metrics: &'a Metrics,
+    addr: SocketAddr,
+    listener: &'static str,
+}
+
+impl Source<'_> {
+    fn refused(&self, why: Refusal, detail: &dyn std::fmt::Display) {
+        refused(self.metrics, why, self.addr, self.listener, detail);
     }
 }
 
@@ -157,15 +211,25 @@ async fn serve_client(
     inbox: mpsc::Sender<Input>,
     gate: Arc<Gate>,
     _ticket: Ticket,
+    metrics: Arc<Metrics>,
 ) {
-    let Ok(source) = stream.peer_addr() else {
+    let Ok(addr) = stream.peer_addr() else {
         return;
+    };
+    let source = Source {
+        metrics: &metrics,
+        addr,
+        listener: "client",
     };
     let stream = Metered::new(stream);
     let meter = stream.meter();
     let config = HandshakeConfig::default();
-    let Ok(pending) = accept_client(stream, &admission, &config).await else {
-        return;
+    let pending = match accept_client(stream, &admission, &config).await {
+        Ok(pending) => pending,
+        Err(e) => {
+            source.refused(Refusal::Handshake, &e);
+            return;
+        }
     };
     let access = match authenticate(&gate, source, pending.hello()) {
         Ok(access) => access,
@@ -178,22 +242,19 @@ async fn serve_client(
     let Some((conn, tx, rx)) = register_client(&inbox, hello, access).await else {
         return;
     };
+    let _counted = Counted::new(&metrics.clients_tcp);
     let in_flight = InFlight::default();
     tokio::spawn(write_frames(writer, rx, in_flight.clone()));
     let clock = FrameClock::new(meter, gate.limits.frame_timeout, CLIENT_IDLE);
     let requests = RequestGate::new(&gate.limits, in_flight);
-    read_client(reader, conn, clock, requests, &inbox, &tx).await;
+    read_client(reader, conn, clock, requests, &inbox, &tx, source).await;
 }
 
 /// The access a client's `Hello` proves, or why it is refused.
-fn authenticate(
-    gate: &Gate,
-    source: SocketAddr,
-    hello: &ClientHello,
-) -> Result<Access, ProtoError> {
+fn authenticate(gate: &Gate, source: Source<'_>, hello: &ClientHello) -> Result<Access, ProtoError> {
     gate.auth
-        .access(source.ip(), hello.auth.as_ref(), hello.identity.as_deref())
-        .inspect_err(|refusal| tracing::debug!(%source, "client refused: {refusal}"))
+        .access(source.addr.ip(), hello.auth.as_ref(), hello.identity.as_deref())
+        .inspect_err(|refusal| source.refused(Refusal::Auth, refusal))
 }
 
 /// The reading half of a client connection, of either transport.
@@ -231,6 +292,7 @@ async fn read_client(
     mut requests: RequestGate,
     inbox: &mpsc::Sender<Input>,
     tx: &mpsc::Sender<ServerFrame>,
+    source: Source<'_>,
 ) {
     loop {
         let read = tokio::time::timeout(clock.period(), reader.next_frame()).await;
@@ -254,6 +316,7 @@ async fn read_client(
             Ok(None) => break,
             Err(err) => {
                 if let Some(err) = err {
+                    source.refused(Refusal::BadFrame, &err);
                     let _ = tx.send(ServerFrame::Error(err)).await;
                 }
                 break;
@@ -269,6 +332,7 @@ pub(super) async fn accept_ws_clients(
     inbox: mpsc::Sender<Input>,
     config: WsServerConfig,
     gate: Arc<Gate>,
+    metrics: Arc<Metrics>,
 ) {
     let config = Arc::new(config);
     loop {
@@ -282,9 +346,11 @@ pub(super) async fn accept_ws_clients(
                     Arc::clone(&config),
                     Arc::clone(&gate),
                     ticket,
+                    Arc::clone(&metrics),
                 ));
             }
             Err(refusal) => {
+                refused(&metrics, Refusal::Limit, source, "WebSocket", &refusal);
                 tokio::spawn(refuse_http(stream, refusal));
             }
         }
@@ -314,14 +380,28 @@ async fn serve_ws_client(
     config: Arc<WsServerConfig>,
     gate: Arc<Gate>,
     _ticket: Ticket,
+    metrics: Arc<Metrics>,
 ) {
-    let Ok(source) = stream.peer_addr() else {
+    let Ok(addr) = stream.peer_addr() else {
         return;
+    };
+    let source = Source {
+        metrics: &metrics,
+        addr,
+        listener: "WebSocket",
     };
     let stream = Metered::new(stream);
     let meter = stream.meter();
     let pending = match accept_ws_client(stream, &admission, &config).await {
         Ok(pending) => pending,
+        Err(e @ (WsError::OriginRefused(_) | WsError::HostRefused(_) | WsError::BadRequest(_))) => {
+            source.refused(Refusal::Http, &e);
+            return;
+        }
+        Err(e @ WsError::Rejected(_)) => {
+            source.refused(Refusal::Handshake, &e);
+            return;
+        }
         Err(e) => {
             tracing::debug!(error = %e, "WebSocket connection not opened");
             return;
@@ -339,11 +419,12 @@ async fn serve_ws_client(
     let Some((conn, tx, rx)) = register_client(&inbox, hello, access).await else {
         return;
     };
+    let _counted = Counted::new(&metrics.clients_ws);
     let in_flight = InFlight::default();
     tokio::spawn(write_ws_frames(writer, rx, in_flight.clone()));
     let clock = FrameClock::new(meter, gate.limits.frame_timeout, CLIENT_IDLE);
     let requests = RequestGate::new(&gate.limits, in_flight);
-    read_client(reader, conn, clock, requests, &inbox, &tx).await;
+    read_client(reader, conn, clock, requests, &inbox, &tx, source).await;
 }
 
 /// Writes frames as they come, flushing once per burst; after an error
@@ -448,9 +529,10 @@ pub(super) async fn accept_peers(
     inbox: mpsc::Sender<Input>,
     admitted: SharedAdmission,
     auth: AuthHandle,
+    metrics: Arc<Metrics>,
 ) {
     loop {
-        let (stream, _) = accept(&listener).await;
+        let (stream, source) = accept(&listener).await;
         // The cluster secret in force now (the auth file may have changed).
         let admission = Admission {
             cluster_id: cluster.clone(),
@@ -458,9 +540,11 @@ pub(super) async fn accept_peers(
         };
         tokio::spawn(serve_peer(
             stream,
+            source,
             admission,
             inbox.clone(),
             admitted.clone(),
+            Arc::clone(&metrics),
         ));
     }
 }
@@ -471,20 +555,24 @@ pub(super) async fn accept_peers(
 /// member is admitted; pre-vote and the leader lease keep it harmless).
 async fn serve_peer(
     stream: TcpStream,
+    peer: SocketAddr,
     admission: Admission,
     inbox: mpsc::Sender<Input>,
     admitted: SharedAdmission,
+    metrics: Arc<Metrics>,
 ) {
     let config = HandshakeConfig::default();
-    let Ok((from, mut reader, _writer)) = accept_peer(stream, &admission, &config).await else {
-        return;
+    let (from, mut reader, _writer) = match accept_peer(stream, &admission, &config).await {
+        Ok(linked) => linked,
+        Err(e) => {
+            refused(&metrics, Refusal::Handshake, peer, "peer", &e);
+            return;
+        }
     };
     let known = admitted.lock().is_ok_and(|a| a.admits(from));
     if !known {
-        tracing::warn!(
-            peer = from.0,
-            "refused a peer link from a server that is not a member"
-        );
+        let why = format!("server {} is not a member", from.0);
+        refused(&metrics, Refusal::NotMember, peer, "peer", &why);
         return;
     }
     while let Ok(Some(frame)) = read_frame_timeout::<_, PeerFrame>(&mut reader, PEER_IDLE).await {

@@ -18,6 +18,8 @@ mod storage_task;
 use crate::auth::{AuthConfig, AuthHandle};
 use crate::clock::Clock;
 use crate::config::{ServerConfig, WsConfig};
+use crate::metrics::http::MetricsConfig;
+use crate::metrics::{Metrics, Publisher};
 use crate::storage::{
     DataDir, DataDirError, FileStorage, FileStorageOptions, Storage, StorageError,
 };
@@ -27,7 +29,9 @@ use distlock_core::ids::NodeId;
 use distlock_core::locks::{Command, LockState};
 use distlock_core::node::{ConnId, Node, NodeAction, NodeConfig};
 use distlock_core::proto::{ClientFrame, ClusterId, MemberInfo, PeerFrame, ServerFrame};
-use distlock_core::raft::{MemberAddrs, Membership, Persist, PersistSeq, RestoreError};
+use distlock_core::raft::{
+    MemberAddrs, Membership, MessageBody, Persist, PersistSeq, RestoreError,
+};
 use distlock_transport_ws::{DASHBOARD_HTML, HostPolicy, OriginPolicy, WsServerConfig};
 pub use peer_links::PeerChaos;
 use peer_links::PeerLinks;
@@ -156,6 +160,9 @@ pub struct RuntimeEnv<S> {
     /// The data directory's claim, held until the server stops (`None`
     /// for a store that is not a directory, such as a simulated disk).
     pub claim: Option<DataDir>,
+    /// The metrics, health and readiness endpoint (none when its `addr`
+    /// is `None`; the metrics are kept all the same).
+    pub metrics: MetricsConfig,
 }
 
 impl RuntimeEnv<FileStorage<Command>> {
@@ -188,6 +195,7 @@ impl<S> RuntimeEnv<S> {
             peer_chaos: None,
             shares_thread: false,
             claim: None,
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -230,8 +238,12 @@ where
         ws,
         peer_chaos,
         shares_thread,
-        claim: _claim,
+        claim,
+        metrics: metrics_cfg,
     } = env;
+    let metrics = Metrics::new(claim.as_ref().map(|_| cfg.data_dir.clone()));
+    let _claim = claim;
+    storage.count_written_bytes(Arc::clone(&metrics.written_bytes));
     cfg.validate()?;
     let advertise = cfg.advertised(&ws)?;
     let mut stored = storage.load()?;
@@ -282,8 +294,9 @@ where
         persist_rx,
         synced_tx,
         busy_poll.clone(),
+        Arc::clone(&metrics),
     );
-    let mut persists = PersistRoute::new(storage, persist_tx);
+    let mut persists = PersistRoute::new(storage, persist_tx, Arc::clone(&metrics));
 
     let cluster = ClusterId::new(cfg.cluster_id.clone());
     let client_listener = bind(cfg.client_addr).await?;
@@ -293,6 +306,7 @@ where
         cluster.clone(),
         inbox_tx.clone(),
         Arc::clone(&gate),
+        Arc::clone(&metrics),
     ));
     let mut peers = PeerLinks::new(
         cfg.id,
@@ -308,6 +322,7 @@ where
         inbox_tx.clone(),
         peers.admission(),
         auth.clone(),
+        Arc::clone(&metrics),
     ));
     if let Some(addr) = ws.addr {
         let listener = bind(addr).await?;
@@ -333,8 +348,14 @@ where
             inbox_tx.clone(),
             config,
             Arc::clone(&gate),
+            Arc::clone(&metrics),
         ));
         tracing::info!(id = cfg.id.0, ws = %addr, "WebSocket clients and the dashboard at http://{addr}/");
+    }
+    if let Some(addr) = metrics_cfg.addr {
+        let listener = bind(addr).await?;
+        tokio::spawn(crate::metrics::http::serve(listener, Arc::clone(&metrics)));
+        tracing::info!(id = cfg.id.0, metrics = %addr, "metrics at http://{addr}/metrics, probes at /healthz and /readyz");
     }
     // The last log position tells operators which survivor of a lost
     // quorum is the most up to date (docs/OPERATIONS.md).
@@ -359,6 +380,7 @@ where
     }
 
     let mut clients: BTreeMap<ConnId, mpsc::Sender<ServerFrame>> = BTreeMap::new();
+    let mut publisher = Publisher::new(Arc::clone(&metrics), &node);
     let mut role = (node.raft().role(), node.raft().term());
     // Told to the service manager once a leader is known.
     let mut ready = false;
@@ -370,7 +392,12 @@ where
             .poll_timeout()
             .map_or(std::time::Duration::from_secs(3600), |deadline| {
                 deadline.saturating_since(clock.now())
-            });
+            })
+            .min(
+                publisher
+                    .due()
+                    .saturating_duration_since(tokio::time::Instant::now()),
+            );
         tokio::select! {
             biased;
             () = &mut shutdown, if draining.is_none() => {
@@ -385,14 +412,14 @@ where
                     persists.task_synced(seq);
                     node.persisted(seq, clock.now());
                 }
-                Err(e) => break Err(RuntimeError::Storage(e)),
+                Err(e) => break Err(storage_failed(&metrics, e)),
             },
             Some(input) = inbox.recv() => {
-                feed(&mut node, &mut clients, &mut peers, input, clock.now());
+                feed(&mut node, &mut clients, &mut peers, input, clock.now(), &metrics);
                 // Batch: everything already waiting goes in before the drain.
                 for _ in 0..1024 {
                     match inbox.try_recv() {
-                        Ok(input) => feed(&mut node, &mut clients, &mut peers, input, clock.now()),
+                        Ok(input) => feed(&mut node, &mut clients, &mut peers, input, clock.now(), &metrics),
                         Err(_) => break,
                     }
                 }
@@ -407,10 +434,11 @@ where
             &mut clients,
             &clock,
             inline,
+            &metrics,
         )
         .await
         {
-            break Err(RuntimeError::Storage(e));
+            break Err(storage_failed(&metrics, e));
         }
         // The window runs from the end of the work: a follower's inline
         // sync may have taken most of it.
@@ -426,6 +454,11 @@ where
             }
         }
         follow_membership(&mut peers, &node, false);
+        if publisher.after_round(&mut node) {
+            metrics
+                .peers_connected
+                .set(i64::try_from(peers.up_count()).unwrap_or(i64::MAX));
+        }
         let now_role = (node.raft().role(), node.raft().term());
         if now_role != role {
             role = now_role;
@@ -439,6 +472,13 @@ where
     drop(persists);
     let _ = storage_done.await;
     result
+}
+
+/// Counts and logs a storage failure, which stops the server.
+fn storage_failed(metrics: &Metrics, e: StorageError) -> RuntimeError {
+    metrics.storage_errors.inc();
+    tracing::error!(event = "storage_failed", error = %e, "storage write or fsync failed: stopping");
+    RuntimeError::Storage(e)
 }
 
 /// Starts the poller of `serve --busy-poll`, if asked for; it stops when
@@ -467,6 +507,7 @@ async fn drain<S: Storage<Command>>(
     clients: &mut BTreeMap<ConnId, mpsc::Sender<ServerFrame>>,
     clock: &Arc<dyn Clock>,
     inline: bool,
+    metrics: &Metrics,
 ) -> Result<(), StorageError> {
     loop {
         while let Some(action) = node.poll_action() {
@@ -481,9 +522,18 @@ async fn drain<S: Storage<Command>>(
                     PeerFrame::Forward { request, .. } if !peers.is_up(to) => {
                         node.forward_undeliverable(request.id);
                     }
-                    frame => peers.send(to, frame),
+                    frame => {
+                        metrics.frames_out_peer.inc();
+                        if let PeerFrame::Raft(msg) = &frame
+                            && let MessageBody::Append { entries, .. } = &msg.body
+                        {
+                            metrics.append_batch.observe(entries.len() as f64);
+                        }
+                        peers.send(to, frame);
+                    }
                 },
                 NodeAction::Reply { conn, frame } => {
+                    metrics.frames_out_client.inc();
                     if let Some(tx) = clients.get(&conn) {
                         if tx.try_send(frame).is_err() {
                             // Too slow to keep up, or gone: drop the connection.
@@ -541,17 +591,24 @@ fn feed(
     peers: &mut PeerLinks,
     input: Input,
     now: distlock_core::time::Instant,
+    metrics: &Metrics,
 ) {
     match input {
         Input::Peer(from, PeerFrame::Members { index, members }) => {
             peers.vouched(from, index, &members);
         }
-        Input::Peer(from, frame) => node.handle_peer(from, frame, now),
+        Input::Peer(from, frame) => {
+            metrics.frames_in_peer.inc();
+            node.handle_peer(from, frame, now);
+        }
         Input::ClientOpened(conn, tx, access) => {
             node.set_access(conn, access);
             clients.insert(conn, tx);
         }
-        Input::Client(conn, frame) => node.handle_client(conn, frame, now),
+        Input::Client(conn, frame) => {
+            metrics.frames_in_client.inc();
+            node.handle_client(conn, frame, now);
+        }
         Input::ClientClosed(conn) => {
             clients.remove(&conn);
             node.connection_closed(conn);

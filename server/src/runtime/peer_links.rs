@@ -114,6 +114,14 @@ impl PeerLinks {
 
     /// Whether the link to `to` is connected now (a frame sent may still
     /// be lost; one sent on a link that is down surely is).
+    /// How many peer links are up.
+    pub(super) fn up_count(&self) -> usize {
+        self.links
+            .values()
+            .filter(|l| l.up.load(Ordering::Relaxed))
+            .count()
+    }
+
     pub(super) fn is_up(&self, to: NodeId) -> bool {
         self.links
             .get(&to)

@@ -84,6 +84,12 @@ pub trait Storage<C> {
     fn sync_latency(&mut self) -> std::time::Duration {
         std::time::Duration::ZERO
     }
+
+    /// Counts the bytes this store writes from now on into `counter` (an
+    /// atomic, read by `/metrics`); a store that does not count ignores it.
+    fn count_written_bytes(&mut self, counter: std::sync::Arc<std::sync::atomic::AtomicU64>) {
+        let _ = counter;
+    }
 }
 
 /// Why a storage operation failed.
