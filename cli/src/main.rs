@@ -689,7 +689,18 @@ fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(cli.log_format, cli.log_level.as_deref())?;
     match &cli.command {
-        Command::Lock(LockArgs { servers, .. })
+        Command::Lock(LockArgs {
+            hold: HoldArgs { servers, .. },
+            ..
+        })
+        | Command::Elect(ElectArgs {
+            hold: HoldArgs { servers, .. },
+            ..
+        })
+        | Command::Leader(LeaderArgs { servers, .. })
+        | Command::Locks(LocksArgs { servers, .. })
+        | Command::Sessions(SessionsArgs { servers, .. })
+        | Command::Revoke(RevokeArgs { servers, .. })
         | Command::Status(StatusArgs { servers, .. })
         | Command::Members(MembersArgs { servers, .. })
         | Command::Bench(BenchArgs { servers, .. }) => servers.credentials.install()?,
