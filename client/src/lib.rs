@@ -4,21 +4,29 @@
 //! depends on the core and the transports only, not on the server.
 //!
 //! [`Client::connect`] dials the first reachable configured server and
-//! spawns one driver task that owns the session state machine, the TCP
-//! connection and the timer. The session logic (keepalives, the local
-//! lease, exactly-once retries, failover between members) is all the
-//! core's; the driver only carries frames, timer expiries and connection
-//! changes to it, dials where it asks
-//! ([`ClientEvent::Reconnect`](distlock_core::client::ClientEvent::Reconnect)), and
-//! hands each answer to the caller that waits for it.
+//! spawns one driver task that owns the connection, the timer and the
+//! session state machines. The session logic (keepalives, the local
+//! lease, exactly-once retries, failover between members, watches) is all
+//! the core's; the driver only carries frames, timer expiries and
+//! connection changes to it, dials where it asks
+//! ([`ClientEvent::Reconnect`](distlock_core::client::ClientEvent::Reconnect))
+//! after a jittered, doubling backoff, and hands each answer to the caller
+//! that waits for it.
 //!
-//! A [`Client`] holds at most one session ([`Client::open_session`]); open
-//! more sessions with more clients. A [`Session`] takes locks as
-//! [`Guard`]s whose [`FencingToken`] the protected resource checks — with
-//! a [`FencedResource`], for example, or by asking the cluster with
-//! [`Session::check_token`] — so that a holder that lost its lock (paused
-//! past its lease, say) cannot overwrite the next holder's work.
-//! [`Session::lock_status`] reads a lock's holders and waiters.
+//! A [`Client`] holds any number of sessions ([`Client::open_session`]),
+//! all on its one connection, each with its own lease and keepalives. A
+//! [`Session`] takes locks as [`Guard`]s whose [`FencingToken`] the
+//! protected resource checks — with a [`FencedResource`], for example, or
+//! by asking the cluster with [`Client::check_token`] — so that a holder
+//! that lost its lock (paused past its lease, say) cannot overwrite the
+//! next holder's work. [`Client::lock_status`] reads a lock's holders and
+//! waiters, and [`Client::watch`] streams its events.
+//!
+//! Dropping things does what one would expect, in the background (drop
+//! never blocks): a dropped [`Guard`] releases its lock; a dropped
+//! `lock()` future that was waiting leaves the lock's queue; a dropped
+//! [`WatchStream`] stops the watch; a [`Session`] whose handle and guards
+//! are all dropped is closed.
 //!
 //! ```no_run
 //! use distlock_client::{Client, ClientOptions, FencedResource, HostPort};
@@ -44,21 +52,28 @@
 pub mod admin;
 mod driver;
 mod fenced;
+mod link;
 mod reads;
+mod watch;
 
 pub use fenced::{FencedResource, StaleToken};
+pub use watch::WatchStream;
 
-use distlock_core::client::{ClientError as CoreError, ClientSession, Config};
+use distlock_core::client::{ClientError as CoreError, Config};
 pub use distlock_transport_tcp::HostPort;
-use driver::{Command, Driver, dial};
+use driver::{Command, Driver, DriverConfig, Slot};
+use link::dial;
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 // The core's types that this API takes and returns, so that a user needs
 // no other crate to name them.
-pub use distlock_core::client::{ClientError as SessionError, LostReason};
+pub use distlock_core::client::{ClientError as SessionError, LostReason, WatchUpdate};
+pub use distlock_core::ids::LogIndex;
 pub use distlock_core::locks::{FencingToken, LockError, Mode, Outcome, SessionId, Wait};
-pub use distlock_core::proto::{HolderView, LockStatusView, ProtoError, WaiterView};
+pub use distlock_core::proto::{HolderView, LockEvent, LockStatusView, ProtoError, WaiterView};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch as state};
 
 /// Why a client operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -117,15 +132,17 @@ impl Default for ClientOptions {
     }
 }
 
-/// A connection to a distlock cluster, driven by a background task.
+/// A connection to a distlock cluster, driven by a background task, and
+/// the sessions, reads and watches that share it.
 ///
-/// Cheap to clone; the driver stops once the client, its session and every
-/// guard are dropped.
+/// Cheap to clone; the driver stops once the client and everything made
+/// from it (sessions, guards, watches) are dropped, after closing the
+/// sessions whose handles were dropped (for up to 5 s).
 #[derive(Clone, Debug)]
 pub struct Client {
     commands: mpsc::UnboundedSender<Command>,
-    lost: watch::Receiver<bool>,
-    lease: watch::Receiver<Option<tokio::time::Instant>>,
+    /// Numbers sessions and watches for the driver.
+    next_id: Arc<AtomicU64>,
     lock_delay: Duration,
 }
 
@@ -185,23 +202,24 @@ impl Client {
             return Err(ClientError::Connect(last));
         };
         let (commands, commands_rx) = mpsc::unbounded_channel();
-        let (lost_tx, lost) = watch::channel(false);
-        let (lease_tx, lease) = watch::channel(None);
         let driver = Driver::new(
-            ClientSession::new(options.session),
-            servers,
-            i + 1,
-            options.connect_timeout,
-            options.transport,
+            DriverConfig {
+                session: options.session,
+                servers,
+                next_server: i + 1,
+                dial_timeout: options.connect_timeout,
+                transport: options.transport,
+                // Drawn at the edge, as the nonces are: the core only
+                // spreads backoffs with it.
+                jitter_seed: random_nonce() as u64,
+            },
             commands_rx,
-            lost_tx,
-            lease_tx,
         );
         tokio::spawn(driver.run(stream));
         Ok(Self {
             commands,
-            lost,
-            lease,
+            // 0 is the driver's own machine.
+            next_id: Arc::new(AtomicU64::new(1)),
             lock_delay: options.lock_delay,
         })
     }
@@ -225,36 +243,141 @@ impl Client {
         .await
     }
 
-    /// Opens this client's session with a lease of `ttl` (the cluster may
-    /// clamp it), with a fresh random nonce.
+    /// Opens a new session with a lease of `ttl` (the cluster may clamp
+    /// it), with a fresh random nonce. A client may hold any number of
+    /// sessions: each has its own lease, keepalives and locks, and all
+    /// share the client's connection. Dropping the future before it is
+    /// answered closes the session the cluster may have opened.
+    ///
+    /// ```no_run
+    /// # async fn example(client: distlock_client::Client) -> Result<(), distlock_client::ClientError> {
+    /// use std::time::Duration;
+    ///
+    /// // Two owners in one process: each holds its own locks.
+    /// let ingest = client.open_session(Duration::from_secs(10)).await?;
+    /// let report = client.open_session(Duration::from_secs(30)).await?;
+    /// let a = ingest.lock("ingest").await?;
+    /// let b = report.lock("report").await?;
+    /// assert_ne!(ingest.id(), report.id());
+    /// # drop((a, b));
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
-    /// [`ClientError::Session`] if the cluster refuses, if this client has
-    /// a session already, or once it was lost or closed;
+    /// [`ClientError::Session`] if the cluster refuses;
     /// [`ClientError::Closed`] if the driver stopped.
     pub async fn open_session(&self, ttl: Duration) -> Result<Session, ClientError> {
+        let slot = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (reply, rx) = oneshot::channel();
+        let (lost_tx, lost) = state::channel(false);
+        let (lease_tx, lease) = state::channel(None);
         self.commands
             .send(Command::Open {
+                slot,
                 ttl,
                 nonce: random_nonce(),
                 reply,
+                lost: lost_tx,
+                lease: lease_tx,
             })
             .map_err(|_| ClientError::Closed)?;
         let id = rx.await.map_err(|_| ClientError::Closed)??;
         Ok(Session {
             id,
+            link: Arc::new(SessionLink {
+                slot,
+                commands: self.commands.clone(),
+            }),
             client: self.clone(),
+            lost,
+            lease,
         })
+    }
+
+    /// Watches `lock`: its grants, releases and expiries as a
+    /// [`WatchStream`], from the next one the connected server applies on.
+    /// Needs no session; watching a lock nobody has taken yet is fine.
+    ///
+    /// ```no_run
+    /// # async fn example(client: distlock_client::Client) -> Result<(), distlock_client::ClientError> {
+    /// use distlock_client::{LockEvent, WatchUpdate};
+    /// use futures_core::Stream;
+    ///
+    /// fn takes_a_stream(_: impl Stream<Item = WatchUpdate>) {}
+    /// let events = client.watch("orders-db")?;
+    /// takes_a_stream(events);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`ClientError::Closed`] if the driver stopped.
+    pub fn watch(&self, lock: &str) -> Result<WatchStream, ClientError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (updates, rx) = mpsc::unbounded_channel();
+        self.commands
+            .send(Command::Watch {
+                lock: lock.to_owned(),
+                id,
+                updates,
+            })
+            .map_err(|_| ClientError::Closed)?;
+        Ok(WatchStream::new(
+            lock.to_owned(),
+            id,
+            rx,
+            self.commands.clone(),
+        ))
+    }
+}
+
+/// What a session's handle and its guards share: when the last of them is
+/// dropped, the driver closes the session in the background.
+#[derive(Debug)]
+struct SessionLink {
+    slot: Slot,
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl Drop for SessionLink {
+    fn drop(&mut self) {
+        let _ = self
+            .commands
+            .send(Command::SessionDropped { slot: self.slot });
+    }
+}
+
+/// Withdraws a waiting acquire whose caller stopped waiting (dropped the
+/// future), so that the lock's queue does not keep it.
+struct CancelOnDrop<'a> {
+    link: &'a SessionLink,
+    lock: &'a str,
+    armed: bool,
+}
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = self.link.commands.send(Command::CancelWait {
+                slot: self.link.slot,
+                lock: self.lock.to_owned(),
+            });
+        }
     }
 }
 
 /// An open session: the owner of locks. Its locks are released when it is
-/// closed, or by the cluster when its lease runs out.
+/// closed, or by the cluster when its lease runs out. Once this handle and
+/// every [`Guard`] of it are dropped, the session is closed in the
+/// background (see [`Session::abandon`] to let it expire instead).
 #[derive(Debug)]
 pub struct Session {
     id: SessionId,
+    link: Arc<SessionLink>,
     client: Client,
+    lost: state::Receiver<bool>,
+    lease: state::Receiver<Option<tokio::time::Instant>>,
 }
 
 impl Session {
@@ -298,6 +421,31 @@ impl Session {
 
     /// Takes `lock` in `mode`, waiting as `wait` says.
     ///
+    /// Dropping the future while it waits withdraws the wait from the
+    /// lock's queue (in the background), so that the next in line gets the
+    /// lock when it is released; a grant that crosses the withdrawal is
+    /// released at once.
+    ///
+    /// ```no_run
+    /// # async fn example(session: distlock_client::Session) -> Result<(), distlock_client::ClientError> {
+    /// use distlock_client::{Mode, Wait};
+    /// use std::time::Duration;
+    ///
+    /// // One of three permits, waiting up to 5 s...
+    /// let permit = session.lock_with("encoders", Mode::Semaphore(3), Wait::For(5_000)).await?;
+    /// permit.release().await?;
+    /// // ...or waiting for ever, but giving up from outside: the wait
+    /// // leaves the queue when the future is dropped.
+    /// let gave_up = tokio::time::timeout(
+    ///     Duration::from_secs(1),
+    ///     session.lock_with("reports", Mode::Shared, Wait::Forever),
+    /// )
+    /// .await;
+    /// # drop(gave_up);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
     /// # Errors
     /// [`ClientError::NotGranted`] when the lock is busy, the wait timed
     /// out or was cancelled; [`ClientError::Session`] for every other
@@ -310,9 +458,10 @@ impl Session {
         wait: Wait,
     ) -> Result<Guard, ClientError> {
         let (reply, rx) = oneshot::channel();
-        self.client
+        self.link
             .commands
             .send(Command::Acquire {
+                slot: self.link.slot,
                 lock: lock.to_owned(),
                 mode,
                 wait,
@@ -320,11 +469,18 @@ impl Session {
                 reply,
             })
             .map_err(|_| ClientError::Closed)?;
-        match rx.await.map_err(|_| ClientError::Closed)? {
+        let mut cancel = CancelOnDrop {
+            link: &self.link,
+            lock,
+            armed: matches!(wait, Wait::Forever | Wait::For(1..)),
+        };
+        let answer = rx.await;
+        cancel.armed = false;
+        match answer.map_err(|_| ClientError::Closed)? {
             Ok(Outcome::Granted { token }) => Ok(Guard {
                 lock: lock.to_owned(),
                 token,
-                commands: self.client.commands.clone(),
+                link: Arc::clone(&self.link),
                 released: false,
             }),
             Ok(_) => Err(ClientError::Session(CoreError::UnexpectedAnswer)),
@@ -339,7 +495,7 @@ impl Session {
     /// keepalive was acknowledged, or the cluster ended it) or the driver
     /// stopped. From then on, no guard of it protects anything.
     pub fn lost(&self) -> impl Future<Output = ()> + Send + 'static {
-        let mut rx = self.client.lost.clone();
+        let mut rx = self.lost.clone();
         async move {
             let _ = rx.wait_for(|lost| *lost).await;
         }
@@ -351,7 +507,7 @@ impl Session {
     /// clock drift). `None` once the session is lost or closed.
     #[must_use]
     pub fn lease_deadline(&self) -> Option<tokio::time::Instant> {
-        *self.client.lease.borrow()
+        *self.lease.borrow()
     }
 
     /// Whether the session's local lease still runs now: a holder should
@@ -367,7 +523,37 @@ impl Session {
     /// Whether the session is known to be lost.
     #[must_use]
     pub fn is_lost(&self) -> bool {
-        *self.client.lost.borrow()
+        *self.lost.borrow()
+    }
+
+    /// The client this session belongs to.
+    #[must_use]
+    pub const fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Watches `lock`, as [`Client::watch`].
+    ///
+    /// # Errors
+    /// As [`Client::watch`].
+    pub fn watch(&self, lock: &str) -> Result<WatchStream, ClientError> {
+        self.client.watch(lock)
+    }
+
+    /// Stops keeping the session alive without closing it: the cluster
+    /// expires it once its lease runs out (releasing its locks then, and
+    /// applying their lock-delays), as if this process had died. Guards of
+    /// it can no longer be released.
+    ///
+    /// ```no_run
+    /// # async fn example(session: distlock_client::Session) {
+    /// session.abandon();
+    /// # }
+    /// ```
+    pub fn abandon(self) {
+        let _ = self.link.commands.send(Command::Abandon {
+            slot: self.link.slot,
+        });
     }
 
     /// Closes the session, releasing every lock it holds.
@@ -377,9 +563,12 @@ impl Session {
     /// cluster refuses; [`ClientError::Closed`] if the driver stopped.
     pub async fn close(self) -> Result<(), ClientError> {
         let (reply, rx) = oneshot::channel();
-        self.client
+        self.link
             .commands
-            .send(Command::Close { reply })
+            .send(Command::Close {
+                slot: self.link.slot,
+                reply,
+            })
             .map_err(|_| ClientError::Closed)?;
         match rx.await.map_err(|_| ClientError::Closed)? {
             Ok(Outcome::Closed) => Ok(()),
@@ -390,13 +579,13 @@ impl Session {
 }
 
 /// A granted lock. Release it with [`Guard::release`]; a guard dropped
-/// unreleased asks for the release in the background (without waiting for
-/// the answer).
+/// unreleased asks for the release in the background (without blocking or
+/// waiting for the answer). A guard keeps its session open.
 #[derive(Debug)]
 pub struct Guard {
     lock: String,
     token: FencingToken,
-    commands: mpsc::UnboundedSender<Command>,
+    link: Arc<SessionLink>,
     released: bool,
 }
 
@@ -423,8 +612,10 @@ impl Guard {
     pub async fn release(mut self) -> Result<(), ClientError> {
         self.released = true;
         let (reply, rx) = oneshot::channel();
-        self.commands
+        self.link
+            .commands
             .send(Command::Release {
+                slot: self.link.slot,
                 lock: self.lock.clone(),
                 token: self.token,
                 reply,
@@ -442,7 +633,8 @@ impl Drop for Guard {
     fn drop(&mut self) {
         if !self.released {
             let (reply, _) = oneshot::channel();
-            let _ = self.commands.send(Command::Release {
+            let _ = self.link.commands.send(Command::Release {
+                slot: self.link.slot,
                 lock: std::mem::take(&mut self.lock),
                 token: self.token,
                 reply,
