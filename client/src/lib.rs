@@ -57,6 +57,11 @@ mod reads;
 mod watch;
 
 pub use fenced::{FencedResource, StaleToken};
+
+// The README's examples are compiled as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
 pub use watch::WatchStream;
 
 use distlock_core::client::{ClientError as CoreError, Config};
@@ -68,7 +73,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 // The core's types that this API takes and returns, so that a user needs
 // no other crate to name them.
-pub use distlock_core::client::{ClientError as SessionError, LostReason, WatchUpdate};
+pub use distlock_core::client::{
+    ClientError as SessionError, Config as SessionConfig, LostReason, WatchUpdate,
+};
 pub use distlock_core::ids::LogIndex;
 pub use distlock_core::locks::{FencingToken, LockError, Mode, Outcome, SessionId, Wait};
 pub use distlock_core::proto::{HolderView, LockEvent, LockStatusView, ProtoError, WaiterView};
@@ -76,6 +83,23 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch as state};
 
 /// Why a client operation failed.
+///
+/// ```no_run
+/// # async fn example(session: distlock_client::Session) -> Result<(), distlock_client::ClientError> {
+/// use distlock_client::{ClientError, SessionError};
+/// use std::time::Duration;
+///
+/// match session.lock_timeout("nightly-report", Duration::from_secs(5)).await {
+///     Ok(guard) => guard.release().await?,
+///     // Someone else held it for the whole 5 s.
+///     Err(ClientError::NotGranted) => {}
+///     // The session's lease ran out: stop using what it locked.
+///     Err(ClientError::Session(SessionError::SessionLost)) => return Ok(()),
+///     Err(other) => return Err(other),
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// No configured server accepted a connection.
@@ -94,7 +118,25 @@ pub enum ClientError {
     Closed,
 }
 
-/// Settings of a [`Client`].
+/// Settings of a [`Client`]: everything about reaching the cluster.
+///
+/// ```
+/// use distlock_client::{ClientOptions, Transport};
+/// use std::time::Duration;
+///
+/// let options = ClientOptions {
+///     connect_timeout: Duration::from_millis(500),
+///     // Every acquire asks that the lock stay unavailable for 10 s if its
+///     // holder's session is lost.
+///     lock_delay: Duration::from_secs(10),
+///     transport: Transport::WebSocket,
+///     session: distlock_client::SessionConfig {
+///         backoff_max: Duration::from_secs(2),
+///         ..Default::default()
+///     },
+/// };
+/// # drop(options);
+/// ```
 #[derive(Clone, Debug)]
 pub struct ClientOptions {
     /// The session state machine's settings (timeouts, backoffs, cluster
@@ -151,6 +193,18 @@ impl Client {
     /// accepts or `patience` has passed: for callers that may start while
     /// the servers are still starting.
     ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+    /// use distlock_client::{Client, ClientOptions, HostPort};
+    /// use std::time::Duration;
+    ///
+    /// let servers: Vec<HostPort> = vec!["node1.example.com:7001".parse()?, "node2.example.com:7001".parse()?];
+    /// let client = Client::connect_within(servers, ClientOptions::default(), Duration::from_secs(30)).await?;
+    /// # drop(client);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
     /// # Errors
     /// The last attempt's error once `patience` has passed.
     pub async fn connect_within(
@@ -175,6 +229,22 @@ impl Client {
     /// when a member's address is unknown or fails. A server is a
     /// [`HostPort`] (`"node1.example.com:7001"`, `"[::1]:7001"`) or a
     /// `SocketAddr`; host names are resolved again on every dial.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+    /// use distlock_client::{Client, ClientOptions, HostPort};
+    /// use std::net::SocketAddr;
+    ///
+    /// let name: HostPort = "node1.example.com:7001".parse()?;
+    /// let by_name = Client::connect([name], ClientOptions::default()).await?;
+    /// let addr: SocketAddr = "[::1]:7001".parse()?;
+    /// let by_address = Client::connect([addr], ClientOptions::default()).await?;
+    /// let parsed: HostPort = "10.0.0.1:7001".parse()?;
+    /// let mixed = Client::connect(vec![parsed, HostPort::from(addr)], ClientOptions::default()).await?;
+    /// # drop((by_name, by_address, mixed));
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     /// [`ClientError::Connect`] when no server accepts (or `servers` is
@@ -226,6 +296,17 @@ impl Client {
 
     /// [`Self::connect`] over WebSocket: `servers` are the servers'
     /// WebSocket addresses (`--ws-addr`). Same API, same failover.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+    /// use distlock_client::{Client, ClientOptions, HostPort};
+    ///
+    /// let ws: HostPort = "node1.example.com:7201".parse()?;
+    /// let client = Client::connect_ws([ws], ClientOptions::default()).await?;
+    /// # drop(client);
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     /// As [`Self::connect`].
@@ -387,7 +468,17 @@ impl Session {
         self.id
     }
 
-    /// Takes `lock` exclusively, waiting for as long as it takes.
+    /// Takes `lock` exclusively, waiting for as long as it takes
+    /// (dropping the future withdraws the wait).
+    ///
+    /// ```no_run
+    /// # async fn example(session: distlock_client::Session) -> Result<(), distlock_client::ClientError> {
+    /// let guard = session.lock("orders-db").await?;
+    /// println!("writing with token {}", guard.token());
+    /// guard.release().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     /// [`ClientError::Session`] when the session is lost or the cluster
@@ -397,6 +488,16 @@ impl Session {
     }
 
     /// Takes `lock` exclusively if it is free now; `None` if it is held.
+    ///
+    /// ```no_run
+    /// # async fn example(session: distlock_client::Session) -> Result<(), distlock_client::ClientError> {
+    /// match session.try_lock("cron/nightly").await? {
+    ///     Some(guard) => guard.release().await?,
+    ///     None => println!("another runner has it"),
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     /// As [`Self::lock`].
@@ -410,6 +511,15 @@ impl Session {
 
     /// Takes `lock` exclusively, waiting at most `timeout` (in whole
     /// milliseconds).
+    ///
+    /// ```no_run
+    /// # async fn example(session: distlock_client::Session) -> Result<(), distlock_client::ClientError> {
+    /// use std::time::Duration;
+    /// let guard = session.lock_timeout("orders-db", Duration::from_secs(30)).await?;
+    /// # drop(guard);
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     /// [`ClientError::NotGranted`] if the wait times out; otherwise as
@@ -494,6 +604,19 @@ impl Session {
     /// Resolves once the session is lost (its lease ran out before a
     /// keepalive was acknowledged, or the cluster ended it) or the driver
     /// stopped. From then on, no guard of it protects anything.
+    ///
+    /// ```no_run
+    /// # async fn example(session: distlock_client::Session) -> Result<(), distlock_client::ClientError> {
+    /// # async fn do_the_work(_: distlock_client::FencingToken) {}
+    /// let guard = session.lock("orders-db").await?;
+    /// tokio::select! {
+    ///     () = do_the_work(guard.token()) => guard.release().await?,
+    ///     // Stop at once: another holder may have the lock already.
+    ///     () = session.lost() => eprintln!("lost the session; stopped"),
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn lost(&self) -> impl Future<Output = ()> + Send + 'static {
         let mut rx = self.lost.clone();
         async move {
@@ -512,6 +635,16 @@ impl Session {
 
     /// Whether the session's local lease still runs now: a holder should
     /// act on a guard only while this holds (and present its token).
+    ///
+    /// ```no_run
+    /// # fn example(session: &distlock_client::Session, guard: &distlock_client::Guard) {
+    /// if session.is_valid() {
+    ///     // write, presenting guard.token()
+    /// }
+    /// // When the lease runs out unless a keepalive is acknowledged first:
+    /// let _deadline = session.lease_deadline();
+    /// # }
+    /// ```
     #[must_use]
     pub fn is_valid(&self) -> bool {
         !self.is_lost()
@@ -558,6 +691,16 @@ impl Session {
 
     /// Closes the session, releasing every lock it holds.
     ///
+    /// ```no_run
+    /// # async fn example(client: distlock_client::Client) -> Result<(), distlock_client::ClientError> {
+    /// use std::time::Duration;
+    /// let session = client.open_session(Duration::from_secs(10)).await?;
+    /// let _held = session.lock("a").await?;
+    /// session.close().await?; // "a" is free again
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
     /// # Errors
     /// [`ClientError::Session`] if the session is lost already or the
     /// cluster refuses; [`ClientError::Closed`] if the driver stopped.
@@ -581,6 +724,19 @@ impl Session {
 /// A granted lock. Release it with [`Guard::release`]; a guard dropped
 /// unreleased asks for the release in the background (without blocking or
 /// waiting for the answer). A guard keeps its session open.
+///
+/// ```no_run
+/// # async fn example(session: distlock_client::Session) -> Result<(), distlock_client::ClientError> {
+/// {
+///     let guard = session.lock("orders-db").await?;
+///     assert_eq!(guard.lock_name(), "orders-db");
+///     // ... work, presenting guard.token() ...
+/// } // dropped: released in the background
+/// let again = session.lock("orders-db").await?;
+/// again.release().await?; // released, and the answer awaited
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Guard {
     lock: String,

@@ -87,6 +87,35 @@ enum InFlight {
 /// every input drains [`Self::poll_frame`] (to send on the current
 /// connection), [`Self::poll_event`], and arms a timer at
 /// [`Self::poll_timeout`] that calls [`Self::handle_timeout`].
+///
+/// ```
+/// use distlock_core::client::{ClientEvent, ClientSession, Config};
+/// use distlock_core::locks::SessionId;
+/// use distlock_core::proto::{ClientFrame, Response, ResponseBody, ServerFrame};
+/// use distlock_core::time::{Duration, Instant};
+///
+/// let mut client = ClientSession::with_jitter(Config::default(), 42);
+/// let now = Instant::ZERO;
+/// client.connected(None, now); // the driver has dialled a server
+/// let op = client.open_session(Duration::from_secs(10), 0x5eed, now)?;
+///
+/// // The driver sends the frames: the `Hello`, then the request.
+/// assert!(matches!(client.poll_frame(), Some(ClientFrame::Hello { .. })));
+/// let Some(ClientFrame::Request(open)) = client.poll_frame() else { panic!() };
+///
+/// // The server's answer comes back as a frame.
+/// let answer = ResponseBody::SessionOpened { session: SessionId(3), ttl_ms: 10_000 };
+/// client.handle_frame(ServerFrame::Response(Response::ok(open.id, answer)), now);
+/// assert_eq!(
+///     client.poll_event(),
+///     Some(ClientEvent::SessionOpened { op, result: Ok(SessionId(3)) })
+/// );
+/// // The lease counts from the request's send time, less the drift margin.
+/// assert!(client.is_alive(now + Duration::from_secs(9)));
+/// // A keepalive is due a third of the TTL later.
+/// assert!(client.poll_timeout().is_some());
+/// # Ok::<(), distlock_core::client::ClientError>(())
+/// ```
 #[derive(Debug)]
 pub struct ClientSession {
     config: Config,
@@ -289,7 +318,7 @@ impl ClientSession {
         Ok(op)
     }
 
-    /// Asks for `lock`. Answered [`Outcome::Granted`] or an error; a waiting
+    /// Asks for `lock`. Answered [`Outcome::Granted`](crate::locks::Outcome::Granted) or an error; a waiting
     /// acquire is answered when it leaves the queue.
     ///
     /// # Errors
