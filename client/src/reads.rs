@@ -91,7 +91,7 @@ impl Session {
     /// # Errors
     /// As [`Client::check_token`].
     pub async fn check_token(&self, lock: &str, token: FencingToken) -> Result<bool, ClientError> {
-        self.client.check_token(lock, token).await
+        self.client().check_token(lock, token).await
     }
 
     /// [`Client::lock_status`] on this session's client.
@@ -99,6 +99,6 @@ impl Session {
     /// # Errors
     /// As [`Client::lock_status`].
     pub async fn lock_status(&self, lock: &str) -> Result<Option<LockStatusView>, ClientError> {
-        self.client.lock_status(lock).await
+        self.client().lock_status(lock).await
     }
 }

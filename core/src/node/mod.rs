@@ -137,8 +137,7 @@ pub struct NodeConfig {
 /// let mut node = Node::new(config, LockState::default(), stored, 7, Instant::ZERO)?;
 /// let mut now = Instant::ZERO;
 ///
-/// // Time passes; every action is carried out (here: persisted at once, and
-/// // the answers to connection 1 collected).
+/// // Time passes; each action is done (persisted at once, answers kept).
 /// fn run(node: &mut Node, now: &mut Instant, frames: &mut Vec<ServerFrame>) {
 ///     for _ in 0..50 {
 ///         if let Some(t) = node.poll_timeout() {
@@ -165,14 +164,13 @@ pub struct NodeConfig {
 /// let request = |id, command| ClientFrame::Request(Request { id: RequestId(id), body: RequestBody::Log(command) });
 /// node.handle_client(conn, request(1, open), now);
 /// run(&mut node, &mut now, &mut frames);
-/// let session = frames.iter().find_map(|f| match f {
+/// let session: SessionId = frames.iter().find_map(|f| match f {
 ///     ServerFrame::Response(r) => match &r.result {
 ///         Ok(ResponseBody::SessionOpened { session, .. }) => Some(*session),
 ///         _ => None,
 ///     },
 ///     _ => None,
-/// });
-/// let session: SessionId = session.expect("the session is open");
+/// }).expect("the session is open");
 ///
 /// let acquire = ClientCommand::Acquire {
 ///     session, seq: Seq(1), ack: Seq(1), lock: "db".into(),
