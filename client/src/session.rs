@@ -3,7 +3,7 @@
 //! dropped: a guard its lock, the last of a session's handle and guards
 //! the session itself.
 
-use super::driver::{Command, Slot};
+use super::driver::{Command, OpReply, Slot};
 use super::{Client, ClientError, CoreError, WatchStream};
 use distlock_core::locks::{FencingToken, LockError, Mode, Outcome, SessionId, Wait};
 use distlock_core::proto::ProtoError;
@@ -18,6 +18,26 @@ use tokio::sync::{mpsc, oneshot, watch as state};
 struct SessionLink {
     slot: Slot,
     commands: mpsc::UnboundedSender<Command>,
+}
+
+impl SessionLink {
+    /// Sends the command `make` builds around the reply channel, and
+    /// waits for its answer: `expected`, or the error.
+    async fn op(
+        &self,
+        make: impl FnOnce(OpReply) -> Command,
+        expected: Outcome,
+    ) -> Result<(), ClientError> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(make(reply))
+            .map_err(|_| ClientError::Closed)?;
+        match rx.await.map_err(|_| ClientError::Closed)? {
+            Ok(outcome) if outcome == expected => Ok(()),
+            Ok(_) => Err(ClientError::Session(CoreError::UnexpectedAnswer)),
+            Err(e) => Err(ClientError::Session(e)),
+        }
+    }
 }
 
 impl Drop for SessionLink {
@@ -323,19 +343,10 @@ impl Session {
     /// [`ClientError::Session`] if the session is lost already or the
     /// cluster refuses; [`ClientError::Closed`] if the driver stopped.
     pub async fn close(self) -> Result<(), ClientError> {
-        let (reply, rx) = oneshot::channel();
+        let slot = self.link.slot;
         self.link
-            .commands
-            .send(Command::Close {
-                slot: self.link.slot,
-                reply,
-            })
-            .map_err(|_| ClientError::Closed)?;
-        match rx.await.map_err(|_| ClientError::Closed)? {
-            Ok(Outcome::Closed) => Ok(()),
-            Ok(_) => Err(ClientError::Session(CoreError::UnexpectedAnswer)),
-            Err(e) => Err(ClientError::Session(e)),
-        }
+            .op(|reply| Command::Close { slot, reply }, Outcome::Closed)
+            .await
     }
 }
 
@@ -385,21 +396,14 @@ impl Guard {
     /// driver stopped.
     pub async fn release(mut self) -> Result<(), ClientError> {
         self.released = true;
-        let (reply, rx) = oneshot::channel();
-        self.link
-            .commands
-            .send(Command::Release {
-                slot: self.link.slot,
-                lock: self.lock.clone(),
-                token: self.token,
-                reply,
-            })
-            .map_err(|_| ClientError::Closed)?;
-        match rx.await.map_err(|_| ClientError::Closed)? {
-            Ok(Outcome::Released) => Ok(()),
-            Ok(_) => Err(ClientError::Session(CoreError::UnexpectedAnswer)),
-            Err(e) => Err(ClientError::Session(e)),
-        }
+        let (slot, lock, token) = (self.link.slot, self.lock.clone(), self.token);
+        let release = |reply| Command::Release {
+            slot,
+            lock,
+            token,
+            reply,
+        };
+        self.link.op(release, Outcome::Released).await
     }
 }
 
