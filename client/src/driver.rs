@@ -350,6 +350,7 @@ impl Driver {
                     }
                     Err(e) => {
                         let _ = reply.send(Err(e));
+                        return;
                     }
                 }
                 self.sessions.insert(
@@ -546,6 +547,8 @@ impl Driver {
         };
         match event {
             ClientEvent::SessionOpened { op, result } => {
+                // No handle is made of a refused open: forget the machine.
+                s.dropped |= result.is_err();
                 if let Some(Reply::Open(tx)) = self.replies.remove(&(slot, op))
                     && let Err(Ok(_)) = tx.send(result)
                 {

@@ -344,6 +344,19 @@ async fn two_sessions_of_one_client_hold_two_locks() {
         Client::connect_within(vec![server.client_addr], ClientOptions::default(), PATIENCE)
             .await
             .expect("connects");
+    // A refused open is a typed error and leaves the client working.
+    let refused = within("open", client.open_session(Duration::from_secs(100_000))).await;
+    assert!(
+        matches!(
+            refused,
+            Err(ClientError::Session(
+                distlock_core::client::ClientError::Server(distlock_core::proto::ProtoError::Lock(
+                    distlock_client::LockError::InvalidTtl { .. }
+                ))
+            ))
+        ),
+        "{refused:?}"
+    );
     let s1 = within("open", client.open_session(ttl)).await.expect("s1");
     let s2 = within("open", client.open_session(ttl)).await.expect("s2");
     assert_ne!(s1.id(), s2.id());
