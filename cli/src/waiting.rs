@@ -37,7 +37,7 @@ pub(crate) async fn showing<T>(
             result = &mut grant => break result,
             _ = tick.tick() => {
                 // A failed read leaves the last line up; the wait goes on.
-                if let Ok(page) = session.list_locks(name, None, 1).await {
+                if let Ok(page) = session.client().list_locks(name, None, 1).await {
                     let entry = page.locks.iter().find(|l| l.name == name);
                     let text = line(name, entry, session.id(), seen.held_for(entry));
                     let mut err = std::io::stderr().lock();

@@ -37,6 +37,20 @@ pub enum AskError {
 /// Connects to `addr`, sends each request in turn on one connection and
 /// returns the welcome and the answers.
 ///
+/// ```no_run
+/// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+/// use distlock_client::admin::ask;
+/// use distlock_core::proto::{RequestBody, ResponseBody};
+///
+/// let (welcome, answers) = ask(&"node1.example.com:7001".parse()?, vec![RequestBody::ClusterStatus]).await?;
+/// println!("node {} answered", welcome.node_id);
+/// if let Some(ResponseBody::ClusterStatus(view)) = answers.first() {
+///     println!("leader: {:?}", view.leader);
+/// }
+/// # Ok(())
+/// # }
+/// ```
+///
 /// # Errors
 /// When connecting, the handshake or any request fails.
 pub async fn ask(
@@ -94,6 +108,14 @@ pub async fn ask_as(
 }
 
 /// The cluster as the server at `addr` sees it.
+///
+/// ```no_run
+/// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+/// let view = distlock_client::admin::cluster_status(&"node1.example.com:7001".parse()?).await?;
+/// println!("term {}, leader {:?}, {} members", view.term, view.leader, view.members.len());
+/// # Ok(())
+/// # }
+/// ```
 ///
 /// # Errors
 /// As [`ask`]; [`AskError::Unexpected`] for another answer.

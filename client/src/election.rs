@@ -11,7 +11,7 @@
 //! leadership, and the next campaigner in line is elected.
 
 use super::driver::Command;
-use super::{ClientError, Guard, Session};
+use super::{Client, ClientError, Guard, Session};
 use distlock_core::client::ClientError as CoreError;
 use distlock_core::locks::{FencingToken, LockError, Outcome, Wait};
 use distlock_core::proto::{LeaderView, ProtoError, RequestBody, ResponseBody};
@@ -50,8 +50,10 @@ impl Leadership {
     pub async fn proclaim(&self, value: &str) -> Result<(), ClientError> {
         let (reply, rx) = oneshot::channel();
         self.guard
+            .link
             .commands
             .send(Command::Proclaim {
+                slot: self.guard.link.slot,
                 election: self.election().to_owned(),
                 token: self.token(),
                 value: value.to_owned(),
@@ -97,13 +99,14 @@ impl Session {
         wait: Wait,
     ) -> Result<Leadership, ClientError> {
         let (reply, rx) = oneshot::channel();
-        self.client
+        self.link
             .commands
             .send(Command::Campaign {
+                slot: self.link.slot,
                 election: election.to_owned(),
                 value: value.to_owned(),
                 wait,
-                lock_delay: self.client.lock_delay,
+                lock_delay: self.client().lock_delay,
                 reply,
             })
             .map_err(|_| ClientError::Closed)?;
@@ -112,7 +115,7 @@ impl Session {
                 guard: Guard {
                     lock: election.to_owned(),
                     token,
-                    commands: self.client.commands.clone(),
+                    link: std::sync::Arc::clone(&self.link),
                     released: false,
                 },
             }),
@@ -131,13 +134,7 @@ impl Session {
     /// [`ClientError::Session`] when the cluster refuses;
     /// [`ClientError::Closed`] if the driver stopped.
     pub async fn leader(&self, election: &str) -> Result<Option<LeaderView>, ClientError> {
-        let body = RequestBody::Leader {
-            election: election.to_owned(),
-        };
-        match self.read(|reply| Command::Query { body, reply }).await? {
-            ResponseBody::Leader(view) => Ok(view),
-            _ => Err(ClientError::Session(CoreError::UnexpectedAnswer)),
-        }
+        self.client().leader(election).await
     }
 
     /// Follows `election`'s leader: [`Observer::next`] gives the leader
@@ -148,6 +145,25 @@ impl Session {
             session: self,
             election: election.to_owned(),
             last: None,
+        }
+    }
+}
+
+impl Client {
+    /// The leader of `election` now (a linearizable read): its session,
+    /// term of office, value and owner; `None` when nobody leads. Needs no
+    /// session.
+    ///
+    /// # Errors
+    /// [`ClientError::Session`] when the cluster refuses;
+    /// [`ClientError::Closed`] if the driver stopped.
+    pub async fn leader(&self, election: &str) -> Result<Option<LeaderView>, ClientError> {
+        let body = RequestBody::Leader {
+            election: election.to_owned(),
+        };
+        match self.read(|reply| Command::Query { body, reply }).await? {
+            ResponseBody::Leader(view) => Ok(view),
+            _ => Err(ClientError::Session(CoreError::UnexpectedAnswer)),
         }
     }
 }

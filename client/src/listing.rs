@@ -6,14 +6,14 @@
 //! ReadIndex round).
 
 use super::driver::Command;
-use super::{ClientError, Session};
+use super::{Client, ClientError};
 use distlock_core::client::ClientError as CoreError;
 use distlock_core::locks::SessionId;
 use distlock_core::proto::{
     LockEntryView, LockListView, RequestBody, ResponseBody, SessionListView,
 };
 
-impl Session {
+impl Client {
     /// One page of up to `limit` locks (0 for the server's default, 100;
     /// at most 1 000) whose names start with `prefix` and sort after
     /// `after` (the previous page's `next`). Only locks with holders,

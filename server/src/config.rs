@@ -89,7 +89,7 @@ impl RaftTuning {
 ///
 /// Kept apart from [`ServerConfig`] so that code building a
 /// `ServerConfig` field by field (the simulation) is unaffected; the
-/// runtime takes it beside ([`crate::runtime::run_with`]).
+/// runtime takes it beside, through [`crate::runtime::RuntimeEnv::files`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WsConfig {
     /// Where this server listens for WebSocket clients; `None`: it does

@@ -127,7 +127,13 @@ fn paging_never_skips_or_repeats_a_lock_that_exists_throughout() {
                 n += 1;
             }
         });
-        let reader = client_session(&[addr], Duration::from_secs(10)).await;
+        let reader = distlock_client::Client::connect_within(
+            vec![addr],
+            distlock_client::ClientOptions::default(),
+            PATIENCE,
+        )
+        .await
+        .expect("a reader connects");
         for pass in 0..15 {
             let mut seen = Vec::new();
             let mut after: Option<String> = None;

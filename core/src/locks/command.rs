@@ -28,6 +28,16 @@ pub struct Seq(pub u64);
 
 /// A grant's fencing token: the log index of the entry whose application
 /// granted the lock, so tokens strictly increase across the whole cluster.
+///
+/// ```
+/// use distlock_core::locks::FencingToken;
+///
+/// let old = FencingToken(17);
+/// let new = FencingToken(42);
+/// // A resource accepts a write only with a token at least the highest seen.
+/// assert!(new > old);
+/// assert_eq!(new.to_string(), "42");
+/// ```
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]

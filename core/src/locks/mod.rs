@@ -66,6 +66,30 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// The replicated lock state: apply committed [`Command`]s in log order.
+///
+/// Session ids and fencing tokens are the log indexes of the entries that
+/// opened or granted them, so they grow with the log:
+///
+/// ```
+/// use distlock_core::ids::LogIndex;
+/// use distlock_core::locks::{
+///     Applied, ClientCommand, Command, Event, FencingToken, LockState, Mode, Seq, SessionId, Wait,
+/// };
+///
+/// let mut state = LockState::default();
+/// let mut out = Applied::default();
+/// let open = ClientCommand::OpenSession { nonce: 7, ttl_ms: 10_000 };
+/// state.apply_into(LogIndex(1), &Command::Client(open), &mut out);
+/// let session = SessionId(1);
+/// let acquire = ClientCommand::Acquire {
+///     session, seq: Seq(1), ack: Seq(1), lock: "db".into(),
+///     mode: Mode::Exclusive, wait: Wait::Try, lock_delay_ms: 0,
+/// };
+/// state.apply_into(LogIndex(2), &Command::Client(acquire), &mut out);
+/// assert!(out.events.iter().any(|e| matches!(e, Event::Acquired { token, .. } if *token == FencingToken(2))));
+/// assert!(state.check_token("db", FencingToken(2)));
+/// assert_eq!(state.lock_status("db").map(|s| s.holders.len()), Some(1));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LockState {
     limits: Limits,

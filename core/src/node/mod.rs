@@ -18,7 +18,7 @@
 //!   to a lock's applied events on this server.
 //! - `TakeSnapshot` (a backup) is a ReadIndex read too; the leader keeps
 //!   the encoded state for the `SnapshotChunk` requests that fetch the
-//!   rest of it (see [`snapshot_export`]).
+//!   rest of it (see `node::snapshot_export`).
 //!
 //! Only the leader expires sessions, times out waits and ends lock-delays,
 //! by proposing commands; a new leader first resets every such timer to its
@@ -139,6 +139,75 @@ pub struct NodeConfig {
 }
 
 /// One server. See the [module documentation](self).
+///
+/// A driver feeds it client and peer frames, timeouts and persistence
+/// reports, and drains [`Node::poll_action`] after each input. A server
+/// alone, with one client taking a lock:
+///
+/// ```
+/// use distlock_core::ids::NodeId;
+/// use distlock_core::locks::{ClientCommand, LockState, Mode, Outcome, Seq, SessionId, Wait};
+/// use distlock_core::node::{ConnId, Node, NodeAction, NodeConfig};
+/// use distlock_core::proto::{
+///     ClientFrame, PROTOCOL_VERSION, Request, RequestBody, RequestId, ResponseBody, ServerFrame,
+/// };
+/// use distlock_core::raft::{self, Membership, Stored};
+/// use distlock_core::time::Instant;
+///
+/// let me = NodeId(1);
+/// let config = NodeConfig { raft: raft::Config::new(me), members: Vec::new(), advertise: None };
+/// let stored = Stored::fresh(Membership::with_voters([me])); // or what the disk holds
+/// let mut node = Node::new(config, LockState::default(), stored, 7, Instant::ZERO)?;
+/// let mut now = Instant::ZERO;
+///
+/// // Time passes; each action is done (persisted at once, answers kept).
+/// fn run(node: &mut Node, now: &mut Instant, frames: &mut Vec<ServerFrame>) {
+///     for _ in 0..50 {
+///         if let Some(t) = node.poll_timeout() {
+///             *now = (*now).max(t);
+///             node.handle_timeout(*now);
+///         }
+///         while let Some(action) = node.poll_action() {
+///             match action {
+///                 NodeAction::Persist(p) => node.persisted(p.seq, *now),
+///                 NodeAction::Reply { frame, .. } => frames.push(frame),
+///                 NodeAction::Send { .. } => unreachable!("a single server has no peers"),
+///             }
+///         }
+///     }
+/// }
+/// let mut frames = Vec::new();
+/// run(&mut node, &mut now, &mut frames);
+/// assert!(node.raft().is_leader());
+///
+/// let conn = ConnId(1);
+/// let hello = ClientFrame::Hello { protocol_version: PROTOCOL_VERSION, cluster_id: None, auth: None };
+/// node.handle_client(conn, hello, now);
+/// let open = ClientCommand::OpenSession { nonce: 99, ttl_ms: 10_000 };
+/// let request = |id, command| ClientFrame::Request(Request { id: RequestId(id), body: RequestBody::Log(command) });
+/// node.handle_client(conn, request(1, open), now);
+/// run(&mut node, &mut now, &mut frames);
+/// let session: SessionId = frames.iter().find_map(|f| match f {
+///     ServerFrame::Response(r) => match &r.result {
+///         Ok(ResponseBody::SessionOpened { session, .. }) => Some(*session),
+///         _ => None,
+///     },
+///     _ => None,
+/// }).expect("the session is open");
+///
+/// let acquire = ClientCommand::Acquire {
+///     session, seq: Seq(1), ack: Seq(1), lock: "db".into(),
+///     mode: Mode::Exclusive, wait: Wait::Try, lock_delay_ms: 0,
+/// };
+/// node.handle_client(conn, request(2, acquire), now);
+/// run(&mut node, &mut now, &mut frames);
+/// assert!(frames.iter().any(|f| matches!(
+///     f,
+///     ServerFrame::Response(r) if r.id == RequestId(2)
+///         && matches!(r.result, Ok(ResponseBody::Lock(Outcome::Granted { .. })))
+/// )));
+/// # Ok::<(), distlock_core::raft::RestoreError>(())
+/// ```
 pub struct Node {
     raft: Raft<LockState>,
     members: Vec<MemberInfo>,

@@ -31,7 +31,7 @@ pub enum ClientFrame {
 /// can keep many requests in flight on one connection.
 ///
 /// Ids are per connection; a client must not reuse one while its request is
-/// unanswered. They have nothing to do with [`Seq`], which numbers a
+/// unanswered. They have nothing to do with [`Seq`](crate::locks::Seq), which numbers a
 /// session's requests across connections for exactly-once delivery.
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,

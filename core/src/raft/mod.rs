@@ -114,7 +114,24 @@ impl Unsaved {
     }
 }
 
-/// One Raft server. See the [module documentation](self) for how to drive it.
+/// One Raft server. See the [module documentation](self) for how to drive
+/// it, and the [crate documentation](crate) for a compiled driver loop; in
+/// short:
+///
+/// ```
+/// use distlock_core::ids::NodeId;
+/// use distlock_core::locks::LockState;
+/// use distlock_core::raft::{Config, Membership, Raft, Stored};
+/// use distlock_core::time::Instant;
+///
+/// let me = NodeId(1);
+/// let stored = Stored::fresh(Membership::with_voters([me]));
+/// let raft = Raft::new(Config::new(me), LockState::default(), stored, 42, Instant::ZERO)?;
+/// // Inputs: handle_timeout, handle_message, persisted, propose, read_index.
+/// // Outputs: drain poll_action after each input; arm a timer at poll_timeout.
+/// assert!(raft.poll_timeout().is_some());
+/// # Ok::<(), distlock_core::raft::RestoreError>(())
+/// ```
 pub struct Raft<S: StateMachine> {
     cfg: Config,
     rng: ChaCha8Rng,

@@ -44,7 +44,7 @@ impl<S: StateMachine> Raft<S> {
     /// A snapshot of the state machine as applied now, at the applied
     /// index, with the configuration in force there: what a backup of a
     /// linearizable read holds once [`super::Action::ReadReady`] said the
-    /// state is recent enough. Unlike [`Self::maybe_snapshot`] it changes
+    /// state is recent enough. Unlike `maybe_snapshot` it changes
     /// nothing: the log is not compacted and nothing is persisted.
     #[must_use]
     pub fn export_snapshot(&self) -> Snapshot {

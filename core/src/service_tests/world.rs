@@ -585,8 +585,8 @@ impl World {
                 }
                 _ => {}
             },
-            // This world's clients do not read.
-            ClientEvent::Read { .. } => {}
+            // This world's clients do not read or watch.
+            ClientEvent::Read { .. } | ClientEvent::Watch { .. } => {}
             ClientEvent::SessionLost { .. } => {
                 // The process notices and starts over with a new session.
                 let cl = &mut self.clients[c];

@@ -6,7 +6,7 @@
 //! then reports the batch's highest sequence number to the core as persisted.
 //! [`FileStorage`] implements it with a segmented write-ahead log and
 //! atomically written snapshot files in a data directory (the on-disk format
-//! is described in [`file`]).
+//! is described in [`file`](mod@file)).
 //!
 //! All of it is synchronous `std::fs`; the runtime calls it from a dedicated
 //! task or thread.
