@@ -261,7 +261,7 @@ impl<S: StateMachine> Raft<S> {
             .iter()
             .map(|v| {
                 if *v == me {
-                    self.stable_index
+                    self.durability.stable_index()
                 } else {
                     ls.progress.get(v).map_or(LogIndex(0), |pr| pr.match_index)
                 }

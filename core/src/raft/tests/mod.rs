@@ -4,6 +4,7 @@
 //! they exercise.
 
 mod cluster;
+mod durability;
 mod invariants;
 mod scenarios;
 mod schedules;
