@@ -27,6 +27,7 @@ mod election;
 mod force;
 mod interface;
 mod log;
+mod marks;
 mod membership;
 mod plausible;
 mod progress;
@@ -353,7 +354,9 @@ impl<S: StateMachine> Raft<S> {
     #[must_use]
     pub fn poll_action(&mut self) -> Option<RaftAction<S>> {
         if self.actions.is_empty() {
+            let before = self.marks();
             self.flush();
+            self.check_marks(before);
         }
         self.actions.pop_front()
     }
@@ -375,16 +378,24 @@ impl<S: StateMachine> Raft<S> {
 
     /// Fires every timer due at `now`. Spurious calls are harmless.
     pub fn handle_timeout(&mut self, now: Instant) {
+        let before = self.marks();
         self.advance_time(now);
         if self.leader_state.is_some() {
             self.leader_tick();
         } else if self.now >= self.election_deadline {
             self.election_timeout_fired();
         }
+        self.check_marks(before);
     }
 
     /// Reports that every [`Persist`] up to and including `seq` is durable.
     pub fn persisted(&mut self, seq: PersistSeq, now: Instant) {
+        let before = self.marks();
+        self.persisted_inner(seq, now);
+        self.check_marks(before);
+    }
+
+    fn persisted_inner(&mut self, seq: PersistSeq, now: Instant) {
         self.advance_time(now);
         let Some(released) = self.durability.persisted(seq, self.log.last_index()) else {
             return;
@@ -415,7 +426,9 @@ impl<S: StateMachine> Raft<S> {
         if plausible::check(&msg).is_err() {
             return;
         }
+        let before = self.marks();
         self.step(msg);
+        self.check_marks(before);
     }
 
     /// Appends a command to the log. Returns the (index, term) that
@@ -434,6 +447,7 @@ impl<S: StateMachine> Raft<S> {
             return Err(ProposeError::Transferring);
         }
         let index = self.append_own(EntryPayload::Command(command));
+        debug_assert!(index > self.commit && self.log.last_index() == index);
         Ok((index, self.term))
     }
 
@@ -556,6 +570,10 @@ impl<S: StateMachine> Raft<S> {
             }
             self.applied = index;
         }
+        debug_assert_eq!(
+            self.applied, self.commit,
+            "committed entries left unapplied"
+        );
         self.maybe_snapshot();
         if self.role == Role::Leader
             && !self.membership.is_voter(self.cfg.id)
@@ -592,6 +610,7 @@ impl<S: StateMachine> Raft<S> {
     }
 
     fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
+        debug_assert!(term >= self.term, "stepped down to an older term");
         if term > self.term {
             self.term = term;
             self.voted_for = None;
