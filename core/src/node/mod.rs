@@ -36,7 +36,9 @@ mod status;
 mod tests;
 
 use crate::ids::{LogIndex, NodeId, Term};
-use crate::locks::{ClientCommand, Command, Event, FencingToken, LockState, Reply, Seq, SessionId};
+use crate::locks::{
+    ClientCommand, Command, Event, FencingToken, LockError, LockState, Reply, Seq, SessionId,
+};
 use crate::proto::{
     ClientFrame, ForwardId, LockStatusView, MemberInfo, PROTOCOL_VERSION, PeerFrame, ProtoError,
     Request, RequestBody, RequestId, Response, ResponseBody, ServerFrame, WatchEvent,
@@ -697,12 +699,15 @@ impl Node {
         let state = self.raft.state_machine();
         let result = match kind {
             ReadKind::KeepAlive { session, arrival } => match state.session(session) {
-                Some(info) => {
-                    if self.led_term.is_some() {
-                        self.timers.keepalive(session, arrival, info.ttl_ms);
-                    }
-                    Ok(ResponseBody::KeepAliveAck { session })
+                // The expiry is proposed: acknowledging would promise a
+                // lease whose locks are about to be handed on.
+                Some(info)
+                    if self.led_term.is_some()
+                        && !self.timers.keepalive(session, arrival, info.ttl_ms) =>
+                {
+                    Err(ProtoError::Lock(LockError::SessionExpired))
                 }
+                Some(_) => Ok(ResponseBody::KeepAliveAck { session }),
                 None => Err(ProtoError::UnknownSession),
             },
             ReadKind::CheckToken { lock, token } => {
