@@ -8,6 +8,7 @@ mod durability;
 mod invariants;
 mod scenarios;
 mod schedules;
+mod transcript;
 mod unit;
 
 use super::{SnapshotError, StateMachine};
