@@ -217,7 +217,7 @@ impl Node {
     /// hands leadership to the most up-to-date voter. Returns the transfer
     /// target when this server leads.
     pub fn start_draining(&mut self, now: Instant) -> Option<NodeId> {
-        self.tick(now);
+        self.advance_clock(now);
         self.draining = true;
         self.raft.transfer_leadership(None, now).ok()
     }
@@ -232,7 +232,7 @@ impl Node {
 
     /// A frame from client connection `conn`.
     pub fn handle_client(&mut self, conn: ConnId, frame: ClientFrame, now: Instant) {
-        self.tick(now);
+        self.advance_clock(now);
         match frame {
             ClientFrame::Hello {
                 protocol_version, ..
@@ -290,7 +290,7 @@ impl Node {
 
     /// A frame from peer `from`.
     pub fn handle_peer(&mut self, from: NodeId, frame: PeerFrame, now: Instant) {
-        self.tick(now);
+        self.advance_clock(now);
         match frame {
             PeerFrame::Raft(msg) if msg.from == from => self.raft.handle_message(msg, now),
             PeerFrame::Forward { origin, request } if origin == from => {
@@ -322,7 +322,7 @@ impl Node {
 
     /// Fires due timers.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.tick(now);
+        self.advance_clock(now);
         self.exports.expire(now);
         self.raft.handle_timeout(now);
         self.after_input();
@@ -330,7 +330,7 @@ impl Node {
 
     /// Persists up to `seq` are durable.
     pub fn persisted(&mut self, seq: raft::PersistSeq, now: Instant) {
-        self.tick(now);
+        self.advance_clock(now);
         self.raft.persisted(seq, now);
         self.after_input();
     }
@@ -363,7 +363,9 @@ impl Node {
 
     // ---- routing --------------------------------------------------------
 
-    fn tick(&mut self, now: Instant) {
+    /// Moves the local clock to `now` (it never goes back). Fires no timer:
+    /// timers fire in [`Self::handle_timeout`].
+    fn advance_clock(&mut self, now: Instant) {
         debug_assert!(now >= self.now, "time went backwards");
         self.now = self.now.max(now);
     }
