@@ -222,9 +222,10 @@ impl Node {
         self.raft.transfer_leadership(None, now).ok()
     }
 
-    /// Whether the leader's lease timers are running here.
+    /// How many sessions the leader's lease timers track here (0 on a
+    /// server that does not lead).
     #[must_use]
-    pub fn timed_sessions(&self) -> usize {
+    pub fn lease_timer_count(&self) -> usize {
         self.timers.session_count()
     }
 

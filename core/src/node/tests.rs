@@ -522,7 +522,7 @@ fn a_new_leader_extends_every_lease_to_full_length() {
     let new_leader = net.settle();
     assert_ne!(new_leader, leader);
     let elected_at = net.now;
-    assert!(net.nodes[&new_leader].timed_sessions() == 1);
+    assert!(net.nodes[&new_leader].lease_timer_count() == 1);
     // Past the old deadline (opened + ttl), not past election + ttl: alive.
     assert!(elected_at + Duration::from_millis(2_900) > opened_at + Duration::from_millis(3_000));
     net.run_until(elected_at + Duration::from_millis(2_900));

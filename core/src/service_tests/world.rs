@@ -258,7 +258,7 @@ impl World {
                     out.push(format!(
                         "{}: {:?} term {:?} leader {:?} commit {:?} applied {:?} sessions {} timed {}",
                         s.id, st.role, st.term, st.leader, st.commit_index, st.applied_index,
-                        n.raft().state_machine().session_count(), n.timed_sessions()
+                        n.raft().state_machine().session_count(), n.lease_timer_count()
                     ));
                     if n.raft().is_leader() {
                         for l in 0..locks {
