@@ -318,7 +318,7 @@ impl Node {
             // business.
             _ => {}
         }
-        self.after_input();
+        self.run_lease_timers();
     }
 
     /// Fires due timers.
@@ -326,14 +326,14 @@ impl Node {
         self.advance_clock(now);
         self.exports.expire(now);
         self.raft.handle_timeout(now);
-        self.after_input();
+        self.run_lease_timers();
     }
 
     /// Persists up to `seq` are durable.
     pub fn persisted(&mut self, seq: raft::PersistSeq, now: Instant) {
         self.advance_clock(now);
         self.raft.persisted(seq, now);
-        self.after_input();
+        self.run_lease_timers();
     }
 
     // ---- outputs --------------------------------------------------------
@@ -545,9 +545,10 @@ impl Node {
 
     // ---- leadership and timers --------------------------------------------
 
-    /// After every input: keep the lease timers in step with leadership, and
-    /// propose what ran out. Returns whether it proposed anything.
-    fn after_input(&mut self) -> bool {
+    /// After every input: keeps the lease timers in step with leadership,
+    /// and proposes the expiries, wait timeouts and delay ends that ran
+    /// out. Returns how many commands it proposed.
+    fn run_lease_timers(&mut self) -> usize {
         let leading = self.raft.is_leader().then(|| self.raft.term());
         if leading != self.led_term {
             if leading.is_some() {
@@ -563,10 +564,10 @@ impl Node {
         }
         // Rule 3: nothing expires before an entry of our term has committed.
         if leading.is_none() || !self.raft.has_committed_own_term() {
-            return false;
+            return 0;
         }
         let due = self.timers.take_due(self.now);
-        let proposed = !due.is_empty();
+        let proposed = due.len();
         for command in due {
             // Refused only while handing leadership over; the timer is
             // re-armed and fires again.
@@ -583,7 +584,7 @@ impl Node {
                 // Becoming leader or committing our term's first entry
                 // happens while draining; what that lets us propose is
                 // drained too.
-                if !self.after_input() {
+                if self.run_lease_timers() == 0 {
                     break;
                 }
             }
