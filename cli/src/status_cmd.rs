@@ -255,8 +255,9 @@ fn add_owners(
     }
 }
 
-/// The cluster's status and `name`'s holders and waiters, read through the
-/// leader (a linearizable read). While no leader can answer, it asks again
+/// The cluster's status (the answering server's local view) and `name`'s
+/// holders and waiters, read through the leader (a linearizable read).
+/// While no leader can answer, it asks again
 /// for up to [`LEADER_PATIENCE`].
 async fn read_lock(
     servers: &[HostPort],

@@ -159,6 +159,7 @@ impl LockState {
                 self.lock_delay_over(index, lock, *since, out);
             }
         }
+        debug_assert_eq!(self.last_applied, index);
     }
 
     fn apply_client(&mut self, index: LogIndex, request: &ClientCommand, out: &mut Applied) {

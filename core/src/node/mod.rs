@@ -39,7 +39,9 @@ mod status;
 mod tests;
 
 use crate::ids::{LogIndex, NodeId, Term};
-use crate::locks::{ClientCommand, Command, Event, FencingToken, LockState, Reply, Seq, SessionId};
+use crate::locks::{
+    ClientCommand, Command, Event, FencingToken, LockError, LockState, Reply, Seq, SessionId,
+};
 use crate::proto::{
     ClientFrame, ForwardId, LeaderView, LockListView, LockStatusView, MemberInfo, PROTOCOL_VERSION,
     PeerFrame, ProtoError, Request, RequestBody, RequestId, Response, ResponseBody, ServerFrame,
@@ -327,14 +329,15 @@ impl Node {
     /// hands leadership to the most up-to-date voter. Returns the transfer
     /// target when this server leads.
     pub fn start_draining(&mut self, now: Instant) -> Option<NodeId> {
-        self.tick(now);
+        self.advance_clock(now);
         self.draining = true;
         self.raft.transfer_leadership(None, now).ok()
     }
 
-    /// Whether the leader's lease timers are running here.
+    /// How many sessions the leader's lease timers track here (0 on a
+    /// server that does not lead).
     #[must_use]
-    pub fn timed_sessions(&self) -> usize {
+    pub fn lease_timer_count(&self) -> usize {
         self.timers.session_count()
     }
 
@@ -342,7 +345,7 @@ impl Node {
 
     /// A frame from client connection `conn`.
     pub fn handle_client(&mut self, conn: ConnId, frame: ClientFrame, now: Instant) {
-        self.tick(now);
+        self.advance_clock(now);
         match frame {
             ClientFrame::Hello {
                 protocol_version, ..
@@ -408,7 +411,7 @@ impl Node {
 
     /// A frame from peer `from`.
     pub fn handle_peer(&mut self, from: NodeId, frame: PeerFrame, now: Instant) {
-        self.tick(now);
+        self.advance_clock(now);
         match frame {
             PeerFrame::Raft(msg) if msg.from == from => self.raft.handle_message(msg, now),
             PeerFrame::Forward { origin, request } if origin == from => {
@@ -435,22 +438,22 @@ impl Node {
             // business.
             _ => {}
         }
-        self.after_input();
+        self.run_lease_timers();
     }
 
     /// Fires due timers.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.tick(now);
+        self.advance_clock(now);
         self.exports.expire(now);
         self.raft.handle_timeout(now);
-        self.after_input();
+        self.run_lease_timers();
     }
 
     /// Persists up to `seq` are durable.
     pub fn persisted(&mut self, seq: raft::PersistSeq, now: Instant) {
-        self.tick(now);
+        self.advance_clock(now);
         self.raft.persisted(seq, now);
-        self.after_input();
+        self.run_lease_timers();
     }
 
     // ---- outputs --------------------------------------------------------
@@ -481,7 +484,9 @@ impl Node {
 
     // ---- routing --------------------------------------------------------
 
-    fn tick(&mut self, now: Instant) {
+    /// Moves the local clock to `now` (it never goes back). Fires no timer:
+    /// timers fire in [`Self::handle_timeout`].
+    fn advance_clock(&mut self, now: Instant) {
         debug_assert!(now >= self.now, "time went backwards");
         self.now = self.now.max(now);
     }
@@ -701,9 +706,10 @@ impl Node {
 
     // ---- leadership and timers --------------------------------------------
 
-    /// After every input: keep the lease timers in step with leadership, and
-    /// propose what ran out. Returns whether it proposed anything.
-    fn after_input(&mut self) -> bool {
+    /// After every input: keeps the lease timers in step with leadership,
+    /// and proposes the expiries, wait timeouts and delay ends that ran
+    /// out. Returns how many commands it proposed.
+    fn run_lease_timers(&mut self) -> usize {
         let leading = self.raft.is_leader().then(|| self.raft.term());
         if leading != self.led_term {
             if leading.is_some() {
@@ -719,10 +725,10 @@ impl Node {
         }
         // Rule 3: nothing expires before an entry of our term has committed.
         if leading.is_none() || !self.raft.has_committed_own_term() {
-            return false;
+            return 0;
         }
         let due = self.timers.take_due(self.now);
-        let proposed = !due.is_empty();
+        let proposed = due.len();
         for command in due {
             // Refused only while handing leadership over; the timer is
             // re-armed and fires again.
@@ -739,7 +745,7 @@ impl Node {
                 // Becoming leader or committing our term's first entry
                 // happens while draining; what that lets us propose is
                 // drained too.
-                if !self.after_input() {
+                if self.run_lease_timers() == 0 {
                     break;
                 }
             }
@@ -870,12 +876,15 @@ impl Node {
         let state = self.raft.state_machine();
         let result = match kind {
             ReadKind::KeepAlive { session, arrival } => match state.session(session) {
-                Some(info) => {
-                    if self.led_term.is_some() {
-                        self.timers.keepalive(session, arrival, info.ttl_ms);
-                    }
-                    Ok(ResponseBody::KeepAliveAck { session })
+                // The expiry is proposed: acknowledging would promise a
+                // lease whose locks are about to be handed on.
+                Some(info)
+                    if self.led_term.is_some()
+                        && !self.timers.keepalive(session, arrival, info.ttl_ms) =>
+                {
+                    Err(ProtoError::Lock(LockError::SessionExpired))
                 }
+                Some(_) => Ok(ResponseBody::KeepAliveAck { session }),
                 None => Err(ProtoError::UnknownSession),
             },
             ReadKind::CheckToken { lock, token } => {

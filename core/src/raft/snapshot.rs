@@ -36,7 +36,7 @@ impl<S: StateMachine> Raft<S> {
         self.counters.snapshots_taken += 1;
         self.counters.snapshot_taken_bytes += snap.data.len() as u64;
         self.snapshot = Some(snap.clone());
-        self.unsaved.snapshot = Some(Box::new(snap));
+        self.durability.mark_snapshot(snap);
         let keep_from = LogIndex(self.applied.0.saturating_sub(self.cfg.compaction_margin));
         self.compact_to(keep_from);
     }
@@ -255,18 +255,14 @@ impl<S: StateMachine> Raft<S> {
             self.log.compact(meta.last_index);
         } else {
             self.truncate_log(meta.last_index.next());
-            self.stable_index = self.stable_index.min(self.commit);
-            for (_, last) in &mut self.inflight_persists {
-                *last = (*last).min(self.commit);
-            }
+            self.durability.reset_to_snapshot(self.commit);
             self.log.reset(meta.last_index, meta.last_term);
-            self.unsaved.entries_from = None;
         }
         self.base_membership = meta.membership.clone();
         self.commit = meta.last_index;
         self.applied = meta.last_index;
         self.snapshot = Some(snap.clone());
-        self.unsaved.snapshot = Some(Box::new(snap));
+        self.durability.mark_snapshot(snap);
         self.recompute_membership();
     }
 }
