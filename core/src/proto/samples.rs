@@ -2,6 +2,9 @@
 //! enum, with extreme numbers where they change the encoding's size, and
 //! the round-trip check the tests share.
 
+// Outside tests only the frame lists are used (by the fuzz corpora).
+#![cfg_attr(not(test), allow(dead_code))]
+
 use super::*;
 use crate::ids::{LogIndex, NodeId, Term};
 use crate::locks::ClientCommand;
@@ -308,7 +311,8 @@ pub(super) fn lock_events() -> Vec<LockEvent> {
     ]
 }
 
-pub(super) fn client_frames() -> Vec<ClientFrame> {
+/// Every client frame variant.
+pub fn client_frames() -> Vec<ClientFrame> {
     let mut frames = vec![
         ClientFrame::Hello {
             protocol_version: PROTOCOL_VERSION,
@@ -330,7 +334,8 @@ pub(super) fn client_frames() -> Vec<ClientFrame> {
     frames
 }
 
-pub(super) fn server_frames() -> Vec<ServerFrame> {
+/// Every server frame variant.
+pub fn server_frames() -> Vec<ServerFrame> {
     let mut frames = vec![
         ServerFrame::Welcome {
             node_id: NodeId(2),
@@ -484,7 +489,8 @@ fn raft_bodies() -> Vec<MessageBody<Command>> {
     ]
 }
 
-pub(super) fn peer_frames() -> Vec<PeerFrame> {
+/// Every peer frame variant.
+pub fn peer_frames() -> Vec<PeerFrame> {
     let mut frames = vec![
         PeerFrame::Hello {
             protocol_version: PROTOCOL_VERSION,
