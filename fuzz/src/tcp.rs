@@ -38,15 +38,8 @@ pub fn run(data: &[u8]) {
         max_frame_bytes: limit,
         close_linger: Duration::ZERO,
     };
-    let admission = Admission {
-        cluster_id: ClusterId::new("fuzz"),
-        auth: (mode & 0x10 != 0).then(|| AuthToken::new("secret")),
-    };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .expect("a current-thread runtime builds");
-    rt.block_on(async {
+    let admission = admission(mode & 0x10 != 0);
+    block_on(async {
         // Their end must outlive ours, or our writes would fail before our
         // reads see the bytes.
         let (_theirs, ours) = hostile_stream(stream).await;
@@ -78,6 +71,24 @@ pub fn run(data: &[u8]) {
             }
         }
     });
+}
+
+/// What the server requires: cluster `fuzz`, and the secret if `auth`.
+#[must_use]
+pub fn admission(auth: bool) -> Admission {
+    Admission {
+        cluster_id: ClusterId::new("fuzz"),
+        auth: auth.then(|| AuthToken::new("secret")),
+    }
+}
+
+/// Runs `fut` to completion on a fresh current-thread runtime with timers.
+pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a current-thread runtime builds")
+        .block_on(fut)
 }
 
 /// Their end and ours of a connection whose other end has sent `bytes` and shut its

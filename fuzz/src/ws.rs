@@ -6,8 +6,8 @@
 //! client sends. Every frame that decodes must re-encode (in the encoding
 //! it came in) and decode to itself.
 
-use distlock_core::proto::{AuthToken, ClientFrame, ClusterId, MAX_FRAME_BYTES, ServerFrame};
-use distlock_transport_tcp::{Admission, HandshakeConfig};
+use distlock_core::proto::{ClientFrame, MAX_FRAME_BYTES, ServerFrame};
+use distlock_transport_tcp::HandshakeConfig;
 use distlock_transport_ws::tokio_tungstenite::tungstenite::Message;
 use distlock_transport_ws::{
     Decoded, Encoding, HostPolicy, OriginPolicy, WsServerConfig, accept_ws_client, decode_message,
@@ -19,7 +19,7 @@ use std::fmt::Debug;
 use std::time::Duration;
 
 use crate::input::Input;
-use crate::tcp::hostile_stream;
+use crate::tcp::{admission, block_on, hostile_stream};
 
 /// Runs the target on one input.
 pub fn run(data: &[u8]) {
@@ -76,15 +76,8 @@ fn connection(mode: u8, bytes: &[u8]) {
         hosts: HostPolicy::new(["distlock.example"]),
         page: Some("<html></html>".into()),
     };
-    let admission = Admission {
-        cluster_id: ClusterId::new("fuzz"),
-        auth: (mode & 0x20 != 0).then(|| AuthToken::new("secret")),
-    };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .expect("a current-thread runtime builds");
-    rt.block_on(async {
+    let admission = admission(mode & 0x20 != 0);
+    block_on(async {
         let (_theirs, ours) = hostile_stream(bytes).await;
         if let Ok(pending) = accept_ws_client(ours, &admission, &config).await {
             let (mut reader, _writer, _hello) = pending.into_parts();
