@@ -33,16 +33,19 @@ fn every_corpus_runs_clean() {
     println!("replayed {total} inputs");
 }
 
-/// The node target's seeds reach deep states: a leader commits, sessions
-/// open and locks are granted (a harness that never got there would fuzz
+/// The node corpus reaches deep states: a leader commits, sessions open
+/// and locks are granted (a harness that never got there would fuzz
 /// nothing but the election).
 #[test]
-fn the_node_seeds_reach_grants() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for seed in ["seed-000", "seed-001"] {
-        let data = std::fs::read(root.join("corpus/node").join(seed)).expect("the seed");
+fn the_node_corpus_reaches_grants() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/node");
+    let (mut commit, mut grants) = (0, 0);
+    for entry in std::fs::read_dir(dir).expect("the node corpus") {
+        let data = std::fs::read(entry.expect("an entry").path()).expect("an input");
         let reach = distlock_fuzz::node::reach(&data);
-        assert!(reach.commit >= 5, "{seed}: {reach:?}");
-        assert!(reach.grants >= 2, "{seed}: {reach:?}");
+        commit = commit.max(reach.commit);
+        grants = grants.max(reach.grants);
     }
+    assert!(commit >= 5, "highest commit index {commit}");
+    assert!(grants >= 2, "most grants in one input {grants}");
 }
