@@ -2,8 +2,10 @@
 //! enum, with extreme numbers where they change the encoding's size, and
 //! the round-trip check the tests share.
 
-// Outside tests only the frame lists are used (by the fuzz corpora).
+// Outside tests only the frame lists are used (by the fuzz corpora), and
+// only the testkit feature exports them.
 #![cfg_attr(not(test), allow(dead_code))]
+#![cfg_attr(not(feature = "testkit"), allow(unreachable_pub))]
 
 use super::*;
 use crate::ids::{LogIndex, NodeId, Term};
