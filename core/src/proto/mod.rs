@@ -40,8 +40,15 @@ mod peer;
 mod server;
 mod view;
 
-#[cfg(test)]
+#[cfg(any(test, feature = "testkit"))]
 mod samples;
+
+/// One value of every variant of every frame type (the samples the codec
+/// tests round-trip), for the fuzz targets' seed corpora.
+#[cfg(feature = "testkit")]
+pub mod sample_frames {
+    pub use super::samples::{client_frames, peer_frames, server_frames};
+}
 
 pub use client::{ClientFrame, Request, RequestBody, RequestId};
 pub use codec::{DecodeError, EncodeError, check_frame_len, decode, encode, peek_hello_version};

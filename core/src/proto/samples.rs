@@ -2,6 +2,11 @@
 //! enum, with extreme numbers where they change the encoding's size, and
 //! the round-trip check the tests share.
 
+// Outside tests only the frame lists are used (by the fuzz corpora), and
+// only the testkit feature exports them.
+#![cfg_attr(not(test), allow(dead_code))]
+#![cfg_attr(not(feature = "testkit"), allow(unreachable_pub))]
+
 use super::*;
 use crate::ids::{LogIndex, NodeId, Term};
 use crate::locks::ClientCommand;
@@ -462,7 +467,8 @@ pub(super) fn lock_events() -> Vec<LockEvent> {
     ]
 }
 
-pub(super) fn client_frames() -> Vec<ClientFrame> {
+/// Every client frame variant.
+pub fn client_frames() -> Vec<ClientFrame> {
     let mut frames = vec![
         ClientFrame::Hello {
             protocol_version: PROTOCOL_VERSION,
@@ -484,7 +490,8 @@ pub(super) fn client_frames() -> Vec<ClientFrame> {
     frames
 }
 
-pub(super) fn server_frames() -> Vec<ServerFrame> {
+/// Every server frame variant.
+pub fn server_frames() -> Vec<ServerFrame> {
     let mut frames = vec![
         ServerFrame::Welcome {
             node_id: NodeId(2),
@@ -638,7 +645,8 @@ fn raft_bodies() -> Vec<MessageBody<Command>> {
     ]
 }
 
-pub(super) fn peer_frames() -> Vec<PeerFrame> {
+/// Every peer frame variant.
+pub fn peer_frames() -> Vec<PeerFrame> {
     let mut frames = vec![
         PeerFrame::Hello {
             protocol_version: PROTOCOL_VERSION,
