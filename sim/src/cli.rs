@@ -55,6 +55,10 @@ struct RunArgs {
     /// Also write the seed's history (JSON lines, see sim/README.md).
     #[arg(long, value_name = "FILE")]
     history: Option<PathBuf>,
+    /// Also write a self-contained HTML timeline of the seed (roles,
+    /// faults, grants, leases, violations) to look at in a browser.
+    #[arg(long, value_name = "FILE.html")]
+    report: Option<PathBuf>,
 }
 
 /// Runs a seed of a results file again (with the options recorded on its
@@ -72,6 +76,9 @@ struct ReplayArgs {
     /// Also write the seed's history (JSON lines).
     #[arg(long, value_name = "FILE")]
     history: Option<PathBuf>,
+    /// Also write the seed's HTML timeline.
+    #[arg(long, value_name = "FILE.html")]
+    report: Option<PathBuf>,
 }
 
 /// A command line that cannot be carried out.
@@ -159,13 +166,23 @@ fn run_one(
     options: &SeedOptions,
     seed: u64,
     history: Option<&Path>,
+    report: Option<&Path>,
 ) -> Result<(Summary, String), CliError> {
     let cfg = options.config(seed);
-    let summary = run_seed_catching(&cfg, history.is_some());
+    let summary = run_seed_catching(&cfg, history.is_some() || report.is_some());
     if let (Some(path), Some(h)) = (history, &summary.history) {
         std::fs::write(path, h).map_err(CliError::io(path))?;
     }
     let line = result_line(options, &summary);
+    if let Some(path) = report {
+        let header = crate::report::Header {
+            title: format!("distlock-sim seed {seed}: {}", options.to_args().join(" ")),
+            summary: line.clone(),
+            violations: summary.violations.clone(),
+        };
+        let html = crate::report::render(&header, summary.history.as_deref().unwrap_or(""));
+        std::fs::write(path, html).map_err(CliError::io(path))?;
+    }
     Ok((summary, line))
 }
 
@@ -178,7 +195,12 @@ fn report_failure(options: &SeedOptions, seed: u64) {
 }
 
 fn run(a: &RunArgs) -> Result<i32, CliError> {
-    let (summary, line) = run_one(&a.options, a.seed, a.history.as_deref())?;
+    let (summary, line) = run_one(
+        &a.options,
+        a.seed,
+        a.history.as_deref(),
+        a.report.as_deref(),
+    )?;
     println!("{line}");
     if summary.violations.is_empty() {
         Ok(EXIT_OK)
@@ -202,7 +224,7 @@ fn replay(a: &ReplayArgs) -> Result<i32, CliError> {
         line: 0,
         detail,
     })?;
-    let (summary, out) = run_one(&options, a.seed, a.history.as_deref())?;
+    let (summary, out) = run_one(&options, a.seed, a.history.as_deref(), a.report.as_deref())?;
     println!("{out}");
     if !line.trace_hash.is_empty() && summary.trace_hash != line.trace_hash {
         eprintln!(

@@ -22,6 +22,7 @@ pub mod cluster;
 pub mod faults;
 pub mod history;
 pub mod operator;
+pub mod report;
 pub mod resource;
 pub mod rogue;
 pub mod run;

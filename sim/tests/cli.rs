@@ -259,6 +259,7 @@ fn the_replay_command_a_failing_seed_prints_replays_it() {
     ]));
     assert_eq!(Some(line.trim_end()), swarm.lines().nth(1));
     assert!(dir.path().join("seed-11.jsonl").exists());
+    assert!(dir.path().join("seed-11.html").exists());
 }
 
 #[test]

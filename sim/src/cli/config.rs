@@ -123,12 +123,12 @@ impl SeedOptions {
         args
     }
 
-    /// The command that replays `seed` alone, writing its
-    /// history next to where it is typed.
+    /// The command that replays `seed` alone, writing its history and its
+    /// HTML timeline next to where it is typed.
     #[must_use]
     pub fn replay_command(&self, seed: u64) -> String {
         format!(
-            "./scripts/sim run --seed {seed} {} --history seed-{seed}.jsonl",
+            "./scripts/sim run --seed {seed} {} --history seed-{seed}.jsonl --report seed-{seed}.html",
             self.to_args().join(" ")
         )
     }
