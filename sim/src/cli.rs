@@ -59,6 +59,10 @@ struct RunArgs {
     /// faults, grants, leases, violations) to look at in a browser.
     #[arg(long, value_name = "FILE.html")]
     report: Option<PathBuf>,
+    /// Also write the operations on the exclusive locks as a Jepsen
+    /// history (EDN, one map a line; docs/SIMULATION.md §8).
+    #[arg(long, value_name = "FILE.edn")]
+    export_edn: Option<PathBuf>,
 }
 
 /// Runs a seed of a results file again (with the options recorded on its
@@ -167,9 +171,11 @@ fn run_one(
     seed: u64,
     history: Option<&Path>,
     report: Option<&Path>,
+    edn: Option<&Path>,
 ) -> Result<(Summary, String), CliError> {
     let cfg = options.config(seed);
-    let summary = run_seed_catching(&cfg, history.is_some() || report.is_some());
+    let keep = history.is_some() || report.is_some() || edn.is_some();
+    let summary = run_seed_catching(&cfg, keep);
     if let (Some(path), Some(h)) = (history, &summary.history) {
         std::fs::write(path, h).map_err(CliError::io(path))?;
     }
@@ -182,6 +188,10 @@ fn run_one(
         };
         let html = crate::report::render(&header, summary.history.as_deref().unwrap_or(""));
         std::fs::write(path, html).map_err(CliError::io(path))?;
+    }
+    if let Some(path) = edn {
+        let ops = crate::export::jepsen_edn(summary.history.as_deref().unwrap_or(""));
+        std::fs::write(path, ops).map_err(CliError::io(path))?;
     }
     Ok((summary, line))
 }
@@ -200,6 +210,7 @@ fn run(a: &RunArgs) -> Result<i32, CliError> {
         a.seed,
         a.history.as_deref(),
         a.report.as_deref(),
+        a.export_edn.as_deref(),
     )?;
     println!("{line}");
     if summary.violations.is_empty() {
@@ -224,7 +235,13 @@ fn replay(a: &ReplayArgs) -> Result<i32, CliError> {
         line: 0,
         detail,
     })?;
-    let (summary, out) = run_one(&options, a.seed, a.history.as_deref(), a.report.as_deref())?;
+    let (summary, out) = run_one(
+        &options,
+        a.seed,
+        a.history.as_deref(),
+        a.report.as_deref(),
+        None,
+    )?;
     println!("{out}");
     if !line.trace_hash.is_empty() && summary.trace_hash != line.trace_hash {
         eprintln!(

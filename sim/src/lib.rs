@@ -19,6 +19,7 @@ pub mod checks;
 pub mod cli;
 pub mod clock;
 pub mod cluster;
+pub mod export;
 pub mod faults;
 pub mod history;
 pub mod operator;

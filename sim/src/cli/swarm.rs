@@ -160,7 +160,7 @@ pub(super) fn swarm(a: &SwarmArgs) -> Result<i32, CliError> {
     };
     if a.jobs.get() == 1 {
         for &seed in &todo {
-            let finished = run_one(&a.options, seed, history(seed).as_deref(), None)
+            let finished = run_one(&a.options, seed, history(seed).as_deref(), None, None)
                 .map(|(summary, line)| (line, !summary.violations.is_empty()));
             emit(seed, finished)?;
         }
