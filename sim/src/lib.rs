@@ -27,6 +27,7 @@ pub mod report;
 pub mod resource;
 pub mod rogue;
 pub mod run;
+pub mod scenario_file;
 pub mod scenarios;
 pub mod storage;
 pub mod witness;

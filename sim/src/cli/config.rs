@@ -6,8 +6,11 @@
 
 use crate::faults::FaultSet;
 use crate::run::{SimConfig, Summary, duration_name as duration_arg};
+use crate::scenario_file::ScenarioFile;
 use crate::scenarios::{self, Scenario};
 use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The options that decide what a seed runs (shared by `run`, `swarm`).
@@ -29,8 +32,29 @@ pub struct SeedOptions {
     pub clients: Option<usize>,
     /// A named scenario (S1..S20, see `explain`): its fault classes,
     /// scripted steps and knobs; --duration/--faults/--clients override.
-    #[arg(long, value_parser = parse_scenario)]
+    #[arg(long, value_parser = parse_scenario, conflicts_with = "scenario_file")]
     pub scenario: Option<&'static Scenario>,
+    /// A scenario file (TOML, see sim/scenarios/ and sim/README.md);
+    /// --duration/--faults/--clients override it too.
+    #[arg(long, value_name = "FILE.toml", value_parser = parse_scenario_file)]
+    pub scenario_file: Option<ScenarioArg>,
+}
+
+/// A `--scenario-file` as given and as loaded.
+#[derive(Clone, Debug)]
+pub struct ScenarioArg {
+    /// The path as typed.
+    pub path: String,
+    /// Its contents.
+    pub file: Arc<ScenarioFile>,
+}
+
+fn parse_scenario_file(s: &str) -> Result<ScenarioArg, String> {
+    let file = ScenarioFile::load(Path::new(s)).map_err(|e| e.to_string())?;
+    Ok(ScenarioArg {
+        path: s.to_owned(),
+        file: Arc::new(file),
+    })
 }
 
 fn parse_nodes(s: &str) -> Result<u64, String> {
@@ -80,9 +104,10 @@ impl SeedOptions {
     /// The configuration of `seed`.
     #[must_use]
     pub fn config(&self, seed: u64) -> SimConfig {
-        let mut cfg = match self.scenario {
-            Some(s) => s.config(seed, self.nodes),
-            None => {
+        let mut cfg = match (self.scenario, &self.scenario_file) {
+            (Some(s), _) => s.config(seed, self.nodes),
+            (None, Some(f)) => f.file.config(seed, self.nodes),
+            (None, None) => {
                 let mut cfg = SimConfig::new(seed);
                 cfg.nodes = self.nodes;
                 cfg.duration = Duration::from_secs(600);
@@ -110,6 +135,9 @@ impl SeedOptions {
         if let Some(s) = self.scenario {
             args.extend(["--scenario".to_owned(), s.id.to_owned()]);
         }
+        if let Some(f) = &self.scenario_file {
+            args.extend(["--scenario-file".to_owned(), f.path.clone()]);
+        }
         args.extend([
             "--nodes".to_owned(),
             cfg.nodes.to_string(),
@@ -133,6 +161,16 @@ impl SeedOptions {
         )
     }
 
+    /// The scenario as a results line records it: `S14`, or
+    /// `file:PATH` for a scenario file.
+    fn scenario_name(&self) -> Option<String> {
+        self.scenario.map(|s| s.id.to_owned()).or_else(|| {
+            self.scenario_file
+                .as_ref()
+                .map(|f| format!("file:{}", f.path))
+        })
+    }
+
     /// What a results line records of the options, to tell whether a line
     /// belongs to this configuration.
     #[must_use]
@@ -143,7 +181,7 @@ impl SeedOptions {
             duration: duration_arg(cfg.duration),
             faults: cfg.faults.name(),
             clients: cfg.clients,
-            scenario: self.scenario.map(|s| s.id.to_owned()),
+            scenario: self.scenario_name(),
         }
     }
 }
@@ -169,7 +207,7 @@ pub struct ConfigKey {
 struct Line<'a> {
     #[serde(flatten)]
     summary: &'a Summary,
-    scenario: Option<&'a str>,
+    scenario: Option<String>,
     clients: usize,
 }
 
@@ -179,7 +217,7 @@ pub fn result_line(opts: &SeedOptions, summary: &Summary) -> String {
     let cfg = opts.config(summary.seed);
     let line = Line {
         summary,
-        scenario: opts.scenario.map(|s| s.id),
+        scenario: opts.scenario_name(),
         clients: cfg.clients,
     };
     serde_json::to_string(&line).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
@@ -229,7 +267,16 @@ impl Recorded {
             duration: Some(parse_duration(&self.duration)?),
             faults: Some(parse_faults(&self.faults)?),
             clients: Some(self.clients),
-            scenario: self.scenario.as_deref().map(parse_scenario).transpose()?,
+            scenario: match self.scenario.as_deref() {
+                Some(s) if s.starts_with("file:") => None,
+                other => other.map(parse_scenario).transpose()?,
+            },
+            scenario_file: self
+                .scenario
+                .as_deref()
+                .and_then(|s| s.strip_prefix("file:"))
+                .map(parse_scenario_file)
+                .transpose()?,
         })
     }
 }
@@ -246,6 +293,7 @@ mod tests {
             faults: Some(FaultSet::parse("kill,disk").unwrap_or_default()),
             clients: None,
             scenario: scenarios::by_id("S14"),
+            scenario_file: None,
         };
         let args = opts.to_args();
         assert_eq!(
