@@ -16,6 +16,7 @@
 //!   §5.3) and completing `:info`: the session may expire then or later,
 //!   or never.
 
+use crate::report::{s, u};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -35,14 +36,6 @@ struct Op {
     f: &'static str,
     lock: String,
     value: Option<u64>,
-}
-
-fn u(v: &Value, k: &str) -> u64 {
-    v.get(k).and_then(Value::as_u64).unwrap_or(0)
-}
-
-fn s<'a>(v: &'a Value, k: &str) -> &'a str {
-    v.get(k).and_then(Value::as_str).unwrap_or("")
 }
 
 /// The history's exclusive-lock operations as EDN lines, in time order

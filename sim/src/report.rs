@@ -95,11 +95,14 @@ pub struct Header {
     pub violations: Vec<Violation>,
 }
 
-fn u(v: &Value, k: &str) -> u64 {
+/// A record's unsigned field (0 when absent): histories are read as JSON
+/// so any `--history` file can be drawn or exported.
+pub(crate) fn u(v: &Value, k: &str) -> u64 {
     v.get(k).and_then(Value::as_u64).unwrap_or(0)
 }
 
-fn s<'a>(v: &'a Value, k: &str) -> &'a str {
+/// A record's string field ("" when absent).
+pub(crate) fn s<'a>(v: &'a Value, k: &str) -> &'a str {
     v.get(k).and_then(Value::as_str).unwrap_or("")
 }
 

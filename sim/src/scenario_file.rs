@@ -299,39 +299,27 @@ impl ScenarioFile {
         let mut c = SimConfig::new(seed);
         c.nodes = self.nodes.unwrap_or(nodes);
         let k = &self.base;
-        if let Some(v) = k.duration {
-            c.duration = v;
+        // Each knob the file sets replaces the default.
+        macro_rules! set {
+            ($($knob:ident),*) => {$(
+                if let Some(v) = k.$knob.clone() {
+                    c.$knob = v;
+                }
+            )*};
         }
-        if let Some(v) = &k.faults {
-            c.faults = v.clone();
-        }
-        if let Some(v) = k.fault_gap_ms {
-            c.fault_gap_ms = v;
-        }
-        if let Some(v) = k.clients {
-            c.clients = v;
-        }
-        if let Some(v) = k.ttl_ms {
-            c.ttl_ms = v;
-        }
-        if let Some(v) = k.fsync_us {
-            c.fsync_us = v;
-        }
-        if let Some(v) = k.max_drift_ppm {
-            c.max_drift_ppm = v;
-        }
-        if let Some(v) = k.careless_per_mille {
-            c.careless_per_mille = v;
-        }
-        if let Some(v) = k.kill_when_dirty {
-            c.kill_when_dirty = v;
-        }
-        if let Some(v) = k.lock_delay_ms {
-            c.lock_delay_ms = v;
-        }
-        if let Some(v) = k.raft {
-            c.raft = v;
-        }
+        set!(
+            duration,
+            faults,
+            fault_gap_ms,
+            clients,
+            ttl_ms,
+            fsync_us,
+            max_drift_ppm,
+            careless_per_mille,
+            kill_when_dirty,
+            lock_delay_ms,
+            raft
+        );
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5ce4_a410_f11e);
         c.script = self
             .timeline
