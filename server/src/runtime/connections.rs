@@ -16,7 +16,9 @@ use distlock_transport_tcp::{
     Admission, ClientHello, FrameWriter, HandshakeConfig, HostPort, Metered, TransportError,
     accept_client, accept_peer, peer_handshake, read_frame_timeout,
 };
-use distlock_transport_ws::{ServerReader, ServerWriter, WsError, WsServerConfig, accept_ws_client};
+use distlock_transport_ws::{
+    ServerReader, ServerWriter, WsError, WsServerConfig, accept_ws_client,
+};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -251,9 +253,17 @@ async fn serve_client(
 }
 
 /// The access a client's `Hello` proves, or why it is refused.
-fn authenticate(gate: &Gate, source: Source<'_>, hello: &ClientHello) -> Result<Access, ProtoError> {
+fn authenticate(
+    gate: &Gate,
+    source: Source<'_>,
+    hello: &ClientHello,
+) -> Result<Access, ProtoError> {
     gate.auth
-        .access(source.addr.ip(), hello.auth.as_ref(), hello.identity.as_deref())
+        .access(
+            source.addr.ip(),
+            hello.auth.as_ref(),
+            hello.identity.as_deref(),
+        )
         .inspect_err(|refusal| source.refused(Refusal::Auth, refusal))
 }
 
