@@ -242,21 +242,15 @@ try {
       const l = await dash.evaluate(() => document.body.dataset.listing);
       return l === "all" || l === "named" ? l : null;
     });
-    if (listing === "named") {
-      // A server without ListLocks: the dashboard says so and watches the
-      // locks it is told about.
-      assert((await dash.locator("#listnote").innerText()).includes("cannot list"), "the page says it cannot list locks");
-      await dash.goto(`http://${wss[live - 1]}/?locks=browser-held,browser-a`);
-    }
-    console.log(`  lock listing: ${listing}`);
+    // A failover just happened: the new leader's first answers may be
+    // errors, which must not make the page give up listing.
+    assert(listing === "all", "the dashboard lists every lock");
     await until("the dashboard shows the lock held, with its token and its waiter", async () => {
       const row = await dash.locator('tr[data-lock="browser-held"]').innerText();
       return row.includes("held") && row.includes(String(r.held)) && row.includes("Exclusive") && /session \d+ Exclusive/.test(row);
     });
-    if (listing === "all") {
-      const rows = await dash.locator("tr[data-lock]").count();
-      assert(rows >= 2, `every held lock is listed (${rows} rows)`);
-    }
+    const rows = await dash.locator("tr[data-lock]").count();
+    assert(rows >= 2, `every held lock is listed (${rows} rows)`);
     await until("the dashboard shows a leader and every member", async () => {
       const leader = await dash.locator("#leader").innerText();
       const members = await dash.locator("tr[data-member]").count();
@@ -280,10 +274,11 @@ try {
       window.held = await window.session.lock("browser-held");
     });
     const grants = await until("the timeline shows the grants that happened since", async () => {
-      const rows = await dash.locator('#l-events tr[data-event="Acquired"]').allInnerTexts();
-      return rows.length >= 2 ? rows : null;
+      const cells = await dash.locator('#l-events tr[data-event="Acquired"] td.token').allInnerTexts();
+      return cells.length >= 2 ? cells : null;
     });
-    const tokens = grants.map((row) => Number(row.split(/\s+/).filter((x) => /^\d+$/.test(x))[1]));
+    assert(await dash.locator("#l-events").isVisible(), "the lock page is shown");
+    const tokens = grants.map(Number);
     // Newest first: every token on the timeline is newer than the grants
     // made before the page opened, and they increase with time.
     assert(tokens.every((t, i) => t > r.held && (i === 0 || t < tokens[i - 1])), `increasing tokens on the timeline: ${tokens}`);
