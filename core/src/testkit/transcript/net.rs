@@ -1,0 +1,400 @@
+//! The hand-driven network behind every transcript: servers (Raft alone,
+//! or whole nodes) whose messages wait in flight until `deliver`, whose
+//! writes are durable only after `persist`, and whose timers fire only on
+//! `tick-to`. It prints each server's outputs as they happen and its state
+//! line whenever that changes.
+//!
+//! The commands it runs, shared by every transcript (servers are numbers;
+//! `*` or nothing means all):
+//!
+//! - `tick-to MS [server…]`: time moves to MS; every timer due by then
+//!   fires, in time order (only the listed servers' timers, if any);
+//! - `deliver [from=A] [to=B]`: delivers the messages in flight now (the
+//!   ones matching), in the order they were sent; what they cause waits
+//!   for the next `deliver`;
+//! - `persist [server…]`: every write issued so far is durable;
+//! - `stabilize`: `persist` and `deliver` until nothing is in flight;
+//! - `quiet` / `verbose`: stop or resume printing (for set-up steps);
+//! - `cut A B` (both ways), `isolate A`, `heal`: the network;
+//! - `crash S`: writes not persisted are lost, messages to it dropped;
+//! - `state [server…]`: prints the servers' state.
+//!
+//! Starting a server (`boot`, `join`, `restart`) belongs to each
+//! transcript, which knows how to build one from its disk ([`Net::install`]).
+
+use crate::ids::NodeId;
+use crate::raft::{Persist, PersistSeq};
+use crate::testkit::Disk;
+use crate::time::{Duration, Instant};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What a server under a transcript hands the network.
+pub(crate) enum Output<M, C> {
+    /// A message to another server.
+    Send { to: NodeId, msg: M },
+    /// A write to make durable (on `persist`).
+    Persist(Persist<C>),
+    /// Anything else worth a line (an applied entry, a client's answer).
+    Note(String),
+}
+
+/// A server the network can drive.
+pub(crate) trait Server {
+    /// Its log's commands.
+    type Command: Clone;
+    /// What it sends other servers.
+    type Message;
+
+    /// Its next output, if any.
+    fn poll_output(&mut self) -> Option<Output<Self::Message, Self::Command>>;
+    /// A message from `from`.
+    fn receive(&mut self, from: NodeId, msg: Self::Message, now: Instant);
+    /// When its next timer is due.
+    fn next_timeout(&self) -> Option<Instant>;
+    /// Its timers due at `now` fire.
+    fn timeout(&mut self, now: Instant);
+    /// Its writes up to `seq` are durable.
+    fn persisted(&mut self, seq: PersistSeq, now: Instant);
+    /// Its state, on one line.
+    fn state_line(&self) -> String;
+    /// A message, without its ends (the network prints `A->B` before it).
+    fn message_text(msg: &Self::Message) -> String;
+}
+
+/// One server's place on the network: the server while it runs, and its
+/// disk, which outlives crashes.
+pub(crate) struct Slot<S: Server> {
+    pub(crate) server: Option<S>,
+    pub(crate) disk: Disk<S::Command>,
+    /// Writes issued and not yet durable.
+    pending: Vec<Persist<S::Command>>,
+    /// The state line last printed.
+    shown: String,
+    /// How many times it started (seeds each start differently).
+    pub(crate) starts: u64,
+}
+
+struct Envelope<M> {
+    from: NodeId,
+    to: NodeId,
+    msg: M,
+}
+
+/// The network, the clock and the transcript's output.
+pub(crate) struct Net<S: Server> {
+    pub(crate) slots: BTreeMap<NodeId, Slot<S>>,
+    pub(crate) now: Instant,
+    in_flight: Vec<Envelope<S::Message>>,
+    cut: BTreeSet<(NodeId, NodeId)>,
+    out: Vec<String>,
+    quiet: bool,
+}
+
+/// A server's number on a command line.
+pub(crate) fn id(word: &str) -> NodeId {
+    NodeId(
+        word.parse()
+            .unwrap_or_else(|_| panic!("not a server: {word:?}")),
+    )
+}
+
+/// Milliseconds since the start, as transcripts print time.
+pub(crate) fn ms(t: Instant) -> u64 {
+    t.as_micros() / 1000
+}
+
+impl<S: Server> Net<S> {
+    pub(crate) fn new() -> Self {
+        Self {
+            slots: BTreeMap::new(),
+            now: Instant::ZERO,
+            in_flight: Vec::new(),
+            cut: BTreeSet::new(),
+            out: Vec::new(),
+            quiet: false,
+        }
+    }
+
+    /// Prints a line (unless quiet).
+    pub(crate) fn say(&mut self, line: String) {
+        if !self.quiet {
+            self.out.push(line);
+        }
+    }
+
+    /// The lines printed since the last call.
+    pub(crate) fn take_output(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// A server with an empty disk, not running.
+    pub(crate) fn add(&mut self, sid: NodeId) {
+        self.slots.insert(
+            sid,
+            Slot {
+                server: None,
+                disk: Disk::default(),
+                pending: Vec::new(),
+                shown: String::new(),
+                starts: 0,
+            },
+        );
+    }
+
+    /// Runs `server` as `sid` (built from `sid`'s disk), and prints what
+    /// it does on starting.
+    pub(crate) fn install(&mut self, sid: NodeId, server: S) {
+        let slot = self.slot(sid);
+        slot.server = Some(server);
+        slot.starts += 1;
+        slot.shown.clear();
+        self.drain(sid);
+    }
+
+    fn slot(&mut self, sid: NodeId) -> &mut Slot<S> {
+        self.slots
+            .get_mut(&sid)
+            .unwrap_or_else(|| panic!("no server {}", sid.0))
+    }
+
+    /// The servers named on a command line (all for none or `*`).
+    pub(crate) fn targets(&self, words: &[&str]) -> Vec<NodeId> {
+        if words.is_empty() || words == ["*"] {
+            self.slots.keys().copied().collect()
+        } else {
+            words.iter().map(|w| id(w)).collect()
+        }
+    }
+
+    pub(crate) fn up(&self, sid: NodeId) -> bool {
+        self.slots.get(&sid).is_some_and(|s| s.server.is_some())
+    }
+
+    /// The running server `sid`.
+    pub(crate) fn server(&mut self, sid: NodeId) -> &mut S {
+        self.slots
+            .get_mut(&sid)
+            .and_then(|s| s.server.as_mut())
+            .unwrap_or_else(|| panic!("server {} is down", sid.0))
+    }
+
+    /// Takes every output of `sid`, printing it, then its state if changed.
+    pub(crate) fn drain(&mut self, sid: NodeId) {
+        loop {
+            let Some(slot) = self.slots.get_mut(&sid) else {
+                return;
+            };
+            let Some(server) = slot.server.as_mut() else {
+                return;
+            };
+            let Some(output) = server.poll_output() else {
+                break;
+            };
+            let line = match output {
+                Output::Persist(p) => {
+                    let line = super::raft_text::persist(&p);
+                    slot.pending.push(p);
+                    line
+                }
+                Output::Send { to, msg } => {
+                    let line = format!("send {}->{} {}", sid.0, to.0, S::message_text(&msg));
+                    self.in_flight.push(Envelope { from: sid, to, msg });
+                    line
+                }
+                Output::Note(line) => line,
+            };
+            self.say(format!("{}: {line}", sid.0));
+        }
+        self.show(sid, false);
+    }
+
+    /// Prints `sid`'s state line, if it changed since last printed (or
+    /// `always`).
+    pub(crate) fn show(&mut self, sid: NodeId, always: bool) {
+        let Some(slot) = self.slots.get_mut(&sid) else {
+            return;
+        };
+        let line = slot
+            .server
+            .as_ref()
+            .map_or_else(|| "down".to_owned(), S::state_line);
+        if always || line != slot.shown {
+            slot.shown.clone_from(&line);
+            self.say(format!("{}: {line}", sid.0));
+        }
+    }
+
+    /// Runs one of the shared commands; `false` if `cmd` is not one.
+    pub(crate) fn exec(&mut self, cmd: &str, args: &[&str]) -> bool {
+        match cmd {
+            "tick-to" => self.tick_to(args),
+            "deliver" => self.deliver(args),
+            "persist" => {
+                for sid in self.targets(args) {
+                    self.persist(sid);
+                }
+            }
+            "stabilize" => self.stabilize(),
+            "quiet" => self.quiet = true,
+            "verbose" => self.quiet = false,
+            "cut" => self.cut(id(args[0]), id(args[1])),
+            "isolate" => self.isolate(id(args[0])),
+            "heal" => self.heal(),
+            "crash" => {
+                for sid in self.targets(args) {
+                    self.crash(sid);
+                }
+            }
+            "state" => {
+                for sid in self.targets(args) {
+                    self.show(sid, true);
+                }
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// Time moves to `args[0]` ms; the timers due by then fire in order.
+    fn tick_to(&mut self, args: &[&str]) {
+        let until = Instant::ZERO + Duration::from_millis(args[0].parse().expect("ms"));
+        let only = if args.len() > 1 {
+            self.targets(&args[1..])
+        } else {
+            self.slots.keys().copied().collect()
+        };
+        loop {
+            let next = only
+                .iter()
+                .filter_map(|&sid| {
+                    let s = self.slots.get(&sid)?.server.as_ref()?;
+                    s.next_timeout().map(|t| (t, sid))
+                })
+                .filter(|(t, _)| *t <= until)
+                .min();
+            let Some((t, sid)) = next else { break };
+            self.now = self.now.max(t);
+            self.say(format!("{}: timeout at {}ms", sid.0, ms(self.now)));
+            let now = self.now;
+            self.server(sid).timeout(now);
+            self.drain(sid);
+        }
+        self.now = self.now.max(until);
+    }
+
+    fn deliver(&mut self, args: &[&str]) {
+        let mut from = None;
+        let mut to = None;
+        for a in args {
+            if let Some(v) = a.strip_prefix("from=") {
+                from = Some(id(v));
+            } else if let Some(v) = a.strip_prefix("to=") {
+                to = Some(id(v));
+            }
+        }
+        let (go, stay): (Vec<_>, Vec<_>) = std::mem::take(&mut self.in_flight)
+            .into_iter()
+            .partition(|m| from.is_none_or(|f| m.from == f) && to.is_none_or(|t| m.to == t));
+        self.in_flight = stay;
+        for m in go {
+            let text = format!("{}->{} {}", m.from.0, m.to.0, S::message_text(&m.msg));
+            if self.cut.contains(&(m.from, m.to)) || !self.up(m.to) || !self.up(m.from) {
+                self.say(format!("dropped {text}"));
+                continue;
+            }
+            self.say(format!("{}: receive {text}", m.to.0));
+            let now = self.now;
+            self.server(m.to).receive(m.from, m.msg, now);
+            self.drain(m.to);
+        }
+    }
+
+    /// Every write `sid` issued so far is durable.
+    pub(crate) fn persist(&mut self, sid: NodeId) {
+        let Some(slot) = self.slots.get_mut(&sid) else {
+            return;
+        };
+        if slot.server.is_none() {
+            return;
+        }
+        let Some(last) = slot.pending.last().map(|p| p.seq) else {
+            return;
+        };
+        for p in slot.pending.drain(..) {
+            slot.disk
+                .apply(&p, usize::MAX)
+                .unwrap_or_else(|e| panic!("server {} broke the contract: {e}", sid.0));
+        }
+        self.say(format!("{}: durable up to #{}", sid.0, last.0));
+        let now = self.now;
+        self.server(sid).persisted(last, now);
+        self.drain(sid);
+    }
+
+    fn stabilize(&mut self) {
+        for _ in 0..100 {
+            let pending = self
+                .slots
+                .values()
+                .any(|s| s.server.is_some() && !s.pending.is_empty());
+            if self.in_flight.is_empty() && !pending {
+                break;
+            }
+            for sid in self.targets(&[]) {
+                self.persist(sid);
+            }
+            self.deliver(&[]);
+        }
+    }
+
+    /// Cuts the link between `a` and `b`, both ways.
+    pub(crate) fn cut(&mut self, a: NodeId, b: NodeId) {
+        self.cut.insert((a, b));
+        self.cut.insert((b, a));
+        self.drop_cut();
+    }
+
+    /// Cuts every link of `a`.
+    pub(crate) fn isolate(&mut self, a: NodeId) {
+        let others: Vec<NodeId> = self.slots.keys().copied().filter(|&b| b != a).collect();
+        for b in others {
+            self.cut.insert((a, b));
+            self.cut.insert((b, a));
+        }
+        self.drop_cut();
+    }
+
+    /// Restores every link.
+    pub(crate) fn heal(&mut self) {
+        self.cut.clear();
+    }
+
+    /// Stops `sid`: what it had not made durable is lost.
+    pub(crate) fn crash(&mut self, sid: NodeId) {
+        let slot = self.slot(sid);
+        let lost: Vec<String> = slot
+            .pending
+            .drain(..)
+            .map(|p| format!("#{}", p.seq.0))
+            .collect();
+        slot.server = None;
+        let lost = if lost.is_empty() {
+            String::new()
+        } else {
+            format!(", losing {}", lost.join(" "))
+        };
+        self.say(format!("{}: crashed{lost}", sid.0));
+    }
+
+    /// Messages in flight on a link just cut are lost.
+    fn drop_cut(&mut self) {
+        let (lost, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.in_flight)
+            .into_iter()
+            .partition(|m| self.cut.contains(&(m.from, m.to)));
+        self.in_flight = kept;
+        for m in lost {
+            let text = format!("{}->{} {}", m.from.0, m.to.0, S::message_text(&m.msg));
+            self.say(format!("dropped {text}"));
+        }
+    }
+}
