@@ -16,6 +16,7 @@ use crate::time::{Duration, Instant};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 mod lease;
+mod transcript;
 
 /// N servers with instant links and instant disks; time jumps to the next
 /// timer when nothing is in flight.

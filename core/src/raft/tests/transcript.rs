@@ -61,7 +61,7 @@ impl Server for Raft<DigestMachine> {
     }
 
     fn persisted(&mut self, seq: PersistSeq, now: Instant) {
-        Raft::persisted(self, seq, now);
+        Self::persisted(self, seq, now);
     }
 
     fn state_line(&self) -> String {

@@ -14,6 +14,8 @@
 //!   for the next `deliver`;
 //! - `persist [server…]`: every write issued so far is durable;
 //! - `stabilize`: `persist` and `deliver` until nothing is in flight;
+//! - `run-until MS`: time moves to MS with a working network and disks:
+//!   `stabilize`, then the next timer due by MS fires, and so on;
 //! - `quiet` / `verbose`: stop or resume printing (for set-up steps);
 //! - `cut A B` (both ways), `isolate A`, `heal`: the network;
 //! - `crash S`: writes not persisted are lost, messages to it dropped;
@@ -235,6 +237,7 @@ impl<S: Server> Net<S> {
                 }
             }
             "stabilize" => self.stabilize(),
+            "run-until" => self.run_until(args),
             "quiet" => self.quiet = true,
             "verbose" => self.quiet = false,
             "cut" => self.cut(id(args[0]), id(args[1])),
@@ -270,6 +273,28 @@ impl<S: Server> Net<S> {
                     let s = self.slots.get(&sid)?.server.as_ref()?;
                     s.next_timeout().map(|t| (t, sid))
                 })
+                .filter(|(t, _)| *t <= until)
+                .min();
+            let Some((t, sid)) = next else { break };
+            self.now = self.now.max(t);
+            self.say(format!("{}: timeout at {}ms", sid.0, ms(self.now)));
+            let now = self.now;
+            self.server(sid).timeout(now);
+            self.drain(sid);
+        }
+        self.now = self.now.max(until);
+    }
+
+    /// Time moves to `args[0]` ms, every message delivered and every
+    /// write made durable as soon as it is issued.
+    fn run_until(&mut self, args: &[&str]) {
+        let until = Instant::ZERO + Duration::from_millis(args[0].parse().expect("ms"));
+        loop {
+            self.stabilize();
+            let next = self
+                .slots
+                .iter()
+                .filter_map(|(&sid, s)| Some((s.server.as_ref()?.next_timeout()?, sid)))
                 .filter(|(t, _)| *t <= until)
                 .min();
             let Some((t, sid)) = next else { break };
