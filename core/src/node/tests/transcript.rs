@@ -1,7 +1,7 @@
 //! Transcript tests of the node (`core/testdata/node/*.txt`): whole
 //! servers (Raft, the lock state machine, lease timers, forwarding) and
 //! their clients, driven by hand on the same network as the Raft
-//! transcripts (`testkit::transcript::net`: `tick-to`, `deliver`,
+//! transcripts (`testkit::transcript::net`: `tick-to`, `run-to`, `deliver`,
 //! `persist`, `stabilize`, `quiet`, `verbose`, `cut`, `isolate`, `heal`,
 //! `crash`, `state`). Every peer frame, write and client answer is
 //! printed; a server's state line adds to Raft's its sessions (with the

@@ -6,7 +6,7 @@
 //! Nothing happens by itself: messages wait until `deliver`, writes are
 //! durable only after `persist`, timers fire only on `tick-to`.
 //!
-//! Besides the network's commands (`tick-to`, `deliver`, `persist`,
+//! Besides the network's commands (`tick-to`, `run-to`, `deliver`, `persist`,
 //! `stabilize`, `quiet`, `verbose`, `cut`, `isolate`, `heal`, `crash`,
 //! `state`: see `testkit::transcript::net`), servers being numbers:
 //!

@@ -14,7 +14,7 @@
 //!   for the next `deliver`;
 //! - `persist [server…]`: every write issued so far is durable;
 //! - `stabilize`: `persist` and `deliver` until nothing is in flight;
-//! - `run-until MS`: time moves to MS with a working network and disks:
+//! - `run-to MS`: time moves to MS with a working network and disks:
 //!   `stabilize`, then the next timer due by MS fires, and so on;
 //! - `quiet` / `verbose`: stop or resume printing (for set-up steps);
 //! - `cut A B` (both ways), `isolate A`, `heal`: the network;
@@ -27,8 +27,9 @@
 use crate::ids::NodeId;
 use crate::raft::{Persist, PersistSeq};
 use crate::testkit::Disk;
+use crate::testkit::links::Links;
 use crate::time::{Duration, Instant};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// What a server under a transcript hands the network.
 pub(crate) enum Output<M, C> {
@@ -87,7 +88,7 @@ pub(crate) struct Net<S: Server> {
     pub(crate) slots: BTreeMap<NodeId, Slot<S>>,
     pub(crate) now: Instant,
     in_flight: Vec<Envelope<S::Message>>,
-    cut: BTreeSet<(NodeId, NodeId)>,
+    links: Links,
     out: Vec<String>,
     quiet: bool,
 }
@@ -111,7 +112,7 @@ impl<S: Server> Net<S> {
             slots: BTreeMap::new(),
             now: Instant::ZERO,
             in_flight: Vec::new(),
-            cut: BTreeSet::new(),
+            links: Links::default(),
             out: Vec::new(),
             quiet: false,
         }
@@ -237,7 +238,7 @@ impl<S: Server> Net<S> {
                 }
             }
             "stabilize" => self.stabilize(),
-            "run-until" => self.run_until(args),
+            "run-to" => self.run_to(args),
             "quiet" => self.quiet = true,
             "verbose" => self.quiet = false,
             "cut" => self.cut(id(args[0]), id(args[1])),
@@ -287,7 +288,7 @@ impl<S: Server> Net<S> {
 
     /// Time moves to `args[0]` ms, every message delivered and every
     /// write made durable as soon as it is issued.
-    fn run_until(&mut self, args: &[&str]) {
+    fn run_to(&mut self, args: &[&str]) {
         let until = Instant::ZERO + Duration::from_millis(args[0].parse().expect("ms"));
         loop {
             self.stabilize();
@@ -323,7 +324,7 @@ impl<S: Server> Net<S> {
         self.in_flight = stay;
         for m in go {
             let text = format!("{}->{} {}", m.from.0, m.to.0, S::message_text(&m.msg));
-            if self.cut.contains(&(m.from, m.to)) || !self.up(m.to) || !self.up(m.from) {
+            if self.links.is_cut(m.from, m.to) || !self.up(m.to) || !self.up(m.from) {
                 self.say(format!("dropped {text}"));
                 continue;
             }
@@ -374,24 +375,19 @@ impl<S: Server> Net<S> {
 
     /// Cuts the link between `a` and `b`, both ways.
     pub(crate) fn cut(&mut self, a: NodeId, b: NodeId) {
-        self.cut.insert((a, b));
-        self.cut.insert((b, a));
+        self.links.cut(a, b);
         self.drop_cut();
     }
 
     /// Cuts every link of `a`.
     pub(crate) fn isolate(&mut self, a: NodeId) {
-        let others: Vec<NodeId> = self.slots.keys().copied().filter(|&b| b != a).collect();
-        for b in others {
-            self.cut.insert((a, b));
-            self.cut.insert((b, a));
-        }
+        self.links.isolate(a, self.slots.keys().copied());
         self.drop_cut();
     }
 
     /// Restores every link.
     pub(crate) fn heal(&mut self) {
-        self.cut.clear();
+        self.links.heal();
     }
 
     /// Stops `sid`: what it had not made durable is lost.
@@ -415,7 +411,7 @@ impl<S: Server> Net<S> {
     fn drop_cut(&mut self) {
         let (lost, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.in_flight)
             .into_iter()
-            .partition(|m| self.cut.contains(&(m.from, m.to)));
+            .partition(|m| self.links.is_cut(m.from, m.to));
         self.in_flight = kept;
         for m in lost {
             let text = format!("{}->{} {}", m.from.0, m.to.0, S::message_text(&m.msg));
