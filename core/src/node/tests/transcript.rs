@@ -1,9 +1,9 @@
 //! Transcript tests of the node (`core/testdata/node/*.txt`): whole
 //! servers (Raft, the lock state machine, lease timers, forwarding) and
 //! their clients, driven by hand on the same network as the Raft
-//! transcripts (`testkit::transcript::net`: `tick-to`, `run-to`, `deliver`,
-//! `persist`, `stabilize`, `quiet`, `verbose`, `cut`, `isolate`, `heal`,
-//! `crash`, `state`). Every peer frame, write and client answer is
+//! transcripts (`testkit::transcript::net`: `boot`, `join`, `restart`,
+//! `tick-to`, `run-to`, `deliver`, `persist`, `stabilize`, `quiet`,
+//! `verbose`, `cut`, `isolate`, `heal`, `crash`, `state`). Every peer frame, write and client answer is
 //! printed; a server's state line adds to Raft's its sessions (with the
 //! leader's deadline for each, and whether it proposed the expiry) and
 //! its locks.
@@ -11,9 +11,6 @@
 //! The node's own commands (servers and sessions are numbers; `cN` is
 //! client connection N of that server):
 //!
-//! - `boot 1 2 3`: a new cluster of these voters;
-//! - `join 4`: a server with an empty disk, to be added as a learner;
-//! - `restart S`: starts S again from its disk;
 //! - `hello S cN`: the client's handshake;
 //! - `open S cN NONCE TTL_MS`, `close S cN SESSION SEQ`;
 //! - `acquire S cN SESSION SEQ LOCK [forever]`, `release S cN SESSION SEQ
@@ -32,11 +29,9 @@ use crate::proto::{
     ClientFrame, MemberInfo, PROTOCOL_VERSION, PeerFrame, ProtoError, Request, RequestBody,
     RequestId, ResponseBody, ServerFrame,
 };
-use crate::raft::{
-    Config, Entry, EntryPayload, MemberAddrs, Membership, MembershipChange, PersistSeq, Stored,
-};
-use crate::testkit::transcript::net::{Net, Output, Server, id, ms};
-use crate::testkit::transcript::{self, raft_text};
+use crate::raft::{Config, Entry, EntryPayload, MemberAddrs, MembershipChange, PersistSeq, Stored};
+use crate::testkit::transcript::net::{self, Net, Output, Server, id, ms};
+use crate::testkit::transcript::raft_text;
 use crate::time::Instant;
 use std::collections::BTreeSet;
 
@@ -226,8 +221,6 @@ impl Server for Node {
 }
 
 struct World {
-    voters: Vec<NodeId>,
-    bootstrap: BTreeSet<NodeId>,
     next_request: u64,
     net: Net<Node>,
 }
@@ -253,157 +246,109 @@ fn num(word: &str) -> u64 {
         .unwrap_or_else(|_| panic!("not a number: {word:?}"))
 }
 
-impl World {
-    fn new() -> Self {
-        Self {
-            voters: Vec::new(),
-            bootstrap: BTreeSet::new(),
-            next_request: 0,
-            net: Net::new(),
-        }
+impl net::World for World {
+    type Server = Node;
+
+    fn net(&mut self) -> &mut Net<Node> {
+        &mut self.net
     }
 
-    fn start(&mut self, sid: NodeId) {
-        let initial = if self.bootstrap.contains(&sid) {
-            Membership::with_voters(self.voters.iter().copied())
-        } else {
-            Membership::default()
-        };
-        let Some(slot) = self.net.slots.get(&sid) else {
-            return;
-        };
-        let stored = Stored {
-            hard_state: slot.disk.hard_state,
-            snapshot: slot.disk.snapshot.clone(),
-            entries: slot.disk.entries.clone(),
-            initial_membership: initial,
-        };
+    fn build(&mut self, sid: NodeId, stored: Stored<Command>, seed: u64, now: Instant) -> Node {
         let cfg = NodeConfig {
             raft: Config::new(sid),
-            members: self.voters.iter().copied().map(member).collect(),
+            members: self.net.voters().iter().copied().map(member).collect(),
             advertise: None,
         };
-        let seed = sid.0 * 7919 + slot.starts;
-        let node = Node::new(cfg, LockState::default(), stored, seed, self.net.now)
-            .unwrap_or_else(|e| panic!("{} cannot start: {e}", sid.0));
-        self.net.install(sid, node);
-    }
-
-    fn exec(&mut self, line: &str) -> Vec<String> {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let (cmd, args) = words.split_first().expect("an empty command");
-        if !self.net.exec(cmd, args) {
-            self.command(cmd, args);
-        }
-        self.net.take_output()
+        Node::new(cfg, LockState::default(), stored, seed, now)
+            .unwrap_or_else(|e| panic!("{} cannot start: {e}", sid.0))
     }
 
     fn command(&mut self, cmd: &str, args: &[&str]) {
-        match cmd {
-            "boot" => {
-                self.voters = args.iter().map(|a| id(a)).collect();
-                for sid in self.voters.clone() {
-                    self.bootstrap.insert(sid);
-                    self.net.add(sid);
-                    self.start(sid);
-                }
-            }
-            "join" => {
-                for sid in self.net.targets(args) {
-                    self.net.add(sid);
-                    self.start(sid);
-                }
-            }
-            "restart" => {
-                for sid in self.net.targets(args) {
-                    self.start(sid);
-                }
-            }
-            "hello" => {
-                let hello = ClientFrame::Hello {
-                    protocol_version: PROTOCOL_VERSION,
-                    cluster_id: None,
-                    auth: None,
-                };
-                self.client_frame(id(args[0]), conn(args[1]), hello);
-            }
-            _ => {
-                let (sid, c) = (id(args[0]), conn(args[1]));
-                let body = Self::request_body(cmd, &args[2..]);
-                self.next_request += 1;
-                let rid = RequestId(self.next_request);
-                self.net.say(format!(
-                    "{}: c{} asks #{} {}",
-                    sid.0,
-                    c.0,
-                    rid.0,
-                    request_text(&body)
-                ));
-                self.client_frame(sid, c, ClientFrame::Request(Request { id: rid, body }));
-            }
+        if cmd == "hello" {
+            let hello = ClientFrame::Hello {
+                protocol_version: PROTOCOL_VERSION,
+                cluster_id: None,
+                auth: None,
+            };
+            self.client_frame(id(args[0]), conn(args[1]), hello);
+            return;
         }
+        let (sid, c) = (id(args[0]), conn(args[1]));
+        let body = request_body(cmd, &args[2..]);
+        self.next_request += 1;
+        let rid = RequestId(self.next_request);
+        self.net.say(format!(
+            "{}: c{} asks #{} {}",
+            sid.0,
+            c.0,
+            rid.0,
+            request_text(&body)
+        ));
+        self.client_frame(sid, c, ClientFrame::Request(Request { id: rid, body }));
     }
+}
 
-    fn request_body(cmd: &str, args: &[&str]) -> RequestBody {
-        let session = |w: &str| SessionId(num(w));
-        let log = RequestBody::Log;
-        match cmd {
-            "open" => log(ClientCommand::OpenSession {
-                nonce: u128::from(num(args[0])),
-                ttl_ms: num(args[1]),
-            }),
-            "close" => log(ClientCommand::CloseSession {
-                session: session(args[0]),
-                seq: Seq(num(args[1])),
-                ack: Seq(num(args[1])),
-            }),
-            "acquire" => log(ClientCommand::Acquire {
-                session: session(args[0]),
-                seq: Seq(num(args[1])),
-                ack: Seq(num(args[1])),
-                lock: args[2].to_owned(),
-                mode: Mode::Exclusive,
-                wait: if args.get(3) == Some(&"forever") {
-                    Wait::Forever
-                } else {
-                    Wait::Try
+fn request_body(cmd: &str, args: &[&str]) -> RequestBody {
+    let session = |w: &str| SessionId(num(w));
+    let log = RequestBody::Log;
+    match cmd {
+        "open" => log(ClientCommand::OpenSession {
+            nonce: u128::from(num(args[0])),
+            ttl_ms: num(args[1]),
+        }),
+        "close" => log(ClientCommand::CloseSession {
+            session: session(args[0]),
+            seq: Seq(num(args[1])),
+            ack: Seq(num(args[1])),
+        }),
+        "acquire" => log(ClientCommand::Acquire {
+            session: session(args[0]),
+            seq: Seq(num(args[1])),
+            ack: Seq(num(args[1])),
+            lock: args[2].to_owned(),
+            mode: Mode::Exclusive,
+            wait: if args.get(3) == Some(&"forever") {
+                Wait::Forever
+            } else {
+                Wait::Try
+            },
+            lock_delay_ms: 0,
+        }),
+        "release" => log(ClientCommand::Release {
+            session: session(args[0]),
+            seq: Seq(num(args[1])),
+            ack: Seq(num(args[1])),
+            lock: args[2].to_owned(),
+            token: FencingToken(num(args[3])),
+        }),
+        "keepalive" => RequestBody::KeepAlive {
+            session: session(args[0]),
+        },
+        "status" => RequestBody::LockStatus {
+            lock: args[0].to_owned(),
+        },
+        "attach" => RequestBody::Attach {
+            session: session(args[0]),
+            secret: u128::from(num(args[1])),
+        },
+        "add-learner" => {
+            let who = id(args[0]);
+            RequestBody::ChangeMembership(MembershipChange::AddLearner(
+                who,
+                MemberAddrs {
+                    peer: format!("10.0.0.{}:7100", who.0),
+                    client: format!("10.0.0.{}:7000", who.0),
+                    ws: None,
                 },
-                lock_delay_ms: 0,
-            }),
-            "release" => log(ClientCommand::Release {
-                session: session(args[0]),
-                seq: Seq(num(args[1])),
-                ack: Seq(num(args[1])),
-                lock: args[2].to_owned(),
-                token: FencingToken(num(args[3])),
-            }),
-            "keepalive" => RequestBody::KeepAlive {
-                session: session(args[0]),
-            },
-            "status" => RequestBody::LockStatus {
-                lock: args[0].to_owned(),
-            },
-            "attach" => RequestBody::Attach {
-                session: session(args[0]),
-                secret: u128::from(num(args[1])),
-            },
-            "add-learner" => {
-                let who = id(args[0]);
-                RequestBody::ChangeMembership(MembershipChange::AddLearner(
-                    who,
-                    MemberAddrs {
-                        peer: format!("10.0.0.{}:7100", who.0),
-                        client: format!("10.0.0.{}:7000", who.0),
-                        ws: None,
-                    },
-                ))
-            }
-            "promote" => RequestBody::ChangeMembership(MembershipChange::Promote(id(args[0]))),
-            "remove" => RequestBody::ChangeMembership(MembershipChange::Remove(id(args[0]))),
-            other => panic!("unknown command {other:?}"),
+            ))
         }
+        "promote" => RequestBody::ChangeMembership(MembershipChange::Promote(id(args[0]))),
+        "remove" => RequestBody::ChangeMembership(MembershipChange::Remove(id(args[0]))),
+        other => panic!("unknown command {other:?}"),
     }
+}
 
+impl World {
     fn client_frame(&mut self, sid: NodeId, c: ConnId, frame: ClientFrame) {
         let now = self.net.now;
         self.net.server(sid).handle_client(c, frame, now);
@@ -412,8 +357,11 @@ impl World {
 }
 
 fn run(name: &str) {
-    let mut world = World::new();
-    transcript::run_file(&transcript::testdata("node", name), |cmd| world.exec(cmd));
+    let world = World {
+        next_request: 0,
+        net: Net::new(),
+    };
+    net::run("node", name, world);
 }
 
 #[test]

@@ -6,27 +6,24 @@
 //! Nothing happens by itself: messages wait until `deliver`, writes are
 //! durable only after `persist`, timers fire only on `tick-to`.
 //!
-//! Besides the network's commands (`tick-to`, `run-to`, `deliver`, `persist`,
-//! `stabilize`, `quiet`, `verbose`, `cut`, `isolate`, `heal`, `crash`,
-//! `state`: see `testkit::transcript::net`), servers being numbers:
+//! Besides the shared commands (`boot`, `join`, `restart`, `tick-to`,
+//! `run-to`, `deliver`, `persist`, `stabilize`, `quiet`, `verbose`, `cut`,
+//! `isolate`, `heal`, `crash`, `state`: see `testkit::transcript::net`),
+//! servers being numbers:
 //!
-//! - `boot 1 2 3 [no-pre-vote] [no-check-quorum] [snapshot=N]
-//!   [max-append=N]`: a new cluster of these voters;
-//! - `join 4`: a server with an empty disk that learns its configuration
-//!   from the leader;
+//! - `boot`'s options `no-pre-vote`, `no-check-quorum`, `snapshot=N` (the
+//!   snapshot threshold) and `max-append=N`;
 //! - `propose S VALUE`, `read S ID`, `add-learner S ID`, `promote S ID`,
-//!   `remove S ID`: requests to server S;
-//! - `restart S`: starts S again from its disk.
+//!   `remove S ID`: requests to server S.
 
 use super::DigestMachine;
 use crate::ids::NodeId;
 use crate::raft::{
-    Action, Config, MemberAddrs, Membership, MembershipChange, Message, PersistSeq, Raft, Stored,
+    Action, Config, MemberAddrs, MembershipChange, Message, PersistSeq, Raft, Stored,
 };
-use crate::testkit::transcript::net::{Net, Output, Server, id};
-use crate::testkit::transcript::{self, raft_text};
+use crate::testkit::transcript::net::{self, Net, Output, Server, id};
+use crate::testkit::transcript::raft_text;
 use crate::time::Instant;
-use std::collections::BTreeSet;
 
 impl Server for Raft<DigestMachine> {
     type Command = u64;
@@ -75,10 +72,6 @@ impl Server for Raft<DigestMachine> {
 
 struct World {
     cfg: Config,
-    voters: Vec<NodeId>,
-    /// Servers that start with the first configuration (the others learn
-    /// theirs from the leader).
-    bootstrap: BTreeSet<NodeId>,
     net: Net<Raft<DigestMachine>>,
 }
 
@@ -90,82 +83,56 @@ fn addrs(id: NodeId) -> MemberAddrs {
     }
 }
 
-impl World {
-    fn new() -> Self {
-        Self {
-            cfg: Config::new(NodeId(1)),
-            voters: Vec::new(),
-            bootstrap: BTreeSet::new(),
-            net: Net::new(),
-        }
+impl net::World for World {
+    type Server = Raft<DigestMachine>;
+
+    fn net(&mut self) -> &mut Net<Raft<DigestMachine>> {
+        &mut self.net
     }
 
-    /// Starts `sid` from its disk.
-    fn start(&mut self, sid: NodeId) {
-        let initial = if self.bootstrap.contains(&sid) {
-            Membership::with_voters(self.voters.iter().copied())
-        } else {
-            Membership::default()
-        };
-        let Some(slot) = self.net.slots.get(&sid) else {
-            return;
-        };
-        let stored = Stored {
-            hard_state: slot.disk.hard_state,
-            snapshot: slot.disk.snapshot.clone(),
-            entries: slot.disk.entries.clone(),
-            initial_membership: initial,
-        };
+    fn build(&mut self, sid: NodeId, stored: Stored<u64>, seed: u64, now: Instant) -> Self::Server {
         let mut cfg = self.cfg.clone();
         cfg.id = sid;
-        let seed = sid.0 * 7919 + slot.starts;
-        let raft = Raft::new(cfg, DigestMachine::default(), stored, seed, self.net.now)
-            .unwrap_or_else(|e| panic!("{} cannot start: {e}", sid.0));
-        self.net.install(sid, raft);
+        Raft::new(cfg, DigestMachine::default(), stored, seed, now)
+            .unwrap_or_else(|e| panic!("{} cannot start: {e}", sid.0))
     }
 
-    fn exec(&mut self, line: &str) -> Vec<String> {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let (cmd, args) = words.split_first().expect("an empty command");
-        if !self.net.exec(cmd, args) {
-            self.request(cmd, args);
+    fn boot_option(&mut self, word: &str) {
+        match word {
+            "no-pre-vote" => self.cfg.pre_vote = false,
+            "no-check-quorum" => self.cfg.check_quorum = false,
+            _ if word.starts_with("max-append=") => {
+                self.cfg.max_append_entries = word[11..].parse().expect("a number");
+            }
+            _ if word.starts_with("snapshot=") => {
+                self.cfg.snapshot_threshold = word[9..].parse().expect("a number");
+                self.cfg.compaction_margin = 0;
+            }
+            _ => panic!("unknown boot option {word:?}"),
         }
-        self.net.take_output()
     }
 
-    fn request(&mut self, cmd: &str, args: &[&str]) {
+    fn command(&mut self, cmd: &str, args: &[&str]) {
+        let net = &mut self.net;
         match cmd {
-            "boot" => self.boot(args),
-            "join" => {
-                for sid in self.net.targets(args) {
-                    self.net.add(sid);
-                    self.start(sid);
-                }
-            }
-            "restart" => {
-                for sid in self.net.targets(args) {
-                    self.start(sid);
-                }
-            }
             "propose" => {
                 let sid = id(args[0]);
                 let value: u64 = args[1].parse().expect("a number");
-                let line = match self.net.server(sid).propose(value) {
+                let line = match net.server(sid).propose(value) {
                     Ok((index, term)) => format!("proposed at {}/{}", index.0, term.0),
                     Err(e) => format!("refused: {e:?}"),
                 };
-                self.net.say(format!("{}: {line}", sid.0));
-                self.net.drain(sid);
+                net.say(format!("{}: {line}", sid.0));
+                net.drain(sid);
             }
             "read" => {
                 let sid = id(args[0]);
                 let rid: u64 = args[1].parse().expect("a number");
-                let now = self.net.now;
-                if let Err(e) = self.net.server(sid).read_index(rid, now) {
-                    self.net
-                        .say(format!("{}: read {rid} refused: {e:?}", sid.0));
+                let now = net.now;
+                if let Err(e) = net.server(sid).read_index(rid, now) {
+                    net.say(format!("{}: read {rid} refused: {e:?}", sid.0));
                 }
-                self.net.drain(sid);
+                net.drain(sid);
             }
             "add-learner" | "promote" | "remove" => {
                 let (sid, who) = (id(args[0]), id(args[1]));
@@ -174,47 +141,24 @@ impl World {
                     "promote" => MembershipChange::Promote(who),
                     _ => MembershipChange::Remove(who),
                 };
-                let now = self.net.now;
-                match self.net.server(sid).change_membership(change, now) {
-                    Ok(index) => self
-                        .net
-                        .say(format!("{}: {cmd} {} at {}", sid.0, who.0, index.0)),
-                    Err(e) => self
-                        .net
-                        .say(format!("{}: {cmd} {} refused: {e:?}", sid.0, who.0)),
+                let now = net.now;
+                match net.server(sid).change_membership(change, now) {
+                    Ok(index) => net.say(format!("{}: {cmd} {} at {}", sid.0, who.0, index.0)),
+                    Err(e) => net.say(format!("{}: {cmd} {} refused: {e:?}", sid.0, who.0)),
                 }
-                self.net.drain(sid);
+                net.drain(sid);
             }
             other => panic!("unknown command {other:?}"),
-        }
-    }
-
-    fn boot(&mut self, args: &[&str]) {
-        for a in args {
-            match *a {
-                "no-pre-vote" => self.cfg.pre_vote = false,
-                "no-check-quorum" => self.cfg.check_quorum = false,
-                _ if a.starts_with("max-append=") => {
-                    self.cfg.max_append_entries = a[11..].parse().expect("a number");
-                }
-                _ if a.starts_with("snapshot=") => {
-                    self.cfg.snapshot_threshold = a[9..].parse().expect("a number");
-                    self.cfg.compaction_margin = 0;
-                }
-                _ => self.voters.push(id(a)),
-            }
-        }
-        for sid in self.voters.clone() {
-            self.bootstrap.insert(sid);
-            self.net.add(sid);
-            self.start(sid);
         }
     }
 }
 
 fn run(name: &str) {
-    let mut world = World::new();
-    transcript::run_file(&transcript::testdata("raft", name), |cmd| world.exec(cmd));
+    let world = World {
+        cfg: Config::new(NodeId(1)),
+        net: Net::new(),
+    };
+    net::run("raft", name, world);
 }
 
 #[test]

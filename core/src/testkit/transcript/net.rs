@@ -21,11 +21,17 @@
 //! - `crash S`: writes not persisted are lost, messages to it dropped;
 //! - `state [server…]`: prints the servers' state.
 //!
-//! Starting a server (`boot`, `join`, `restart`) belongs to each
-//! transcript, which knows how to build one from its disk ([`Net::install`]).
+//! and, with the [`World`] of each transcript, which knows how to build a
+//! server from its disk:
+//!
+//! - `boot 1 2 3 [option…]`: a new cluster of these voters (the options
+//!   are the world's);
+//! - `join 4`: a server with an empty disk, which learns its configuration
+//!   from the leader;
+//! - `restart S`: starts S again from its disk.
 
 use crate::ids::NodeId;
-use crate::raft::{Persist, PersistSeq};
+use crate::raft::{Membership, Persist, PersistSeq, Stored};
 use crate::testkit::Disk;
 use crate::testkit::links::Links;
 use crate::time::{Duration, Instant};
@@ -74,7 +80,9 @@ pub(crate) struct Slot<S: Server> {
     /// The state line last printed.
     shown: String,
     /// How many times it started (seeds each start differently).
-    pub(crate) starts: u64,
+    starts: u64,
+    /// Whether it starts with the first configuration (else it learns it).
+    bootstrap: bool,
 }
 
 struct Envelope<M> {
@@ -85,7 +93,9 @@ struct Envelope<M> {
 
 /// The network, the clock and the transcript's output.
 pub(crate) struct Net<S: Server> {
-    pub(crate) slots: BTreeMap<NodeId, Slot<S>>,
+    slots: BTreeMap<NodeId, Slot<S>>,
+    /// The first configuration's voters.
+    voters: Vec<NodeId>,
     pub(crate) now: Instant,
     in_flight: Vec<Envelope<S::Message>>,
     links: Links,
@@ -110,6 +120,7 @@ impl<S: Server> Net<S> {
     pub(crate) fn new() -> Self {
         Self {
             slots: BTreeMap::new(),
+            voters: Vec::new(),
             now: Instant::ZERO,
             in_flight: Vec::new(),
             links: Links::default(),
@@ -131,7 +142,7 @@ impl<S: Server> Net<S> {
     }
 
     /// A server with an empty disk, not running.
-    pub(crate) fn add(&mut self, sid: NodeId) {
+    fn add(&mut self, sid: NodeId, bootstrap: bool) {
         self.slots.insert(
             sid,
             Slot {
@@ -140,18 +151,41 @@ impl<S: Server> Net<S> {
                 pending: Vec::new(),
                 shown: String::new(),
                 starts: 0,
+                bootstrap,
             },
         );
     }
 
-    /// Runs `server` as `sid` (built from `sid`'s disk), and prints what
-    /// it does on starting.
-    pub(crate) fn install(&mut self, sid: NodeId, server: S) {
-        let slot = self.slot(sid);
-        slot.server = Some(server);
+    /// The first configuration's voters.
+    pub(crate) fn voters(&self) -> &[NodeId] {
+        &self.voters
+    }
+
+    /// Starts `sid` from its disk, built by `world`, and prints what it
+    /// does on starting.
+    fn start<W: World<Server = S>>(world: &mut W, sid: NodeId) {
+        let net = world.net();
+        let initial = if net.slot(sid).bootstrap {
+            Membership::with_voters(net.voters.iter().copied())
+        } else {
+            Membership::default()
+        };
+        let slot = net.slot(sid);
+        let stored = Stored {
+            hard_state: slot.disk.hard_state,
+            snapshot: slot.disk.snapshot.clone(),
+            entries: slot.disk.entries.clone(),
+            initial_membership: initial,
+        };
+        let seed = sid.0 * 7919 + slot.starts;
         slot.starts += 1;
+        let now = net.now;
+        let server = world.build(sid, stored, seed, now);
+        let net = world.net();
+        let slot = net.slot(sid);
+        slot.server = Some(server);
         slot.shown.clear();
-        self.drain(sid);
+        net.drain(sid);
     }
 
     fn slot(&mut self, sid: NodeId) -> &mut Slot<S> {
@@ -267,22 +301,7 @@ impl<S: Server> Net<S> {
         } else {
             self.slots.keys().copied().collect()
         };
-        loop {
-            let next = only
-                .iter()
-                .filter_map(|&sid| {
-                    let s = self.slots.get(&sid)?.server.as_ref()?;
-                    s.next_timeout().map(|t| (t, sid))
-                })
-                .filter(|(t, _)| *t <= until)
-                .min();
-            let Some((t, sid)) = next else { break };
-            self.now = self.now.max(t);
-            self.say(format!("{}: timeout at {}ms", sid.0, ms(self.now)));
-            let now = self.now;
-            self.server(sid).timeout(now);
-            self.drain(sid);
-        }
+        while self.fire_next_timer(&only, until) {}
         self.now = self.now.max(until);
     }
 
@@ -290,22 +309,33 @@ impl<S: Server> Net<S> {
     /// write made durable as soon as it is issued.
     fn run_to(&mut self, args: &[&str]) {
         let until = Instant::ZERO + Duration::from_millis(args[0].parse().expect("ms"));
+        let all: Vec<NodeId> = self.slots.keys().copied().collect();
         loop {
             self.stabilize();
-            let next = self
-                .slots
-                .iter()
-                .filter_map(|(&sid, s)| Some((s.server.as_ref()?.next_timeout()?, sid)))
-                .filter(|(t, _)| *t <= until)
-                .min();
-            let Some((t, sid)) = next else { break };
-            self.now = self.now.max(t);
-            self.say(format!("{}: timeout at {}ms", sid.0, ms(self.now)));
-            let now = self.now;
-            self.server(sid).timeout(now);
-            self.drain(sid);
+            if !self.fire_next_timer(&all, until) {
+                break;
+            }
         }
         self.now = self.now.max(until);
+    }
+
+    /// Fires the earliest timer of `only` due by `until`; whether there
+    /// was one.
+    fn fire_next_timer(&mut self, only: &[NodeId], until: Instant) -> bool {
+        let next = only
+            .iter()
+            .filter_map(|&sid| Some((self.slots.get(&sid)?.server.as_ref()?.next_timeout()?, sid)))
+            .filter(|(t, _)| *t <= until)
+            .min();
+        let Some((t, sid)) = next else {
+            return false;
+        };
+        self.now = self.now.max(t);
+        self.say(format!("{}: timeout at {}ms", sid.0, ms(self.now)));
+        let now = self.now;
+        self.server(sid).timeout(now);
+        self.drain(sid);
+        true
     }
 
     fn deliver(&mut self, args: &[&str]) {
@@ -418,4 +448,67 @@ impl<S: Server> Net<S> {
             self.say(format!("dropped {text}"));
         }
     }
+}
+
+/// A transcript's world: the shared network, and how to build one of its
+/// servers and run the commands that are not the network's.
+pub(crate) trait World {
+    type Server: Server;
+
+    fn net(&mut self) -> &mut Net<Self::Server>;
+
+    /// Server `sid`, from what its disk holds, seeded with `seed`.
+    fn build(
+        &mut self,
+        sid: NodeId,
+        stored: Stored<<Self::Server as Server>::Command>,
+        seed: u64,
+        now: Instant,
+    ) -> Self::Server;
+
+    /// A word of `boot` that is not a server.
+    fn boot_option(&mut self, word: &str) {
+        panic!("unknown boot option {word:?}");
+    }
+
+    /// A command that is neither the network's nor `boot`, `join` or
+    /// `restart`.
+    fn command(&mut self, cmd: &str, args: &[&str]);
+}
+
+/// Runs `core/testdata/<dir>/<name>.txt` against `world`.
+pub(crate) fn run<W: World>(dir: &str, name: &str, mut world: W) {
+    super::run_file(&super::testdata(dir, name), |line| {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let (cmd, args) = words.split_first().expect("an empty command");
+        if !world.net().exec(cmd, args) {
+            match *cmd {
+                "boot" => {
+                    for a in args {
+                        match a.parse() {
+                            Ok(n) => world.net().voters.push(NodeId(n)),
+                            Err(_) => world.boot_option(a),
+                        }
+                    }
+                    for sid in world.net().voters.clone() {
+                        world.net().add(sid, true);
+                        Net::start(&mut world, sid);
+                    }
+                }
+                "join" => {
+                    for sid in world.net().targets(args) {
+                        world.net().add(sid, false);
+                        Net::start(&mut world, sid);
+                    }
+                }
+                "restart" => {
+                    for sid in world.net().targets(args) {
+                        Net::start(&mut world, sid);
+                    }
+                }
+                _ => world.command(cmd, args),
+            }
+        }
+        world.net().take_output()
+    });
 }
