@@ -38,7 +38,8 @@ pub(super) struct Net {
     /// `delayed` until the test releases them.
     pub(super) delay: Option<(NodeId, NodeId)>,
     pub(super) delayed: VecDeque<PeerFrame>,
-    starts: u64,
+    /// How many times each server started (seeds each start differently).
+    starts: BTreeMap<NodeId, u64>,
 }
 
 impl Net {
@@ -88,7 +89,7 @@ impl Net {
             links: Links::default(),
             delay: None,
             delayed: VecDeque::new(),
-            starts: 0,
+            starts: BTreeMap::new(),
         };
         for &id in &ids {
             net.disks.insert(id, Disk::default());
@@ -106,8 +107,9 @@ impl Net {
             entries: disk.entries.clone(),
             initial_membership: initial,
         };
-        let seed = id.0 * 7919 + self.starts;
-        self.starts += 1;
+        let starts = self.starts.entry(id).or_default();
+        let seed = id.0 * 7919 + *starts;
+        *starts += 1;
         let node = Node::new(
             self.configs[&id].clone(),
             LockState::default(),
