@@ -195,7 +195,14 @@ impl Server for Node {
                 .iter()
                 .map(|(s, t)| format!("{s}#{t}"))
                 .collect();
-            line.push_str(&format!(" | {lock} held by {}", holders.join(",")));
+            if holders.is_empty() {
+                line.push_str(&format!(" | {lock} free"));
+            } else {
+                line.push_str(&format!(" | {lock} held by {}", holders.join(",")));
+            }
+            if status.delay.is_some() {
+                line.push_str(" in lock-delay");
+            }
             for w in &status.waiters {
                 line.push_str(&format!(" waiting {}", w.session));
             }
