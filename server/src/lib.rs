@@ -8,3 +8,4 @@ pub mod clock;
 pub mod config;
 pub mod runtime;
 pub mod storage;
+pub mod tls;

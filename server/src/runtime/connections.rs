@@ -8,9 +8,10 @@ use super::{Input, LINK_QUEUE};
 use distlock_core::ids::NodeId;
 use distlock_core::node::ConnId;
 use distlock_core::proto::{ClientFrame, ClusterId, PeerFrame, ProtoError, ServerFrame};
+use distlock_transport_tcp::tls::{MaybeTls, ServerTls, certifies_node};
 use distlock_transport_tcp::{
     Admission, ClientHello, FrameWriter, HandshakeConfig, HostPort, TransportError, accept_client,
-    accept_peer, peer_handshake, read_frame_timeout,
+    accept_peer, peer_handshake, read_frame_timeout, send_peer_error,
 };
 use distlock_transport_ws::{ServerWriter, WsServerConfig, accept_ws_client};
 use std::sync::Arc;
@@ -27,24 +28,31 @@ const PEER_IDLE: Duration = Duration::from_secs(30);
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
+/// A connection as the handshakes see it: plain, or inside TLS.
+type Stream = MaybeTls<TcpStream>;
+
 pub(super) async fn accept_clients(
     listener: TcpListener,
     cluster: ClusterId,
     inbox: mpsc::Sender<Input>,
+    tls: Option<Arc<ServerTls>>,
 ) {
-    accept_loop(listener, cluster, inbox, serve_client).await;
+    accept_loop(listener, cluster, inbox, tls, serve_client).await;
 }
 
-/// Accepts connections for ever, one task per connection.
+/// Accepts connections for ever, one task per connection; with `tls`,
+/// each task first runs the TLS handshake, under the handshake deadline.
 async fn accept_loop<F, Fut>(
     listener: TcpListener,
     cluster: ClusterId,
     inbox: mpsc::Sender<Input>,
+    tls: Option<Arc<ServerTls>>,
     serve: F,
 ) where
-    F: Fn(TcpStream, Admission, mpsc::Sender<Input>) -> Fut,
+    F: Fn(Stream, Admission, mpsc::Sender<Input>) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
+    let serve = Arc::new(serve);
     let admission = Admission {
         cluster_id: cluster,
         auth: None,
@@ -56,16 +64,40 @@ async fn accept_loop<F, Fut>(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        tokio::spawn(serve(stream, admission.clone(), inbox.clone()));
+        let (serve, admission, inbox, tls) = (
+            Arc::clone(&serve),
+            admission.clone(),
+            inbox.clone(),
+            tls.clone(),
+        );
+        tokio::spawn(async move {
+            let stream = match tls {
+                None => MaybeTls::Plain(stream),
+                Some(tls) => {
+                    let limit = HandshakeConfig::default().timeout;
+                    match tokio::time::timeout(limit, tls.accept(stream)).await {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    }
+                }
+            };
+            serve(stream, admission, inbox).await;
+        });
     }
 }
 
 /// Numbers a client connection whose `Hello` the transport accepted, gives
 /// the node its outgoing queue, and hands it the `Hello` (which the node
-/// answers with its `Welcome`). `None` when the node is gone.
+/// answers with its `Welcome`), with the identity of the client's verified
+/// TLS certificate, if any. `None` when the node is gone.
 async fn register_client(
     inbox: &mpsc::Sender<Input>,
     hello: ClientHello,
+    identity: Option<String>,
 ) -> Option<(
     ConnId,
     mpsc::Sender<ServerFrame>,
@@ -74,7 +106,7 @@ async fn register_client(
     let conn = ConnId(NEXT_CONN.fetch_add(1, Ordering::Relaxed));
     let (tx, rx) = mpsc::channel::<ServerFrame>(LINK_QUEUE);
     inbox
-        .send(Input::ClientOpened(conn, tx.clone()))
+        .send(Input::ClientOpened(conn, tx.clone(), identity))
         .await
         .ok()?;
     let hello = ClientFrame::Hello {
@@ -87,13 +119,14 @@ async fn register_client(
 }
 
 /// One client connection: handshake, then frames in and out until it ends.
-async fn serve_client(stream: TcpStream, admission: Admission, inbox: mpsc::Sender<Input>) {
+async fn serve_client(stream: Stream, admission: Admission, inbox: mpsc::Sender<Input>) {
     let config = HandshakeConfig::default();
+    let identity = stream.peer_identity();
     let Ok(pending) = accept_client(stream, &admission, &config).await else {
         return;
     };
     let (mut reader, writer, hello) = pending.into_parts();
-    let Some((conn, tx, rx)) = register_client(&inbox, hello).await else {
+    let Some((conn, tx, rx)) = register_client(&inbox, hello, identity).await else {
         return;
     };
     tokio::spawn(write_frames(writer, rx));
@@ -122,11 +155,18 @@ pub(super) async fn accept_ws_clients(
     cluster: ClusterId,
     inbox: mpsc::Sender<Input>,
     config: WsServerConfig,
+    tls: Option<Arc<ServerTls>>,
 ) {
     let config = Arc::new(config);
-    accept_loop(listener, cluster, inbox, move |stream, admission, inbox| {
-        serve_ws_client(stream, admission, inbox, Arc::clone(&config))
-    })
+    accept_loop(
+        listener,
+        cluster,
+        inbox,
+        tls,
+        move |stream, admission, inbox| {
+            serve_ws_client(stream, admission, inbox, Arc::clone(&config))
+        },
+    )
     .await;
 }
 
@@ -134,11 +174,12 @@ pub(super) async fn accept_ws_clients(
 /// upgrade), the handshake, then frames in and out exactly as for a TCP
 /// client: the node cannot tell the two apart.
 async fn serve_ws_client(
-    stream: TcpStream,
+    stream: Stream,
     admission: Admission,
     inbox: mpsc::Sender<Input>,
     config: Arc<WsServerConfig>,
 ) {
+    let identity = stream.peer_identity();
     let pending = match accept_ws_client(stream, &admission, &config).await {
         Ok(pending) => pending,
         Err(e) => {
@@ -147,7 +188,7 @@ async fn serve_ws_client(
         }
     };
     let (mut reader, writer, hello) = pending.into_parts();
-    let Some((conn, tx, rx)) = register_client(&inbox, hello).await else {
+    let Some((conn, tx, rx)) = register_client(&inbox, hello, identity).await else {
         return;
     };
     tokio::spawn(write_ws_frames(writer, rx));
@@ -256,26 +297,40 @@ pub(super) async fn accept_peers(
     cluster: ClusterId,
     inbox: mpsc::Sender<Input>,
     admitted: SharedAdmission,
+    tls: Option<Arc<ServerTls>>,
 ) {
     let serve =
         move |stream, admission, inbox| serve_peer(stream, admission, inbox, admitted.clone());
-    accept_loop(listener, cluster, inbox, serve).await;
+    accept_loop(listener, cluster, inbox, tls, serve).await;
 }
 
 /// One inbound peer connection: handshake, then its frames into the inbox.
 /// A server the admission rules do not admit is turned away before any of
 /// its frames reaches Raft (a removed server this one still counts as a
 /// member is admitted; pre-vote and the leader lease keep it harmless).
+/// Over TLS, the peer's certificate must name the node its `Hello`
+/// claims to be (`node-<id>`): a peer cannot claim another member's id.
 async fn serve_peer(
-    stream: TcpStream,
+    stream: Stream,
     admission: Admission,
     inbox: mpsc::Sender<Input>,
     admitted: SharedAdmission,
 ) {
     let config = HandshakeConfig::default();
-    let Ok((from, mut reader, _writer)) = accept_peer(stream, &admission, &config).await else {
+    let tls = stream.is_tls();
+    let certified = stream.peer_certificate().cloned();
+    let Ok((from, mut reader, writer)) = accept_peer(stream, &admission, &config).await else {
         return;
     };
+    if tls && !certified.is_some_and(|der| certifies_node(&der, from)) {
+        tracing::warn!(
+            peer = from.0,
+            "refused a peer link: its certificate does not name node-{}",
+            from.0
+        );
+        send_peer_error(reader, writer, ProtoError::Unauthorized, &config).await;
+        return;
+    }
     let known = admitted.lock().is_ok_and(|a| a.admits(from));
     if !known {
         tracing::warn!(
@@ -310,27 +365,55 @@ where
 /// [`PeerFrame::Members`]),
 /// stream frames; on any error back off (100 ms doubling to 2 s) and dial
 /// again.
+pub(super) struct PeerDial {
+    pub(super) addr: HostPort,
+    /// The peer's id: over TLS, its certificate must name it.
+    pub(super) id: NodeId,
+    pub(super) cluster: ClusterId,
+    pub(super) me: NodeId,
+    pub(super) tls: Option<Arc<ServerTls>>,
+}
+
+/// Dials a peer once: TCP, TLS if configured, the `Hello`.
+async fn dial_once(
+    dial: &PeerDial,
+    config: &HandshakeConfig,
+) -> Option<(
+    distlock_transport_tcp::Reader<Stream>,
+    distlock_transport_tcp::Writer<Stream>,
+)> {
+    // A name is resolved again on every dial: the peer may have moved.
+    let stream = TcpStream::connect(dial.addr.as_str()).await.ok()?;
+    let _ = stream.set_nodelay(true);
+    let stream = match &dial.tls {
+        None => MaybeTls::Plain(stream),
+        Some(tls) => {
+            match tokio::time::timeout(config.timeout, tls.connect_peer(stream, dial.id)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    tracing::warn!(addr = %dial.addr, error = %e, "peer link refused");
+                    return None;
+                }
+                Err(_) => return None,
+            }
+        }
+    };
+    peer_handshake(stream, dial.cluster.clone(), dial.me, None, config)
+        .await
+        .ok()
+}
+
 pub(super) async fn dial_peer(
-    addr: HostPort,
-    cluster: ClusterId,
-    me: NodeId,
+    dial: PeerDial,
     mut rx: mpsc::Receiver<PeerFrame>,
     introduction: watch::Receiver<PeerFrame>,
     up: Arc<AtomicBool>,
 ) {
+    let addr = &dial.addr;
     let mut backoff = Duration::from_millis(100);
     loop {
         let config = HandshakeConfig::default();
-        // A name is resolved again on every dial: the peer may have moved.
-        let linked = match TcpStream::connect(addr.as_str()).await {
-            Ok(stream) => {
-                let _ = stream.set_nodelay(true);
-                peer_handshake(stream, cluster.clone(), me, None, &config)
-                    .await
-                    .ok()
-            }
-            Err(_) => None,
-        };
+        let linked = dial_once(&dial, &config).await;
         if let Some((_reader, mut writer)) = linked {
             tracing::debug!(%addr, "peer link up");
             backoff = Duration::from_millis(100);

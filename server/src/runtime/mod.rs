@@ -19,6 +19,7 @@ use crate::config::{ServerConfig, WsConfig};
 use crate::storage::{
     DataDir, DataDirError, FileStorage, FileStorageOptions, Storage, StorageError,
 };
+use crate::tls::ServerTlsSet;
 use connections::{accept_clients, accept_peers, accept_ws_clients};
 use distlock_core::ids::NodeId;
 use distlock_core::locks::{Command, LockState};
@@ -38,7 +39,9 @@ use tokio::sync::mpsc;
 #[derive(Debug)]
 pub(crate) enum Input {
     Peer(NodeId, PeerFrame),
-    ClientOpened(ConnId, mpsc::Sender<ServerFrame>),
+    /// A client connection the transport accepted, with the identity of
+    /// its verified TLS client certificate, if any.
+    ClientOpened(ConnId, mpsc::Sender<ServerFrame>, Option<String>),
     Client(ConnId, ClientFrame),
     ClientClosed(ConnId),
 }
@@ -115,6 +118,8 @@ pub struct RuntimeEnv<S> {
     /// The data directory's claim, held until the server stops (`None`
     /// for a store that is not a directory, such as a simulated disk).
     pub claim: Option<DataDir>,
+    /// TLS for each listener (default: none, plain TCP everywhere).
+    pub tls: ServerTlsSet,
 }
 
 impl RuntimeEnv<FileStorage<Command>> {
@@ -147,6 +152,7 @@ impl<S> RuntimeEnv<S> {
             peer_chaos: None,
             shares_thread: false,
             claim: None,
+            tls: ServerTlsSet::default(),
         }
     }
 }
@@ -190,6 +196,7 @@ where
         peer_chaos,
         shares_thread,
         claim: _claim,
+        tls,
     } = env;
     cfg.validate()?;
     let advertise = cfg.advertised(&ws)?;
@@ -244,14 +251,22 @@ where
         client_listener,
         cluster.clone(),
         inbox_tx.clone(),
+        tls.client.clone(),
     ));
-    let mut peers = PeerLinks::new(cfg.id, cluster.clone(), cfg.peers.clone(), peer_chaos);
+    let mut peers = PeerLinks::new(
+        cfg.id,
+        cluster.clone(),
+        cfg.peers.clone(),
+        peer_chaos,
+        tls.peer.clone(),
+    );
     follow_membership(&mut peers, &node, true);
     tokio::spawn(accept_peers(
         peer_listener,
         cluster.clone(),
         inbox_tx.clone(),
         peers.admission(),
+        tls.peer.clone(),
     ));
     if let Some(addr) = ws.addr {
         let listener = bind(addr).await?;
@@ -276,8 +291,10 @@ where
             cluster.clone(),
             inbox_tx.clone(),
             config,
+            tls.ws.clone(),
         ));
-        tracing::info!(id = cfg.id.0, ws = %addr, "WebSocket clients and the dashboard at http://{addr}/");
+        let scheme = if tls.ws.is_some() { "https" } else { "http" };
+        tracing::info!(id = cfg.id.0, ws = %addr, "WebSocket clients and the dashboard at {scheme}://{addr}/");
     }
     // The last log position tells operators which survivor of a lost
     // quorum is the most up to date (docs/OPERATIONS.md).
@@ -291,6 +308,11 @@ where
         last_log_term = last_term,
         "distlock server started"
     );
+    if tls.is_off() {
+        tracing::warn!(id = cfg.id.0, "{}", tls.summary());
+    } else {
+        tracing::info!(id = cfg.id.0, "TLS on: {}", tls.summary());
+    }
     if cfg.join && !node.raft().membership().contains(cfg.id) {
         tracing::info!(
             id = cfg.id.0,
@@ -490,7 +512,7 @@ fn feed(
             peers.vouched(from, index, &members);
         }
         Input::Peer(from, frame) => node.handle_peer(from, frame, now),
-        Input::ClientOpened(conn, tx) => {
+        Input::ClientOpened(conn, tx, _identity) => {
             clients.insert(conn, tx);
         }
         Input::Client(conn, frame) => node.handle_client(conn, frame, now),
