@@ -17,6 +17,8 @@ const CONNECT_PATIENCE: Duration = Duration::from_secs(10);
 pub(crate) struct LockRequest {
     /// The servers to try.
     pub(crate) servers: Vec<HostPort>,
+    /// TLS to reach them with (`None`: plain TCP).
+    pub(crate) tls: Option<distlock_client::ClientTls>,
     /// The lock's name.
     pub(crate) name: String,
     /// How long to wait; `None` for ever, zero for `--try`.
@@ -39,6 +41,7 @@ pub(crate) async fn run(req: LockRequest) -> i32 {
         req.servers.clone(),
         ClientOptions {
             lock_delay: req.lock_delay,
+            tls: req.tls.clone(),
             ..ClientOptions::default()
         },
         CONNECT_PATIENCE,

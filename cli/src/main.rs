@@ -9,6 +9,8 @@ mod lock_cmd;
 mod members_cmd;
 mod snapshot_cmd;
 mod status_cmd;
+mod tls_args;
+mod tls_cmd;
 
 use crate::bench_cmd::BenchRequest;
 use crate::dev_cmd::DevCluster;
@@ -20,6 +22,7 @@ use clap::{Parser, Subcommand};
 use distlock_core::ids::NodeId;
 use distlock_server::config::{ConfigFile, ServerConfig, WsConfig, parse_members, resolve_listen};
 use distlock_server::storage::FsyncPolicy;
+use distlock_server::tls::{ServerTlsSet, TlsSettings};
 use distlock_transport_tcp::HostPort;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -65,6 +68,9 @@ enum Command {
     /// lock state (taken through the leader), `inspect` one, `restore` one
     /// into the data directories of a new cluster.
     Snapshot(crate::snapshot_cmd::SnapshotArgs),
+    /// TLS helpers: `distlock tls dev-ca DIR --nodes 3` makes a development
+    /// CA with a certificate for each server and one for a client.
+    Tls(tls_cmd::TlsArgs),
     /// Prints a completion script for a shell: `distlock completions bash >
     /// /etc/bash_completion.d/distlock` (also zsh, fish, elvish,
     /// powershell).
@@ -131,6 +137,15 @@ struct ServersArg {
         global = true
     )]
     servers: Vec<HostPort>,
+    #[command(flatten)]
+    tls: tls_args::ClientTlsArgs,
+}
+
+impl ServersArg {
+    /// The servers and the TLS settings to reach them with.
+    fn load(self) -> anyhow::Result<(Vec<HostPort>, Option<distlock_client::ClientTls>)> {
+        Ok((self.servers, self.tls.load()?))
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -322,14 +337,20 @@ struct ServeArgs {
     /// `members add`, `members promote`).
     #[arg(long)]
     force_new_cluster: bool,
+    #[command(flatten)]
+    tls: tls_args::ServeTlsArgs,
 }
 
 impl ServeArgs {
-    fn into_config(self) -> anyhow::Result<(ServerConfig, WsConfig)> {
+    fn into_config(self) -> anyhow::Result<(ServerConfig, WsConfig, TlsSettings)> {
         let file = match &self.config {
             Some(path) => ConfigFile::load(path)?,
             None => ConfigFile::default(),
         };
+        let tls = self
+            .tls
+            .settings()
+            .or(&file.tls.clone().unwrap_or_default());
         let client_addr_given = self.client_addr.is_some() || file.client_addr.is_some();
         let ws_listen = match self.ws_addr.as_deref().or(file.ws_addr.as_deref()) {
             Some(text) => WsConfig::parse_addr(text)?,
@@ -431,7 +452,7 @@ impl ServeArgs {
         };
         cfg.validate()?;
         ws.advertised()?;
-        Ok((cfg, ws))
+        Ok((cfg, ws, tls))
     }
 }
 
@@ -493,8 +514,10 @@ fn run() -> anyhow::Result<()> {
                 .context("distlock dev")
         }
         Command::Lock(args) => {
+            let (servers, tls) = args.servers.load()?;
             let request = lock_cmd::LockRequest {
-                servers: args.servers.servers,
+                servers,
+                tls,
                 name: args.name,
                 wait: if args.try_ {
                     Some(Duration::ZERO)
@@ -514,8 +537,10 @@ fn run() -> anyhow::Result<()> {
             std::process::exit(code);
         }
         Command::Status(args) => {
+            let (servers, tls) = args.servers.load()?;
             let request = StatusRequest {
-                servers: args.servers.servers,
+                servers,
+                tls,
                 lock: args.name,
                 json: args.json,
             };
@@ -537,8 +562,10 @@ fn run() -> anyhow::Result<()> {
                     distlock_core::raft::MembershipChange::Remove(NodeId(id))
                 }
             };
+            let (servers, tls) = args.servers.load()?;
             let request = MembersRequest {
-                servers: args.servers.servers,
+                servers,
+                tls,
                 change,
                 timeout: args.timeout,
                 json: args.json,
@@ -550,14 +577,17 @@ fn run() -> anyhow::Result<()> {
             let code = runtime.block_on(crate::snapshot_cmd::run(args));
             std::process::exit(code);
         }
+        Command::Tls(args) => tls_cmd::run(&args),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "distlock", &mut std::io::stdout());
             Ok(())
         }
         Command::Bench(args) => {
+            let (servers, tls) = args.servers.load()?;
             let request = BenchRequest {
-                servers: args.servers.servers,
+                servers,
+                tls,
                 clients: args.clients,
                 keys: args.keys,
                 duration: args.duration,
@@ -578,7 +608,8 @@ fn run() -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let (cfg, ws) = args.into_config()?;
+    let (cfg, ws, tls) = args.into_config()?;
+    let tls = tls.load()?;
     if cfg.fsync == FsyncPolicy::Never {
         tracing::warn!(
             "--fsync never: acknowledged locks can be lost in a crash; use only for benchmarks"
@@ -597,10 +628,39 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             std::process::exit(130);
         });
     };
-    let env = distlock_server::runtime::RuntimeEnv::files(&cfg, ws)?;
+    let mut env = distlock_server::runtime::RuntimeEnv::files(&cfg, ws)?;
+    if !tls.is_off() {
+        tokio::spawn(reload_tls_on_sighup(tls.clone()));
+    }
+    env.tls = tls;
     distlock_server::runtime::run(cfg, env, first_signal)
         .await
         .with_context(|| format!("distlock server (data in {})", data_dir.display()))
+}
+
+/// Reads the TLS files again on every SIGHUP: new handshakes use the new
+/// certificates, open connections keep theirs. A reload that fails keeps
+/// the certificates in force and says why.
+async fn reload_tls_on_sighup(tls: ServerTlsSet) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP: TLS certificates will not reload");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match tls.reload() {
+                Ok(()) => tracing::info!("SIGHUP: TLS certificates reloaded"),
+                Err(e) => tracing::error!(
+                    error = %e,
+                    "SIGHUP: TLS certificates not reloaded, the previous ones stay in force"
+                ),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    drop(tls);
 }
 
 /// Completes on SIGINT or SIGTERM.

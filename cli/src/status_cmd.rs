@@ -7,7 +7,8 @@
 //! each member's log has been replicated.
 
 use crate::exit::EXIT_UNAVAILABLE;
-use distlock_client::admin::{AskError, ask};
+use distlock_client::ClientTls;
+use distlock_client::admin::{AskError, ask_with};
 use distlock_core::ids::NodeId;
 use distlock_core::locks::{LockKind, Mode};
 use distlock_core::proto::{
@@ -23,6 +24,8 @@ use std::time::Duration;
 pub(crate) struct StatusRequest {
     /// The servers to try, in order.
     pub(crate) servers: Vec<HostPort>,
+    /// TLS to reach them with (`None`: plain TCP).
+    pub(crate) tls: Option<distlock_client::ClientTls>,
     /// A lock to report on, or `None` for the cluster.
     pub(crate) lock: Option<String>,
     /// Print one JSON object instead of text.
@@ -31,16 +34,19 @@ pub(crate) struct StatusRequest {
 
 /// The cluster's status from the first server that answers, refined by the
 /// leader's own view when another server answered first.
-async fn cluster_status(servers: &[HostPort]) -> Result<(HostPort, ClusterStatusView), String> {
+async fn cluster_status(
+    servers: &[HostPort],
+    tls: Option<&ClientTls>,
+) -> Result<(HostPort, ClusterStatusView), String> {
     let mut failures = Vec::new();
     for addr in servers {
-        match ask(addr, vec![RequestBody::ClusterStatus]).await {
+        match ask_with(addr, tls, vec![RequestBody::ClusterStatus]).await {
             Ok((welcome, answers)) => {
                 let Some(ResponseBody::ClusterStatus(view)) = answers.into_iter().next() else {
                     failures.push(format!("{addr}: {}", AskError::Unexpected));
                     continue;
                 };
-                if let Some(better) = from_leader(&welcome, &view).await {
+                if let Some(better) = from_leader(&welcome, &view, tls).await {
                     return Ok(better);
                 }
                 return Ok((addr.clone(), view));
@@ -56,6 +62,7 @@ async fn cluster_status(servers: &[HostPort]) -> Result<(HostPort, ClusterStatus
 async fn from_leader(
     welcome: &WelcomeInfo,
     view: &ClusterStatusView,
+    tls: Option<&ClientTls>,
 ) -> Option<(HostPort, ClusterStatusView)> {
     let leader = view.leader.filter(|&l| l != welcome.node_id)?;
     let addr: HostPort = view
@@ -65,7 +72,7 @@ async fn from_leader(
         .client_addr
         .parse()
         .ok()?;
-    match ask(&addr, vec![RequestBody::ClusterStatus]).await {
+    match ask_with(&addr, tls, vec![RequestBody::ClusterStatus]).await {
         Ok((_, answers)) => match answers.into_iter().next() {
             Some(ResponseBody::ClusterStatus(v)) => Some((addr, v)),
             _ => None,
@@ -82,7 +89,7 @@ const LEADER_PATIENCE: Duration = Duration::from_secs(5);
 /// Runs `distlock status`; returns the process exit status.
 pub(crate) async fn run(req: StatusRequest) -> i32 {
     let Some(name) = req.lock else {
-        let (addr, cluster) = match cluster_status(&req.servers).await {
+        let (addr, cluster) = match cluster_status(&req.servers, req.tls.as_ref()).await {
             Ok(found) => found,
             Err(why) => {
                 eprintln!("distlock status: no server answered ({why})");
@@ -96,7 +103,7 @@ pub(crate) async fn run(req: StatusRequest) -> i32 {
         }
         return 0;
     };
-    let (cluster, lock) = match read_lock(&req.servers, &name).await {
+    let (cluster, lock) = match read_lock(&req.servers, req.tls.as_ref(), &name).await {
         Ok(found) => found,
         Err(why) => {
             eprintln!("distlock status: {why}");
@@ -122,11 +129,12 @@ pub(crate) async fn run(req: StatusRequest) -> i32 {
 /// for up to [`LEADER_PATIENCE`].
 async fn read_lock(
     servers: &[HostPort],
+    tls: Option<&ClientTls>,
     name: &str,
 ) -> Result<(ClusterStatusView, Option<LockStatusView>), String> {
     let deadline = tokio::time::Instant::now() + LEADER_PATIENCE;
     loop {
-        let (addr, cluster) = cluster_status(servers)
+        let (addr, cluster) = cluster_status(servers, tls)
             .await
             .map_err(|why| format!("no server answered ({why})"))?;
         let body = RequestBody::LockStatus {
@@ -134,7 +142,7 @@ async fn read_lock(
         };
         // The cluster's status again after the read, which may have waited
         // out an election: the report names the leader that answered it.
-        let why = match ask(&addr, vec![body, RequestBody::ClusterStatus]).await {
+        let why = match ask_with(&addr, tls, vec![body, RequestBody::ClusterStatus]).await {
             Ok((welcome, answers)) => {
                 let mut answers = answers.into_iter();
                 let (Some(ResponseBody::LockStatus(view)), Some(ResponseBody::ClusterStatus(now))) =
@@ -145,7 +153,7 @@ async fn read_lock(
                 if now.leader == cluster.leader {
                     return Ok((cluster, view));
                 }
-                let now = match from_leader(&welcome, &now).await {
+                let now = match from_leader(&welcome, &now, tls).await {
                     Some((_, better)) => better,
                     None => now,
                 };

@@ -3,11 +3,13 @@
 //! operator: connect, handshake, send each request in turn, read each
 //! answer, with a deadline on the whole exchange.
 
+use crate::stream::open_stream;
 use distlock_core::proto::{
     ClientFrame, ClusterStatusView, ProtoError, Request, RequestBody, RequestId, ResponseBody,
     ServerFrame,
 };
 use distlock_transport_tcp::HostPort;
+use distlock_transport_tcp::tls::ClientTls;
 use distlock_transport_tcp::{HandshakeConfig, TransportError, WelcomeInfo, client_handshake};
 use std::time::Duration;
 
@@ -43,8 +45,20 @@ pub async fn ask(
     addr: &HostPort,
     bodies: Vec<RequestBody>,
 ) -> Result<(WelcomeInfo, Vec<ResponseBody>), AskError> {
+    ask_with(addr, None, bodies).await
+}
+
+/// [`ask`] over TLS when `tls` is given.
+///
+/// # Errors
+/// As [`ask`]; a failed TLS handshake is [`AskError::Connect`].
+pub async fn ask_with(
+    addr: &HostPort,
+    tls: Option<&ClientTls>,
+    bodies: Vec<RequestBody>,
+) -> Result<(WelcomeInfo, Vec<ResponseBody>), AskError> {
     let work = async {
-        let stream = tokio::net::TcpStream::connect(addr.as_str())
+        let stream = open_stream(addr.as_str(), tls, ASK_TIMEOUT)
             .await
             .map_err(AskError::Connect)?;
         let (mut reader, mut writer, welcome) =
@@ -85,7 +99,18 @@ pub async fn ask(
 /// # Errors
 /// As [`ask`]; [`AskError::Unexpected`] for another answer.
 pub async fn cluster_status(addr: &HostPort) -> Result<ClusterStatusView, AskError> {
-    let (_, answers) = ask(addr, vec![RequestBody::ClusterStatus]).await?;
+    cluster_status_with(addr, None).await
+}
+
+/// [`cluster_status`] over TLS when `tls` is given.
+///
+/// # Errors
+/// As [`cluster_status`].
+pub async fn cluster_status_with(
+    addr: &HostPort,
+    tls: Option<&ClientTls>,
+) -> Result<ClusterStatusView, AskError> {
+    let (_, answers) = ask_with(addr, tls, vec![RequestBody::ClusterStatus]).await?;
     match answers.into_iter().next() {
         Some(ResponseBody::ClusterStatus(view)) => Ok(view),
         _ => Err(AskError::Unexpected),

@@ -3,6 +3,7 @@
 //! handles. A connection is TCP or WebSocket ([`Transport`]); the session
 //! cannot tell them apart.
 
+use crate::stream::{ServerStream, open_stream};
 use distlock_core::client::{ClientError as CoreError, ClientEvent, ClientSession};
 use distlock_core::ids::NodeId;
 use distlock_core::locks::{FencingToken, Mode, Outcome, SessionId, Wait};
@@ -10,12 +11,12 @@ use distlock_core::proto::MemberInfo;
 use distlock_core::proto::{ResponseBody, ServerFrame};
 use distlock_core::time::Instant;
 use distlock_transport_tcp::HostPort;
+use distlock_transport_tcp::tls::ClientTls;
 use distlock_transport_tcp::{FrameReader, FrameWriter, HandshakeConfig};
 use distlock_transport_ws::{Encoding, WsReader, WsWriter, ws_upgrade};
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::io::WriteHalf;
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -85,14 +86,14 @@ struct Conn {
 
 /// A dialled connection, ready for the session's `Hello`.
 pub(super) enum Link {
-    Tcp(TcpStream),
-    Ws(WsReader<TcpStream>, WsWriter<TcpStream>),
+    Tcp(ServerStream),
+    Ws(WsReader<ServerStream>, WsWriter<ServerStream>),
 }
 
 /// The writing half of the current connection.
 enum LinkWriter {
-    Tcp(FrameWriter<WriteHalf<TcpStream>>),
-    Ws(WsWriter<TcpStream>),
+    Tcp(FrameWriter<WriteHalf<ServerStream>>),
+    Ws(WsWriter<ServerStream>),
 }
 
 impl LinkWriter {
@@ -128,6 +129,7 @@ pub(super) struct Driver {
     next_server: usize,
     dial_timeout: Duration,
     transport: Transport,
+    tls: Option<ClientTls>,
     origin: tokio::time::Instant,
     conn: Option<Conn>,
     generation: u64,
@@ -146,17 +148,9 @@ pub(super) async fn dial(
     addr: &str,
     limit: Duration,
     transport: Transport,
+    tls: Option<&ClientTls>,
 ) -> std::io::Result<Link> {
-    let stream = match tokio::time::timeout(limit, TcpStream::connect(addr)).await {
-        Ok(r) => r?,
-        Err(_) => {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("connecting to {addr} timed out"),
-            ));
-        }
-    };
-    let _ = stream.set_nodelay(true);
+    let stream = open_stream(addr, tls, limit).await?;
     match transport {
         Transport::Tcp => Ok(Link::Tcp(stream)),
         Transport::WebSocket => {
@@ -180,6 +174,7 @@ impl Driver {
         next_server: usize,
         dial_timeout: Duration,
         transport: Transport,
+        tls: Option<ClientTls>,
         commands: mpsc::UnboundedReceiver<Command>,
         lost: watch::Sender<bool>,
         lease: watch::Sender<Option<tokio::time::Instant>>,
@@ -192,6 +187,7 @@ impl Driver {
             next_server,
             dial_timeout,
             transport,
+            tls,
             origin: tokio::time::Instant::now(),
             conn: None,
             generation: 0,
@@ -413,7 +409,7 @@ impl Driver {
                 ClientEvent::Reconnect { to } => {
                     self.conn = None;
                     let (addr, id) = self.reconnect_target(to);
-                    match dial(&addr, self.dial_timeout, self.transport).await {
+                    match dial(&addr, self.dial_timeout, self.transport, self.tls.as_ref()).await {
                         Ok(link) => {
                             tracing::debug!(%addr, "distlock client connected");
                             self.failed_dials = 0;

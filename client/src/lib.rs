@@ -45,11 +45,13 @@ pub mod admin;
 mod driver;
 mod fenced;
 mod reads;
+pub mod stream;
 
 pub use fenced::{FencedResource, StaleToken};
 
 use distlock_core::client::{ClientError as CoreError, ClientSession, Config};
 pub use distlock_transport_tcp::HostPort;
+pub use distlock_transport_tcp::tls::{ClientTls, PemSource, TlsError};
 use driver::{Command, Driver, dial};
 use std::future::Future;
 // The core's types that this API takes and returns, so that a user needs
@@ -93,6 +95,10 @@ pub struct ClientOptions {
     /// addresses are the servers' WebSocket addresses, and failover follows
     /// the members' WebSocket addresses.
     pub transport: Transport,
+    /// TLS for every connection (default `None`: plain TCP): the CA to
+    /// trust, and a client certificate if the servers want one
+    /// ([`ClientTls::load`]). Over WebSocket this is `wss`.
+    pub tls: Option<ClientTls>,
 }
 
 /// How a [`Client`] reaches the servers.
@@ -113,6 +119,7 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(1),
             lock_delay: Duration::ZERO,
             transport: Transport::Tcp,
+            tls: None,
         }
     }
 }
@@ -173,7 +180,14 @@ impl Client {
         );
         let mut first = None;
         for (i, addr) in servers.iter().enumerate() {
-            match dial(addr.as_str(), options.connect_timeout, options.transport).await {
+            match dial(
+                addr.as_str(),
+                options.connect_timeout,
+                options.transport,
+                options.tls.as_ref(),
+            )
+            .await
+            {
                 Ok(stream) => {
                     first = Some((i, stream));
                     break;
@@ -193,6 +207,7 @@ impl Client {
             i + 1,
             options.connect_timeout,
             options.transport,
+            options.tls,
             commands_rx,
             lost_tx,
             lease_tx,

@@ -11,11 +11,15 @@
 //!   new files. For the peer listener it also dials peers (mutual TLS).
 //! - [`ClientTls`]: what a client trusts (a CA file, or the platform's
 //!   trust store) and the certificate it presents, if any.
+//! - `dev_ca` (feature `dev-ca`): a development CA and the certificates
+//!   it signs.
 //! - [`node_name`]: the name a peer's certificate must carry to be
 //!   node N (`node-N`), checked against the id its `Hello` claims
 //!   ([`MaybeTls::certifies_node`]).
 
 mod client;
+#[cfg(feature = "dev-ca")]
+pub mod dev_ca;
 mod error;
 mod pem;
 mod server;
