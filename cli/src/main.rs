@@ -629,9 +629,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         });
     };
     let mut env = distlock_server::runtime::RuntimeEnv::files(&cfg, ws)?;
-    if !tls.is_off() {
-        tokio::spawn(reload_tls_on_sighup(tls.clone()));
-    }
+    // Always: a SIGHUP must never stop a server (its default action).
+    tokio::spawn(reload_tls_on_sighup(tls.clone()));
     env.tls = tls;
     distlock_server::runtime::run(cfg, env, first_signal)
         .await
@@ -650,6 +649,10 @@ async fn reload_tls_on_sighup(tls: ServerTlsSet) {
             return;
         };
         while hup.recv().await.is_some() {
+            if tls.is_off() {
+                tracing::info!("SIGHUP: no TLS settings to reload");
+                continue;
+            }
             match tls.reload() {
                 Ok(()) => tracing::info!("SIGHUP: TLS certificates reloaded"),
                 Err(e) => tracing::error!(

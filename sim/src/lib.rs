@@ -27,6 +27,7 @@ pub mod rogue;
 pub mod run;
 pub mod scenarios;
 pub mod storage;
+pub mod tls;
 pub mod witness;
 pub mod workload;
 

@@ -10,6 +10,7 @@ use crate::cluster::{Cluster, RoleLayer, Roles, client_addr, ws_addr};
 use crate::faults::{Action, ClientNode, FaultSet, Timeline, World};
 use crate::history::{AcquireResult, Ev, History, Record};
 use crate::resource::Resource;
+use crate::tls::SimTls;
 use crate::workload::{LockKind, Workload};
 use distlock_client::{Client, ClientOptions};
 use distlock_core::locks::{Mode, Wait};
@@ -25,6 +26,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tracing_subscriber::layer::SubscriberExt;
+
+/// The note a run with TLS starts with: every session opened after it
+/// went through a TLS handshake (the servers speak nothing else).
+const TLS_NOTE: &str = "tls on every link";
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -59,6 +64,9 @@ pub struct SimConfig {
     pub raft: RaftTuning,
     /// The lock-delay every acquire asks for, ms (0: none).
     pub lock_delay_ms: u64,
+    /// TLS on every listener and link: servers' ports, peer links (mutual
+    /// TLS) and every client, with certificates made at the start.
+    pub tls: bool,
 }
 
 impl SimConfig {
@@ -77,6 +85,7 @@ impl SimConfig {
             careless_per_mille: 100,
             fsync_us: (50, 3_000),
             lock_delay_ms: 0,
+            tls: false,
             kill_when_dirty: false,
             script: Vec::new(),
             raft: RaftTuning::default(),
@@ -214,6 +223,20 @@ async fn simulate(cfg: SimConfig, keep_history: bool) -> Summary {
     let fsync_us: Vec<u64> = (0..cfg.nodes)
         .map(|_| range(&mut rng, cfg.fsync_us.0, cfg.fsync_us.1))
         .collect();
+    // Certificates for every server a run may start (joins add ids).
+    let tls = if cfg.tls {
+        let made = SimTls::new(cfg.nodes + 4).expect("development certificates");
+        history.push(
+            time.now_us(),
+            Ev::Fault {
+                what: TLS_NOTE.to_owned(),
+            },
+        );
+        Some(Arc::new(made))
+    } else {
+        None
+    };
+    let client_tls = tls.as_ref().map(|t| t.client().expect("the clients' TLS"));
     let cluster = Cluster::start(
         cfg.nodes,
         &clocks,
@@ -224,6 +247,7 @@ async fn simulate(cfg: SimConfig, keep_history: bool) -> Summary {
         roles,
         nodes.clone(),
         Arc::new(ChaosNet::new(cfg.seed ^ 0xc4a0_5eed)),
+        tls,
     );
     let end = u64::try_from(cfg.duration.as_micros()).unwrap_or(u64::MAX);
     let workload = Arc::new(Workload {
@@ -239,6 +263,7 @@ async fn simulate(cfg: SimConfig, keep_history: bool) -> Summary {
         next_client: AtomicU64::new(1),
         careless_per_mille: cfg.careless_per_mille,
         lock_delay_ms: cfg.lock_delay_ms,
+        tls: client_tls,
     });
     if cfg.lock_delay_ms > 0 {
         history.push(
@@ -562,8 +587,10 @@ pub fn coverage(records: &[Record]) -> BTreeMap<&'static str, u64> {
     let held_at = |t: u64| holds.iter().any(|h| h.returned <= t && t < h.released);
     let mut c: BTreeMap<&'static str, u64> = BTreeMap::new();
     let inc = |c: &mut BTreeMap<&'static str, u64>, k: &'static str| *c.entry(k).or_default() += 1;
+    let mut tls = false;
     for r in records {
         match &r.ev {
+            Ev::Fault { what } if what == TLS_NOTE => tls = true,
             Ev::AcquireReturn { result, .. } => match result {
                 AcquireResult::Granted { .. } => inc(&mut c, "grants"),
                 AcquireResult::NotGranted => inc(&mut c, "not_granted"),
@@ -617,7 +644,14 @@ pub fn coverage(records: &[Record]) -> BTreeMap<&'static str, u64> {
                 }
             }
             Ev::ClusterRestart => inc(&mut c, "cluster_restarts"),
-            Ev::SessionOpened { ws: true, .. } => inc(&mut c, "ws_sessions"),
+            Ev::SessionOpened { ws, .. } => {
+                if *ws {
+                    inc(&mut c, "ws_sessions");
+                }
+                if tls {
+                    inc(&mut c, "tls_sessions");
+                }
+            }
             Ev::LockDelaySetting { .. } => {
                 let checked = checks::lock_delay_handoffs(records).1;
                 if checked > 0 {
