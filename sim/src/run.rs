@@ -441,7 +441,13 @@ async fn probe_locks(w: Arc<Workload>, healed: u64, bound_us: u64) {
     while session.is_none() && w.time.now_us() < give_up {
         if let Ok(Ok(c)) = tokio::time::timeout(
             left(&w),
-            Client::connect(w.servers.clone(), ClientOptions::default()),
+            Client::connect(
+                w.servers.clone(),
+                ClientOptions {
+                    tls: w.tls.clone(),
+                    ..ClientOptions::default()
+                },
+            ),
         )
         .await
         {
@@ -500,7 +506,7 @@ async fn probe_catch_up(w: &Workload, servers: &[(u64, bool)], healed: u64, boun
     let mut target = None;
     let mut lagging = Vec::new();
     loop {
-        if let Some(view) = leader_view(&addrs).await {
+        if let Some(view) = leader_view(&addrs, w.tls.as_ref()).await {
             let target = *target.get_or_insert(view.commit_index);
             lagging = view
                 .members
@@ -530,9 +536,12 @@ async fn probe_catch_up(w: &Workload, servers: &[(u64, bool)], healed: u64, boun
 
 /// The cluster's status as its leader reports it (with each member's
 /// match index), asked of the leader any of `addrs` names.
-async fn leader_view(addrs: &[std::net::SocketAddr]) -> Option<ClusterStatusView> {
+async fn leader_view(
+    addrs: &[std::net::SocketAddr],
+    tls: Option<&distlock_client::ClientTls>,
+) -> Option<ClusterStatusView> {
     for &addr in addrs {
-        let Ok(view) = distlock_client::admin::cluster_status(&addr.into()).await else {
+        let Ok(view) = distlock_client::admin::cluster_status_with(&addr.into(), tls).await else {
             continue;
         };
         // A server that knows no leader (or not its address) may be
@@ -548,7 +557,7 @@ async fn leader_view(addrs: &[std::net::SocketAddr]) -> Option<ClusterStatusView
         else {
             continue;
         };
-        if let Ok(view) = distlock_client::admin::cluster_status(&at).await
+        if let Ok(view) = distlock_client::admin::cluster_status_with(&at, tls).await
             && view.leader == Some(leader)
             && view
                 .members
