@@ -260,6 +260,10 @@ pub(crate) async fn measure(req: &BenchRequest) -> Result<BenchReport, BenchErro
     let options = ClientOptions {
         transport: req.transport,
         tls: req.tls.clone(),
+        session: distlock_core::client::Config {
+            auth: crate::credentials::token(),
+            ..distlock_core::client::Config::default()
+        },
         ..ClientOptions::default()
     };
     eprintln!("opening {} sessions...", req.clients);

@@ -7,6 +7,7 @@ use distlock_client::admin::ask;
 use distlock_core::ids::NodeId;
 use distlock_core::proto::{RequestBody, ResponseBody};
 use distlock_server::config::{ServerConfig, WsConfig};
+use distlock_server::metrics::http::MetricsConfig;
 use distlock_server::runtime;
 use distlock_server::storage::FsyncPolicy;
 use distlock_transport_tcp::HostPort;
@@ -118,6 +119,8 @@ impl DevCluster {
                 join: false,
                 busy_poll: None,
                 force_new_cluster: false,
+                auth: distlock_server::auth::AuthConfig::default(),
+                limits: distlock_server::limits::Limits::default(),
             };
             let ws = WsConfig {
                 addr: Some(ws[&id]),
@@ -153,7 +156,7 @@ pub(crate) async fn run(
     if !(1..=9).contains(&dev.nodes) {
         return Err(DevError::Nodes(dev.nodes));
     }
-    if u32::from(dev.base_port) + 200 + u32::from(dev.nodes) > 65535 || dev.base_port == 0 {
+    if u32::from(dev.base_port) + 300 + u32::from(dev.nodes) > 65535 || dev.base_port == 0 {
         return Err(DevError::Ports(dev.base_port));
     }
     let (root, _cleanup) = match &dev.data_dir {
@@ -172,6 +175,13 @@ pub(crate) async fn run(
     for (cfg, ws) in dev.configs(&root) {
         let mut stop = stop_rx.clone();
         let id = cfg.id.0;
+        // Metrics and probes at BASE+300+i, beside clients (BASE+i),
+        // peers (+100) and WebSocket (+200).
+        let metrics = MetricsConfig {
+            addr: u16::try_from(id - 1)
+                .ok()
+                .map(|i| DevCluster::addr(dev.base_port + 300 + i)),
+        };
         servers.spawn(async move {
             let stopped = async move {
                 let _ = stop.wait_for(|s| *s).await;
@@ -180,6 +190,7 @@ pub(crate) async fn run(
                 let mut env = runtime::RuntimeEnv::files(&cfg, ws)?;
                 // The servers share this process's runtime threads.
                 env.shares_thread = true;
+                env.metrics = metrics;
                 runtime::run(cfg, env, stopped).await
             };
             run.await.map_err(|source| DevError::Server { id, source })

@@ -15,6 +15,10 @@ pub(crate) const EXIT_UNAVAILABLE: i32 = 69;
 pub(crate) const EXIT_SESSION_LOST: i32 = 70;
 /// The lock was not acquired (`--try`, or `--wait` ran out).
 pub(crate) const EXIT_NOT_ACQUIRED: i32 = 75;
+/// `status --check`: the server answered but is not ready (no leader
+/// known, or removed from the cluster); EX_TEMPFAIL, as for a lock not
+/// acquired.
+pub(crate) const EXIT_NOT_READY: i32 = 75;
 
 /// Parses `300us`, `500ms`, `30s`, `2m`, `1h` (a bare number is seconds),
 /// to the microsecond.

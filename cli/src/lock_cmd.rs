@@ -1,9 +1,13 @@
 //! `distlock lock NAME -- CMD...`: run a command while holding a lock, with
-//! the fencing token in its environment (ARCHITECTURE.md §12).
+//! the fencing token in its environment (ARCHITECTURE.md §12); and
+//! `distlock elect NAME VALUE -- CMD...`, the same while leading an
+//! election (whose lock is NAME) with VALUE.
 
 use crate::exit::{EXIT_NOT_ACQUIRED, EXIT_SESSION_LOST, EXIT_UNAVAILABLE};
-use distlock_client::{Client, ClientError, ClientOptions};
-use distlock_core::locks::{Mode, Wait};
+use distlock_client::{Client, ClientError, ClientOptions, Guard, Leadership};
+use distlock_core::client::Config;
+use distlock_core::locks::FencingToken;
+use distlock_core::locks::{Mode, SessionMeta, Wait};
 use distlock_transport_tcp::HostPort;
 use nix::sys::signal::Signal;
 use std::time::Duration;
@@ -32,6 +36,35 @@ pub(crate) struct LockRequest {
     pub(crate) lock_delay: Duration,
     /// The command and its arguments.
     pub(crate) command: Vec<String>,
+    /// Who opens the session.
+    pub(crate) meta: SessionMeta,
+    /// Campaign in the election `name` with this value (`distlock
+    /// elect`) rather than take the lock.
+    pub(crate) campaign: Option<String>,
+    /// No status line while waiting.
+    pub(crate) quiet: bool,
+}
+
+/// What the command runs under: a lock, or the leadership of an election.
+enum Held {
+    Lock(Guard),
+    Leader(Leadership),
+}
+
+impl Held {
+    fn token(&self) -> FencingToken {
+        match self {
+            Self::Lock(g) => g.token(),
+            Self::Leader(l) => l.token(),
+        }
+    }
+
+    async fn release(self) {
+        let _ = match self {
+            Self::Lock(g) => g.release().await,
+            Self::Leader(l) => l.resign().await,
+        };
+    }
 }
 
 /// Runs the command under the lock; returns the process exit status.
@@ -42,6 +75,11 @@ pub(crate) async fn run(req: LockRequest) -> i32 {
         ClientOptions {
             lock_delay: req.lock_delay,
             tls: req.tls.clone(),
+            session: Config {
+                session_meta: Some(req.meta.clone()),
+                auth: crate::credentials::token(),
+                ..Config::default()
+            },
             ..ClientOptions::default()
         },
         CONNECT_PATIENCE,
@@ -74,10 +112,28 @@ pub(crate) async fn run(req: LockRequest) -> i32 {
         Some(d) if d.is_zero() => Wait::Try,
         Some(d) => Wait::For(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
     };
-    let guard = match session.lock_with(&req.name, mode, wait).await {
+    let grant = async {
+        match &req.campaign {
+            None => session
+                .lock_with(&req.name, mode, wait)
+                .await
+                .map(Held::Lock),
+            Some(value) => session
+                .campaign_with(&req.name, value, wait)
+                .await
+                .map(Held::Leader),
+        }
+    };
+    let held = crate::waiting::showing(&session, &req.name, req.quiet, grant).await;
+    let guard = match held {
         Ok(g) => g,
         Err(ClientError::NotGranted) => {
-            eprintln!("distlock: {} is held by someone else", req.name);
+            let what = if req.campaign.is_some() {
+                "is led by someone else"
+            } else {
+                "is held by someone else"
+            };
+            eprintln!("distlock: {} {what}", req.name);
             return EXIT_NOT_ACQUIRED;
         }
         Err(e) => {
@@ -95,13 +151,16 @@ pub(crate) async fn run(req: LockRequest) -> i32 {
         cmd.args(args)
             .env("DISTLOCK_TOKEN", token.0.to_string())
             .env("DISTLOCK_LOCK", &req.name);
+        if let Some(value) = &req.campaign {
+            cmd.env("DISTLOCK_VALUE", value);
+        }
         #[cfg(unix)]
         cmd.process_group(0);
         match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("distlock: cannot run {program:?}: {e}");
-                let _ = guard.release().await;
+                guard.release().await;
                 return 127;
             }
         }
@@ -136,7 +195,7 @@ pub(crate) async fn run(req: LockRequest) -> i32 {
         // a shell ignores SIGINT) must not outlive the lock it ran under.
         signal_pgid(pgid, Signal::SIGKILL);
     }
-    let _ = guard.release().await;
+    guard.release().await;
     let _ = session.close().await;
     code
 }

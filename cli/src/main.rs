@@ -2,15 +2,22 @@
 //! `distlock-server` library; the other commands are clients built on
 //! `distlock-client`. The commands are this binary's own, not a library's.
 
+mod auth_cmd;
 mod bench_cmd;
+mod credentials;
 mod dev_cmd;
+mod election_cmd;
 mod exit;
+mod listing_cmd;
 mod lock_cmd;
 mod members_cmd;
+mod serve_security;
 mod snapshot_cmd;
 mod status_cmd;
 mod tls_args;
 mod tls_cmd;
+mod waiting;
+mod who;
 
 use crate::bench_cmd::BenchRequest;
 use crate::dev_cmd::DevCluster;
@@ -21,6 +28,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use distlock_core::ids::NodeId;
 use distlock_server::config::{ConfigFile, ServerConfig, WsConfig, parse_members, resolve_listen};
+use distlock_server::metrics::http::MetricsConfig;
 use distlock_server::storage::FsyncPolicy;
 use distlock_server::tls::{ServerTlsSet, TlsSettings};
 use distlock_transport_tcp::HostPort;
@@ -34,6 +42,55 @@ use std::time::Duration;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines as `text` (default) or `json` (one object a line, with
+    /// every field: for log collectors). Logs go to standard error.
+    #[arg(
+        long,
+        global = true,
+        env = "DISTLOCK_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
+    /// The least severe level logged: error, warn, info (default), debug,
+    /// trace, or a filter such as `info,distlock_server=debug`. Without it,
+    /// RUST_LOG is read as before.
+    #[arg(
+        long,
+        global = true,
+        env = "DISTLOCK_LOG_LEVEL",
+        value_name = "LEVEL|FILTER"
+    )]
+    log_level: Option<String>,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines with key=value fields.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Sets up logging as `--log-format` and `--log-level` (else RUST_LOG,
+/// else `info`) say.
+fn init_logging(format: LogFormat, level: Option<&str>) -> anyhow::Result<()> {
+    let filter = match level {
+        Some(l) => tracing_subscriber::EnvFilter::try_new(l).with_context(|| {
+            format!("--log-level {l:?}: expected error, warn, info, debug, trace or a filter")
+        })?,
+        None => {
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())
+        }
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+    Ok(())
 }
 
 #[derive(Subcommand, Debug)]
@@ -41,7 +98,7 @@ enum Command {
     /// Runs one server. With no flags: a single-server cluster on
     /// 127.0.0.1:7001 (clients), 127.0.0.1:7101 (peers) and 127.0.0.1:7201
     /// (WebSocket clients and the dashboard), data in ./distlock-data.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Runs a throwaway local cluster in this process (data in a temporary
     /// directory, deleted on Ctrl-C) and prints the --servers value to use.
     Dev(DevArgs),
@@ -71,6 +128,27 @@ enum Command {
     /// TLS helpers: `distlock tls dev-ca DIR --nodes 3` makes a development
     /// CA with a certificate for each server and one for a client.
     Tls(tls_cmd::TlsArgs),
+    /// Runs a command while leading an election: campaigns with VALUE,
+    /// waits until elected, then runs CMD with its term of office (a
+    /// fencing token, higher for every later leader) in $DISTLOCK_TOKEN and
+    /// VALUE in $DISTLOCK_VALUE. Exit statuses and signals as for `lock`.
+    /// An election is the exclusive lock NAME carrying its leader's value.
+    Elect(ElectArgs),
+    /// Shows an election's leader: session, name, term of office (token)
+    /// and value; exits 3 if nobody leads. With --watch, prints the leader
+    /// each time it changes, until interrupted.
+    Leader(LeaderArgs),
+    /// Lists the locks that are held, waited for or in lock-delay (those
+    /// whose names start with PREFIX), with who holds and waits for each:
+    /// session, name, host, pid, token.
+    Locks(LocksArgs),
+    /// Lists the live sessions with who opened them (name, host, pid).
+    Sessions(SessionsArgs),
+    /// Ends a session as the expiry of its lease would (an operator's
+    /// act): its locks are lost, into lock-delay where their acquirers
+    /// asked for one, and its command is killed by its `distlock lock`.
+    /// Exits 1 if the session is not live.
+    Revoke(RevokeArgs),
     /// Prints a completion script for a shell: `distlock completions bash >
     /// /etc/bash_completion.d/distlock` (also zsh, fish, elvish,
     /// powershell).
@@ -78,6 +156,10 @@ enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Bearer tokens for servers started with --auth-file: `new-token`
+    /// draws one, `hash-token` prints the digest the auth file stores.
+    #[command(subcommand)]
+    Auth(auth_cmd::AuthCommand),
 }
 
 #[derive(clap::Args, Debug)]
@@ -138,6 +220,8 @@ struct ServersArg {
     )]
     servers: Vec<HostPort>,
     #[command(flatten)]
+    credentials: credentials::CredentialArgs,
+    #[command(flatten)]
     tls: tls_args::ClientTlsArgs,
 }
 
@@ -152,15 +236,6 @@ impl ServersArg {
 struct LockArgs {
     /// The lock's name.
     name: String,
-    /// Wait at most this long for the lock (e.g. 30s); default: for ever.
-    #[arg(long, value_parser = parse_duration, conflicts_with = "try_")]
-    wait: Option<Duration>,
-    /// Give up at once if the lock is held.
-    #[arg(long = "try")]
-    try_: bool,
-    /// The session's TTL.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    ttl: Duration,
     /// Hold the lock shared (many readers) rather than exclusive.
     #[arg(long, conflicts_with = "semaphore")]
     shared: bool,
@@ -168,16 +243,147 @@ struct LockArgs {
     /// once); every holder of the lock must name the same N.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     semaphore: Option<u32>,
+    #[command(flatten)]
+    hold: HoldArgs,
+    /// The command to run, after `--`.
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
+}
+
+#[derive(clap::Args, Debug)]
+struct ElectArgs {
+    /// The election's name.
+    name: String,
+    /// The value to lead with (an address, say), at most 4,096 bytes.
+    value: String,
+    #[command(flatten)]
+    hold: HoldArgs,
+    /// The command to run while leader, after `--`.
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
+}
+
+/// How `lock` and `elect` wait, hold and name their session.
+#[derive(clap::Args, Debug)]
+struct HoldArgs {
+    /// Wait at most this long for the lock, or to be elected (e.g. 30s);
+    /// default: for ever.
+    #[arg(long, value_parser = parse_duration, conflicts_with = "try_")]
+    wait: Option<Duration>,
+    /// Give up at once if the lock is held (another leads).
+    #[arg(long = "try")]
+    try_: bool,
+    /// The session's TTL: how soon the lock (the leadership) passes on if
+    /// this process dies.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    ttl: Duration,
     /// If this session is lost while holding the lock, keep the lock
     /// unavailable for this long (for resources that cannot check fencing
     /// tokens) [default: 0s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     lock_delay: Option<Duration>,
+    /// The session's name, shown to operators by `locks`, `sessions`,
+    /// `leader` and `status NAME` [default: USER@HOST PID].
+    #[arg(long = "name", value_name = "NAME")]
+    session_name: Option<String>,
+    /// A label for the session, shown with its name (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    labels: Vec<String>,
+    /// No status line while waiting (one is kept on stderr, when it is a
+    /// terminal, naming the holder and our place in the queue).
+    #[arg(long, short)]
+    quiet: bool,
     #[command(flatten)]
     servers: ServersArg,
-    /// The command to run, after `--`.
-    #[arg(last = true, required = true)]
-    command: Vec<String>,
+}
+
+impl HoldArgs {
+    /// The request of `distlock lock` or `elect` (`campaign`); exits 2 on
+    /// a bad `--name` or `--label`.
+    ///
+    /// # Errors
+    /// When the TLS files cannot be read.
+    fn request(
+        self,
+        name: String,
+        mode: distlock_client::Mode,
+        campaign: Option<String>,
+        command: Vec<String>,
+    ) -> anyhow::Result<lock_cmd::LockRequest> {
+        let meta = match who::session_meta(self.session_name.as_deref(), &self.labels) {
+            Ok(meta) => meta,
+            Err(why) => {
+                eprintln!("distlock: {why}");
+                std::process::exit(2);
+            }
+        };
+        let (servers, tls) = self.servers.load()?;
+        Ok(lock_cmd::LockRequest {
+            servers,
+            tls,
+            name,
+            wait: if self.try_ {
+                Some(Duration::ZERO)
+            } else {
+                self.wait
+            },
+            ttl: self.ttl,
+            mode,
+            lock_delay: self.lock_delay.unwrap_or_default(),
+            command,
+            meta,
+            campaign,
+            quiet: self.quiet,
+        })
+    }
+}
+
+#[derive(clap::Args, Debug)]
+struct LeaderArgs {
+    /// The election's name.
+    name: String,
+    /// Keep printing the leader each time it changes.
+    #[arg(long)]
+    watch: bool,
+    /// Print JSON: {"election", "leader": null or {session, token, value,
+    /// owner}}, one object per line with --watch.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    servers: ServersArg,
+}
+
+#[derive(clap::Args, Debug)]
+struct LocksArgs {
+    /// Only locks whose names start with this.
+    #[arg(default_value = "")]
+    prefix: String,
+    /// Print one JSON object: {"locks": [...]}, each lock as in the
+    /// protocol's `Locks` answer (name, kind, mode, holders with session,
+    /// token, since and owner, waiters, delay).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    servers: ServersArg,
+}
+
+#[derive(clap::Args, Debug)]
+struct SessionsArgs {
+    /// Print one JSON object: {"sessions": [...]}, each session as in the
+    /// protocol's `Sessions` answer (session, ttl_ms, held, waiting, owner).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    servers: ServersArg,
+}
+
+#[derive(clap::Args, Debug)]
+struct RevokeArgs {
+    /// The session's id, as `distlock sessions` and `distlock locks` show it.
+    #[arg(value_parser = listing_cmd::parse_session)]
+    session: distlock_core::locks::SessionId,
+    #[command(flatten)]
+    servers: ServersArg,
 }
 
 #[derive(clap::Args, Debug)]
@@ -188,6 +394,11 @@ struct StatusArgs {
     /// with a lock also lock, mode, kind, holders, waiters, lock_delay_ms).
     #[arg(long)]
     json: bool,
+    /// Readiness probe: ask the first server that answers whether it is
+    /// ready (it knows a leader and is a member: what its /readyz says) and
+    /// exit 0 if so, 75 if not, 69 if no server answers.
+    #[arg(long, conflicts_with = "name")]
+    check: bool,
     #[command(flatten)]
     servers: ServersArg,
 }
@@ -298,6 +509,12 @@ struct ServeArgs {
     /// those members have published their own: 1=HOST:PORT,2=...
     #[arg(long, env = "DISTLOCK_WS_ADDRS", value_name = "ID=HOST:PORT,...")]
     ws_addrs: Option<String>,
+    /// Address of the HTTP endpoint for Prometheus (/metrics) and probes
+    /// (/healthz, /readyz), or `none`. Default: 127.0.0.1:9464 when no
+    /// --client-addr is given either (plain `serve`), else none, as for
+    /// --ws-addr: give each server of a host its own.
+    #[arg(long, env = "DISTLOCK_METRICS_ADDR", value_name = "HOST:PORT|none")]
+    metrics_addr: Option<String>,
     /// Browser origins allowed to open WebSockets besides the server's own
     /// (the dashboard), comma-separated, e.g. https://ops.example.com;
     /// `*` allows any (development only). Non-browser clients send no
@@ -338,11 +555,13 @@ struct ServeArgs {
     #[arg(long)]
     force_new_cluster: bool,
     #[command(flatten)]
+    security: serve_security::SecurityArgs,
+    #[command(flatten)]
     tls: tls_args::ServeTlsArgs,
 }
 
 impl ServeArgs {
-    fn into_config(self) -> anyhow::Result<(ServerConfig, WsConfig, TlsSettings)> {
+    fn into_config(self) -> anyhow::Result<(ServerConfig, WsConfig, MetricsConfig, TlsSettings)> {
         let file = match &self.config {
             Some(path) => ConfigFile::load(path)?,
             None => ConfigFile::default(),
@@ -351,11 +570,31 @@ impl ServeArgs {
             .tls
             .settings()
             .or(&file.tls.clone().unwrap_or_default());
+        let (auth, limits) = self.security.resolve(&file)?;
         let client_addr_given = self.client_addr.is_some() || file.client_addr.is_some();
         let ws_listen = match self.ws_addr.as_deref().or(file.ws_addr.as_deref()) {
             Some(text) => WsConfig::parse_addr(text)?,
             None if client_addr_given => None,
             None => Some(HostPort::from(WsConfig::DEFAULT_ADDR)),
+        };
+        let metrics_listen = match self
+            .metrics_addr
+            .as_deref()
+            .or(file.metrics_addr.as_deref())
+        {
+            Some(text) => WsConfig::parse_addr(text).map_err(|_| {
+                anyhow::anyhow!(
+                    "cannot read the metrics address {text:?}: expected HOST:PORT, or none"
+                )
+            })?,
+            None if client_addr_given => None,
+            None => Some(HostPort::from(MetricsConfig::DEFAULT_ADDR)),
+        };
+        let metrics = MetricsConfig {
+            addr: metrics_listen
+                .as_ref()
+                .map(|a| resolve_listen("--metrics-addr", a))
+                .transpose()?,
         };
         let ws_addrs = match (&self.ws_addrs, &file.ws_addrs) {
             (Some(list), _) => parse_members("--ws-addrs", list)?,
@@ -416,6 +655,8 @@ impl ServeArgs {
             (None, None) => FsyncPolicy::Always,
         };
         let cfg = ServerConfig {
+            auth,
+            limits,
             id,
             data_dir: self
                 .data_dir
@@ -452,7 +693,7 @@ impl ServeArgs {
         };
         cfg.validate()?;
         ws.advertised()?;
-        Ok((cfg, ws, tls))
+        Ok((cfg, ws, metrics, tls))
     }
 }
 
@@ -471,13 +712,27 @@ fn main() {
 }
 
 fn run() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    init_logging(cli.log_format, cli.log_level.as_deref())?;
+    match &cli.command {
+        Command::Lock(LockArgs {
+            hold: HoldArgs { servers, .. },
+            ..
+        })
+        | Command::Elect(ElectArgs {
+            hold: HoldArgs { servers, .. },
+            ..
+        })
+        | Command::Leader(LeaderArgs { servers, .. })
+        | Command::Locks(LocksArgs { servers, .. })
+        | Command::Sessions(SessionsArgs { servers, .. })
+        | Command::Revoke(RevokeArgs { servers, .. })
+        | Command::Status(StatusArgs { servers, .. })
+        | Command::Members(MembersArgs { servers, .. })
+        | Command::Bench(BenchArgs { servers, .. }) => servers.credentials.install()?,
+        Command::Snapshot(args) => args.credentials().install()?,
+        _ => {}
+    }
     // A server's work funnels through one node task, so by default it runs
     // every task on one thread: cross-thread wake-ups cost more than they
     // parallelise (measured: +20% pairs/s at 64 clients). Storage IO has
@@ -501,7 +756,8 @@ fn run() -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     match cli.command {
-        Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Serve(args) => runtime.block_on(serve(*args)),
+        Command::Auth(cmd) => auth_cmd::run(cmd),
         Command::Dev(args) => {
             let dev = DevCluster {
                 nodes: args.nodes,
@@ -514,26 +770,50 @@ fn run() -> anyhow::Result<()> {
                 .context("distlock dev")
         }
         Command::Lock(args) => {
-            let (servers, tls) = args.servers.load()?;
-            let request = lock_cmd::LockRequest {
-                servers,
-                tls,
-                name: args.name,
-                wait: if args.try_ {
-                    Some(Duration::ZERO)
-                } else {
-                    args.wait
-                },
-                ttl: args.ttl,
-                mode: match (args.shared, args.semaphore) {
-                    (_, Some(n)) => distlock_client::Mode::Semaphore(n),
-                    (true, None) => distlock_client::Mode::Shared,
-                    (false, None) => distlock_client::Mode::Exclusive,
-                },
-                lock_delay: args.lock_delay.unwrap_or_default(),
-                command: args.command,
+            let mode = match (args.shared, args.semaphore) {
+                (_, Some(n)) => distlock_client::Mode::Semaphore(n),
+                (true, None) => distlock_client::Mode::Shared,
+                (false, None) => distlock_client::Mode::Exclusive,
             };
+            let request = args.hold.request(args.name, mode, None, args.command)?;
             let code = runtime.block_on(lock_cmd::run(request));
+            std::process::exit(code);
+        }
+        Command::Elect(args) => {
+            let mode = distlock_client::Mode::Exclusive;
+            let request = args
+                .hold
+                .request(args.name, mode, Some(args.value), args.command)?;
+            let code = runtime.block_on(lock_cmd::run(request));
+            std::process::exit(code);
+        }
+        Command::Leader(args) => {
+            let (servers, tls) = args.servers.load()?;
+            let code = runtime.block_on(election_cmd::leader(
+                &servers,
+                tls.as_ref(),
+                &args.name,
+                args.watch,
+                args.json,
+            ));
+            std::process::exit(code);
+        }
+        Command::Locks(args) => {
+            let (servers, tls) = args.servers.load()?;
+            let cluster = listing_cmd::Cluster::new(&servers, tls.as_ref());
+            let code = runtime.block_on(listing_cmd::locks(cluster, &args.prefix, args.json));
+            std::process::exit(code);
+        }
+        Command::Sessions(args) => {
+            let (servers, tls) = args.servers.load()?;
+            let cluster = listing_cmd::Cluster::new(&servers, tls.as_ref());
+            let code = runtime.block_on(listing_cmd::sessions(cluster, args.json));
+            std::process::exit(code);
+        }
+        Command::Revoke(args) => {
+            let (servers, tls) = args.servers.load()?;
+            let cluster = listing_cmd::Cluster::new(&servers, tls.as_ref());
+            let code = runtime.block_on(listing_cmd::revoke(cluster, args.session));
             std::process::exit(code);
         }
         Command::Status(args) => {
@@ -543,6 +823,7 @@ fn run() -> anyhow::Result<()> {
                 tls,
                 lock: args.name,
                 json: args.json,
+                check: args.check,
             };
             let code = runtime.block_on(status_cmd::run(request));
             std::process::exit(code);
@@ -608,7 +889,7 @@ fn run() -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let (cfg, ws, tls) = args.into_config()?;
+    let (cfg, ws, metrics, tls) = args.into_config()?;
     let tls = tls.load()?;
     if cfg.fsync == FsyncPolicy::Never {
         tracing::warn!(
@@ -632,6 +913,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Always: a SIGHUP must never stop a server (its default action).
     tokio::spawn(reload_tls_on_sighup(tls.clone()));
     env.tls = tls;
+    env.metrics = metrics;
     distlock_server::runtime::run(cfg, env, first_signal)
         .await
         .with_context(|| format!("distlock server (data in {})", data_dir.display()))

@@ -99,7 +99,8 @@ pub(crate) async fn run(req: MembersRequest) -> i32 {
 
 /// Appends the client addresses of the members `addr` names.
 async fn discover(addr: &HostPort, tls: Option<&ClientTls>, servers: &mut Vec<HostPort>) {
-    let Ok((welcome, _)) = ask_with(addr, tls, Vec::new()).await else {
+    let token = crate::credentials::token();
+    let Ok((welcome, _)) = ask_with(addr, tls, token, Vec::new()).await else {
         return;
     };
     for member in welcome.members {
@@ -113,7 +114,14 @@ async fn discover(addr: &HostPort, tls: Option<&ClientTls>, servers: &mut Vec<Ho
 
 async fn attempt(addr: &HostPort, req: &MembersRequest) -> Attempt {
     let body = RequestBody::ChangeMembership(req.change.clone());
-    match ask_with(addr, req.tls.as_ref(), vec![body]).await {
+    match ask_with(
+        addr,
+        req.tls.as_ref(),
+        crate::credentials::token(),
+        vec![body],
+    )
+    .await
+    {
         Ok((_, answers)) => match answers.first() {
             Some(ResponseBody::MembershipChanged { index }) => Attempt::Done(Some(*index)),
             _ => Attempt::Elsewhere(AskError::Unexpected.to_string()),
@@ -142,7 +150,7 @@ async fn refused(
                 return Attempt::Done(None);
             };
             // "Not a learner": done if it votes, refused if no member.
-            let role = cluster_status_with(addr, tls)
+            let role = cluster_status_with(addr, tls, crate::credentials::token())
                 .await
                 .ok()
                 .and_then(|v| v.members.iter().find(|m| m.id == *id).map(|m| m.role));

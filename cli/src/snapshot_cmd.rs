@@ -97,6 +97,8 @@ enum SnapshotAction {
         /// Give up (exit 69) when no leader has answered within this long.
         #[arg(long, default_value = "60s", value_parser = parse_duration)]
         timeout: Duration,
+        #[command(flatten)]
+        credentials: crate::credentials::CredentialArgs,
     },
     /// Verifies FILE's checksum and shows its index, term, members,
     /// sessions, locks with their holders and tokens.
@@ -130,6 +132,16 @@ enum SnapshotAction {
     },
 }
 
+impl SnapshotArgs {
+    /// The credential flags (those of `save`; none for the others).
+    pub(crate) fn credentials(&self) -> crate::credentials::CredentialArgs {
+        match &self.action {
+            SnapshotAction::Save { credentials, .. } => credentials.clone(),
+            _ => crate::credentials::CredentialArgs::default(),
+        }
+    }
+}
+
 /// Runs `distlock snapshot ...`; returns the process exit status.
 pub(crate) async fn run(args: SnapshotArgs) -> i32 {
     match args.action {
@@ -138,6 +150,7 @@ pub(crate) async fn run(args: SnapshotArgs) -> i32 {
             servers,
             tls,
             timeout,
+            ..
         } => match tls.load() {
             Ok(tls) => save(&file, &servers, tls.as_ref(), timeout).await,
             Err(e) => {

@@ -6,17 +6,21 @@
 //! leader it asks the leader again, because only the leader knows how far
 //! each member's log has been replicated.
 
-use crate::exit::EXIT_UNAVAILABLE;
+use crate::exit::{EXIT_NOT_READY, EXIT_UNAVAILABLE};
+use crate::listing_cmd::owner_text;
 use distlock_client::ClientTls;
 use distlock_client::admin::{AskError, ask_with};
 use distlock_core::ids::NodeId;
 use distlock_core::locks::{LockKind, Mode};
+use distlock_core::locks::{SessionId, SessionMeta};
 use distlock_core::proto::{
-    ClusterStatusView, LockStatusView, MemberRole, RequestBody, ResponseBody,
+    ClusterStatusView, HolderView, LockEntryView, LockStatusView, MemberRole, RequestBody,
+    ResponseBody, WaiterView,
 };
 use distlock_transport_tcp::HostPort;
 use distlock_transport_tcp::WelcomeInfo;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// What `distlock status` was asked.
@@ -30,6 +34,68 @@ pub(crate) struct StatusRequest {
     pub(crate) lock: Option<String>,
     /// Print one JSON object instead of text.
     pub(crate) json: bool,
+    /// Only say whether the server is ready, by the exit status.
+    pub(crate) check: bool,
+}
+
+/// `status --check`: the same answer as the server's `/readyz`, as an exit
+/// status: 0 when the first server that answers knows a leader and is a
+/// member, [`EXIT_NOT_READY`] when it answers but is not ready,
+/// [`EXIT_UNAVAILABLE`] when none answers. (A server applies what it
+/// learns committed before it answers anything else, so its applied index
+/// is never behind the commit index it reports.)
+async fn check(req: &StatusRequest) -> i32 {
+    let mut failures = Vec::new();
+    for addr in &req.servers {
+        let token = crate::credentials::token();
+        let body = vec![RequestBody::ClusterStatus];
+        let (welcome, answers) = match ask_with(addr, req.tls.as_ref(), token, body).await {
+            Ok(found) => found,
+            Err(e) => {
+                failures.push(format!("{addr}: {e}"));
+                continue;
+            }
+        };
+        let Some(ResponseBody::ClusterStatus(view)) = answers.into_iter().next() else {
+            failures.push(format!("{addr}: {}", AskError::Unexpected));
+            continue;
+        };
+        let me = welcome.node_id;
+        let member = view.members.iter().any(|m| m.id == me);
+        let verdict = match view.leader {
+            _ if !member => Err("removed from the cluster".to_owned()),
+            None => Err("no leader known".to_owned()),
+            Some(leader) => Ok(leader),
+        };
+        let code = if verdict.is_ok() { 0 } else { EXIT_NOT_READY };
+        if req.json {
+            println!(
+                "{}",
+                json!({
+                    "ready": verdict.is_ok(),
+                    "server": addr.to_string(),
+                    "node": me.0,
+                    "leader": view.leader.map(|l| l.0),
+                    "term": view.term.0,
+                    "reason": verdict.as_ref().err(),
+                })
+            );
+        } else {
+            match &verdict {
+                Ok(leader) => println!(
+                    "ready: node {} at {addr} follows leader {} in term {}",
+                    me.0, leader.0, view.term.0
+                ),
+                Err(why) => println!("not ready: node {} at {addr}: {why}", me.0),
+            }
+        }
+        return code;
+    }
+    eprintln!(
+        "distlock status: no server answered ({})",
+        failures.join("; ")
+    );
+    EXIT_UNAVAILABLE
 }
 
 /// The cluster's status from the first server that answers, refined by the
@@ -40,7 +106,8 @@ async fn cluster_status(
 ) -> Result<(HostPort, ClusterStatusView), String> {
     let mut failures = Vec::new();
     for addr in servers {
-        match ask_with(addr, tls, vec![RequestBody::ClusterStatus]).await {
+        let token = crate::credentials::token();
+        match ask_with(addr, tls, token, vec![RequestBody::ClusterStatus]).await {
             Ok((welcome, answers)) => {
                 let Some(ResponseBody::ClusterStatus(view)) = answers.into_iter().next() else {
                     failures.push(format!("{addr}: {}", AskError::Unexpected));
@@ -72,7 +139,8 @@ async fn from_leader(
         .client_addr
         .parse()
         .ok()?;
-    match ask_with(&addr, tls, vec![RequestBody::ClusterStatus]).await {
+    let token = crate::credentials::token();
+    match ask_with(&addr, tls, token, vec![RequestBody::ClusterStatus]).await {
         Ok((_, answers)) => match answers.into_iter().next() {
             Some(ResponseBody::ClusterStatus(v)) => Some((addr, v)),
             _ => None,
@@ -88,6 +156,9 @@ const LEADER_PATIENCE: Duration = Duration::from_secs(5);
 
 /// Runs `distlock status`; returns the process exit status.
 pub(crate) async fn run(req: StatusRequest) -> i32 {
+    if req.check {
+        return check(&req).await;
+    }
     let Some(name) = req.lock else {
         let (addr, cluster) = match cluster_status(&req.servers, req.tls.as_ref()).await {
             Ok(found) => found,
@@ -103,53 +174,119 @@ pub(crate) async fn run(req: StatusRequest) -> i32 {
         }
         return 0;
     };
-    let (cluster, lock) = match read_lock(&req.servers, req.tls.as_ref(), &name).await {
+    let (cluster, entry) = match read_lock(&req.servers, req.tls.as_ref(), &name).await {
         Ok(found) => found,
         Err(why) => {
             eprintln!("distlock status: {why}");
             return EXIT_UNAVAILABLE;
         }
     };
+    let lock = entry.as_ref().map(status_view);
+    let owners = entry.as_ref().map(owners_of).unwrap_or_default();
     if req.json {
         let mut out = cluster_json(&cluster);
         if let Value::Object(fields) = &mut out {
             if let Value::Object(lock_fields) = lock_json(&name, lock.as_ref()) {
                 fields.extend(lock_fields);
             }
+            add_owners(fields, &owners);
         }
         println!("{out}");
     } else {
-        print!("{}", lock_text(&name, lock.as_ref()));
+        print!("{}", lock_text(&name, lock.as_ref(), &owners));
     }
     0
 }
 
-/// The cluster's status and `name`'s holders and waiters, read through the
-/// leader (a linearizable read). While no leader can answer, it asks again
+/// The lock's status as `LockStatus` gives it.
+fn status_view(entry: &LockEntryView) -> LockStatusView {
+    LockStatusView {
+        mode: entry.mode,
+        kind: entry.kind,
+        holders: entry
+            .holders
+            .iter()
+            .map(|h| HolderView {
+                session: h.session,
+                token: h.token,
+            })
+            .collect(),
+        waiters: entry
+            .waiters
+            .iter()
+            .map(|w| WaiterView {
+                session: w.session,
+                mode: w.mode,
+                timeout_ms: w.timeout_ms,
+            })
+            .collect(),
+        delay: entry.delay,
+    }
+}
+
+/// Who opened each session holding or waiting for the lock.
+fn owners_of(entry: &LockEntryView) -> BTreeMap<SessionId, SessionMeta> {
+    let holders = entry.holders.iter().map(|h| (h.session, h.owner.as_ref()));
+    let waiters = entry.waiters.iter().map(|w| (w.session, w.owner.as_ref()));
+    holders
+        .chain(waiters)
+        .filter_map(|(id, owner)| Some((id, owner?.clone())))
+        .collect()
+}
+
+/// Adds `"owner"` (the protocol's `SessionMeta` object, or null) to every
+/// holder and waiter of the lock's JSON.
+fn add_owners(
+    fields: &mut serde_json::Map<String, Value>,
+    owners: &BTreeMap<SessionId, SessionMeta>,
+) {
+    for list in ["holders", "waiters"] {
+        let Some(Value::Array(items)) = fields.get_mut(list) else {
+            continue;
+        };
+        for item in items {
+            let id = item["session"].as_u64().map(SessionId);
+            let owner = id.and_then(|id| owners.get(&id));
+            if let Value::Object(item) = item {
+                item.insert("owner".to_owned(), json!(owner));
+            }
+        }
+    }
+}
+
+/// The cluster's status (the answering server's local view) and `name`'s
+/// holders and waiters, read through the leader (a linearizable read).
+/// While no leader can answer, it asks again
 /// for up to [`LEADER_PATIENCE`].
 async fn read_lock(
     servers: &[HostPort],
     tls: Option<&ClientTls>,
     name: &str,
-) -> Result<(ClusterStatusView, Option<LockStatusView>), String> {
+) -> Result<(ClusterStatusView, Option<LockEntryView>), String> {
     let deadline = tokio::time::Instant::now() + LEADER_PATIENCE;
     loop {
         let (addr, cluster) = cluster_status(servers, tls)
             .await
             .map_err(|why| format!("no server answered ({why})"))?;
-        let body = RequestBody::LockStatus {
-            lock: name.to_owned(),
+        // The first lock whose name starts with `name` is `name` itself,
+        // if it is held, waited for or delayed.
+        let body = RequestBody::ListLocks {
+            prefix: name.to_owned(),
+            after: None,
+            limit: 1,
         };
         // The cluster's status again after the read, which may have waited
         // out an election: the report names the leader that answered it.
-        let why = match ask_with(&addr, tls, vec![body, RequestBody::ClusterStatus]).await {
+        let token = crate::credentials::token();
+        let why = match ask_with(&addr, tls, token, vec![body, RequestBody::ClusterStatus]).await {
             Ok((welcome, answers)) => {
                 let mut answers = answers.into_iter();
-                let (Some(ResponseBody::LockStatus(view)), Some(ResponseBody::ClusterStatus(now))) =
+                let (Some(ResponseBody::Locks(page)), Some(ResponseBody::ClusterStatus(now))) =
                     (answers.next(), answers.next())
                 else {
                     return Err(format!("{addr} gave an unexpected answer"));
                 };
+                let view = page.locks.into_iter().find(|l| l.name == name);
                 if now.leader == cluster.leader {
                     return Ok((cluster, view));
                 }
@@ -188,7 +325,7 @@ fn mode_json(mode: Mode) -> Value {
     }
 }
 
-fn mode_text(mode: Mode) -> String {
+pub(crate) fn mode_text(mode: Mode) -> String {
     match mode {
         Mode::Exclusive => "exclusive".to_owned(),
         Mode::Shared => "shared".to_owned(),
@@ -269,7 +406,11 @@ fn cluster_text(addr: HostPort, v: &ClusterStatusView) -> String {
     out
 }
 
-fn lock_text(name: &str, view: Option<&LockStatusView>) -> String {
+fn lock_text(
+    name: &str,
+    view: Option<&LockStatusView>,
+    owners: &BTreeMap<SessionId, SessionMeta>,
+) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     let Some(v) = view else {
@@ -287,8 +428,9 @@ fn lock_text(name: &str, view: Option<&LockStatusView>) -> String {
     for h in &v.holders {
         let _ = writeln!(
             out,
-            "  holder: session {} with token {}",
-            h.session.0, h.token.0
+            "  holder: {} with token {}",
+            owner_text(h.session, owners.get(&h.session)),
+            h.token.0
         );
     }
     if let Some(d) = v.delay {
@@ -307,8 +449,8 @@ fn lock_text(name: &str, view: Option<&LockStatusView>) -> String {
             .map_or_else(|| "for ever".to_owned(), |ms| format!("up to {ms} ms"));
         let _ = writeln!(
             out,
-            "  waiter {place}: session {} for {} ({wait})",
-            w.session.0,
+            "  waiter {place}: {} for {} ({wait})",
+            owner_text(w.session, owners.get(&w.session)),
             mode_text(w.mode)
         );
     }
@@ -377,7 +519,7 @@ mod tests {
         assert_eq!(v["holders"][0]["token"], 17);
         assert_eq!(v["waiters"][0]["session"], 6);
         assert_eq!(v["waiters"][1]["timeout_ms"], 500);
-        let text = lock_text("db", Some(&view));
+        let text = lock_text("db", Some(&view), &BTreeMap::new());
         assert!(text.contains("session 5 with token 17"), "{text}");
         assert!(text.contains("waiter 2: session 9"), "{text}");
     }
@@ -387,6 +529,6 @@ mod tests {
         let v = lock_json("db", None);
         assert_eq!(v["mode"], Value::Null);
         assert_eq!(v["holders"], json!([]));
-        assert!(lock_text("db", None).contains("free"));
+        assert!(lock_text("db", None, &BTreeMap::new()).contains("free"));
     }
 }

@@ -5,8 +5,8 @@
 
 use crate::stream::open_stream;
 use distlock_core::proto::{
-    ClientFrame, ClusterStatusView, ProtoError, Request, RequestBody, RequestId, ResponseBody,
-    ServerFrame,
+    AuthToken, ClientFrame, ClusterStatusView, ProtoError, Request, RequestBody, RequestId,
+    ResponseBody, ServerFrame,
 };
 use distlock_transport_tcp::HostPort;
 use distlock_transport_tcp::tls::ClientTls;
@@ -39,22 +39,39 @@ pub enum AskError {
 /// Connects to `addr`, sends each request in turn on one connection and
 /// returns the welcome and the answers.
 ///
+/// ```no_run
+/// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+/// use distlock_client::admin::ask;
+/// use distlock_core::proto::{RequestBody, ResponseBody};
+///
+/// let (welcome, answers) = ask(&"node1.example.com:7001".parse()?, vec![RequestBody::ClusterStatus]).await?;
+/// println!("node {} answered", welcome.node_id);
+/// if let Some(ResponseBody::ClusterStatus(view)) = answers.first() {
+///     println!("leader: {:?}", view.leader);
+/// }
+/// # Ok(())
+/// # }
+/// ```
+///
 /// # Errors
 /// When connecting, the handshake or any request fails.
 pub async fn ask(
     addr: &HostPort,
     bodies: Vec<RequestBody>,
 ) -> Result<(WelcomeInfo, Vec<ResponseBody>), AskError> {
-    ask_with(addr, None, bodies).await
+    ask_with(addr, None, None, bodies).await
 }
 
-/// [`ask`] over TLS when `tls` is given.
+/// [`ask`] over TLS when `tls` is given, presenting `auth` in the `Hello`
+/// (servers with authentication on refuse a connection without valid
+/// credentials).
 ///
 /// # Errors
 /// As [`ask`]; a failed TLS handshake is [`AskError::Connect`].
 pub async fn ask_with(
     addr: &HostPort,
     tls: Option<&ClientTls>,
+    auth: Option<AuthToken>,
     bodies: Vec<RequestBody>,
 ) -> Result<(WelcomeInfo, Vec<ResponseBody>), AskError> {
     let work = async {
@@ -62,7 +79,7 @@ pub async fn ask_with(
             .await
             .map_err(AskError::Connect)?;
         let (mut reader, mut writer, welcome) =
-            client_handshake(stream, None, None, &HandshakeConfig::default()).await?;
+            client_handshake(stream, None, auth, &HandshakeConfig::default()).await?;
         let mut answers = Vec::with_capacity(bodies.len());
         for (n, body) in (1..).zip(bodies) {
             let id = RequestId(n);
@@ -96,21 +113,30 @@ pub async fn ask_with(
 
 /// The cluster as the server at `addr` sees it.
 ///
+/// ```no_run
+/// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+/// let view = distlock_client::admin::cluster_status(&"node1.example.com:7001".parse()?).await?;
+/// println!("term {}, leader {:?}, {} members", view.term, view.leader, view.members.len());
+/// # Ok(())
+/// # }
+/// ```
+///
 /// # Errors
 /// As [`ask`]; [`AskError::Unexpected`] for another answer.
 pub async fn cluster_status(addr: &HostPort) -> Result<ClusterStatusView, AskError> {
-    cluster_status_with(addr, None).await
+    cluster_status_with(addr, None, None).await
 }
 
-/// [`cluster_status`] over TLS when `tls` is given.
+/// [`cluster_status`] over TLS when `tls` is given, presenting `auth`.
 ///
 /// # Errors
 /// As [`cluster_status`].
 pub async fn cluster_status_with(
     addr: &HostPort,
     tls: Option<&ClientTls>,
+    auth: Option<AuthToken>,
 ) -> Result<ClusterStatusView, AskError> {
-    let (_, answers) = ask_with(addr, tls, vec![RequestBody::ClusterStatus]).await?;
+    let (_, answers) = ask_with(addr, tls, auth, vec![RequestBody::ClusterStatus]).await?;
     match answers.into_iter().next() {
         Some(ResponseBody::ClusterStatus(view)) => Ok(view),
         _ => Err(AskError::Unexpected),

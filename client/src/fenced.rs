@@ -22,6 +22,19 @@ pub struct StaleToken {
 /// remembers, per lock, the highest token it accepted and rejects any
 /// lower one, so that a holder whose lock expired while it was paused
 /// cannot overwrite the work of the next holder.
+///
+/// ```
+/// use distlock_client::{FencedResource, FencingToken};
+///
+/// let resource = FencedResource::new();
+/// resource.check_and_record("orders-db", FencingToken(10))?;
+/// resource.check_and_record("orders-db", FencingToken(12))?; // the next holder
+/// // The first holder, paused past its lease, wakes up and tries to write:
+/// let stale = resource.check_and_record("orders-db", FencingToken(10)).unwrap_err();
+/// assert_eq!(stale.highest, FencingToken(12));
+/// assert_eq!(resource.highest("orders-db"), Some(FencingToken(12)));
+/// # Ok::<(), distlock_client::StaleToken>(())
+/// ```
 #[derive(Debug, Default)]
 pub struct FencedResource {
     highest: Mutex<BTreeMap<String, FencingToken>>,

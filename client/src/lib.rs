@@ -4,21 +4,29 @@
 //! depends on the core and the transports only, not on the server.
 //!
 //! [`Client::connect`] dials the first reachable configured server and
-//! spawns one driver task that owns the session state machine, the TCP
-//! connection and the timer. The session logic (keepalives, the local
-//! lease, exactly-once retries, failover between members) is all the
-//! core's; the driver only carries frames, timer expiries and connection
-//! changes to it, dials where it asks
-//! ([`ClientEvent::Reconnect`](distlock_core::client::ClientEvent::Reconnect)), and
-//! hands each answer to the caller that waits for it.
+//! spawns one driver task that owns the connection, the timer and the
+//! session state machines. The session logic (keepalives, the local
+//! lease, exactly-once retries, failover between members, watches) is all
+//! the core's; the driver only carries frames, timer expiries and
+//! connection changes to it, dials where it asks
+//! ([`ClientEvent::Reconnect`](distlock_core::client::ClientEvent::Reconnect))
+//! after a jittered, doubling backoff, and hands each answer to the caller
+//! that waits for it.
 //!
-//! A [`Client`] holds at most one session ([`Client::open_session`]); open
-//! more sessions with more clients. A [`Session`] takes locks as
-//! [`Guard`]s whose [`FencingToken`] the protected resource checks — with
-//! a [`FencedResource`], for example, or by asking the cluster with
-//! [`Session::check_token`] — so that a holder that lost its lock (paused
-//! past its lease, say) cannot overwrite the next holder's work.
-//! [`Session::lock_status`] reads a lock's holders and waiters.
+//! A [`Client`] holds any number of sessions ([`Client::open_session`]),
+//! all on its one connection, each with its own lease and keepalives. A
+//! [`Session`] takes locks as [`Guard`]s whose [`FencingToken`] the
+//! protected resource checks — with a [`FencedResource`], for example, or
+//! by asking the cluster with [`Client::check_token`] — so that a holder
+//! that lost its lock (paused past its lease, say) cannot overwrite the
+//! next holder's work. [`Client::lock_status`] reads a lock's holders and
+//! waiters, and [`Client::watch`] streams its events.
+//!
+//! Dropping things does what one would expect, in the background (drop
+//! never blocks): a dropped [`Guard`] releases its lock; a dropped
+//! `lock()` future that was waiting leaves the lock's queue; a dropped
+//! [`WatchStream`] stops the watch; a [`Session`] whose handle and guards
+//! are all dropped is closed.
 //!
 //! ```no_run
 //! use distlock_client::{Client, ClientOptions, FencedResource, HostPort};
@@ -43,26 +51,66 @@
 
 pub mod admin;
 mod driver;
+mod election;
 mod fenced;
+mod link;
+mod listing;
 mod reads;
+mod session;
 pub mod stream;
+mod watch;
 
+pub use election::{Leadership, Observer};
 pub use fenced::{FencedResource, StaleToken};
 
-use distlock_core::client::{ClientError as CoreError, ClientSession, Config};
+// The README's examples are compiled as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+pub use session::{Guard, Session};
+pub use watch::WatchStream;
+
+use distlock_core::client::{ClientError as CoreError, Config};
 pub use distlock_transport_tcp::HostPort;
 pub use distlock_transport_tcp::tls::{ClientTls, PemSource, TlsError};
-use driver::{Command, Driver, dial};
-use std::future::Future;
+use driver::{Command, Driver, DriverConfig};
+use link::dial;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 // The core's types that this API takes and returns, so that a user needs
 // no other crate to name them.
-pub use distlock_core::client::{ClientError as SessionError, LostReason};
+pub use distlock_core::client::{
+    ClientError as SessionError, Config as SessionConfig, LostReason, WatchUpdate,
+};
+pub use distlock_core::ids::LogIndex;
+pub use distlock_core::locks::SessionMeta;
 pub use distlock_core::locks::{FencingToken, LockError, Mode, Outcome, SessionId, Wait};
-pub use distlock_core::proto::{HolderView, LockStatusView, ProtoError, WaiterView};
+pub use distlock_core::proto::{
+    HolderEntryView, LeaderView, LockEntryView, LockListView, SessionEntryView, SessionListView,
+    WaiterEntryView,
+};
+pub use distlock_core::proto::{HolderView, LockEvent, LockStatusView, ProtoError, WaiterView};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch as state};
 
 /// Why a client operation failed.
+///
+/// ```no_run
+/// # async fn example(session: distlock_client::Session) -> Result<(), distlock_client::ClientError> {
+/// use distlock_client::{ClientError, SessionError};
+/// use std::time::Duration;
+///
+/// match session.lock_timeout("nightly-report", Duration::from_secs(5)).await {
+///     Ok(guard) => guard.release().await?,
+///     // Someone else held it for the whole 5 s.
+///     Err(ClientError::NotGranted) => {}
+///     // The session's lease ran out: stop using what it locked.
+///     Err(ClientError::Session(SessionError::SessionLost)) => return Ok(()),
+///     Err(other) => return Err(other),
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// No configured server accepted a connection.
@@ -81,7 +129,25 @@ pub enum ClientError {
     Closed,
 }
 
-/// Settings of a [`Client`].
+/// Settings of a [`Client`]: everything about reaching the cluster.
+///
+/// ```
+/// use distlock_client::{ClientOptions, Transport};
+/// use std::time::Duration;
+///
+/// let options = ClientOptions {
+///     connect_timeout: Duration::from_millis(500),
+///     // Every acquire asks that the lock stay unavailable for 10 s if its
+///     // holder's session is lost.
+///     lock_delay: Duration::from_secs(10),
+///     transport: Transport::WebSocket,
+///     session: distlock_client::SessionConfig {
+///         backoff_max: Duration::from_secs(2),
+///         ..Default::default()
+///     },
+/// };
+/// # drop(options);
+/// ```
 #[derive(Clone, Debug)]
 pub struct ClientOptions {
     /// The session state machine's settings (timeouts, backoffs, cluster
@@ -112,6 +178,17 @@ pub enum Transport {
     WebSocket,
 }
 
+impl ClientOptions {
+    /// These options, presenting `token` (a principal's bearer token) in
+    /// every connection's `Hello`: servers started with `--auth-file`
+    /// refuse connections without one (`ProtoError::Unauthorized`).
+    #[must_use]
+    pub fn with_auth_token(mut self, token: impl Into<String>) -> Self {
+        self.session.auth = Some(distlock_core::proto::AuthToken::new(token));
+        self
+    }
+}
+
 impl Default for ClientOptions {
     fn default() -> Self {
         Self {
@@ -124,15 +201,17 @@ impl Default for ClientOptions {
     }
 }
 
-/// A connection to a distlock cluster, driven by a background task.
+/// A connection to a distlock cluster, driven by a background task, and
+/// the sessions, reads and watches that share it.
 ///
-/// Cheap to clone; the driver stops once the client, its session and every
-/// guard are dropped.
+/// Cheap to clone; the driver stops once the client and everything made
+/// from it (sessions, guards, watches) are dropped, after closing the
+/// sessions whose handles were dropped (for up to 5 s).
 #[derive(Clone, Debug)]
 pub struct Client {
     commands: mpsc::UnboundedSender<Command>,
-    lost: watch::Receiver<bool>,
-    lease: watch::Receiver<Option<tokio::time::Instant>>,
+    /// Numbers sessions and watches for the driver.
+    next_id: Arc<AtomicU64>,
     lock_delay: Duration,
 }
 
@@ -140,6 +219,18 @@ impl Client {
     /// [`Client::connect`], tried again every 100 ms until a server
     /// accepts or `patience` has passed: for callers that may start while
     /// the servers are still starting.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+    /// use distlock_client::{Client, ClientOptions, HostPort};
+    /// use std::time::Duration;
+    ///
+    /// let servers: Vec<HostPort> = vec!["node1.example.com:7001".parse()?, "node2.example.com:7001".parse()?];
+    /// let client = Client::connect_within(servers, ClientOptions::default(), Duration::from_secs(30)).await?;
+    /// # drop(client);
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     /// The last attempt's error once `patience` has passed.
@@ -165,6 +256,22 @@ impl Client {
     /// when a member's address is unknown or fails. A server is a
     /// [`HostPort`] (`"node1.example.com:7001"`, `"[::1]:7001"`) or a
     /// `SocketAddr`; host names are resolved again on every dial.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+    /// use distlock_client::{Client, ClientOptions, HostPort};
+    /// use std::net::SocketAddr;
+    ///
+    /// let name: HostPort = "node1.example.com:7001".parse()?;
+    /// let by_name = Client::connect([name], ClientOptions::default()).await?;
+    /// let addr: SocketAddr = "[::1]:7001".parse()?;
+    /// let by_address = Client::connect([addr], ClientOptions::default()).await?;
+    /// let parsed: HostPort = "10.0.0.1:7001".parse()?;
+    /// let mixed = Client::connect(vec![parsed, HostPort::from(addr)], ClientOptions::default()).await?;
+    /// # drop((by_name, by_address, mixed));
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     /// [`ClientError::Connect`] when no server accepts (or `servers` is
@@ -199,30 +306,42 @@ impl Client {
             return Err(ClientError::Connect(last));
         };
         let (commands, commands_rx) = mpsc::unbounded_channel();
-        let (lost_tx, lost) = watch::channel(false);
-        let (lease_tx, lease) = watch::channel(None);
         let driver = Driver::new(
-            ClientSession::new(options.session),
-            servers,
-            i + 1,
-            options.connect_timeout,
-            options.transport,
-            options.tls,
+            DriverConfig {
+                session: options.session,
+                servers,
+                next_server: i + 1,
+                dial_timeout: options.connect_timeout,
+                transport: options.transport,
+                tls: options.tls,
+                // Drawn at the edge, as the nonces are: the core only
+                // spreads backoffs with it.
+                jitter_seed: random_nonce() as u64,
+            },
             commands_rx,
-            lost_tx,
-            lease_tx,
         );
         tokio::spawn(driver.run(stream));
         Ok(Self {
             commands,
-            lost,
-            lease,
+            // 0 is the driver's own machine.
+            next_id: Arc::new(AtomicU64::new(1)),
             lock_delay: options.lock_delay,
         })
     }
 
     /// [`Self::connect`] over WebSocket: `servers` are the servers'
     /// WebSocket addresses (`--ws-addr`). Same API, same failover.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+    /// use distlock_client::{Client, ClientOptions, HostPort};
+    ///
+    /// let ws: HostPort = "node1.example.com:7201".parse()?;
+    /// let client = Client::connect_ws([ws], ClientOptions::default()).await?;
+    /// # drop(client);
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     /// As [`Self::connect`].
@@ -240,229 +359,83 @@ impl Client {
         .await
     }
 
-    /// Opens this client's session with a lease of `ttl` (the cluster may
-    /// clamp it), with a fresh random nonce.
+    /// Opens a new session with a lease of `ttl` (the cluster may clamp
+    /// it), with a fresh random nonce. A client may hold any number of
+    /// sessions: each has its own lease, keepalives and locks, and all
+    /// share the client's connection. Dropping the future before it is
+    /// answered closes the session the cluster may have opened.
+    ///
+    /// ```no_run
+    /// # async fn example(client: distlock_client::Client) -> Result<(), distlock_client::ClientError> {
+    /// use std::time::Duration;
+    ///
+    /// // Two owners in one process: each holds its own locks.
+    /// let ingest = client.open_session(Duration::from_secs(10)).await?;
+    /// let report = client.open_session(Duration::from_secs(30)).await?;
+    /// let a = ingest.lock("ingest").await?;
+    /// let b = report.lock("report").await?;
+    /// assert_ne!(ingest.id(), report.id());
+    /// # drop((a, b));
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
-    /// [`ClientError::Session`] if the cluster refuses, if this client has
-    /// a session already, or once it was lost or closed;
+    /// [`ClientError::Session`] if the cluster refuses;
     /// [`ClientError::Closed`] if the driver stopped.
     pub async fn open_session(&self, ttl: Duration) -> Result<Session, ClientError> {
+        let slot = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (reply, rx) = oneshot::channel();
+        let (lost_tx, lost) = state::channel(false);
+        let (lease_tx, lease) = state::channel(None);
         self.commands
             .send(Command::Open {
+                slot,
                 ttl,
                 nonce: random_nonce(),
                 reply,
+                lost: lost_tx,
+                lease: lease_tx,
             })
             .map_err(|_| ClientError::Closed)?;
         let id = rx.await.map_err(|_| ClientError::Closed)??;
-        Ok(Session {
-            id,
-            client: self.clone(),
-        })
-    }
-}
-
-/// An open session: the owner of locks. Its locks are released when it is
-/// closed, or by the cluster when its lease runs out.
-#[derive(Debug)]
-pub struct Session {
-    id: SessionId,
-    client: Client,
-}
-
-impl Session {
-    /// The session's id.
-    #[must_use]
-    pub const fn id(&self) -> SessionId {
-        self.id
+        Ok(Session::new(id, slot, self.clone(), lost, lease))
     }
 
-    /// Takes `lock` exclusively, waiting for as long as it takes.
+    /// Watches `lock`: its grants, releases and expiries as a
+    /// [`WatchStream`], from the next one the connected server applies on.
+    /// Needs no session; watching a lock nobody has taken yet is fine.
+    ///
+    /// ```no_run
+    /// # async fn example(client: distlock_client::Client) -> Result<(), distlock_client::ClientError> {
+    /// use distlock_client::{LockEvent, WatchUpdate};
+    /// use futures_core::Stream;
+    ///
+    /// fn takes_a_stream(_: impl Stream<Item = WatchUpdate>) {}
+    /// let events = client.watch("orders-db")?;
+    /// takes_a_stream(events);
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
-    /// [`ClientError::Session`] when the session is lost or the cluster
-    /// refuses; [`ClientError::NotGranted`] if the wait is cancelled.
-    pub async fn lock(&self, lock: &str) -> Result<Guard, ClientError> {
-        self.lock_with(lock, Mode::Exclusive, Wait::Forever).await
-    }
-
-    /// Takes `lock` exclusively if it is free now; `None` if it is held.
-    ///
-    /// # Errors
-    /// As [`Self::lock`].
-    pub async fn try_lock(&self, lock: &str) -> Result<Option<Guard>, ClientError> {
-        match self.lock_with(lock, Mode::Exclusive, Wait::Try).await {
-            Ok(g) => Ok(Some(g)),
-            Err(ClientError::NotGranted) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Takes `lock` exclusively, waiting at most `timeout` (in whole
-    /// milliseconds).
-    ///
-    /// # Errors
-    /// [`ClientError::NotGranted`] if the wait times out; otherwise as
-    /// [`Self::lock`].
-    pub async fn lock_timeout(&self, lock: &str, timeout: Duration) -> Result<Guard, ClientError> {
-        let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-        self.lock_with(lock, Mode::Exclusive, Wait::For(ms)).await
-    }
-
-    /// Takes `lock` in `mode`, waiting as `wait` says.
-    ///
-    /// # Errors
-    /// [`ClientError::NotGranted`] when the lock is busy, the wait timed
-    /// out or was cancelled; [`ClientError::Session`] for every other
-    /// refusal and when the session is lost; [`ClientError::Closed`] if the
-    /// driver stopped.
-    pub async fn lock_with(
-        &self,
-        lock: &str,
-        mode: Mode,
-        wait: Wait,
-    ) -> Result<Guard, ClientError> {
-        let (reply, rx) = oneshot::channel();
-        self.client
-            .commands
-            .send(Command::Acquire {
-                lock: lock.to_owned(),
-                mode,
-                wait,
-                lock_delay: self.client.lock_delay,
-                reply,
-            })
-            .map_err(|_| ClientError::Closed)?;
-        match rx.await.map_err(|_| ClientError::Closed)? {
-            Ok(Outcome::Granted { token }) => Ok(Guard {
-                lock: lock.to_owned(),
-                token,
-                commands: self.client.commands.clone(),
-                released: false,
-            }),
-            Ok(_) => Err(ClientError::Session(CoreError::UnexpectedAnswer)),
-            Err(CoreError::Server(ProtoError::Lock(
-                LockError::Busy { .. } | LockError::TimedOut | LockError::Cancelled,
-            ))) => Err(ClientError::NotGranted),
-            Err(e) => Err(ClientError::Session(e)),
-        }
-    }
-
-    /// Resolves once the session is lost (its lease ran out before a
-    /// keepalive was acknowledged, or the cluster ended it) or the driver
-    /// stopped. From then on, no guard of it protects anything.
-    pub fn lost(&self) -> impl Future<Output = ()> + Send + 'static {
-        let mut rx = self.client.lost.clone();
-        async move {
-            let _ = rx.wait_for(|lost| *lost).await;
-        }
-    }
-
-    /// When the session's local lease runs out, as of the last acknowledged
-    /// keepalive: until then the cluster cannot have expired the session
-    /// (its lease counts from the keepalive's *send* time, shortened for
-    /// clock drift). `None` once the session is lost or closed.
-    #[must_use]
-    pub fn lease_deadline(&self) -> Option<tokio::time::Instant> {
-        *self.client.lease.borrow()
-    }
-
-    /// Whether the session's local lease still runs now: a holder should
-    /// act on a guard only while this holds (and present its token).
-    #[must_use]
-    pub fn is_valid(&self) -> bool {
-        !self.is_lost()
-            && self
-                .lease_deadline()
-                .is_some_and(|d| tokio::time::Instant::now() < d)
-    }
-
-    /// Whether the session is known to be lost.
-    #[must_use]
-    pub fn is_lost(&self) -> bool {
-        *self.client.lost.borrow()
-    }
-
-    /// Closes the session, releasing every lock it holds.
-    ///
-    /// # Errors
-    /// [`ClientError::Session`] if the session is lost already or the
-    /// cluster refuses; [`ClientError::Closed`] if the driver stopped.
-    pub async fn close(self) -> Result<(), ClientError> {
-        let (reply, rx) = oneshot::channel();
-        self.client
-            .commands
-            .send(Command::Close { reply })
-            .map_err(|_| ClientError::Closed)?;
-        match rx.await.map_err(|_| ClientError::Closed)? {
-            Ok(Outcome::Closed) => Ok(()),
-            Ok(_) => Err(ClientError::Session(CoreError::UnexpectedAnswer)),
-            Err(e) => Err(ClientError::Session(e)),
-        }
-    }
-}
-
-/// A granted lock. Release it with [`Guard::release`]; a guard dropped
-/// unreleased asks for the release in the background (without waiting for
-/// the answer).
-#[derive(Debug)]
-pub struct Guard {
-    lock: String,
-    token: FencingToken,
-    commands: mpsc::UnboundedSender<Command>,
-    released: bool,
-}
-
-impl Guard {
-    /// The lock's name.
-    #[must_use]
-    pub fn lock_name(&self) -> &str {
-        &self.lock
-    }
-
-    /// The grant's fencing token: present it to the protected resource
-    /// with every write.
-    #[must_use]
-    pub const fn token(&self) -> FencingToken {
-        self.token
-    }
-
-    /// Releases the lock and waits for the cluster's answer.
-    ///
-    /// # Errors
-    /// [`ClientError::Session`] if the session is lost (the lock is gone
-    /// anyway) or the cluster refuses; [`ClientError::Closed`] if the
-    /// driver stopped.
-    pub async fn release(mut self) -> Result<(), ClientError> {
-        self.released = true;
-        let (reply, rx) = oneshot::channel();
+    /// [`ClientError::Closed`] if the driver stopped.
+    pub fn watch(&self, lock: &str) -> Result<WatchStream, ClientError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (updates, rx) = mpsc::unbounded_channel();
         self.commands
-            .send(Command::Release {
-                lock: self.lock.clone(),
-                token: self.token,
-                reply,
+            .send(Command::Watch {
+                lock: lock.to_owned(),
+                id,
+                updates,
             })
             .map_err(|_| ClientError::Closed)?;
-        match rx.await.map_err(|_| ClientError::Closed)? {
-            Ok(Outcome::Released) => Ok(()),
-            Ok(_) => Err(ClientError::Session(CoreError::UnexpectedAnswer)),
-            Err(e) => Err(ClientError::Session(e)),
-        }
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if !self.released {
-            let (reply, _) = oneshot::channel();
-            let _ = self.commands.send(Command::Release {
-                lock: std::mem::take(&mut self.lock),
-                token: self.token,
-                reply,
-            });
-        }
+        Ok(WatchStream::new(
+            lock.to_owned(),
+            id,
+            rx,
+            self.commands.clone(),
+        ))
     }
 }
 

@@ -70,6 +70,7 @@
 //! # Ok::<(), distlock_core::raft::RestoreError>(())
 //! ```
 
+pub mod auth;
 pub mod client;
 pub mod ids;
 pub mod locks;

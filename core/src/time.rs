@@ -9,7 +9,17 @@ use serde::{Deserialize, Serialize};
 use std::ops::{Add, Sub};
 pub use std::time::Duration;
 
-/// A reading of one node's monotonic clock, in microseconds.
+/// A reading of one node's monotonic clock, in microseconds. The core
+/// never reads a clock: the driver passes one of these with every input.
+///
+/// ```
+/// use distlock_core::time::{Duration, Instant};
+///
+/// let start = Instant::ZERO;
+/// let later = start + Duration::from_millis(250);
+/// assert_eq!(later - start, Duration::from_millis(250));
+/// assert_eq!(later.as_micros(), 250_000);
+/// ```
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]

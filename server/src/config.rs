@@ -53,6 +53,10 @@ pub struct ServerConfig {
     /// holds, before it starts (`--force-new-cluster`: the way out of a
     /// quorum lost for good; see [`crate::runtime::force_new_cluster`]).
     pub force_new_cluster: bool,
+    /// Client authentication (`--auth-file`; off by default).
+    pub auth: crate::auth::AuthConfig,
+    /// Limits on clients (`--limit-*`).
+    pub limits: crate::limits::Limits,
 }
 
 /// Optional Raft settings of a server (`None`: the core's default).
@@ -85,7 +89,7 @@ impl RaftTuning {
 ///
 /// Kept apart from [`ServerConfig`] so that code building a
 /// `ServerConfig` field by field (the simulation) is unaffected; the
-/// runtime takes it beside ([`crate::runtime::run_with`]).
+/// runtime takes it beside, through [`crate::runtime::RuntimeEnv::files`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WsConfig {
     /// Where this server listens for WebSocket clients; `None`: it does
@@ -299,6 +303,8 @@ pub struct ConfigFile {
     pub fsync: Option<String>,
     /// `--ws-addr`: `HOST:PORT`, or `"none"`.
     pub ws_addr: Option<String>,
+    /// `--metrics-addr` (`HOST:PORT` or `none`).
+    pub metrics_addr: Option<String>,
     /// `--ws-addrs`, as a table of id = address.
     pub ws_addrs: Option<BTreeMap<String, HostPort>>,
     /// `--ws-allow-origin`, as a list.
@@ -312,6 +318,10 @@ pub struct ConfigFile {
     /// `--tls-*`: `[tls]` with `cert`, `key`, `ca`, and `[tls.client]`,
     /// `[tls.ws]`, `[tls.peer]` for one listener's own.
     pub tls: Option<crate::tls::TlsSettings>,
+    /// The `[auth]` table.
+    pub auth: Option<crate::limits::AuthFileRef>,
+    /// The `[limits]` table.
+    pub limits: Option<crate::limits::LimitsFile>,
 }
 
 impl ConfigFile {
@@ -402,6 +412,8 @@ impl ServerConfig {
             join: false,
             busy_poll: None,
             force_new_cluster: false,
+            auth: crate::auth::AuthConfig::default(),
+            limits: crate::limits::Limits::default(),
         }
     }
 

@@ -4,8 +4,11 @@
 //! command line (the `distlock` package) and the simulator run it; the
 //! client lives in `distlock-client`.
 
+pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod limits;
+pub mod metrics;
 pub mod runtime;
 pub mod storage;
 pub mod tls;

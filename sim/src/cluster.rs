@@ -170,6 +170,13 @@ impl Cluster {
             join,
             busy_poll: None,
             force_new_cluster: false,
+            // The simulated operator reaches the servers from its own
+            // (non-loopback) address.
+            auth: distlock_server::auth::AuthConfig {
+                allow_remote_admin: true,
+                ..distlock_server::auth::AuthConfig::default()
+            },
+            limits: distlock_server::limits::Limits::default(),
         };
         let (d, c, h, ex, ch) = (
             disk.clone(),
@@ -215,6 +222,7 @@ impl Cluster {
                         // Each simulated server is a node of its own.
                         shares_thread: false,
                         claim: None,
+                        metrics: Default::default(),
                         tls,
                     };
                     let result = run(cfg, env, std::future::pending()).await;

@@ -162,7 +162,7 @@ pub fn run_seed_catching(cfg: &SimConfig, keep_history: bool) -> Summary {
         Summary {
             seed: cfg.seed,
             nodes: cfg.nodes,
-            duration: format!("{}s", cfg.duration.as_secs()),
+            duration: duration_name(cfg.duration),
             faults: cfg.faults.name(),
             ops: 0,
             violations: vec![Violation {
@@ -177,6 +177,17 @@ pub fn run_seed_catching(cfg: &SimConfig, keep_history: bool) -> Summary {
             history: None,
         }
     })
+}
+
+/// A duration as `--duration` takes it back: whole seconds as `60s`,
+/// anything finer in milliseconds (`1500ms`).
+#[must_use]
+pub fn duration_name(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
 }
 
 fn range(rng: &mut ChaCha8Rng, lo: u64, hi: u64) -> u64 {
@@ -420,7 +431,7 @@ async fn simulate(cfg: SimConfig, keep_history: bool) -> Summary {
     Summary {
         seed: cfg.seed,
         nodes: cfg.nodes,
-        duration: format!("{}s", cfg.duration.as_secs()),
+        duration: duration_name(cfg.duration),
         faults: cfg.faults.name(),
         ops: workload.next_op.load(Ordering::Relaxed) - 1,
         violations,

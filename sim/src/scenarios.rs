@@ -2,7 +2,9 @@
 //! — which fault classes, which scripted steps, which knobs — plus the
 //! coverage counters that must be non-zero over a batch of seeds, so a
 //! pass is never vacuous. Scenarios the harness cannot express would be
-//! listed in [`UNSUPPORTED`] with the reason; all of S1–S21 run.
+//! listed in [`UNSUPPORTED`] with the reason; all of S1–S21 run. Each is
+//! also a file in `sim/scenarios/` ([`crate::scenario_file`]); a change
+//! here needs the same change there (`tests/scenario_files.rs` compares).
 
 use crate::faults::{Action, FaultSet};
 use crate::run::SimConfig;

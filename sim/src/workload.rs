@@ -140,8 +140,9 @@ pub async fn client_process(w: Arc<Workload>, seed: u64) {
             tokio::time::sleep(ms(range(&mut rng, 0, 300))).await;
         }
         if rng.next_u64() % 4 == 0 {
-            // Abandon: drop the client without closing; the cluster
-            // expires the session after its TTL.
+            // Abandon: stop keeping the session alive without closing
+            // it; the cluster expires it after its TTL.
+            session.abandon();
             continue;
         }
         let _ = tokio::time::timeout(ms(5_000), session.close()).await;

@@ -6,10 +6,12 @@ use crate::wait::within;
 use distlock_client::{Client, ClientOptions, Session};
 use distlock_core::locks::{ClientCommand, FencingToken, Mode, Outcome, Seq, SessionId, Wait};
 use distlock_core::proto::{
-    ClientFrame, ClusterStatusView, LockStatusView, ProtoError, Request, RequestBody, RequestId,
-    ResponseBody, ServerFrame,
+    AuthToken, ClientFrame, ClusterStatusView, LockStatusView, ProtoError, Request, RequestBody,
+    RequestId, ResponseBody, ServerFrame,
 };
-use distlock_transport_tcp::{HandshakeConfig, Reader, WelcomeInfo, Writer, client_handshake};
+use distlock_transport_tcp::{
+    HandshakeConfig, Reader, TransportError, WelcomeInfo, Writer, client_handshake,
+};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
@@ -50,6 +52,33 @@ impl Conn {
             .await
             .ok()
             .flatten()
+    }
+
+    /// One attempt to connect presenting `auth` in the `Hello`, within
+    /// 5 s; the transport's error (a refusal among them) if it fails.
+    ///
+    /// # Errors
+    /// As [`client_handshake`], and a timeout as
+    /// [`TransportError::HandshakeTimeout`].
+    pub async fn connect_as(
+        addr: SocketAddr,
+        auth: Option<AuthToken>,
+    ) -> Result<Self, TransportError> {
+        let attempt = async {
+            let stream = TcpStream::connect(addr).await?;
+            let (reader, writer, welcome) =
+                client_handshake(stream, None, auth, &HandshakeConfig::default()).await?;
+            Ok(Self {
+                reader,
+                writer,
+                welcome,
+                next_id: 1,
+            })
+        };
+        let limit = Duration::from_secs(5);
+        tokio::time::timeout(limit, attempt)
+            .await
+            .unwrap_or(Err(TransportError::HandshakeTimeout(limit)))
     }
 
     /// Connects once the server accepts.

@@ -94,7 +94,7 @@ async fn status_json_reports_the_cluster_and_a_locks_holders_waiters_and_mode() 
     assert_eq!(v["mode"], "exclusive", "{v}");
     assert_eq!(
         v["holders"],
-        json!([{ "session": holder.id().0, "token": guard.token().0 }]),
+        json!([{ "session": holder.id().0, "token": guard.token().0, "owner": null }]),
         "{v}"
     );
     let waiters = v["waiters"].as_array().expect("waiters");

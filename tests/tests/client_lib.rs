@@ -1,7 +1,9 @@
 //! Tests of the async client library against real `distlock serve`
 //! processes on loopback.
 
-use distlock_client::{Client, ClientError, ClientOptions, FencedResource};
+use distlock_client::{
+    Client, ClientError, ClientOptions, FencedResource, LockEvent, WatchStream, WatchUpdate,
+};
 use distlock_tests::{
     Cluster, Conn, PATIENCE, Server, client_session, client_session_with, staying_put,
     wait_until_async,
@@ -174,8 +176,6 @@ async fn session_is_lost_when_the_cluster_is_gone() {
         ))
     ));
     assert!(guard.release().await.is_err());
-    // Only one session per client.
-    assert!(client.open_session(Duration::from_secs(2)).await.is_err());
 }
 
 /// A caller that stops waiting for a lock (drops the future, here through
@@ -266,4 +266,239 @@ async fn token_checks_and_lock_status_follow_the_holders() {
         .expect("status")
         .expect("q is held");
     assert_eq!(view.holders[0].session, b.id());
+}
+
+async fn next_update(stream: &mut WatchStream) -> WatchUpdate {
+    within("the next watch update", stream.next())
+        .await
+        .expect("the watch stream goes on")
+}
+
+/// A watch reports each grant and release of its lock in order; when the
+/// server it watches through dies, the client fails over, says so
+/// (`Resumed`), repeats nothing and reports the next grant from the new
+/// server.
+#[tokio::test]
+async fn a_watch_stream_follows_the_lock_across_a_failover() {
+    let mut cluster = Cluster::start(3);
+    let clients = cluster.client_addrs();
+    // The watcher dials server 1 first and stays there.
+    let watcher = Client::connect_within(clients.clone(), staying_put(), PATIENCE)
+        .await
+        .expect("the watcher connects");
+    let mut events = watcher.watch("watched").expect("watch");
+    assert_eq!(events.lock_name(), "watched");
+    // The watch is asked before this read on the same connection, and the
+    // server handles a connection's requests in order: once the read is
+    // answered, the watch is in place.
+    within("status", watcher.lock_status("watched"))
+        .await
+        .expect("status");
+
+    let b = client_session(&clients[1..], TTL).await;
+    let g1 = within("lock", b.lock("watched")).await.expect("b locks");
+    let t1 = g1.token();
+    let WatchUpdate::Event(LockEvent::Acquired { session, token, .. }) =
+        next_update(&mut events).await
+    else {
+        panic!("the grant comes first");
+    };
+    assert_eq!((session, token), (b.id(), t1));
+    within("release", g1.release()).await.expect("b releases");
+    let WatchUpdate::Event(LockEvent::Released { session, token, .. }) =
+        next_update(&mut events).await
+    else {
+        panic!("then the release");
+    };
+    assert_eq!((session, token), (b.id(), t1));
+
+    cluster.server(1).kill();
+    assert_eq!(
+        next_update(&mut events).await,
+        WatchUpdate::Resumed,
+        "the watch is asked again of another server"
+    );
+    within("status after the failover", watcher.lock_status("watched"))
+        .await
+        .expect("status");
+    let g2 = within("lock", b.lock("watched"))
+        .await
+        .expect("b locks again");
+    let WatchUpdate::Event(LockEvent::Acquired { session, token, .. }) =
+        next_update(&mut events).await
+    else {
+        panic!("the next grant, with nothing repeated before it");
+    };
+    assert_eq!((session, token), (b.id(), g2.token()));
+    assert!(g2.token() > t1);
+}
+
+/// One client, two sessions: each holds its own lock and keeps its own
+/// lease alive; the locks exclude each other's session like any other;
+/// closing one leaves the other working.
+#[tokio::test]
+async fn two_sessions_of_one_client_hold_two_locks() {
+    let server = Server::single();
+    let ttl = Duration::from_secs(2);
+    let client =
+        Client::connect_within(vec![server.client_addr], ClientOptions::default(), PATIENCE)
+            .await
+            .expect("connects");
+    // A refused open is a typed error and leaves the client working.
+    let refused = within("open", client.open_session(Duration::from_secs(100_000))).await;
+    assert!(
+        matches!(
+            refused,
+            Err(ClientError::Session(
+                distlock_core::client::ClientError::Server(distlock_core::proto::ProtoError::Lock(
+                    distlock_client::LockError::InvalidTtl { .. }
+                ))
+            ))
+        ),
+        "{refused:?}"
+    );
+    let s1 = within("open", client.open_session(ttl)).await.expect("s1");
+    let s2 = within("open", client.open_session(ttl)).await.expect("s2");
+    assert_ne!(s1.id(), s2.id());
+
+    let g1 = within("lock", s1.lock("one")).await.expect("s1 locks one");
+    let g2 = within("lock", s2.lock("two")).await.expect("s2 locks two");
+    assert!(
+        within("try_lock", s2.try_lock("one"))
+            .await
+            .expect("s2 tries one")
+            .is_none(),
+        "the other session of the same client is excluded"
+    );
+    let holder =
+        |view: Option<distlock_client::LockStatusView>| view.expect("held").holders[0].session;
+    assert_eq!(
+        holder(client.lock_status("one").await.expect("status")),
+        s1.id()
+    );
+    assert_eq!(
+        holder(client.lock_status("two").await.expect("status")),
+        s2.id()
+    );
+
+    // Both leases are renewed by their own keepalives, past several TTLs.
+    let (start1, start2) = (s1.lease_deadline(), s2.lease_deadline());
+    let later = tokio::time::Instant::now() + ttl * 2;
+    wait_until_async("both sessions renewed past two TTLs", PATIENCE, || {
+        let renewed = |d: Option<tokio::time::Instant>, from| d > from && d > Some(later);
+        std::future::ready(
+            (renewed(s1.lease_deadline(), start1) && renewed(s2.lease_deadline(), start2))
+                .then_some(()),
+        )
+    })
+    .await;
+    assert!(s1.is_valid() && s2.is_valid());
+
+    drop(g1);
+    within("close", s1.close()).await.expect("s1 closes");
+    let again = within("try_lock", s2.try_lock("one"))
+        .await
+        .expect("s2 tries")
+        .expect("one is free once s1 closed");
+    assert!(s2.is_valid(), "s2 lives on after s1 closed");
+    within("release", again.release()).await.expect("release");
+    within("release", g2.release()).await.expect("release");
+}
+
+/// A caller that drops a waiting `lock()` future withdraws its wait from
+/// the lock's queue: the queue is empty again while the holder still
+/// holds, and when the holder releases, another client gets the lock at
+/// once, not after the abandoned wait's minute-long timeout.
+#[tokio::test]
+async fn dropping_a_waiting_lock_future_leaves_the_queue() {
+    let server = Server::single();
+    let addr = server.client_addr;
+    let a = client_session(&[addr], TTL).await;
+    let b = client_session(&[addr], TTL).await;
+    let c = client_session(&[addr], TTL).await;
+
+    let ga = within("lock", a.lock("q")).await.expect("a locks");
+    // Boxed, so that dropping it drops the future itself.
+    let mut waiting = Box::pin(b.lock_timeout("q", Duration::from_secs(60)));
+    let b_id = b.id();
+    // Polled once, b's acquire goes out; b is then in the queue...
+    assert!(poll_once(&mut waiting).await.is_none());
+    wait_until_async("b waits for q", PATIENCE, || async {
+        let view = a.lock_status("q").await.ok().flatten()?;
+        view.waiters.iter().any(|w| w.session == b_id).then_some(())
+    })
+    .await;
+    // ...until its caller drops the future.
+    drop(waiting);
+    wait_until_async("b's wait left the queue", PATIENCE, || async {
+        let view = a.lock_status("q").await.ok().flatten()?;
+        assert_eq!(view.holders[0].session, a.id(), "a still holds q");
+        view.waiters.is_empty().then_some(())
+    })
+    .await;
+    assert!(!b.is_lost(), "b's session lives on");
+
+    within("release", ga.release()).await.expect("a releases");
+    let gc = within("try_lock", c.try_lock("q"))
+        .await
+        .expect("c tries")
+        .expect("nobody else was in line: c gets q at once");
+    within("release", gc.release()).await.expect("c releases");
+}
+
+/// Polls `fut` once; `Some` if it completed.
+async fn poll_once<F: Future + Unpin>(fut: &mut F) -> Option<F::Output> {
+    std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(match std::pin::Pin::new(&mut *fut).poll(cx) {
+            std::task::Poll::Ready(v) => Some(v),
+            std::task::Poll::Pending => None,
+        })
+    })
+    .await
+}
+
+/// Dropping a guard releases its lock in the background while the session
+/// lives on; a guard whose session handle was dropped still holds its lock
+/// (the session stays open for it) until it is dropped in turn.
+#[tokio::test]
+async fn dropped_guards_release_in_the_background() {
+    let server = Server::single();
+    let addr = server.client_addr;
+    let a = client_session(&[addr], TTL).await;
+    let b = client_session(&[addr], TTL).await;
+
+    let g = within("lock", a.lock("g")).await.expect("a locks");
+    drop(g);
+    let gb = wait_until_async(
+        "b gets the lock a's dropped guard released",
+        PATIENCE,
+        || async { b.try_lock("g").await.ok().flatten() },
+    )
+    .await;
+    assert!(a.is_valid(), "a's session lives on");
+    within("release", gb.release()).await.expect("b releases");
+
+    let kept = within("lock", a.lock("kept")).await.expect("a locks kept");
+    let last = within("lock", a.lock("last")).await.expect("a locks last");
+    let a_id = a.id();
+    drop(a);
+    // The guards keep the session open: one of them can still release.
+    let view = within("status", b.lock_status("kept"))
+        .await
+        .expect("status")
+        .expect("held");
+    assert_eq!(
+        (view.holders[0].session, view.holders[0].token),
+        (a_id, kept.token())
+    );
+    within("release", kept.release())
+        .await
+        .expect("the session of a guard is open while the guard lives");
+    drop(last);
+    wait_until_async(
+        "last is free once a's last guard is dropped",
+        PATIENCE,
+        || async { b.try_lock("last").await.ok().flatten() },
+    )
+    .await;
 }

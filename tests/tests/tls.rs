@@ -72,7 +72,7 @@ fn cli(args: &[&str]) -> (i32, String) {
 async fn tls_leader(addrs: &[SocketAddr], tls: &ClientTls) -> u64 {
     wait_until_async("a leader over TLS", PATIENCE, || async {
         for addr in addrs {
-            if let Ok(view) = cluster_status_with(&HostPort::from(*addr), Some(tls)).await
+            if let Ok(view) = cluster_status_with(&HostPort::from(*addr), Some(tls), None).await
                 && let Some(leader) = view.leader
             {
                 return Some(leader.0);

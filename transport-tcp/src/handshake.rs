@@ -123,6 +123,9 @@ pub struct ClientHello {
     /// The credentials it presented (already checked against
     /// [`Admission::auth`] if that is set).
     pub auth: Option<AuthToken>,
+    /// The identity of the client's verified TLS certificate, if it
+    /// presented one (`None` on a plain connection).
+    pub identity: Option<String>,
 }
 
 /// Runs `fut` under the handshake deadline.
@@ -303,6 +306,7 @@ where
                     protocol_version,
                     cluster_id,
                     auth,
+                    identity: None,
                 }),
         })
     })

@@ -24,6 +24,7 @@ pub mod addr;
 pub mod error;
 pub mod frame;
 pub mod handshake;
+pub mod meter;
 pub mod tls;
 
 pub use addr::{AddrError, HostPort};
@@ -34,3 +35,4 @@ pub use handshake::{
     PendingClient, Reader, WelcomeInfo, Writer, accept_client, accept_peer, client_handshake,
     peer_handshake, send_peer_error,
 };
+pub use meter::{Meter, Metered};

@@ -22,6 +22,9 @@ pub struct WsReader<T> {
     /// The last message that did not decode, kept so the handshake can
     /// still read the protocol version of a `Hello` of another version.
     last_malformed: Option<(Vec<u8>, Encoding)>,
+    /// Told of every message taken from the stream, control messages
+    /// included, so that bytes still arriving mean a message under way.
+    meter: Option<std::sync::Arc<distlock_transport_tcp::Meter>>,
 }
 
 /// Writes frames to a WebSocket connection in one encoding.
@@ -46,6 +49,7 @@ where
         WsReader {
             inner: stream,
             last_malformed: None,
+            meter: None,
         },
         WsWriter {
             inner: sink,
@@ -74,7 +78,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin> WsReader<T> {
         loop {
             let message = match self.inner.next().await {
                 None => return Ok(None),
-                Some(Ok(message)) => message,
+                Some(Ok(message)) => {
+                    if let Some(meter) = &self.meter {
+                        meter.frame_done();
+                    }
+                    message
+                }
                 Some(Err(e)) => {
                     return match WsError::from_ws(e) {
                         WsError::Closed => Ok(None),
@@ -96,6 +105,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin> WsReader<T> {
                 }
             }
         }
+    }
+
+    /// Marks `meter` at every message read (see
+    /// [`distlock_transport_tcp::Meter::frame_done`]).
+    pub fn set_meter(&mut self, meter: std::sync::Arc<distlock_transport_tcp::Meter>) {
+        self.meter = Some(meter);
     }
 
     /// The raw bytes and encoding of the last message that failed to

@@ -318,6 +318,7 @@ fn check_hello(frame: ClientFrame, admission: &Admission) -> Result<ClientHello,
                 protocol_version,
                 cluster_id,
                 auth,
+                identity: None,
             })
         }
     }

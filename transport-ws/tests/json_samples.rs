@@ -9,13 +9,14 @@
 
 use distlock_core::ids::{LogIndex, NodeId, Term};
 use distlock_core::locks::{
-    ClientCommand, FencingToken, LockDelay, LockError, LockKind, Mode, Outcome, Seq, SessionId,
-    Wait,
+    ClientCommand, FencingToken, LockDelay, LockError, LockKind, MetaError, MetaField, Mode,
+    Outcome, Seq, SessionId, SessionMeta, Wait,
 };
 use distlock_core::proto::{
-    AuthToken, ClientFrame, ClusterId, ClusterStatusView, HolderView, LockEvent, LockStatusView,
-    MemberInfo, MemberRole, MemberStatus, ProtoError, Request, RequestBody, RequestId, Response,
-    ResponseBody, ServerFrame, WaiterView, WatchEvent,
+    AuthToken, ClientFrame, ClusterId, ClusterStatusView, HolderEntryView, HolderView, LeaderView,
+    LockEntryView, LockEvent, LockListView, LockStatusView, MemberInfo, MemberRole, MemberStatus,
+    ProtoError, Request, RequestBody, RequestId, Response, ResponseBody, ServerFrame,
+    SessionEntryView, SessionListView, WaiterEntryView, WaiterView, WatchEvent,
 };
 use distlock_core::raft::{MemberAddrs, MembershipChange, MembershipError};
 use serde_json::Value;
@@ -37,6 +38,16 @@ fn reply(id: u64, result: Result<ResponseBody, ProtoError>) -> ServerFrame {
         id: RequestId(id),
         result,
     })
+}
+
+/// Who opened a session, as the samples show it.
+fn sample_meta() -> SessionMeta {
+    SessionMeta {
+        name: "alice@db1 4242".to_owned(),
+        host: "db1".to_owned(),
+        pid: Some(4242),
+        labels: [("role".to_owned(), "backup".to_owned())].into(),
+    }
 }
 
 fn client_samples() -> Vec<(&'static str, ClientFrame)> {
@@ -251,6 +262,80 @@ fn client_samples() -> Vec<(&'static str, ClientFrame)> {
                 },
             ),
         ),
+        (
+            "open_session_with_meta",
+            request(
+                18,
+                RequestBody::Log(ClientCommand::OpenSessionWithMeta {
+                    nonce: 7,
+                    ttl_ms: 10_000,
+                    meta: sample_meta(),
+                }),
+            ),
+        ),
+        (
+            "list_locks",
+            request(
+                19,
+                RequestBody::ListLocks {
+                    prefix: "jobs/".to_owned(),
+                    after: Some("jobs/a".to_owned()),
+                    limit: 100,
+                },
+            ),
+        ),
+        (
+            "list_sessions",
+            request(
+                20,
+                RequestBody::ListSessions {
+                    after: None,
+                    limit: 0,
+                },
+            ),
+        ),
+        (
+            "revoke_session",
+            request(21, RequestBody::RevokeSession { session: s }),
+        ),
+        (
+            "campaign",
+            request(
+                22,
+                RequestBody::Log(ClientCommand::Campaign {
+                    session: s,
+                    seq: Seq(4),
+                    ack: Seq(4),
+                    election: "scheduler".to_owned(),
+                    value: "10.0.0.7:8080".to_owned(),
+                    wait: Wait::Forever,
+                    lock_delay_ms: 0,
+                }),
+            ),
+        ),
+        (
+            "proclaim",
+            request(
+                23,
+                RequestBody::Log(ClientCommand::Proclaim {
+                    session: s,
+                    seq: Seq(5),
+                    ack: Seq(5),
+                    election: "scheduler".to_owned(),
+                    token: FencingToken(44),
+                    value: "10.0.0.7:9090".to_owned(),
+                }),
+            ),
+        ),
+        (
+            "leader",
+            request(
+                24,
+                RequestBody::Leader {
+                    election: "scheduler".to_owned(),
+                },
+            ),
+        ),
     ]
 }
 
@@ -412,6 +497,32 @@ fn server_samples() -> Vec<(&'static str, ServerFrame)> {
         ),
         ("not_attached", reply(4, Err(ProtoError::NotAttached))),
         (
+            "forbidden",
+            reply(
+                5,
+                Err(ProtoError::Forbidden {
+                    right: distlock_core::auth::Right::Lock,
+                    lock: Some("payroll".to_owned()),
+                }),
+            ),
+        ),
+        (
+            "too_many_sessions",
+            reply(5, Err(ProtoError::TooManySessions { max: 1024 })),
+        ),
+        (
+            "too_many_watches",
+            reply(5, Err(ProtoError::TooManyWatches { max: 256 })),
+        ),
+        (
+            "too_many_in_flight",
+            reply(5, Err(ProtoError::TooManyInFlight { max: 4096 })),
+        ),
+        (
+            "rate_limited",
+            reply(5, Err(ProtoError::RateLimited { per_second: 20000 })),
+        ),
+        (
             "leader_unreachable",
             reply(3, Err(ProtoError::LeaderUnreachable { leader: NodeId(2) })),
         ),
@@ -507,6 +618,14 @@ fn server_samples() -> Vec<(&'static str, ServerFrame)> {
             ServerFrame::Error(ProtoError::HelloRequired),
         ),
         (
+            "too_many_connections",
+            ServerFrame::Error(ProtoError::TooManyConnections { max: 1024 }),
+        ),
+        (
+            "frame_timeout",
+            ServerFrame::Error(ProtoError::FrameTimeout { secs: 10 }),
+        ),
+        (
             "malformed",
             ServerFrame::Error(ProtoError::Malformed {
                 reason: "JSON message: EOF while parsing".to_owned(),
@@ -551,6 +670,98 @@ fn server_samples() -> Vec<(&'static str, ServerFrame)> {
                     index: LogIndex(900),
                 }),
             ),
+        ),
+        (
+            "locks",
+            reply(
+                19,
+                Ok(ResponseBody::Locks(LockListView {
+                    index: LogIndex(40),
+                    locks: vec![LockEntryView {
+                        name: "jobs/b".to_owned(),
+                        kind: LockKind::ReadWrite,
+                        mode: Some(Mode::Exclusive),
+                        holders: vec![HolderEntryView {
+                            session: s,
+                            token: FencingToken(17),
+                            since: LogIndex(17),
+                            owner: Some(sample_meta()),
+                        }],
+                        waiters: vec![WaiterEntryView {
+                            session: SessionId(43),
+                            mode: Mode::Shared,
+                            timeout_ms: None,
+                            owner: None,
+                        }],
+                        delay: None,
+                    }],
+                    next: Some("jobs/b".to_owned()),
+                })),
+            ),
+        ),
+        (
+            "sessions",
+            reply(
+                20,
+                Ok(ResponseBody::Sessions(SessionListView {
+                    index: LogIndex(40),
+                    sessions: vec![SessionEntryView {
+                        session: s,
+                        ttl_ms: 10_000,
+                        held: 1,
+                        waiting: 0,
+                        owner: Some(sample_meta()),
+                    }],
+                    next: None,
+                })),
+            ),
+        ),
+        (
+            "revoked",
+            reply(21, Ok(ResponseBody::Revoked { session: s })),
+        ),
+        (
+            "invalid_session_meta",
+            lock_err(LockError::InvalidSessionMeta(MetaError::Length {
+                field: MetaField::Name,
+                len: 300,
+                max: 128,
+            })),
+        ),
+        (
+            "proclaimed",
+            reply(23, Ok(ResponseBody::Lock(Outcome::Proclaimed))),
+        ),
+        (
+            "leader_view",
+            reply(
+                24,
+                Ok(ResponseBody::Leader(Some(LeaderView {
+                    session: s,
+                    token: FencingToken(44),
+                    value: Some("10.0.0.7:9090".to_owned()),
+                    owner: Some(sample_meta()),
+                }))),
+            ),
+        ),
+        ("no_leader_view", reply(24, Ok(ResponseBody::Leader(None)))),
+        (
+            "watch_proclaimed",
+            ServerFrame::Watch(WatchEvent {
+                lock: "scheduler".into(),
+                event: LockEvent::Proclaimed {
+                    index: LogIndex(45),
+                    session: s,
+                    token: FencingToken(44),
+                },
+            }),
+        ),
+        (
+            "invalid_value",
+            lock_err(LockError::InvalidValue {
+                len: 5_000,
+                max: 4_096,
+            }),
         ),
     ]
 }

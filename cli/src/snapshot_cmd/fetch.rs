@@ -285,9 +285,14 @@ async fn fetch_from(
         let stream = open_stream(addr.as_str(), tls, Duration::from_secs(3))
             .await
             .map_err(|e| e.to_string())?;
-        client_handshake(stream, None, None, &HandshakeConfig::default())
-            .await
-            .map_err(|e| e.to_string())
+        client_handshake(
+            stream,
+            None,
+            crate::credentials::token(),
+            &HandshakeConfig::default(),
+        )
+        .await
+        .map_err(|e| e.to_string())
     };
     let (mut reader, mut writer, welcome) =
         match tokio::time::timeout(Duration::from_secs(3), connect).await {
@@ -526,7 +531,7 @@ mod tests {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let server = tokio::spawn(fake_server(listener));
-        let fetched = fetch(&[addr.into()], Duration::from_secs(20))
+        let fetched = fetch(&[addr.into()], None, Duration::from_secs(20))
             .await
             .expect("fetched");
         server.abort();
@@ -542,7 +547,7 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
             l.local_addr().expect("addr")
         };
-        let e = fetch(&[addr.into()], Duration::from_millis(300))
+        let e = fetch(&[addr.into()], None, Duration::from_millis(300))
             .await
             .expect_err("nobody listens");
         assert!(matches!(e, FetchError::Unavailable { .. }), "{e}");

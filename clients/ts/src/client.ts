@@ -11,6 +11,8 @@ import {
   type ClientFrame,
   type ClusterStatusView,
   type LockEvent,
+  type LeaderView,
+  type LockListView,
   type LockStatusView,
   type MemberInfo,
   type Mode,
@@ -19,6 +21,8 @@ import {
   type RequestBody,
   type ResponseBody,
   type ServerFrame,
+  type SessionListView,
+  type SessionMeta,
   type Wait,
   MAX_MESSAGE_BYTES,
   ProtocolError,
@@ -175,10 +179,14 @@ export class Client {
     throw new DistlockError(`could not connect to any distlock server: ${last.message}`, "connect");
   }
 
-  /** Opens this client's session with a lease of `ttlMs`. */
-  async openSession(ttlMs = 10_000): Promise<Session> {
+  /**
+   * Opens this client's session with a lease of `ttlMs`; `meta` tells
+   * operators who opened it (shown by `distlock locks`, `sessions` and
+   * `status NAME`).
+   */
+  async openSession(ttlMs = 10_000, meta?: SessionMeta): Promise<Session> {
     const nonce = randomNonce();
-    const id = await this.run((now) => this.machine.openSession(ttlMs, nonce, now));
+    const id = await this.run((now) => this.machine.openSession(ttlMs, nonce, now, meta));
     return new Session(this, id as number);
   }
 
@@ -194,6 +202,73 @@ export class Client {
     const r = await this.query({ LockStatus: { lock } });
     if (typeof r === "object" && "LockStatus" in r) return r.LockStatus;
     throw new DistlockError("unexpected answer to LockStatus", "unexpectedAnswer");
+  }
+
+  /**
+   * One page of the locks whose names start with `prefix` (with holders,
+   * waiters or a lock-delay), after `after` (the previous page's `next`).
+   * A linearizable read; paging on never skips or repeats a lock that
+   * exists throughout.
+   */
+  async listLocks(prefix = "", after: string | null = null, limit = 100): Promise<LockListView> {
+    const r = await this.query({ ListLocks: { prefix, after, limit } });
+    if (typeof r === "object" && "Locks" in r) return r.Locks;
+    throw new DistlockError("unexpected answer to ListLocks", "unexpectedAnswer");
+  }
+
+  /** One page of the live sessions after `after`, with who opened them. */
+  async listSessions(after: number | null = null, limit = 100): Promise<SessionListView> {
+    const r = await this.query({ ListSessions: { after, limit } });
+    if (typeof r === "object" && "Sessions" in r) return r.Sessions;
+    throw new DistlockError("unexpected answer to ListSessions", "unexpectedAnswer");
+  }
+
+  /**
+   * Ends `session` as the expiry of its lease would (an operator's act):
+   * its locks go into lock-delay where asked. Refused with
+   * `UnknownSession` if it is not live.
+   */
+  async revokeSession(session: number): Promise<void> {
+    const r = await this.query({ RevokeSession: { session } });
+    if (typeof r === "object" && "Revoked" in r) return;
+    throw new DistlockError("unexpected answer to RevokeSession", "unexpectedAnswer");
+  }
+
+  /** The leader of `election` (a linearizable read); null when nobody leads. */
+  async leader(election: string): Promise<LeaderView | null> {
+    const r = await this.query({ Leader: { election } });
+    if (typeof r === "object" && "Leader" in r) return r.Leader;
+    throw new DistlockError("unexpected answer to Leader", "unexpectedAnswer");
+  }
+
+  /**
+   * The successive leaders of `election`: the current one at once, then
+   * each time it changes (session, term of office or value). Each is
+   * read on every event of the election's watch, and every second.
+   */
+  async *observe(election: string): AsyncIterableIterator<LeaderView | null> {
+    let last: string | undefined;
+    const events = this.watch(election);
+    let pending: Promise<IteratorResult<LockEvent>> | null = null;
+    try {
+      for (;;) {
+        const now = await this.leader(election);
+        const key = JSON.stringify(now);
+        if (key !== last) {
+          last = key;
+          yield now;
+        }
+        pending ??= events.next();
+        const tick = new Promise<"tick">((r) => setTimeout(() => r("tick"), 1_000));
+        const woke = await Promise.race([pending, tick]);
+        if (woke !== "tick") {
+          if (woke.done) return;
+          pending = null;
+        }
+      }
+    } finally {
+      await events.return?.();
+    }
   }
 
   /** Whether `token` is the current grant of `lock`. */
@@ -505,6 +580,27 @@ export class Lock {
   }
 }
 
+/** This session's term of office as an election's leader. */
+export class Leadership {
+  constructor(
+    private readonly session: Session,
+    /** The election. */
+    readonly election: string,
+    /** The term of office: the grant's fencing token. */
+    readonly token: number,
+  ) {}
+
+  /** Leads with `value` from now on. */
+  proclaim(value: string): Promise<void> {
+    return this.session.proclaim(this.election, this.token, value);
+  }
+
+  /** Resigns: the next campaigner in line is elected. */
+  resign(): Promise<void> {
+    return this.session.release(this.election, this.token);
+  }
+}
+
 /** An open session: the owner of locks. */
 export class Session {
   constructor(
@@ -550,6 +646,36 @@ export class Session {
     }
     if (typeof outcome === "object" && "Granted" in outcome) return new Lock(this, name, outcome.Granted.token, mode);
     throw new DistlockError(`unexpected answer ${JSON.stringify(outcome)}`, "unexpectedAnswer");
+  }
+
+  /**
+   * Campaigns in `election` with `value` and resolves once elected: the
+   * leadership's token is its term of office (a later leader's is higher).
+   * Rejects with code `"notGranted"` when another leads and the wait ran out.
+   */
+  async campaign(election: string, value: string, options: AcquireOptions = {}): Promise<Leadership> {
+    const wait: Wait = options.waitMs === undefined ? "Forever" : options.waitMs <= 0 ? "Try" : { For: Math.round(options.waitMs) };
+    const m = this.client.sessionMachine;
+    let outcome: Outcome | number;
+    try {
+      outcome = await this.client.run((now) => m.campaign(election, value, wait, options.lockDelayMs ?? 0, now));
+    } catch (e) {
+      const err = e as DistlockError;
+      const lockErr = err.serverError && typeof err.serverError === "object" && "Lock" in err.serverError ? tagOf(err.serverError.Lock) : "";
+      if (["Busy", "TimedOut", "Cancelled"].includes(lockErr)) {
+        throw new DistlockError(`${election}: not elected (${lockErr})`, "notGranted", err.serverError);
+      }
+      throw e;
+    }
+    if (typeof outcome === "object" && "Granted" in outcome) return new Leadership(this, election, outcome.Granted.token);
+    throw new DistlockError(`unexpected answer ${JSON.stringify(outcome)}`, "unexpectedAnswer");
+  }
+
+  /** As the leader of `election` with term of office `token`, leads with `value` from now on. */
+  async proclaim(election: string, token: number, value: string): Promise<void> {
+    const m = this.client.sessionMachine;
+    const outcome = await this.client.run((now) => m.proclaim(election, token, value, now));
+    if (outcome !== "Proclaimed") throw new DistlockError(`unexpected answer ${JSON.stringify(outcome)}`, "unexpectedAnswer");
   }
 
   /** Releases `name` held with `token`. */

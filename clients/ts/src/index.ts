@@ -17,7 +17,7 @@
  * @module
  */
 
-export { Client, DistlockError, Lock, Session } from "./client.js";
+export { Client, DistlockError, Leadership, Lock, Session } from "./client.js";
 export type { AcquireOptions, ClientOptions, WebSocketFactory, WebSocketLike } from "./client.js";
 export { DEFAULT_MACHINE_CONFIG, SessionMachine } from "./machine.js";
 export type { LostReason, MachineConfig, MachineError, MachineEvent } from "./machine.js";

@@ -22,6 +22,7 @@
  */
 
 import {
+  type ClientCommand,
   type ClientFrame,
   type MemberInfo,
   type Mode,
@@ -36,6 +37,7 @@ import {
   isRetryable,
   isSessionGone,
   tagOf,
+  type SessionMeta,
 } from "./protocol.js";
 
 /** Settings of the state machine (times in milliseconds). */
@@ -195,7 +197,7 @@ export class SessionMachine {
 
   // ----- commands -----
 
-  openSession(ttlMs: number, nonce: bigint, now: number): number | MachineError {
+  openSession(ttlMs: number, nonce: bigint, now: number, meta?: SessionMeta): number | MachineError {
     this.checkLease(now);
     switch (this.session.s) {
       case "opening":
@@ -208,7 +210,10 @@ export class SessionMachine {
       case "none":
         break;
     }
-    const op = this.start({ Log: { OpenSession: { nonce, ttl_ms: ttlMs } } }, null, now);
+    const open: ClientCommand = meta
+      ? { OpenSessionWithMeta: { nonce, ttl_ms: ttlMs, meta } }
+      : { OpenSession: { nonce, ttl_ms: ttlMs } };
+    const op = this.start({ Log: open }, null, now);
     this.session = { s: "opening", op };
     return op;
   }
@@ -221,6 +226,23 @@ export class SessionMachine {
       Log: { Acquire: { session, seq, ack: seq, lock, mode, wait, lock_delay_ms: lockDelayMs } },
     };
     return this.start(body, seq, now);
+  }
+
+  campaign(election: string, value: string, wait: Wait, lockDelayMs: number, now: number): number | MachineError {
+    const session = this.liveSession(now);
+    if (typeof session !== "number") return session;
+    const seq = this.nextSeq++;
+    const body: RequestBody = {
+      Log: { Campaign: { session, seq, ack: seq, election, value, wait, lock_delay_ms: lockDelayMs } },
+    };
+    return this.start(body, seq, now);
+  }
+
+  proclaim(election: string, token: number, value: string, now: number): number | MachineError {
+    const session = this.liveSession(now);
+    if (typeof session !== "number") return session;
+    const seq = this.nextSeq++;
+    return this.start({ Log: { Proclaim: { session, seq, ack: seq, election, token, value } } }, seq, now);
   }
 
   release(lock: string, token: number, now: number): number | MachineError {
@@ -368,8 +390,8 @@ export class SessionMachine {
   }
 
   private timeoutOf(body: RequestBody): number | null {
-    if (typeof body === "object" && "Log" in body && "Acquire" in body.Log) {
-      const wait = body.Log.Acquire.wait;
+    const wait = waitOf(body);
+    if (wait !== null) {
       if (wait === "Try") return this.config.requestTimeoutMs;
       if (wait === "Forever") return null;
       return wait.For === 0 ? this.config.requestTimeoutMs : wait.For + this.config.waitSlackMs;
@@ -612,8 +634,13 @@ export class SessionMachine {
       const ttlMs = ok.SessionOpened.ttl_ms;
       const from = op.firstSent ?? now;
       const open = op.body;
+      const log = typeof open === "object" && "Log" in open ? open.Log : null;
       const nonce =
-        typeof open === "object" && "Log" in open && "OpenSession" in open.Log ? open.Log.OpenSession.nonce : 0n;
+        log && "OpenSession" in log
+          ? log.OpenSession.nonce
+          : log && "OpenSessionWithMeta" in log
+            ? log.OpenSessionWithMeta.nonce
+            : 0n;
       this.session = {
         s: "open",
         id: ok.SessionOpened.session,
@@ -646,7 +673,8 @@ export class SessionMachine {
 }
 
 function failure(op: number, body: RequestBody, error: MachineError): MachineEvent {
-  const opening = typeof body === "object" && "Log" in body && "OpenSession" in body.Log;
+  const opening =
+    typeof body === "object" && "Log" in body && ("OpenSession" in body.Log || "OpenSessionWithMeta" in body.Log);
   return opening
     ? { kind: "sessionOpened", op, result: { err: error } }
     : { kind: "completed", op, result: { err: error } };
@@ -659,10 +687,19 @@ function setAck(body: RequestBody, ack: number): void {
   else if ("Acquire" in cmd) cmd.Acquire.ack = ack;
   else if ("Release" in cmd) cmd.Release.ack = ack;
   else if ("CancelWait" in cmd) cmd.CancelWait.ack = ack;
+  else if ("Campaign" in cmd) cmd.Campaign.ack = ack;
+  else if ("Proclaim" in cmd) cmd.Proclaim.ack = ack;
+}
+
+/** How an acquire or a campaign may wait; null for other requests. */
+function waitOf(body: RequestBody): Wait | null {
+  if (typeof body !== "object" || !("Log" in body)) return null;
+  if ("Acquire" in body.Log) return body.Log.Acquire.wait;
+  if ("Campaign" in body.Log) return body.Log.Campaign.wait;
+  return null;
 }
 
 function waits(body: RequestBody): boolean {
-  if (typeof body !== "object" || !("Log" in body) || !("Acquire" in body.Log)) return false;
-  const w = body.Log.Acquire.wait;
-  return w === "Forever" || (typeof w === "object" && w.For > 0);
+  const w = waitOf(body);
+  return w === "Forever" || (typeof w === "object" && w !== null && w.For > 0);
 }

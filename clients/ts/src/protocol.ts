@@ -41,7 +41,33 @@ export type ClientCommand =
       };
     }
   | { Release: { session: number; seq: number; ack: number; lock: string; token: number } }
-  | { CancelWait: { session: number; seq: number; ack: number; lock: string } };
+  | { CancelWait: { session: number; seq: number; ack: number; lock: string } }
+  | { OpenSessionWithMeta: { nonce: bigint | number; ttl_ms: number; meta: SessionMeta } }
+  | {
+      Campaign: {
+        session: number;
+        seq: number;
+        ack: number;
+        election: string;
+        value: string;
+        wait: Wait;
+        lock_delay_ms: number;
+      };
+    }
+  | { Proclaim: { session: number; seq: number; ack: number; election: string; token: number; value: string } };
+
+/** Who opened a session (bounded: name 128 bytes, host 255, 16 labels of 64/256 bytes; no control characters). */
+export interface SessionMeta {
+  name: string;
+  host: string;
+  pid: number | null;
+  labels: Record<string, string>;
+}
+export type MetaField = "Name" | "Host" | "LabelKey" | "LabelValue";
+export type MetaError =
+  | { Length: { field: MetaField; len: number; max: number } }
+  | { TooManyLabels: { count: number; max: number } }
+  | { ControlCharacter: { field: MetaField } };
 
 export type RequestBody =
   | { Log: ClientCommand }
@@ -54,7 +80,11 @@ export type RequestBody =
   | { ChangeMembership: MembershipChange }
   | { TakeSnapshot: { max_len: number } }
   | { SnapshotChunk: { index: number; offset: number; max_len: number } }
-  | { Attach: { session: number; secret: bigint | number } };
+  | { Attach: { session: number; secret: bigint | number } }
+  | { ListLocks: { prefix: string; after: string | null; limit: number } }
+  | { ListSessions: { after: number | null; limit: number } }
+  | { RevokeSession: { session: number } }
+  | { Leader: { election: string } };
 
 /** An operator's membership change (`distlock members`). */
 export type MembershipChange =
@@ -90,7 +120,8 @@ export type Outcome =
   | "Released"
   | "WaitCancelled"
   | "Closed"
-  | "Pending";
+  | "Pending"
+  | "Proclaimed";
 
 export type LockError =
   | "SessionNotFound"
@@ -113,7 +144,9 @@ export type LockError =
   | "NotHolder"
   | "NotWaiting"
   | "TimedOut"
-  | "Cancelled";
+  | "Cancelled"
+  | { InvalidSessionMeta: MetaError }
+  | { InvalidValue: { len: number; max: number } };
 
 export type ProtoError =
   | { UnsupportedVersion: { server: number; client: number } }
@@ -133,7 +166,17 @@ export type ProtoError =
   | { LeaderUnreachable: { leader: number } }
   | { SnapshotUnavailable: { index: number } }
   | "NotAttached"
-  | "NotSessionOwner";
+  | "NotSessionOwner"
+  | { Forbidden: { right: Right; lock: string | null } }
+  | { TooManyConnections: { max: number } }
+  | { TooManySessions: { max: number } }
+  | { TooManyWatches: { max: number } }
+  | { TooManyInFlight: { max: number } }
+  | { RateLimited: { per_second: number } }
+  | { FrameTimeout: { secs: number } };
+
+/** A right granted on lock-name prefixes (see docs/SECURITY.md). */
+export type Right = "Lock" | "Read" | "Admin";
 
 export interface HolderView {
   session: number;
@@ -179,12 +222,48 @@ export type ResponseBody =
   | {
       SnapshotChunk: { index: number; term: number; offset: number; total_len: number; data: number[] };
     }
-  | { Attached: { session: number } };
+  | { Attached: { session: number } }
+  | { Locks: LockListView }
+  | { Sessions: SessionListView }
+  | { Revoked: { session: number } }
+  | { Leader: LeaderView | null };
+
+/** An election's leader: its session, term of office (token) and value. */
+export interface LeaderView {
+  session: number;
+  token: number;
+  value: string | null;
+  owner: SessionMeta | null;
+}
+
+/** A page of `ListLocks`: locks with holders, waiters or a lock-delay, by name. */
+export interface LockListView {
+  index: number;
+  locks: LockEntryView[];
+  /** Pass as `after` for the next page; null on the last one. */
+  next: string | null;
+}
+export interface LockEntryView {
+  name: string;
+  kind: LockKind;
+  mode: Mode | null;
+  holders: { session: number; token: number; since: number; owner: SessionMeta | null }[];
+  waiters: { session: number; mode: Mode; timeout_ms: number | null; owner: SessionMeta | null }[];
+  delay: { since: number; delay_ms: number } | null;
+}
+/** A page of `ListSessions`: live sessions, by id. */
+export interface SessionListView {
+  index: number;
+  sessions: { session: number; ttl_ms: number; held: number; waiting: number; owner: SessionMeta | null }[];
+  /** Pass as `after` for the next page; null on the last one. */
+  next: number | null;
+}
 
 export type LockEvent =
   | { Acquired: { index: number; session: number; token: number; mode: Mode } }
   | { Released: { index: number; session: number; token: number } }
-  | { Expired: { index: number; session: number; token: number } };
+  | { Expired: { index: number; session: number; token: number } }
+  | { Proclaimed: { index: number; session: number; token: number } };
 
 export interface WatchEvent {
   lock: string;
@@ -255,7 +334,7 @@ function containsBigInt(v: Json): boolean {
 
 /** Whether the error says "try again (elsewhere or later)". */
 export function isRetryable(e: ProtoError): boolean {
-  return ["NotLeader", "NoLeader", "ShuttingDown", "Overloaded", "Timeout", "LeaderUnreachable", "NotAttached"].includes(
+  return ["NotLeader", "NoLeader", "ShuttingDown", "Overloaded", "Timeout", "LeaderUnreachable", "NotAttached", "TooManyInFlight", "RateLimited"].includes(
     tagOf(e),
   );
 }

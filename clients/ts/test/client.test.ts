@@ -49,6 +49,8 @@ class FakeCluster {
       const known = this.sessions.has(body.Attach.session);
       return known ? { Ok: { Attached: { session: body.Attach.session } } } : { Err: "UnknownSession" };
     }
+    if ("ListLocks" in body) return { Ok: { Locks: { index: this.nextIndex, locks: [], next: null } } };
+    if ("ListSessions" in body || "RevokeSession" in body || "Leader" in body) return { Err: "NoLeader" };
     const cmd = body.Log;
     if ("OpenSession" in cmd) {
       const key = `open-${cmd.OpenSession.nonce}`;

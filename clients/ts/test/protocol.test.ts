@@ -46,6 +46,17 @@ test("the client builds the same frames the samples show", () => {
   };
   assert.equal(encodeClientFrame(acquire), byName.get("acquire_semaphore_forever"));
   assert.equal(encodeClientFrame({ Request: { id: 11, body: "ClusterStatus" } }), byName.get("cluster_status"));
+  assert.equal(
+    encodeClientFrame({ Request: { id: 19, body: { ListLocks: { prefix: "jobs/", after: "jobs/a", limit: 100 } } } }),
+    byName.get("list_locks"),
+  );
+  const meta = { name: "alice@db1 4242", host: "db1", pid: 4242, labels: { role: "backup" } };
+  assert.equal(
+    encodeClientFrame({
+      Request: { id: 18, body: { Log: { OpenSessionWithMeta: { nonce: 7, ttl_ms: 10000, meta } } } },
+    }),
+    byName.get("open_session_with_meta"),
+  );
 });
 
 test("every server frame decodes, and errors classify as in Rust", () => {

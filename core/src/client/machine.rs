@@ -8,11 +8,14 @@ use crate::proto::{
     ClientFrame, MemberInfo, PROTOCOL_VERSION, Request, RequestBody, RequestId, ServerFrame,
 };
 use crate::time::{Duration, Instant};
+use rand_chacha::ChaCha8Rng;
+use rand_core::{Rng, SeedableRng};
 use std::collections::{BTreeMap, VecDeque};
 
 mod answers;
 mod reads;
 mod servers;
+mod watches;
 
 /// Where the session is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,6 +87,35 @@ enum InFlight {
 /// every input drains [`Self::poll_frame`] (to send on the current
 /// connection), [`Self::poll_event`], and arms a timer at
 /// [`Self::poll_timeout`] that calls [`Self::handle_timeout`].
+///
+/// ```
+/// use distlock_core::client::{ClientEvent, ClientSession, Config};
+/// use distlock_core::locks::SessionId;
+/// use distlock_core::proto::{ClientFrame, Response, ResponseBody, ServerFrame};
+/// use distlock_core::time::{Duration, Instant};
+///
+/// let mut client = ClientSession::with_jitter(Config::default(), 42);
+/// let now = Instant::ZERO;
+/// client.connected(None, now); // the driver has dialled a server
+/// let op = client.open_session(Duration::from_secs(10), 0x5eed, now)?;
+///
+/// // The driver sends the frames: the `Hello`, then the request.
+/// assert!(matches!(client.poll_frame(), Some(ClientFrame::Hello { .. })));
+/// let Some(ClientFrame::Request(open)) = client.poll_frame() else { panic!() };
+///
+/// // The server's answer comes back as a frame.
+/// let answer = ResponseBody::SessionOpened { session: SessionId(3), ttl_ms: 10_000 };
+/// client.handle_frame(ServerFrame::Response(Response::ok(open.id, answer)), now);
+/// assert_eq!(
+///     client.poll_event(),
+///     Some(ClientEvent::SessionOpened { op, result: Ok(SessionId(3)) })
+/// );
+/// // The lease counts from the request's send time, less the drift margin.
+/// assert!(client.is_alive(now + Duration::from_secs(9)));
+/// // A keepalive is due a third of the TTL later.
+/// assert!(client.poll_timeout().is_some());
+/// # Ok::<(), distlock_core::client::ClientError>(())
+/// ```
 #[derive(Debug)]
 pub struct ClientSession {
     config: Config,
@@ -107,6 +139,10 @@ pub struct ClientSession {
     next_keepalive: Option<Instant>,
     frames: VecDeque<ClientFrame>,
     events: VecDeque<ClientEvent>,
+    watches: BTreeMap<String, watches::Watched>,
+    /// Spreads reconnect backoffs (see [`Self::with_jitter`]); `None`
+    /// keeps them exact.
+    jitter: Option<ChaCha8Rng>,
 }
 
 impl ClientSession {
@@ -133,6 +169,22 @@ impl ClientSession {
             next_keepalive: None,
             frames: VecDeque::new(),
             events: VecDeque::new(),
+            watches: BTreeMap::new(),
+            jitter: None,
+        }
+    }
+
+    /// As [`Self::new`], with each reconnect backoff drawn between half and
+    /// all of its nominal length (doubling from
+    /// [`Config::backoff_min`] to [`Config::backoff_max`]), from a
+    /// generator seeded with `seed`: clients that lost the same server do
+    /// not all dial the next one at the same instant. The driver draws the
+    /// seed; the same seed gives the same backoffs.
+    #[must_use]
+    pub fn with_jitter(config: Config, seed: u64) -> Self {
+        Self {
+            jitter: Some(ChaCha8Rng::seed_from_u64(seed)),
+            ..Self::new(config)
         }
     }
 
@@ -161,6 +213,27 @@ impl ClientSession {
             SessionState::Open { lease_until, .. } => Some(lease_until),
             _ => None,
         }
+    }
+
+    /// Whether frames flow on a connection: `false` while dialling or
+    /// backing off. A driver that shares one connection between several
+    /// machines reads a change to `false` after an input as this machine
+    /// giving the connection up (a timeout, a server that cannot serve).
+    #[must_use]
+    pub fn is_connected(&self) -> bool {
+        self.conn == Conn::Connected
+    }
+
+    /// Whether no operation is outstanding (keepalives aside).
+    #[must_use]
+    pub fn is_idle(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// Whether the session is over: closed by this client or lost.
+    #[must_use]
+    pub const fn is_ended(&self) -> bool {
+        matches!(self.session, SessionState::Closed | SessionState::Lost)
     }
 
     /// The servers this session fails over between: every member a
@@ -236,16 +309,20 @@ impl ClientSession {
             SessionState::Lost => return Err(ClientError::SessionLost),
         }
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
-        let op = self.start(
-            RequestBody::Log(ClientCommand::OpenSession { nonce, ttl_ms }),
-            None,
-            now,
-        );
+        let open = match &self.config.session_meta {
+            Some(meta) => ClientCommand::OpenSessionWithMeta {
+                nonce,
+                ttl_ms,
+                meta: meta.clone(),
+            },
+            None => ClientCommand::OpenSession { nonce, ttl_ms },
+        };
+        let op = self.start(RequestBody::Log(open), None, now);
         self.session = SessionState::Opening(op);
         Ok(op)
     }
 
-    /// Asks for `lock`. Answered [`Outcome::Granted`] or an error; a waiting
+    /// Asks for `lock`. Answered [`Outcome::Granted`](crate::locks::Outcome::Granted) or an error; a waiting
     /// acquire is answered when it leaves the queue.
     ///
     /// # Errors
@@ -269,6 +346,59 @@ impl ClientSession {
             mode,
             wait,
             lock_delay_ms: u64::try_from(lock_delay.as_millis()).unwrap_or(u64::MAX),
+        });
+        Ok(self.start(body, Some(seq), now))
+    }
+
+    /// Campaigns in `election` with `value`: answered
+    /// [`Outcome::Granted`] once this session leads (the token is its term
+    /// of office), or an error. Resign with [`Self::release`].
+    ///
+    /// # Errors
+    /// When no session is open.
+    pub fn campaign(
+        &mut self,
+        election: impl Into<String>,
+        value: impl Into<String>,
+        wait: Wait,
+        lock_delay: Duration,
+        now: Instant,
+    ) -> Result<OpId, ClientError> {
+        let session = self.live_session(now)?;
+        let seq = self.take_seq();
+        let body = RequestBody::Log(ClientCommand::Campaign {
+            session,
+            seq,
+            ack: seq,
+            election: election.into(),
+            value: value.into(),
+            wait,
+            lock_delay_ms: u64::try_from(lock_delay.as_millis()).unwrap_or(u64::MAX),
+        });
+        Ok(self.start(body, Some(seq), now))
+    }
+
+    /// As the leader of `election` with term of office `token`, replaces
+    /// the value it leads with; answered [`Outcome::Proclaimed`].
+    ///
+    /// # Errors
+    /// When no session is open.
+    pub fn proclaim(
+        &mut self,
+        election: impl Into<String>,
+        token: FencingToken,
+        value: impl Into<String>,
+        now: Instant,
+    ) -> Result<OpId, ClientError> {
+        let session = self.live_session(now)?;
+        let seq = self.take_seq();
+        let body = RequestBody::Log(ClientCommand::Proclaim {
+            session,
+            seq,
+            ack: seq,
+            election: election.into(),
+            token,
+            value: value.into(),
         });
         Ok(self.start(body, Some(seq), now))
     }
@@ -365,6 +495,7 @@ impl ClientSession {
                 },
             }));
         }
+        self.resend_watches();
         let ids: Vec<OpId> = self.ops.keys().copied().collect();
         for id in ids {
             self.send_op(id, now);
@@ -375,8 +506,8 @@ impl ClientSession {
     }
 
     /// The current connection failed (or a dial did): after a backoff
-    /// (100 ms doubling to 1 s) a [`ClientEvent::Reconnect`] names the next
-    /// server to try.
+    /// (100 ms doubling to 1 s, jittered if made [`Self::with_jitter`]) a
+    /// [`ClientEvent::Reconnect`] names the next server to try.
     pub fn connection_lost(&mut self, now: Instant) {
         self.check_lease(now);
         if matches!(self.conn, Conn::Backoff { .. }) {
@@ -384,9 +515,19 @@ impl ClientSession {
         }
         self.forget_connection();
         self.followed_hint = false;
-        self.conn = Conn::Backoff {
-            until: now + self.reconnect_backoff,
+        let wait = match self.jitter.as_mut() {
+            // Between half and all of the nominal backoff ("equal jitter"):
+            // spread, yet still growing with each failure.
+            Some(rng) => {
+                let us = u64::try_from(self.reconnect_backoff.as_micros()).unwrap_or(u64::MAX);
+                let half = us / 2;
+                let spread = (us - half).saturating_add(1);
+                Duration::from_micros(half + rng.next_u64() % spread)
+            }
+            None => self.reconnect_backoff,
         };
+        debug_assert!(wait <= self.reconnect_backoff);
+        self.conn = Conn::Backoff { until: now + wait };
         self.reconnect_backoff = (self.reconnect_backoff * 2).min(self.config.backoff_max);
     }
 
@@ -407,7 +548,7 @@ impl ClientSession {
                 self.follow_leader_hint(node_id, leader_hint);
             }
             ServerFrame::Response(response) => self.on_response(response, now),
-            ServerFrame::Watch(_) => {}
+            ServerFrame::Watch(event) => self.on_watch_event(event),
             ServerFrame::Error(_) => self.connection_lost(now),
         }
     }
@@ -514,7 +655,9 @@ impl ClientSession {
 
     fn timeout_of(&self, body: &RequestBody) -> Option<Duration> {
         match body {
-            RequestBody::Log(ClientCommand::Acquire { wait, .. }) => match wait {
+            RequestBody::Log(
+                ClientCommand::Acquire { wait, .. } | ClientCommand::Campaign { wait, .. },
+            ) => match wait {
                 Wait::Try | Wait::For(0) => Some(self.config.request_timeout),
                 Wait::For(ms) => Some(Duration::from_millis(*ms) + self.config.wait_slack),
                 Wait::Forever => None,
@@ -644,7 +787,9 @@ fn failure(op: OpId, body: &RequestBody, error: ClientError) -> ClientEvent {
         };
     }
     match body {
-        RequestBody::Log(ClientCommand::OpenSession { .. }) => ClientEvent::SessionOpened {
+        RequestBody::Log(
+            ClientCommand::OpenSession { .. } | ClientCommand::OpenSessionWithMeta { .. },
+        ) => ClientEvent::SessionOpened {
             op,
             result: Err(error),
         },
@@ -661,7 +806,9 @@ fn set_ack(body: &mut RequestBody, new: Seq) {
         RequestBody::Log(ClientCommand::CloseSession { ack, .. })
         | RequestBody::Log(ClientCommand::Acquire { ack, .. })
         | RequestBody::Log(ClientCommand::Release { ack, .. })
-        | RequestBody::Log(ClientCommand::CancelWait { ack, .. }) => *ack = new,
+        | RequestBody::Log(ClientCommand::CancelWait { ack, .. })
+        | RequestBody::Log(ClientCommand::Campaign { ack, .. })
+        | RequestBody::Log(ClientCommand::Proclaim { ack, .. }) => *ack = new,
         _ => {}
     }
 }
@@ -670,9 +817,14 @@ fn set_ack(body: &mut RequestBody, new: Seq) {
 fn waits(body: &RequestBody) -> bool {
     matches!(
         body,
-        RequestBody::Log(ClientCommand::Acquire {
-            wait: Wait::For(1..) | Wait::Forever,
-            ..
-        })
+        RequestBody::Log(
+            ClientCommand::Acquire {
+                wait: Wait::For(1..) | Wait::Forever,
+                ..
+            } | ClientCommand::Campaign {
+                wait: Wait::For(1..) | Wait::Forever,
+                ..
+            }
+        )
     )
 }

@@ -10,6 +10,13 @@
 //! ([`ClientSession::connected`], [`ClientSession::connection_lost`]), and
 //! drains [`ClientSession::poll_frame`], [`ClientSession::poll_event`] and
 //! [`ClientSession::poll_timeout`] after each input.
+//!
+//! A session machine may also watch locks ([`ClientSession::watch`]): the
+//! watches are asked again on every new connection and their events come
+//! out as [`ClientEvent::Watch`], without repeats across a failover.
+//! Several machines may share one connection if the driver keeps their
+//! request ids apart; [`ClientSession::is_connected`] tells it when one of
+//! them has given the connection up.
 
 mod machine;
 #[cfg(test)]
@@ -18,7 +25,7 @@ mod tests;
 pub use machine::ClientSession;
 
 use crate::locks::{Outcome, SessionId};
-use crate::proto::{AuthToken, ClusterId, MemberInfo, ProtoError};
+use crate::proto::{AuthToken, ClusterId, LockEvent, MemberInfo, ProtoError};
 use crate::time::Duration;
 
 /// Settings of a [`ClientSession`].
@@ -54,6 +61,11 @@ pub struct Config {
     /// cannot serve, while the others may. A server shutting down is left
     /// at once.
     pub leaderless_patience: Duration,
+    /// Who opens the session, sent with the open so that operators see it
+    /// (`distlock locks`, `sessions`, `status NAME`); `None` (the default)
+    /// opens an anonymous session. Checked by
+    /// [`crate::locks::SessionMeta::check`] at the server.
+    pub session_meta: Option<crate::locks::SessionMeta>,
 }
 
 impl Default for Config {
@@ -64,6 +76,7 @@ impl Default for Config {
             max_drift_ppm: 10_000,
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(1),
+            session_meta: None,
             cluster_id: None,
             auth: None,
             follow_leader: true,
@@ -117,6 +130,26 @@ pub enum ClientEvent {
         /// Why.
         reason: LostReason,
     },
+    /// News of a lock watched with [`ClientSession::watch`].
+    Watch {
+        /// The lock.
+        lock: String,
+        /// What happened.
+        update: WatchUpdate,
+    },
+}
+
+/// What a watch reports ([`ClientEvent::Watch`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WatchUpdate {
+    /// An event of the lock, in log order. An event already reported
+    /// before a failover is not reported again.
+    Event(LockEvent),
+    /// The watch was asked again on a new connection (after a failover or
+    /// a move to the leader). Events applied between the last one reported
+    /// and the new server's current position may be missing: read the
+    /// lock's status to learn where it stands now.
+    Resumed,
 }
 
 /// Why a session was lost.

@@ -749,3 +749,5 @@ fn a_stale_leader_hint_does_not_send_the_client_back_and_forth() {
     }
     assert_eq!(visited, [3, 4, 5, 6, 5, 7, 1, 2], "{visited:?}");
 }
+
+mod watches;

@@ -12,6 +12,7 @@ use super::LockState;
 use super::command::{FencingToken, Mode, Seq, SessionId, Wait};
 use super::limits::Limits;
 use super::lock::{Holder, Lock, Waiter};
+use super::meta::SessionMeta;
 use super::response::{Applied, Event, LockError, Outcome, Reply, Response};
 use super::session::{Admission, Claim, Session, Sessions};
 use crate::ids::LogIndex;
@@ -35,6 +36,8 @@ pub(super) struct AcquireRequest<'a> {
     pub(super) mode: Mode,
     pub(super) wait: Wait,
     pub(super) lock_delay_ms: u64,
+    /// A campaign's value (an election is an exclusive lock with one).
+    pub(super) value: Option<&'a str>,
 }
 
 impl LockState {
@@ -43,17 +46,19 @@ impl LockState {
         index: LogIndex,
         nonce: u128,
         ttl_ms: u64,
+        meta: Option<&SessionMeta>,
         out: &mut Applied,
     ) {
         let result = match self.sessions.by_nonce(nonce) {
             Some(known) => known,
-            None => self
-                .limits
-                .check_ttl(ttl_ms)
+            None => meta
+                .map_or(Ok(()), SessionMeta::check_lock)
+                .and_then(|()| self.limits.check_ttl(ttl_ms))
                 .and_then(|()| self.limits.check_sessions(self.sessions.live.len()))
                 .map(|()| {
                     let session = SessionId(index.0);
-                    self.sessions.open(session, nonce, ttl_ms);
+                    let meta = meta.map(|m| Box::new(m.clone()));
+                    self.sessions.open(session, nonce, ttl_ms, meta);
                     out.events.push(Event::SessionOpened { session, ttl_ms });
                     session
                 }),
@@ -154,6 +159,7 @@ impl LockState {
         let valid = self
             .limits
             .check_acquire(request.lock, request.mode, request.lock_delay_ms)
+            .and_then(|()| request.value.map_or(Ok(()), check_value))
             .and_then(|()| self.limits.check_unacked(session.dedupe.kept_above(floor)));
         if let Err(error) = valid {
             out.reply(caller.session, caller.seq, Err(error));
@@ -213,6 +219,65 @@ impl LockState {
                     token,
                 });
             }
+        });
+    }
+
+    /// An election's leader (the holder of `name` with `token`) proclaims
+    /// a new value.
+    pub(super) fn proclaim(
+        &mut self,
+        caller: Caller,
+        name: &str,
+        token: FencingToken,
+        value: &str,
+        out: &mut Applied,
+    ) {
+        let Some(session) = admit(&mut self.sessions, caller, out) else {
+            return;
+        };
+        let floor = session.dedupe.floor_after(caller.seq, caller.ack);
+        let valid = self
+            .limits
+            .check_name(name)
+            .and_then(|()| check_value(value))
+            .and_then(|()| self.limits.check_unacked(session.dedupe.kept_above(floor)));
+        if let Err(error) = valid {
+            out.reply(caller.session, caller.seq, Err(error));
+            return;
+        }
+        session.dedupe.trim(floor);
+        let holder = (session.claims.get(name) == Some(Claim::Held(token)))
+            .then(|| lock_mut(&mut self.locks, name))
+            .flatten()
+            .and_then(|(shared, lock)| {
+                let at = lock
+                    .holders
+                    .iter()
+                    .position(|(id, h)| *id == caller.session && h.token == token)?;
+                Some((Arc::clone(shared), lock, at))
+            });
+        let Some((shared, lock, at)) = holder else {
+            answer(
+                session,
+                caller.session,
+                caller.seq,
+                Err(LockError::NotHolder),
+                out,
+            );
+            return;
+        };
+        lock.holders[at].1.value = Some(Arc::from(value));
+        answer(
+            session,
+            caller.session,
+            caller.seq,
+            Ok(Outcome::Proclaimed),
+            out,
+        );
+        out.events.push(Event::Proclaimed {
+            lock: shared,
+            session: caller.session,
+            token,
         });
     }
 
@@ -401,6 +466,7 @@ fn decide_acquire(
         token,
         mode: request.mode,
         lock_delay_ms: request.lock_delay_ms,
+        value: request.value.map(Arc::from),
     };
     let granted = |name: &Arc<str>, session: &mut Session, out: &mut Applied| {
         session.claims.set(name, Claim::Held(token));
@@ -442,6 +508,7 @@ fn decide_acquire(
         mode: request.mode,
         lock_delay_ms: request.lock_delay_ms,
         timeout_ms,
+        value: request.value.map(Arc::from),
     });
     session.claims.set(name, Claim::Waiting(caller.seq));
     out.events.push(Event::WaitStarted {
@@ -479,6 +546,7 @@ fn grant_waiters(
             seq,
             mode,
             lock_delay_ms,
+            value,
             ..
         } = waiter;
         lock.grant(
@@ -487,6 +555,7 @@ fn grant_waiters(
                 token,
                 mode,
                 lock_delay_ms,
+                value,
             },
         );
         let response = Ok(Outcome::Granted { token });
@@ -509,3 +578,17 @@ fn grant_waiters(
         out.reply(id, seq, response);
     }
 }
+
+/// Checks an election's value against [`MAX_ELECTION_VALUE`].
+pub(super) fn check_value(value: &str) -> Result<(), LockError> {
+    if value.len() > MAX_ELECTION_VALUE as usize {
+        return Err(LockError::InvalidValue {
+            len: value.len() as u64,
+            max: MAX_ELECTION_VALUE,
+        });
+    }
+    Ok(())
+}
+
+/// The longest election value, in bytes.
+pub const MAX_ELECTION_VALUE: u32 = 4_096;

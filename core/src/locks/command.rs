@@ -5,6 +5,7 @@
 //! These are wire values: they are postcard-encoded inside log entries, so
 //! changing a variant's shape changes the log format.
 
+use super::meta::SessionMeta;
 use crate::ids::LogIndex;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -27,6 +28,16 @@ pub struct Seq(pub u64);
 
 /// A grant's fencing token: the log index of the entry whose application
 /// granted the lock, so tokens strictly increase across the whole cluster.
+///
+/// ```
+/// use distlock_core::locks::FencingToken;
+///
+/// let old = FencingToken(17);
+/// let new = FencingToken(42);
+/// // A resource accepts a write only with a token at least the highest seen.
+/// assert!(new > old);
+/// assert_eq!(new.to_string(), "42");
+/// ```
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
@@ -219,5 +230,52 @@ pub enum ClientCommand {
         ack: Seq,
         /// The lock waited on.
         lock: String,
+    },
+    /// Opens a session, as [`ClientCommand::OpenSession`], that carries
+    /// who opened it (checked by [`SessionMeta::check`]).
+    OpenSessionWithMeta {
+        /// As in `OpenSession`.
+        nonce: u128,
+        /// As in `OpenSession`.
+        ttl_ms: u64,
+        /// Its name, host, process id and labels.
+        meta: SessionMeta,
+    },
+    /// Campaigns in an election: an exclusive acquire of the election's
+    /// lock carrying the value to lead with. Granted when this session
+    /// becomes the leader; the grant's token identifies its term of office.
+    /// Resigning is a `Release`.
+    Campaign {
+        /// The campaigning session.
+        session: SessionId,
+        /// This request's number.
+        seq: Seq,
+        /// The client's lowest unanswered sequence number.
+        ack: Seq,
+        /// The election (a lock name).
+        election: String,
+        /// The value to lead with (at most 4,096 bytes).
+        value: String,
+        /// Whether and how long to wait to be elected.
+        wait: Wait,
+        /// As in `Acquire`: how long nobody may lead after this leader's
+        /// session expires.
+        lock_delay_ms: u64,
+    },
+    /// The election's leader, with the term of office `token`, replaces
+    /// its value.
+    Proclaim {
+        /// The leading session.
+        session: SessionId,
+        /// This request's number.
+        seq: Seq,
+        /// The client's lowest unanswered sequence number.
+        ack: Seq,
+        /// The election.
+        election: String,
+        /// The leader's token.
+        token: FencingToken,
+        /// The new value (at most 4,096 bytes).
+        value: String,
     },
 }

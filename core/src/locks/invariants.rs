@@ -144,13 +144,23 @@ impl Lock {
 
 impl LockState {
     /// Checks every invariant of the state, local and shared.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "testkit"))]
     pub(super) fn check_invariants(&self) -> Result<(), Invariant> {
         self.check_sessions()?;
         self.check_locks()
     }
 
-    #[cfg(test)]
+    /// Checks every invariant of the state, naming the first one broken
+    /// (for harnesses outside this crate: the simulator, the fuzz targets).
+    ///
+    /// # Errors
+    /// The name of the broken invariant.
+    #[cfg(feature = "testkit")]
+    pub fn broken_invariant(&self) -> Result<(), &'static str> {
+        self.check_invariants().map_err(|Invariant(what)| what)
+    }
+
+    #[cfg(any(test, feature = "testkit"))]
     fn check_sessions(&self) -> Result<(), Invariant> {
         let limits = &self.limits;
         let sessions = &self.sessions;
@@ -211,7 +221,7 @@ impl LockState {
         Ok(())
     }
 
-    #[cfg(test)]
+    #[cfg(any(test, feature = "testkit"))]
     fn check_locks(&self) -> Result<(), Invariant> {
         let mut claims = 0;
         for (name, lock) in &self.locks {

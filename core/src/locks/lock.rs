@@ -19,6 +19,7 @@ use super::response::LockError;
 use crate::ids::LogIndex;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 /// A lock-delay in force: the lock grants nobody until `LockDelayOver`
 /// quoting `since` is applied.
@@ -31,16 +32,18 @@ pub struct LockDelay {
 }
 
 /// A current grant.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct Holder {
     pub(super) token: FencingToken,
     pub(super) mode: Mode,
     /// The lock-delay to start if the holder's session expires.
     pub(super) lock_delay_ms: u64,
+    /// An election's value: what its leader (this holder) proclaims.
+    pub(super) value: Option<Arc<str>>,
 }
 
 /// A queued acquire.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct Waiter {
     pub(super) session: SessionId,
     /// The acquire's seq, which its eventual answer is addressed to.
@@ -49,6 +52,20 @@ pub(super) struct Waiter {
     pub(super) lock_delay_ms: u64,
     /// Kept so a new leader can re-arm the timeout (ARCHITECTURE.md §4, lease rule 4).
     pub(super) timeout_ms: Option<u64>,
+    /// The value a campaign asks to lead with.
+    pub(super) value: Option<Arc<str>>,
+}
+
+impl Holder {
+    /// A grant as version 1 snapshots wrote it (no value).
+    pub(super) fn from_v1(token: FencingToken, mode: Mode, lock_delay_ms: u64) -> Self {
+        Self {
+            token,
+            mode,
+            lock_delay_ms,
+            value: None,
+        }
+    }
 }
 
 /// A lock with holders, waiters or a delay (idle locks are not stored).
@@ -121,6 +138,13 @@ impl Lock {
 
     /// Adds a holder; the caller checked [`Self::check_kind`] and that it fits.
     pub(super) fn grant(&mut self, session: SessionId, holder: Holder) {
+        // Tokens are the indexes of the entries that grant them, and indexes
+        // only grow: a grant's token is at least every current holder's (it
+        // equals those granted by the same entry).
+        debug_assert!(
+            self.holders.iter().all(|(_, h)| h.token <= holder.token),
+            "a token below one already granted on this lock"
+        );
         if self.holders.is_empty() && self.queue.is_empty() {
             self.kind = holder.mode.kind();
         }
@@ -128,12 +152,46 @@ impl Lock {
             Ok(at) => self.holders[at].1 = holder,
             Err(at) => self.holders.insert(at, (session, holder)),
         }
+        self.debug_check_holders();
+    }
+
+    /// Asserts that the holders fit together (debug builds only): an
+    /// exclusive holder is alone, a semaphore of `n` has at most `n`, and
+    /// every holder holds in the lock's one mode.
+    fn debug_check_holders(&self) {
+        let Some((_, first)) = self.holders.first() else {
+            return;
+        };
+        debug_assert_eq!(
+            first.mode.kind(),
+            self.kind,
+            "held in a mode of another kind"
+        );
+        debug_assert!(
+            self.holders.iter().all(|(_, h)| h.mode == first.mode),
+            "holders in different modes"
+        );
+        match first.mode {
+            Mode::Exclusive => debug_assert_eq!(self.holders.len(), 1, "two exclusive holders"),
+            Mode::Semaphore(n) => debug_assert!(
+                self.holders.len() <= n as usize,
+                "a semaphore of {n} with {} holders",
+                self.holders.len()
+            ),
+            Mode::Shared => {}
+        }
+        debug_assert!(
+            self.holders.windows(2).all(|w| w[0].0 < w[1].0),
+            "holders unsorted or repeated"
+        );
     }
 
     /// Removes `session`'s grant.
     pub(super) fn remove_holder(&mut self, session: SessionId) -> Option<Holder> {
         let at = self.find(session).ok()?;
-        Some(self.holders.remove(at).1)
+        let gone = self.holders.remove(at).1;
+        debug_assert!(self.holder(session).is_none());
+        Some(gone)
     }
 
     /// Queues a request; the caller checked [`Self::check_kind`].
@@ -141,6 +199,10 @@ impl Lock {
         if self.holders.is_empty() && self.queue.is_empty() {
             self.kind = waiter.mode.kind();
         }
+        debug_assert!(
+            self.queue.iter().all(|w| w.session != waiter.session),
+            "a session queued twice on one lock"
+        );
         self.queue.push_back(waiter);
     }
 
@@ -166,6 +228,10 @@ impl Lock {
         let delay_ms = self
             .delay
             .map_or(delay_ms, |old| old.delay_ms.max(delay_ms));
+        debug_assert!(
+            self.delay.is_none_or(|old| old.since <= since),
+            "a delay restarted in the past"
+        );
         let delay = LockDelay { since, delay_ms };
         self.delay = Some(delay);
         delay

@@ -34,7 +34,9 @@ mod command;
 mod dedupe;
 mod invariants;
 mod limits;
+mod listing;
 mod lock;
+mod meta;
 mod query;
 mod response;
 mod session;
@@ -42,10 +44,17 @@ mod snapshot;
 #[cfg(test)]
 mod tests;
 
+pub use apply::MAX_ELECTION_VALUE;
 pub use command::{ClientCommand, Command, FencingToken, LockKind, Mode, Seq, SessionId, Wait};
 pub use limits::Limits;
+pub use listing::{LockPage, SessionPage};
 pub use lock::LockDelay;
-pub use query::{LockStatus, SessionInfo, TimedWait, WaiterInfo};
+pub use meta::{
+    MAX_META_HOST, MAX_META_LABEL_KEY, MAX_META_LABEL_VALUE, MAX_META_LABELS, MAX_META_NAME,
+    MetaError, MetaField, SessionMeta,
+};
+pub use query::LeaderInfo;
+pub use query::{Census, LockStatus, SessionInfo, TimedWait, WaiterInfo};
 pub use response::{Applied, Event, LockError, Outcome, Reply, Response};
 
 use crate::ids::LogIndex;
@@ -57,6 +66,30 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// The replicated lock state: apply committed [`Command`]s in log order.
+///
+/// Session ids and fencing tokens are the log indexes of the entries that
+/// opened or granted them, so they grow with the log:
+///
+/// ```
+/// use distlock_core::ids::LogIndex;
+/// use distlock_core::locks::{
+///     Applied, ClientCommand, Command, Event, FencingToken, LockState, Mode, Seq, SessionId, Wait,
+/// };
+///
+/// let mut state = LockState::default();
+/// let mut out = Applied::default();
+/// let open = ClientCommand::OpenSession { nonce: 7, ttl_ms: 10_000 };
+/// state.apply_into(LogIndex(1), &Command::Client(open), &mut out);
+/// let session = SessionId(1);
+/// let acquire = ClientCommand::Acquire {
+///     session, seq: Seq(1), ack: Seq(1), lock: "db".into(),
+///     mode: Mode::Exclusive, wait: Wait::Try, lock_delay_ms: 0,
+/// };
+/// state.apply_into(LogIndex(2), &Command::Client(acquire), &mut out);
+/// assert!(out.events.iter().any(|e| matches!(e, Event::Acquired { token, .. } if *token == FencingToken(2))));
+/// assert!(state.check_token("db", FencingToken(2)));
+/// assert_eq!(state.lock_status("db").map(|s| s.holders.len()), Some(1));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LockState {
     limits: Limits,
@@ -126,6 +159,7 @@ impl LockState {
                 self.lock_delay_over(index, lock, *since, out);
             }
         }
+        debug_assert_eq!(self.last_applied, index);
     }
 
     fn apply_client(&mut self, index: LogIndex, request: &ClientCommand, out: &mut Applied) {
@@ -136,8 +170,39 @@ impl LockState {
         };
         match request {
             ClientCommand::OpenSession { nonce, ttl_ms } => {
-                self.open_session(index, *nonce, *ttl_ms, out);
+                self.open_session(index, *nonce, *ttl_ms, None, out);
             }
+            ClientCommand::OpenSessionWithMeta {
+                nonce,
+                ttl_ms,
+                meta,
+            } => self.open_session(index, *nonce, *ttl_ms, Some(meta), out),
+            ClientCommand::Campaign {
+                session,
+                seq,
+                ack,
+                election,
+                value,
+                wait,
+                lock_delay_ms,
+            } => {
+                let request = AcquireRequest {
+                    lock: election,
+                    mode: Mode::Exclusive,
+                    wait: *wait,
+                    lock_delay_ms: *lock_delay_ms,
+                    value: Some(value),
+                };
+                self.acquire(index, caller(session, seq, ack), request, out);
+            }
+            ClientCommand::Proclaim {
+                session,
+                seq,
+                ack,
+                election,
+                token,
+                value,
+            } => self.proclaim(caller(session, seq, ack), election, *token, value, out),
             ClientCommand::CloseSession { session, seq, ack } => {
                 self.close_session(index, caller(session, seq, ack), out);
             }
@@ -155,6 +220,7 @@ impl LockState {
                     mode: *mode,
                     wait: *wait,
                     lock_delay_ms: *lock_delay_ms,
+                    value: None,
                 };
                 self.acquire(index, caller(session, seq, ack), request, out);
             }

@@ -6,6 +6,7 @@
 use super::LockState;
 use super::command::{ClientCommand, FencingToken, LockKind, Mode, Seq, SessionId};
 use super::lock::LockDelay;
+use super::meta::SessionMeta;
 use super::response::LockError;
 use super::session::Claim;
 use std::sync::Arc;
@@ -36,6 +37,18 @@ pub struct WaiterInfo {
     pub seq: Seq,
     /// Its timeout; `None` waits forever.
     pub timeout_ms: Option<u64>,
+}
+
+/// An election's leader: the exclusive holder of its lock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaderInfo {
+    /// The leading session.
+    pub session: SessionId,
+    /// Its grant's token: its term of office.
+    pub token: FencingToken,
+    /// The value it leads with; `None` if it holds the lock by a plain
+    /// acquire.
+    pub value: Option<Arc<str>>,
 }
 
 /// A live session.
@@ -99,6 +112,21 @@ impl LockState {
         })
     }
 
+    /// The leader of election `name`: its lock's exclusive holder; `None`
+    /// when nobody holds it exclusively.
+    #[must_use]
+    pub fn leader(&self, name: &str) -> Option<LeaderInfo> {
+        let lock = self.locks.get(name)?;
+        match lock.holders.as_slice() {
+            [(session, holder)] if holder.mode == Mode::Exclusive => Some(LeaderInfo {
+                session: *session,
+                token: holder.token,
+                value: holder.value.clone(),
+            }),
+            _ => None,
+        }
+    }
+
     /// Checks what a request's own fields can say about it (name length,
     /// TTL, lock-delay, semaphore size), before it is proposed or
     /// forwarded: a request that the state machine would refuse for them
@@ -111,6 +139,9 @@ impl LockState {
     pub fn precheck(&self, command: &ClientCommand) -> Result<(), LockError> {
         match command {
             ClientCommand::OpenSession { ttl_ms, .. } => self.limits.check_ttl(*ttl_ms),
+            ClientCommand::OpenSessionWithMeta { ttl_ms, meta, .. } => meta
+                .check_lock()
+                .and_then(|()| self.limits.check_ttl(*ttl_ms)),
             ClientCommand::Acquire {
                 lock,
                 mode,
@@ -121,6 +152,21 @@ impl LockState {
                 self.limits.check_name(lock)
             }
             ClientCommand::CloseSession { .. } => Ok(()),
+            ClientCommand::Campaign {
+                election,
+                value,
+                lock_delay_ms,
+                ..
+            } => self
+                .limits
+                .check_acquire(election, Mode::Exclusive, *lock_delay_ms)
+                .and_then(|()| super::apply::check_value(value)),
+            ClientCommand::Proclaim {
+                election, value, ..
+            } => self
+                .limits
+                .check_name(election)
+                .and_then(|()| super::apply::check_value(value)),
         }
     }
 
@@ -148,6 +194,13 @@ impl LockState {
             held,
             waiting: session.lock_count() - held,
         })
+    }
+
+    /// Who opened live session `id`, if its client said; `None` if it did
+    /// not, or the session is unknown or ended.
+    #[must_use]
+    pub fn session_meta(&self, id: SessionId) -> Option<&SessionMeta> {
+        self.sessions.live.get(&id)?.meta.as_deref()
     }
 
     /// Every live session with its TTL, by id.
@@ -187,6 +240,29 @@ impl LockState {
         self.sessions.live.len()
     }
 
+    /// The lock table's sizes for metrics, counted without allocating
+    /// (one pass over the locks: the runtime asks when it is scraped, not
+    /// per request).
+    #[must_use]
+    pub fn census(&self) -> Census {
+        let mut c = Census {
+            sessions: self.sessions.live.len() as u64,
+            ..Census::default()
+        };
+        for lock in self.locks.values() {
+            for (_, holder) in &lock.holders {
+                match holder.mode {
+                    Mode::Exclusive => c.exclusive += 1,
+                    Mode::Shared => c.shared += 1,
+                    Mode::Semaphore(_) => c.semaphore += 1,
+                }
+            }
+            c.waiters += lock.queue.len() as u64;
+            c.delayed += u64::from(lock.delay.is_some());
+        }
+        c
+    }
+
     /// How many locks have holders, waiters or a delay.
     #[must_use]
     pub fn lock_count(&self) -> usize {
@@ -212,4 +288,21 @@ impl LockState {
             .flat_map(|lock| lock.holders.iter().map(|(_, holder)| holder.token))
             .max()
     }
+}
+
+/// The sizes of the lock table ([`LockState::census`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Census {
+    /// Live sessions.
+    pub sessions: u64,
+    /// Exclusive grants held.
+    pub exclusive: u64,
+    /// Shared grants held.
+    pub shared: u64,
+    /// Semaphore permits held.
+    pub semaphore: u64,
+    /// Queued acquires.
+    pub waiters: u64,
+    /// Locks in lock-delay.
+    pub delayed: u64,
 }

@@ -24,6 +24,8 @@ pub enum Outcome {
     /// Not an answer yet: this request is queued and will be answered by a
     /// later entry. Sent to a retry of a still-waiting acquire.
     Pending,
+    /// The election's leader now proclaims the new value.
+    Proclaimed,
 }
 
 /// Why a request failed. Every failure is an answer, never a panic.
@@ -139,6 +141,18 @@ pub enum LockError {
     /// The wait was withdrawn by `CancelWait`.
     #[error("wait cancelled")]
     Cancelled,
+    /// A session's name or metadata is too large or ill-formed. Changes
+    /// nothing.
+    #[error("invalid session metadata: {0}")]
+    InvalidSessionMeta(super::meta::MetaError),
+    /// An election's value is too long. Changes nothing.
+    #[error("election value must be at most {max} bytes, got {len}")]
+    InvalidValue {
+        /// The value's length in bytes.
+        len: u64,
+        /// The limit.
+        max: u32,
+    },
 }
 
 /// The answer to one client request.
@@ -248,6 +262,15 @@ pub enum Event {
     LockDelayEnded {
         /// The lock.
         lock: Arc<str>,
+    },
+    /// An election's leader proclaimed a new value.
+    Proclaimed {
+        /// The election's lock.
+        lock: Arc<str>,
+        /// The leader.
+        session: SessionId,
+        /// Its grant's token (its term of office).
+        token: FencingToken,
     },
 }
 

@@ -4,6 +4,7 @@
 
 use super::command::{FencingToken, Seq, SessionId};
 use super::dedupe::{Dedupe, Seen};
+use super::meta::SessionMeta;
 use super::response::{LockError, Response};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -80,17 +81,21 @@ pub(super) struct Session {
     pub(super) nonce: u128,
     /// Exactly-once answers.
     pub(super) dedupe: Dedupe,
+    /// Who opened it, if its client said (boxed: most of a million
+    /// sessions' memory should not be room for metadata they lack).
+    pub(super) meta: Option<Box<SessionMeta>>,
     /// The locks it holds and waits for.
     #[serde(skip)]
     pub(super) claims: Claims,
 }
 
 impl Session {
-    pub(super) fn new(nonce: u128, ttl_ms: u64) -> Self {
+    pub(super) fn new(nonce: u128, ttl_ms: u64, meta: Option<Box<SessionMeta>>) -> Self {
         Self {
             ttl_ms,
             nonce,
             dedupe: Dedupe::default(),
+            meta,
             claims: Claims::default(),
         }
     }
@@ -182,8 +187,14 @@ impl Sessions {
         })
     }
 
-    pub(super) fn open(&mut self, id: SessionId, nonce: u128, ttl_ms: u64) {
-        self.live.insert(id, Session::new(nonce, ttl_ms));
+    pub(super) fn open(
+        &mut self,
+        id: SessionId,
+        nonce: u128,
+        ttl_ms: u64,
+        meta: Option<Box<SessionMeta>>,
+    ) {
+        self.live.insert(id, Session::new(nonce, ttl_ms, meta));
         self.nonces.insert(nonce, id);
     }
 

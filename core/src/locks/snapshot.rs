@@ -9,7 +9,7 @@
 
 use super::LockState;
 use super::invariants::Invariant;
-use super::lock::Lock;
+use super::lock::{Holder, Lock, Waiter};
 use super::session::{Claim, Claims, Ended, Session, Sessions};
 use super::{Limits, SessionId};
 use crate::ids::LogIndex;
@@ -21,8 +21,12 @@ use std::sync::Arc;
 
 /// Marks lock-state snapshots.
 const MAGIC: [u8; 4] = *b"DLks";
-/// The format written; restore accepts only this one.
-const VERSION: u16 = 1;
+/// The format written. Version 2 added each session's metadata and each
+/// holder's and waiter's election value; restore also reads version 1,
+/// which has neither.
+const VERSION: u16 = 2;
+/// The format before session metadata.
+const VERSION_1: u16 = 1;
 
 /// The state as written, borrowed from the live state.
 #[derive(Serialize)]
@@ -39,14 +43,65 @@ struct BodyRef<'a> {
 /// sorted keys and build each map in one pass; names are borrowed from the
 /// input and allocated once.
 #[derive(Deserialize)]
-struct Body<'a> {
+struct Body<'a, S, L> {
     limits: Limits,
     last_applied: LogIndex,
-    sessions: Vec<(SessionId, Session)>,
+    sessions: Vec<(SessionId, S)>,
     /// In the order the sessions ended.
     ended: Vec<(SessionId, Ended)>,
     #[serde(borrow)]
-    locks: Vec<(&'a str, Lock)>,
+    locks: Vec<(&'a str, L)>,
+}
+
+/// A lock as version 1 wrote it: holders and waiters without values.
+#[derive(Deserialize)]
+struct LockV1 {
+    kind: super::LockKind,
+    holders: Vec<(SessionId, (super::FencingToken, super::Mode, u64))>,
+    /// Session, seq, mode, lock-delay, timeout.
+    queue: Vec<(SessionId, super::Seq, super::Mode, u64, Option<u64>)>,
+    delay: Option<super::LockDelay>,
+}
+
+impl From<LockV1> for Lock {
+    fn from(old: LockV1) -> Self {
+        let mut lock = Self::new(old.kind);
+        lock.holders = old
+            .holders
+            .into_iter()
+            .map(|(id, (token, mode, delay))| (id, Holder::from_v1(token, mode, delay)))
+            .collect();
+        lock.queue = old
+            .queue
+            .into_iter()
+            .map(|(session, seq, mode, lock_delay_ms, timeout_ms)| Waiter {
+                session,
+                seq,
+                mode,
+                lock_delay_ms,
+                timeout_ms,
+                value: None,
+            })
+            .collect();
+        lock.delay = old.delay;
+        lock
+    }
+}
+
+/// A session as version 1 wrote it: [`Session`] without metadata.
+#[derive(Deserialize)]
+struct SessionV1 {
+    ttl_ms: u64,
+    nonce: u128,
+    dedupe: super::dedupe::Dedupe,
+}
+
+impl From<SessionV1> for Session {
+    fn from(old: SessionV1) -> Self {
+        let mut session = Self::new(old.nonce, old.ttl_ms, None);
+        session.dedupe = old.dedupe;
+        session
+    }
 }
 
 /// Writes ended sessions in the order they ended (the order they are
@@ -92,22 +147,47 @@ pub(super) fn decode(data: &[u8]) -> Result<LockState, SnapshotError> {
         .ok_or(invalid("not a lock state snapshot"))?;
     let (version, rest) =
         postcard::take_from_bytes::<u16>(rest).map_err(|_| invalid("truncated header"))?;
-    if version != VERSION {
-        return Err(invalid("unknown lock state snapshot version"));
-    }
-    let (body, rest) =
-        postcard::take_from_bytes::<Body<'_>>(rest).map_err(|_| invalid("malformed lock state"))?;
+    let body = match version {
+        VERSION => read_body::<Session, Lock>(rest)?,
+        VERSION_1 => {
+            let old = read_body::<SessionV1, LockV1>(rest)?;
+            Body {
+                limits: old.limits,
+                last_applied: old.last_applied,
+                sessions: old
+                    .sessions
+                    .into_iter()
+                    .map(|(id, s)| (id, Session::from(s)))
+                    .collect(),
+                ended: old.ended,
+                locks: old
+                    .locks
+                    .into_iter()
+                    .map(|(name, lock)| (name, Lock::from(lock)))
+                    .collect(),
+            }
+        }
+        _ => return Err(invalid("unknown lock state snapshot version")),
+    };
+    rebuild(body).map_err(|Invariant(reason)| invalid(reason))
+}
+
+fn read_body<'a, S: Deserialize<'a>, L: Deserialize<'a>>(
+    rest: &'a [u8],
+) -> Result<Body<'a, S, L>, SnapshotError> {
+    let (body, rest) = postcard::take_from_bytes::<Body<'a, S, L>>(rest)
+        .map_err(|_| invalid("malformed lock state"))?;
     if !rest.is_empty() {
         return Err(invalid("trailing bytes after the lock state"));
     }
-    rebuild(body).map_err(|Invariant(reason)| invalid(reason))
+    Ok(body)
 }
 
 /// Builds the state from its primary data, rebuilding the derived tables,
 /// and checks it. Sessions and locks agree by construction (each claim of a
 /// session is derived from the lock that has it), so only the local
 /// invariants of each are left to check.
-fn rebuild(body: Body<'_>) -> Result<LockState, Invariant> {
+fn rebuild(body: Body<'_, Session, Lock>) -> Result<LockState, Invariant> {
     let Body {
         limits,
         last_applied,
@@ -210,4 +290,128 @@ fn rebuild(body: Body<'_>) -> Result<LockState, Invariant> {
         sessions,
         locks: named.into_iter().collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::locks::{ClientCommand, Command, SessionMeta};
+
+    /// The state as version 1 wrote it: sessions without metadata.
+    fn encode_v1(state: &LockState) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct BodyV1<'a> {
+            limits: &'a Limits,
+            last_applied: LogIndex,
+            sessions: Vec<(SessionId, (u64, u128, &'a super::super::dedupe::Dedupe))>,
+            ended: EndedRef<'a>,
+            locks: Vec<(&'a str, LockV1Ref)>,
+        }
+        #[derive(Serialize)]
+        struct LockV1Ref {
+            kind: crate::locks::LockKind,
+            holders: Vec<(
+                SessionId,
+                (crate::locks::FencingToken, crate::locks::Mode, u64),
+            )>,
+            queue: Vec<(
+                SessionId,
+                crate::locks::Seq,
+                crate::locks::Mode,
+                u64,
+                Option<u64>,
+            )>,
+            delay: Option<crate::locks::LockDelay>,
+        }
+        let body = BodyV1 {
+            limits: &state.limits,
+            last_applied: state.last_applied,
+            sessions: state
+                .sessions
+                .live
+                .iter()
+                .map(|(id, s)| (*id, (s.ttl_ms, s.nonce, &s.dedupe)))
+                .collect(),
+            ended: EndedRef(&state.sessions),
+            locks: state
+                .locks
+                .iter()
+                .map(|(name, lock)| {
+                    let v1 = LockV1Ref {
+                        kind: lock.kind,
+                        holders: lock
+                            .holders
+                            .iter()
+                            .map(|(id, h)| (*id, (h.token, h.mode, h.lock_delay_ms)))
+                            .collect(),
+                        queue: lock
+                            .queue
+                            .iter()
+                            .map(|w| (w.session, w.seq, w.mode, w.lock_delay_ms, w.timeout_ms))
+                            .collect(),
+                        delay: lock.delay,
+                    };
+                    (&**name, v1)
+                })
+                .collect(),
+        };
+        let mut out = MAGIC.to_vec();
+        out = postcard::to_extend(&VERSION_1, out).expect("encodes");
+        postcard::to_extend(&body, out).expect("encodes")
+    }
+
+    #[test]
+    fn version_1_snapshots_still_restore_without_metadata() {
+        let mut state = LockState::default();
+        let mut out = crate::locks::Applied::default();
+        let open = |nonce| {
+            Command::Client(ClientCommand::OpenSession {
+                nonce,
+                ttl_ms: 10_000,
+            })
+        };
+        state.apply_into(LogIndex(1), &open(1), &mut out);
+        state.apply_into(LogIndex(2), &open(2), &mut out);
+        state.apply_into(
+            LogIndex(3),
+            &Command::ExpireSession {
+                session: SessionId(2),
+            },
+            &mut out,
+        );
+        let acquire = |session, wait| {
+            Command::Client(ClientCommand::Acquire {
+                session: SessionId(session),
+                seq: crate::locks::Seq(1),
+                ack: crate::locks::Seq(1),
+                lock: "a".to_owned(),
+                mode: crate::locks::Mode::Exclusive,
+                wait,
+                lock_delay_ms: 5,
+            })
+        };
+        state.apply_into(LogIndex(4), &acquire(1, crate::locks::Wait::Try), &mut out);
+        state.apply_into(LogIndex(5), &open(5), &mut out);
+        let waits = acquire(5, crate::locks::Wait::For(9_000));
+        state.apply_into(LogIndex(6), &waits, &mut out);
+        assert_eq!(state.lock_status("a").map(|s| s.waiters.len()), Some(1));
+        let old = encode_v1(&state);
+        assert_eq!(decode(&old), Ok(state.clone()));
+        // Written again, it is version 2, with the same state.
+        assert_eq!(decode(&encode(&state)), Ok(state.clone()));
+
+        let meta = SessionMeta {
+            name: "n".to_owned(),
+            ..SessionMeta::default()
+        };
+        let command = Command::Client(ClientCommand::OpenSessionWithMeta {
+            nonce: 3,
+            ttl_ms: 10_000,
+            meta: meta.clone(),
+        });
+        state.apply_into(LogIndex(7), &command, &mut out);
+        let restored = decode(&encode(&state)).expect("restores");
+        assert_eq!(restored.session_meta(SessionId(7)), Some(&meta));
+        assert_eq!(restored, state);
+    }
 }

@@ -23,7 +23,9 @@ pub(super) fn acts_on(body: &RequestBody) -> Option<SessionId> {
             ClientCommand::CloseSession { session, .. }
             | ClientCommand::Acquire { session, .. }
             | ClientCommand::Release { session, .. }
-            | ClientCommand::CancelWait { session, .. },
+            | ClientCommand::CancelWait { session, .. }
+            | ClientCommand::Campaign { session, .. }
+            | ClientCommand::Proclaim { session, .. },
         )
         | RequestBody::KeepAlive { session } => Some(*session),
         _ => None,

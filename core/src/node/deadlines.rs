@@ -27,6 +27,7 @@ impl<K: Ord + Clone> Deadlines<K> {
             self.by_time.remove(&(old, key.clone()));
         }
         self.by_time.insert((at, key));
+        debug_assert_eq!(self.by_key.len(), self.by_time.len());
     }
 
     /// Moves `key`'s deadline to `at` if that is later (leases only grow).
@@ -40,6 +41,12 @@ impl<K: Ord + Clone> Deadlines<K> {
         if let Some(old) = self.by_key.remove(key) {
             self.by_time.remove(&(old, key.clone()));
         }
+        debug_assert_eq!(self.by_key.len(), self.by_time.len());
+    }
+
+    /// `key`'s deadline, if armed.
+    pub(crate) fn deadline(&self, key: &K) -> Option<Instant> {
+        self.by_key.get(key).copied()
     }
 
     /// The earliest deadline.

@@ -38,7 +38,13 @@ impl Node {
         };
         self.next_forward += 1;
         let fid = ForwardId(self.next_forward);
-        let resend = (!matches!(body, RequestBody::ChangeMembership(_))).then(|| body.clone());
+        // A membership change or a revocation sent twice would be refused the
+        // second time, hiding that the first took effect.
+        let resend = (!matches!(
+            body,
+            RequestBody::ChangeMembership(_) | RequestBody::RevokeSession { .. }
+        ))
+        .then(|| body.clone());
         self.forwarded.insert(
             fid,
             Forwarded {

@@ -12,7 +12,7 @@ use super::deadlines::Deadlines;
 use crate::ids::LogIndex;
 use crate::locks::{Command, Event, LockState, Seq, SessionId};
 use crate::time::{Duration, Instant};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// A wait with a timeout: (session, lock, the acquire's seq).
@@ -21,6 +21,10 @@ type WaitKey = (SessionId, Arc<str>, Seq);
 #[derive(Debug, Default)]
 pub(crate) struct LeaseTimers {
     sessions: Deadlines<SessionId>,
+    /// Sessions whose expiry this leader has proposed: they are doomed (the
+    /// entry commits, or this leader loses its term and its timers), so no
+    /// keepalive may extend them any more.
+    expiring: BTreeSet<SessionId>,
     waits: Deadlines<WaitKey>,
     /// A lock has at most one delay in force; `delay_since` names it.
     delays: Deadlines<Arc<str>>,
@@ -50,10 +54,13 @@ impl LeaseTimers {
         for (lock, delay) in state.lock_delays() {
             self.start_delay(lock, delay.since, now + ms(delay.delay_ms));
         }
+        debug_assert!(self.expiring.is_empty());
+        debug_assert_eq!(self.sessions.len(), state.sessions().count());
     }
 
     pub(crate) fn clear(&mut self) {
         self.sessions.clear();
+        self.expiring.clear();
         self.waits.clear();
         self.delays.clear();
         self.delay_since.clear();
@@ -62,6 +69,7 @@ impl LeaseTimers {
     fn start_delay(&mut self, lock: &Arc<str>, since: LogIndex, until: Instant) {
         self.delays.arm(Arc::clone(lock), until);
         self.delay_since.insert(Arc::clone(lock), since);
+        debug_assert_eq!(self.delays.len(), self.delay_since.len());
     }
 
     /// Follows the applied entries: new sessions, waits and delays start
@@ -71,7 +79,10 @@ impl LeaseTimers {
             Event::SessionOpened { session, ttl_ms } => {
                 self.sessions.arm(*session, now + ms(*ttl_ms))
             }
-            Event::SessionEnded { session, .. } => self.sessions.disarm(session),
+            Event::SessionEnded { session, .. } => {
+                self.sessions.disarm(session);
+                self.expiring.remove(session);
+            }
             Event::WaitStarted {
                 session,
                 lock,
@@ -99,15 +110,31 @@ impl LeaseTimers {
             Event::LockDelayEnded { lock } => {
                 self.delays.disarm(lock);
                 self.delay_since.remove(lock);
+                debug_assert_eq!(self.delays.len(), self.delay_since.len());
             }
             _ => {}
         }
     }
 
     /// A keepalive that arrived at `arrival` was confirmed by a quorum
-    /// round: the session lives at least until `arrival + ttl`.
-    pub(crate) fn keepalive(&mut self, session: SessionId, arrival: Instant, ttl_ms: u64) {
+    /// round: the session lives at least until `arrival + ttl`, unless its
+    /// expiry is already proposed. Returns whether the lease was extended;
+    /// when it was not, the keepalive must be answered as expired, never
+    /// acknowledged (the session ends when that entry applies, and its
+    /// locks go to others).
+    #[must_use]
+    pub(crate) fn keepalive(&mut self, session: SessionId, arrival: Instant, ttl_ms: u64) -> bool {
+        if self.expiring.contains(&session) {
+            return false;
+        }
         self.sessions.extend(&session, arrival + ms(ttl_ms));
+        debug_assert!(
+            self.sessions
+                .deadline(&session)
+                .is_none_or(|d| d >= arrival + ms(ttl_ms)),
+            "a confirmed keepalive left the lease short"
+        );
+        true
     }
 
     /// The commands for every timer that ran out; each is re-armed a little
@@ -116,8 +143,13 @@ impl LeaseTimers {
         let mut commands = Vec::new();
         for session in self.sessions.due(now) {
             self.sessions.arm(session, now + REPROPOSE_AFTER);
+            self.expiring.insert(session);
             commands.push(Command::ExpireSession { session });
         }
+        debug_assert!(
+            self.sessions.next().is_none_or(|t| t > now),
+            "a due session left due"
+        );
         for (session, lock, seq) in self.waits.due(now) {
             self.waits
                 .arm((session, Arc::clone(&lock), seq), now + REPROPOSE_AFTER);

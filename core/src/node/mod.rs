@@ -18,35 +18,44 @@
 //!   to a lock's applied events on this server.
 //! - `TakeSnapshot` (a backup) is a ReadIndex read too; the leader keeps
 //!   the encoded state for the `SnapshotChunk` requests that fetch the
-//!   rest of it (see [`snapshot_export`]).
+//!   rest of it (see `node::snapshot_export`).
 //!
 //! Only the leader expires sessions, times out waits and ends lock-delays,
 //! by proposing commands; a new leader first resets every such timer to its
 //! full length (rule 4).
 
+mod access;
 mod attach;
 mod deadlines;
 mod forwarding;
 mod lease_timers;
 mod membership;
 mod publish;
+mod revoke;
 mod snapshot_export;
+mod stats;
 mod status;
 #[cfg(test)]
 mod tests;
 
 use crate::ids::{LogIndex, NodeId, Term};
-use crate::locks::{ClientCommand, Command, Event, FencingToken, LockState, Reply, Seq, SessionId};
+use crate::locks::{
+    ClientCommand, Command, Event, FencingToken, LockError, LockState, Reply, Seq, SessionId,
+};
 use crate::proto::{
-    ClientFrame, ForwardId, LockStatusView, MemberInfo, PROTOCOL_VERSION, PeerFrame, ProtoError,
-    Request, RequestBody, RequestId, Response, ResponseBody, ServerFrame, WatchEvent,
+    ClientFrame, ForwardId, LeaderView, LockListView, LockStatusView, MemberInfo, PROTOCOL_VERSION,
+    PeerFrame, ProtoError, Request, RequestBody, RequestId, Response, ResponseBody, ServerFrame,
+    SessionListView, WatchEvent, page_size,
 };
 use crate::raft::{self, Action, Persist, Raft, RestoreError, Stored};
 use crate::time::Instant;
+pub use access::ClientLimits;
 use forwarding::Forwarded;
 use lease_timers::LeaseTimers;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
+
+pub use stats::{DURATION_BOUNDS_US, DurationBuckets, LockCounters, Notice};
 
 /// A client connection, numbered by the runtime.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -100,6 +109,22 @@ enum ReadKind {
     TakeSnapshot {
         max_len: u32,
     },
+    ListLocks {
+        prefix: String,
+        after: Option<String>,
+        limit: u32,
+    },
+    ListSessions {
+        after: Option<SessionId>,
+        limit: u32,
+    },
+    /// A revocation first checks, linearizably, that the session is live.
+    Revoke {
+        session: SessionId,
+    },
+    Leader {
+        election: String,
+    },
 }
 
 /// Configuration of a server.
@@ -116,6 +141,75 @@ pub struct NodeConfig {
 }
 
 /// One server. See the [module documentation](self).
+///
+/// A driver feeds it client and peer frames, timeouts and persistence
+/// reports, and drains [`Node::poll_action`] after each input. A server
+/// alone, with one client taking a lock:
+///
+/// ```
+/// use distlock_core::ids::NodeId;
+/// use distlock_core::locks::{ClientCommand, LockState, Mode, Outcome, Seq, SessionId, Wait};
+/// use distlock_core::node::{ConnId, Node, NodeAction, NodeConfig};
+/// use distlock_core::proto::{
+///     ClientFrame, PROTOCOL_VERSION, Request, RequestBody, RequestId, ResponseBody, ServerFrame,
+/// };
+/// use distlock_core::raft::{self, Membership, Stored};
+/// use distlock_core::time::Instant;
+///
+/// let me = NodeId(1);
+/// let config = NodeConfig { raft: raft::Config::new(me), members: Vec::new(), advertise: None };
+/// let stored = Stored::fresh(Membership::with_voters([me])); // or what the disk holds
+/// let mut node = Node::new(config, LockState::default(), stored, 7, Instant::ZERO)?;
+/// let mut now = Instant::ZERO;
+///
+/// // Time passes; each action is done (persisted at once, answers kept).
+/// fn run(node: &mut Node, now: &mut Instant, frames: &mut Vec<ServerFrame>) {
+///     for _ in 0..50 {
+///         if let Some(t) = node.poll_timeout() {
+///             *now = (*now).max(t);
+///             node.handle_timeout(*now);
+///         }
+///         while let Some(action) = node.poll_action() {
+///             match action {
+///                 NodeAction::Persist(p) => node.persisted(p.seq, *now),
+///                 NodeAction::Reply { frame, .. } => frames.push(frame),
+///                 NodeAction::Send { .. } => unreachable!("a single server has no peers"),
+///             }
+///         }
+///     }
+/// }
+/// let mut frames = Vec::new();
+/// run(&mut node, &mut now, &mut frames);
+/// assert!(node.raft().is_leader());
+///
+/// let conn = ConnId(1);
+/// let hello = ClientFrame::Hello { protocol_version: PROTOCOL_VERSION, cluster_id: None, auth: None };
+/// node.handle_client(conn, hello, now);
+/// let open = ClientCommand::OpenSession { nonce: 99, ttl_ms: 10_000 };
+/// let request = |id, command| ClientFrame::Request(Request { id: RequestId(id), body: RequestBody::Log(command) });
+/// node.handle_client(conn, request(1, open), now);
+/// run(&mut node, &mut now, &mut frames);
+/// let session: SessionId = frames.iter().find_map(|f| match f {
+///     ServerFrame::Response(r) => match &r.result {
+///         Ok(ResponseBody::SessionOpened { session, .. }) => Some(*session),
+///         _ => None,
+///     },
+///     _ => None,
+/// }).expect("the session is open");
+///
+/// let acquire = ClientCommand::Acquire {
+///     session, seq: Seq(1), ack: Seq(1), lock: "db".into(),
+///     mode: Mode::Exclusive, wait: Wait::Try, lock_delay_ms: 0,
+/// };
+/// node.handle_client(conn, request(2, acquire), now);
+/// run(&mut node, &mut now, &mut frames);
+/// assert!(frames.iter().any(|f| matches!(
+///     f,
+///     ServerFrame::Response(r) if r.id == RequestId(2)
+///         && matches!(r.result, Ok(ResponseBody::Lock(Outcome::Granted { .. })))
+/// )));
+/// # Ok::<(), distlock_core::raft::RestoreError>(())
+/// ```
 pub struct Node {
     raft: Raft<LockState>,
     members: Vec<MemberInfo>,
@@ -145,6 +239,8 @@ pub struct Node {
     watchers: BTreeMap<Arc<str>, BTreeSet<ConnId>>,
     /// Snapshots this leader took for backups, kept while they are fetched.
     exports: snapshot_export::Exports,
+    /// Revocations this leader appended, answered when they apply.
+    revokes: revoke::Revokes,
     /// Membership changes this leader appended, answered when they commit.
     pending_changes: Vec<membership::PendingChange>,
     /// The configuration our clients last heard of in a `Welcome`.
@@ -159,7 +255,10 @@ pub struct Node {
     /// The configuration found to carry them (no need to look again until
     /// it changes).
     addrs_checked: Option<LogIndex>,
+    /// Who each client is, and what it holds against its limits.
+    clients: access::Clients,
     actions: VecDeque<NodeAction>,
+    stats: stats::Stats,
 }
 
 impl Node {
@@ -195,12 +294,15 @@ impl Node {
             watchers: BTreeMap::new(),
             exports: snapshot_export::Exports::default(),
             pending_changes: Vec::new(),
+            revokes: revoke::Revokes::default(),
             announced,
             draining: false,
             advertise: cfg.advertise,
             publish_at: None,
             addrs_checked: None,
+            clients: access::Clients::default(),
             actions: VecDeque::new(),
+            stats: stats::Stats::default(),
         })
     }
 
@@ -210,19 +312,32 @@ impl Node {
         &self.raft
     }
 
+    /// What the lock service did on this server since it started, for
+    /// metrics.
+    #[must_use]
+    pub fn lock_counters(&self) -> &LockCounters {
+        &self.stats.counters
+    }
+
+    /// The next notice for the operator's log (see [`Notice`]), if any.
+    pub fn poll_notice(&mut self) -> Option<Notice> {
+        self.stats.notices.pop_front()
+    }
+
     /// Starts a graceful shutdown: new client requests are refused with
     /// `ShuttingDown` (clients fail over with their sessions), and a leader
     /// hands leadership to the most up-to-date voter. Returns the transfer
     /// target when this server leads.
     pub fn start_draining(&mut self, now: Instant) -> Option<NodeId> {
-        self.tick(now);
+        self.advance_clock(now);
         self.draining = true;
         self.raft.transfer_leadership(None, now).ok()
     }
 
-    /// Whether the leader's lease timers are running here.
+    /// How many sessions the leader's lease timers track here (0 on a
+    /// server that does not lead).
     #[must_use]
-    pub fn timed_sessions(&self) -> usize {
+    pub fn lease_timer_count(&self) -> usize {
         self.timers.session_count()
     }
 
@@ -230,7 +345,7 @@ impl Node {
 
     /// A frame from client connection `conn`.
     pub fn handle_client(&mut self, conn: ConnId, frame: ClientFrame, now: Instant) {
-        self.tick(now);
+        self.advance_clock(now);
         match frame {
             ClientFrame::Hello {
                 protocol_version, ..
@@ -259,6 +374,13 @@ impl Node {
                     self.answer(origin, Err(ProtoError::ShuttingDown));
                     return;
                 }
+                let body = match self.admit(conn, body) {
+                    Ok(body) => body,
+                    Err(e) => {
+                        self.answer(origin, Err(e));
+                        return;
+                    }
+                };
                 if !self.may_act(conn, &body) {
                     self.answer(origin, Err(ProtoError::NotAttached));
                     return;
@@ -272,6 +394,7 @@ impl Node {
     pub fn connection_closed(&mut self, conn: ConnId) {
         self.greeted.remove(&conn);
         self.attached.remove(&conn);
+        self.forget_connection(conn);
         for set in self.watchers.values_mut() {
             set.remove(&conn);
         }
@@ -288,7 +411,7 @@ impl Node {
 
     /// A frame from peer `from`.
     pub fn handle_peer(&mut self, from: NodeId, frame: PeerFrame, now: Instant) {
-        self.tick(now);
+        self.advance_clock(now);
         match frame {
             PeerFrame::Raft(msg) if msg.from == from => self.raft.handle_message(msg, now),
             PeerFrame::Forward { origin, request } if origin == from => {
@@ -315,22 +438,22 @@ impl Node {
             // business.
             _ => {}
         }
-        self.after_input();
+        self.run_lease_timers();
     }
 
     /// Fires due timers.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.tick(now);
+        self.advance_clock(now);
         self.exports.expire(now);
         self.raft.handle_timeout(now);
-        self.after_input();
+        self.run_lease_timers();
     }
 
     /// Persists up to `seq` are durable.
     pub fn persisted(&mut self, seq: raft::PersistSeq, now: Instant) {
-        self.tick(now);
+        self.advance_clock(now);
         self.raft.persisted(seq, now);
-        self.after_input();
+        self.run_lease_timers();
     }
 
     // ---- outputs --------------------------------------------------------
@@ -361,7 +484,9 @@ impl Node {
 
     // ---- routing --------------------------------------------------------
 
-    fn tick(&mut self, now: Instant) {
+    /// Moves the local clock to `now` (it never goes back). Fires no timer:
+    /// timers fire in [`Self::handle_timeout`].
+    fn advance_clock(&mut self, now: Instant) {
         debug_assert!(now >= self.now, "time went backwards");
         self.now = self.now.max(now);
     }
@@ -394,6 +519,7 @@ impl Node {
                         .entry(Arc::from(lock.as_str()))
                         .or_default()
                         .insert(conn);
+                    self.record_watch(conn, &lock, true);
                 }
                 self.answer(origin, Ok(ResponseBody::Watching));
             }
@@ -402,6 +528,7 @@ impl Node {
                     if let Some(set) = self.watchers.get_mut(lock.as_str()) {
                         set.remove(&conn);
                     }
+                    self.record_watch(conn, &lock, false);
                 }
                 self.answer(origin, Ok(ResponseBody::Unwatched));
             }
@@ -415,6 +542,27 @@ impl Node {
                 offset,
                 max_len,
             } => self.serve_snapshot_chunk(origin, index, offset, max_len),
+            RequestBody::ListLocks {
+                prefix,
+                after,
+                limit,
+            } => self.serve_read(
+                origin,
+                ReadKind::ListLocks {
+                    prefix,
+                    after,
+                    limit,
+                },
+            ),
+            RequestBody::ListSessions { after, limit } => {
+                self.serve_read(origin, ReadKind::ListSessions { after, limit });
+            }
+            RequestBody::RevokeSession { session } => {
+                self.serve_read(origin, ReadKind::Revoke { session });
+            }
+            RequestBody::Leader { election } => {
+                self.serve_read(origin, ReadKind::Leader { election });
+            }
         }
     }
 
@@ -427,13 +575,16 @@ impl Node {
             // Registered before proposing or forwarding: whichever server
             // proposes it, we answer when we apply it.
             match &command {
-                ClientCommand::OpenSession { nonce, .. } => {
+                ClientCommand::OpenSession { nonce, .. }
+                | ClientCommand::OpenSessionWithMeta { nonce, .. } => {
                     self.opening.entry(*nonce).or_default().push(origin)
                 }
                 ClientCommand::CloseSession { session, seq, .. }
                 | ClientCommand::Acquire { session, seq, .. }
                 | ClientCommand::Release { session, seq, .. }
-                | ClientCommand::CancelWait { session, seq, .. } => {
+                | ClientCommand::CancelWait { session, seq, .. }
+                | ClientCommand::Campaign { session, seq, .. }
+                | ClientCommand::Proclaim { session, seq, .. } => {
                     // A client re-asks a waiting acquire now and then: keep
                     // one registration per connection, the latest.
                     let list = self.waiting.entry((*session, *seq)).or_default();
@@ -463,6 +614,20 @@ impl Node {
                 ReadKind::CheckToken { lock, token } => RequestBody::CheckToken { lock, token },
                 ReadKind::LockStatus { lock } => RequestBody::LockStatus { lock },
                 ReadKind::TakeSnapshot { max_len } => RequestBody::TakeSnapshot { max_len },
+                ReadKind::ListLocks {
+                    prefix,
+                    after,
+                    limit,
+                } => RequestBody::ListLocks {
+                    prefix,
+                    after,
+                    limit,
+                },
+                ReadKind::ListSessions { after, limit } => {
+                    RequestBody::ListSessions { after, limit }
+                }
+                ReadKind::Revoke { session } => RequestBody::RevokeSession { session },
+                ReadKind::Leader { election } => RequestBody::Leader { election },
             };
             self.forward(origin, body);
             return;
@@ -511,6 +676,7 @@ impl Node {
                 // The connection that opened a session speaks for it.
                 if let Ok(ResponseBody::SessionOpened { session, .. }) = &result {
                     self.attach(conn, *session);
+                    self.record_owner(conn, *session);
                 }
                 if let Err(e) = &result {
                     // A refused log request is answered now, not at apply.
@@ -540,9 +706,10 @@ impl Node {
 
     // ---- leadership and timers --------------------------------------------
 
-    /// After every input: keep the lease timers in step with leadership, and
-    /// propose what ran out. Returns whether it proposed anything.
-    fn after_input(&mut self) -> bool {
+    /// After every input: keeps the lease timers in step with leadership,
+    /// and proposes the expiries, wait timeouts and delay ends that ran
+    /// out. Returns how many commands it proposed.
+    fn run_lease_timers(&mut self) -> usize {
         let leading = self.raft.is_leader().then(|| self.raft.term());
         if leading != self.led_term {
             if leading.is_some() {
@@ -558,10 +725,10 @@ impl Node {
         }
         // Rule 3: nothing expires before an entry of our term has committed.
         if leading.is_none() || !self.raft.has_committed_own_term() {
-            return false;
+            return 0;
         }
         let due = self.timers.take_due(self.now);
-        let proposed = !due.is_empty();
+        let proposed = due.len();
         for command in due {
             // Refused only while handing leadership over; the timer is
             // re-armed and fires again.
@@ -578,7 +745,7 @@ impl Node {
                 // Becoming leader or committing our term's first entry
                 // happens while draining; what that lets us propose is
                 // drained too.
-                if !self.after_input() {
+                if self.run_lease_timers() == 0 {
                     break;
                 }
             }
@@ -593,6 +760,8 @@ impl Node {
     }
 
     fn drain_raft_once(&mut self) {
+        self.stats
+            .after_install(self.raft.counters().snapshots_installed);
         while let Some(action) = self.raft.poll_action() {
             match action {
                 Action::Persist(p) => self.actions.push_back(NodeAction::Persist(p)),
@@ -603,6 +772,7 @@ impl Node {
                     });
                 }
                 Action::Applied { index, output, .. } => {
+                    self.settle_revokes(index, &output.events);
                     for event in &output.events {
                         self.on_applied_event(index, event);
                     }
@@ -622,12 +792,18 @@ impl Node {
     }
 
     fn on_applied_event(&mut self, index: LogIndex, event: &Event) {
-        if self.led_term.is_some() {
+        let leading = self.led_term.is_some();
+        if leading {
             self.timers.on_event(self.now, event);
         }
+        if let Event::SessionEnded { session, .. } = event {
+            self.forget_owner(*session);
+        }
+        self.stats.on_event(self.now, event, leading);
         let (Event::Acquired { lock, .. }
         | Event::Released { lock, .. }
-        | Event::Expired { lock, .. }) = event
+        | Event::Expired { lock, .. }
+        | Event::Proclaimed { lock, .. }) = event
         else {
             return;
         };
@@ -653,6 +829,9 @@ impl Node {
                 // A retry of a queued acquire: its real answer comes later.
                 if matches!(response, Ok(crate::locks::Outcome::Pending)) {
                     return;
+                }
+                if matches!(response, Err(crate::locks::LockError::TimedOut)) {
+                    self.stats.on_timed_out();
                 }
                 let Some(origins) = self.waiting.remove(&(session, seq)) else {
                     return;
@@ -697,12 +876,15 @@ impl Node {
         let state = self.raft.state_machine();
         let result = match kind {
             ReadKind::KeepAlive { session, arrival } => match state.session(session) {
-                Some(info) => {
-                    if self.led_term.is_some() {
-                        self.timers.keepalive(session, arrival, info.ttl_ms);
-                    }
-                    Ok(ResponseBody::KeepAliveAck { session })
+                // The expiry is proposed: acknowledging would promise a
+                // lease whose locks are about to be handed on.
+                Some(info)
+                    if self.led_term.is_some()
+                        && !self.timers.keepalive(session, arrival, info.ttl_ms) =>
+                {
+                    Err(ProtoError::Lock(LockError::SessionExpired))
                 }
+                Some(_) => Ok(ResponseBody::KeepAliveAck { session }),
                 None => Err(ProtoError::UnknownSession),
             },
             ReadKind::CheckToken { lock, token } => {
@@ -712,6 +894,25 @@ impl Node {
                 state.lock_status(&lock).map(LockStatusView::from),
             )),
             ReadKind::TakeSnapshot { max_len } => Ok(self.take_snapshot(max_len)),
+            ReadKind::ListLocks {
+                prefix,
+                after,
+                limit,
+            } => {
+                let page = state.list_locks(&prefix, after.as_deref(), page_size(limit));
+                Ok(ResponseBody::Locks(LockListView::new(state, page)))
+            }
+            ReadKind::ListSessions { after, limit } => {
+                let page = state.list_sessions(after, page_size(limit));
+                Ok(ResponseBody::Sessions(SessionListView::new(state, page)))
+            }
+            ReadKind::Revoke { session } => {
+                self.start_revoke(origin, session);
+                return;
+            }
+            ReadKind::Leader { election } => {
+                Ok(ResponseBody::Leader(LeaderView::of(state, &election)))
+            }
         };
         self.answer(origin, result);
     }

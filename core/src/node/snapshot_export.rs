@@ -413,7 +413,7 @@ mod tests {
         // An hour later: the session's lease is long over by the old clock.
         let mut restored = Solo::start(stored, solo.now + Duration::from_millis(3_600_000));
         let elected = restored.now;
-        assert_eq!(restored.node.timed_sessions(), 1);
+        assert_eq!(restored.node.lease_timer_count(), 1);
         let lock = || RequestBody::LockStatus {
             lock: "a".to_owned(),
         };

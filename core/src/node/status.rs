@@ -1,4 +1,12 @@
 //! The cluster's status as this server sees it (`ClusterStatus`).
+//!
+//! A local view, deliberately not a linearizable read: it answers at once
+//! from this server's Raft state, also when no leader can be reached,
+//! which is when an operator needs it most (which servers are up, who they
+//! think leads, in which term, how far each has replicated). A follower's
+//! answer may name a deposed leader or an old commit index; anything that
+//! must be current (a lock's holders, a token) is read through the leader
+//! with `LockStatus` or `CheckToken`.
 
 use super::Node;
 use crate::ids::{LogIndex, NodeId};

@@ -2,6 +2,8 @@
 //! requests end to end, forwarding, keepalives, and the leader's lease
 //! timers under failover (ARCHITECTURE.md §4).
 
+mod admin;
+
 use super::{ConnId, Node, NodeAction, NodeConfig};
 use crate::ids::NodeId;
 use crate::locks::{ClientCommand, LockError, LockState, Mode, Outcome, Seq, SessionId, Wait};
@@ -12,6 +14,8 @@ use crate::proto::{
 use crate::raft::{Config, MemberAddrs, Membership, Stored};
 use crate::time::{Duration, Instant};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+mod lease;
 
 /// N servers with instant links and instant disks; time jumps to the next
 /// timer when nothing is in flight.
@@ -25,6 +29,10 @@ struct Net {
     next_request: u64,
     /// A one-way cut: frames from the first server to the second are lost.
     cut: Option<(NodeId, NodeId)>,
+    /// A one-way delay: frames from the first server to the second wait in
+    /// `delayed` until the test releases them.
+    delay: Option<(NodeId, NodeId)>,
+    delayed: VecDeque<PeerFrame>,
 }
 
 impl Net {
@@ -79,6 +87,8 @@ impl Net {
             replies: Vec::new(),
             next_request: 0,
             cut: None,
+            delay: None,
+            delayed: VecDeque::new(),
         }
     }
 
@@ -110,6 +120,10 @@ impl Net {
                 if cut || self.down.contains(&from) || self.down.contains(&to) {
                     continue;
                 }
+                if self.delay == Some((from, to)) {
+                    self.delayed.push_back(frame);
+                    continue;
+                }
                 if let Some(node) = self.nodes.get_mut(&to) {
                     node.handle_peer(from, frame, self.now);
                     self.drain(to);
@@ -139,6 +153,19 @@ impl Net {
 
     fn run_for(&mut self, d: Duration) {
         self.run_until(self.now + d);
+    }
+
+    /// Delivers the oldest frame held back by `delay`.
+    fn release_delayed(&mut self) {
+        let Some((from, to)) = self.delay else {
+            return;
+        };
+        if let Some(frame) = self.delayed.pop_front() {
+            if let Some(node) = self.nodes.get_mut(&to) {
+                node.handle_peer(from, frame, self.now);
+            }
+            self.drain(to);
+        }
     }
 
     fn leader(&self) -> Option<NodeId> {
@@ -497,7 +524,7 @@ fn a_new_leader_extends_every_lease_to_full_length() {
     let new_leader = net.settle();
     assert_ne!(new_leader, leader);
     let elected_at = net.now;
-    assert!(net.nodes[&new_leader].timed_sessions() == 1);
+    assert!(net.nodes[&new_leader].lease_timer_count() == 1);
     // Past the old deadline (opened + ttl), not past election + ttl: alive.
     assert!(elected_at + Duration::from_millis(2_900) > opened_at + Duration::from_millis(3_000));
     net.run_until(elected_at + Duration::from_millis(2_900));

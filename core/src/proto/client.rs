@@ -31,7 +31,7 @@ pub enum ClientFrame {
 /// can keep many requests in flight on one connection.
 ///
 /// Ids are per connection; a client must not reuse one while its request is
-/// unanswered. They have nothing to do with [`Seq`], which numbers a
+/// unanswered. They have nothing to do with [`Seq`](crate::locks::Seq), which numbers a
 /// session's requests across connections for exactly-once delivery.
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
@@ -150,6 +150,49 @@ pub enum RequestBody {
         /// The nonce it was opened with.
         secret: u128,
     },
+    /// One page of the locks that have holders, waiters or a lock-delay,
+    /// by name: those whose names start with `prefix` and sort after
+    /// `after`. A linearizable read. Answered
+    /// [`super::ResponseBody::Locks`]; paging on with its `next` never
+    /// skips or repeats a lock that exists throughout.
+    ListLocks {
+        /// Only names starting with this (`""` for all).
+        prefix: String,
+        /// Only names after this one (the previous page's `next`).
+        after: Option<String>,
+        /// The most locks wanted: 0 asks for
+        /// [`super::LIST_LIMIT_DEFAULT`], and at most
+        /// [`super::LIST_LIMIT_MAX`] are sent.
+        limit: u32,
+    },
+    /// One page of the live sessions, by id, with who opened them. A
+    /// linearizable read. Answered [`super::ResponseBody::Sessions`].
+    ListSessions {
+        /// Only sessions after this one (the previous page's `next`).
+        after: Option<SessionId>,
+        /// As in [`RequestBody::ListLocks`].
+        limit: u32,
+    },
+    /// Ends a live session as the expiry of its lease would (an operator's
+    /// request; forwarded to the leader): its locks are lost, into
+    /// lock-delay where their acquirers asked for one, and its waits are
+    /// answered `SessionExpired`. Answered
+    /// [`super::ResponseBody::Revoked`] once ended, or
+    /// [`super::ProtoError::UnknownSession`] (changing nothing) if it is not
+    /// live.
+    RevokeSession {
+        /// The session to end.
+        session: SessionId,
+    },
+    /// An election's leader (the exclusive holder of its lock), its term
+    /// of office (the grant's token) and the value it leads with. A
+    /// linearizable read. Answered [`super::ResponseBody::Leader`]. To
+    /// follow the leader, `Watch` the election and read again on each
+    /// event (`Proclaimed` included).
+    Leader {
+        /// The election.
+        election: String,
+    },
 }
 
 #[cfg(test)]
@@ -179,6 +222,10 @@ mod tests {
             RequestBody::TakeSnapshot { .. } => 8,
             RequestBody::SnapshotChunk { .. } => 9,
             RequestBody::Attach { .. } => 10,
+            RequestBody::ListLocks { .. } => 11,
+            RequestBody::ListSessions { .. } => 12,
+            RequestBody::RevokeSession { .. } => 13,
+            RequestBody::Leader { .. } => 14,
         }
     }
 
@@ -203,7 +250,7 @@ mod tests {
         }
         seen.sort_unstable();
         seen.dedup();
-        assert_eq!(seen, (0..=10).collect::<Vec<_>>());
+        assert_eq!(seen, (0..=14).collect::<Vec<_>>());
     }
 
     #[test]

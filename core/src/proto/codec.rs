@@ -75,6 +75,18 @@ impl From<DecodeError> for ProtoError {
 /// # Errors
 /// Only for values whose `Serialize` postcard cannot represent; never for
 /// the types of this module.
+///
+/// ```
+/// use distlock_core::proto::{ClientFrame, PROTOCOL_VERSION, decode, encode};
+///
+/// let hello = ClientFrame::Hello { protocol_version: PROTOCOL_VERSION, cluster_id: None, auth: None };
+/// let mut bytes = Vec::new();
+/// encode(&hello, &mut bytes)?;
+/// // The frame's first byte is its variant's position: `Hello` is 0.
+/// assert_eq!(bytes[0], 0);
+/// assert_eq!(decode::<ClientFrame>(&bytes)?, hello);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn encode<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     let start = out.len();
     postcard::serialize_with_flavor(value, AppendTo(out)).map_err(|e| {

@@ -1,6 +1,7 @@
 //! [`ProtoError`]: every way a request or a connection can fail, as the
 //! client sees it, on the wire.
 
+use crate::auth::Right;
 use crate::ids::{LogIndex, NodeId};
 use crate::locks::LockError;
 use crate::raft::MembershipError;
@@ -106,6 +107,61 @@ pub enum ProtoError {
     /// An `Attach` whose secret is not the session's. Final.
     #[error("not the session's owner: the secret does not match")]
     NotSessionOwner,
+    /// The connection's principal lacks the right the request needs (on
+    /// `lock`, when the request names one). Final; changes nothing.
+    #[error("forbidden: no {right} right{}", on_lock(.lock.as_deref()))]
+    Forbidden {
+        /// The right missing.
+        right: Right,
+        /// The lock it was needed on, if the request names one.
+        lock: Option<String>,
+    },
+    /// The server holds as many client connections as it accepts (in all,
+    /// or from this source address). Connection-level; retry later or on
+    /// another server.
+    #[error("too many connections (at most {max}); retry later")]
+    TooManyConnections {
+        /// The limit reached.
+        max: u32,
+    },
+    /// The principal has as many live sessions on this server as it may
+    /// open. Final until one of them ends.
+    #[error("too many sessions for this principal (at most {max})")]
+    TooManySessions {
+        /// The limit reached.
+        max: u32,
+    },
+    /// The connection watches as many locks as it may. Final until it
+    /// unwatches one.
+    #[error("too many watches on this connection (at most {max})")]
+    TooManyWatches {
+        /// The limit reached.
+        max: u32,
+    },
+    /// The connection has as many unanswered requests as it may; retry
+    /// once some are answered.
+    #[error("too many requests in flight on this connection (at most {max})")]
+    TooManyInFlight {
+        /// The limit reached.
+        max: u32,
+    },
+    /// The connection sends requests faster than it may; retry later.
+    #[error("request rate above {per_second} per second; slow down")]
+    RateLimited {
+        /// The sustained rate allowed.
+        per_second: u32,
+    },
+    /// A frame started arriving but did not complete within the deadline.
+    /// Connection-level.
+    #[error("a frame took longer than {secs} s to arrive")]
+    FrameTimeout {
+        /// The deadline, in seconds.
+        secs: u32,
+    },
+}
+
+fn on_lock(lock: Option<&str>) -> String {
+    lock.map_or_else(String::new, |l| format!(" on lock {l:?}"))
 }
 
 impl ProtoError {
@@ -120,6 +176,8 @@ impl ProtoError {
                 | Self::HelloRequired
                 | Self::FrameTooLarge { .. }
                 | Self::Malformed { .. }
+                | Self::TooManyConnections { .. }
+                | Self::FrameTimeout { .. }
         )
     }
 
@@ -136,6 +194,8 @@ impl ProtoError {
                 | Self::Timeout
                 | Self::LeaderUnreachable { .. }
                 | Self::NotAttached
+                | Self::TooManyInFlight { .. }
+                | Self::RateLimited { .. }
         )
     }
 }

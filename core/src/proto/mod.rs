@@ -35,16 +35,28 @@
 mod client;
 mod codec;
 mod error;
+mod listing;
 mod peer;
 mod server;
 mod view;
 
-#[cfg(test)]
+#[cfg(any(test, feature = "testkit"))]
 mod samples;
+
+/// One value of every variant of every frame type (the samples the codec
+/// tests round-trip), for the fuzz targets' seed corpora.
+#[cfg(feature = "testkit")]
+pub mod sample_frames {
+    pub use super::samples::{client_frames, peer_frames, server_frames};
+}
 
 pub use client::{ClientFrame, Request, RequestBody, RequestId};
 pub use codec::{DecodeError, EncodeError, check_frame_len, decode, encode, peek_hello_version};
 pub use error::ProtoError;
+pub use listing::{
+    HolderEntryView, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, LeaderView, LockEntryView, LockListView,
+    SessionEntryView, SessionListView, WaiterEntryView, page_size,
+};
 pub use peer::{ForwardId, ForwardedRequest, PeerFrame, PeerMessage};
 pub use server::{LockEvent, MemberInfo, Response, ResponseBody, ServerFrame, WatchEvent};
 pub use view::{

@@ -2,11 +2,17 @@
 //! enum, with extreme numbers where they change the encoding's size, and
 //! the round-trip check the tests share.
 
+// Outside tests only the frame lists are used (by the fuzz corpora), and
+// only the testkit feature exports them.
+#![cfg_attr(not(test), allow(dead_code))]
+#![cfg_attr(not(feature = "testkit"), allow(unreachable_pub))]
+
 use super::*;
 use crate::ids::{LogIndex, NodeId, Term};
 use crate::locks::ClientCommand;
 use crate::locks::{
-    Command, FencingToken, LockDelay, LockError, LockKind, Mode, Outcome, Seq, SessionId, Wait,
+    Command, FencingToken, LockDelay, LockError, LockKind, MetaError, MetaField, Mode, Outcome,
+    Seq, SessionId, SessionMeta, Wait,
 };
 use crate::raft::{
     AppendConflict, Entry, EntryPayload, MemberAddrs, Membership, MembershipChange,
@@ -138,6 +144,121 @@ pub(super) fn request_bodies() -> Vec<RequestBody> {
             max_len: u32::MAX,
         },
     ]
+    .into_iter()
+    .chain(listing_requests())
+    .collect()
+}
+
+/// Who opened a session, with every field set.
+pub(super) fn session_meta() -> SessionMeta {
+    SessionMeta {
+        name: "alice@db1 4242".to_owned(),
+        host: "db1.example".to_owned(),
+        pid: Some(u32::MAX),
+        labels: [("role".to_owned(), "backup".to_owned())].into(),
+    }
+}
+
+/// The requests of listings, session metadata and revocation.
+fn listing_requests() -> Vec<RequestBody> {
+    vec![
+        RequestBody::Log(ClientCommand::OpenSessionWithMeta {
+            nonce: u128::MAX,
+            ttl_ms: 10_000,
+            meta: session_meta(),
+        }),
+        RequestBody::ListLocks {
+            prefix: "jobs/".to_owned(),
+            after: Some("jobs/ü".to_owned()),
+            limit: u32::MAX,
+        },
+        RequestBody::ListLocks {
+            prefix: String::new(),
+            after: None,
+            limit: 0,
+        },
+        RequestBody::ListSessions {
+            after: Some(S),
+            limit: 100,
+        },
+        RequestBody::RevokeSession { session: S },
+        RequestBody::Log(ClientCommand::Campaign {
+            session: S,
+            seq: Q,
+            ack: A,
+            election: "leader/ü".to_owned(),
+            value: "v".repeat(4_096),
+            wait: Wait::Forever,
+            lock_delay_ms: 60_000,
+        }),
+        RequestBody::Log(ClientCommand::Proclaim {
+            session: S,
+            seq: Q,
+            ack: A,
+            election: "leader/ü".to_owned(),
+            token: FencingToken(u64::MAX),
+            value: String::new(),
+        }),
+        RequestBody::Leader {
+            election: "leader/ü".to_owned(),
+        },
+    ]
+}
+
+/// The answers of listings and revocation.
+fn listing_responses() -> Vec<ResponseBody> {
+    vec![
+        ResponseBody::Locks(LockListView {
+            index: LogIndex(u64::MAX),
+            locks: vec![LockEntryView {
+                name: "jobs/ü".to_owned(),
+                kind: LockKind::Semaphore(u32::MAX),
+                mode: Some(Mode::Semaphore(u32::MAX)),
+                holders: vec![HolderEntryView {
+                    session: S,
+                    token: FencingToken(12),
+                    since: LogIndex(12),
+                    owner: Some(session_meta()),
+                }],
+                waiters: vec![WaiterEntryView {
+                    session: SessionId(7),
+                    mode: Mode::Semaphore(u32::MAX),
+                    timeout_ms: Some(u64::MAX),
+                    owner: None,
+                }],
+                delay: Some(LockDelay {
+                    since: LogIndex(11),
+                    delay_ms: 5_000,
+                }),
+            }],
+            next: Some("jobs/ü".to_owned()),
+        }),
+        ResponseBody::Locks(LockListView {
+            index: LogIndex(0),
+            locks: Vec::new(),
+            next: None,
+        }),
+        ResponseBody::Sessions(SessionListView {
+            index: LogIndex(40),
+            sessions: vec![SessionEntryView {
+                session: S,
+                ttl_ms: 10_000,
+                held: u32::MAX,
+                waiting: 0,
+                owner: Some(session_meta()),
+            }],
+            next: Some(S),
+        }),
+        ResponseBody::Revoked { session: S },
+        ResponseBody::Lock(Outcome::Proclaimed),
+        ResponseBody::Leader(None),
+        ResponseBody::Leader(Some(LeaderView {
+            session: S,
+            token: FencingToken(u64::MAX),
+            value: Some("10.0.0.1:8080".to_owned()),
+            owner: Some(session_meta()),
+        })),
+    ]
 }
 
 pub(super) fn proto_errors() -> Vec<ProtoError> {
@@ -186,6 +307,36 @@ pub(super) fn proto_errors() -> Vec<ProtoError> {
         },
         ProtoError::NotAttached,
         ProtoError::NotSessionOwner,
+        ProtoError::Lock(LockError::InvalidSessionMeta(MetaError::Length {
+            field: MetaField::Name,
+            len: 1 << 20,
+            max: 128,
+        })),
+        ProtoError::Lock(LockError::InvalidSessionMeta(MetaError::TooManyLabels {
+            count: 17,
+            max: 16,
+        })),
+        ProtoError::Lock(LockError::InvalidSessionMeta(MetaError::ControlCharacter {
+            field: MetaField::LabelValue,
+        })),
+        ProtoError::Lock(LockError::InvalidValue {
+            len: u64::MAX,
+            max: 4_096,
+        }),
+        ProtoError::Forbidden {
+            right: crate::auth::Right::Lock,
+            lock: Some("billing/nightly".to_owned()),
+        },
+        ProtoError::Forbidden {
+            right: crate::auth::Right::Admin,
+            lock: None,
+        },
+        ProtoError::TooManyConnections { max: 1024 },
+        ProtoError::TooManySessions { max: 1024 },
+        ProtoError::TooManyWatches { max: 256 },
+        ProtoError::TooManyInFlight { max: 1024 },
+        ProtoError::RateLimited { per_second: 1000 },
+        ProtoError::FrameTimeout { secs: 10 },
     ]
 }
 
@@ -285,6 +436,9 @@ pub(super) fn response_bodies() -> Vec<ResponseBody> {
         },
         ResponseBody::Attached { session: S },
     ]
+    .into_iter()
+    .chain(listing_responses())
+    .collect()
 }
 
 pub(super) fn lock_events() -> Vec<LockEvent> {
@@ -305,10 +459,16 @@ pub(super) fn lock_events() -> Vec<LockEvent> {
             session: SessionId(2),
             token: FencingToken(5),
         },
+        LockEvent::Proclaimed {
+            index: LogIndex(u64::MAX),
+            session: S,
+            token: FencingToken(u64::MAX),
+        },
     ]
 }
 
-pub(super) fn client_frames() -> Vec<ClientFrame> {
+/// Every client frame variant.
+pub fn client_frames() -> Vec<ClientFrame> {
     let mut frames = vec![
         ClientFrame::Hello {
             protocol_version: PROTOCOL_VERSION,
@@ -330,7 +490,8 @@ pub(super) fn client_frames() -> Vec<ClientFrame> {
     frames
 }
 
-pub(super) fn server_frames() -> Vec<ServerFrame> {
+/// Every server frame variant.
+pub fn server_frames() -> Vec<ServerFrame> {
     let mut frames = vec![
         ServerFrame::Welcome {
             node_id: NodeId(2),
@@ -484,7 +645,8 @@ fn raft_bodies() -> Vec<MessageBody<Command>> {
     ]
 }
 
-pub(super) fn peer_frames() -> Vec<PeerFrame> {
+/// Every peer frame variant.
+pub fn peer_frames() -> Vec<PeerFrame> {
     let mut frames = vec![
         PeerFrame::Hello {
             protocol_version: PROTOCOL_VERSION,

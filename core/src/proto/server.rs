@@ -3,6 +3,7 @@
 
 use super::client::RequestId;
 use super::error::ProtoError;
+use super::listing::{LeaderView, LockListView, SessionListView};
 use super::view::{ClusterStatusView, LockStatusView};
 use crate::ids::{LogIndex, NodeId, Term};
 use crate::locks::{Event, FencingToken, Mode, Outcome, SessionId};
@@ -132,6 +133,18 @@ pub enum ResponseBody {
         /// The session.
         session: SessionId,
     },
+    /// To `ListLocks`: one page of locks.
+    Locks(LockListView),
+    /// To `ListSessions`: one page of sessions.
+    Sessions(SessionListView),
+    /// To `RevokeSession`: the session has ended, as by expiry.
+    Revoked {
+        /// The session ended.
+        session: SessionId,
+    },
+    /// To `Leader`: the election's leader and its value; `None` when
+    /// nobody leads.
+    Leader(Option<LeaderView>),
 }
 
 /// An event of a watched lock, in log order.
@@ -177,6 +190,16 @@ pub enum LockEvent {
         /// The token of the ended grant.
         token: FencingToken,
     },
+    /// An election's leader proclaimed a new value (read it with
+    /// `RequestBody::Leader`).
+    Proclaimed {
+        /// The log index of the `Proclaim` entry.
+        index: LogIndex,
+        /// The leader.
+        session: SessionId,
+        /// Its term of office.
+        token: FencingToken,
+    },
 }
 
 impl LockEvent {
@@ -186,7 +209,8 @@ impl LockEvent {
         match self {
             Self::Acquired { index, .. }
             | Self::Released { index, .. }
-            | Self::Expired { index, .. } => *index,
+            | Self::Expired { index, .. }
+            | Self::Proclaimed { index, .. } => *index,
         }
     }
 }
@@ -230,6 +254,18 @@ impl WatchEvent {
             } => (
                 lock,
                 LockEvent::Expired {
+                    index,
+                    session: *session,
+                    token: *token,
+                },
+            ),
+            Event::Proclaimed {
+                lock,
+                session,
+                token,
+            } => (
+                lock,
+                LockEvent::Proclaimed {
                     index,
                     session: *session,
                     token: *token,
@@ -280,6 +316,10 @@ mod tests {
             ResponseBody::MembershipChanged { .. } => 8,
             ResponseBody::SnapshotChunk { .. } => 9,
             ResponseBody::Attached { .. } => 10,
+            ResponseBody::Locks(_) => 11,
+            ResponseBody::Sessions(_) => 12,
+            ResponseBody::Revoked { .. } => 13,
+            ResponseBody::Leader(_) => 14,
         }
     }
 
@@ -288,6 +328,7 @@ mod tests {
             LockEvent::Acquired { .. } => 0,
             LockEvent::Released { .. } => 1,
             LockEvent::Expired { .. } => 2,
+            LockEvent::Proclaimed { .. } => 3,
         }
     }
 
@@ -311,6 +352,13 @@ mod tests {
             ProtoError::SnapshotUnavailable { .. } => 15,
             ProtoError::NotAttached => 16,
             ProtoError::NotSessionOwner => 17,
+            ProtoError::Forbidden { .. } => 18,
+            ProtoError::TooManyConnections { .. } => 19,
+            ProtoError::TooManySessions { .. } => 20,
+            ProtoError::TooManyWatches { .. } => 21,
+            ProtoError::TooManyInFlight { .. } => 22,
+            ProtoError::RateLimited { .. } => 23,
+            ProtoError::FrameTimeout { .. } => 24,
         }
     }
 
@@ -334,9 +382,9 @@ mod tests {
     #[test]
     fn every_server_frame_round_trips_with_its_pinned_tag() {
         check_all(&server_frames(), server_frame_tag, 4);
-        check_all(&response_bodies(), response_body_tag, 11);
-        check_all(&lock_events(), lock_event_tag, 3);
-        check_all(&proto_errors(), proto_error_tag, 18);
+        check_all(&response_bodies(), response_body_tag, 15);
+        check_all(&lock_events(), lock_event_tag, 4);
+        check_all(&proto_errors(), proto_error_tag, 25);
     }
 
     #[test]

@@ -18,6 +18,10 @@ pub struct Config {
     pub heartbeat_interval: Duration,
     /// At most this many entries in one AppendEntries.
     pub max_append_entries: usize,
+    /// At most this many bytes of encoded entries in one AppendEntries
+    /// (at least one entry is always sent): with the peer frame limit
+    /// twice as large, no run of legal entries makes a frame too large.
+    pub max_append_bytes: usize,
     /// At most this many AppendEntries in flight to one follower.
     pub max_inflight: usize,
     /// Take a snapshot once this many entries were applied since the last
@@ -71,6 +75,7 @@ impl Config {
             election_timeout: Duration::from_millis(150),
             heartbeat_interval: Duration::from_millis(50),
             max_append_entries: 512,
+            max_append_bytes: 512 * 1024,
             max_inflight: 64,
             snapshot_threshold: 50_000,
             compaction_margin: 5_000,
@@ -98,6 +103,7 @@ impl Config {
         }
         for (what, v) in [
             ("max_append_entries", self.max_append_entries),
+            ("max_append_bytes", self.max_append_bytes),
             ("max_inflight", self.max_inflight),
             ("snapshot_chunk_bytes", self.snapshot_chunk_bytes),
         ] {

@@ -147,7 +147,7 @@ impl<S: StateMachine> Raft<S> {
         let granted = free && self.candidate_log_ok(last_index, last_term);
         if granted && self.voted_for.is_none() {
             self.voted_for = Some(from);
-            self.unsaved.hard_state = true;
+            self.durability.mark_hard_state();
         }
         if granted {
             self.reset_election_deadline();
@@ -191,7 +191,7 @@ impl<S: StateMachine> Raft<S> {
         let mut yes = 0;
         let mut no = 0;
         let own_vote_durable =
-            self.role == Role::PreCandidate || self.persisted_seq >= self.own_vote_seq;
+            self.role == Role::PreCandidate || self.durability.own_vote_durable();
         for (id, &g) in &self.votes {
             if *id == self.cfg.id && !own_vote_durable {
                 continue;
@@ -275,6 +275,11 @@ impl<S: StateMachine> Raft<S> {
 
     /// Enters `role` with only our own vote, forgetting the leader.
     fn start_ballot(&mut self, role: Role) {
+        if role == Role::Candidate {
+            self.counters.elections += 1;
+        } else {
+            self.counters.pre_votes += 1;
+        }
         self.role = role;
         self.leader = None;
         self.leader_contact = None;
@@ -301,8 +306,7 @@ impl<S: StateMachine> Raft<S> {
         }
         self.term = self.term.next();
         self.voted_for = Some(self.cfg.id);
-        self.unsaved.hard_state = true;
-        self.own_vote_seq = self.next_seq;
+        self.durability.mark_own_vote();
         // Our own vote counts once it is durable, so even a single voter
         // wins only later, in `persisted`.
         self.start_ballot(Role::Candidate);

@@ -95,7 +95,7 @@ impl<C> Stored<C> {
 impl<C: Clone> Stored<C> {
     /// Makes server `id` the only voter of a new cluster with the state it
     /// holds, reachable at `addrs`: appends the configuration entry and
-    /// raises the term (see the [module documentation](self)). The caller
+    /// raises the term (see the `raft::force` module documentation). The caller
     /// persists [`ForcedCluster::persist`] before starting Raft.
     ///
     /// # Errors

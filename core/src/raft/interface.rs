@@ -158,6 +158,25 @@ pub struct PeerStatus {
     pub state: ReplicationState,
 }
 
+/// Counts of what this server's Raft did since it started, for metrics:
+/// the driver reads them (plain numbers, no atomics: the core stays free of
+/// any metrics library) and exports them as counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RaftCounters {
+    /// Real elections started (terms this server campaigned in).
+    pub elections: u64,
+    /// Pre-vote rounds started.
+    pub pre_votes: u64,
+    /// Snapshots taken of the state machine.
+    pub snapshots_taken: u64,
+    /// Their bytes, summed.
+    pub snapshot_taken_bytes: u64,
+    /// Snapshots received from a leader and installed.
+    pub snapshots_installed: u64,
+    /// Their bytes, summed.
+    pub snapshot_installed_bytes: u64,
+}
+
 /// An observability snapshot of a server's Raft state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Status {

@@ -74,6 +74,34 @@ impl<C: Clone> RaftLog<C> {
         }
     }
 
+    /// Clones up to `max` entries starting at `from`, stopping before the
+    /// entry that would take their encoded size above `max_bytes` (the
+    /// first entry is always included).
+    pub(crate) fn slice_within(&self, from: LogIndex, max: usize, max_bytes: usize) -> Vec<Entry<C>>
+    where
+        C: serde::Serialize,
+    {
+        let Some(o) = self.offset(from) else {
+            return Vec::new();
+        };
+        let end = o.saturating_add(max).min(self.entries.len());
+        let mut bytes = 0usize;
+        let mut out = Vec::new();
+        for entry in &self.entries[o..end] {
+            let size = postcard::serialize_with_flavor::<_, _, usize>(
+                entry,
+                postcard::ser_flavors::Size::default(),
+            )
+            .unwrap_or(usize::MAX);
+            bytes = bytes.saturating_add(size);
+            if !out.is_empty() && bytes > max_bytes {
+                break;
+            }
+            out.push(entry.clone());
+        }
+        out
+    }
+
     pub(crate) fn append(&mut self, entry: Entry<C>) {
         debug_assert_eq!(entry.index, self.last_index().next());
         if let EntryPayload::Membership(m) = &entry.payload {
@@ -139,5 +167,28 @@ impl<C: Clone> RaftLog<C> {
     /// The membership entries held in the log, oldest first.
     pub(crate) fn memberships(&self) -> impl Iterator<Item = (LogIndex, &Membership)> {
         self.configs.iter().map(|(i, m)| (*i, m))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slices_are_cut_by_bytes_but_never_empty() {
+        let mut log = RaftLog::<String>::new(LogIndex(0), Term(0));
+        for i in 1..=10 {
+            log.append(Entry {
+                index: LogIndex(i),
+                term: Term(1),
+                payload: EntryPayload::Command("x".repeat(1000)),
+            });
+        }
+        // Each entry encodes to a little over 1000 bytes.
+        assert_eq!(log.slice_within(LogIndex(1), 512, 3500).len(), 3);
+        assert_eq!(log.slice_within(LogIndex(1), 2, 1 << 20).len(), 2);
+        // One entry larger than the budget still goes alone.
+        assert_eq!(log.slice_within(LogIndex(4), 512, 10).len(), 1);
+        assert_eq!(log.slice_within(LogIndex(11), 512, 10).len(), 0);
     }
 }

@@ -22,10 +22,12 @@
 //! followers in parallel with its own write (thesis §10.2.1).
 
 mod config;
+mod durability;
 mod election;
 mod force;
 mod interface;
 mod log;
+mod marks;
 mod membership;
 mod plausible;
 mod progress;
@@ -37,7 +39,8 @@ mod types;
 pub use config::{Config, ConfigError};
 pub use force::{ForceError, ForcedCluster};
 pub use interface::{
-    Action, PeerStatus, ProposeError, RaftAction, RestoreError, Status, Stored, TransferError,
+    Action, PeerStatus, ProposeError, RaftAction, RaftCounters, RestoreError, Status, Stored,
+    TransferError,
 };
 pub use membership::{MembershipChange, MembershipError, Refusal};
 pub use plausible::Implausible;
@@ -50,6 +53,7 @@ pub use types::{
 
 use crate::ids::{LogIndex, NodeId, Term};
 use crate::time::Instant;
+use durability::Durability;
 use log::RaftLog;
 use progress::Progress;
 use rand_chacha::ChaCha8Rng;
@@ -94,26 +98,24 @@ struct IncomingSnapshot {
     data: Vec<u8>,
 }
 
-/// What has changed in memory but not yet been handed to the driver.
-#[derive(Debug, Default)]
-struct Unsaved {
-    hard_state: bool,
-    truncate_from: Option<LogIndex>,
-    /// First log index not yet handed to storage.
-    entries_from: Option<LogIndex>,
-    snapshot: Option<Box<Snapshot>>,
-}
-
-impl Unsaved {
-    fn is_dirty(&self) -> bool {
-        self.hard_state
-            || self.truncate_from.is_some()
-            || self.entries_from.is_some()
-            || self.snapshot.is_some()
-    }
-}
-
-/// One Raft server. See the [module documentation](self) for how to drive it.
+/// One Raft server. See the [module documentation](self) for how to drive
+/// it, and the [crate documentation](crate) for a compiled driver loop; in
+/// short:
+///
+/// ```
+/// use distlock_core::ids::NodeId;
+/// use distlock_core::locks::LockState;
+/// use distlock_core::raft::{Config, Membership, Raft, Stored};
+/// use distlock_core::time::Instant;
+///
+/// let me = NodeId(1);
+/// let stored = Stored::fresh(Membership::with_voters([me]));
+/// let raft = Raft::new(Config::new(me), LockState::default(), stored, 42, Instant::ZERO)?;
+/// // Inputs: handle_timeout, handle_message, persisted, propose, read_index.
+/// // Outputs: drain poll_action after each input; arm a timer at poll_timeout.
+/// assert!(raft.poll_timeout().is_some());
+/// # Ok::<(), distlock_core::raft::RestoreError>(())
+/// ```
 pub struct Raft<S: StateMachine> {
     cfg: Config,
     rng: ChaCha8Rng,
@@ -146,22 +148,12 @@ pub struct Raft<S: StateMachine> {
     /// Reads confirmed by a quorum, waiting for `applied` to reach them.
     ready_reads: VecDeque<(u64, LogIndex)>,
 
-    unsaved: Unsaved,
-    next_seq: u64,
-    persisted_seq: u64,
-    /// The last log index handed to storage.
-    written_index: LogIndex,
-    /// Highest index such that the log up to it is durable.
-    stable_index: LogIndex,
-    /// The last log index each outstanding persist writes (clipped by later
-    /// truncations).
-    inflight_persists: VecDeque<(u64, LogIndex)>,
-    /// Messages waiting for the persist numbered by their first field.
-    held: VecDeque<(u64, Message<S::Command>)>,
-    /// The persist that records this candidate's vote for itself.
-    own_vote_seq: u64,
+    /// What of the log and hard state is durable, and the messages that
+    /// wait for it.
+    durability: Durability<S::Command>,
 
     actions: VecDeque<RaftAction<S>>,
+    counters: RaftCounters,
 }
 
 impl<S: StateMachine> Raft<S> {
@@ -236,15 +228,9 @@ impl<S: StateMachine> Raft<S> {
             leader_state: None,
             incoming_snapshot: None,
             ready_reads: VecDeque::new(),
-            unsaved: Unsaved::default(),
-            next_seq: 1,
-            persisted_seq: 0,
-            written_index: last,
-            stable_index: last,
-            inflight_persists: VecDeque::new(),
-            held: VecDeque::new(),
-            own_vote_seq: 0,
+            durability: Durability::new(last),
             actions: VecDeque::new(),
+            counters: RaftCounters::default(),
             cfg,
         };
         raft.recompute_membership();
@@ -345,6 +331,22 @@ impl<S: StateMachine> Raft<S> {
         &self.sm
     }
 
+    /// What this server did since it started (elections, snapshots), for
+    /// metrics.
+    #[must_use]
+    pub fn counters(&self) -> &RaftCounters {
+        &self.counters
+    }
+
+    /// The highest index known replicated on each other member; empty
+    /// unless this server leads. Unlike [`Raft::status`] it allocates
+    /// nothing.
+    pub fn peer_match_indexes(&self) -> impl Iterator<Item = (NodeId, LogIndex)> + '_ {
+        self.leader_state
+            .iter()
+            .flat_map(|ls| ls.progress.iter().map(|(&id, pr)| (id, pr.match_index)))
+    }
+
     /// An observability snapshot.
     #[must_use]
     pub fn status(&self) -> Status {
@@ -369,7 +371,7 @@ impl<S: StateMachine> Raft<S> {
             applied_index: self.applied,
             last_index: self.log.last_index(),
             last_term: self.log.last_term(),
-            stable_index: self.stable_index,
+            stable_index: self.durability.stable_index(),
             snapshot_index: self
                 .snapshot
                 .as_ref()
@@ -388,7 +390,9 @@ impl<S: StateMachine> Raft<S> {
     #[must_use]
     pub fn poll_action(&mut self) -> Option<RaftAction<S>> {
         if self.actions.is_empty() {
+            let before = self.marks();
             self.flush();
+            self.check_marks(before);
         }
         self.actions.pop_front()
     }
@@ -410,36 +414,33 @@ impl<S: StateMachine> Raft<S> {
 
     /// Fires every timer due at `now`. Spurious calls are harmless.
     pub fn handle_timeout(&mut self, now: Instant) {
+        let before = self.marks();
         self.advance_time(now);
         if self.leader_state.is_some() {
             self.leader_tick();
         } else if self.now >= self.election_deadline {
             self.election_timeout_fired();
         }
+        self.check_marks(before);
     }
 
     /// Reports that every [`Persist`] up to and including `seq` is durable.
     pub fn persisted(&mut self, seq: PersistSeq, now: Instant) {
+        let before = self.marks();
+        self.persisted_inner(seq, now);
+        self.check_marks(before);
+    }
+
+    fn persisted_inner(&mut self, seq: PersistSeq, now: Instant) {
         self.advance_time(now);
-        if seq.0 <= self.persisted_seq {
+        let Some(released) = self.durability.persisted(seq, self.log.last_index()) else {
             return;
-        }
-        debug_assert!(seq.0 < self.next_seq, "persisted a request never issued");
-        self.persisted_seq = seq.0;
-        while let Some(&(s, last)) = self.inflight_persists.front() {
-            if s > seq.0 {
-                break;
-            }
-            self.stable_index = self.stable_index.max(last).min(self.log.last_index());
-            self.inflight_persists.pop_front();
-        }
-        while self.held.front().is_some_and(|(dep, _)| *dep <= seq.0) {
-            if let Some((_, msg)) = self.held.pop_front() {
-                // A message built in an older term is stale: its premises may
-                // have been overwritten since (a later leader truncated the log).
-                if msg.term >= self.term || matches!(msg.body, MessageBody::PreVote { .. }) {
-                    self.actions.push_back(Action::Send(msg));
-                }
+        };
+        for msg in released {
+            // A message built in an older term is stale: its premises may
+            // have been overwritten since (a later leader truncated the log).
+            if msg.term >= self.term || matches!(msg.body, MessageBody::PreVote { .. }) {
+                self.actions.push_back(Action::Send(msg));
             }
         }
         match self.role {
@@ -461,7 +462,9 @@ impl<S: StateMachine> Raft<S> {
         if plausible::check(&msg).is_err() {
             return;
         }
+        let before = self.marks();
         self.step(msg);
+        self.check_marks(before);
     }
 
     /// Appends a command to the log. Returns the (index, term) that
@@ -480,6 +483,7 @@ impl<S: StateMachine> Raft<S> {
             return Err(ProposeError::Transferring);
         }
         let index = self.append_own(EntryPayload::Command(command));
+        debug_assert!(index > self.commit && self.log.last_index() == index);
         Ok((index, self.term))
     }
 
@@ -517,27 +521,22 @@ impl<S: StateMachine> Raft<S> {
     }
 
     fn mark_entries_unsaved(&mut self, from: LogIndex) {
-        let f = self.unsaved.entries_from.map_or(from, |f| f.min(from));
-        self.unsaved.entries_from = Some(f);
+        self.durability.mark_entries(from);
     }
 
     /// Removes entries `>= from` from memory and, if they were handed to
     /// storage, from storage too.
     fn truncate_log(&mut self, from: LogIndex) {
+        debug_assert!(
+            self.role != Role::Leader,
+            "a leader truncated its own log at {from:?}"
+        );
+        debug_assert!(
+            from > self.commit,
+            "truncated committed entries from {from:?}"
+        );
         self.log.truncate(from);
-        if from <= self.written_index {
-            self.unsaved.truncate_from =
-                Some(self.unsaved.truncate_from.map_or(from, |t| t.min(from)));
-            self.written_index = from.prev();
-        }
-        let keep = from.prev();
-        self.stable_index = self.stable_index.min(keep);
-        for (_, last) in &mut self.inflight_persists {
-            *last = (*last).min(keep);
-        }
-        if self.unsaved.entries_from.is_some_and(|f| f >= from) {
-            self.unsaved.entries_from = None;
-        }
+        self.durability.truncate(from);
         if self.membership_index >= from {
             self.recompute_membership();
         }
@@ -562,14 +561,7 @@ impl<S: StateMachine> Raft<S> {
             term,
             body,
         };
-        let dep = if self.unsaved.is_dirty() {
-            self.next_seq
-        } else {
-            self.next_seq - 1
-        };
-        if durable && dep > self.persisted_seq {
-            self.held.push_back((dep, msg));
-        } else {
+        if let Some(msg) = self.durability.send_or_hold(msg, durable) {
             self.actions.push_back(Action::Send(msg));
         }
     }
@@ -585,34 +577,13 @@ impl<S: StateMachine> Raft<S> {
     }
 
     fn flush_persist(&mut self) {
-        if !self.unsaved.is_dirty() {
-            return;
-        }
-        let unsaved = std::mem::take(&mut self.unsaved);
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        let entries = match unsaved.entries_from {
-            Some(from) => self.log.slice(from.max(self.log.first_index()), usize::MAX),
-            None => Vec::new(),
-        };
-        if let Some(last) = entries.last() {
-            self.written_index = last.index;
-        }
-        if let Some(snap) = &unsaved.snapshot {
-            self.written_index = self.written_index.max(snap.meta.last_index);
-        }
-        self.inflight_persists.push_back((seq, self.written_index));
-        let hard_state = unsaved.hard_state.then_some(HardState {
+        let hard_state = HardState {
             term: self.term,
             voted_for: self.voted_for,
-        });
-        self.actions.push_back(Action::Persist(Persist {
-            seq: PersistSeq(seq),
-            hard_state,
-            truncate_from: unsaved.truncate_from,
-            entries,
-            snapshot: unsaved.snapshot,
-        }));
+        };
+        if let Some(persist) = self.durability.take_persist(&self.log, hard_state) {
+            self.actions.push_back(Action::Persist(persist));
+        }
     }
 
     /// Applies committed entries, then takes a snapshot if one is due.
@@ -635,6 +606,10 @@ impl<S: StateMachine> Raft<S> {
             }
             self.applied = index;
         }
+        debug_assert_eq!(
+            self.applied, self.commit,
+            "committed entries left unapplied"
+        );
         self.maybe_snapshot();
         if self.role == Role::Leader
             && !self.membership.is_voter(self.cfg.id)
@@ -671,10 +646,11 @@ impl<S: StateMachine> Raft<S> {
     }
 
     fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
+        debug_assert!(term >= self.term, "stepped down to an older term");
         if term > self.term {
             self.term = term;
             self.voted_for = None;
-            self.unsaved.hard_state = true;
+            self.durability.mark_hard_state();
         }
         if self.role == Role::Leader {
             self.abort_leadership();

@@ -101,6 +101,7 @@ impl<S: StateMachine> Raft<S> {
         let new_commit = leader_commit.min(last_new);
         if new_commit > self.commit {
             self.commit = new_commit;
+            debug_assert!(self.commit <= self.log.last_index());
         }
         // Acknowledged only once durable: the leader counts it toward commit.
         self.send(
@@ -119,6 +120,7 @@ impl<S: StateMachine> Raft<S> {
         let c = commit.min(self.log.last_index());
         if c > self.commit {
             self.commit = c;
+            debug_assert!(self.commit <= self.log.last_index());
         }
         self.send(from, MessageBody::HeartbeatResponse { round }, true);
     }
@@ -217,7 +219,11 @@ impl<S: StateMachine> Raft<S> {
                 self.start_snapshot_transfer(to);
                 return;
             };
-            let entries = self.log.slice(pr.next_index, self.cfg.max_append_entries);
+            let entries = self.log.slice_within(
+                pr.next_index,
+                self.cfg.max_append_entries,
+                self.cfg.max_append_bytes,
+            );
             let sent_last = entries.last().map_or(prev_index, |e| e.index);
             let round = ls.round;
             let commit = self.commit;
@@ -261,7 +267,7 @@ impl<S: StateMachine> Raft<S> {
             .iter()
             .map(|v| {
                 if *v == me {
-                    self.stable_index
+                    self.durability.stable_index()
                 } else {
                     ls.progress.get(v).map_or(LogIndex(0), |pr| pr.match_index)
                 }
@@ -273,6 +279,10 @@ impl<S: StateMachine> Raft<S> {
         // Only entries of the current term are committed by counting
         // replicas; earlier ones commit with them (thesis §3.6.2, Figure 3.7).
         if candidate > self.commit && self.log.term(candidate) == Some(self.term) {
+            debug_assert!(
+                candidate <= self.log.last_index(),
+                "a quorum matched past the leader's log"
+            );
             self.commit = candidate;
             self.on_commit_advanced();
         }

@@ -33,8 +33,10 @@ impl<S: StateMachine> Raft<S> {
             meta,
             data: Arc::from(self.sm.snapshot()),
         };
+        self.counters.snapshots_taken += 1;
+        self.counters.snapshot_taken_bytes += snap.data.len() as u64;
         self.snapshot = Some(snap.clone());
-        self.unsaved.snapshot = Some(Box::new(snap));
+        self.durability.mark_snapshot(snap);
         let keep_from = LogIndex(self.applied.0.saturating_sub(self.cfg.compaction_margin));
         self.compact_to(keep_from);
     }
@@ -42,7 +44,7 @@ impl<S: StateMachine> Raft<S> {
     /// A snapshot of the state machine as applied now, at the applied
     /// index, with the configuration in force there: what a backup of a
     /// linearizable read holds once [`super::Action::ReadReady`] said the
-    /// state is recent enough. Unlike [`Self::maybe_snapshot`] it changes
+    /// state is recent enough. Unlike `maybe_snapshot` it changes
     /// nothing: the log is not compacted and nothing is persisted.
     #[must_use]
     pub fn export_snapshot(&self) -> Snapshot {
@@ -245,24 +247,22 @@ impl<S: StateMachine> Raft<S> {
 
     /// Adopts a snapshot already loaded into the state machine.
     fn install_snapshot(&mut self, snap: Snapshot) {
+        self.counters.snapshots_installed += 1;
+        self.counters.snapshot_installed_bytes += snap.data.len() as u64;
         let meta = &snap.meta;
         if self.log.term(meta.last_index) == Some(meta.last_term) {
             // Our log goes on consistently after the snapshot: keep that part.
             self.log.compact(meta.last_index);
         } else {
             self.truncate_log(meta.last_index.next());
-            self.stable_index = self.stable_index.min(self.commit);
-            for (_, last) in &mut self.inflight_persists {
-                *last = (*last).min(self.commit);
-            }
+            self.durability.reset_to_snapshot(self.commit);
             self.log.reset(meta.last_index, meta.last_term);
-            self.unsaved.entries_from = None;
         }
         self.base_membership = meta.membership.clone();
         self.commit = meta.last_index;
         self.applied = meta.last_index;
         self.snapshot = Some(snap.clone());
-        self.unsaved.snapshot = Some(Box::new(snap));
+        self.durability.mark_snapshot(snap);
         self.recompute_membership();
     }
 }

@@ -3,21 +3,28 @@
 //! keep a link to it with reconnection and backoff. They decode and encode
 //! only; every decision is the node's.
 
+use super::client_gate::{FrameClock, Gate, InFlight, RequestGate, Tick, Ticket};
 use super::peer_admission::SharedAdmission;
 use super::{Input, LINK_QUEUE};
+use crate::auth::AuthHandle;
+use crate::metrics::{Metrics, Refusal};
+use distlock_core::auth::Access;
 use distlock_core::ids::NodeId;
 use distlock_core::node::ConnId;
-use distlock_core::proto::{ClientFrame, ClusterId, PeerFrame, ProtoError, ServerFrame};
+use distlock_core::proto::{ClientFrame, ClusterId, PeerFrame, ProtoError, Response, ServerFrame};
 use distlock_transport_tcp::tls::{MaybeTls, ServerTls, certifies_node};
 use distlock_transport_tcp::{
-    Admission, ClientHello, FrameWriter, HandshakeConfig, HostPort, TransportError, accept_client,
-    accept_peer, peer_handshake, read_frame_timeout, send_peer_error,
+    Admission, ClientHello, FrameWriter, HandshakeConfig, HostPort, Metered, TransportError,
+    accept_client, accept_peer, peer_handshake, read_frame_timeout, send_peer_error,
 };
-use distlock_transport_ws::{ServerWriter, WsServerConfig, accept_ws_client};
+use distlock_transport_ws::{
+    ServerReader, ServerWriter, WsError, WsServerConfig, accept_ws_client,
+};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::io::AsyncWrite;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
@@ -31,73 +38,156 @@ static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 /// A connection as the handshakes see it: plain, or inside TLS.
 type Stream = MaybeTls<TcpStream>;
 
+/// The connection, after the TLS handshake (under the handshake deadline)
+/// when the listener runs TLS; why not when that handshake fails.
+async fn secure(stream: TcpStream, tls: Option<&ServerTls>) -> Result<Stream, String> {
+    let Some(tls) = tls else {
+        return Ok(MaybeTls::Plain(stream));
+    };
+    let limit = HandshakeConfig::default().timeout;
+    match tokio::time::timeout(limit, tls.accept(stream)).await {
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(e)) => Err(format!("TLS handshake failed: {e}")),
+        Err(_) => Err("TLS handshake timed out".to_owned()),
+    }
+}
+
 pub(super) async fn accept_clients(
     listener: TcpListener,
     cluster: ClusterId,
     inbox: mpsc::Sender<Input>,
+    gate: Arc<Gate>,
+    metrics: Arc<Metrics>,
     tls: Option<Arc<ServerTls>>,
 ) {
-    accept_loop(listener, cluster, inbox, tls, serve_client).await;
-}
-
-/// Accepts connections for ever, one task per connection; with `tls`,
-/// each task first runs the TLS handshake, under the handshake deadline.
-async fn accept_loop<F, Fut>(
-    listener: TcpListener,
-    cluster: ClusterId,
-    inbox: mpsc::Sender<Input>,
-    tls: Option<Arc<ServerTls>>,
-    serve: F,
-) where
-    F: Fn(Stream, Admission, mpsc::Sender<Input>) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let serve = Arc::new(serve);
-    let admission = Admission {
-        cluster_id: cluster,
-        auth: None,
-    };
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            // Out of file descriptors or similar: back off rather than spin.
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let (serve, admission, inbox, tls) = (
-            Arc::clone(&serve),
-            admission.clone(),
-            inbox.clone(),
-            tls.clone(),
-        );
-        tokio::spawn(async move {
-            let stream = match tls {
-                None => MaybeTls::Plain(stream),
-                Some(tls) => {
-                    let limit = HandshakeConfig::default().timeout;
-                    match tokio::time::timeout(limit, tls.accept(stream)).await {
-                        Ok(Ok(stream)) => stream,
-                        Ok(Err(e)) => {
-                            tracing::debug!(error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => return,
+        let (stream, source) = accept(&listener).await;
+        match gate.enter(source.ip()) {
+            Ok(ticket) => {
+                let admission = client_admission(&cluster);
+                tokio::spawn(serve_client(
+                    stream,
+                    admission,
+                    inbox.clone(),
+                    Arc::clone(&gate),
+                    ticket,
+                    Arc::clone(&metrics),
+                    tls.clone(),
+                ));
+            }
+            Err(refusal) => {
+                refused(&metrics, Refusal::Limit, source, "client", &refusal);
+                let tls = tls.clone();
+                tokio::spawn(async move {
+                    if let Ok(stream) = secure(stream, tls.as_deref()).await {
+                        refuse_at_once(stream, refusal).await;
                     }
-                }
-            };
-            serve(stream, admission, inbox).await;
-        });
+                });
+            }
+        }
     }
 }
 
-/// Numbers a client connection whose `Hello` the transport accepted, gives
-/// the node its outgoing queue, and hands it the `Hello` (which the node
-/// answers with its `Welcome`), with the identity of the client's verified
-/// TLS certificate, if any. `None` when the node is gone.
+/// Counts and logs a refused connection, once, with why and from where.
+fn refused(
+    metrics: &Metrics,
+    why: Refusal,
+    peer: SocketAddr,
+    listener: &str,
+    detail: &dyn std::fmt::Display,
+) {
+    metrics.refused(why);
+    tracing::info!(
+        event = "connection_refused",
+        reason = ?why,
+        peer_addr = %peer,
+        listener,
+        detail = %detail,
+        "refused a {listener} connection from {peer}: {detail}"
+    );
+}
+
+/// Keeps a client gauge up while a connection lives.
+struct Counted(prometheus::IntGauge);
+
+impl Counted {
+    fn new(g: &prometheus::IntGauge) -> Self {
+        g.inc();
+        Self(g.clone())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// Where a client connection comes from, for counting and logging its
+/// refusals.
+#[derive(Clone, Copy)]
+struct Source<'a> {
+    metrics: &'a Metrics,
+    addr: SocketAddr,
+    listener: &'static str,
+}
+
+impl Source<'_> {
+    fn refused(&self, why: Refusal, detail: &dyn std::fmt::Display) {
+        refused(self.metrics, why, self.addr, self.listener, detail);
+    }
+}
+
+/// The next connection; on errors (out of file descriptors or similar) it
+/// backs off rather than spin.
+async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
+    loop {
+        if let Ok((stream, source)) = listener.accept().await {
+            let _ = stream.set_nodelay(true);
+            return (stream, source);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Client credentials are checked by the runtime (which learns the
+/// principal), not by the transport.
+fn client_admission(cluster: &ClusterId) -> Admission {
+    Admission {
+        cluster_id: cluster.clone(),
+        auth: None,
+    }
+}
+
+/// Refuses a connection over the limits before reading anything: its
+/// first frame is the error, then the connection closes (after draining
+/// what it sent for a moment, so the close does not reset it).
+async fn refuse_at_once<S: AsyncRead + AsyncWrite + Unpin>(stream: S, refusal: ProtoError) {
+    let (mut r, w) = tokio::io::split(stream);
+    let mut writer = FrameWriter::new(w);
+    if writer
+        .write_frame(&ServerFrame::Error(refusal))
+        .await
+        .is_ok()
+        && writer.flush().await.is_ok()
+    {
+        let _ = writer.shutdown().await;
+        let mut sink = [0u8; 4096];
+        let _ = tokio::time::timeout(Duration::from_millis(500), async {
+            while matches!(r.read(&mut sink).await, Ok(n) if n > 0) {}
+        })
+        .await;
+    }
+}
+
+/// Numbers a client connection whose `Hello` the transport accepted and
+/// the runtime authenticated, gives the node its outgoing queue and
+/// access, and hands it the `Hello` (which the node answers with its
+/// `Welcome`). `None` when the node is gone.
 async fn register_client(
     inbox: &mpsc::Sender<Input>,
     hello: ClientHello,
-    identity: Option<String>,
+    access: Access,
 ) -> Option<(
     ConnId,
     mpsc::Sender<ServerFrame>,
@@ -106,7 +196,7 @@ async fn register_client(
     let conn = ConnId(NEXT_CONN.fetch_add(1, Ordering::Relaxed));
     let (tx, rx) = mpsc::channel::<ServerFrame>(LINK_QUEUE);
     inbox
-        .send(Input::ClientOpened(conn, tx.clone(), identity))
+        .send(Input::ClientOpened(conn, tx.clone(), access))
         .await
         .ok()?;
     let hello = ClientFrame::Hello {
@@ -118,29 +208,158 @@ async fn register_client(
     Some((conn, tx, rx))
 }
 
-/// One client connection: handshake, then frames in and out until it ends.
-async fn serve_client(stream: Stream, admission: Admission, inbox: mpsc::Sender<Input>) {
-    let config = HandshakeConfig::default();
+/// What the reading loop does with one frame of a client: hand it to the
+/// node, or answer a request the limits refuse at once. False when the
+/// node is gone.
+async fn pass_on(
+    conn: ConnId,
+    frame: ClientFrame,
+    requests: &mut RequestGate,
+    inbox: &mpsc::Sender<Input>,
+    tx: &mpsc::Sender<ServerFrame>,
+) -> bool {
+    if let ClientFrame::Request(request) = &frame
+        && let Err(e) = requests.admit()
+    {
+        let answer = ServerFrame::Response(Response {
+            id: request.id,
+            result: Err(e),
+        });
+        return tx.send(answer).await.is_ok();
+    }
+    inbox.send(Input::Client(conn, frame)).await.is_ok()
+}
+
+/// One client connection: handshake, authentication, then frames in and
+/// out until it ends.
+async fn serve_client(
+    stream: TcpStream,
+    admission: Admission,
+    inbox: mpsc::Sender<Input>,
+    gate: Arc<Gate>,
+    _ticket: Ticket,
+    metrics: Arc<Metrics>,
+    tls: Option<Arc<ServerTls>>,
+) {
+    let Ok(addr) = stream.peer_addr() else {
+        return;
+    };
+    let source = Source {
+        metrics: &metrics,
+        addr,
+        listener: "client",
+    };
+    let stream = match secure(stream, tls.as_deref()).await {
+        Ok(stream) => stream,
+        Err(e) => {
+            source.refused(Refusal::Handshake, &e);
+            return;
+        }
+    };
     let identity = stream.peer_identity();
-    let Ok(pending) = accept_client(stream, &admission, &config).await else {
+    let stream = Metered::new(stream);
+    let meter = stream.meter();
+    let config = HandshakeConfig::default();
+    let pending = match accept_client(stream, &admission, &config).await {
+        Ok(pending) => pending,
+        Err(e) => {
+            source.refused(Refusal::Handshake, &e);
+            return;
+        }
+    };
+    let access = match authenticate(&gate, source, pending.hello(), identity.as_deref()) {
+        Ok(access) => access,
+        Err(refusal) => {
+            let _ = pending.refuse(refusal).await;
+            return;
+        }
+    };
+    let (reader, writer, hello) = pending.into_parts();
+    let Some((conn, tx, rx)) = register_client(&inbox, hello, access).await else {
         return;
     };
-    let (mut reader, writer, hello) = pending.into_parts();
-    let Some((conn, tx, rx)) = register_client(&inbox, hello, identity).await else {
-        return;
-    };
-    tokio::spawn(write_frames(writer, rx));
+    let _counted = Counted::new(&metrics.clients_tcp);
+    let in_flight = InFlight::default();
+    tokio::spawn(write_frames(writer, rx, in_flight.clone()));
+    let clock = FrameClock::new(meter, gate.limits.frame_timeout, CLIENT_IDLE);
+    let requests = RequestGate::new(&gate.limits, in_flight);
+    read_client(reader, conn, clock, requests, &inbox, &tx, source).await;
+}
+
+/// The access a client's `Hello` and the identity of its verified TLS
+/// certificate (if any) prove, or why it is refused.
+fn authenticate(
+    gate: &Gate,
+    source: Source<'_>,
+    hello: &ClientHello,
+    identity: Option<&str>,
+) -> Result<Access, ProtoError> {
+    let identity = identity.or(hello.identity.as_deref());
+    gate.auth
+        .access(source.addr.ip(), hello.auth.as_ref(), identity)
+        .inspect_err(|refusal| source.refused(Refusal::Auth, refusal))
+}
+
+/// The reading half of a client connection, of either transport.
+trait ClientReader {
+    /// The next frame; `Ok(None)` at the end of the connection; on a
+    /// broken frame, the error that explains it, if any. Cancel-safe.
+    async fn next_frame(&mut self) -> Result<Option<ClientFrame>, Option<ProtoError>>;
+}
+
+impl<S: AsyncRead + AsyncWrite> ClientReader for distlock_transport_tcp::Reader<S> {
+    async fn next_frame(&mut self) -> Result<Option<ClientFrame>, Option<ProtoError>> {
+        self.read_frame::<ClientFrame>()
+            .await
+            .map_err(|e| refusal(&TransportError::from(e)))
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> ClientReader for ServerReader<S> {
+    async fn next_frame(&mut self) -> Result<Option<ClientFrame>, Option<ProtoError>> {
+        self.read_frame::<ClientFrame>()
+            .await
+            .map(|read| read.map(|(frame, _)| frame))
+            .map_err(|e| e.to_proto())
+    }
+}
+
+/// Reads a client's frames into the node's inbox until the connection
+/// ends, stays idle too long or lets a frame trickle past its deadline,
+/// then tells the node it closed. Bad input is explained to the client
+/// and changes nothing.
+async fn read_client(
+    mut reader: impl ClientReader,
+    conn: ConnId,
+    mut clock: FrameClock,
+    mut requests: RequestGate,
+    inbox: &mpsc::Sender<Input>,
+    tx: &mpsc::Sender<ServerFrame>,
+    source: Source<'_>,
+) {
     loop {
-        match read_frame_timeout::<_, ClientFrame>(&mut reader, CLIENT_IDLE).await {
+        let read = tokio::time::timeout(clock.period(), reader.next_frame()).await;
+        let Ok(read) = read else {
+            match clock.tick() {
+                Tick::Wait => continue,
+                Tick::Idle => break,
+                Tick::Overdue(err) => {
+                    let _ = tx.send(ServerFrame::Error(err)).await;
+                    break;
+                }
+            }
+        };
+        clock.frame_done();
+        match read {
             Ok(Some(frame)) => {
-                if inbox.send(Input::Client(conn, frame)).await.is_err() {
+                if !pass_on(conn, frame, &mut requests, inbox, tx).await {
                     break;
                 }
             }
             Ok(None) => break,
-            Err(e) => {
-                // Tell the client why, then close: bad input changes nothing.
-                if let Some(err) = refusal(&e) {
+            Err(err) => {
+                if let Some(err) = err {
+                    source.refused(Refusal::BadFrame, &err);
                     let _ = tx.send(ServerFrame::Error(err)).await;
                 }
                 break;
@@ -155,69 +374,126 @@ pub(super) async fn accept_ws_clients(
     cluster: ClusterId,
     inbox: mpsc::Sender<Input>,
     config: WsServerConfig,
+    gate: Arc<Gate>,
+    metrics: Arc<Metrics>,
     tls: Option<Arc<ServerTls>>,
 ) {
     let config = Arc::new(config);
-    accept_loop(
-        listener,
-        cluster,
-        inbox,
-        tls,
-        move |stream, admission, inbox| {
-            serve_ws_client(stream, admission, inbox, Arc::clone(&config))
-        },
-    )
-    .await;
+    loop {
+        let (stream, source) = accept(&listener).await;
+        match gate.enter(source.ip()) {
+            Ok(ticket) => {
+                tokio::spawn(serve_ws_client(
+                    stream,
+                    client_admission(&cluster),
+                    inbox.clone(),
+                    Arc::clone(&config),
+                    Arc::clone(&gate),
+                    ticket,
+                    Arc::clone(&metrics),
+                    tls.clone(),
+                ));
+            }
+            Err(refusal) => {
+                refused(&metrics, Refusal::Limit, source, "WebSocket", &refusal);
+                let tls = tls.clone();
+                tokio::spawn(async move {
+                    if let Ok(stream) = secure(stream, tls.as_deref()).await {
+                        refuse_http(stream, refusal).await;
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// Refuses a WebSocket connection over the limits with `503` before
+/// reading its request.
+async fn refuse_http<S: AsyncWrite + Unpin>(mut stream: S, refusal: ProtoError) {
+    let body = format!("{refusal}\n");
+    let head = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes()).await;
+    let _ = stream.write_all(body.as_bytes()).await;
+    let _ = stream.shutdown().await;
 }
 
 /// One WebSocket connection: the HTTP request (the dashboard page, or an
 /// upgrade), the handshake, then frames in and out exactly as for a TCP
 /// client: the node cannot tell the two apart.
 async fn serve_ws_client(
-    stream: Stream,
+    stream: TcpStream,
     admission: Admission,
     inbox: mpsc::Sender<Input>,
     config: Arc<WsServerConfig>,
+    gate: Arc<Gate>,
+    _ticket: Ticket,
+    metrics: Arc<Metrics>,
+    tls: Option<Arc<ServerTls>>,
 ) {
+    let Ok(addr) = stream.peer_addr() else {
+        return;
+    };
+    let source = Source {
+        metrics: &metrics,
+        addr,
+        listener: "WebSocket",
+    };
+    let stream = match secure(stream, tls.as_deref()).await {
+        Ok(stream) => stream,
+        Err(e) => {
+            source.refused(Refusal::Handshake, &e);
+            return;
+        }
+    };
     let identity = stream.peer_identity();
+    let stream = Metered::new(stream);
+    let meter = stream.meter();
     let pending = match accept_ws_client(stream, &admission, &config).await {
         Ok(pending) => pending,
+        Err(e @ (WsError::OriginRefused(_) | WsError::HostRefused(_) | WsError::BadRequest(_))) => {
+            source.refused(Refusal::Http, &e);
+            return;
+        }
+        Err(e @ WsError::Rejected(_)) => {
+            source.refused(Refusal::Handshake, &e);
+            return;
+        }
         Err(e) => {
             tracing::debug!(error = %e, "WebSocket connection not opened");
             return;
         }
     };
+    let access = match authenticate(&gate, source, pending.hello(), identity.as_deref()) {
+        Ok(access) => access,
+        Err(refusal) => {
+            let _ = pending.refuse(refusal).await;
+            return;
+        }
+    };
     let (mut reader, writer, hello) = pending.into_parts();
-    let Some((conn, tx, rx)) = register_client(&inbox, hello, identity).await else {
+    reader.set_meter(Arc::clone(&meter));
+    let Some((conn, tx, rx)) = register_client(&inbox, hello, access).await else {
         return;
     };
-    tokio::spawn(write_ws_frames(writer, rx));
-    loop {
-        match reader.read_frame_timeout::<ClientFrame>(CLIENT_IDLE).await {
-            Ok(Some((frame, _))) => {
-                if inbox.send(Input::Client(conn, frame)).await.is_err() {
-                    break;
-                }
-            }
-            Ok(None) => break,
-            Err(e) => {
-                // Tell the client why, then close: bad input changes
-                // nothing (the message was never handed to the node).
-                if let Some(err) = e.to_proto() {
-                    let _ = tx.send(ServerFrame::Error(err)).await;
-                }
-                break;
-            }
-        }
-    }
-    let _ = inbox.send(Input::ClientClosed(conn)).await;
+    let _counted = Counted::new(&metrics.clients_ws);
+    let in_flight = InFlight::default();
+    tokio::spawn(write_ws_frames(writer, rx, in_flight.clone()));
+    let clock = FrameClock::new(meter, gate.limits.frame_timeout, CLIENT_IDLE);
+    let requests = RequestGate::new(&gate.limits, in_flight);
+    read_client(reader, conn, clock, requests, &inbox, &tx, source).await;
 }
 
 /// Writes frames as they come, flushing once per burst; after an error
 /// frame (the connection is refused) or when the node drops the link, it
 /// closes the WebSocket.
-async fn write_ws_frames<S>(mut writer: ServerWriter<S>, mut rx: mpsc::Receiver<ServerFrame>)
-where
+async fn write_ws_frames<S>(
+    mut writer: ServerWriter<S>,
+    mut rx: mpsc::Receiver<ServerFrame>,
+    in_flight: InFlight,
+) where
     S: tokio::io::AsyncRead + AsyncWrite + Unpin,
 {
     let mut refusal = None;
@@ -227,6 +503,7 @@ where
             if let ServerFrame::Error(e) = &frame {
                 refusal = Some(e.to_string());
             }
+            count_answer(&in_flight, &frame);
             if writer.write_frame(&frame).await.is_err() {
                 return;
             }
@@ -256,14 +533,24 @@ fn refusal(e: &TransportError) -> Option<ProtoError> {
     }
 }
 
-/// Writes frames as they come, flushing once per burst.
-async fn write_frames<W, T>(mut writer: FrameWriter<W>, mut rx: mpsc::Receiver<T>)
-where
+/// A response written answers one request in flight.
+fn count_answer(in_flight: &InFlight, frame: &ServerFrame) {
+    if let ServerFrame::Response(_) = frame {
+        in_flight.answered();
+    }
+}
+
+/// Writes a client's frames as they come, flushing once per burst.
+async fn write_frames<W>(
+    mut writer: FrameWriter<W>,
+    mut rx: mpsc::Receiver<ServerFrame>,
+    in_flight: InFlight,
+) where
     W: AsyncWrite + Unpin,
-    T: serde::Serialize,
 {
+    let seen = |frame: &ServerFrame| count_answer(&in_flight, frame);
     while let Some(frame) = rx.recv().await {
-        if !write_burst(&mut writer, &frame, &mut rx).await {
+        if !write_burst(&mut writer, &frame, &mut rx, &seen).await {
             return;
         }
     }
@@ -276,15 +563,18 @@ async fn write_burst<W, T>(
     writer: &mut FrameWriter<W>,
     first: &T,
     rx: &mut mpsc::Receiver<T>,
+    seen: &impl Fn(&T),
 ) -> bool
 where
     W: AsyncWrite + Unpin,
     T: serde::Serialize,
 {
+    seen(first);
     if writer.write_frame(first).await.is_err() {
         return false;
     }
     while let Ok(more) = rx.try_recv() {
+        seen(&more);
         if writer.write_frame(&more).await.is_err() {
             return false;
         }
@@ -297,11 +587,27 @@ pub(super) async fn accept_peers(
     cluster: ClusterId,
     inbox: mpsc::Sender<Input>,
     admitted: SharedAdmission,
+    auth: AuthHandle,
+    metrics: Arc<Metrics>,
     tls: Option<Arc<ServerTls>>,
 ) {
-    let serve =
-        move |stream, admission, inbox| serve_peer(stream, admission, inbox, admitted.clone());
-    accept_loop(listener, cluster, inbox, tls, serve).await;
+    loop {
+        let (stream, source) = accept(&listener).await;
+        // The cluster secret in force now (the auth file may have changed).
+        let admission = Admission {
+            cluster_id: cluster.clone(),
+            auth: auth.peer_token(),
+        };
+        tokio::spawn(serve_peer(
+            stream,
+            source,
+            admission,
+            inbox.clone(),
+            admitted.clone(),
+            Arc::clone(&metrics),
+            tls.clone(),
+        ));
+    }
 }
 
 /// One inbound peer connection: handshake, then its frames into the inbox.
@@ -311,32 +617,41 @@ pub(super) async fn accept_peers(
 /// Over TLS, the peer's certificate must name the node its `Hello`
 /// claims to be (`node-<id>`): a peer cannot claim another member's id.
 async fn serve_peer(
-    stream: Stream,
+    stream: TcpStream,
+    peer: SocketAddr,
     admission: Admission,
     inbox: mpsc::Sender<Input>,
     admitted: SharedAdmission,
+    metrics: Arc<Metrics>,
+    tls: Option<Arc<ServerTls>>,
 ) {
     let config = HandshakeConfig::default();
-    let tls = stream.is_tls();
-    let certified = stream.peer_certificate().cloned();
-    let Ok((from, mut reader, writer)) = accept_peer(stream, &admission, &config).await else {
-        return;
+    let stream = match secure(stream, tls.as_deref()).await {
+        Ok(stream) => stream,
+        Err(e) => {
+            refused(&metrics, Refusal::Handshake, peer, "peer", &e);
+            return;
+        }
     };
-    if tls && !certified.is_some_and(|der| certifies_node(&der, from)) {
-        tracing::warn!(
-            peer = from.0,
-            "refused a peer link: its certificate does not name node-{}",
-            from.0
-        );
+    let secured = stream.is_tls();
+    let certified = stream.peer_certificate().cloned();
+    let (from, mut reader, writer) = match accept_peer(stream, &admission, &config).await {
+        Ok(linked) => linked,
+        Err(e) => {
+            refused(&metrics, Refusal::Handshake, peer, "peer", &e);
+            return;
+        }
+    };
+    if secured && !certified.is_some_and(|der| certifies_node(&der, from)) {
+        let why = format!("its certificate does not name node-{}", from.0);
+        refused(&metrics, Refusal::Auth, peer, "peer", &why);
         send_peer_error(reader, writer, ProtoError::Unauthorized, &config).await;
         return;
     }
     let known = admitted.lock().is_ok_and(|a| a.admits(from));
     if !known {
-        tracing::warn!(
-            peer = from.0,
-            "refused a peer link from a server that is not a member"
-        );
+        let why = format!("server {} is not a member", from.0);
+        refused(&metrics, Refusal::NotMember, peer, "peer", &why);
         return;
     }
     while let Ok(Some(frame)) = read_frame_timeout::<_, PeerFrame>(&mut reader, PEER_IDLE).await {
@@ -353,7 +668,7 @@ where
     W: AsyncWrite + Unpin,
 {
     while let Some(frame) = rx.recv().await {
-        if !write_burst(writer, &frame, rx).await {
+        if !write_burst(writer, &frame, rx, &|_| {}).await {
             return true;
         }
     }
@@ -371,6 +686,9 @@ pub(super) struct PeerDial {
     pub(super) id: NodeId,
     pub(super) cluster: ClusterId,
     pub(super) me: NodeId,
+    /// The cluster secret, read again on every dial (the auth file may
+    /// have changed).
+    pub(super) auth: AuthHandle,
     pub(super) tls: Option<Arc<ServerTls>>,
 }
 
@@ -398,7 +716,8 @@ async fn dial_once(
             }
         }
     };
-    peer_handshake(stream, dial.cluster.clone(), dial.me, None, config)
+    let token = dial.auth.peer_token();
+    peer_handshake(stream, dial.cluster.clone(), dial.me, token, config)
         .await
         .ok()
 }

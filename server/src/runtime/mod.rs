@@ -7,6 +7,7 @@
 //! workspace `tokio` (madsim's under simulation).
 
 pub mod busy_poll;
+mod client_gate;
 mod connections;
 pub mod force_new_cluster;
 mod peer_admission;
@@ -14,18 +15,24 @@ mod peer_links;
 mod service_manager;
 mod storage_task;
 
+use crate::auth::{AuthConfig, AuthHandle};
 use crate::clock::Clock;
 use crate::config::{ServerConfig, WsConfig};
+use crate::metrics::http::MetricsConfig;
+use crate::metrics::{Metrics, Publisher};
 use crate::storage::{
     DataDir, DataDirError, FileStorage, FileStorageOptions, Storage, StorageError,
 };
 use crate::tls::ServerTlsSet;
+use client_gate::Gate;
 use connections::{accept_clients, accept_peers, accept_ws_clients};
 use distlock_core::ids::NodeId;
 use distlock_core::locks::{Command, LockState};
 use distlock_core::node::{ConnId, Node, NodeAction, NodeConfig};
 use distlock_core::proto::{ClientFrame, ClusterId, MemberInfo, PeerFrame, ServerFrame};
-use distlock_core::raft::{MemberAddrs, Membership, Persist, PersistSeq, RestoreError};
+use distlock_core::raft::{
+    MemberAddrs, Membership, MessageBody, Persist, PersistSeq, RestoreError,
+};
 use distlock_transport_ws::{DASHBOARD_HTML, HostPolicy, OriginPolicy, WsServerConfig};
 pub use peer_links::PeerChaos;
 use peer_links::PeerLinks;
@@ -39,11 +46,44 @@ use tokio::sync::mpsc;
 #[derive(Debug)]
 pub(crate) enum Input {
     Peer(NodeId, PeerFrame),
-    /// A client connection the transport accepted, with the identity of
-    /// its verified TLS client certificate, if any.
-    ClientOpened(ConnId, mpsc::Sender<ServerFrame>, Option<String>),
+    ClientOpened(
+        ConnId,
+        mpsc::Sender<ServerFrame>,
+        distlock_core::auth::Access,
+    ),
     Client(ConnId, ClientFrame),
     ClientClosed(ConnId),
+}
+
+/// How often the auth file is looked at for changes.
+const AUTH_FILE_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Says at start whether clients must authenticate, so that an operator
+/// never runs an open server without knowing it.
+fn announce_auth(auth: &AuthHandle, cfg: &AuthConfig) {
+    match auth.current() {
+        Some(a) => {
+            tracing::info!(
+                principals = a.principal_count(),
+                peer_secret = a.peer_token().is_some(),
+                "authentication on: clients must present a token or certificate of the auth file"
+            );
+            if a.peer_token().is_none() {
+                tracing::warn!(
+                    "the auth file sets no peer_secret: any host that reaches the peer port can claim to be a member"
+                );
+            }
+        }
+        None => tracing::warn!(
+            remote_admin = cfg.allow_remote_admin,
+            "authentication off (no --auth-file): any client that reaches the client ports may take and read every lock{}",
+            if cfg.allow_remote_admin {
+                ", change the membership and take snapshots"
+            } else {
+                "; only clients on this host may change the membership or take snapshots"
+            }
+        ),
+    }
 }
 
 /// Why a server stopped.
@@ -66,6 +106,9 @@ pub enum RuntimeError {
     /// too late.
     #[error(transparent)]
     ForceNewCluster(#[from] force_new_cluster::ForceNewClusterError),
+    /// The auth file cannot be used.
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthFileError),
     /// A listening address could not be bound.
     #[error("cannot listen on {addr}: {source} (is another server using that address?)")]
     Bind {
@@ -120,6 +163,9 @@ pub struct RuntimeEnv<S> {
     pub claim: Option<DataDir>,
     /// TLS for each listener (default: none, plain TCP everywhere).
     pub tls: ServerTlsSet,
+    /// The metrics, health and readiness endpoint (none when its `addr`
+    /// is `None`; the metrics are kept all the same).
+    pub metrics: MetricsConfig,
 }
 
 impl RuntimeEnv<FileStorage<Command>> {
@@ -153,6 +199,7 @@ impl<S> RuntimeEnv<S> {
             shares_thread: false,
             claim: None,
             tls: ServerTlsSet::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -195,9 +242,13 @@ where
         ws,
         peer_chaos,
         shares_thread,
-        claim: _claim,
+        claim,
+        metrics: metrics_cfg,
         tls,
     } = env;
+    let metrics = Metrics::new(claim.as_ref().map(|_| cfg.data_dir.clone()));
+    let _claim = claim;
+    storage.count_written_bytes(Arc::clone(&metrics.written_bytes));
     cfg.validate()?;
     let advertise = cfg.advertised(&ws)?;
     let mut stored = storage.load()?;
@@ -230,6 +281,13 @@ where
     };
     let seed = seed_from(&clock, cfg.id);
     let mut node = Node::new(node_cfg, LockState::default(), stored, seed, clock.now())?;
+    node.set_client_limits(cfg.limits.node());
+    let auth = AuthHandle::new(&cfg.auth)?;
+    announce_auth(&auth, &cfg.auth);
+    if let Some(path) = cfg.auth.file.clone() {
+        tokio::spawn(auth.clone().watch(path, AUTH_FILE_POLL));
+    }
+    let gate = Gate::new(auth.clone(), cfg.limits);
 
     let (inbox_tx, mut inbox) = mpsc::channel::<Input>(LINK_QUEUE);
     let (persist_tx, persist_rx) = mpsc::unbounded_channel::<Persist<Command>>();
@@ -241,8 +299,9 @@ where
         persist_rx,
         synced_tx,
         busy_poll.clone(),
+        Arc::clone(&metrics),
     );
-    let mut persists = PersistRoute::new(storage, persist_tx);
+    let mut persists = PersistRoute::new(storage, persist_tx, Arc::clone(&metrics));
 
     let cluster = ClusterId::new(cfg.cluster_id.clone());
     let client_listener = bind(cfg.client_addr).await?;
@@ -251,6 +310,8 @@ where
         client_listener,
         cluster.clone(),
         inbox_tx.clone(),
+        Arc::clone(&gate),
+        Arc::clone(&metrics),
         tls.client.clone(),
     ));
     let mut peers = PeerLinks::new(
@@ -259,6 +320,7 @@ where
         cfg.peers.clone(),
         peer_chaos,
         tls.peer.clone(),
+        auth.clone(),
     );
     follow_membership(&mut peers, &node, true);
     tokio::spawn(accept_peers(
@@ -266,6 +328,8 @@ where
         cluster.clone(),
         inbox_tx.clone(),
         peers.admission(),
+        auth.clone(),
+        Arc::clone(&metrics),
         tls.peer.clone(),
     ));
     if let Some(addr) = ws.addr {
@@ -291,10 +355,17 @@ where
             cluster.clone(),
             inbox_tx.clone(),
             config,
+            Arc::clone(&gate),
+            Arc::clone(&metrics),
             tls.ws.clone(),
         ));
         let scheme = if tls.ws.is_some() { "https" } else { "http" };
         tracing::info!(id = cfg.id.0, ws = %addr, "WebSocket clients and the dashboard at {scheme}://{addr}/");
+    }
+    if let Some(addr) = metrics_cfg.addr {
+        let listener = bind(addr).await?;
+        tokio::spawn(crate::metrics::http::serve(listener, Arc::clone(&metrics)));
+        tracing::info!(id = cfg.id.0, metrics = %addr, "metrics at http://{addr}/metrics, probes at /healthz and /readyz");
     }
     // The last log position tells operators which survivor of a lost
     // quorum is the most up to date (docs/OPERATIONS.md).
@@ -324,6 +395,7 @@ where
     }
 
     let mut clients: BTreeMap<ConnId, mpsc::Sender<ServerFrame>> = BTreeMap::new();
+    let mut publisher = Publisher::new(Arc::clone(&metrics), &node);
     let mut role = (node.raft().role(), node.raft().term());
     // Told to the service manager once a leader is known.
     let mut ready = false;
@@ -335,7 +407,12 @@ where
             .poll_timeout()
             .map_or(std::time::Duration::from_secs(3600), |deadline| {
                 deadline.saturating_since(clock.now())
-            });
+            })
+            .min(
+                publisher
+                    .due()
+                    .saturating_duration_since(tokio::time::Instant::now()),
+            );
         tokio::select! {
             biased;
             () = &mut shutdown, if draining.is_none() => {
@@ -350,14 +427,14 @@ where
                     persists.task_synced(seq);
                     node.persisted(seq, clock.now());
                 }
-                Err(e) => break Err(RuntimeError::Storage(e)),
+                Err(e) => break Err(storage_failed(&metrics, e)),
             },
             Some(input) = inbox.recv() => {
-                feed(&mut node, &mut clients, &mut peers, input, clock.now());
+                feed(&mut node, &mut clients, &mut peers, input, clock.now(), &metrics);
                 // Batch: everything already waiting goes in before the drain.
                 for _ in 0..1024 {
                     match inbox.try_recv() {
-                        Ok(input) => feed(&mut node, &mut clients, &mut peers, input, clock.now()),
+                        Ok(input) => feed(&mut node, &mut clients, &mut peers, input, clock.now(), &metrics),
                         Err(_) => break,
                     }
                 }
@@ -372,10 +449,11 @@ where
             &mut clients,
             &clock,
             inline,
+            &metrics,
         )
         .await
         {
-            break Err(RuntimeError::Storage(e));
+            break Err(storage_failed(&metrics, e));
         }
         // The window runs from the end of the work: a follower's inline
         // sync may have taken most of it.
@@ -391,6 +469,11 @@ where
             }
         }
         follow_membership(&mut peers, &node, false);
+        if publisher.after_round(&mut node) {
+            metrics
+                .peers_connected
+                .set(i64::try_from(peers.up_count()).unwrap_or(i64::MAX));
+        }
         let now_role = (node.raft().role(), node.raft().term());
         if now_role != role {
             role = now_role;
@@ -404,6 +487,13 @@ where
     drop(persists);
     let _ = storage_done.await;
     result
+}
+
+/// Counts and logs a storage failure, which stops the server.
+fn storage_failed(metrics: &Metrics, e: StorageError) -> RuntimeError {
+    metrics.storage_errors.inc();
+    tracing::error!(event = "storage_failed", error = %e, "storage write or fsync failed: stopping");
+    RuntimeError::Storage(e)
 }
 
 /// Starts the poller of `serve --busy-poll`, if asked for; it stops when
@@ -432,6 +522,7 @@ async fn drain<S: Storage<Command>>(
     clients: &mut BTreeMap<ConnId, mpsc::Sender<ServerFrame>>,
     clock: &Arc<dyn Clock>,
     inline: bool,
+    metrics: &Metrics,
 ) -> Result<(), StorageError> {
     loop {
         while let Some(action) = node.poll_action() {
@@ -446,9 +537,18 @@ async fn drain<S: Storage<Command>>(
                     PeerFrame::Forward { request, .. } if !peers.is_up(to) => {
                         node.forward_undeliverable(request.id);
                     }
-                    frame => peers.send(to, frame),
+                    frame => {
+                        metrics.frames_out_peer.inc();
+                        if let PeerFrame::Raft(msg) = &frame
+                            && let MessageBody::Append { entries, .. } = &msg.body
+                        {
+                            metrics.append_batch.observe(entries.len() as f64);
+                        }
+                        peers.send(to, frame);
+                    }
                 },
                 NodeAction::Reply { conn, frame } => {
+                    metrics.frames_out_client.inc();
                     if let Some(tx) = clients.get(&conn) {
                         if tx.try_send(frame).is_err() {
                             // Too slow to keep up, or gone: drop the connection.
@@ -506,16 +606,24 @@ fn feed(
     peers: &mut PeerLinks,
     input: Input,
     now: distlock_core::time::Instant,
+    metrics: &Metrics,
 ) {
     match input {
         Input::Peer(from, PeerFrame::Members { index, members }) => {
             peers.vouched(from, index, &members);
         }
-        Input::Peer(from, frame) => node.handle_peer(from, frame, now),
-        Input::ClientOpened(conn, tx, _identity) => {
+        Input::Peer(from, frame) => {
+            metrics.frames_in_peer.inc();
+            node.handle_peer(from, frame, now);
+        }
+        Input::ClientOpened(conn, tx, access) => {
+            node.set_access(conn, access);
             clients.insert(conn, tx);
         }
-        Input::Client(conn, frame) => node.handle_client(conn, frame, now),
+        Input::Client(conn, frame) => {
+            metrics.frames_in_client.inc();
+            node.handle_client(conn, frame, now);
+        }
         Input::ClientClosed(conn) => {
             clients.remove(&conn);
             node.connection_closed(conn);

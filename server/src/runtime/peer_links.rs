@@ -43,6 +43,8 @@ pub(super) struct PeerLinks {
     /// The frame every new link opens with: the configuration this
     /// server follows.
     introduction: watch::Sender<PeerFrame>,
+    /// The cluster secret each dialing task presents.
+    auth: crate::auth::AuthHandle,
     /// The configuration the links were last matched against.
     seen: Option<LogIndex>,
     /// Its members' peer addresses, as the log gives them.
@@ -64,6 +66,7 @@ impl PeerLinks {
         configured: BTreeMap<NodeId, HostPort>,
         chaos: Option<Arc<dyn PeerChaos>>,
         tls: Option<Arc<ServerTls>>,
+        auth: crate::auth::AuthHandle,
     ) -> Self {
         let admission = PeerAdmission::new(configured.keys().copied());
         let (introduction, _) = watch::channel(PeerFrame::Members {
@@ -73,6 +76,7 @@ impl PeerLinks {
         Self {
             admission: Arc::new(std::sync::Mutex::new(admission)),
             introduction,
+            auth,
             me,
             chaos,
             tls,
@@ -115,6 +119,14 @@ impl PeerLinks {
 
     /// Whether the link to `to` is connected now (a frame sent may still
     /// be lost; one sent on a link that is down surely is).
+    /// How many peer links are up.
+    pub(super) fn up_count(&self) -> usize {
+        self.links
+            .values()
+            .filter(|l| l.up.load(Ordering::Relaxed))
+            .count()
+    }
+
     pub(super) fn is_up(&self, to: NodeId) -> bool {
         self.links
             .get(&to)
@@ -202,6 +214,7 @@ impl PeerLinks {
                 id,
                 cluster: self.cluster.clone(),
                 me: self.me,
+                auth: self.auth.clone(),
                 tls: self.tls.clone(),
             };
             tokio::spawn(dial_peer(dial, rx, introduction, up.clone()));

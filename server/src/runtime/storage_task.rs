@@ -15,6 +15,7 @@
 //! back are two wake-ups, often across cores, on the path of every commit.
 
 use super::busy_poll::BusyPoll;
+use crate::metrics::Metrics;
 use crate::storage::{Storage, StorageError};
 use distlock_core::locks::Command;
 use distlock_core::raft::{Persist, PersistSeq};
@@ -40,6 +41,7 @@ pub(super) fn spawn<S: Storage<Command> + Send + 'static>(
     mut requests: mpsc::UnboundedReceiver<Persist<Command>>,
     synced: mpsc::UnboundedSender<Result<PersistSeq, StorageError>>,
     busy_poll: Option<Arc<BusyPoll>>,
+    metrics: Arc<Metrics>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::task::spawn_blocking(move || {
         loop {
@@ -50,7 +52,7 @@ pub(super) fn spawn<S: Storage<Command> + Send + 'static>(
             let Some(first) = next else { return };
             let mut storage = lock(&storage);
             let result = write_batch(&mut *storage, &first, &mut requests)
-                .and_then(|last| storage.sync().map(|()| last));
+                .and_then(|last| timed_sync(&mut *storage, &metrics).map(|()| last));
             drop(storage);
             if !report(&synced, result) {
                 return;
@@ -68,12 +70,13 @@ pub(super) fn spawn<S: Storage<Command> + Send + 'static>(
     mut requests: mpsc::UnboundedReceiver<Persist<Command>>,
     synced: mpsc::UnboundedSender<Result<PersistSeq, StorageError>>,
     _busy_poll: Option<Arc<BusyPoll>>,
+    metrics: Arc<Metrics>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         while let Some(first) = requests.recv().await {
             let result = write_batch(&mut *lock(&storage), &first, &mut requests);
             let result = match result {
-                Ok(last) => simulated_sync(&storage).await.map(|()| last),
+                Ok(last) => simulated_sync(&storage, &metrics).await.map(|()| last),
                 Err(e) => Err(e),
             };
             if !report(&synced, result) {
@@ -85,12 +88,31 @@ pub(super) fn spawn<S: Storage<Command> + Send + 'static>(
 
 /// Waits out the simulated device's fsync latency, then syncs.
 #[cfg(madsim)]
-async fn simulated_sync<S: Storage<Command>>(storage: &Mutex<S>) -> Result<(), StorageError> {
+async fn simulated_sync<S: Storage<Command>>(
+    storage: &Mutex<S>,
+    metrics: &Metrics,
+) -> Result<(), StorageError> {
+    let started = tokio::time::Instant::now();
     let latency = lock(storage).sync_latency();
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    lock(storage).sync()
+    let result = lock(storage).sync();
+    metrics
+        .fsync_seconds
+        .observe(started.elapsed().as_secs_f64());
+    result
+}
+
+/// Syncs, timing it into the fsync histogram (an atomic update).
+#[cfg(not(madsim))]
+fn timed_sync<S: Storage<Command>>(storage: &mut S, metrics: &Metrics) -> Result<(), StorageError> {
+    let started = std::time::Instant::now();
+    let result = storage.sync();
+    metrics
+        .fsync_seconds
+        .observe(started.elapsed().as_secs_f64());
+    result
 }
 
 /// Writes `first` and every request already waiting behind it; the
@@ -131,12 +153,14 @@ pub(super) struct PersistRoute<S> {
     synced: Option<PersistSeq>,
     /// Requests written here and not yet synced: the last one's seq.
     written_here: Option<PersistSeq>,
+    metrics: Arc<Metrics>,
 }
 
 impl<S: Storage<Command>> PersistRoute<S> {
     pub(super) fn new(
         storage: SharedStorage<S>,
         to_task: mpsc::UnboundedSender<Persist<Command>>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             storage,
@@ -144,6 +168,7 @@ impl<S: Storage<Command>> PersistRoute<S> {
             sent: None,
             synced: None,
             written_here: None,
+            metrics,
         }
     }
 
@@ -181,9 +206,9 @@ impl<S: Storage<Command>> PersistRoute<S> {
             return Ok(None);
         };
         #[cfg(madsim)]
-        simulated_sync(&self.storage).await?;
+        simulated_sync(&self.storage, &self.metrics).await?;
         #[cfg(not(madsim))]
-        lock(&self.storage).sync()?;
+        timed_sync(&mut *lock(&self.storage), &self.metrics)?;
         Ok(Some(seq))
     }
 }

@@ -6,7 +6,7 @@
 //! then reports the batch's highest sequence number to the core as persisted.
 //! [`FileStorage`] implements it with a segmented write-ahead log and
 //! atomically written snapshot files in a data directory (the on-disk format
-//! is described in [`file`]).
+//! is described in [`file`](mod@file)).
 //!
 //! All of it is synchronous `std::fs`; the runtime calls it from a dedicated
 //! task or thread.
@@ -83,6 +83,12 @@ pub trait Storage<C> {
     /// and keeps the default of zero.
     fn sync_latency(&mut self) -> std::time::Duration {
         std::time::Duration::ZERO
+    }
+
+    /// Counts the bytes this store writes from now on into `counter` (an
+    /// atomic, read by `/metrics`); a store that does not count ignores it.
+    fn count_written_bytes(&mut self, counter: std::sync::Arc<std::sync::atomic::AtomicU64>) {
+        let _ = counter;
     }
 }
 

@@ -68,7 +68,14 @@ impl ClientSession {
         let is_read = self.ops.get(&id).is_some_and(|op| reads::is_read(&op.body));
         match result {
             Err(e) if e.is_retryable() => self.retry_later(id, now),
-            Ok(body @ (ResponseBody::TokenValid(_) | ResponseBody::LockStatus(_))) if is_read => {
+            Ok(
+                body @ (ResponseBody::TokenValid(_)
+                | ResponseBody::LockStatus(_)
+                | ResponseBody::Locks(_)
+                | ResponseBody::Sessions(_)
+                | ResponseBody::Revoked { .. }
+                | ResponseBody::Leader(_)),
+            ) if is_read => {
                 self.ops.remove(&id);
                 self.events.push_back(ClientEvent::Read {
                     op: id,
@@ -84,7 +91,10 @@ impl ClientSession {
                 let ttl = Duration::from_millis(ttl_ms);
                 let from = op.first_sent.unwrap_or(now);
                 let secret = match &op.body {
-                    RequestBody::Log(ClientCommand::OpenSession { nonce, .. }) => *nonce,
+                    RequestBody::Log(
+                        ClientCommand::OpenSession { nonce, .. }
+                        | ClientCommand::OpenSessionWithMeta { nonce, .. },
+                    ) => *nonce,
                     _ => 0,
                 };
                 self.session = SessionState::Open {

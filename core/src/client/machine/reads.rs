@@ -36,10 +36,26 @@ impl ClientSession {
     }
 }
 
-/// Whether `body` is one of the reads above.
+impl ClientSession {
+    /// Sends a request that needs no session and is answered by the
+    /// cluster as a whole (the reads above, the listings, a revocation),
+    /// retried across failovers like them; answered with
+    /// [`ClientEvent::Read`](crate::client::ClientEvent::Read). `None` if
+    /// `body` is not such a request.
+    pub fn query(&mut self, body: RequestBody, now: Instant) -> Option<OpId> {
+        is_read(&body).then(|| self.start(body, None, now))
+    }
+}
+
+/// Whether `body` is one of the reads above or another [`ClientSession::query`].
 pub(super) fn is_read(body: &RequestBody) -> bool {
     matches!(
         body,
-        RequestBody::CheckToken { .. } | RequestBody::LockStatus { .. }
+        RequestBody::CheckToken { .. }
+            | RequestBody::LockStatus { .. }
+            | RequestBody::ListLocks { .. }
+            | RequestBody::ListSessions { .. }
+            | RequestBody::RevokeSession { .. }
+            | RequestBody::Leader { .. }
     )
 }

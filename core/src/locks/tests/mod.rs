@@ -3,7 +3,9 @@
 //! (`scenarios`), sessions and exactly-once (`sessions`), snapshots
 //! (`snapshots`) and a seeded randomized run checking invariants (`random`).
 
+mod election;
 mod harness;
+mod listing;
 mod random;
 mod scenarios;
 mod sessions;

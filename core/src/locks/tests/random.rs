@@ -329,6 +329,7 @@ fn event_kind(event: &Event) -> &'static str {
         Event::WaitEnded { .. } => "wait ended",
         Event::LockDelayStarted { .. } => "delay started",
         Event::LockDelayEnded { .. } => "delay ended",
+        Event::Proclaimed { .. } => "proclaimed",
     }
 }
 

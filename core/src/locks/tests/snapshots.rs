@@ -111,7 +111,7 @@ fn garbage_is_refused_and_changes_nothing() {
     wrong_magic[0] ^= 0x20;
     assert_refused(&mut state, &wrong_magic);
     let mut future = good.clone();
-    future[4] = 2;
+    future[4] = 3;
     assert_refused(&mut state, &future);
     let mut trailing = good.clone();
     trailing.push(0);

@@ -4,9 +4,11 @@
 //! they exercise.
 
 mod cluster;
+mod durability;
 mod invariants;
 mod scenarios;
 mod schedules;
+mod transcript;
 mod unit;
 
 use super::{SnapshotError, StateMachine};

@@ -213,6 +213,8 @@ pub struct FileStorage<C> {
     shape: LogShape,
     snapshot_path: Option<PathBuf>,
     buf: Vec<u8>,
+    /// Bytes appended to segments, for metrics.
+    written: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
     #[cfg(test)]
     pub(crate) fail_next_sync: bool,
     #[cfg(test)]
@@ -277,6 +279,7 @@ impl<C> FileStorage<C> {
             shape: LogShape::default(),
             snapshot_path: None,
             buf: Vec::new(),
+            written: None,
             #[cfg(test)]
             fail_next_sync: false,
             #[cfg(test)]
@@ -379,7 +382,12 @@ impl<C> FileStorage<C> {
             file.write_all_at(buf, at)
         };
         match active.append(&self.buf, self.opts.preallocate, write) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                if let Some(w) = &self.written {
+                    w.fetch_add(self.buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                }
+                Ok(())
+            }
             Err(AppendError::Undone(source)) if is_disk_full(&source) => {
                 tracing::warn!(file = %path.display(), "disk full: write rejected and rolled back");
                 Err(StorageError::DiskFull { path })
@@ -576,6 +584,10 @@ impl<C: Serialize + DeserializeOwned> Storage<C> for FileStorage<C> {
             self.fsync_active()?;
         }
         Ok(())
+    }
+
+    fn count_written_bytes(&mut self, counter: std::sync::Arc<std::sync::atomic::AtomicU64>) {
+        self.written = Some(counter);
     }
 }
 

@@ -1,0 +1,406 @@
+//! Scenario files (`--scenario-file F.toml`): a scenario written in TOML
+//! instead of Rust — the knobs of a [`SimConfig`] (servers, duration,
+//! fault classes and their pace, clients, session TTLs, clock drift,
+//! careless writes, fsync latency, lock-delay, snapshot tuning) and a
+//! timeline of scripted faults whose times may be ranges drawn from the
+//! seed. `sim/scenarios/` holds the named scenarios S1–S21 as files;
+//! `tests/scenario_files.rs` checks each gives the built-in's config.
+//! sim/README.md walks through one.
+
+use crate::cli::parse_duration;
+use crate::faults::{Action, CLASSES, FaultSet};
+use crate::run::SimConfig;
+use distlock_server::config::RaftTuning;
+use rand_chacha::ChaCha8Rng;
+use rand_core::{Rng, SeedableRng};
+use serde::Deserialize;
+use std::path::Path;
+use std::time::Duration;
+
+/// A scenario file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioFileError {
+    /// It cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// It is not TOML of the expected shape (an unknown key, say).
+    #[error("{path}: {source}")]
+    Toml {
+        /// The file.
+        path: String,
+        /// The parser's message, with the line.
+        source: toml::de::Error,
+    },
+    /// A value is out of range or unreadable.
+    #[error("{path}: {detail}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        detail: String,
+    },
+}
+
+/// The file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    id: Option<String>,
+    title: Option<String>,
+    nodes: Option<u64>,
+    duration: Option<String>,
+    faults: Option<String>,
+    fault_gap: Option<String>,
+    clients: Option<usize>,
+    ttl_ms: Option<(u64, u64)>,
+    fsync_us: Option<(u64, u64)>,
+    max_drift_ppm: Option<i64>,
+    careless_per_mille: Option<u64>,
+    kill_when_dirty: Option<bool>,
+    lock_delay: Option<String>,
+    tls: Option<bool>,
+    #[serde(default)]
+    coverage: Vec<String>,
+    raft: Option<RawRaft>,
+    #[serde(default)]
+    timeline: Vec<RawStep>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRaft {
+    snapshot_threshold: Option<u64>,
+    compaction_margin: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawAt {
+    One(String),
+    Range([String; 2]),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStep {
+    at: RawAt,
+    start: Option<String>,
+    kill: Option<Vec<u64>>,
+    restart: Option<Vec<u64>>,
+    resume: Option<u64>,
+    cut: Option<Vec<(u64, u64)>>,
+    heal: Option<String>,
+    clear_disk: Option<u64>,
+    restart_client: Option<usize>,
+    resume_client: Option<usize>,
+}
+
+/// A loaded, checked scenario file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScenarioFile {
+    /// Its name (`id`), or the file's stem.
+    pub id: String,
+    /// What it is about.
+    pub title: String,
+    /// Coverage counters a batch of its seeds should make positive.
+    pub coverage: Vec<String>,
+    nodes: Option<u64>,
+    base: Knobs,
+    /// (earliest ms, latest ms, action), in file order.
+    timeline: Vec<(u64, u64, Action)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+struct Knobs {
+    duration: Option<Duration>,
+    faults: Option<FaultSet>,
+    fault_gap_ms: Option<u64>,
+    clients: Option<usize>,
+    ttl_ms: Option<(u64, u64)>,
+    fsync_us: Option<(u64, u64)>,
+    max_drift_ppm: Option<i64>,
+    careless_per_mille: Option<u64>,
+    kill_when_dirty: Option<bool>,
+    lock_delay_ms: Option<u64>,
+    raft: Option<RaftTuning>,
+    tls: Option<bool>,
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn class(name: &str) -> Option<&'static str> {
+    CLASSES.iter().copied().find(|c| *c == name)
+}
+
+fn step(raw: RawStep) -> Result<(u64, u64, Action), String> {
+    let (lo, hi) = match &raw.at {
+        RawAt::One(t) => {
+            let t = ms(parse_duration(t)?);
+            (t, t)
+        }
+        RawAt::Range([a, b]) => (ms(parse_duration(a)?), ms(parse_duration(b)?)),
+    };
+    if lo > hi {
+        return Err(format!("a step's time range {lo}ms..{hi}ms is empty"));
+    }
+    let mut actions = Vec::new();
+    if let Some(c) = &raw.start {
+        let c = class(c).ok_or_else(|| format!("unknown fault class {c:?} in start"))?;
+        actions.push(Action::Start(c));
+    }
+    if let Some(ids) = raw.kill {
+        actions.push(Action::Kill(ids));
+    }
+    if let Some(ids) = raw.restart {
+        actions.push(Action::Restart(ids));
+    }
+    if let Some(id) = raw.resume {
+        actions.push(Action::ResumeServer(id));
+    }
+    if let Some(pairs) = raw.cut {
+        actions.push(Action::Cut(pairs));
+    }
+    if let Some(what) = &raw.heal {
+        if what != "network" {
+            return Err(format!("heal = {what:?}: only \"network\" can be healed"));
+        }
+        actions.push(Action::HealNetwork);
+    }
+    if let Some(id) = raw.clear_disk {
+        actions.push(Action::ClearDisk(id));
+    }
+    if let Some(i) = raw.restart_client {
+        actions.push(Action::RestartClient(i));
+    }
+    if let Some(i) = raw.resume_client {
+        actions.push(Action::ResumeClient(i));
+    }
+    match <[Action; 1]>::try_from(actions) {
+        Ok([a]) => Ok((lo, hi, a)),
+        Err(a) => Err(format!(
+            "a timeline step at {lo}ms needs exactly one action (start, kill, restart, resume, cut, heal, clear_disk, restart_client, resume_client), not {}",
+            a.len()
+        )),
+    }
+}
+
+fn check(raw: Raw, stem: &str) -> Result<ScenarioFile, String> {
+    if let Some(n) = raw.nodes
+        && n != 3
+        && n != 5
+    {
+        return Err(format!("nodes = {n}: 3 or 5"));
+    }
+    let duration = raw.duration.as_deref().map(parse_duration).transpose()?;
+    let faults = raw
+        .faults
+        .as_deref()
+        .map(FaultSet::parse)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let pair = |name: &str, p: Option<(u64, u64)>| match p {
+        Some((a, b)) if a > b => Err(format!("{name} = [{a}, {b}] is empty")),
+        _ => Ok(p),
+    };
+    let base = Knobs {
+        duration,
+        faults,
+        fault_gap_ms: raw
+            .fault_gap
+            .as_deref()
+            .map(parse_duration)
+            .transpose()?
+            .map(ms),
+        clients: raw.clients,
+        ttl_ms: pair("ttl_ms", raw.ttl_ms)?,
+        fsync_us: pair("fsync_us", raw.fsync_us)?,
+        max_drift_ppm: raw.max_drift_ppm,
+        careless_per_mille: raw.careless_per_mille,
+        kill_when_dirty: raw.kill_when_dirty,
+        lock_delay_ms: raw
+            .lock_delay
+            .as_deref()
+            .map(parse_duration)
+            .transpose()?
+            .map(ms),
+        raft: raw.raft.map(|r| RaftTuning {
+            snapshot_threshold: r.snapshot_threshold,
+            compaction_margin: r.compaction_margin,
+        }),
+        tls: raw.tls,
+    };
+    if base.careless_per_mille.is_some_and(|c| c > 1000) {
+        return Err("careless_per_mille is at most 1000".to_owned());
+    }
+    let timeline = raw
+        .timeline
+        .into_iter()
+        .map(step)
+        .collect::<Result<_, _>>()?;
+    Ok(ScenarioFile {
+        id: raw.id.unwrap_or_else(|| stem.to_owned()),
+        title: raw.title.unwrap_or_default(),
+        coverage: raw.coverage,
+        nodes: raw.nodes,
+        base,
+        timeline,
+    })
+}
+
+impl ScenarioFile {
+    /// Reads and checks `path`.
+    ///
+    /// # Errors
+    /// [`ScenarioFileError`] when it cannot be read, is not the expected
+    /// TOML, or holds a value out of range.
+    pub fn load(path: &Path) -> Result<Self, ScenarioFileError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioFileError::Io {
+            path: name.clone(),
+            source,
+        })?;
+        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+        Self::parse(&text, stem.as_deref().unwrap_or("scenario")).map_err(|e| match e {
+            ScenarioFileError::Toml { source, .. } => {
+                ScenarioFileError::Toml { path: name, source }
+            }
+            ScenarioFileError::Invalid { detail, .. } => {
+                ScenarioFileError::Invalid { path: name, detail }
+            }
+            io @ ScenarioFileError::Io { .. } => io,
+        })
+    }
+
+    /// Checks the text of a file named `stem`.
+    ///
+    /// # Errors
+    /// As [`ScenarioFile::load`].
+    pub fn parse(text: &str, stem: &str) -> Result<Self, ScenarioFileError> {
+        let raw: Raw = toml::from_str(text).map_err(|source| ScenarioFileError::Toml {
+            path: stem.to_owned(),
+            source,
+        })?;
+        check(raw, stem).map_err(|detail| ScenarioFileError::Invalid {
+            path: stem.to_owned(),
+            detail,
+        })
+    }
+
+    /// The configuration of `seed` on `nodes` servers (unless the file
+    /// fixes the count); ranges in the timeline are drawn from the seed,
+    /// from a stream of their own (the run's other draws stay as they
+    /// were).
+    #[must_use]
+    pub fn config(&self, seed: u64, nodes: u64) -> SimConfig {
+        let mut c = SimConfig::new(seed);
+        c.nodes = self.nodes.unwrap_or(nodes);
+        let k = &self.base;
+        // Each knob the file sets replaces the default.
+        macro_rules! set {
+            ($($knob:ident),*) => {$(
+                if let Some(v) = k.$knob.clone() {
+                    c.$knob = v;
+                }
+            )*};
+        }
+        set!(
+            duration,
+            faults,
+            fault_gap_ms,
+            clients,
+            ttl_ms,
+            fsync_us,
+            max_drift_ppm,
+            careless_per_mille,
+            kill_when_dirty,
+            lock_delay_ms,
+            raft,
+            tls
+        );
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5ce4_a410_f11e);
+        c.script = self
+            .timeline
+            .iter()
+            .map(|(lo, hi, a)| {
+                let t = if lo == hi {
+                    *lo
+                } else {
+                    lo + rng.next_u64() % (hi - lo + 1)
+                };
+                (t, a.clone())
+            })
+            .collect();
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = r#"
+title = "a ring, drawn"
+duration = "40s"
+faults = "kill"
+[[timeline]]
+at = ["2s", "4s"]
+cut = [[1, 2]]
+[[timeline]]
+at = "10s"
+heal = "network"
+"#;
+
+    #[test]
+    fn ranges_are_drawn_from_the_seed() {
+        let f = ScenarioFile::parse(FILE, "ring").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(f.id, "ring");
+        let times: Vec<u64> = (1..=20).map(|s| f.config(s, 3).script[0].0).collect();
+        assert!(
+            times.iter().all(|t| (2_000..=4_000).contains(t)),
+            "{times:?}"
+        );
+        assert!(times.iter().any(|t| *t != times[0]), "{times:?}");
+        assert_eq!(f.config(7, 3).script, f.config(7, 3).script);
+        assert_eq!(f.config(7, 3).script[1], (10_000, Action::HealNetwork));
+        assert_eq!(f.config(7, 5).nodes, 5);
+        assert_eq!(f.config(7, 5).duration, Duration::from_secs(40));
+    }
+
+    #[test]
+    fn bad_files_are_refused_with_the_reason() {
+        for (text, says) in [
+            ("nodez = 3", "unknown field"),
+            ("nodes = 4", "3 or 5"),
+            ("faults = \"fire\"", "unknown fault class"),
+            ("duration = \"soon\"", "not a duration"),
+            (
+                "[[timeline]]\nat = \"1s\"\nkill = [1]\nrestart = [1]",
+                "exactly one action",
+            ),
+            ("[[timeline]]\nat = \"1s\"", "exactly one action"),
+            (
+                "[[timeline]]\nat = [\"4s\", \"1s\"]\nkill = [1]",
+                "is empty",
+            ),
+            (
+                "[[timeline]]\nat = \"1s\"\nheal = \"disk\"",
+                "only \"network\"",
+            ),
+            (
+                "[[timeline]]\nat = \"1s\"\nstart = \"fire\"",
+                "unknown fault class",
+            ),
+        ] {
+            let e = ScenarioFile::parse(text, "bad").map(|_| ()).err();
+            let e = e.map(|e| e.to_string()).unwrap_or_default();
+            assert!(e.contains(says), "{text:?}: {e}");
+        }
+    }
+}
