@@ -2,7 +2,8 @@
 //! client, WebSocket and peer ports serves locks over TCP and over wss; a
 //! peer whose certificate names another node than its `Hello` claims is
 //! refused; clients without TLS, or without the CA, are told what to fix;
-//! SIGHUP reloads the certificates without dropping open connections.
+//! SIGHUP reloads the certificates without dropping open connections; a
+//! verified client certificate proves the principal that names it.
 //! The certificates come from `distlock tls dev-ca`, made at test time.
 
 use distlock_client::admin::cluster_status_with;
@@ -319,4 +320,71 @@ fn a_server_without_tls_says_so_at_start() {
             .ok()
             .filter(|log| log.contains("TLS is off on every port"))
     });
+}
+
+/// `distlock lock --try NAME -- true` over TLS with `extra` TLS flags.
+fn lock_over_tls(servers: &str, extra: &[&str], name: &str) -> (i32, String) {
+    let mut args = vec!["lock", "--servers", servers, "--try", name];
+    args.extend_from_slice(extra);
+    args.extend(["--", "true"]);
+    cli(&args)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_certificate_proves_its_principal() {
+    let certs = tempfile::tempdir().expect("temp dir");
+    let dir = certs.path();
+    dev_ca(dir, 1);
+    // `client.pem` names `client`: the principal it proves, without a token.
+    let auth = dir.join("auth.toml");
+    std::fs::write(
+        &auth,
+        r#"
+[roles.billing]
+lock = ["billing/"]
+read = ["billing/"]
+
+[principals.worker]
+certificate = "client"
+roles = ["billing"]
+"#,
+    )
+    .expect("write the auth file");
+    let mut flags = tls_flags(dir, 1);
+    flags.extend(["--auth-file".to_owned(), auth.display().to_string()]);
+    let mut server = Server::new(1, free_addr(), free_addr(), flags);
+    server.start();
+    let file = |name: &str| dir.join(name).display().to_string();
+    let (ca, cert, key) = (file("ca.pem"), file("client.pem"), file("client.key"));
+    let with_cert = ClientTls::load(
+        Some(&PemSource::File(dir.join("ca.pem"))),
+        Some(&PemSource::File(dir.join("client.pem"))),
+        Some(&PemSource::File(dir.join("client.key"))),
+    )
+    .expect("client TLS with a certificate");
+    tls_leader(&[server.client_addr], &with_cert).await;
+
+    let servers = server.client_addr.to_string();
+    let certified = ["--tls-ca", &ca, "--tls-cert", &cert, "--tls-key", &key];
+    let (code, err) = lock_over_tls(&servers, &certified, "billing/x");
+    assert_eq!(
+        code, 0,
+        "the certificate's principal may lock billing/: {err}"
+    );
+    let (code, err) = lock_over_tls(&servers, &certified, "payroll");
+    assert_ne!(code, 0, "outside its prefix");
+    assert!(err.contains("forbidden"), "{err}");
+    // TLS without a client certificate proves nobody.
+    let (code, err) = lock_over_tls(&servers, &["--tls-ca", &ca], "billing/x");
+    assert_ne!(code, 0, "no certificate, no token: {err}");
+    assert!(
+        cluster_status_with(
+            &HostPort::from(server.client_addr),
+            Some(&client_tls(dir)),
+            None
+        )
+        .await
+        .is_err(),
+        "a Hello without credentials is refused"
+    );
 }
