@@ -423,6 +423,7 @@ async fn refuse_http<S: AsyncWrite + Unpin>(mut stream: S, refusal: ProtoError) 
 /// One WebSocket connection: the HTTP request (the dashboard page, or an
 /// upgrade), the handshake, then frames in and out exactly as for a TCP
 /// client: the node cannot tell the two apart.
+#[allow(clippy::too_many_arguments)] // One connection's whole context.
 async fn serve_ws_client(
     stream: TcpStream,
     admission: Admission,
