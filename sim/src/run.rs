@@ -552,7 +552,8 @@ async fn leader_view(
     tls: Option<&distlock_client::ClientTls>,
 ) -> Option<ClusterStatusView> {
     for &addr in addrs {
-        let Ok(view) = distlock_client::admin::cluster_status_with(&addr.into(), tls).await else {
+        let Ok(view) = distlock_client::admin::cluster_status_with(&addr.into(), tls, None).await
+        else {
             continue;
         };
         // A server that knows no leader (or not its address) may be
@@ -568,7 +569,7 @@ async fn leader_view(
         else {
             continue;
         };
-        if let Ok(view) = distlock_client::admin::cluster_status_with(&at, tls).await
+        if let Ok(view) = distlock_client::admin::cluster_status_with(&at, tls, None).await
             && view.leader == Some(leader)
             && view
                 .members
