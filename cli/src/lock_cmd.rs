@@ -5,7 +5,7 @@
 
 use crate::exit::{EXIT_NOT_ACQUIRED, EXIT_SESSION_LOST, EXIT_UNAVAILABLE};
 use distlock_client::{Client, ClientError, ClientOptions, Guard, Leadership};
-use distlock_core::client::Config;
+use distlock_core::client::{ClientError as CoreError, Config};
 use distlock_core::locks::FencingToken;
 use distlock_core::locks::{Mode, SessionMeta, Wait};
 use distlock_transport_tcp::HostPort;
@@ -59,11 +59,14 @@ impl Held {
         }
     }
 
-    async fn release(self) {
-        let _ = match self {
+    /// Gives the lock (or the leadership) back; `false` when the
+    /// session turned out lost, so the lock was not held throughout.
+    async fn release(self) -> bool {
+        let released = match self {
             Self::Lock(g) => g.release().await,
             Self::Leader(l) => l.resign().await,
         };
+        !matches!(released, Err(ClientError::Session(CoreError::SessionLost)))
     }
 }
 
@@ -160,7 +163,7 @@ pub(crate) async fn run(req: LockRequest) -> i32 {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("distlock: cannot run {program:?}: {e}");
-                guard.release().await;
+                let _ = guard.release().await;
                 return 127;
             }
         }
@@ -195,7 +198,14 @@ pub(crate) async fn run(req: LockRequest) -> i32 {
         // a shell ignores SIGINT) must not outlive the lock it ran under.
         signal_pgid(pgid, Signal::SIGKILL);
     }
-    guard.release().await;
+    // A revocation (or a lease that ran out between keepalives) may be
+    // learnt only now: the command finished, but not under the lock.
+    if !guard.release().await || session.is_lost() {
+        eprintln!(
+            "distlock: session lost before {program:?} finished; the lock was not held throughout"
+        );
+        return EXIT_SESSION_LOST;
+    }
     let _ = session.close().await;
     code
 }

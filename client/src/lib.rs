@@ -316,7 +316,7 @@ impl Client {
                 tls: options.tls,
                 // Drawn at the edge, as the nonces are: the core only
                 // spreads backoffs with it.
-                jitter_seed: random_nonce() as u64,
+                jitter_seed: jitter_seed(),
             },
             commands_rx,
         );
@@ -437,6 +437,22 @@ impl Client {
             self.commands.clone(),
         ))
     }
+}
+
+/// A seed for the reconnect backoff's jitter: the OS-seeded keys of
+/// [`RandomState`] hashing the time. Unlike [`random_nonce`] it takes no
+/// process-wide counter, so under the simulator (which seeds those keys and
+/// the clock per run) a seed behaves the same alone as inside a sweep.
+///
+/// [`RandomState`]: std::collections::hash_map::RandomState
+fn jitter_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(t);
+    h.finish()
 }
 
 /// A random 128-bit nonce: the OS-seeded keys of [`RandomState`] hashing

@@ -171,7 +171,9 @@ fn revoke_ends_a_session_and_its_lock_delay_holds_the_lock() {
     let servers = server.client_addr.to_string();
     let holder = HeldLock::start(
         &servers,
-        &["--name", "stuck-job", "--lock-delay", "3s"],
+        // A long TTL: keepalives every 10 s, so the holder learns of the
+        // revocation when it gives the lock back, not from a keepalive.
+        &["--name", "stuck-job", "--lock-delay", "3s", "--ttl", "30s"],
         "batch",
     );
     let dir = tempfile::tempdir().expect("temp dir");
@@ -233,6 +235,7 @@ fn revoke_ends_a_session_and_its_lock_delay_holds_the_lock() {
     );
     assert!(waiter.wait_exit(PATIENCE).success());
     assert!(granted.exists());
-    // The revoked holder learns it lost its session: exit 70.
+    // The revoked holder learns it lost its session, at the latest when it
+    // gives the lock back: exit 70.
     assert_eq!(holder.finish().code(), Some(70));
 }

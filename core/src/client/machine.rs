@@ -308,7 +308,7 @@ impl ClientSession {
             SessionState::Closed => return Err(ClientError::Closed),
             SessionState::Lost => return Err(ClientError::SessionLost),
         }
-        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        let ttl_ms = millis(ttl);
         let open = match &self.config.session_meta {
             Some(meta) => ClientCommand::OpenSessionWithMeta {
                 nonce,
@@ -336,18 +336,15 @@ impl ClientSession {
         lock_delay: Duration,
         now: Instant,
     ) -> Result<OpId, ClientError> {
-        let session = self.live_session(now)?;
-        let seq = self.take_seq();
-        let body = RequestBody::Log(ClientCommand::Acquire {
+        self.command(now, |session, seq| ClientCommand::Acquire {
             session,
             seq,
             ack: seq,
             lock: lock.into(),
             mode,
             wait,
-            lock_delay_ms: u64::try_from(lock_delay.as_millis()).unwrap_or(u64::MAX),
-        });
-        Ok(self.start(body, Some(seq), now))
+            lock_delay_ms: millis(lock_delay),
+        })
     }
 
     /// Campaigns in `election` with `value`: answered
@@ -364,18 +361,15 @@ impl ClientSession {
         lock_delay: Duration,
         now: Instant,
     ) -> Result<OpId, ClientError> {
-        let session = self.live_session(now)?;
-        let seq = self.take_seq();
-        let body = RequestBody::Log(ClientCommand::Campaign {
+        self.command(now, |session, seq| ClientCommand::Campaign {
             session,
             seq,
             ack: seq,
             election: election.into(),
             value: value.into(),
             wait,
-            lock_delay_ms: u64::try_from(lock_delay.as_millis()).unwrap_or(u64::MAX),
-        });
-        Ok(self.start(body, Some(seq), now))
+            lock_delay_ms: millis(lock_delay),
+        })
     }
 
     /// As the leader of `election` with term of office `token`, replaces
@@ -390,17 +384,26 @@ impl ClientSession {
         value: impl Into<String>,
         now: Instant,
     ) -> Result<OpId, ClientError> {
-        let session = self.live_session(now)?;
-        let seq = self.take_seq();
-        let body = RequestBody::Log(ClientCommand::Proclaim {
+        self.command(now, |session, seq| ClientCommand::Proclaim {
             session,
             seq,
             ack: seq,
             election: election.into(),
             token,
             value: value.into(),
-        });
-        Ok(self.start(body, Some(seq), now))
+        })
+    }
+
+    /// Sends the session command `make` builds from the session and a new
+    /// sequence number (acknowledging everything before it).
+    fn command(
+        &mut self,
+        now: Instant,
+        make: impl FnOnce(SessionId, Seq) -> ClientCommand,
+    ) -> Result<OpId, ClientError> {
+        let session = self.live_session(now)?;
+        let seq = self.take_seq();
+        Ok(self.start(RequestBody::Log(make(session, seq)), Some(seq), now))
     }
 
     /// Gives back the grant `token` of `lock`.
@@ -413,16 +416,13 @@ impl ClientSession {
         token: FencingToken,
         now: Instant,
     ) -> Result<OpId, ClientError> {
-        let session = self.live_session(now)?;
-        let seq = self.take_seq();
-        let body = RequestBody::Log(ClientCommand::Release {
+        self.command(now, |session, seq| ClientCommand::Release {
             session,
             seq,
             ack: seq,
             lock: lock.into(),
             token,
-        });
-        Ok(self.start(body, Some(seq), now))
+        })
     }
 
     /// Withdraws this session's queued acquire of `lock`.
@@ -434,15 +434,12 @@ impl ClientSession {
         lock: impl Into<String>,
         now: Instant,
     ) -> Result<OpId, ClientError> {
-        let session = self.live_session(now)?;
-        let seq = self.take_seq();
-        let body = RequestBody::Log(ClientCommand::CancelWait {
+        self.command(now, |session, seq| ClientCommand::CancelWait {
             session,
             seq,
             ack: seq,
             lock: lock.into(),
-        });
-        Ok(self.start(body, Some(seq), now))
+        })
     }
 
     /// Closes the session, releasing its locks. Keepalives continue until
@@ -451,14 +448,11 @@ impl ClientSession {
     /// # Errors
     /// When no session is open.
     pub fn close(&mut self, now: Instant) -> Result<OpId, ClientError> {
-        let session = self.live_session(now)?;
-        let seq = self.take_seq();
-        let body = RequestBody::Log(ClientCommand::CloseSession {
+        self.command(now, |session, seq| ClientCommand::CloseSession {
             session,
             seq,
             ack: seq,
-        });
-        Ok(self.start(body, Some(seq), now))
+        })
     }
 
     // ----- inputs -----
@@ -827,4 +821,9 @@ fn waits(body: &RequestBody) -> bool {
             }
         )
     )
+}
+
+/// A duration in whole milliseconds, saturating.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

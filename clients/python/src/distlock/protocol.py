@@ -79,6 +79,13 @@ ERRORS: Dict[str, str] = {
     "SnapshotUnavailable": "final",
     "NotAttached": "elsewhere",
     "NotSessionOwner": "session",
+    "Forbidden": "final",
+    "TooManyConnections": "connection",
+    "TooManySessions": "final",
+    "TooManyWatches": "final",
+    "TooManyInFlight": "retry",
+    "RateLimited": "retry",
+    "FrameTimeout": "connection",
 }
 
 #: ``LockError`` kinds, same meanings; the rest of them are final.
@@ -104,6 +111,8 @@ LOCK_ERRORS: Dict[str, str] = {
     "NotWaiting": "final",
     "TimedOut": "final",
     "Cancelled": "final",
+    "InvalidSessionMeta": "final",
+    "InvalidValue": "final",
 }
 
 #: The server frames a client can route, by tag.
