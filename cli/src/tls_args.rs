@@ -85,7 +85,9 @@ pub(crate) struct ServeTlsArgs {
     /// The WebSocket port's own key [default: --tls-key].
     #[arg(long, env = "DISTLOCK_TLS_WS_KEY", value_name = "FILE")]
     tls_ws_key: Option<PathBuf>,
-    /// The CA of the WebSocket port's client certificates [default: --tls-ca].
+    /// The CA of the WebSocket port's client certificates. Without it the
+    /// port asks for none: a browser's WebSocket cannot choose one and
+    /// abandons a handshake that asks [default: none, not --tls-ca].
     #[arg(long, env = "DISTLOCK_TLS_WS_CA", value_name = "FILE")]
     tls_ws_ca: Option<PathBuf>,
     /// The peer port's own certificate, which must name node-ID as a DNS

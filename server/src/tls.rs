@@ -77,16 +77,23 @@ impl TlsSettings {
     /// A certificate without a key (or the reverse), a CA alone, and
     /// everything [`ServerTls::load`] refuses, each naming its listener.
     pub fn load(&self) -> Result<ServerTlsSet, TlsSettingsError> {
-        let listener = |what: &'static str, own: &Option<TlsPaths>, role| {
+        let listener = |what: &'static str, own: &Option<TlsPaths>, shared: &TlsPaths, role| {
             let paths = own
                 .as_ref()
-                .map_or_else(|| self.shared.clone(), |p| p.or(&self.shared));
+                .map_or_else(|| shared.clone(), |p| p.or(shared));
             load_listener(what, &paths, role)
         };
+        // A browser's WebSocket cannot pick a client certificate: asked for
+        // one, it abandons the handshake. So the WebSocket port asks only
+        // when it is given a CA of its own.
+        let shared_but_ca = TlsPaths {
+            ca: None,
+            ..self.shared.clone()
+        };
         Ok(ServerTlsSet {
-            client: listener("client", &self.client, TlsRole::Clients)?,
-            ws: listener("ws", &self.ws, TlsRole::Clients)?,
-            peer: listener("peer", &self.peer, TlsRole::Peers)?,
+            client: listener("client", &self.client, &self.shared, TlsRole::Clients)?,
+            ws: listener("ws", &self.ws, &shared_but_ca, TlsRole::Clients)?,
+            peer: listener("peer", &self.peer, &self.shared, TlsRole::Peers)?,
         })
     }
 }
