@@ -145,6 +145,8 @@ pub enum ClientError {
 ///         backoff_max: Duration::from_secs(2),
 ///         ..Default::default()
 ///     },
+///     // The rest as `ClientOptions::default()` has them (TLS off).
+///     ..Default::default()
 /// };
 /// # drop(options);
 /// ```
