@@ -1,6 +1,6 @@
 //! [`ClientSession`]: the client's session state machine.
 
-use super::{ClientError, ClientEvent, Config, LostReason, OpId};
+use super::{ClientError, ClientEvent, Config, OpId};
 use crate::ids::NodeId;
 use crate::locks::ClientCommand;
 use crate::locks::{FencingToken, Mode, Seq, SessionId, Wait};
@@ -13,6 +13,7 @@ use rand_core::{Rng, SeedableRng};
 use std::collections::{BTreeMap, VecDeque};
 
 mod answers;
+mod lease;
 mod reads;
 mod servers;
 mod watches;
@@ -711,52 +712,6 @@ impl ClientSession {
         let rid = RequestId(self.next_rid);
         self.next_rid += 1;
         rid
-    }
-
-    /// `ttl × (1 − 2·max_drift)`.
-    fn lease_len(&self, ttl: Duration) -> Duration {
-        let ppm = u128::from(self.config.max_drift_ppm.min(499_999));
-        let us = ttl.as_micros() * (1_000_000 - 2 * ppm) / 1_000_000;
-        Duration::from_micros(u64::try_from(us).unwrap_or(u64::MAX))
-    }
-
-    fn extend_lease(&mut self, sent_at: Instant) {
-        let len = match self.session {
-            SessionState::Open { ttl, .. } => self.lease_len(ttl),
-            _ => return,
-        };
-        if let SessionState::Open { lease_until, .. } = &mut self.session {
-            *lease_until = (*lease_until).max(sent_at + len);
-        }
-    }
-
-    fn check_lease(&mut self, now: Instant) {
-        if let SessionState::Open { lease_until, .. } = self.session
-            && now >= lease_until
-        {
-            self.lose(LostReason::LeaseExpired);
-        }
-    }
-
-    /// Ends the session for good: fails every outstanding operation and
-    /// emits [`ClientEvent::SessionLost`] (once: the state is final).
-    fn lose(&mut self, reason: LostReason) {
-        if matches!(self.session, SessionState::Lost | SessionState::Closed) {
-            return;
-        }
-        self.session = SessionState::Lost;
-        self.fail_all(&ClientError::SessionLost);
-        self.events.push_back(ClientEvent::SessionLost { reason });
-    }
-
-    fn fail_all(&mut self, error: &ClientError) {
-        self.next_keepalive = None;
-        self.in_flight.clear();
-        self.frames
-            .retain(|f| matches!(f, ClientFrame::Hello { .. }));
-        for (op, o) in std::mem::take(&mut self.ops) {
-            self.events.push_back(failure(op, &o.body, error.clone()));
-        }
     }
 
     fn retry_later(&mut self, id: OpId, now: Instant) {
