@@ -111,7 +111,7 @@ impl Client {
     /// The body of script request `op`, or `None` when it needs nothing
     /// sent (a release of a lock not held, a request needing a session
     /// that never opened).
-    pub fn body_for(&mut self, op: &Op) -> Option<RequestBody> {
+    pub fn body_for(&mut self, op: &Op, newest: Option<FencingToken>) -> Option<RequestBody> {
         let needs_session = !matches!(op, Op::Open | Op::Change(_));
         if needs_session && self.session.is_none() {
             return None;
@@ -151,7 +151,7 @@ impl Client {
             }
             Op::CheckToken { lock } => RequestBody::CheckToken {
                 lock: (*lock).to_owned(),
-                token: self.token_of(lock)?,
+                token: newest?,
             },
             Op::KeepAlive => RequestBody::KeepAlive { session },
             Op::Change(change) => RequestBody::ChangeMembership(change.clone()),

@@ -30,8 +30,9 @@ pub fn ci_bounds() -> Bounds {
     }
 }
 
-/// Three voters; two clients with sessions open contend for one lock:
-/// one takes and releases it, the other takes it and checks its token.
+/// Three voters; two clients with sessions open contend for one lock,
+/// each through a follower: one takes, releases it and checks the newest
+/// token, the other takes it and checks the newest token.
 #[must_use]
 pub fn three_voters(bounds: Bounds) -> Setup {
     Setup {
@@ -47,6 +48,7 @@ pub fn three_voters(bounds: Bounds) -> Setup {
                     mode: Mode::Exclusive,
                 },
                 Op::Release { lock: LOCK },
+                Op::CheckToken { lock: LOCK },
             ],
             vec![
                 Op::Open,

@@ -14,7 +14,9 @@
 //!   different entries at one index, and a server never loses a committed
 //!   entry;
 //! - durability: a committed entry stays on the disks of a majority of
-//!   the voters that committed it;
+//!   the voters that committed it, and every Raft message goes out only
+//!   once what it states (term, vote, acknowledged entries) is on its
+//!   sender's disk;
 //!
 //! the lock service:
 //! - the lock state's own invariants hold on every server (at most one
@@ -29,8 +31,9 @@
 
 use crate::world::Server;
 use distlock_core::ids::{LogIndex, NodeId, Term};
-use distlock_core::locks::{FencingToken, Mode};
-use distlock_core::raft::Role;
+use distlock_core::locks::{Command, FencingToken, LockState, Mode};
+use distlock_core::raft::{Message, MessageBody, Raft, Role};
+use distlock_core::testkit::Disk;
 use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
@@ -261,6 +264,70 @@ impl Ghost {
                 self.violate(what);
                 return;
             }
+        }
+    }
+
+    /// The persistence contract, seen from the network: a message goes
+    /// out only once what it states is durable on the sender's disk (a
+    /// term, a vote, the entries an acknowledgement covers).
+    pub fn check_sent(
+        &mut self,
+        msg: &Message<Command>,
+        disk: &Disk<Command>,
+        raft: &Raft<LockState>,
+    ) {
+        let hs = disk.hard_state;
+        let (from, term) = (msg.from.0, msg.term.0);
+        let broken = match &msg.body {
+            MessageBody::PreVote { .. } | MessageBody::PreVoteResponse { .. } => None,
+            MessageBody::Vote { .. }
+                if hs.term < msg.term
+                    || (hs.term == msg.term && hs.voted_for != Some(msg.from)) =>
+            {
+                Some(format!(
+                    "{from} asks for votes in term {term}, its disk holds {hs:?}"
+                ))
+            }
+            MessageBody::VoteResponse { granted: true }
+                if hs.term < msg.term || (hs.term == msg.term && hs.voted_for != Some(msg.to)) =>
+            {
+                Some(format!(
+                    "{from} grants its vote in term {term} to {}, its disk holds {hs:?}",
+                    msg.to.0
+                ))
+            }
+            MessageBody::AppendResponse { result: Ok(m), .. }
+                if m.0 > 0 && disk.term_at(*m).is_none_or(|t| Some(t) != raft.term_at(*m)) =>
+            {
+                Some(format!(
+                    "{from} acknowledges its log up to {} in term {term}, its disk ends at {}",
+                    m.0,
+                    disk.last_index().0
+                ))
+            }
+            // A leader's messages and an acknowledgement state its term.
+            // (A rejection may carry a term not yet durable: it only
+            // makes a deposed leader step down.)
+            MessageBody::Append { .. }
+            | MessageBody::Heartbeat { .. }
+            | MessageBody::InstallSnapshot { .. }
+            | MessageBody::AppendResponse { result: Ok(_), .. }
+                if hs.term < msg.term =>
+            {
+                Some(format!(
+                    "{from} sends {} in term {term}, its disk holds term {}",
+                    crate::describe::frame(
+                        from,
+                        msg.to.0,
+                        &distlock_core::proto::PeerFrame::Raft(msg.clone())
+                    ),
+                    hs.term.0
+                ))
+            }
+            _ => None,
+        };
+        if let Some(what) = broken {
+            self.violate(format!("persistence: {what}"));
         }
     }
 

@@ -23,7 +23,8 @@ pub enum Op {
         /// The lock.
         lock: &'static str,
     },
-    /// Check the newest token this client was ever granted on `lock`.
+    /// Check the newest token granted on `lock` (to any client), once one
+    /// was granted.
     CheckToken {
         /// The lock.
         lock: &'static str,

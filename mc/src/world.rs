@@ -282,9 +282,11 @@ impl World {
         }
         for (c, client) in self.clients.iter().enumerate() {
             if self.client_may_send(client) {
-                // A request goes first to the client's own server; a retry
+                // A request goes first to the client's own server (client 0
+                // to server 2, client 1 to server 3: followers, which
+                // forward to the leader); a retry
                 // may go to any.
-                let home = self.servers[c % self.servers.len()].id;
+                let home = self.servers[(c + 1) % self.servers.len()].id;
                 for s in &self.servers {
                     if client.outstanding.is_some() || s.id == home {
                         steps.push(Step::Send {
@@ -319,7 +321,11 @@ impl World {
         let script = &self.setup.clients[client.index];
         match &client.outstanding {
             Some(o) => o.sends < self.setup.bounds.sends_per_op,
-            None => client.pc < script.len(),
+            // A token check waits for a token to check.
+            None => script.get(client.pc).is_some_and(|op| match op {
+                Op::CheckToken { lock } => self.ghost.newest_grant.contains_key(*lock),
+                _ => true,
+            }),
         }
     }
 
@@ -423,7 +429,11 @@ impl World {
         };
         let script_op = self.setup.clients[c][op].clone();
         if self.clients[c].outstanding.is_none() {
-            let body = self.clients[c].body_for(&script_op);
+            let newest = match &script_op {
+                Op::CheckToken { lock } => self.ghost.newest_grant.get(*lock).copied(),
+                _ => None,
+            };
+            let body = self.clients[c].body_for(&script_op, newest);
             let Some(body) = body else {
                 self.note(|_| {
                     format!(
@@ -519,6 +529,10 @@ impl World {
             match action {
                 NodeAction::Persist(w) => self.servers[p].pending.push_back(w),
                 NodeAction::Send { to, frame } => {
+                    if let PeerFrame::Raft(msg) = &frame {
+                        let s = &self.servers[p];
+                        self.ghost.check_sent(msg, &s.disk, s.node.raft());
+                    }
                     if self.net.len() >= self.setup.bounds.in_flight
                         || !self.setup.servers.contains(&to)
                     {
