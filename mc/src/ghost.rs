@@ -24,15 +24,18 @@
 //! - at the clients: no two clients hold one lock at once when either
 //!   holds it exclusively, and each lock's grants carry ever larger tokens;
 //! - exactly once: every final answer to one request (retries included)
-//!   is the same (checked as the answers arrive);
+//!   is the same, as the clients receive them and as the committed log,
+//!   replayed, gives them;
 //! - linearizable reads: a token check answers what was true at some
 //!   moment between its send and its answer;
 //! - a membership change answered as done is committed.
 
 use crate::world::Server;
 use distlock_core::ids::{LogIndex, NodeId, Term};
-use distlock_core::locks::{Command, FencingToken, LockState, Mode};
-use distlock_core::raft::{Message, MessageBody, Raft, Role};
+use distlock_core::locks::{
+    Applied, Command, FencingToken, LockState, Mode, Outcome, Reply, Seq, SessionId,
+};
+use distlock_core::raft::{EntryPayload, Message, MessageBody, Raft, Role};
 use distlock_core::testkit::Disk;
 use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -52,6 +55,31 @@ pub struct Committed {
     pub voters: Vec<NodeId>,
 }
 
+/// The committed log replayed through a lock state machine of the
+/// checker's own, with the first answer to each request. Left out of the
+/// fingerprint and of equality: it is a function of the committed entries,
+/// which are in both.
+#[derive(Clone, Debug, Default)]
+pub struct Replay {
+    state: LockState,
+    /// The last index replayed.
+    upto: LogIndex,
+    /// The first answer the log gave each (session, seq).
+    answers: BTreeMap<(SessionId, Seq), String>,
+}
+
+impl Hash for Replay {
+    fn hash<H: Hasher>(&self, _: &mut H) {}
+}
+
+impl PartialEq for Replay {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Replay {}
+
 /// The history.
 #[derive(Clone, Debug, Default, Hash, PartialEq, Eq)]
 pub struct Ghost {
@@ -67,6 +95,8 @@ pub struct Ghost {
     pub releases: BTreeMap<FencingToken, bool>,
     /// Membership changes answered done, not yet seen committed.
     pub changes_answered: Vec<LogIndex>,
+    /// The committed log, replayed.
+    pub replay: Replay,
     /// The first property broken.
     pub violation: Option<String>,
 }
@@ -184,6 +214,45 @@ impl Ghost {
         }
     }
 
+    /// Exactly once, in the log: a request applied again (a retry that
+    /// reached the log twice) must be answered as the first time, from the
+    /// dedupe table.
+    fn replay_entry(&mut self, index: LogIndex, payload: &EntryPayload<Command>) {
+        self.replay.upto = index;
+        let EntryPayload::Command(cmd) = payload else {
+            return;
+        };
+        let mut out = Applied::default();
+        self.replay.state.apply_into(index, cmd, &mut out);
+        for reply in out.replies {
+            let Reply::To {
+                session,
+                seq,
+                response,
+            } = reply
+            else {
+                continue;
+            };
+            if response == Ok(Outcome::Pending) {
+                continue;
+            }
+            let text = format!("{response:?}");
+            match self.replay.answers.get(&(session, seq)) {
+                Some(first) if *first != text => {
+                    let what = format!(
+                        "exactly-once: the log answers request {} of session {} {first} and, at {}, {text}",
+                        seq.0, session.0, index.0
+                    );
+                    self.violate(what);
+                }
+                Some(_) => {}
+                None => {
+                    self.replay.answers.insert((session, seq), text);
+                }
+            }
+        }
+    }
+
     fn observe_commits(&mut self, s: &Server) {
         let raft = s.node.raft();
         let base = raft.log_base();
@@ -207,6 +276,9 @@ impl Ghost {
                 }
                 Some(known) => known.by_term = known.by_term.min(by_term),
                 None => {
+                    if i == self.replay.upto.next() {
+                        self.replay_entry(i, &entry.payload);
+                    }
                     let here = Committed {
                         term: entry.term,
                         digest: digest(&entry.payload),
