@@ -19,6 +19,8 @@ use tokio::time::Instant;
 pub(crate) struct BenchRequest {
     /// The servers to talk to.
     pub(crate) servers: Vec<HostPort>,
+    /// TLS to reach them with (`None`: plain TCP).
+    pub(crate) tls: Option<distlock_client::ClientTls>,
     /// Concurrent clients, each with its own connection and session.
     pub(crate) clients: usize,
     /// Distinct locks; client *i* uses key *i* mod `keys`.
@@ -113,15 +115,7 @@ fn micros(d: Duration) -> u64 {
 }
 
 /// Opens one session, retrying for a while (servers may still be starting).
-async fn open(servers: &[HostPort], transport: Transport) -> Result<Session, ClientError> {
-    let options = ClientOptions {
-        transport,
-        session: distlock_core::client::Config {
-            auth: crate::credentials::token(),
-            ..distlock_core::client::Config::default()
-        },
-        ..ClientOptions::default()
-    };
+async fn open(servers: &[HostPort], options: ClientOptions) -> Result<Session, ClientError> {
     let patience = Duration::from_secs(10);
     let client = Client::connect_within(servers.to_vec(), options, patience).await?;
     client.open_session(patience).await
@@ -131,7 +125,7 @@ async fn client_loop(
     id: usize,
     mut session: Session,
     servers: Vec<HostPort>,
-    transport: Transport,
+    options: ClientOptions,
     key: usize,
     name: String,
     shared: Arc<Shared>,
@@ -147,7 +141,7 @@ async fn client_loop(
             Err(e) => {
                 shared.errors.fetch_add(1, Ordering::Relaxed);
                 if session.is_lost() || matches!(e, ClientError::Closed) {
-                    if let Ok(s) = open(&servers, transport).await {
+                    if let Ok(s) = open(&servers, options.clone()).await {
                         session = s;
                     }
                 }
@@ -263,10 +257,19 @@ pub(crate) async fn measure(req: &BenchRequest) -> Result<BenchReport, BenchErro
         measuring: AtomicBool::new(false),
         stop: AtomicBool::new(false),
     });
+    let options = ClientOptions {
+        transport: req.transport,
+        tls: req.tls.clone(),
+        session: distlock_core::client::Config {
+            auth: crate::credentials::token(),
+            ..distlock_core::client::Config::default()
+        },
+        ..ClientOptions::default()
+    };
     eprintln!("opening {} sessions...", req.clients);
     let mut sessions = Vec::with_capacity(req.clients);
     for _ in 0..req.clients {
-        sessions.push(open(&req.servers, req.transport).await?);
+        sessions.push(open(&req.servers, options.clone()).await?);
     }
     // A run-specific prefix keeps concurrent or earlier runs' locks apart.
     let prefix = format!(
@@ -285,7 +288,7 @@ pub(crate) async fn measure(req: &BenchRequest) -> Result<BenchReport, BenchErro
             id,
             session,
             req.servers.clone(),
-            req.transport,
+            options.clone(),
             key,
             format!("{prefix}-k{key}"),
             shared.clone(),

@@ -3,7 +3,8 @@
 //! elect` is `distlock lock` campaigning; see `lock_cmd`.)
 
 use crate::exit::{EXIT_FAILED, EXIT_UNAVAILABLE};
-use crate::listing_cmd::{ask_cluster, owner_text};
+use crate::listing_cmd::{Cluster, ask_cluster, owner_text};
+use distlock_client::ClientTls;
 use distlock_core::proto::{LeaderView, RequestBody, ResponseBody};
 use distlock_transport_tcp::HostPort;
 use serde_json::json;
@@ -18,6 +19,7 @@ const WATCH_EVERY: Duration = Duration::from_millis(200);
 /// Runs `distlock leader`; returns the exit status.
 pub(crate) async fn leader(
     servers: &[HostPort],
+    tls: Option<&ClientTls>,
     election: &str,
     watch: bool,
     as_json: bool,
@@ -27,7 +29,7 @@ pub(crate) async fn leader(
     };
     let mut last: Option<Option<LeaderView>> = None;
     loop {
-        let now = match ask_cluster(servers, &body).await {
+        let now = match ask_cluster(Cluster::new(servers, tls), &body).await {
             Ok(ResponseBody::Leader(view)) => view,
             Ok(_) => {
                 eprintln!("distlock leader: unexpected answer");

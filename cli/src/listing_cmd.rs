@@ -10,7 +10,8 @@
 
 use crate::exit::{EXIT_FAILED, EXIT_UNAVAILABLE};
 use crate::status_cmd::mode_text;
-use distlock_client::admin::{AskError, ask};
+use distlock_client::ClientTls;
+use distlock_client::admin::{AskError, ask_with};
 use distlock_core::locks::{SessionId, SessionMeta};
 use distlock_core::proto::{
     LockEntryView, ProtoError, RequestBody, ResponseBody, SessionEntryView,
@@ -23,20 +24,34 @@ use std::time::Duration;
 /// way, or servers still starting).
 const PATIENCE: Duration = Duration::from_secs(5);
 
+/// The servers to ask, and the TLS to reach them with.
+#[derive(Clone, Copy)]
+pub(crate) struct Cluster<'a> {
+    servers: &'a [HostPort],
+    tls: Option<&'a ClientTls>,
+}
+
+impl<'a> Cluster<'a> {
+    pub(crate) const fn new(servers: &'a [HostPort], tls: Option<&'a ClientTls>) -> Self {
+        Self { servers, tls }
+    }
+}
+
 /// Asks the first server that answers, again while the answer says to
 /// retry, for up to [`PATIENCE`].
 ///
 /// # Errors
 /// The last failure, when no answer came in time, or a final refusal.
 pub(crate) async fn ask_cluster(
-    servers: &[HostPort],
+    cluster: Cluster<'_>,
     body: &RequestBody,
 ) -> Result<ResponseBody, AskError> {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         let mut last = AskError::Timeout(PATIENCE);
-        for addr in servers {
-            match ask(addr, vec![body.clone()]).await {
+        for addr in cluster.servers {
+            let token = crate::credentials::token();
+            match ask_with(addr, cluster.tls, token, vec![body.clone()]).await {
                 Ok((_, answers)) => return answers.into_iter().next().ok_or(AskError::Unexpected),
                 Err(AskError::Refused(e)) if !e.is_retryable() => {
                     return Err(AskError::Refused(e));
@@ -52,7 +67,7 @@ pub(crate) async fn ask_cluster(
 }
 
 /// Every lock under `prefix`, page after page.
-async fn all_locks(servers: &[HostPort], prefix: &str) -> Result<Vec<LockEntryView>, AskError> {
+async fn all_locks(cluster: Cluster<'_>, prefix: &str) -> Result<Vec<LockEntryView>, AskError> {
     let mut all = Vec::new();
     let mut after = None;
     loop {
@@ -61,7 +76,7 @@ async fn all_locks(servers: &[HostPort], prefix: &str) -> Result<Vec<LockEntryVi
             after: after.take(),
             limit: 0,
         };
-        let ResponseBody::Locks(page) = ask_cluster(servers, &body).await? else {
+        let ResponseBody::Locks(page) = ask_cluster(cluster, &body).await? else {
             return Err(AskError::Unexpected);
         };
         all.extend(page.locks);
@@ -73,12 +88,12 @@ async fn all_locks(servers: &[HostPort], prefix: &str) -> Result<Vec<LockEntryVi
 }
 
 /// Every live session, page after page.
-async fn all_sessions(servers: &[HostPort]) -> Result<Vec<SessionEntryView>, AskError> {
+async fn all_sessions(cluster: Cluster<'_>) -> Result<Vec<SessionEntryView>, AskError> {
     let mut all = Vec::new();
     let mut after = None;
     loop {
         let body = RequestBody::ListSessions { after, limit: 0 };
-        let ResponseBody::Sessions(page) = ask_cluster(servers, &body).await? else {
+        let ResponseBody::Sessions(page) = ask_cluster(cluster, &body).await? else {
             return Err(AskError::Unexpected);
         };
         all.extend(page.sessions);
@@ -90,8 +105,8 @@ async fn all_sessions(servers: &[HostPort]) -> Result<Vec<SessionEntryView>, Ask
 }
 
 /// Runs `distlock locks`; returns the exit status.
-pub(crate) async fn locks(servers: &[HostPort], prefix: &str, as_json: bool) -> i32 {
-    let locks = match all_locks(servers, prefix).await {
+pub(crate) async fn locks(cluster: Cluster<'_>, prefix: &str, as_json: bool) -> i32 {
+    let locks = match all_locks(cluster, prefix).await {
         Ok(locks) => locks,
         Err(e) => return failed("locks", &e),
     };
@@ -167,8 +182,8 @@ fn lock_text(lock: &LockEntryView) -> String {
 }
 
 /// Runs `distlock sessions`; returns the exit status.
-pub(crate) async fn sessions(servers: &[HostPort], as_json: bool) -> i32 {
-    let sessions = match all_sessions(servers).await {
+pub(crate) async fn sessions(cluster: Cluster<'_>, as_json: bool) -> i32 {
+    let sessions = match all_sessions(cluster).await {
         Ok(sessions) => sessions,
         Err(e) => return failed("sessions", &e),
     };
@@ -206,8 +221,8 @@ pub(crate) fn parse_session(text: &str) -> Result<SessionId, String> {
 }
 
 /// Runs `distlock revoke`; returns the exit status.
-pub(crate) async fn revoke(servers: &[HostPort], session: SessionId) -> i32 {
-    match ask_cluster(servers, &RequestBody::RevokeSession { session }).await {
+pub(crate) async fn revoke(cluster: Cluster<'_>, session: SessionId) -> i32 {
+    match ask_cluster(cluster, &RequestBody::RevokeSession { session }).await {
         Ok(ResponseBody::Revoked { .. }) => {
             println!(
                 "session {} revoked: its locks are free, or in lock-delay where asked",

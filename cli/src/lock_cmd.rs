@@ -21,6 +21,8 @@ const CONNECT_PATIENCE: Duration = Duration::from_secs(10);
 pub(crate) struct LockRequest {
     /// The servers to try.
     pub(crate) servers: Vec<HostPort>,
+    /// TLS to reach them with (`None`: plain TCP).
+    pub(crate) tls: Option<distlock_client::ClientTls>,
     /// The lock's name.
     pub(crate) name: String,
     /// How long to wait; `None` for ever, zero for `--try`.
@@ -75,6 +77,7 @@ pub(crate) async fn run(req: LockRequest) -> i32 {
         req.servers.clone(),
         ClientOptions {
             lock_delay: req.lock_delay,
+            tls: req.tls.clone(),
             session: Config {
                 session_meta: Some(req.meta.clone()),
                 auth: crate::credentials::token(),

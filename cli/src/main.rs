@@ -14,6 +14,8 @@ mod members_cmd;
 mod serve_security;
 mod snapshot_cmd;
 mod status_cmd;
+mod tls_args;
+mod tls_cmd;
 mod waiting;
 mod who;
 
@@ -28,6 +30,7 @@ use distlock_core::ids::NodeId;
 use distlock_server::config::{ConfigFile, ServerConfig, WsConfig, parse_members, resolve_listen};
 use distlock_server::metrics::http::MetricsConfig;
 use distlock_server::storage::FsyncPolicy;
+use distlock_server::tls::{ServerTlsSet, TlsSettings};
 use distlock_transport_tcp::HostPort;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -122,6 +125,9 @@ enum Command {
     /// lock state (taken through the leader), `inspect` one, `restore` one
     /// into the data directories of a new cluster.
     Snapshot(crate::snapshot_cmd::SnapshotArgs),
+    /// TLS helpers: `distlock tls dev-ca DIR --nodes 3` makes a development
+    /// CA with a certificate for each server and one for a client.
+    Tls(tls_cmd::TlsArgs),
     /// Runs a command while leading an election: campaigns with VALUE,
     /// waits until elected, then runs CMD with its term of office (a
     /// fencing token, higher for every later leader) in $DISTLOCK_TOKEN and
@@ -215,6 +221,15 @@ struct ServersArg {
     servers: Vec<HostPort>,
     #[command(flatten)]
     credentials: credentials::CredentialArgs,
+    #[command(flatten)]
+    tls: tls_args::ClientTlsArgs,
+}
+
+impl ServersArg {
+    /// The servers and the TLS settings to reach them with.
+    fn load(self) -> anyhow::Result<(Vec<HostPort>, Option<distlock_client::ClientTls>)> {
+        Ok((self.servers, self.tls.load()?))
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -285,13 +300,16 @@ struct HoldArgs {
 impl HoldArgs {
     /// The request of `distlock lock` or `elect` (`campaign`); exits 2 on
     /// a bad `--name` or `--label`.
+    ///
+    /// # Errors
+    /// When the TLS files cannot be read.
     fn request(
         self,
         name: String,
         mode: distlock_client::Mode,
         campaign: Option<String>,
         command: Vec<String>,
-    ) -> lock_cmd::LockRequest {
+    ) -> anyhow::Result<lock_cmd::LockRequest> {
         let meta = match who::session_meta(self.session_name.as_deref(), &self.labels) {
             Ok(meta) => meta,
             Err(why) => {
@@ -299,8 +317,10 @@ impl HoldArgs {
                 std::process::exit(2);
             }
         };
-        lock_cmd::LockRequest {
-            servers: self.servers.servers,
+        let (servers, tls) = self.servers.load()?;
+        Ok(lock_cmd::LockRequest {
+            servers,
+            tls,
             name,
             wait: if self.try_ {
                 Some(Duration::ZERO)
@@ -314,7 +334,7 @@ impl HoldArgs {
             meta,
             campaign,
             quiet: self.quiet,
-        }
+        })
     }
 }
 
@@ -536,14 +556,20 @@ struct ServeArgs {
     force_new_cluster: bool,
     #[command(flatten)]
     security: serve_security::SecurityArgs,
+    #[command(flatten)]
+    tls: tls_args::ServeTlsArgs,
 }
 
 impl ServeArgs {
-    fn into_config(self) -> anyhow::Result<(ServerConfig, WsConfig, MetricsConfig)> {
+    fn into_config(self) -> anyhow::Result<(ServerConfig, WsConfig, MetricsConfig, TlsSettings)> {
         let file = match &self.config {
             Some(path) => ConfigFile::load(path)?,
             None => ConfigFile::default(),
         };
+        let tls = self
+            .tls
+            .settings()
+            .or(&file.tls.clone().unwrap_or_default());
         let (auth, limits) = self.security.resolve(&file)?;
         let client_addr_given = self.client_addr.is_some() || file.client_addr.is_some();
         let ws_listen = match self.ws_addr.as_deref().or(file.ws_addr.as_deref()) {
@@ -667,7 +693,7 @@ impl ServeArgs {
         };
         cfg.validate()?;
         ws.advertised()?;
-        Ok((cfg, ws, metrics))
+        Ok((cfg, ws, metrics, tls))
     }
 }
 
@@ -749,7 +775,7 @@ fn run() -> anyhow::Result<()> {
                 (true, None) => distlock_client::Mode::Shared,
                 (false, None) => distlock_client::Mode::Exclusive,
             };
-            let request = args.hold.request(args.name, mode, None, args.command);
+            let request = args.hold.request(args.name, mode, None, args.command)?;
             let code = runtime.block_on(lock_cmd::run(request));
             std::process::exit(code);
         }
@@ -757,33 +783,44 @@ fn run() -> anyhow::Result<()> {
             let mode = distlock_client::Mode::Exclusive;
             let request = args
                 .hold
-                .request(args.name, mode, Some(args.value), args.command);
+                .request(args.name, mode, Some(args.value), args.command)?;
             let code = runtime.block_on(lock_cmd::run(request));
             std::process::exit(code);
         }
         Command::Leader(args) => {
-            let servers = args.servers.servers;
+            let (servers, tls) = args.servers.load()?;
             let code = runtime.block_on(election_cmd::leader(
-                &servers, &args.name, args.watch, args.json,
+                &servers,
+                tls.as_ref(),
+                &args.name,
+                args.watch,
+                args.json,
             ));
             std::process::exit(code);
         }
         Command::Locks(args) => {
-            let servers = args.servers.servers;
-            let code = runtime.block_on(listing_cmd::locks(&servers, &args.prefix, args.json));
+            let (servers, tls) = args.servers.load()?;
+            let cluster = listing_cmd::Cluster::new(&servers, tls.as_ref());
+            let code = runtime.block_on(listing_cmd::locks(cluster, &args.prefix, args.json));
             std::process::exit(code);
         }
         Command::Sessions(args) => {
-            let code = runtime.block_on(listing_cmd::sessions(&args.servers.servers, args.json));
+            let (servers, tls) = args.servers.load()?;
+            let cluster = listing_cmd::Cluster::new(&servers, tls.as_ref());
+            let code = runtime.block_on(listing_cmd::sessions(cluster, args.json));
             std::process::exit(code);
         }
         Command::Revoke(args) => {
-            let code = runtime.block_on(listing_cmd::revoke(&args.servers.servers, args.session));
+            let (servers, tls) = args.servers.load()?;
+            let cluster = listing_cmd::Cluster::new(&servers, tls.as_ref());
+            let code = runtime.block_on(listing_cmd::revoke(cluster, args.session));
             std::process::exit(code);
         }
         Command::Status(args) => {
+            let (servers, tls) = args.servers.load()?;
             let request = StatusRequest {
-                servers: args.servers.servers,
+                servers,
+                tls,
                 lock: args.name,
                 json: args.json,
                 check: args.check,
@@ -806,8 +843,10 @@ fn run() -> anyhow::Result<()> {
                     distlock_core::raft::MembershipChange::Remove(NodeId(id))
                 }
             };
+            let (servers, tls) = args.servers.load()?;
             let request = MembersRequest {
-                servers: args.servers.servers,
+                servers,
+                tls,
                 change,
                 timeout: args.timeout,
                 json: args.json,
@@ -819,14 +858,17 @@ fn run() -> anyhow::Result<()> {
             let code = runtime.block_on(crate::snapshot_cmd::run(args));
             std::process::exit(code);
         }
+        Command::Tls(args) => tls_cmd::run(&args),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "distlock", &mut std::io::stdout());
             Ok(())
         }
         Command::Bench(args) => {
+            let (servers, tls) = args.servers.load()?;
             let request = BenchRequest {
-                servers: args.servers.servers,
+                servers,
+                tls,
                 clients: args.clients,
                 keys: args.keys,
                 duration: args.duration,
@@ -847,7 +889,8 @@ fn run() -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let (cfg, ws, metrics) = args.into_config()?;
+    let (cfg, ws, metrics, tls) = args.into_config()?;
+    let tls = tls.load()?;
     if cfg.fsync == FsyncPolicy::Never {
         tracing::warn!(
             "--fsync never: acknowledged locks can be lost in a crash; use only for benchmarks"
@@ -867,10 +910,42 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         });
     };
     let mut env = distlock_server::runtime::RuntimeEnv::files(&cfg, ws)?;
+    // Always: a SIGHUP must never stop a server (its default action).
+    tokio::spawn(reload_tls_on_sighup(tls.clone()));
+    env.tls = tls;
     env.metrics = metrics;
     distlock_server::runtime::run(cfg, env, first_signal)
         .await
         .with_context(|| format!("distlock server (data in {})", data_dir.display()))
+}
+
+/// Reads the TLS files again on every SIGHUP: new handshakes use the new
+/// certificates, open connections keep theirs. A reload that fails keeps
+/// the certificates in force and says why.
+async fn reload_tls_on_sighup(tls: ServerTlsSet) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP: TLS certificates will not reload");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            if tls.is_off() {
+                tracing::info!("SIGHUP: no TLS settings to reload");
+                continue;
+            }
+            match tls.reload() {
+                Ok(()) => tracing::info!("SIGHUP: TLS certificates reloaded"),
+                Err(e) => tracing::error!(
+                    error = %e,
+                    "SIGHUP: TLS certificates not reloaded, the previous ones stay in force"
+                ),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    drop(tls);
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -12,7 +12,8 @@
 //! command) counts as done.
 
 use crate::exit::EXIT_UNAVAILABLE;
-use distlock_client::admin::{AskError, ask_as};
+use distlock_client::ClientTls;
+use distlock_client::admin::{AskError, ask_with, cluster_status_with};
 use distlock_core::ids::{LogIndex, NodeId};
 use distlock_core::proto::{MemberRole, ProtoError, RequestBody, ResponseBody};
 use distlock_core::raft::{MemberAddrs, MembershipChange, MembershipError, Refusal};
@@ -25,6 +26,8 @@ use std::time::Duration;
 pub(crate) struct MembersRequest {
     /// The servers to try, in order.
     pub(crate) servers: Vec<HostPort>,
+    /// TLS to reach them with (`None`: plain TCP).
+    pub(crate) tls: Option<ClientTls>,
     /// The change.
     pub(crate) change: MembershipChange,
     /// Give up after this long.
@@ -78,7 +81,7 @@ pub(crate) async fn run(req: MembersRequest) -> i32 {
                     why = format!("{addr}: {reason}");
                     // Servers removed since the list was written cannot
                     // help; the members they name may.
-                    discover(&addr, &mut servers).await;
+                    discover(&addr, req.tls.as_ref(), &mut servers).await;
                 }
             }
         }
@@ -95,8 +98,9 @@ pub(crate) async fn run(req: MembersRequest) -> i32 {
 }
 
 /// Appends the client addresses of the members `addr` names.
-async fn discover(addr: &HostPort, servers: &mut Vec<HostPort>) {
-    let Ok((welcome, _)) = ask_as(addr, crate::credentials::token(), Vec::new()).await else {
+async fn discover(addr: &HostPort, tls: Option<&ClientTls>, servers: &mut Vec<HostPort>) {
+    let token = crate::credentials::token();
+    let Ok((welcome, _)) = ask_with(addr, tls, token, Vec::new()).await else {
         return;
     };
     for member in welcome.members {
@@ -110,12 +114,21 @@ async fn discover(addr: &HostPort, servers: &mut Vec<HostPort>) {
 
 async fn attempt(addr: &HostPort, req: &MembersRequest) -> Attempt {
     let body = RequestBody::ChangeMembership(req.change.clone());
-    match ask_as(addr, crate::credentials::token(), vec![body]).await {
+    match ask_with(
+        addr,
+        req.tls.as_ref(),
+        crate::credentials::token(),
+        vec![body],
+    )
+    .await
+    {
         Ok((_, answers)) => match answers.first() {
             Some(ResponseBody::MembershipChanged { index }) => Attempt::Done(Some(*index)),
             _ => Attempt::Elsewhere(AskError::Unexpected.to_string()),
         },
-        Err(AskError::Refused(ProtoError::Membership(e))) => refused(addr, &req.change, e).await,
+        Err(AskError::Refused(ProtoError::Membership(e))) => {
+            refused(addr, req.tls.as_ref(), &req.change, e).await
+        }
         Err(AskError::Refused(e)) if e.is_retryable() => Attempt::Elsewhere(e.to_string()),
         Err(AskError::Refused(e)) => Attempt::Refused(e.to_string()),
         Err(e) => Attempt::Elsewhere(e.to_string()),
@@ -123,7 +136,12 @@ async fn attempt(addr: &HostPort, req: &MembersRequest) -> Attempt {
 }
 
 /// Sorts a refusal into done (already in effect), wait or final.
-async fn refused(addr: &HostPort, change: &MembershipChange, e: MembershipError) -> Attempt {
+async fn refused(
+    addr: &HostPort,
+    tls: Option<&ClientTls>,
+    change: &MembershipChange,
+    e: MembershipError,
+) -> Attempt {
     match e.meaning(change) {
         Refusal::Wait => Attempt::Wait(e.to_string()),
         Refusal::Final => Attempt::Refused(e.to_string()),
@@ -132,18 +150,10 @@ async fn refused(addr: &HostPort, change: &MembershipChange, e: MembershipError)
                 return Attempt::Done(None);
             };
             // "Not a learner": done if it votes, refused if no member.
-            let role = ask_as(
-                addr,
-                crate::credentials::token(),
-                vec![RequestBody::ClusterStatus],
-            )
-            .await
-            .ok()
-            .and_then(|(_, answers)| match answers.into_iter().next() {
-                Some(ResponseBody::ClusterStatus(v)) => Some(v),
-                _ => None,
-            })
-            .and_then(|v| v.members.iter().find(|m| m.id == *id).map(|m| m.role));
+            let role = cluster_status_with(addr, tls, crate::credentials::token())
+                .await
+                .ok()
+                .and_then(|v| v.members.iter().find(|m| m.id == *id).map(|m| m.role));
             match role {
                 Some(MemberRole::Learner) => Attempt::Wait(e.to_string()),
                 Some(_) => Attempt::Done(None),

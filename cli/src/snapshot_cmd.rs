@@ -92,6 +92,8 @@ enum SnapshotAction {
             value_delimiter = ','
         )]
         servers: Vec<HostPort>,
+        #[command(flatten)]
+        tls: crate::tls_args::ClientTlsArgs,
         /// Give up (exit 69) when no leader has answered within this long.
         #[arg(long, default_value = "60s", value_parser = parse_duration)]
         timeout: Duration,
@@ -146,9 +148,16 @@ pub(crate) async fn run(args: SnapshotArgs) -> i32 {
         SnapshotAction::Save {
             file,
             servers,
+            tls,
             timeout,
             ..
-        } => save(&file, &servers, timeout).await,
+        } => match tls.load() {
+            Ok(tls) => save(&file, &servers, tls.as_ref(), timeout).await,
+            Err(e) => {
+                eprintln!("distlock: {e:#}");
+                crate::exit::EXIT_FAILED
+            }
+        },
         SnapshotAction::Inspect { file, json } => inspect(&file, json),
         SnapshotAction::Restore {
             file,
@@ -160,8 +169,13 @@ pub(crate) async fn run(args: SnapshotArgs) -> i32 {
     }
 }
 
-async fn save(path: &Path, servers: &[HostPort], timeout: Duration) -> i32 {
-    let fetched = match fetch::fetch(servers, timeout).await {
+async fn save(
+    path: &Path,
+    servers: &[HostPort],
+    tls: Option<&distlock_client::ClientTls>,
+    timeout: Duration,
+) -> i32 {
+    let fetched = match fetch::fetch(servers, tls, timeout).await {
         Ok(f) => f,
         Err(e @ fetch::FetchError::Unavailable { .. }) => {
             eprintln!("distlock snapshot save: {e}");

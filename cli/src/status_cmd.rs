@@ -8,7 +8,8 @@
 
 use crate::exit::{EXIT_NOT_READY, EXIT_UNAVAILABLE};
 use crate::listing_cmd::owner_text;
-use distlock_client::admin::{AskError, ask, ask_as};
+use distlock_client::ClientTls;
+use distlock_client::admin::{AskError, ask_with};
 use distlock_core::ids::NodeId;
 use distlock_core::locks::{LockKind, Mode};
 use distlock_core::locks::{SessionId, SessionMeta};
@@ -27,6 +28,8 @@ use std::time::Duration;
 pub(crate) struct StatusRequest {
     /// The servers to try, in order.
     pub(crate) servers: Vec<HostPort>,
+    /// TLS to reach them with (`None`: plain TCP).
+    pub(crate) tls: Option<distlock_client::ClientTls>,
     /// A lock to report on, or `None` for the cluster.
     pub(crate) lock: Option<String>,
     /// Print one JSON object instead of text.
@@ -44,7 +47,9 @@ pub(crate) struct StatusRequest {
 async fn check(req: &StatusRequest) -> i32 {
     let mut failures = Vec::new();
     for addr in &req.servers {
-        let (welcome, answers) = match ask(addr, vec![RequestBody::ClusterStatus]).await {
+        let token = crate::credentials::token();
+        let body = vec![RequestBody::ClusterStatus];
+        let (welcome, answers) = match ask_with(addr, req.tls.as_ref(), token, body).await {
             Ok(found) => found,
             Err(e) => {
                 failures.push(format!("{addr}: {e}"));
@@ -95,22 +100,20 @@ async fn check(req: &StatusRequest) -> i32 {
 
 /// The cluster's status from the first server that answers, refined by the
 /// leader's own view when another server answered first.
-async fn cluster_status(servers: &[HostPort]) -> Result<(HostPort, ClusterStatusView), String> {
+async fn cluster_status(
+    servers: &[HostPort],
+    tls: Option<&ClientTls>,
+) -> Result<(HostPort, ClusterStatusView), String> {
     let mut failures = Vec::new();
     for addr in servers {
-        match ask_as(
-            addr,
-            crate::credentials::token(),
-            vec![RequestBody::ClusterStatus],
-        )
-        .await
-        {
+        let token = crate::credentials::token();
+        match ask_with(addr, tls, token, vec![RequestBody::ClusterStatus]).await {
             Ok((welcome, answers)) => {
                 let Some(ResponseBody::ClusterStatus(view)) = answers.into_iter().next() else {
                     failures.push(format!("{addr}: {}", AskError::Unexpected));
                     continue;
                 };
-                if let Some(better) = from_leader(&welcome, &view).await {
+                if let Some(better) = from_leader(&welcome, &view, tls).await {
                     return Ok(better);
                 }
                 return Ok((addr.clone(), view));
@@ -126,6 +129,7 @@ async fn cluster_status(servers: &[HostPort]) -> Result<(HostPort, ClusterStatus
 async fn from_leader(
     welcome: &WelcomeInfo,
     view: &ClusterStatusView,
+    tls: Option<&ClientTls>,
 ) -> Option<(HostPort, ClusterStatusView)> {
     let leader = view.leader.filter(|&l| l != welcome.node_id)?;
     let addr: HostPort = view
@@ -135,13 +139,8 @@ async fn from_leader(
         .client_addr
         .parse()
         .ok()?;
-    match ask_as(
-        &addr,
-        crate::credentials::token(),
-        vec![RequestBody::ClusterStatus],
-    )
-    .await
-    {
+    let token = crate::credentials::token();
+    match ask_with(&addr, tls, token, vec![RequestBody::ClusterStatus]).await {
         Ok((_, answers)) => match answers.into_iter().next() {
             Some(ResponseBody::ClusterStatus(v)) => Some((addr, v)),
             _ => None,
@@ -161,7 +160,7 @@ pub(crate) async fn run(req: StatusRequest) -> i32 {
         return check(&req).await;
     }
     let Some(name) = req.lock else {
-        let (addr, cluster) = match cluster_status(&req.servers).await {
+        let (addr, cluster) = match cluster_status(&req.servers, req.tls.as_ref()).await {
             Ok(found) => found,
             Err(why) => {
                 eprintln!("distlock status: no server answered ({why})");
@@ -175,7 +174,7 @@ pub(crate) async fn run(req: StatusRequest) -> i32 {
         }
         return 0;
     };
-    let (cluster, entry) = match read_lock(&req.servers, &name).await {
+    let (cluster, entry) = match read_lock(&req.servers, req.tls.as_ref(), &name).await {
         Ok(found) => found,
         Err(why) => {
             eprintln!("distlock status: {why}");
@@ -261,11 +260,12 @@ fn add_owners(
 /// for up to [`LEADER_PATIENCE`].
 async fn read_lock(
     servers: &[HostPort],
+    tls: Option<&ClientTls>,
     name: &str,
 ) -> Result<(ClusterStatusView, Option<LockEntryView>), String> {
     let deadline = tokio::time::Instant::now() + LEADER_PATIENCE;
     loop {
-        let (addr, cluster) = cluster_status(servers)
+        let (addr, cluster) = cluster_status(servers, tls)
             .await
             .map_err(|why| format!("no server answered ({why})"))?;
         // The first lock whose name starts with `name` is `name` itself,
@@ -277,13 +277,8 @@ async fn read_lock(
         };
         // The cluster's status again after the read, which may have waited
         // out an election: the report names the leader that answered it.
-        let why = match ask_as(
-            &addr,
-            crate::credentials::token(),
-            vec![body, RequestBody::ClusterStatus],
-        )
-        .await
-        {
+        let token = crate::credentials::token();
+        let why = match ask_with(&addr, tls, token, vec![body, RequestBody::ClusterStatus]).await {
             Ok((welcome, answers)) => {
                 let mut answers = answers.into_iter();
                 let (Some(ResponseBody::Locks(page)), Some(ResponseBody::ClusterStatus(now))) =
@@ -295,7 +290,7 @@ async fn read_lock(
                 if now.leader == cluster.leader {
                     return Ok((cluster, view));
                 }
-                let now = match from_leader(&welcome, &now).await {
+                let now = match from_leader(&welcome, &now, tls).await {
                     Some((_, better)) => better,
                     None => now,
                 };

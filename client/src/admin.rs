@@ -3,11 +3,13 @@
 //! operator: connect, handshake, send each request in turn, read each
 //! answer, with a deadline on the whole exchange.
 
+use crate::stream::open_stream;
 use distlock_core::proto::{
     AuthToken, ClientFrame, ClusterStatusView, ProtoError, Request, RequestBody, RequestId,
     ResponseBody, ServerFrame,
 };
 use distlock_transport_tcp::HostPort;
+use distlock_transport_tcp::tls::ClientTls;
 use distlock_transport_tcp::{HandshakeConfig, TransportError, WelcomeInfo, client_handshake};
 use std::time::Duration;
 
@@ -57,21 +59,23 @@ pub async fn ask(
     addr: &HostPort,
     bodies: Vec<RequestBody>,
 ) -> Result<(WelcomeInfo, Vec<ResponseBody>), AskError> {
-    ask_as(addr, None, bodies).await
+    ask_with(addr, None, None, bodies).await
 }
 
-/// [`ask`], presenting `auth` in the `Hello` (servers with authentication
-/// on refuse a connection without valid credentials).
+/// [`ask`] over TLS when `tls` is given, presenting `auth` in the `Hello`
+/// (servers with authentication on refuse a connection without valid
+/// credentials).
 ///
 /// # Errors
-/// As [`ask`].
-pub async fn ask_as(
+/// As [`ask`]; a failed TLS handshake is [`AskError::Connect`].
+pub async fn ask_with(
     addr: &HostPort,
+    tls: Option<&ClientTls>,
     auth: Option<AuthToken>,
     bodies: Vec<RequestBody>,
 ) -> Result<(WelcomeInfo, Vec<ResponseBody>), AskError> {
     let work = async {
-        let stream = tokio::net::TcpStream::connect(addr.as_str())
+        let stream = open_stream(addr.as_str(), tls, ASK_TIMEOUT)
             .await
             .map_err(AskError::Connect)?;
         let (mut reader, mut writer, welcome) =
@@ -120,7 +124,19 @@ pub async fn ask_as(
 /// # Errors
 /// As [`ask`]; [`AskError::Unexpected`] for another answer.
 pub async fn cluster_status(addr: &HostPort) -> Result<ClusterStatusView, AskError> {
-    let (_, answers) = ask(addr, vec![RequestBody::ClusterStatus]).await?;
+    cluster_status_with(addr, None, None).await
+}
+
+/// [`cluster_status`] over TLS when `tls` is given, presenting `auth`.
+///
+/// # Errors
+/// As [`cluster_status`].
+pub async fn cluster_status_with(
+    addr: &HostPort,
+    tls: Option<&ClientTls>,
+    auth: Option<AuthToken>,
+) -> Result<ClusterStatusView, AskError> {
+    let (_, answers) = ask_with(addr, tls, auth, vec![RequestBody::ClusterStatus]).await?;
     match answers.into_iter().next() {
         Some(ResponseBody::ClusterStatus(view)) => Ok(view),
         _ => Err(AskError::Unexpected),

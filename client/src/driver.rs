@@ -25,6 +25,7 @@ use distlock_core::locks::{FencingToken, Mode, Outcome, SessionId, Wait};
 use distlock_core::proto::{ClientFrame, MemberInfo, RequestId, ResponseBody, ServerFrame};
 use distlock_core::time::Instant;
 use distlock_transport_tcp::HostPort;
+use distlock_transport_tcp::tls::ClientTls;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -164,6 +165,8 @@ pub(super) struct DriverConfig {
     pub(super) next_server: usize,
     pub(super) dial_timeout: Duration,
     pub(super) transport: Transport,
+    /// TLS for every connection, when the servers run it.
+    pub(super) tls: Option<ClientTls>,
     /// Seeds the reconnect backoff's jitter.
     pub(super) jitter_seed: u64,
 }
@@ -179,6 +182,7 @@ pub(super) struct Driver {
     next_server: usize,
     dial_timeout: Duration,
     transport: Transport,
+    tls: Option<ClientTls>,
     origin: tokio::time::Instant,
     conn: Option<Conn>,
     generation: u64,
@@ -218,6 +222,7 @@ impl Driver {
             next_server: config.next_server,
             dial_timeout: config.dial_timeout,
             transport: config.transport,
+            tls: config.tls,
             origin: tokio::time::Instant::now(),
             conn: None,
             generation: 0,
@@ -571,7 +576,7 @@ impl Driver {
                     }
                 }
                 let (addr, id) = self.reconnect_target(to);
-                match dial(&addr, self.dial_timeout, self.transport).await {
+                match dial(&addr, self.dial_timeout, self.transport, self.tls.as_ref()).await {
                     Ok(link) => {
                         tracing::debug!(%addr, "distlock client connected");
                         self.failed_dials = 0;

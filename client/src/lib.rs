@@ -57,6 +57,7 @@ mod link;
 mod listing;
 mod reads;
 mod session;
+pub mod stream;
 mod watch;
 
 pub use election::{Leadership, Observer};
@@ -71,6 +72,7 @@ pub use watch::WatchStream;
 
 use distlock_core::client::{ClientError as CoreError, Config};
 pub use distlock_transport_tcp::HostPort;
+pub use distlock_transport_tcp::tls::{ClientTls, PemSource, TlsError};
 use driver::{Command, Driver, DriverConfig};
 use link::dial;
 use std::sync::Arc;
@@ -159,6 +161,10 @@ pub struct ClientOptions {
     /// addresses are the servers' WebSocket addresses, and failover follows
     /// the members' WebSocket addresses.
     pub transport: Transport,
+    /// TLS for every connection (default `None`: plain TCP): the CA to
+    /// trust, and a client certificate if the servers want one
+    /// ([`ClientTls::load`]). Over WebSocket this is `wss`.
+    pub tls: Option<ClientTls>,
 }
 
 /// How a [`Client`] reaches the servers.
@@ -190,6 +196,7 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(1),
             lock_delay: Duration::ZERO,
             transport: Transport::Tcp,
+            tls: None,
         }
     }
 }
@@ -280,7 +287,14 @@ impl Client {
         );
         let mut first = None;
         for (i, addr) in servers.iter().enumerate() {
-            match dial(addr.as_str(), options.connect_timeout, options.transport).await {
+            match dial(
+                addr.as_str(),
+                options.connect_timeout,
+                options.transport,
+                options.tls.as_ref(),
+            )
+            .await
+            {
                 Ok(stream) => {
                     first = Some((i, stream));
                     break;
@@ -299,6 +313,7 @@ impl Client {
                 next_server: i + 1,
                 dial_timeout: options.connect_timeout,
                 transport: options.transport,
+                tls: options.tls,
                 // Drawn at the edge, as the nonces are: the core only
                 // spreads backoffs with it.
                 jitter_seed: jitter_seed(),

@@ -3,16 +3,17 @@
 //! the other half into the driver's frame channel under a generation
 //! number, so that frames of a replaced connection are told apart.
 //!
-//! Everything about reaching a server (transports, and later TLS) is here.
+//! Everything about reaching a server (transports, TLS) is here.
 
 use super::Transport;
+use crate::stream::{ServerStream, open_stream};
 use distlock_core::ids::NodeId;
 use distlock_core::proto::{ClientFrame, ServerFrame};
+use distlock_transport_tcp::tls::ClientTls;
 use distlock_transport_tcp::{FrameReader, FrameWriter, HandshakeConfig};
 use distlock_transport_ws::{Encoding, WsReader, WsWriter, ws_upgrade};
 use std::time::Duration;
 use tokio::io::WriteHalf;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -21,27 +22,19 @@ pub(super) type Incoming = (u64, Option<ServerFrame>);
 
 /// A dialled connection, ready for the `Hello`.
 pub(super) enum Link {
-    Tcp(TcpStream),
-    Ws(WsReader<TcpStream>, WsWriter<TcpStream>),
+    Tcp(ServerStream),
+    Ws(WsReader<ServerStream>, WsWriter<ServerStream>),
 }
 
-/// Dials `addr` within `limit`, and upgrades the connection to WebSocket
-/// (binary frames) if that is the transport.
+/// Dials `addr` within `limit` (over TLS with `tls`), and upgrades the
+/// connection to WebSocket (binary frames) if that is the transport.
 pub(super) async fn dial(
     addr: &str,
     limit: Duration,
     transport: Transport,
+    tls: Option<&ClientTls>,
 ) -> std::io::Result<Link> {
-    let stream = match tokio::time::timeout(limit, TcpStream::connect(addr)).await {
-        Ok(r) => r?,
-        Err(_) => {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("connecting to {addr} timed out"),
-            ));
-        }
-    };
-    let _ = stream.set_nodelay(true);
+    let stream = open_stream(addr, tls, limit).await?;
     match transport {
         Transport::Tcp => Ok(Link::Tcp(stream)),
         Transport::WebSocket => {
@@ -59,8 +52,8 @@ pub(super) async fn dial(
 
 /// The writing half of the current connection.
 enum LinkWriter {
-    Tcp(FrameWriter<WriteHalf<TcpStream>>),
-    Ws(WsWriter<TcpStream>),
+    Tcp(FrameWriter<WriteHalf<ServerStream>>),
+    Ws(WsWriter<ServerStream>),
 }
 
 /// One live connection.

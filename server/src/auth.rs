@@ -45,7 +45,7 @@ use subtle::ConstantTimeEq;
 /// roles = ["billing"]
 ///
 /// [principals.alice]
-/// certificate = "alice@ops.example.com"
+/// certificate = "alice.ops.example.com"
 /// roles = ["ops"]
 /// ```
 #[derive(Clone, Debug, Default, Deserialize)]

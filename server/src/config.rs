@@ -272,6 +272,10 @@ pub fn parse_members(
 /// tables): `ws_addr = "10.0.0.1:7201"` (or `"none"`),
 /// `ws_allow_origins = ["https://ops.example.com"]`, and a `[ws_addrs]`
 /// table like `[client_addrs]`.
+///
+/// TLS (docs/SECURITY.md) is a `[tls]` table: `cert`, `key` and `ca` for
+/// every listener, and `[tls.client]`, `[tls.ws]`, `[tls.peer]` tables
+/// with the same keys for one listener's own.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
@@ -311,6 +315,9 @@ pub struct ConfigFile {
     pub busy_poll: Option<String>,
     /// `--force-new-cluster`.
     pub force_new_cluster: Option<bool>,
+    /// `--tls-*`: `[tls]` with `cert`, `key`, `ca`, and `[tls.client]`,
+    /// `[tls.ws]`, `[tls.peer]` for one listener's own.
+    pub tls: Option<crate::tls::TlsSettings>,
     /// The `[auth]` table.
     pub auth: Option<crate::limits::AuthFileRef>,
     /// The `[limits]` table.

@@ -11,3 +11,4 @@ pub mod limits;
 pub mod metrics;
 pub mod runtime;
 pub mod storage;
+pub mod tls;

@@ -9,6 +9,7 @@ use crate::chaos::ChaosNet;
 use crate::clock::{SimClock, TrueTime};
 use crate::history::{Ev, History};
 use crate::storage::SimDisk;
+use crate::tls::SimTls;
 use distlock_core::ids::NodeId;
 use distlock_server::config::WsConfig;
 use distlock_server::config::{RaftTuning, ServerConfig};
@@ -42,7 +43,9 @@ pub fn peer_addr(id: u64) -> SocketAddr {
     SocketAddr::new(server_ip(id), 7101)
 }
 
-fn server_ip(id: u64) -> IpAddr {
+/// Server `id`'s simulated address.
+#[must_use]
+pub fn server_ip(id: u64) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(10, 0, 1, u8::try_from(id).unwrap_or(255)))
 }
 
@@ -87,6 +90,8 @@ pub struct Cluster {
     /// Every server's peer address, as configured at its start.
     peers: BTreeMap<NodeId, SocketAddr>,
     raft: RaftTuning,
+    /// TLS on every listener and peer link (`None`: plain TCP).
+    tls: Option<Arc<SimTls>>,
 }
 
 impl Cluster {
@@ -105,6 +110,7 @@ impl Cluster {
         roles: Roles,
         nodes: ServerNodes,
         chaos: Arc<ChaosNet>,
+        tls: Option<Arc<SimTls>>,
     ) -> Self {
         let mut cluster = Self {
             chaos,
@@ -118,6 +124,7 @@ impl Cluster {
             clogged: BTreeSet::new(),
             peers: (1..=n).map(|i| (NodeId(i), peer_addr(i))).collect(),
             raft,
+            tls,
         };
         for id in 1..=n {
             let at = usize::try_from(id - 1).unwrap_or(0);
@@ -178,14 +185,27 @@ impl Cluster {
             self.exited.clone(),
             self.chaos.clone(),
         );
+        // A server whose certificates cannot be loaded runs without TLS,
+        // and the clients, which then fail their handshakes, show it.
+        let tls = self
+            .tls
+            .as_ref()
+            .and_then(|t| t.server(id).ok())
+            .unwrap_or_default();
         let node = self
             .handle
             .create_node()
             .name(format!("s{id}"))
             .ip(server_ip(id))
             .init(move || {
-                let (cfg, disk, clock, history, exited) =
-                    (cfg.clone(), d.clone(), c.clone(), h.clone(), ex.clone());
+                let (cfg, disk, clock, history, exited, tls) = (
+                    cfg.clone(),
+                    d.clone(),
+                    c.clone(),
+                    h.clone(),
+                    ex.clone(),
+                    tls.clone(),
+                );
                 let chaos: Arc<dyn PeerChaos> = ch.clone();
                 let ws = WsConfig {
                     addr: Some(ws_addr(id)),
@@ -203,6 +223,7 @@ impl Cluster {
                         shares_thread: false,
                         claim: None,
                         metrics: Default::default(),
+                        tls,
                     };
                     let result = run(cfg, env, std::future::pending()).await;
                     let why = match result {

@@ -30,6 +30,7 @@ pub mod run;
 pub mod scenario_file;
 pub mod scenarios;
 pub mod storage;
+pub mod tls;
 pub mod witness;
 pub mod workload;
 

@@ -10,6 +10,7 @@ use crate::cluster::{Cluster, RoleLayer, Roles, client_addr, ws_addr};
 use crate::faults::{Action, ClientNode, FaultSet, Timeline, World};
 use crate::history::{AcquireResult, Ev, History, Record};
 use crate::resource::Resource;
+use crate::tls::SimTls;
 use crate::workload::{LockKind, Workload};
 use distlock_client::{Client, ClientOptions};
 use distlock_core::locks::{Mode, Wait};
@@ -25,6 +26,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tracing_subscriber::layer::SubscriberExt;
+
+/// The note a run with TLS starts with: every session opened after it
+/// went through a TLS handshake (the servers speak nothing else).
+const TLS_NOTE: &str = "tls on every link";
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -59,6 +64,9 @@ pub struct SimConfig {
     pub raft: RaftTuning,
     /// The lock-delay every acquire asks for, ms (0: none).
     pub lock_delay_ms: u64,
+    /// TLS on every listener and link: servers' ports, peer links (mutual
+    /// TLS) and every client, with certificates made at the start.
+    pub tls: bool,
 }
 
 impl SimConfig {
@@ -77,6 +85,7 @@ impl SimConfig {
             careless_per_mille: 100,
             fsync_us: (50, 3_000),
             lock_delay_ms: 0,
+            tls: false,
             kill_when_dirty: false,
             script: Vec::new(),
             raft: RaftTuning::default(),
@@ -225,6 +234,20 @@ async fn simulate(cfg: SimConfig, keep_history: bool) -> Summary {
     let fsync_us: Vec<u64> = (0..cfg.nodes)
         .map(|_| range(&mut rng, cfg.fsync_us.0, cfg.fsync_us.1))
         .collect();
+    // Certificates for every server a run may start (joins add ids).
+    let tls = if cfg.tls {
+        let made = SimTls::new(cfg.nodes + 4).expect("development certificates");
+        history.push(
+            time.now_us(),
+            Ev::Fault {
+                what: TLS_NOTE.to_owned(),
+            },
+        );
+        Some(Arc::new(made))
+    } else {
+        None
+    };
+    let client_tls = tls.as_ref().map(|t| t.client().expect("the clients' TLS"));
     let cluster = Cluster::start(
         cfg.nodes,
         &clocks,
@@ -235,6 +258,7 @@ async fn simulate(cfg: SimConfig, keep_history: bool) -> Summary {
         roles,
         nodes.clone(),
         Arc::new(ChaosNet::new(cfg.seed ^ 0xc4a0_5eed)),
+        tls,
     );
     let end = u64::try_from(cfg.duration.as_micros()).unwrap_or(u64::MAX);
     let workload = Arc::new(Workload {
@@ -250,6 +274,7 @@ async fn simulate(cfg: SimConfig, keep_history: bool) -> Summary {
         next_client: AtomicU64::new(1),
         careless_per_mille: cfg.careless_per_mille,
         lock_delay_ms: cfg.lock_delay_ms,
+        tls: client_tls,
     });
     if cfg.lock_delay_ms > 0 {
         history.push(
@@ -427,7 +452,13 @@ async fn probe_locks(w: Arc<Workload>, healed: u64, bound_us: u64) {
     while session.is_none() && w.time.now_us() < give_up {
         if let Ok(Ok(c)) = tokio::time::timeout(
             left(&w),
-            Client::connect(w.servers.clone(), ClientOptions::default()),
+            Client::connect(
+                w.servers.clone(),
+                ClientOptions {
+                    tls: w.tls.clone(),
+                    ..ClientOptions::default()
+                },
+            ),
         )
         .await
         {
@@ -486,7 +517,7 @@ async fn probe_catch_up(w: &Workload, servers: &[(u64, bool)], healed: u64, boun
     let mut target = None;
     let mut lagging = Vec::new();
     loop {
-        if let Some(view) = leader_view(&addrs).await {
+        if let Some(view) = leader_view(&addrs, w.tls.as_ref()).await {
             let target = *target.get_or_insert(view.commit_index);
             lagging = view
                 .members
@@ -516,9 +547,13 @@ async fn probe_catch_up(w: &Workload, servers: &[(u64, bool)], healed: u64, boun
 
 /// The cluster's status as its leader reports it (with each member's
 /// match index), asked of the leader any of `addrs` names.
-async fn leader_view(addrs: &[std::net::SocketAddr]) -> Option<ClusterStatusView> {
+async fn leader_view(
+    addrs: &[std::net::SocketAddr],
+    tls: Option<&distlock_client::ClientTls>,
+) -> Option<ClusterStatusView> {
     for &addr in addrs {
-        let Ok(view) = distlock_client::admin::cluster_status(&addr.into()).await else {
+        let Ok(view) = distlock_client::admin::cluster_status_with(&addr.into(), tls, None).await
+        else {
             continue;
         };
         // A server that knows no leader (or not its address) may be
@@ -534,7 +569,7 @@ async fn leader_view(addrs: &[std::net::SocketAddr]) -> Option<ClusterStatusView
         else {
             continue;
         };
-        if let Ok(view) = distlock_client::admin::cluster_status(&at).await
+        if let Ok(view) = distlock_client::admin::cluster_status_with(&at, tls, None).await
             && view.leader == Some(leader)
             && view
                 .members
@@ -573,8 +608,10 @@ pub fn coverage(records: &[Record]) -> BTreeMap<&'static str, u64> {
     let held_at = |t: u64| holds.iter().any(|h| h.returned <= t && t < h.released);
     let mut c: BTreeMap<&'static str, u64> = BTreeMap::new();
     let inc = |c: &mut BTreeMap<&'static str, u64>, k: &'static str| *c.entry(k).or_default() += 1;
+    let mut tls = false;
     for r in records {
         match &r.ev {
+            Ev::Fault { what } if what == TLS_NOTE => tls = true,
             Ev::AcquireReturn { result, .. } => match result {
                 AcquireResult::Granted { .. } => inc(&mut c, "grants"),
                 AcquireResult::NotGranted => inc(&mut c, "not_granted"),
@@ -628,7 +665,14 @@ pub fn coverage(records: &[Record]) -> BTreeMap<&'static str, u64> {
                 }
             }
             Ev::ClusterRestart => inc(&mut c, "cluster_restarts"),
-            Ev::SessionOpened { ws: true, .. } => inc(&mut c, "ws_sessions"),
+            Ev::SessionOpened { ws, .. } => {
+                if *ws {
+                    inc(&mut c, "ws_sessions");
+                }
+                if tls {
+                    inc(&mut c, "tls_sessions");
+                }
+            }
             Ev::LockDelaySetting { .. } => {
                 let checked = checks::lock_delay_handoffs(records).1;
                 if checked > 0 {

@@ -3,7 +3,7 @@
 //! fault classes and their pace, clients, session TTLs, clock drift,
 //! careless writes, fsync latency, lock-delay, snapshot tuning) and a
 //! timeline of scripted faults whose times may be ranges drawn from the
-//! seed. `sim/scenarios/` holds the named scenarios S1–S20 as files;
+//! seed. `sim/scenarios/` holds the named scenarios S1–S21 as files;
 //! `tests/scenario_files.rs` checks each gives the built-in's config.
 //! sim/README.md walks through one.
 
@@ -63,6 +63,7 @@ struct Raw {
     careless_per_mille: Option<u64>,
     kill_when_dirty: Option<bool>,
     lock_delay: Option<String>,
+    tls: Option<bool>,
     #[serde(default)]
     coverage: Vec<String>,
     raft: Option<RawRaft>,
@@ -127,6 +128,7 @@ struct Knobs {
     kill_when_dirty: Option<bool>,
     lock_delay_ms: Option<u64>,
     raft: Option<RaftTuning>,
+    tls: Option<bool>,
 }
 
 fn ms(d: Duration) -> u64 {
@@ -232,6 +234,7 @@ fn check(raw: Raw, stem: &str) -> Result<ScenarioFile, String> {
             snapshot_threshold: r.snapshot_threshold,
             compaction_margin: r.compaction_margin,
         }),
+        tls: raw.tls,
     };
     if base.careless_per_mille.is_some_and(|c| c > 1000) {
         return Err("careless_per_mille is at most 1000".to_owned());
@@ -318,7 +321,8 @@ impl ScenarioFile {
             careless_per_mille,
             kill_when_dirty,
             lock_delay_ms,
-            raft
+            raft,
+            tls
         );
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5ce4_a410_f11e);
         c.script = self

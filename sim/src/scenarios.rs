@@ -2,7 +2,7 @@
 //! — which fault classes, which scripted steps, which knobs — plus the
 //! coverage counters that must be non-zero over a batch of seeds, so a
 //! pass is never vacuous. Scenarios the harness cannot express would be
-//! listed in [`UNSUPPORTED`] with the reason; all of S1–S20 run. Each is
+//! listed in [`UNSUPPORTED`] with the reason; all of S1–S21 run. Each is
 //! also a file in `sim/scenarios/` ([`crate::scenario_file`]); a change
 //! here needs the same change there (`tests/scenario_files.rs` compares).
 
@@ -14,7 +14,7 @@ use std::time::Duration;
 /// A scenario: its config for a seed and node count, and its coverage.
 #[derive(Clone, Copy, Debug)]
 pub struct Scenario {
-    /// `S1`...`S20`.
+    /// `S1`...`S21`.
     pub id: &'static str,
     /// What it is about.
     pub title: &'static str,
@@ -338,6 +338,22 @@ pub const ALL: &[Scenario] = &[
                 compaction_margin: Some(30),
             };
             secs(c, 120);
+        },
+    },
+    Scenario {
+        id: "S21",
+        title: "TLS on every link: servers' ports, mutual TLS between peers, clients over TLS and wss, through crashes and a leader cut off",
+        coverage: &[
+            "tls_sessions",
+            "ws_sessions",
+            "server_kills",
+            "leader_elections",
+        ],
+        build: |c| {
+            c.tls = true;
+            c.faults = faults("kill,isolate_leader");
+            c.fault_gap_ms = 3_000;
+            secs(c, 40);
         },
     },
 ];

@@ -55,6 +55,8 @@ pub struct Workload {
     pub careless_per_mille: u64,
     /// The lock-delay every acquire asks for, ms.
     pub lock_delay_ms: u64,
+    /// TLS to reach the servers with (`None`: plain TCP).
+    pub tls: Option<distlock_client::ClientTls>,
 }
 
 fn range(rng: &mut ChaCha8Rng, lo: u64, hi: u64) -> u64 {
@@ -101,6 +103,7 @@ pub async fn client_process(w: Arc<Workload>, seed: u64) {
         servers.rotate_left(start);
         let options = ClientOptions {
             lock_delay: ms(w.lock_delay_ms),
+            tls: w.tls.clone(),
             ..ClientOptions::default()
         };
         let connect = async {

@@ -1,4 +1,4 @@
-//! Scenario files: each named scenario S1–S20 written as a file in
+//! Scenario files: each named scenario S1–S21 written as a file in
 //! sim/scenarios/ gives exactly the built-in's configuration for every
 //! seed and size, the command line runs a file as it runs the built-in,
 //! and the walkthrough example loads and runs.

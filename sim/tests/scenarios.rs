@@ -1,4 +1,4 @@
-//! The named scenarios S1–S20 (those the runtime supports), each over a
+//! The named scenarios S1–S21 (those the runtime supports), each over a
 //! batch of seeds on 3 and 5 servers: no property may break, and the
 //! scenario's coverage counters must be positive over the batch (the fault
 //! it is about really happened). Plus determinism: a seed run twice gives
@@ -91,6 +91,7 @@ scenario_tests! {
     s18_lock_delay => "S18",
     s19_rogue_peer => "S19",
     s20_swarm => "S20",
+    s21_tls => "S21",
 }
 
 #[test]

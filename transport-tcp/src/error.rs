@@ -124,6 +124,9 @@ pub enum TransportError {
     /// connection was closed.
     #[error("refused the remote end: {0}")]
     Rejected(#[source] ProtoError),
+    /// A plain connection reached a port that speaks TLS.
+    #[error("the server speaks TLS on this port: connect with --tls-ca FILE (or --tls)")]
+    ServerWantsTls,
     /// The remote end sent a well-formed frame that makes no sense at this
     /// point of the handshake.
     #[error("unexpected frame during the handshake: expected {expected}, got {got}")]

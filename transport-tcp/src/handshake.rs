@@ -173,7 +173,16 @@ where
             })
             .await?;
         writer.flush().await?;
-        match reader.read_frame::<ServerFrame>().await? {
+        let first = reader
+            .read_frame::<ServerFrame>()
+            .await
+            .map_err(|e| match e {
+                FrameError::TooLarge { len, .. } if looks_like_tls(len) => {
+                    TransportError::ServerWantsTls
+                }
+                e => e.into(),
+            })?;
+        match first {
             Some(ServerFrame::Welcome {
                 node_id,
                 leader_hint,
@@ -488,6 +497,14 @@ async fn close_with<S, F>(
         }
     })
     .await;
+}
+
+/// Whether a frame length read from a server is really the head of a TLS
+/// record (content type 21 alert or 22 handshake, then version 3.x): a
+/// plain client met a TLS port, which answered its `Hello` with an alert.
+const fn looks_like_tls(len: u64) -> bool {
+    let head = (len >> 16) & 0xffff;
+    head == 0x1503 || head == 0x1603
 }
 
 const fn server_frame_name(frame: &ServerFrame) -> &'static str {

@@ -9,6 +9,9 @@
 //! - [`handshake`]: [`client_handshake`], [`accept_client`],
 //!   [`peer_handshake`] and [`accept_peer`], each under a deadline.
 //! - [`error`]: [`FrameError`] and [`TransportError`].
+//! - [`tls`]: TLS sessions under the frames ([`tls::MaybeTls`]), a
+//!   listener's reloadable certificates ([`tls::ServerTls`]) and a
+//!   client's trust ([`tls::ClientTls`]).
 //! - [`addr`]: [`HostPort`], the `HOST:PORT` addresses (DNS names
 //!   included) that servers and clients dial.
 //!
@@ -22,6 +25,7 @@ pub mod error;
 pub mod frame;
 pub mod handshake;
 pub mod meter;
+pub mod tls;
 
 pub use addr::{AddrError, HostPort};
 pub use error::{FrameError, TransportError};

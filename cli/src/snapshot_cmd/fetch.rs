@@ -9,6 +9,8 @@
 //! while no leader answers it tries the next server, and the members the
 //! servers name, until its deadline.
 
+use distlock_client::ClientTls;
+use distlock_client::stream::{ServerStream, open_stream};
 use distlock_core::ids::{LogIndex, Term};
 use distlock_core::proto::{
     ClientFrame, ProtoError, Request, RequestBody, RequestId, ResponseBody, SNAPSHOT_CHUNK_MAX,
@@ -19,7 +21,6 @@ use distlock_transport_tcp::{
     HandshakeConfig, HostPort, Reader, TransportError, Writer, client_handshake,
 };
 use std::time::Duration;
-use tokio::net::TcpStream;
 
 /// How long one request may take: a `TakeSnapshot` waits for a ReadIndex
 /// round and for the leader to encode the whole state.
@@ -231,7 +232,11 @@ enum Failed {
 /// # Errors
 /// [`FetchError::Unavailable`] when no leader answered in time; the other
 /// variants when the cluster refused or sent something broken.
-pub(crate) async fn fetch(servers: &[HostPort], timeout: Duration) -> Result<Fetched, FetchError> {
+pub(crate) async fn fetch(
+    servers: &[HostPort],
+    tls: Option<&ClientTls>,
+    timeout: Duration,
+) -> Result<Fetched, FetchError> {
     let started = tokio::time::Instant::now();
     let deadline = started + timeout;
     let mut servers = servers.to_vec();
@@ -241,7 +246,7 @@ pub(crate) async fn fetch(servers: &[HostPort], timeout: Duration) -> Result<Fet
         while let Some(addr) = servers.get(next).cloned() {
             next += 1;
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let attempt = tokio::time::timeout(left, fetch_from(&addr, &mut servers)).await;
+            let attempt = tokio::time::timeout(left, fetch_from(&addr, tls, &mut servers)).await;
             match attempt {
                 Ok(Ok(fetched)) => return Ok(fetched),
                 Ok(Err(Failed::Final(e))) => return Err(e),
@@ -271,9 +276,13 @@ pub(crate) async fn fetch(servers: &[HostPort], timeout: Duration) -> Result<Fet
 /// One connection to `addr`: takes a snapshot and fetches all of it,
 /// starting over (a few times) when the leader dropped it meanwhile. Adds
 /// the members `addr` names to `servers`.
-async fn fetch_from(addr: &HostPort, servers: &mut Vec<HostPort>) -> Result<Fetched, Failed> {
+async fn fetch_from(
+    addr: &HostPort,
+    tls: Option<&ClientTls>,
+    servers: &mut Vec<HostPort>,
+) -> Result<Fetched, Failed> {
     let connect = async {
-        let stream = TcpStream::connect(addr.as_str())
+        let stream = open_stream(addr.as_str(), tls, Duration::from_secs(3))
             .await
             .map_err(|e| e.to_string())?;
         client_handshake(
@@ -352,8 +361,8 @@ async fn fetch_from(addr: &HostPort, servers: &mut Vec<HostPort>) -> Result<Fetc
 
 /// Requests and answers on one connection.
 struct Exchange<'c> {
-    reader: &'c mut Reader<TcpStream>,
-    writer: &'c mut Writer<TcpStream>,
+    reader: &'c mut Reader<ServerStream>,
+    writer: &'c mut Writer<ServerStream>,
     next_id: u64,
     addr: &'c HostPort,
 }
@@ -522,7 +531,7 @@ mod tests {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let server = tokio::spawn(fake_server(listener));
-        let fetched = fetch(&[addr.into()], Duration::from_secs(20))
+        let fetched = fetch(&[addr.into()], None, Duration::from_secs(20))
             .await
             .expect("fetched");
         server.abort();
@@ -538,7 +547,7 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
             l.local_addr().expect("addr")
         };
-        let e = fetch(&[addr.into()], Duration::from_millis(300))
+        let e = fetch(&[addr.into()], None, Duration::from_millis(300))
             .await
             .expect_err("nobody listens");
         assert!(matches!(e, FetchError::Unavailable { .. }), "{e}");

@@ -180,6 +180,14 @@ impl LeaseTimers {
             .min()
     }
 
+    /// A session's deadline, and whether this leader proposed its expiry
+    /// (transcripts print both).
+    #[cfg(test)]
+    pub(crate) fn session_deadline(&self, session: SessionId) -> Option<(Instant, bool)> {
+        let until = self.sessions.deadline(&session)?;
+        Some((until, self.expiring.contains(&session)))
+    }
+
     pub(crate) fn session_count(&self) -> usize {
         self.sessions.len()
     }

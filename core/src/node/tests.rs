@@ -1,294 +1,21 @@
 //! Tests of the server state machine on a small in-memory cluster: client
 //! requests end to end, forwarding, keepalives, and the leader's lease
-//! timers under failover (ARCHITECTURE.md §4).
+//! timers under failover (ARCHITECTURE.md §4), on the cluster of [`net`];
+//! transcripts of the same in [`transcript`].
 
 mod admin;
-
-use super::{ConnId, Node, NodeAction, NodeConfig};
-use crate::ids::NodeId;
-use crate::locks::{ClientCommand, LockError, LockState, Mode, Outcome, Seq, SessionId, Wait};
-use crate::proto::{
-    ClientFrame, MemberInfo, PROTOCOL_VERSION, PeerFrame, ProtoError, Request, RequestBody,
-    RequestId, ResponseBody, ServerFrame,
-};
-use crate::raft::{Config, MemberAddrs, Membership, Stored};
-use crate::time::{Duration, Instant};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
-
+mod faults;
 mod lease;
+mod net;
+mod transcript;
 
-/// N servers with instant links and instant disks; time jumps to the next
-/// timer when nothing is in flight.
-struct Net {
-    nodes: BTreeMap<NodeId, Node>,
-    down: BTreeSet<NodeId>,
-    now: Instant,
-    queue: VecDeque<(NodeId, NodeId, PeerFrame)>,
-    /// Frames each server sent to its clients.
-    replies: Vec<(NodeId, ConnId, ServerFrame)>,
-    next_request: u64,
-    /// A one-way cut: frames from the first server to the second are lost.
-    cut: Option<(NodeId, NodeId)>,
-    /// A one-way delay: frames from the first server to the second wait in
-    /// `delayed` until the test releases them.
-    delay: Option<(NodeId, NodeId)>,
-    delayed: VecDeque<PeerFrame>,
-}
-
-impl Net {
-    fn new(n: u64) -> Self {
-        Self::with(n, false)
-    }
-
-    /// With `publishing`, each server is told only its own addresses, as
-    /// `distlock serve --peers ...` is, and publishes them.
-    fn with(n: u64, publishing: bool) -> Self {
-        let ids: Vec<NodeId> = (1..=n).map(NodeId).collect();
-        let members: Vec<MemberInfo> = ids
-            .iter()
-            .map(|&id| MemberInfo {
-                id,
-                client_addr: format!("127.0.0.1:{}", 7000 + id.0),
-                ws_addr: None,
-            })
-            .collect();
-        let mut nodes = BTreeMap::new();
-        for &id in &ids {
-            let own = members.iter().find(|m| m.id == id).cloned();
-            let cfg = NodeConfig {
-                raft: Config::new(id),
-                members: if publishing {
-                    own.iter().cloned().collect()
-                } else {
-                    members.clone()
-                },
-                advertise: own.filter(|_| publishing).map(|m| MemberAddrs {
-                    peer: format!("127.0.0.1:{}", 7100 + id.0),
-                    client: m.client_addr,
-                    ws: m.ws_addr,
-                }),
-            };
-            let stored = Stored::fresh(Membership::with_voters(ids.clone()));
-            let node = Node::new(
-                cfg,
-                LockState::default(),
-                stored,
-                id.0 * 7919,
-                Instant::ZERO,
-            )
-            .expect("starts");
-            nodes.insert(id, node);
-        }
-        Self {
-            nodes,
-            down: BTreeSet::new(),
-            now: Instant::ZERO,
-            queue: VecDeque::new(),
-            replies: Vec::new(),
-            next_request: 0,
-            cut: None,
-            delay: None,
-            delayed: VecDeque::new(),
-        }
-    }
-
-    fn drain(&mut self, id: NodeId) {
-        loop {
-            let Some(node) = self.nodes.get_mut(&id) else {
-                return;
-            };
-            let mut last_persist = None;
-            while let Some(action) = node.poll_action() {
-                match action {
-                    NodeAction::Persist(p) => last_persist = Some(p.seq),
-                    NodeAction::Send { to, frame } => self.queue.push_back((id, to, frame)),
-                    NodeAction::Reply { conn, frame } => self.replies.push((id, conn, frame)),
-                }
-            }
-            match last_persist {
-                Some(seq) => node.persisted(seq, self.now),
-                None => return,
-            }
-        }
-    }
-
-    /// Delivers everything in flight, then fires timers, until `until`.
-    fn run_until(&mut self, until: Instant) {
-        loop {
-            while let Some((from, to, frame)) = self.queue.pop_front() {
-                let cut = self.cut == Some((from, to));
-                if cut || self.down.contains(&from) || self.down.contains(&to) {
-                    continue;
-                }
-                if self.delay == Some((from, to)) {
-                    self.delayed.push_back(frame);
-                    continue;
-                }
-                if let Some(node) = self.nodes.get_mut(&to) {
-                    node.handle_peer(from, frame, self.now);
-                    self.drain(to);
-                }
-            }
-            let next = self
-                .nodes
-                .iter()
-                .filter(|(id, _)| !self.down.contains(id))
-                .filter_map(|(&id, n)| n.poll_timeout().map(|t| (t, id)))
-                .min();
-            match next {
-                Some((t, id)) if t <= until => {
-                    self.now = self.now.max(t);
-                    if let Some(node) = self.nodes.get_mut(&id) {
-                        node.handle_timeout(self.now);
-                    }
-                    self.drain(id);
-                }
-                _ => {
-                    self.now = self.now.max(until);
-                    return;
-                }
-            }
-        }
-    }
-
-    fn run_for(&mut self, d: Duration) {
-        self.run_until(self.now + d);
-    }
-
-    /// Delivers the oldest frame held back by `delay`.
-    fn release_delayed(&mut self) {
-        let Some((from, to)) = self.delay else {
-            return;
-        };
-        if let Some(frame) = self.delayed.pop_front() {
-            if let Some(node) = self.nodes.get_mut(&to) {
-                node.handle_peer(from, frame, self.now);
-            }
-            self.drain(to);
-        }
-    }
-
-    fn leader(&self) -> Option<NodeId> {
-        self.nodes
-            .iter()
-            .filter(|(id, n)| !self.down.contains(id) && n.raft().is_leader())
-            .max_by_key(|(_, n)| n.raft().term())
-            .map(|(id, _)| *id)
-    }
-
-    /// A server other than `leader`.
-    fn follower_of(&self, leader: NodeId) -> NodeId {
-        self.nodes
-            .keys()
-            .copied()
-            .find(|&id| id != leader)
-            .expect("a follower")
-    }
-
-    fn settle(&mut self) -> NodeId {
-        for _ in 0..100 {
-            self.run_for(Duration::from_millis(50));
-            if let Some(l) = self
-                .leader()
-                .filter(|l| self.nodes[l].raft().has_committed_own_term())
-            {
-                return l;
-            }
-        }
-        panic!("no leader");
-    }
-
-    /// Sends a client frame to `server` and runs until it is answered.
-    fn send(&mut self, server: NodeId, conn: ConnId, frame: ClientFrame) {
-        if let Some(node) = self.nodes.get_mut(&server) {
-            node.handle_client(conn, frame, self.now);
-        }
-        self.drain(server);
-        self.run_for(Duration::from_millis(5));
-    }
-
-    fn hello(&mut self, server: NodeId, conn: ConnId) {
-        let hello = ClientFrame::Hello {
-            protocol_version: PROTOCOL_VERSION,
-            cluster_id: None,
-            auth: None,
-        };
-        self.send(server, conn, hello);
-    }
-
-    /// Sends a request; returns its id.
-    fn request(&mut self, server: NodeId, conn: ConnId, body: RequestBody) -> RequestId {
-        self.next_request += 1;
-        let id = RequestId(self.next_request);
-        self.send(server, conn, ClientFrame::Request(Request { id, body }));
-        id
-    }
-
-    /// Sends a request and returns its answer, if it came.
-    fn ask(
-        &mut self,
-        server: NodeId,
-        conn: ConnId,
-        body: RequestBody,
-    ) -> Option<Result<ResponseBody, ProtoError>> {
-        let id = self.request(server, conn, body);
-        self.answer(id)
-    }
-
-    fn answer(&self, id: RequestId) -> Option<Result<ResponseBody, ProtoError>> {
-        self.replies.iter().rev().find_map(|(_, _, f)| match f {
-            ServerFrame::Response(r) if r.id == id => Some(r.result.clone()),
-            _ => None,
-        })
-    }
-
-    fn open(&mut self, server: NodeId, conn: ConnId, nonce: u128, ttl_ms: u64) -> SessionId {
-        let id = self.request(
-            server,
-            conn,
-            RequestBody::Log(ClientCommand::OpenSession { nonce, ttl_ms }),
-        );
-        match self.answer(id) {
-            Some(Ok(ResponseBody::SessionOpened { session, ttl_ms: t })) => {
-                assert_eq!(t, ttl_ms);
-                session
-            }
-            other => panic!("open answered {other:?}"),
-        }
-    }
-
-    /// Asks `server`, on a new connection `conn`, for `lock`'s status;
-    /// returns the token of its one holder.
-    fn sole_holder(&mut self, server: NodeId, conn: ConnId, lock: &str) -> u64 {
-        self.hello(server, conn);
-        let body = RequestBody::LockStatus {
-            lock: lock.to_owned(),
-        };
-        match self.ask(server, conn, body) {
-            Some(Ok(ResponseBody::LockStatus(Some(view)))) if view.holders.len() == 1 => {
-                view.holders[0].token.0
-            }
-            other => panic!("{lock} has one holder on {server:?}: {other:?}"),
-        }
-    }
-
-    /// Settles the cluster; a client of one follower opens a session and
-    /// is granted `lock`. (leader, follower, connection, session, token).
-    fn holder_on_a_follower(&mut self, lock: &str) -> (NodeId, NodeId, ConnId, SessionId, u64) {
-        let leader = self.settle();
-        let follower = self
-            .nodes
-            .keys()
-            .copied()
-            .find(|&i| i != leader)
-            .expect("follower");
-        let c = ConnId(1);
-        self.hello(follower, c);
-        let s = self.open(follower, c, 9, 10_000);
-        let token = granted(self.ask(follower, c, acquire(s, 1, lock, Wait::Try)));
-        (leader, follower, c, s, token)
-    }
-}
+use super::{ConnId, NodeAction};
+use crate::locks::{ClientCommand, LockError, Mode, Outcome, Seq, SessionId, Wait};
+use crate::proto::{
+    ClientFrame, PeerFrame, ProtoError, Request, RequestBody, RequestId, ResponseBody, ServerFrame,
+};
+use crate::time::Duration;
+use net::Net;
 
 fn acquire(session: SessionId, seq: u64, lock: &str, wait: Wait) -> RequestBody {
     RequestBody::Log(ClientCommand::Acquire {
@@ -413,7 +140,7 @@ fn requests_forwarded_to_a_fallen_leader_are_sent_to_the_next() {
     let mut net = Net::new(3);
     let (leader, follower, c, s, token) = net.holder_on_a_follower("x");
 
-    net.down.insert(leader);
+    net.crash(leader);
     let status_of = |lock: &str| RequestBody::LockStatus {
         lock: lock.to_owned(),
     };
@@ -446,14 +173,14 @@ fn requests_forwarded_to_a_fallen_leader_are_sent_to_the_next() {
 fn a_rerouted_request_the_old_leader_committed_is_answered_with_its_grant() {
     let mut net = Net::new(3);
     let (leader, follower, c, s, _) = net.holder_on_a_follower("x");
-    net.cut = Some((leader, follower));
+    net.cut_one_way(leader, follower);
     let lock_y = net.request(follower, c, acquire(s, 2, "y", Wait::Try));
     net.run_for(Duration::from_millis(50));
     assert_eq!(net.answer(lock_y), None, "nothing reached the follower");
     // The old leader committed the grant.
     let committed = net.sole_holder(leader, ConnId(2), "y");
-    net.cut = None;
-    net.down.insert(leader);
+    net.heal();
+    net.crash(leader);
     let next = net.settle();
     assert_ne!(next, leader);
     net.run_for(Duration::from_millis(100));
@@ -520,14 +247,14 @@ fn a_new_leader_extends_every_lease_to_full_length() {
     let s = net.open(leader, c, 1, 3_000);
     let opened_at = net.now;
     net.run_for(Duration::from_millis(2_000));
-    net.down.insert(leader);
+    net.crash(leader);
     let new_leader = net.settle();
     assert_ne!(new_leader, leader);
     let elected_at = net.now;
     assert!(net.nodes[&new_leader].lease_timer_count() == 1);
     // Past the old deadline (opened + ttl), not past election + ttl: alive.
     assert!(elected_at + Duration::from_millis(2_900) > opened_at + Duration::from_millis(3_000));
-    net.run_until(elected_at + Duration::from_millis(2_900));
+    net.run_to(elected_at + Duration::from_millis(2_900));
     assert!(
         net.nodes[&new_leader]
             .raft()
@@ -536,7 +263,7 @@ fn a_new_leader_extends_every_lease_to_full_length() {
             .is_some(),
         "expired before election + ttl"
     );
-    net.run_until(elected_at + Duration::from_millis(3_700));
+    net.run_to(elected_at + Duration::from_millis(3_700));
     assert!(
         net.nodes[&new_leader]
             .raft()

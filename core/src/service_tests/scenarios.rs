@@ -23,10 +23,7 @@ fn world(seed: u64, servers: u64) -> World {
         ..WorldConfig::default()
     };
     let mut w = World::new(seed, cfg);
-    assert!(
-        w.run_until_pred(secs(5), |w| w.leader().is_some()),
-        "no leader"
-    );
+    assert!(w.run_until(secs(5), |w| w.leader().is_some()), "no leader");
     w
 }
 
@@ -109,7 +106,7 @@ fn s2_stale_leader_acks_keepalives_during_a_leader_change() {
     let ta = w
         .acquire(a, "L", Wait::Try, Duration::ZERO, secs(2))
         .expect("A acquires");
-    w.isolate_server(old);
+    w.isolate(old);
     for s in 0..5 {
         let id = NodeId(s + 1);
         if id != old {
@@ -156,7 +153,7 @@ fn s7_waiter_session_expires_while_queued() {
         w.cut_client(b, NodeId(s));
     }
     assert!(
-        w.run_until_pred(secs(8), |w| !leader_has_session(w, sb)),
+        w.run_until(secs(8), |w| !leader_has_session(w, sb)),
         "B's session expired while queued"
     );
     // A keeps its session alive meanwhile, then releases.
@@ -167,7 +164,7 @@ fn s7_waiter_session_expires_while_queued() {
     );
     assert!(w.release(a, secs(2)));
     assert!(
-        w.run_until_pred(secs(3), |w| matches!(
+        w.run_until(secs(3), |w| matches!(
             w.clients[c].work,
             Work::Holding { .. }
         )),
@@ -222,12 +219,12 @@ fn s18_lock_delay_after_expiry_but_not_after_release() {
         w.cut_client(a, NodeId(s));
     }
     assert!(
-        w.run_until_pred(secs(8), |w| !leader_has_session(w, sa)),
+        w.run_until(secs(8), |w| !leader_has_session(w, sa)),
         "A's session expired"
     );
     let expired_at = w.now;
     assert!(
-        w.run_until_pred(secs(6), |w| matches!(
+        w.run_until(secs(6), |w| matches!(
             w.clients[b].work,
             Work::Holding { .. }
         )),
@@ -289,7 +286,7 @@ fn s8_stalled_leader_resumes_with_stale_timers() {
         .expect("A acquires");
     w.pause_server(old, 5_000_000);
     assert!(
-        w.run_until_pred(secs(3), |w| w.leader().is_some_and(|l| l != old)),
+        w.run_until(secs(3), |w| w.leader().is_some_and(|l| l != old)),
         "a new leader while the old one stalls"
     );
     w.run_for(secs(4));
@@ -329,7 +326,7 @@ fn s9_leader_churn_with_a_dead_holder() {
     for _ in 0..8 {
         // Every TTL/2, cut the leader off long enough for an election.
         if let Some(l) = w.leader() {
-            w.isolate_server(l);
+            w.isolate(l);
             churns += 1;
         }
         w.run_for(ms(500));
@@ -343,7 +340,7 @@ fn s9_leader_churn_with_a_dead_holder() {
     assert!(churns >= 6, "the leader changed {churns} times");
     let calm = w.now;
     assert!(
-        w.run_until_pred(secs(6), |w| matches!(
+        w.run_until(secs(6), |w| matches!(
             w.clients[b].work,
             Work::Holding { .. }
         )),
@@ -368,7 +365,7 @@ fn s13_snapshot_install_then_the_lagging_server_leads() {
     let start = if first == lagging { NodeId(1) } else { first };
     let a = w.add_scripted_client(start);
     assert!(w.open(a, secs(10), secs(3)));
-    w.isolate_server(lagging);
+    w.isolate(lagging);
     let mut last = crate::locks::FencingToken(0);
     for _ in 0..50 {
         last = w
@@ -378,7 +375,7 @@ fn s13_snapshot_install_then_the_lagging_server_leads() {
     }
     w.heal();
     assert!(
-        w.run_until_pred(secs(5), |w| {
+        w.run_until(secs(5), |w| {
             let leader_commit = w
                 .leader()
                 .and_then(|l| w.server(l))
@@ -399,7 +396,7 @@ fn s13_snapshot_install_then_the_lagging_server_leads() {
             break;
         }
         if let Some(l) = w.leader() {
-            w.isolate_server(l);
+            w.isolate(l);
         }
         w.run_for(ms(800));
         w.heal();
@@ -433,14 +430,14 @@ fn s14_whole_cluster_crash_loses_only_unsynced_writes() {
             .is_none()
     );
     for s in 1..=3 {
-        w.crash_server(NodeId(s));
+        w.crash(NodeId(s));
     }
     w.run_for(secs(4));
     for s in 1..=3 {
-        w.restart_server(NodeId(s));
+        w.restart(NodeId(s));
     }
     assert!(
-        w.run_until_pred(secs(5), |w| w.leader().is_some()),
+        w.run_until(secs(5), |w| w.leader().is_some()),
         "a leader after the restart"
     );
     let holder = w
@@ -454,7 +451,7 @@ fn s14_whole_cluster_crash_loses_only_unsynced_writes() {
         "the acknowledged grant survived the crash"
     );
     assert!(
-        w.run_until_pred(secs(10), |w| matches!(
+        w.run_until(secs(10), |w| matches!(
             w.clients[b].work,
             Work::Holding { .. }
         )),

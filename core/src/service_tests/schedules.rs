@@ -75,7 +75,7 @@ pub(crate) fn run_schedule(seed: u64, trace: bool) -> Result<Coverage, String> {
                 if !up.is_empty() && (up.len() * 2 > servers.len() + 1 || rng.next_u64() % 4 == 0) {
                     let victim = pick(&mut rng, &up);
                     say(&w, format!("crash {victim}"));
-                    w.crash_server(victim);
+                    w.crash(victim);
                     cov.crashes += 1;
                 }
             }
@@ -83,13 +83,13 @@ pub(crate) fn run_schedule(seed: u64, trace: bool) -> Result<Coverage, String> {
                 if !down.is_empty() {
                     let id = pick(&mut rng, &down);
                     say(&w, format!("restart {id}"));
-                    w.restart_server(id);
+                    w.restart(id);
                 }
             }
             4 => {
                 if let Some(l) = w.leader() {
                     say(&w, format!("isolate leader {l}"));
-                    w.isolate_server(l);
+                    w.isolate(l);
                 }
             }
             5 => {
@@ -120,7 +120,7 @@ pub(crate) fn run_schedule(seed: u64, trace: bool) -> Result<Coverage, String> {
     w.heal();
     for s in 0..w.servers.len() {
         let id = w.servers[s].id;
-        w.restart_server(id);
+        w.restart(id);
     }
     w.workload = false;
     let probe = w.add_scripted_client(NodeId(1));
@@ -158,7 +158,7 @@ pub(crate) fn run_schedule(seed: u64, trace: bool) -> Result<Coverage, String> {
     // Replicas agree: once every server has applied the same prefix, their
     // lock states (sessions, locks, queues, dedupe tables) are equal.
     if !w.checks.failed() {
-        let caught_up = w.run_until_pred(Duration::from_secs(5), |w| {
+        let caught_up = w.run_until(Duration::from_secs(5), |w| {
             let applied: Vec<_> = w
                 .servers
                 .iter()

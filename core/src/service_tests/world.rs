@@ -4,6 +4,12 @@
 //! network that delays, loses and partitions. True time is virtual and
 //! jumps to the next event; the properties of ARCHITECTURE.md §1 are checked as the
 //! world runs (see [`super::checks`]).
+//!
+//! Its controls use the vocabulary shared by every multi-server harness
+//! (docs/SIMULATION.md §11): `isolate`, `heal`,
+//! `crash`, `restart`, `run_to` (a time), `run_for` (a duration),
+//! `run_until` (a condition, within a limit), `leader`; a client's link
+//! to a server is cut with `cut_client`.
 
 use super::checks::{Checks, Resource};
 use crate::client::{self, ClientEvent, ClientSession, OpId};
@@ -12,6 +18,7 @@ use crate::locks::{Command, FencingToken, LockState, Mode, Outcome, SessionId, W
 use crate::node::{ConnId, Node, NodeAction, NodeConfig};
 use crate::proto::{ClientFrame, MemberInfo, PeerFrame, ServerFrame};
 use crate::raft::{Config, Membership, Persist, Stored};
+use crate::testkit::links::Links;
 use crate::testkit::{Disk, DriftClock};
 use crate::time::{Duration, Instant};
 use rand_chacha::ChaCha8Rng;
@@ -138,8 +145,8 @@ pub(crate) struct World {
     /// delivery time scheduled per (connection, towards the server).
     conn_clock: BTreeMap<(ConnId, bool), u64>,
     next_conn: u64,
-    /// Blocked directed links between servers.
-    blocked: BTreeSet<(NodeId, NodeId)>,
+    /// Cut links between servers.
+    links: Links,
     /// Blocked (client, server) pairs, both directions.
     client_cut: BTreeSet<(usize, NodeId)>,
     /// Servers frozen (a stalled process or disk) until the given true time.
@@ -223,7 +230,7 @@ impl World {
             net_seq: 0,
             conn_clock: BTreeMap::new(),
             next_conn: 0,
-            blocked: BTreeSet::new(),
+            links: Links::default(),
             client_cut: BTreeSet::new(),
             paused_servers: BTreeMap::new(),
             drop_next_response: BTreeSet::new(),
@@ -235,7 +242,7 @@ impl World {
             trace: false,
         };
         for id in ids {
-            w.start_server(id);
+            w.start(id);
         }
         for c in 0..w.clients.len() {
             let server = NodeId(1 + (c as u64 % w.cfg.servers));
@@ -302,7 +309,7 @@ impl World {
 
     // ---- servers --------------------------------------------------------
 
-    pub(crate) fn start_server(&mut self, id: NodeId) {
+    pub(crate) fn start(&mut self, id: NodeId) {
         let slot = Self::slot(id);
         let ids: Vec<NodeId> = self.servers.iter().map(|s| s.id).collect();
         let mut raft = Config::new(id);
@@ -335,7 +342,7 @@ impl World {
 
     /// Kills a server: unsynced writes are lost; its client connections
     /// break at once (as with a killed process).
-    pub(crate) fn crash_server(&mut self, id: NodeId) {
+    pub(crate) fn crash(&mut self, id: NodeId) {
         let slot = Self::slot(id);
         let s = &mut self.servers[slot];
         if s.node.take().is_none() {
@@ -359,19 +366,15 @@ impl World {
         self.servers[Self::slot(id)].node.as_ref()
     }
 
-    pub(crate) fn restart_server(&mut self, id: NodeId) {
+    pub(crate) fn restart(&mut self, id: NodeId) {
         if self.servers[Self::slot(id)].node.is_none() {
-            self.start_server(id);
+            self.start(id);
         }
     }
 
-    pub(crate) fn isolate_server(&mut self, id: NodeId) {
-        for s in &self.servers {
-            if s.id != id {
-                self.blocked.insert((id, s.id));
-                self.blocked.insert((s.id, id));
-            }
-        }
+    /// Cuts `id` off from every other server.
+    pub(crate) fn isolate(&mut self, id: NodeId) {
+        self.links.isolate(id, self.servers.iter().map(|s| s.id));
     }
 
     /// Cuts a client off from a server (both ways).
@@ -379,8 +382,9 @@ impl World {
         self.client_cut.insert((client, server));
     }
 
+    /// Restores every link, between servers and to clients.
     pub(crate) fn heal(&mut self) {
-        self.blocked.clear();
+        self.links.heal();
         self.client_cut.clear();
     }
 
@@ -511,7 +515,7 @@ impl World {
         best
     }
 
-    pub(crate) fn run_until(&mut self, until: u64) {
+    pub(crate) fn run_to(&mut self, until: u64) {
         while let Some((t, ev)) = self.next_event() {
             if t > until || self.checks.failed() {
                 break;
@@ -523,17 +527,17 @@ impl World {
     }
 
     pub(crate) fn run_for(&mut self, d: Duration) {
-        self.run_until(self.now + u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        self.run_to(self.now + u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
     }
 
     /// Runs until `pred` holds or `limit` passes; returns whether it held.
-    pub(crate) fn run_until_pred(&mut self, limit: Duration, pred: impl Fn(&Self) -> bool) -> bool {
+    pub(crate) fn run_until(&mut self, limit: Duration, pred: impl Fn(&Self) -> bool) -> bool {
         let until = self.now + u64::try_from(limit.as_micros()).unwrap_or(u64::MAX);
         while self.now < until && !self.checks.failed() {
             if pred(self) {
                 return true;
             }
-            self.run_until((self.now + 10_000).min(until));
+            self.run_to((self.now + 10_000).min(until));
         }
         pred(self)
     }
@@ -624,7 +628,7 @@ impl World {
         }
         match msg {
             Msg::Peer { from, to, frame } => {
-                if self.blocked.contains(&(from, to)) {
+                if self.links.is_cut(from, to) {
                     return;
                 }
                 self.with_server(to, |node, now| node.handle_peer(from, frame, now));

@@ -12,9 +12,10 @@ use distlock_core::auth::Access;
 use distlock_core::ids::NodeId;
 use distlock_core::node::ConnId;
 use distlock_core::proto::{ClientFrame, ClusterId, PeerFrame, ProtoError, Response, ServerFrame};
+use distlock_transport_tcp::tls::{MaybeTls, ServerTls, certifies_node};
 use distlock_transport_tcp::{
     Admission, ClientHello, FrameWriter, HandshakeConfig, HostPort, Metered, TransportError,
-    accept_client, accept_peer, peer_handshake, read_frame_timeout,
+    accept_client, accept_peer, peer_handshake, read_frame_timeout, send_peer_error,
 };
 use distlock_transport_ws::{
     ServerReader, ServerWriter, WsError, WsServerConfig, accept_ws_client,
@@ -34,12 +35,30 @@ const PEER_IDLE: Duration = Duration::from_secs(30);
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
+/// A connection as the handshakes see it: plain, or inside TLS.
+type Stream = MaybeTls<TcpStream>;
+
+/// The connection, after the TLS handshake (under the handshake deadline)
+/// when the listener runs TLS; why not when that handshake fails.
+async fn secure(stream: TcpStream, tls: Option<&ServerTls>) -> Result<Stream, String> {
+    let Some(tls) = tls else {
+        return Ok(MaybeTls::Plain(stream));
+    };
+    let limit = HandshakeConfig::default().timeout;
+    match tokio::time::timeout(limit, tls.accept(stream)).await {
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(e)) => Err(format!("TLS handshake failed: {e}")),
+        Err(_) => Err("TLS handshake timed out".to_owned()),
+    }
+}
+
 pub(super) async fn accept_clients(
     listener: TcpListener,
     cluster: ClusterId,
     inbox: mpsc::Sender<Input>,
     gate: Arc<Gate>,
     metrics: Arc<Metrics>,
+    tls: Option<Arc<ServerTls>>,
 ) {
     loop {
         let (stream, source) = accept(&listener).await;
@@ -53,11 +72,17 @@ pub(super) async fn accept_clients(
                     Arc::clone(&gate),
                     ticket,
                     Arc::clone(&metrics),
+                    tls.clone(),
                 ));
             }
             Err(refusal) => {
                 refused(&metrics, Refusal::Limit, source, "client", &refusal);
-                tokio::spawn(refuse_at_once(stream, refusal));
+                let tls = tls.clone();
+                tokio::spawn(async move {
+                    if let Ok(stream) = secure(stream, tls.as_deref()).await {
+                        refuse_at_once(stream, refusal).await;
+                    }
+                });
             }
         }
     }
@@ -137,7 +162,7 @@ fn client_admission(cluster: &ClusterId) -> Admission {
 /// Refuses a connection over the limits before reading anything: its
 /// first frame is the error, then the connection closes (after draining
 /// what it sent for a moment, so the close does not reset it).
-async fn refuse_at_once(stream: TcpStream, refusal: ProtoError) {
+async fn refuse_at_once<S: AsyncRead + AsyncWrite + Unpin>(stream: S, refusal: ProtoError) {
     let (mut r, w) = tokio::io::split(stream);
     let mut writer = FrameWriter::new(w);
     if writer
@@ -214,6 +239,7 @@ async fn serve_client(
     gate: Arc<Gate>,
     _ticket: Ticket,
     metrics: Arc<Metrics>,
+    tls: Option<Arc<ServerTls>>,
 ) {
     let Ok(addr) = stream.peer_addr() else {
         return;
@@ -223,6 +249,14 @@ async fn serve_client(
         addr,
         listener: "client",
     };
+    let stream = match secure(stream, tls.as_deref()).await {
+        Ok(stream) => stream,
+        Err(e) => {
+            source.refused(Refusal::Handshake, &e);
+            return;
+        }
+    };
+    let identity = stream.peer_identity();
     let stream = Metered::new(stream);
     let meter = stream.meter();
     let config = HandshakeConfig::default();
@@ -233,7 +267,7 @@ async fn serve_client(
             return;
         }
     };
-    let access = match authenticate(&gate, source, pending.hello()) {
+    let access = match authenticate(&gate, source, pending.hello(), identity.as_deref()) {
         Ok(access) => access,
         Err(refusal) => {
             let _ = pending.refuse(refusal).await;
@@ -252,18 +286,17 @@ async fn serve_client(
     read_client(reader, conn, clock, requests, &inbox, &tx, source).await;
 }
 
-/// The access a client's `Hello` proves, or why it is refused.
+/// The access a client's `Hello` and the identity of its verified TLS
+/// certificate (if any) prove, or why it is refused.
 fn authenticate(
     gate: &Gate,
     source: Source<'_>,
     hello: &ClientHello,
+    identity: Option<&str>,
 ) -> Result<Access, ProtoError> {
+    let identity = identity.or(hello.identity.as_deref());
     gate.auth
-        .access(
-            source.addr.ip(),
-            hello.auth.as_ref(),
-            hello.identity.as_deref(),
-        )
+        .access(source.addr.ip(), hello.auth.as_ref(), identity)
         .inspect_err(|refusal| source.refused(Refusal::Auth, refusal))
 }
 
@@ -343,6 +376,7 @@ pub(super) async fn accept_ws_clients(
     config: WsServerConfig,
     gate: Arc<Gate>,
     metrics: Arc<Metrics>,
+    tls: Option<Arc<ServerTls>>,
 ) {
     let config = Arc::new(config);
     loop {
@@ -357,11 +391,17 @@ pub(super) async fn accept_ws_clients(
                     Arc::clone(&gate),
                     ticket,
                     Arc::clone(&metrics),
+                    tls.clone(),
                 ));
             }
             Err(refusal) => {
                 refused(&metrics, Refusal::Limit, source, "WebSocket", &refusal);
-                tokio::spawn(refuse_http(stream, refusal));
+                let tls = tls.clone();
+                tokio::spawn(async move {
+                    if let Ok(stream) = secure(stream, tls.as_deref()).await {
+                        refuse_http(stream, refusal).await;
+                    }
+                });
             }
         }
     }
@@ -369,7 +409,7 @@ pub(super) async fn accept_ws_clients(
 
 /// Refuses a WebSocket connection over the limits with `503` before
 /// reading its request.
-async fn refuse_http(mut stream: TcpStream, refusal: ProtoError) {
+async fn refuse_http<S: AsyncWrite + Unpin>(mut stream: S, refusal: ProtoError) {
     let body = format!("{refusal}\n");
     let head = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
@@ -383,6 +423,7 @@ async fn refuse_http(mut stream: TcpStream, refusal: ProtoError) {
 /// One WebSocket connection: the HTTP request (the dashboard page, or an
 /// upgrade), the handshake, then frames in and out exactly as for a TCP
 /// client: the node cannot tell the two apart.
+#[allow(clippy::too_many_arguments)] // One connection's whole context.
 async fn serve_ws_client(
     stream: TcpStream,
     admission: Admission,
@@ -391,6 +432,7 @@ async fn serve_ws_client(
     gate: Arc<Gate>,
     _ticket: Ticket,
     metrics: Arc<Metrics>,
+    tls: Option<Arc<ServerTls>>,
 ) {
     let Ok(addr) = stream.peer_addr() else {
         return;
@@ -400,6 +442,14 @@ async fn serve_ws_client(
         addr,
         listener: "WebSocket",
     };
+    let stream = match secure(stream, tls.as_deref()).await {
+        Ok(stream) => stream,
+        Err(e) => {
+            source.refused(Refusal::Handshake, &e);
+            return;
+        }
+    };
+    let identity = stream.peer_identity();
     let stream = Metered::new(stream);
     let meter = stream.meter();
     let pending = match accept_ws_client(stream, &admission, &config).await {
@@ -417,7 +467,7 @@ async fn serve_ws_client(
             return;
         }
     };
-    let access = match authenticate(&gate, source, pending.hello()) {
+    let access = match authenticate(&gate, source, pending.hello(), identity.as_deref()) {
         Ok(access) => access,
         Err(refusal) => {
             let _ = pending.refuse(refusal).await;
@@ -540,6 +590,7 @@ pub(super) async fn accept_peers(
     admitted: SharedAdmission,
     auth: AuthHandle,
     metrics: Arc<Metrics>,
+    tls: Option<Arc<ServerTls>>,
 ) {
     loop {
         let (stream, source) = accept(&listener).await;
@@ -555,6 +606,7 @@ pub(super) async fn accept_peers(
             inbox.clone(),
             admitted.clone(),
             Arc::clone(&metrics),
+            tls.clone(),
         ));
     }
 }
@@ -563,6 +615,8 @@ pub(super) async fn accept_peers(
 /// A server the admission rules do not admit is turned away before any of
 /// its frames reaches Raft (a removed server this one still counts as a
 /// member is admitted; pre-vote and the leader lease keep it harmless).
+/// Over TLS, the peer's certificate must name the node its `Hello`
+/// claims to be (`node-<id>`): a peer cannot claim another member's id.
 async fn serve_peer(
     stream: TcpStream,
     peer: SocketAddr,
@@ -570,15 +624,31 @@ async fn serve_peer(
     inbox: mpsc::Sender<Input>,
     admitted: SharedAdmission,
     metrics: Arc<Metrics>,
+    tls: Option<Arc<ServerTls>>,
 ) {
     let config = HandshakeConfig::default();
-    let (from, mut reader, _writer) = match accept_peer(stream, &admission, &config).await {
+    let stream = match secure(stream, tls.as_deref()).await {
+        Ok(stream) => stream,
+        Err(e) => {
+            refused(&metrics, Refusal::Handshake, peer, "peer", &e);
+            return;
+        }
+    };
+    let secured = stream.is_tls();
+    let certified = stream.peer_certificate().cloned();
+    let (from, mut reader, writer) = match accept_peer(stream, &admission, &config).await {
         Ok(linked) => linked,
         Err(e) => {
             refused(&metrics, Refusal::Handshake, peer, "peer", &e);
             return;
         }
     };
+    if secured && !certified.is_some_and(|der| certifies_node(&der, from)) {
+        let why = format!("its certificate does not name node-{}", from.0);
+        refused(&metrics, Refusal::Auth, peer, "peer", &why);
+        send_peer_error(reader, writer, ProtoError::Unauthorized, &config).await;
+        return;
+    }
     let known = admitted.lock().is_ok_and(|a| a.admits(from));
     if !known {
         let why = format!("server {} is not a member", from.0);
@@ -611,28 +681,59 @@ where
 /// [`PeerFrame::Members`]),
 /// stream frames; on any error back off (100 ms doubling to 2 s) and dial
 /// again.
+pub(super) struct PeerDial {
+    pub(super) addr: HostPort,
+    /// The peer's id: over TLS, its certificate must name it.
+    pub(super) id: NodeId,
+    pub(super) cluster: ClusterId,
+    pub(super) me: NodeId,
+    /// The cluster secret, read again on every dial (the auth file may
+    /// have changed).
+    pub(super) auth: AuthHandle,
+    pub(super) tls: Option<Arc<ServerTls>>,
+}
+
+/// Dials a peer once: TCP, TLS if configured, the `Hello`.
+async fn dial_once(
+    dial: &PeerDial,
+    config: &HandshakeConfig,
+) -> Option<(
+    distlock_transport_tcp::Reader<Stream>,
+    distlock_transport_tcp::Writer<Stream>,
+)> {
+    // A name is resolved again on every dial: the peer may have moved.
+    let stream = TcpStream::connect(dial.addr.as_str()).await.ok()?;
+    let _ = stream.set_nodelay(true);
+    let stream = match &dial.tls {
+        None => MaybeTls::Plain(stream),
+        Some(tls) => {
+            match tokio::time::timeout(config.timeout, tls.connect_peer(stream, dial.id)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    tracing::warn!(addr = %dial.addr, error = %e, "peer link refused");
+                    return None;
+                }
+                Err(_) => return None,
+            }
+        }
+    };
+    let token = dial.auth.peer_token();
+    peer_handshake(stream, dial.cluster.clone(), dial.me, token, config)
+        .await
+        .ok()
+}
+
 pub(super) async fn dial_peer(
-    addr: HostPort,
-    cluster: ClusterId,
-    me: NodeId,
+    dial: PeerDial,
     mut rx: mpsc::Receiver<PeerFrame>,
     introduction: watch::Receiver<PeerFrame>,
     up: Arc<AtomicBool>,
-    auth: AuthHandle,
 ) {
+    let addr = &dial.addr;
     let mut backoff = Duration::from_millis(100);
     loop {
         let config = HandshakeConfig::default();
-        // A name is resolved again on every dial: the peer may have moved.
-        let linked = match TcpStream::connect(addr.as_str()).await {
-            Ok(stream) => {
-                let _ = stream.set_nodelay(true);
-                peer_handshake(stream, cluster.clone(), me, auth.peer_token(), &config)
-                    .await
-                    .ok()
-            }
-            Err(_) => None,
-        };
+        let linked = dial_once(&dial, &config).await;
         if let Some((_reader, mut writer)) = linked {
             tracing::debug!(%addr, "peer link up");
             backoff = Duration::from_millis(100);

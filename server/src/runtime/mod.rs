@@ -23,6 +23,7 @@ use crate::metrics::{Metrics, Publisher};
 use crate::storage::{
     DataDir, DataDirError, FileStorage, FileStorageOptions, Storage, StorageError,
 };
+use crate::tls::ServerTlsSet;
 use client_gate::Gate;
 use connections::{accept_clients, accept_peers, accept_ws_clients};
 use distlock_core::ids::NodeId;
@@ -160,6 +161,8 @@ pub struct RuntimeEnv<S> {
     /// The data directory's claim, held until the server stops (`None`
     /// for a store that is not a directory, such as a simulated disk).
     pub claim: Option<DataDir>,
+    /// TLS for each listener (default: none, plain TCP everywhere).
+    pub tls: ServerTlsSet,
     /// The metrics, health and readiness endpoint (none when its `addr`
     /// is `None`; the metrics are kept all the same).
     pub metrics: MetricsConfig,
@@ -195,6 +198,7 @@ impl<S> RuntimeEnv<S> {
             peer_chaos: None,
             shares_thread: false,
             claim: None,
+            tls: ServerTlsSet::default(),
             metrics: MetricsConfig::default(),
         }
     }
@@ -240,6 +244,7 @@ where
         shares_thread,
         claim,
         metrics: metrics_cfg,
+        tls,
     } = env;
     let metrics = Metrics::new(claim.as_ref().map(|_| cfg.data_dir.clone()));
     let _claim = claim;
@@ -307,12 +312,14 @@ where
         inbox_tx.clone(),
         Arc::clone(&gate),
         Arc::clone(&metrics),
+        tls.client.clone(),
     ));
     let mut peers = PeerLinks::new(
         cfg.id,
         cluster.clone(),
         cfg.peers.clone(),
         peer_chaos,
+        tls.peer.clone(),
         auth.clone(),
     );
     follow_membership(&mut peers, &node, true);
@@ -323,6 +330,7 @@ where
         peers.admission(),
         auth.clone(),
         Arc::clone(&metrics),
+        tls.peer.clone(),
     ));
     if let Some(addr) = ws.addr {
         let listener = bind(addr).await?;
@@ -349,8 +357,10 @@ where
             config,
             Arc::clone(&gate),
             Arc::clone(&metrics),
+            tls.ws.clone(),
         ));
-        tracing::info!(id = cfg.id.0, ws = %addr, "WebSocket clients and the dashboard at http://{addr}/");
+        let scheme = if tls.ws.is_some() { "https" } else { "http" };
+        tracing::info!(id = cfg.id.0, ws = %addr, "WebSocket clients and the dashboard at {scheme}://{addr}/");
     }
     if let Some(addr) = metrics_cfg.addr {
         let listener = bind(addr).await?;
@@ -369,6 +379,11 @@ where
         last_log_term = last_term,
         "distlock server started"
     );
+    if tls.is_off() {
+        tracing::warn!(id = cfg.id.0, "{}", tls.summary());
+    } else {
+        tracing::info!(id = cfg.id.0, "TLS on: {}", tls.summary());
+    }
     if cfg.join && !node.raft().membership().contains(cfg.id) {
         tracing::info!(
             id = cfg.id.0,

@@ -7,12 +7,13 @@
 //! configuration this server follows (see [`super::peer_admission`]).
 
 use super::LINK_QUEUE;
-use super::connections::dial_peer;
+use super::connections::{PeerDial, dial_peer};
 use super::peer_admission::{PeerAdmission, SharedAdmission};
 use distlock_core::ids::{LogIndex, NodeId};
 use distlock_core::proto::{ClusterId, PeerFrame};
 use distlock_core::raft::Membership;
 use distlock_transport_tcp::HostPort;
+use distlock_transport_tcp::tls::ServerTls;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,6 +33,8 @@ pub trait PeerChaos: Send + Sync {
 pub(super) struct PeerLinks {
     me: NodeId,
     chaos: Option<Arc<dyn PeerChaos>>,
+    /// Mutual TLS for the links this server dials (`None`: plain TCP).
+    tls: Option<Arc<ServerTls>>,
     cluster: ClusterId,
     configured: BTreeMap<NodeId, HostPort>,
     links: BTreeMap<NodeId, Link>,
@@ -62,6 +65,7 @@ impl PeerLinks {
         cluster: ClusterId,
         configured: BTreeMap<NodeId, HostPort>,
         chaos: Option<Arc<dyn PeerChaos>>,
+        tls: Option<Arc<ServerTls>>,
         auth: crate::auth::AuthHandle,
     ) -> Self {
         let admission = PeerAdmission::new(configured.keys().copied());
@@ -75,6 +79,7 @@ impl PeerLinks {
             auth,
             me,
             chaos,
+            tls,
             cluster,
             configured,
             links: BTreeMap::new(),
@@ -204,15 +209,15 @@ impl PeerLinks {
             let (tx, rx) = mpsc::channel(LINK_QUEUE);
             let introduction = self.introduction.subscribe();
             let up = Arc::new(AtomicBool::new(false));
-            tokio::spawn(dial_peer(
-                addr.clone(),
-                self.cluster.clone(),
-                self.me,
-                rx,
-                introduction,
-                up.clone(),
-                self.auth.clone(),
-            ));
+            let dial = PeerDial {
+                addr: addr.clone(),
+                id,
+                cluster: self.cluster.clone(),
+                me: self.me,
+                auth: self.auth.clone(),
+                tls: self.tls.clone(),
+            };
+            tokio::spawn(dial_peer(dial, rx, introduction, up.clone()));
             if !self.configured.contains_key(&id) {
                 tracing::info!(peer = id.0, %addr, "linking to a member the configuration added");
             }

@@ -20,7 +20,7 @@ fn a_keepalive_confirmed_after_the_expiry_was_proposed_is_answered_expired() {
     let opened_at = net.now;
     let s = net.open(leader, c, 1, 1_000);
     granted(net.ask(leader, c, acquire(s, 1, "l", Wait::Try)));
-    net.run_until(opened_at + Duration::from_millis(985));
+    net.run_to(opened_at + Duration::from_millis(985));
     // Nothing confirms the keepalive's round: one follower is down and the
     // other's answers are lost, until after the session's deadline.
     let (down, slow) = {
@@ -30,7 +30,7 @@ fn a_keepalive_confirmed_after_the_expiry_was_proposed_is_answered_expired() {
             others.next().expect("two followers"),
         )
     };
-    net.down.insert(down);
+    net.crash(down);
     net.delay = Some((slow, leader));
     let ka = net.request(leader, c, RequestBody::KeepAlive { session: s });
     assert!(

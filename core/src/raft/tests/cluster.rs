@@ -3,6 +3,11 @@
 //! or both, disks that lose whatever was not reported durable when their
 //! server crashes, and per-server clocks that drift. True time is virtual
 //! and jumps to the next event. Every step is checked by [`Invariants`].
+//!
+//! Its controls use the vocabulary shared by every multi-server harness
+//! (docs/SIMULATION.md §11): `cut`, `cut_one_way`, `isolate`, `heal`,
+//! `crash`, `restart`, `run_to` (a time), `run_for` (a duration),
+//! `run_until` (a condition, within a limit), `leader`.
 
 use super::DigestMachine;
 use super::invariants::{Invariants, payload_digest};
@@ -10,11 +15,12 @@ use crate::ids::{LogIndex, NodeId, Term};
 use crate::raft::{
     Action, Config, Membership, Message, MessageBody, Persist, ProposeError, Raft, Role, Stored,
 };
+use crate::testkit::links::Links;
 use crate::testkit::{Disk, DriftClock};
 use crate::time::{Duration, Instant};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 /// One server slot of the cluster.
 pub(crate) struct SimNode {
@@ -99,8 +105,8 @@ pub(crate) struct Cluster {
     net_seq: u64,
     pub(crate) net_cfg: NetConfig,
     pub(crate) disk_cfg: DiskConfig,
-    /// Links that drop everything: (from, to).
-    blocked: BTreeSet<(NodeId, NodeId)>,
+    /// Links that drop everything.
+    links: Links,
     pub(crate) inv: Invariants,
     /// Proposals made: (node, index, term) → command.
     proposals: BTreeMap<(NodeId, LogIndex, Term), u64>,
@@ -176,7 +182,7 @@ impl Cluster {
             net_seq: 0,
             net_cfg: NetConfig::default(),
             disk_cfg: DiskConfig::default(),
-            blocked: BTreeSet::new(),
+            links: Links::default(),
             inv: Invariants::default(),
             proposals: BTreeMap::new(),
             steps: 0,
@@ -297,43 +303,32 @@ impl Cluster {
 
     /// Blocks both directions between `a` and `b`.
     pub(crate) fn cut(&mut self, a: NodeId, b: NodeId) {
-        self.blocked.insert((a, b));
-        self.blocked.insert((b, a));
+        self.links.cut(a, b);
     }
 
     /// Blocks one direction.
     pub(crate) fn cut_one_way(&mut self, from: NodeId, to: NodeId) {
-        self.blocked.insert((from, to));
+        self.links.cut_one_way(from, to);
     }
 
     /// Cuts `id` off from every other server.
     pub(crate) fn isolate(&mut self, id: NodeId) {
-        for other in self.ids() {
-            if other != id {
-                self.cut(id, other);
-            }
-        }
+        self.links.isolate(id, self.ids());
     }
 
     /// Splits the servers into two sides that cannot talk.
     pub(crate) fn partition(&mut self, side: &[NodeId]) {
-        for a in self.ids() {
-            for b in self.ids() {
-                if side.contains(&a) != side.contains(&b) {
-                    self.blocked.insert((a, b));
-                }
-            }
-        }
+        self.links.partition(side, &self.ids());
     }
 
     /// Unblocks both directions between `a` and `b`.
     pub(crate) fn uncut(&mut self, a: NodeId, b: NodeId) {
-        self.blocked.remove(&(a, b));
-        self.blocked.remove(&(b, a));
+        self.links.uncut(a, b);
     }
 
+    /// Restores every link.
     pub(crate) fn heal(&mut self) {
-        self.blocked.clear();
+        self.links.heal();
     }
 
     // ---- requests -------------------------------------------------------------
@@ -420,7 +415,7 @@ impl Cluster {
     }
 
     /// Processes events until true time `until`.
-    pub(crate) fn run_until_time(&mut self, until: u64) {
+    pub(crate) fn run_to(&mut self, until: u64) {
         while let Some((t, ev)) = self.next_event() {
             if t > until || self.inv.failed() {
                 break;
@@ -433,7 +428,7 @@ impl Cluster {
 
     pub(crate) fn run_for(&mut self, d: Duration) {
         let until = self.now + u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-        self.run_until_time(until);
+        self.run_to(until);
     }
 
     /// Runs until `pred` holds (checked after every event) or `limit` passes.
@@ -471,7 +466,7 @@ impl Cluster {
                     return;
                 };
                 let to = msg.to;
-                if self.blocked.contains(&(msg.from, to)) {
+                if self.links.is_cut(msg.from, to) {
                     return;
                 }
                 let slot = self.slot(to);

@@ -535,3 +535,31 @@ fn a_learner_never_heard_from_is_not_promoted() {
     });
     assert!(matches!(promote, Some(Ok(_))), "{promote:?}");
 }
+
+/// A cut between the leader and one follower of three costs no commit:
+/// the leader commits with the other follower, and the cut-off one, whose
+/// pre-votes the other refuses while it hears from the leader, catches up
+/// once the link heals.
+#[test]
+fn a_link_cut_between_the_leader_and_one_follower_costs_no_commit() {
+    let mut c = Cluster::new(31, 3, 0, cfg(), 0);
+    let leader = settled_leader(&mut c);
+    let cut_off = c
+        .ids()
+        .into_iter()
+        .find(|&i| i != leader)
+        .expect("a follower");
+    c.cut(leader, cut_off);
+    let last = commit_values(&mut c, leader, 3);
+    c.run_for(Duration::from_secs(1));
+    assert_eq!(c.leader(), Some(leader), "the leader kept its term");
+    c.heal();
+    assert!(
+        c.run_until(Duration::from_secs(5), |c| c
+            .raft(cut_off)
+            .is_some_and(|r| r.applied_index() >= last)),
+        "the cut-off follower did not catch up:\n{}",
+        c.dump()
+    );
+    assert_clean(&c);
+}

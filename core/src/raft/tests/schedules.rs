@@ -78,7 +78,7 @@ pub(crate) fn run_schedule(seed: u64, trace: bool) -> Result<Coverage, String> {
         } else {
             range(&mut rng, 5_000, 150_000)
         };
-        c.run_until_time(c.now + gap);
+        c.run_to(c.now + gap);
         if churn {
             if let Some(l) = c.leader() {
                 match rng.next_u64() % 4 {

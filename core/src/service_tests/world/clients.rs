@@ -241,7 +241,7 @@ impl World {
         };
         self.clients[c].work = Work::Opening(op);
         self.drain_client(c);
-        self.run_until_pred(limit, |w| w.clients[c].session.session_id().is_some())
+        self.run_until(limit, |w| w.clients[c].session.session_id().is_some())
     }
 
     /// A scripted client asks for `lock`; returns the token if granted within `limit`.
@@ -263,7 +263,7 @@ impl World {
             op,
         };
         self.drain_client(c);
-        self.run_until_pred(limit, |w| {
+        self.run_until(limit, |w| {
             !matches!(w.clients[c].work, Work::Acquiring { .. })
         });
         match self.clients[c].work {
@@ -283,7 +283,7 @@ impl World {
         };
         self.clients[c].work = Work::Releasing(op);
         self.drain_client(c);
-        self.run_until_pred(limit, |w| !matches!(w.clients[c].work, Work::Releasing(_)))
+        self.run_until(limit, |w| !matches!(w.clients[c].work, Work::Releasing(_)))
     }
 
     pub(super) fn client_deadline(&self, c: usize) -> Option<u64> {

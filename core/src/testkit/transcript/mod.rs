@@ -7,6 +7,17 @@
 //! `DISTLOCK_REWRITE_TRANSCRIPTS=1` the runner writes the output it got
 //! back into the file instead of comparing (review the diff before
 //! committing it).
+//!
+//! The Raft transcripts (`core/testdata/raft/`, run by
+//! `raft::tests::transcript`) and the node transcripts
+//! (`core/testdata/node/`, run by `node::tests::transcript`) share the
+//! hand-driven network ([`net`]) and the way Raft's messages, writes and
+//! state print ([`raft_text`]); each adds only its own commands.
+
+#[cfg(test)]
+pub(crate) mod net;
+#[cfg(test)]
+pub(crate) mod raft_text;
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -77,4 +88,13 @@ fn first_difference(want: &str, got: &str) -> String {
         w.get(at).copied().unwrap_or("(end of file)")
     );
     out
+}
+
+/// `core/testdata/<dir>/<name>.txt`.
+#[cfg(test)]
+pub(crate) fn testdata(dir: &str, name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata")
+        .join(dir)
+        .join(format!("{name}.txt"))
 }
