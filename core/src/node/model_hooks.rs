@@ -2,18 +2,9 @@
 //! `testkit` feature); see `raft::Raft::fingerprint`.
 
 use super::Node;
+use crate::raft::HashWriter;
 use std::fmt::Write as _;
 use std::hash::Hasher;
-
-/// Feeds formatted text into a hasher without building a string.
-struct HashWriter<'a, H: Hasher>(&'a mut H);
-
-impl<H: Hasher> std::fmt::Write for HashWriter<'_, H> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0.write(s.as_bytes());
-        Ok(())
-    }
-}
 
 impl Node {
     /// Feeds everything that decides this server's future behaviour into

@@ -31,6 +31,8 @@ mod marks;
 mod membership;
 #[cfg(feature = "testkit")]
 mod model_hooks;
+#[cfg(feature = "testkit")]
+pub(crate) use model_hooks::HashWriter;
 mod plausible;
 mod progress;
 mod read;

@@ -47,7 +47,7 @@ where
 }
 
 /// Feeds formatted text into a hasher without building a string.
-struct HashWriter<'a, H: Hasher>(&'a mut H);
+pub(crate) struct HashWriter<'a, H: Hasher>(pub(crate) &'a mut H);
 
 impl<H: Hasher> std::fmt::Write for HashWriter<'_, H> {
     fn write_str(&mut self, s: &str) -> std::fmt::Result {
