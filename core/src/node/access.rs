@@ -36,6 +36,7 @@ impl Default for ClientLimits {
 
 /// The node's record of its clients' identities and holdings.
 #[derive(Debug, Default)]
+#[cfg_attr(feature = "testkit", derive(Clone))]
 pub(super) struct Clients {
     pub(super) limits: ClientLimits,
     access: BTreeMap<ConnId, Access>,

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// Deadlines by key; at most one per key.
 #[derive(Debug)]
+#[cfg_attr(feature = "testkit", derive(Clone))]
 pub(crate) struct Deadlines<K: Ord + Clone> {
     by_key: BTreeMap<K, Instant>,
     by_time: BTreeSet<(Instant, K)>,

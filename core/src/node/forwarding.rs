@@ -8,6 +8,7 @@ use crate::proto::{ForwardId, ForwardedRequest, PeerFrame, ProtoError, RequestBo
 
 /// A request of one of our clients, sent on to the leader.
 #[derive(Debug)]
+#[cfg_attr(feature = "testkit", derive(Clone))]
 pub(super) struct Forwarded {
     pub(super) conn: ConnId,
     pub(super) id: RequestId,

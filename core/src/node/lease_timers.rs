@@ -19,6 +19,7 @@ use std::sync::Arc;
 type WaitKey = (SessionId, Arc<str>, Seq);
 
 #[derive(Debug, Default)]
+#[cfg_attr(feature = "testkit", derive(Clone))]
 pub(crate) struct LeaseTimers {
     sessions: Deadlines<SessionId>,
     /// Sessions whose expiry this leader has proposed: they are doomed (the

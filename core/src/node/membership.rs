@@ -18,6 +18,7 @@ use crate::raft::{MembershipChange, MembershipError};
 
 /// A change this leader appended and answers when it commits.
 #[derive(Debug)]
+#[cfg_attr(feature = "testkit", derive(Clone))]
 pub(super) struct PendingChange {
     index: LogIndex,
     term: Term,

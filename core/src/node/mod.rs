@@ -31,6 +31,8 @@ mod deadlines;
 mod forwarding;
 mod lease_timers;
 mod membership;
+#[cfg(feature = "testkit")]
+mod model_hooks;
 mod publish;
 mod revoke;
 mod snapshot_export;
@@ -61,6 +63,7 @@ pub struct ConnId(pub u64);
 
 /// What the runtime must do next. Drained with [`Node::poll_action`].
 #[derive(Debug)]
+#[cfg_attr(feature = "testkit", derive(Clone))]
 pub enum NodeAction {
     /// MUST be written durably, in order, then reported with
     /// [`Node::persisted`] (see [`raft::Action::Persist`]).
@@ -92,6 +95,7 @@ enum Origin {
 
 /// A linearizable read waiting for ReadIndex.
 #[derive(Debug)]
+#[cfg_attr(feature = "testkit", derive(Clone))]
 enum ReadKind {
     KeepAlive {
         session: SessionId,
@@ -208,6 +212,7 @@ pub struct NodeConfig {
 /// )));
 /// # Ok::<(), distlock_core::raft::RestoreError>(())
 /// ```
+#[cfg_attr(feature = "testkit", derive(Clone))]
 pub struct Node {
     raft: Raft<LockState>,
     members: Vec<MemberInfo>,

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 
 /// Revocations proposed by this leader, by the index of their entry.
 #[derive(Debug, Default)]
+#[cfg_attr(feature = "testkit", derive(Clone))]
 pub(super) struct Revokes(BTreeMap<LogIndex, (Origin, SessionId)>);
 
 impl Node {

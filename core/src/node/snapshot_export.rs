@@ -31,6 +31,7 @@ pub(super) const MAX_KEPT: usize = 2;
 
 /// One encoded snapshot waiting to be fetched.
 #[derive(Debug)]
+#[cfg_attr(feature = "testkit", derive(Clone))]
 struct Kept {
     term: Term,
     bytes: Arc<[u8]>,
@@ -40,6 +41,7 @@ struct Kept {
 
 /// The snapshots a leader keeps for transfer, by log index.
 #[derive(Debug, Default)]
+#[cfg_attr(feature = "testkit", derive(Clone))]
 pub(super) struct Exports {
     kept: BTreeMap<LogIndex, Kept>,
 }

@@ -91,6 +91,7 @@ pub struct LockCounters {
 
 /// The counters plus what they need to measure durations.
 #[derive(Debug, Default)]
+#[cfg_attr(feature = "testkit", derive(Clone))]
 pub(super) struct Stats {
     pub(super) counters: LockCounters,
     /// When each queued acquire joined its queue, by (session, acquire seq).

@@ -31,6 +31,7 @@ use std::collections::VecDeque;
 
 /// What has changed in memory but not yet been handed to the driver.
 #[derive(Debug, Default)]
+#[cfg_attr(feature = "testkit", derive(Clone))]
 struct Unsaved {
     hard_state: bool,
     truncate_from: Option<LogIndex>,
@@ -51,6 +52,7 @@ impl Unsaved {
 /// The persistence bookkeeping of one Raft server. See the
 /// [module documentation](self) for its invariant.
 #[derive(Debug)]
+#[cfg_attr(feature = "testkit", derive(Clone))]
 pub(super) struct Durability<C> {
     unsaved: Unsaved,
     /// The number the next [`Persist`] gets.

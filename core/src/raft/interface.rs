@@ -13,6 +13,7 @@ use crate::ids::{LogIndex, NodeId, Term};
 
 /// What the driver must do next. Drained with [`Raft::poll_action`].
 #[derive(Debug)]
+#[cfg_attr(feature = "testkit", derive(Clone))]
 pub enum Action<C, O> {
     /// The driver MUST make this durable, in issue order after every earlier
     /// `Persist`, and then call [`Raft::persisted`] with its `seq` (one call

@@ -7,6 +7,7 @@ use crate::ids::{LogIndex, Term};
 /// Entries `first_index()..=last_index()`, contiguous, plus the position the
 /// log was compacted to.
 #[derive(Debug)]
+#[cfg_attr(feature = "testkit", derive(Clone))]
 pub(crate) struct RaftLog<C> {
     /// Index of the entry just before `entries` (0 for an uncompacted log).
     base_index: LogIndex,

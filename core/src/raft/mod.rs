@@ -29,6 +29,10 @@ mod interface;
 mod log;
 mod marks;
 mod membership;
+#[cfg(feature = "testkit")]
+mod model_hooks;
+#[cfg(feature = "testkit")]
+pub(crate) use model_hooks::HashWriter;
 mod plausible;
 mod progress;
 mod read;
@@ -62,6 +66,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 /// A read waiting for its heartbeat round to reach a majority.
 #[derive(Debug)]
+#[cfg_attr(feature = "testkit", derive(Clone))]
 struct PendingRead {
     id: u64,
     index: LogIndex,
@@ -70,6 +75,7 @@ struct PendingRead {
 
 /// State only a leader has.
 #[derive(Debug)]
+#[cfg_attr(feature = "testkit", derive(Clone))]
 struct LeaderState {
     progress: BTreeMap<NodeId, Progress>,
     /// The current heartbeat round; every message to followers carries it.
@@ -93,6 +99,7 @@ struct LeaderState {
 
 /// A snapshot being received in chunks.
 #[derive(Debug)]
+#[cfg_attr(feature = "testkit", derive(Clone))]
 struct IncomingSnapshot {
     meta: SnapshotMeta,
     data: Vec<u8>,

@@ -20,6 +20,7 @@ pub enum ReplicationState {
 }
 
 #[derive(Debug)]
+#[cfg_attr(feature = "testkit", derive(Clone))]
 pub(crate) struct Progress {
     /// Highest index known durably replicated on the follower.
     pub(crate) match_index: LogIndex,

@@ -1,0 +1,118 @@
+//! What a check explores: the cluster's initial configuration, what each
+//! client asks in order, and the bounds that keep the state space finite.
+
+use distlock_core::ids::NodeId;
+use distlock_core::locks::Mode;
+use distlock_core::raft::{MemberAddrs, MembershipChange};
+
+/// One request of a client's script, asked in order; each is retried (with
+/// the same session and sequence number) until it gets a final answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Open a session.
+    Open,
+    /// Try to take `lock` in `mode` (no waiting).
+    Acquire {
+        /// The lock.
+        lock: &'static str,
+        /// How.
+        mode: Mode,
+    },
+    /// Release `lock` (a no-op if the client does not hold it).
+    Release {
+        /// The lock.
+        lock: &'static str,
+    },
+    /// Check the newest token granted on `lock` (to any client), once one
+    /// was granted.
+    CheckToken {
+        /// The lock.
+        lock: &'static str,
+    },
+    /// Keep the session alive.
+    KeepAlive,
+    /// An operator's membership change.
+    Change(MembershipChange),
+}
+
+impl Op {
+    /// The text a trace shows for it.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Open => "open".into(),
+            Self::Acquire { lock, mode } => {
+                format!("acquire {lock} {}", crate::describe::mode(*mode))
+            }
+            Self::Release { lock } => format!("release {lock}"),
+            Self::CheckToken { lock } => format!("check-token {lock}"),
+            Self::KeepAlive => "keepalive".into(),
+            Self::Change(MembershipChange::AddLearner(id, _)) => format!("add-learner {id}"),
+            Self::Change(MembershipChange::Promote(id)) => format!("promote {id}"),
+            Self::Change(MembershipChange::Remove(id)) => format!("remove {id}"),
+            Self::Change(MembershipChange::SetAddrs(id, _)) => format!("set-addrs {id}"),
+        }
+    }
+}
+
+/// Limits on the exploration. Every one of them bounds a kind of step; a
+/// state whose every step is beyond a bound is a leaf.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bounds {
+    /// Steps after the initial state.
+    pub depth: usize,
+    /// No server starts an election beyond this term.
+    pub max_term: u64,
+    /// Crashes (each followed at once by a restart from the disk).
+    pub crashes: u32,
+    /// Messages delivered and kept in flight to be delivered again.
+    pub duplicates: u32,
+    /// Messages dropped explicitly. A message never delivered is already
+    /// a lost one, since every state is checked; explicit drops only make
+    /// room under `in_flight`.
+    pub drops: u32,
+    /// Peer messages in flight at once; a server sending beyond it loses
+    /// the message (the network may lose anything).
+    pub in_flight: usize,
+    /// Heartbeat timers a leader may fire, all leaders together.
+    pub leader_ticks: u32,
+    /// Election timers that may fire (a follower or candidate timing
+    /// out), all servers together.
+    pub elections: u32,
+    /// Sends of one client request (the first and its retries).
+    pub sends_per_op: u32,
+    /// A planted bug in the checker's own driver, for its tests: the disk
+    /// reports writes durable without keeping them.
+    pub disk_lies: bool,
+}
+
+/// A configuration to check.
+#[derive(Clone, Debug)]
+pub struct Setup {
+    /// Its name, as the command line and the reports spell it.
+    pub name: &'static str,
+    /// What it checks, in a sentence.
+    pub about: &'static str,
+    /// Every server, in id order.
+    pub servers: Vec<NodeId>,
+    /// The voters of the cluster as first started; a server outside
+    /// them starts empty, waiting to be added.
+    pub voters: Vec<NodeId>,
+    /// Each client's script.
+    pub clients: Vec<Vec<Op>>,
+    /// How many of each script's first requests are answered during the
+    /// deterministic warm-up, before the exhaustive exploration starts.
+    pub warm_up_ops: Vec<usize>,
+    /// The bounds of the exhaustive part.
+    pub bounds: Bounds,
+}
+
+/// The addresses a server added by a membership change publishes.
+#[must_use]
+pub fn addrs(id: NodeId) -> MemberAddrs {
+    MemberAddrs {
+        peer: format!("10.0.0.{}:7100", id.0),
+        client: format!("10.0.0.{}:7000", id.0),
+        ws: None,
+    }
+}
