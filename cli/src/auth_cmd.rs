@@ -31,8 +31,8 @@ pub(crate) fn run(cmd: AuthCommand) -> anyhow::Result<()> {
                 .and_then(|mut f| f.read_exact(&mut bytes))
                 .map_err(|e| anyhow::anyhow!("cannot read /dev/urandom: {e}"))?;
             let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-            println!("{token}");
-            println!("{}", distlock_server::auth::token_hash_text(&token));
+            let hash = distlock_server::auth::token_hash_text(&token);
+            print_lines(&format!("{token}\n{hash}\n"))?;
         }
         AuthCommand::HashToken { token } => {
             let token = match token {
@@ -46,8 +46,22 @@ pub(crate) fn run(cmd: AuthCommand) -> anyhow::Result<()> {
             if token.is_empty() {
                 anyhow::bail!("no token given");
             }
-            println!("{}", distlock_server::auth::token_hash_text(&token));
+            print_lines(&format!(
+                "{}\n",
+                distlock_server::auth::token_hash_text(&token)
+            ))?;
         }
     }
     Ok(())
+}
+
+/// Writes `text` in one piece; a reader that has gone (`| head -n 1`)
+/// has what it wanted, so a broken pipe is not an error.
+fn print_lines(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
 }

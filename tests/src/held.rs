@@ -28,7 +28,8 @@ impl HeldLock {
         let holding = dir.path().join("holding");
         let done = dir.path().join("done");
         let script = format!(
-            "touch {h}; while ! test -e {d}; do sleep 0.05; done",
+            // Ends too when the test is gone (its directory with it).
+            "touch {h}; while ! test -e {d}; do test -e {h} || exit 1; sleep 0.05; done",
             h = holding.display(),
             d = done.display()
         );
