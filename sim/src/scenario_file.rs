@@ -293,6 +293,12 @@ impl ScenarioFile {
         })
     }
 
+    /// The number of servers, when the file fixes it.
+    #[must_use]
+    pub fn fixed_nodes(&self) -> Option<u64> {
+        self.nodes
+    }
+
     /// The configuration of `seed` on `nodes` servers (unless the file
     /// fixes the count); ranges in the timeline are drawn from the seed,
     /// from a stream of their own (the run's other draws stay as they
