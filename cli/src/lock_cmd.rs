@@ -91,9 +91,10 @@ pub(crate) async fn run(req: LockRequest) -> i32 {
     let client = match connected {
         Ok(c) => c,
         Err(e) => {
+            let servers: Vec<&str> = req.servers.iter().map(HostPort::as_str).collect();
             eprintln!(
-                "distlock: cannot reach any server of {:?}: {e}",
-                req.servers
+                "distlock: cannot reach any server of {}: {e}",
+                servers.join(", ")
             );
             return EXIT_UNAVAILABLE;
         }

@@ -16,7 +16,8 @@
 //! outstanding there.
 
 use super::Transport;
-use super::link::{Conn, Incoming, Link, dial};
+use super::commands::Refusal;
+use super::link::{Conn, Incoming, Link, Received, dial};
 use distlock_core::client::{
     ClientError as CoreError, ClientEvent, ClientSession, Config, OpId, WatchUpdate,
 };
@@ -27,6 +28,7 @@ use distlock_core::time::Instant;
 use distlock_transport_tcp::HostPort;
 use distlock_transport_tcp::tls::ClientTls;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -192,6 +194,9 @@ pub(super) struct Driver {
     replies: HashMap<(Slot, OpId), Reply>,
     /// Each watched lock's streams, by id.
     watchers: BTreeMap<String, BTreeMap<u64, mpsc::UnboundedSender<WatchUpdate>>>,
+    /// Filled when a server turns this client away for good; the driver
+    /// then stops, and the handles report it.
+    refusal: Arc<OnceLock<Refusal>>,
 }
 
 /// The wire id of machine `slot`'s request `id`.
@@ -206,7 +211,11 @@ const fn split_rid(id: RequestId) -> (Slot, RequestId) {
 }
 
 impl Driver {
-    pub(super) fn new(config: DriverConfig, commands: mpsc::UnboundedReceiver<Command>) -> Self {
+    pub(super) fn new(
+        config: DriverConfig,
+        commands: mpsc::UnboundedReceiver<Command>,
+        refusal: Arc<OnceLock<Refusal>>,
+    ) -> Self {
         let (frames_tx, frames_rx) = mpsc::unbounded_channel();
         // The sessions' machines follow the connection the primary picks.
         let session_config = Config {
@@ -231,6 +240,7 @@ impl Driver {
             commands,
             replies: HashMap::new(),
             watchers: BTreeMap::new(),
+            refusal,
         }
     }
 
@@ -294,7 +304,8 @@ impl Driver {
         self.attach(first, None);
         self.pump().await;
         let mut linger_until = None;
-        loop {
+        // Refused: what is pending is dropped, and its callers are told why.
+        while self.refusal.get().is_none() {
             if let Some(end) = linger_until
                 && (self.sessions.is_empty() || tokio::time::Instant::now() >= end)
             {
@@ -318,9 +329,13 @@ impl Driver {
                     Some(cmd) => self.command(cmd),
                     None => linger_until = Some(tokio::time::Instant::now() + LINGER),
                 },
-                Some((generation, frame)) = self.frames_rx.recv() => {
+                Some((generation, received)) = self.frames_rx.recv() => {
                     if self.conn.as_ref().is_some_and(|c| c.generation == generation) {
-                        self.on_frame(frame);
+                        match received {
+                            Received::Frame(frame) => self.on_frame(Some(frame)),
+                            Received::Ended => self.on_frame(None),
+                            Received::SpeaksTls => self.refuse(Refusal::WantsTls),
+                        }
                     }
                 }
                 () = sleep => {
@@ -352,9 +367,19 @@ impl Driver {
                 }
                 self.primary.handle_frame(welcome, now);
             }
-            // Watch events and connection-level errors: the primary's.
+            Some(ServerFrame::Error(e)) if Refusal::of_error(&e).is_some() => {
+                self.refuse(Refusal::Server(e));
+            }
+            // Watch events and other connection-level errors: the primary's.
             Some(frame) => self.primary.handle_frame(frame, now),
         }
+    }
+
+    /// A server turned this client away for a reason no retry changes.
+    fn refuse(&mut self, why: Refusal) {
+        tracing::debug!(reason = %why, "distlock client refused by the server; stopping");
+        self.conn = None;
+        let _ = self.refusal.set(why);
     }
 
     fn command(&mut self, cmd: Command) {

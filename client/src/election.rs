@@ -49,18 +49,14 @@ impl Leadership {
     /// driver stopped.
     pub async fn proclaim(&self, value: &str) -> Result<(), ClientError> {
         let (reply, rx) = oneshot::channel();
-        self.guard
-            .link
-            .commands
-            .send(Command::Proclaim {
-                slot: self.guard.link.slot,
-                election: self.election().to_owned(),
-                token: self.token(),
-                value: value.to_owned(),
-                reply,
-            })
-            .map_err(|_| ClientError::Closed)?;
-        match rx.await.map_err(|_| ClientError::Closed)? {
+        self.guard.link.commands.send(Command::Proclaim {
+            slot: self.guard.link.slot,
+            election: self.election().to_owned(),
+            token: self.token(),
+            value: value.to_owned(),
+            reply,
+        })?;
+        match rx.await.map_err(|_| self.guard.link.commands.closed())? {
             Ok(Outcome::Proclaimed) => Ok(()),
             Ok(_) => Err(ClientError::Session(CoreError::UnexpectedAnswer)),
             Err(e) => Err(ClientError::Session(e)),
@@ -99,18 +95,15 @@ impl Session {
         wait: Wait,
     ) -> Result<Leadership, ClientError> {
         let (reply, rx) = oneshot::channel();
-        self.link
-            .commands
-            .send(Command::Campaign {
-                slot: self.link.slot,
-                election: election.to_owned(),
-                value: value.to_owned(),
-                wait,
-                lock_delay: self.client().lock_delay,
-                reply,
-            })
-            .map_err(|_| ClientError::Closed)?;
-        match rx.await.map_err(|_| ClientError::Closed)? {
+        self.link.commands.send(Command::Campaign {
+            slot: self.link.slot,
+            election: election.to_owned(),
+            value: value.to_owned(),
+            wait,
+            lock_delay: self.client().lock_delay,
+            reply,
+        })?;
+        match rx.await.map_err(|_| self.link.commands.closed())? {
             Ok(Outcome::Granted { token }) => Ok(Leadership {
                 guard: Guard {
                     lock: election.to_owned(),

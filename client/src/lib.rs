@@ -50,6 +50,7 @@
 //! ```
 
 pub mod admin;
+mod commands;
 mod driver;
 mod election;
 mod fenced;
@@ -70,6 +71,8 @@ pub struct ReadmeDoctests;
 pub use session::{Guard, Session};
 pub use watch::WatchStream;
 
+use commands::Commands;
+pub use commands::Refusal;
 use distlock_core::client::{ClientError as CoreError, Config};
 pub use distlock_transport_tcp::HostPort;
 pub use distlock_transport_tcp::tls::{ClientTls, PemSource, TlsError};
@@ -127,6 +130,20 @@ pub enum ClientError {
     /// The client's driver has stopped.
     #[error("the client is closed")]
     Closed,
+    /// The cluster turned this client away for good (it wants TLS, or a
+    /// credential, cluster id or protocol version it accepts): the client
+    /// has stopped, and every call says why.
+    #[error("refused by the server: {0}")]
+    Refused(#[from] Refusal),
+}
+
+impl ClientError {
+    /// Whether this is a connection whose TLS handshake failed.
+    fn is_tls_handshake(&self) -> bool {
+        matches!(self, Self::Connect(e)
+            if matches!(e.get_ref().and_then(|i| i.downcast_ref::<TlsError>()),
+                Some(TlsError::Handshake { .. })))
+    }
 }
 
 /// Settings of a [`Client`]: everything about reaching the cluster.
@@ -211,7 +228,7 @@ impl Default for ClientOptions {
 /// sessions whose handles were dropped (for up to 5 s).
 #[derive(Clone, Debug)]
 pub struct Client {
-    commands: mpsc::UnboundedSender<Command>,
+    commands: Commands,
     /// Numbers sessions and watches for the driver.
     next_id: Arc<AtomicU64>,
     lock_delay: Duration,
@@ -235,7 +252,10 @@ impl Client {
     /// ```
     ///
     /// # Errors
-    /// The last attempt's error once `patience` has passed.
+    /// The last attempt's error once `patience` has passed; at once, a
+    /// failed TLS handshake (a certificate this client does not trust, or
+    /// that does not name the server): a server still starting refuses
+    /// the connection instead, so waiting would not help.
     pub async fn connect_within(
         servers: impl IntoIterator<Item = impl Into<HostPort>>,
         options: ClientOptions,
@@ -246,7 +266,9 @@ impl Client {
         loop {
             match Self::connect(servers.clone(), options.clone()).await {
                 Ok(c) => return Ok(c),
-                Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+                Err(e) if tokio::time::Instant::now() >= deadline || e.is_tls_handshake() => {
+                    return Err(e);
+                }
                 Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         }
@@ -307,7 +329,7 @@ impl Client {
         let Some((i, stream)) = first else {
             return Err(ClientError::Connect(last));
         };
-        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let (commands, commands_rx, refusal) = Commands::new();
         let driver = Driver::new(
             DriverConfig {
                 session: options.session,
@@ -321,6 +343,7 @@ impl Client {
                 jitter_seed: jitter_seed(),
             },
             commands_rx,
+            refusal,
         );
         tokio::spawn(driver.run(stream));
         Ok(Self {
@@ -390,17 +413,15 @@ impl Client {
         let (reply, rx) = oneshot::channel();
         let (lost_tx, lost) = state::channel(false);
         let (lease_tx, lease) = state::channel(None);
-        self.commands
-            .send(Command::Open {
-                slot,
-                ttl,
-                nonce: random_nonce(),
-                reply,
-                lost: lost_tx,
-                lease: lease_tx,
-            })
-            .map_err(|_| ClientError::Closed)?;
-        let id = rx.await.map_err(|_| ClientError::Closed)??;
+        self.commands.send(Command::Open {
+            slot,
+            ttl,
+            nonce: random_nonce(),
+            reply,
+            lost: lost_tx,
+            lease: lease_tx,
+        })?;
+        let id = rx.await.map_err(|_| self.commands.closed())??;
         Ok(Session::new(id, slot, self.clone(), lost, lease))
     }
 
@@ -425,13 +446,11 @@ impl Client {
     pub fn watch(&self, lock: &str) -> Result<WatchStream, ClientError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (updates, rx) = mpsc::unbounded_channel();
-        self.commands
-            .send(Command::Watch {
-                lock: lock.to_owned(),
-                id,
-                updates,
-            })
-            .map_err(|_| ClientError::Closed)?;
+        self.commands.send(Command::Watch {
+            lock: lock.to_owned(),
+            id,
+            updates,
+        })?;
         Ok(WatchStream::new(
             lock.to_owned(),
             id,

@@ -10,15 +10,27 @@ use crate::stream::{ServerStream, open_stream};
 use distlock_core::ids::NodeId;
 use distlock_core::proto::{ClientFrame, ServerFrame};
 use distlock_transport_tcp::tls::ClientTls;
-use distlock_transport_tcp::{FrameReader, FrameWriter, HandshakeConfig};
+use distlock_transport_tcp::{
+    FrameError, FrameReader, FrameWriter, HandshakeConfig, looks_like_tls,
+};
 use distlock_transport_ws::{Encoding, WsReader, WsWriter, ws_upgrade};
 use std::time::Duration;
 use tokio::io::WriteHalf;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-/// A frame (or `None`: the connection ended) from connection `generation`.
-pub(super) type Incoming = (u64, Option<ServerFrame>);
+/// What connection `generation` delivered.
+pub(super) type Incoming = (u64, Received);
+
+/// One thing read from a connection.
+pub(super) enum Received {
+    Frame(ServerFrame),
+    /// The connection ended (closed, failed, or sent what is not a frame).
+    Ended,
+    /// The server answered with a TLS alert: the port speaks TLS and this
+    /// connection does not.
+    SpeaksTls,
+}
 
 /// A dialled connection, ready for the `Hello`.
 pub(super) enum Link {
@@ -80,9 +92,15 @@ impl Conn {
                 let reader = tokio::spawn(async move {
                     let mut reader = FrameReader::new(r);
                     loop {
-                        let frame = reader.read_frame::<ServerFrame>().await.ok().flatten();
-                        let end = frame.is_none();
-                        if frames.send((generation, frame)).is_err() || end {
+                        let received = match reader.read_frame::<ServerFrame>().await {
+                            Ok(Some(frame)) => Received::Frame(frame),
+                            Err(FrameError::TooLarge { len, .. }) if looks_like_tls(len) => {
+                                Received::SpeaksTls
+                            }
+                            Ok(None) | Err(_) => Received::Ended,
+                        };
+                        let end = !matches!(received, Received::Frame(_));
+                        if frames.send((generation, received)).is_err() || end {
                             return;
                         }
                     }
@@ -92,10 +110,12 @@ impl Conn {
             Link::Ws(mut r, w) => {
                 let reader = tokio::spawn(async move {
                     loop {
-                        let frame = r.read_frame::<ServerFrame>().await.ok().flatten();
-                        let frame = frame.map(|(f, _)| f);
-                        let end = frame.is_none();
-                        if frames.send((generation, frame)).is_err() || end {
+                        let received = match r.read_frame::<ServerFrame>().await {
+                            Ok(Some((frame, _))) => Received::Frame(frame),
+                            Ok(None) | Err(_) => Received::Ended,
+                        };
+                        let end = !matches!(received, Received::Frame(_));
+                        if frames.send((generation, received)).is_err() || end {
                             return;
                         }
                     }

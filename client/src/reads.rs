@@ -76,11 +76,9 @@ impl Client {
         command: impl FnOnce(super::driver::ReadReply) -> Command,
     ) -> Result<ResponseBody, ClientError> {
         let (reply, rx) = oneshot::channel();
-        self.commands
-            .send(command(reply))
-            .map_err(|_| ClientError::Closed)?;
+        self.commands.send(command(reply))?;
         rx.await
-            .map_err(|_| ClientError::Closed)?
+            .map_err(|_| self.commands.closed())?
             .map_err(ClientError::Session)
     }
 }

@@ -5,19 +5,20 @@
 
 use super::driver::{Command, OpReply, Slot};
 use super::{Client, ClientError, CoreError, WatchStream};
+use crate::commands::Commands;
 use distlock_core::locks::{FencingToken, LockError, Mode, Outcome, SessionId, Wait};
 use distlock_core::proto::ProtoError;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, watch as state};
+use tokio::sync::{oneshot, watch as state};
 
 /// What a session's handle and its guards share: when the last of them is
 /// dropped, the driver closes the session in the background.
 #[derive(Debug)]
 pub(super) struct SessionLink {
     pub(super) slot: Slot,
-    pub(super) commands: mpsc::UnboundedSender<Command>,
+    pub(super) commands: Commands,
 }
 
 impl SessionLink {
@@ -29,10 +30,8 @@ impl SessionLink {
         expected: Outcome,
     ) -> Result<(), ClientError> {
         let (reply, rx) = oneshot::channel();
-        self.commands
-            .send(make(reply))
-            .map_err(|_| ClientError::Closed)?;
-        match rx.await.map_err(|_| ClientError::Closed)? {
+        self.commands.send(make(reply))?;
+        match rx.await.map_err(|_| self.commands.closed())? {
             Ok(outcome) if outcome == expected => Ok(()),
             Ok(_) => Err(ClientError::Session(CoreError::UnexpectedAnswer)),
             Err(e) => Err(ClientError::Session(e)),
@@ -206,17 +205,14 @@ impl Session {
         wait: Wait,
     ) -> Result<Guard, ClientError> {
         let (reply, rx) = oneshot::channel();
-        self.link
-            .commands
-            .send(Command::Acquire {
-                slot: self.link.slot,
-                lock: lock.to_owned(),
-                mode,
-                wait,
-                lock_delay: self.client.lock_delay,
-                reply,
-            })
-            .map_err(|_| ClientError::Closed)?;
+        self.link.commands.send(Command::Acquire {
+            slot: self.link.slot,
+            lock: lock.to_owned(),
+            mode,
+            wait,
+            lock_delay: self.client.lock_delay,
+            reply,
+        })?;
         let mut cancel = CancelOnDrop {
             link: &self.link,
             lock,
@@ -224,7 +220,7 @@ impl Session {
         };
         let answer = rx.await;
         cancel.armed = false;
-        match answer.map_err(|_| ClientError::Closed)? {
+        match answer.map_err(|_| self.link.commands.closed())? {
             Ok(Outcome::Granted { token }) => Ok(Guard {
                 lock: lock.to_owned(),
                 token,

@@ -1,6 +1,7 @@
 //! [`WatchStream`]: the events of a watched lock as a [`Stream`].
 
 use super::driver::Command;
+use crate::commands::Commands;
 use distlock_core::client::WatchUpdate;
 use futures_core::Stream;
 use std::pin::Pin;
@@ -20,7 +21,7 @@ pub struct WatchStream {
     lock: String,
     id: u64,
     updates: mpsc::UnboundedReceiver<WatchUpdate>,
-    commands: mpsc::UnboundedSender<Command>,
+    commands: Commands,
 }
 
 impl WatchStream {
@@ -28,7 +29,7 @@ impl WatchStream {
         lock: String,
         id: u64,
         updates: mpsc::UnboundedReceiver<WatchUpdate>,
-        commands: mpsc::UnboundedSender<Command>,
+        commands: Commands,
     ) -> Self {
         Self {
             lock,

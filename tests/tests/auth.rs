@@ -133,6 +133,28 @@ async fn a_hello_without_a_valid_token_is_refused() {
     assert_ne!(out.status.code(), Some(0));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unauthorized"), "{err}");
+    // `lock` with a token the servers do not know is refused at once, and
+    // says why.
+    let out = run_within(
+        distlock()
+            .args([
+                "lock",
+                "--servers",
+                &servers,
+                "--try",
+                "auth-x",
+                "--",
+                "true",
+            ])
+            .env("DISTLOCK_AUTH_TOKEN", "not-a-token"),
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(69), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("refused by the server") && err.contains("unauthorized"),
+        "{err}"
+    );
     let out = run_within(
         distlock()
             .args(["status", "--servers", &servers])

@@ -178,6 +178,17 @@ async fn a_tls_cluster_serves_locks_over_tcp_and_wss_and_refuses_impostors() {
         err.contains("not signed by a trusted CA") && err.contains("--tls-ca"),
         "{err}"
     );
+    // `lock` too: the refusal ends its attempts and says why, rather than
+    // retrying until its patience runs out with "no quorum answered".
+    let (code, err) = lock_over_tls(&servers, &[], "tls-plain");
+    assert_eq!(code, 69, "{err}");
+    assert!(err.contains("the server speaks TLS on this port"), "{err}");
+    let (code, err) = lock_over_tls(&servers, &["--tls"], "tls-no-ca");
+    assert_eq!(code, 69, "{err}");
+    assert!(
+        err.contains("not signed by a trusted CA") && err.contains("--tls-ca"),
+        "{err}"
+    );
 
     // An impostor: node 3's valid certificate, claiming to be node 2.
     let impostor = ServerTls::load(

@@ -502,7 +502,8 @@ async fn close_with<S, F>(
 /// Whether a frame length read from a server is really the head of a TLS
 /// record (content type 21 alert or 22 handshake, then version 3.x): a
 /// plain client met a TLS port, which answered its `Hello` with an alert.
-const fn looks_like_tls(len: u64) -> bool {
+#[must_use]
+pub const fn looks_like_tls(len: u64) -> bool {
     let head = (len >> 16) & 0xffff;
     head == 0x1503 || head == 0x1603
 }

@@ -33,6 +33,6 @@ pub use frame::{FrameReader, FrameWriter, PREFIX_BYTES, read_frame_timeout};
 pub use handshake::{
     Admission, ClientHello, DEFAULT_CLOSE_LINGER, DEFAULT_HANDSHAKE_TIMEOUT, HandshakeConfig,
     PendingClient, Reader, WelcomeInfo, Writer, accept_client, accept_peer, client_handshake,
-    peer_handshake, send_peer_error,
+    looks_like_tls, peer_handshake, send_peer_error,
 };
 pub use meter::{Meter, Metered};
