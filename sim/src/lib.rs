@@ -29,6 +29,7 @@ pub mod rogue;
 pub mod run;
 pub mod scenario_file;
 pub mod scenarios;
+pub mod snapshot_fidelity;
 pub mod storage;
 pub mod tls;
 pub mod witness;

@@ -67,6 +67,23 @@ pub struct SimConfig {
     /// TLS on every listener and link: servers' ports, peer links (mutual
     /// TLS) and every client, with certificates made at the start.
     pub tls: bool,
+    /// Every server's starting drift drawn within the bound, or pinned at
+    /// one end of it.
+    pub server_drift: DriftPin,
+}
+
+/// Where the servers' starting drift rates lie within the bound. Pinning
+/// them at an end puts the lease arithmetic at its edge: a fast leader
+/// ends a lease sooner in true time than a client counting true time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DriftPin {
+    /// Each drawn from the seed within `±max_drift_ppm`.
+    #[default]
+    Drawn,
+    /// Every server runs `max_drift_ppm` fast.
+    Fast,
+    /// Every server runs `max_drift_ppm` slow.
+    Slow,
 }
 
 impl SimConfig {
@@ -86,6 +103,7 @@ impl SimConfig {
             fsync_us: (50, 3_000),
             lock_delay_ms: 0,
             tls: false,
+            server_drift: DriftPin::Drawn,
             kill_when_dirty: false,
             script: Vec::new(),
             raft: RaftTuning::default(),
@@ -226,8 +244,14 @@ async fn simulate(cfg: SimConfig, keep_history: bool) -> Summary {
     let clocks: Vec<(u64, i64)> = (0..cfg.nodes)
         .map(|_| {
             let offset = range(&mut rng, 0, 1_000_000_000);
-            let drift =
+            let drawn =
                 i64::try_from(range(&mut rng, 0, 2 * bound.unsigned_abs())).unwrap_or(0) - bound;
+            // Drawn either way, so that pinning leaves every later draw as it was.
+            let drift = match cfg.server_drift {
+                DriftPin::Drawn => drawn,
+                DriftPin::Fast => bound,
+                DriftPin::Slow => -bound,
+            };
             (offset, drift)
         })
         .collect();
@@ -417,6 +441,14 @@ async fn simulate(cfg: SimConfig, keep_history: bool) -> Summary {
         }
     }
     let mut violations = checks::check_all(&records);
+    let fidelity = crate::snapshot_fidelity::check(
+        world.cluster.servers.iter().map(|s| (s.id, &s.disk)),
+        time.now_us(),
+    );
+    violations.extend(fidelity.violations);
+    if fidelity.compared > 0 {
+        coverage.insert("snapshots_compared", fidelity.compared);
+    }
     let mut breaches = Vec::new();
     if cfg.faults.clock_breach {
         let (b, v): (Vec<_>, Vec<_>) = violations

@@ -9,7 +9,7 @@
 
 use crate::cli::parse_duration;
 use crate::faults::{Action, CLASSES, FaultSet};
-use crate::run::SimConfig;
+use crate::run::{DriftPin, SimConfig};
 use distlock_server::config::RaftTuning;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
@@ -60,6 +60,7 @@ struct Raw {
     ttl_ms: Option<(u64, u64)>,
     fsync_us: Option<(u64, u64)>,
     max_drift_ppm: Option<i64>,
+    server_drift: Option<String>,
     careless_per_mille: Option<u64>,
     kill_when_dirty: Option<bool>,
     lock_delay: Option<String>,
@@ -124,6 +125,7 @@ struct Knobs {
     ttl_ms: Option<(u64, u64)>,
     fsync_us: Option<(u64, u64)>,
     max_drift_ppm: Option<i64>,
+    server_drift: Option<DriftPin>,
     careless_per_mille: Option<u64>,
     kill_when_dirty: Option<bool>,
     lock_delay_ms: Option<u64>,
@@ -137,6 +139,17 @@ fn ms(d: Duration) -> u64 {
 
 fn class(name: &str) -> Option<&'static str> {
     CLASSES.iter().copied().find(|c| *c == name)
+}
+
+fn drift_pin(name: &str) -> Result<DriftPin, String> {
+    match name {
+        "drawn" => Ok(DriftPin::Drawn),
+        "fast" => Ok(DriftPin::Fast),
+        "slow" => Ok(DriftPin::Slow),
+        _ => Err(format!(
+            "server_drift = {name:?}: \"drawn\", \"fast\" or \"slow\""
+        )),
+    }
 }
 
 fn step(raw: RawStep) -> Result<(u64, u64, Action), String> {
@@ -222,6 +235,7 @@ fn check(raw: Raw, stem: &str) -> Result<ScenarioFile, String> {
         ttl_ms: pair("ttl_ms", raw.ttl_ms)?,
         fsync_us: pair("fsync_us", raw.fsync_us)?,
         max_drift_ppm: raw.max_drift_ppm,
+        server_drift: raw.server_drift.as_deref().map(drift_pin).transpose()?,
         careless_per_mille: raw.careless_per_mille,
         kill_when_dirty: raw.kill_when_dirty,
         lock_delay_ms: raw
@@ -324,6 +338,7 @@ impl ScenarioFile {
             ttl_ms,
             fsync_us,
             max_drift_ppm,
+            server_drift,
             careless_per_mille,
             kill_when_dirty,
             lock_delay_ms,
@@ -377,6 +392,15 @@ heal = "network"
         assert_eq!(f.config(7, 3).script[1], (10_000, Action::HealNetwork));
         assert_eq!(f.config(7, 5).nodes, 5);
         assert_eq!(f.config(7, 5).duration, Duration::from_secs(40));
+        assert_eq!(f.config(7, 5).server_drift, DriftPin::Drawn);
+    }
+
+    #[test]
+    fn server_drift_pins_the_clocks() {
+        let f = ScenarioFile::parse("server_drift = \"fast\"\nmax_drift_ppm = 10000", "fast")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let c = f.config(3, 3);
+        assert_eq!((c.server_drift, c.max_drift_ppm), (DriftPin::Fast, 10_000));
     }
 
     #[test]
@@ -403,6 +427,7 @@ heal = "network"
                 "[[timeline]]\nat = \"1s\"\nstart = \"fire\"",
                 "unknown fault class",
             ),
+            ("server_drift = \"fastest\"", "\"fast\" or \"slow\""),
         ] {
             let e = ScenarioFile::parse(text, "bad").map(|_| ()).err();
             let e = e.map(|e| e.to_string()).unwrap_or_default();

@@ -85,4 +85,7 @@ macro_rules! targeted_tests {
     };
 }
 
-targeted_tests! {}
+targeted_tests! {
+    lease_drift_edge => "lease_drift_edge",
+    snapshot_retry => "snapshot_retry",
+}
