@@ -461,7 +461,38 @@ impl Visit for RoleFields {
     }
 }
 
+impl RoleLayer {
+    /// Whether a callsite can carry the role line (a runtime event with a
+    /// `role` field). Everything else — madsim's per-task spans, entered
+    /// and left on every poll, the runtime's other lines, whose messages
+    /// would be formatted only to be compared, and every other crate's
+    /// events — is switched off at the callsite, so neither the registry
+    /// nor [`RoleLayer::on_event`] does work for it. Those spans and events
+    /// have no effect on the run (no draws, no clock reads), only on its
+    /// cost.
+    fn wants(metadata: &tracing::Metadata<'_>) -> bool {
+        metadata.is_event()
+            && metadata.target().starts_with("distlock_server")
+            && metadata.fields().field("role").is_some()
+    }
+}
+
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for RoleLayer {
+    fn register_callsite(
+        &self,
+        metadata: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        if Self::wants(metadata) {
+            tracing::subscriber::Interest::always()
+        } else {
+            tracing::subscriber::Interest::never()
+        }
+    }
+
+    fn enabled(&self, metadata: &tracing::Metadata<'_>, _ctx: Context<'_, S>) -> bool {
+        Self::wants(metadata)
+    }
+
     fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
         if !event.metadata().target().starts_with("distlock_server") {
             return;

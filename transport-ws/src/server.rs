@@ -44,7 +44,14 @@ pub(crate) fn ws_config(max_bytes: usize) -> WebSocketConfig {
     WebSocketConfig::default()
         .max_message_size(Some(max_bytes))
         .max_frame_size(Some(max_bytes))
+        .read_buffer_size(READ_BUFFER_BYTES)
 }
+
+/// How much tungstenite reads at a time. It zeroes that much before every
+/// read, and its default (128 KiB) made the zeroing cost more than the
+/// read for this protocol's messages, which are a few hundred bytes; a
+/// larger frame still gets room for its announced length.
+const READ_BUFFER_BYTES: usize = 8 * 1024;
 
 /// A connection whose `Hello` was accepted, waiting for the server
 /// runtime's `Welcome` or refusal.

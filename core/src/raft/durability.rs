@@ -246,25 +246,27 @@ impl<C: Clone> Durability<C> {
             self.written_index,
         );
         debug_assert!(self.persisted_seq < self.next_seq && self.own_vote_seq <= self.next_seq);
+        // One pass per queue: this runs after every step of a debug build
+        // (the simulation's), so it walks each queue once, carrying the
+        // previous number, which starts at `persisted_seq` — every number
+        // is above it.
         debug_assert!(
             self.inflight
                 .iter()
-                .zip(self.inflight.iter().skip(1))
-                .all(|(a, b)| a.0 < b.0)
-        );
-        debug_assert!(self.inflight.iter().all(|&(s, w)| {
-            s > self.persisted_seq && s < self.next_seq && w <= self.written_index
-        }));
-        debug_assert!(
-            self.held
-                .iter()
-                .zip(self.held.iter().skip(1))
-                .all(|(a, b)| a.0 <= b.0)
+                .try_fold(self.persisted_seq, |prev, &(s, w)| {
+                    // Strictly increasing, below next_seq, within what was written.
+                    (s > prev && s < self.next_seq && w <= self.written_index).then_some(s)
+                })
+                .is_some()
         );
         debug_assert!(
             self.held
                 .iter()
-                .all(|(d, _)| *d > self.persisted_seq && *d <= self.next_seq)
+                .try_fold(self.persisted_seq, |prev, &(d, _)| {
+                    // Non-decreasing, above persisted_seq, at most next_seq.
+                    (d >= prev && d > self.persisted_seq && d <= self.next_seq).then_some(d)
+                })
+                .is_some()
         );
     }
 }

@@ -104,11 +104,22 @@ impl PeerLinks {
             let _ = tx.try_send(frame);
             return;
         };
-        for delay in chaos.deliveries(self.me, to, &frame) {
-            if delay.is_zero() {
-                let _ = tx.try_send(frame.clone());
+        let deliveries = chaos.deliveries(self.me, to, &frame);
+        let copies = deliveries.len();
+        // The last delivery takes the frame itself: most frames are
+        // delivered once, and an append's entries are not worth copying.
+        let mut frame = Some(frame);
+        for (i, delay) in deliveries.into_iter().enumerate() {
+            let frame = if i + 1 == copies {
+                frame.take()
             } else {
-                let (tx, frame) = (tx.clone(), frame.clone());
+                frame.clone()
+            };
+            let Some(frame) = frame else { break };
+            if delay.is_zero() {
+                let _ = tx.try_send(frame);
+            } else {
+                let tx = tx.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep(delay).await;
                     let _ = tx.try_send(frame);
