@@ -27,6 +27,7 @@ pub fn ci_bounds() -> Bounds {
         elections: 2,
         sends_per_op: 2,
         disk_lies: false,
+        append_entries: distlock_core::raft::Config::new(NodeId(1)).max_append_entries,
     }
 }
 
@@ -60,6 +61,7 @@ pub fn three_voters(bounds: Bounds) -> Setup {
             ],
         ],
         warm_up_ops: vec![1, 1],
+        prefix: Vec::new(),
         bounds,
     }
 }
@@ -88,6 +90,7 @@ pub fn learner_promoted(bounds: Bounds) -> Setup {
             ],
         ],
         warm_up_ops: vec![1, 1],
+        prefix: Vec::new(),
         bounds,
     }
 }
@@ -112,6 +115,54 @@ pub fn voter_removed(bounds: Bounds) -> Setup {
             ],
         ],
         warm_up_ops: vec![0, 1],
+        prefix: Vec::new(),
+        bounds,
+    }
+}
+
+/// Figure 8 of the Raft paper, from a directed start: server 1 (leading
+/// term 1) holds a client's acquire that no one else has; server 2 has led
+/// term 2 with its own first entry at that index on its disk alone; server
+/// 1 has just been elected again, in term 3, with server 3's vote. Appends
+/// carry one entry each, so one can end between the old term's entry and
+/// the new leader's first (a whole-log append would hide the schedule: see
+/// [`Bounds::append_entries`]). Terms go up to at least 4.
+#[must_use]
+pub fn figure_eight(mut bounds: Bounds) -> Setup {
+    bounds.append_entries = 1;
+    // The start is in term 3; server 2 campaigns again in term 4.
+    bounds.max_term = bounds.max_term.max(4);
+    // Server 3 forgets its leader, server 2 campaigns twice (it learns
+    // term 3 from its first).
+    bounds.elections = bounds.elections.max(3);
+    Setup {
+        name: "figure-8",
+        about: "3 voters from a directed start: an old term's entry on a new leader, a later term's entry elsewhere",
+        servers: ids(3),
+        voters: ids(3),
+        clients: vec![vec![
+            Op::Open,
+            Op::Acquire {
+                lock: LOCK,
+                mode: Mode::Exclusive,
+            },
+        ]],
+        warm_up_ops: vec![1],
+        prefix: vec![
+            // The acquire reaches the leader and is durable there alone.
+            "send 0 1",
+            "settle 1",
+            // Server 2 leads term 2; its first entry stays on its disk.
+            "elect 2 among 2 3",
+            "depose 2",
+            // Server 1 leads term 3 with server 3's vote.
+            "elect 1 among 1 3",
+            // Its first appends go out; server 2 hears only that term 3
+            // has a leader.
+            "timer 1",
+            "deliver 1->2 t3 Heartbeat commit=0 round=2",
+            "drop-between 1 2",
+        ],
         bounds,
     }
 }
@@ -123,9 +174,15 @@ pub fn by_name(name: &str, bounds: Bounds) -> Option<Setup> {
         "three-voters" => Some(three_voters(bounds)),
         "learner-promoted" => Some(learner_promoted(bounds)),
         "voter-removed" => Some(voter_removed(bounds)),
+        "figure-8" => Some(figure_eight(bounds)),
         _ => None,
     }
 }
 
 /// The names [`by_name`] knows.
-pub const NAMES: [&str; 3] = ["three-voters", "learner-promoted", "voter-removed"];
+pub const NAMES: [&str; 4] = [
+    "three-voters",
+    "learner-promoted",
+    "voter-removed",
+    "figure-8",
+];

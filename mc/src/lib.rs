@@ -29,6 +29,7 @@ pub mod client;
 pub mod configs;
 pub mod describe;
 pub mod ghost;
+pub mod prefix;
 pub mod setup;
 pub mod trace;
 pub mod world;

@@ -84,6 +84,11 @@ pub struct Bounds {
     /// A planted bug in the checker's own driver, for its tests: the disk
     /// reports writes durable without keeping them.
     pub disk_lies: bool,
+    /// The servers' `max_append_entries`: how many entries one append
+    /// carries. The core's default sends a short log whole, so an append
+    /// that ends inside what a follower must receive (between an old
+    /// term's entries and the new leader's first) needs a smaller one.
+    pub append_entries: usize,
 }
 
 /// A configuration to check.
@@ -103,6 +108,9 @@ pub struct Setup {
     /// How many of each script's first requests are answered during the
     /// deterministic warm-up, before the exhaustive exploration starts.
     pub warm_up_ops: Vec<usize>,
+    /// Steps taken after the warm-up, to start the search from a chosen
+    /// state (see [`crate::prefix`]); empty for the quiet cluster.
+    pub prefix: Vec<&'static str>,
     /// The bounds of the exhaustive part.
     pub bounds: Bounds,
 }

@@ -6,7 +6,7 @@
 //! Commands: `setup NAME` (with the bounds given by `bounds` keys),
 //! `warm-up`, `deliver TEXT`, `duplicate TEXT`, `drop TEXT` (TEXT as the
 //! message prints), `timer N`, `persist N`, `crash N`,
-//! `send CLIENT SERVER`.
+//! `send CLIENT SERVER`; and `net`, which lists the messages in flight.
 
 use crate::configs;
 use crate::setup::Bounds;
@@ -70,7 +70,7 @@ pub fn parse(world: &World, cmd: &str) -> Result<Step, String> {
 pub fn bounds_args(b: &Bounds) -> String {
     let lies = if b.disk_lies { " disk-lies=1" } else { "" };
     format!(
-        "depth={} max-term={} crashes={} duplicates={} drops={} in-flight={} leader-ticks={} elections={} sends={}{lies}",
+        "depth={} max-term={} crashes={} duplicates={} drops={} in-flight={} leader-ticks={} elections={} sends={} append={}{lies}",
         b.depth,
         b.max_term,
         b.crashes,
@@ -79,7 +79,8 @@ pub fn bounds_args(b: &Bounds) -> String {
         b.in_flight,
         b.leader_ticks,
         b.elections,
-        b.sends_per_op
+        b.sends_per_op,
+        b.append_entries
     )
 }
 
@@ -108,6 +109,7 @@ pub fn parse_bounds<'a>(
             "elections" => b.elections = small()?,
             "disk-lies" => b.disk_lies = n != 0,
             "sends" => b.sends_per_op = small()?,
+            "append" => b.append_entries = usize::try_from(n).map_err(|e| e.to_string())?,
             _ => return Err(format!("unknown bound {k:?}")),
         }
     }
@@ -169,6 +171,14 @@ pub fn replay(path: &std::path::Path) {
                 w.verbose = true;
                 world = Some(w);
                 Vec::new()
+            }
+            // What is in flight, for writing directed starts by hand.
+            Some("net") => {
+                let w = world.as_ref().expect("setup first");
+                w.net
+                    .iter()
+                    .map(|e| format!("in flight: {}", e.text()))
+                    .collect()
             }
             Some("warm-up") => {
                 let w = world.as_mut().expect("setup first");

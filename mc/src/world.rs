@@ -127,6 +127,9 @@ pub struct World {
     pub overflow: u64,
     /// The warm-up is over (the planted driver bug acts only after it).
     pub warmed: bool,
+    /// A directed start is being taken: the network holds any number of
+    /// messages (the start says which are lost).
+    directing: bool,
 }
 
 /// Collects what is fed to it and hashes it in one pass: fingerprints are
@@ -204,6 +207,7 @@ impl World {
             verbose: false,
             overflow: 0,
             warmed: false,
+            directing: false,
             setup,
         }
     }
@@ -218,8 +222,10 @@ impl World {
                 ws_addr: None,
             })
             .collect();
+        let mut raft = Config::new(id);
+        raft.max_append_entries = setup.bounds.append_entries;
         let cfg = NodeConfig {
-            raft: Config::new(id),
+            raft,
             members,
             advertise: None,
         };
@@ -533,7 +539,8 @@ impl World {
                         let s = &self.servers[p];
                         self.ghost.check_sent(msg, &s.disk, s.node.raft());
                     }
-                    if self.net.len() >= self.setup.bounds.in_flight
+                    if (self.warmed || !self.directing)
+                        && self.net.len() >= self.setup.bounds.in_flight
                         || !self.setup.servers.contains(&to)
                     {
                         self.overflow += 1;
@@ -740,6 +747,8 @@ impl World {
         let budget = self.budget.clone();
         self.budget.leader_ticks = u32::MAX;
         self.budget.elections = u32::MAX;
+        self.budget.drops = u32::MAX;
+        self.budget.crashes = u32::MAX;
         let first = self.setup.servers[0];
         self.settle(Some(first));
         // A heartbeat round spreads the commit index.
@@ -754,6 +763,14 @@ impl World {
             }
         }
         self.settle(Some(first));
+        let setup = Arc::clone(&self.setup);
+        self.directing = true;
+        for cmd in &setup.prefix {
+            if let Err(e) = crate::prefix::run(self, cmd) {
+                panic!("{}: the directed start fails at {cmd:?}: {e}", setup.name);
+            }
+        }
+        self.directing = false;
         self.budget = budget;
         self.out.clear();
         self.warmed = true;

@@ -42,3 +42,9 @@ fn learner_promoted() {
 fn voter_removed() {
     exhaustive("voter-removed");
 }
+
+#[test]
+#[ignore = "minutes: scripts/mc-check runs it in release"]
+fn figure_eight() {
+    exhaustive("figure-8");
+}

@@ -6,7 +6,7 @@
 //! distlock-mc [CONFIG|all] [KEY=N ...] [--time SECS] [--trace FILE]
 //! ```
 //! KEYs: depth, max-term, crashes, duplicates, drops, in-flight,
-//! leader-ticks, sends (defaults: the CI bounds).
+//! leader-ticks, elections, sends, append (defaults: the CI bounds).
 
 use distlock_mc::check::{Limits, explore};
 use distlock_mc::{configs, trace, world::World};
@@ -32,7 +32,7 @@ fn main() -> ExitCode {
             "-h" | "--help" => {
                 println!(
                     "usage: distlock-mc [CONFIG|all] [KEY=N ...] [--time SECS] [--trace FILE]\n\
-                     configs: {}\nkeys: depth max-term crashes duplicates drops in-flight leader-ticks elections sends\n\
+                     configs: {}\nkeys: depth max-term crashes duplicates drops in-flight leader-ticks elections sends append\n\
                      defaults: {}",
                     configs::NAMES.join(", "),
                     trace::bounds_args(&configs::ci_bounds())
