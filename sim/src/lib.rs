@@ -14,6 +14,7 @@
 
 #![cfg(madsim)]
 
+pub mod batch;
 pub mod chaos;
 pub mod checks;
 pub mod cli;

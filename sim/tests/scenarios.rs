@@ -9,9 +9,9 @@
 
 #![cfg(madsim)]
 
-use distlock_sim::run::{run_seed, run_seed_catching};
+use distlock_sim::batch;
+use distlock_sim::run::run_seed;
 use distlock_sim::scenarios::{self, Scenario};
-use std::collections::BTreeMap;
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -24,31 +24,11 @@ fn run_scenario(id: &str) {
     let scenario: &Scenario = scenarios::by_id(id).expect("known scenario");
     let seeds = env("SIM_SEEDS", 20);
     let base = env("SIM_SEED_BASE", 1);
-    let mut coverage: BTreeMap<&str, u64> = BTreeMap::new();
-    let mut failures = Vec::new();
-    for nodes in [3, 5] {
-        for seed in base..base + seeds {
-            let cfg = scenario.config(seed, nodes);
-            let summary = run_seed_catching(&cfg, false);
-            for (k, v) in &summary.coverage {
-                *coverage.entry(k).or_default() += v;
-            }
-            if !summary.violations.is_empty() {
-                failures.push(format!(
-                    "{id} seed {seed} nodes {}: {:?}",
-                    cfg.nodes, summary.violations
-                ));
-            }
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
-    for key in scenario.coverage {
-        assert!(
-            coverage.get(key).copied().unwrap_or(0) > 0,
-            "{id} ({}) is vacuous: {key} never happened; coverage {coverage:?}",
-            scenario.title
-        );
-    }
+    let configs = [3, 5]
+        .into_iter()
+        .flat_map(|nodes| (base..base + seeds).map(move |seed| (seed, nodes)))
+        .map(|(seed, nodes)| scenario.config(seed, nodes));
+    batch::assert_passes(id, scenario.title, configs, scenario.coverage);
 }
 
 macro_rules! scenario_tests {

@@ -12,9 +12,8 @@
 
 #![cfg(madsim)]
 
-use distlock_sim::run::run_seed_catching;
+use distlock_sim::batch;
 use distlock_sim::scenario_file::ScenarioFile;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 fn env(name: &str, default: u64) -> u64 {
@@ -34,31 +33,12 @@ fn run_file(stem: &str) {
     let seeds = env("SIM_SEEDS", 20);
     let base = env("SIM_SEED_BASE", 1);
     let sizes = file.fixed_nodes().map_or(vec![3, 5], |n| vec![n]);
-    let mut coverage: BTreeMap<String, u64> = BTreeMap::new();
-    let mut failures = Vec::new();
-    for nodes in sizes {
-        for seed in base..base + seeds {
-            let cfg = file.config(seed, nodes);
-            let summary = run_seed_catching(&cfg, false);
-            for (k, v) in &summary.coverage {
-                *coverage.entry(k.to_string()).or_default() += v;
-            }
-            if !summary.violations.is_empty() {
-                failures.push(format!(
-                    "{stem} seed {seed} nodes {}: {:?}",
-                    cfg.nodes, summary.violations
-                ));
-            }
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
-    for key in &file.coverage {
-        assert!(
-            coverage.get(key).copied().unwrap_or(0) > 0,
-            "{stem} ({}) is vacuous: {key} never happened; coverage {coverage:?}",
-            file.title
-        );
-    }
+    let configs = sizes
+        .into_iter()
+        .flat_map(|nodes| (base..base + seeds).map(move |seed| (seed, nodes)))
+        .map(|(seed, nodes)| file.config(seed, nodes));
+    let coverage: Vec<&str> = file.coverage.iter().map(String::as_str).collect();
+    batch::assert_passes(stem, &file.title, configs, &coverage);
 }
 
 macro_rules! targeted_tests {
