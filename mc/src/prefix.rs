@@ -7,7 +7,7 @@
 //! part that matters.
 //!
 //! Commands are those of traces (`timer N`, `persist N`, `crash N`,
-//! `send CLIENT SERVER`, `deliver TEXT`), plus five that stand for many
+//! `send CLIENT SERVER`, `deliver TEXT`), plus six that stand for many
 //! steps:
 //! - `settle N...`: the servers named run until quiet among themselves:
 //!   every message between them is delivered and every write made
@@ -18,6 +18,7 @@
 //!   N's writes made durable, so N leads with entries nobody else has;
 //! - `depose N`: leader N hears from nobody until it steps down
 //!   (CheckQuorum), its heartbeats lost;
+//! - `sync N...`: every pending write of those servers becomes durable;
 //! - `drop-between A B`: every message between A and B is lost;
 //! - `drop-all`: every message in flight is lost.
 
@@ -178,6 +179,11 @@ pub fn run(world: &mut World, cmd: &str) -> Result<(), String> {
     match verb {
         "drop-all" => {
             drop_all(world);
+            Ok(())
+        }
+        "sync" => {
+            let who = ids(rest)?;
+            while persist_all(world, &who) {}
             Ok(())
         }
         "drop-between" => {

@@ -6,7 +6,8 @@
 //! Commands: `setup NAME` (with the bounds given by `bounds` keys),
 //! `warm-up`, `deliver TEXT`, `duplicate TEXT`, `drop TEXT` (TEXT as the
 //! message prints), `timer N`, `persist N`, `crash N`,
-//! `send CLIENT SERVER`; and `net`, which lists the messages in flight.
+//! `send CLIENT SERVER`; and `net`, which lists the messages in flight
+//! and the writes not yet durable.
 
 use crate::configs;
 use crate::setup::Bounds;
@@ -165,7 +166,7 @@ pub fn replay(path: &std::path::Path) {
         match words.next() {
             Some("setup") => {
                 let name = words.next().unwrap_or_default();
-                let bounds = parse_bounds(configs::ci_bounds(), words).expect("valid bounds");
+                let bounds = parse_bounds(configs::bounds_for(name), words).expect("valid bounds");
                 let setup = configs::by_name(name, bounds).expect("a known setup");
                 let mut w = World::new(setup);
                 w.verbose = true;
@@ -175,9 +176,15 @@ pub fn replay(path: &std::path::Path) {
             // What is in flight, for writing directed starts by hand.
             Some("net") => {
                 let w = world.as_ref().expect("setup first");
+                let writes = w
+                    .servers
+                    .iter()
+                    .filter(|s| !s.pending.is_empty())
+                    .map(|s| format!("{}: {} writes pending", s.id.0, s.pending.len()));
                 w.net
                     .iter()
                     .map(|e| format!("in flight: {}", e.text()))
+                    .chain(writes)
                     .collect()
             }
             Some("warm-up") => {

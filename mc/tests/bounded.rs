@@ -6,7 +6,7 @@ use distlock_mc::check::{Limits, explore};
 use distlock_mc::{configs, trace, world::World};
 
 fn exhaustive(name: &str) {
-    let setup = configs::by_name(name, configs::ci_bounds()).expect("a configuration");
+    let setup = configs::by_name(name, configs::bounds_for(name)).expect("a configuration");
     let mut world = World::new(setup);
     world.warm_up();
     let report = explore(&world, Limits { time: None });

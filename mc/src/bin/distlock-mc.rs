@@ -6,7 +6,8 @@
 //! distlock-mc [CONFIG|all] [KEY=N ...] [--time SECS] [--trace FILE]
 //! ```
 //! KEYs: depth, max-term, crashes, duplicates, drops, in-flight,
-//! leader-ticks, elections, sends, append (defaults: the CI bounds).
+//! leader-ticks, elections, sends, append (defaults: the CI bounds, which
+//! `figure-8` narrows to reach its schedule).
 
 use distlock_mc::check::{Limits, explore};
 use distlock_mc::{configs, trace, world::World};
@@ -33,9 +34,11 @@ fn main() -> ExitCode {
                 println!(
                     "usage: distlock-mc [CONFIG|all] [KEY=N ...] [--time SECS] [--trace FILE]\n\
                      configs: {}\nkeys: depth max-term crashes duplicates drops in-flight leader-ticks elections sends append\n\
-                     defaults: {}",
+                     defaults: {}
+                     figure-8 defaults: {}",
                     configs::NAMES.join(", "),
-                    trace::bounds_args(&configs::ci_bounds())
+                    trace::bounds_args(&configs::ci_bounds()),
+                    trace::bounds_args(&configs::bounds_for("figure-8"))
                 );
                 return ExitCode::SUCCESS;
             }
@@ -46,16 +49,17 @@ fn main() -> ExitCode {
     if names.is_empty() || names.iter().any(|n| n == "all") {
         names = configs::NAMES.iter().map(|s| (*s).to_owned()).collect();
     }
-    let bounds = match trace::parse_bounds(configs::ci_bounds(), keys.iter().map(String::as_str)) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("distlock-mc: {e}");
-            return ExitCode::from(64);
-        }
-    };
     let mut failed = false;
     for name in &names {
-        let Some(setup) = configs::by_name(name, bounds.clone()) else {
+        let bounds =
+            match trace::parse_bounds(configs::bounds_for(name), keys.iter().map(String::as_str)) {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("distlock-mc: {e}");
+                    return ExitCode::from(64);
+                }
+            };
+        let Some(setup) = configs::by_name(name, bounds) else {
             eprintln!("distlock-mc: unknown configuration {name:?} (try --help)");
             return ExitCode::from(64);
         };
