@@ -85,4 +85,6 @@ macro_rules! targeted_tests {
     };
 }
 
-targeted_tests! {}
+targeted_tests! {
+    leader_unsynced_commit => "leader_unsynced_commit",
+}
