@@ -246,6 +246,8 @@ impl ServeArgs {
             raft: distlock_server::config::RaftTuning {
                 snapshot_threshold: self.snapshot_every,
                 compaction_margin: None,
+                max_append_entries: None,
+                max_append_bytes: None,
             },
             join: self.join || file.join.unwrap_or(false),
             force_new_cluster: self.force_new_cluster || file.force_new_cluster.unwrap_or(false),

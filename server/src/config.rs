@@ -68,6 +68,11 @@ pub struct RaftTuning {
     /// Applied entries kept in the log after a snapshot, so followers that
     /// lag a little get entries rather than the snapshot. Default 5 000.
     pub compaction_margin: Option<u64>,
+    /// At most this many entries in one `Append`. Default 512.
+    pub max_append_entries: Option<usize>,
+    /// At most about this many bytes of entries in one `Append` (one entry
+    /// always goes, whatever its size). Default 512 KiB.
+    pub max_append_bytes: Option<usize>,
 }
 
 impl RaftTuning {
@@ -80,6 +85,12 @@ impl RaftTuning {
         }
         if let Some(n) = self.compaction_margin {
             c.compaction_margin = n;
+        }
+        if let Some(n) = self.max_append_entries {
+            c.max_append_entries = n;
+        }
+        if let Some(n) = self.max_append_bytes {
+            c.max_append_bytes = n;
         }
         c
     }

@@ -60,7 +60,8 @@ pub struct SimConfig {
     /// A scripted schedule to play instead of (or besides) random faults:
     /// `(true ms, action)`.
     pub script: Vec<(u64, Action)>,
-    /// The servers' Raft tuning (snapshot threshold, compaction margin).
+    /// The servers' Raft tuning (snapshot threshold, compaction margin,
+    /// entries and bytes per append).
     pub raft: RaftTuning,
     /// The lock-delay every acquire asks for, ms (0: none).
     pub lock_delay_ms: u64,

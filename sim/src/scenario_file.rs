@@ -1,7 +1,8 @@
 //! Scenario files (`--scenario-file F.toml`): a scenario written in TOML
 //! instead of Rust — the knobs of a [`SimConfig`] (servers, duration,
 //! fault classes and their pace, clients, session TTLs, clock drift,
-//! careless writes, fsync latency, lock-delay, snapshot tuning) and a
+//! careless writes, fsync latency, lock-delay, snapshot tuning, entries
+//! and bytes per append) and a
 //! timeline of scripted faults whose times may be ranges drawn from the
 //! seed. `sim/scenarios/` holds the named scenarios S1–S21 as files;
 //! `tests/scenario_files.rs` checks each gives the built-in's config.
@@ -77,6 +78,8 @@ struct Raw {
 struct RawRaft {
     snapshot_threshold: Option<u64>,
     compaction_margin: Option<u64>,
+    max_append_entries: Option<usize>,
+    max_append_bytes: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -247,9 +250,16 @@ fn check(raw: Raw, stem: &str) -> Result<ScenarioFile, String> {
         raft: raw.raft.map(|r| RaftTuning {
             snapshot_threshold: r.snapshot_threshold,
             compaction_margin: r.compaction_margin,
+            max_append_entries: r.max_append_entries,
+            max_append_bytes: r.max_append_bytes,
         }),
         tls: raw.tls,
     };
+    if let Some(r) = &base.raft
+        && (r.max_append_entries == Some(0) || r.max_append_bytes == Some(0))
+    {
+        return Err("max_append_entries and max_append_bytes are at least 1".to_owned());
+    }
     if base.careless_per_mille.is_some_and(|c| c > 1000) {
         return Err("careless_per_mille is at most 1000".to_owned());
     }
@@ -428,10 +438,33 @@ heal = "network"
                 "unknown fault class",
             ),
             ("server_drift = \"fastest\"", "\"fast\" or \"slow\""),
+            ("[raft]\nmax_append_entries = 0", "at least 1"),
+            ("[raft]\nmax_append_bytes = 0", "at least 1"),
+            ("[raft]\nmax_append = 1", "unknown field"),
         ] {
             let e = ScenarioFile::parse(text, "bad").map(|_| ()).err();
             let e = e.map(|e| e.to_string()).unwrap_or_default();
             assert!(e.contains(says), "{text:?}: {e}");
         }
+    }
+
+    #[test]
+    fn raft_knobs_reach_the_servers_config() {
+        let text = "[raft]\nmax_append_entries = 1\nmax_append_bytes = 4096\n";
+        let f = ScenarioFile::parse(text, "one").unwrap_or_else(|e| panic!("{e}"));
+        let raft = f.config(1, 3).raft;
+        assert_eq!(raft.max_append_entries, Some(1));
+        assert_eq!(raft.max_append_bytes, Some(4096));
+        assert_eq!(raft.snapshot_threshold, None);
+        let core = raft.apply(distlock_core::ids::NodeId(2));
+        assert_eq!(core.max_append_entries, 1);
+        assert_eq!(core.max_append_bytes, 4096);
+        // Unset, the core's defaults stay.
+        let f = ScenarioFile::parse("[raft]\nsnapshot_threshold = 9\n", "s")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let core = f.config(1, 3).raft.apply(distlock_core::ids::NodeId(2));
+        let default = distlock_core::raft::Config::new(distlock_core::ids::NodeId(2));
+        assert_eq!(core.max_append_entries, default.max_append_entries);
+        assert_eq!(core.max_append_bytes, default.max_append_bytes);
     }
 }

@@ -198,6 +198,7 @@ pub const ALL: &[Scenario] = &[
             c.raft = RaftTuning {
                 snapshot_threshold: Some(20),
                 compaction_margin: Some(5),
+                ..RaftTuning::default()
             };
             c.faults = faults("kill,isolate_leader");
             c.fault_gap_ms = 5_000;
@@ -233,6 +234,7 @@ pub const ALL: &[Scenario] = &[
             c.raft = RaftTuning {
                 snapshot_threshold: Some(64),
                 compaction_margin: Some(16),
+                ..RaftTuning::default()
             };
             c.faults = faults("membership,kill,loss");
             c.clients = 8;
@@ -336,6 +338,7 @@ pub const ALL: &[Scenario] = &[
             c.raft = RaftTuning {
                 snapshot_threshold: Some(150),
                 compaction_margin: Some(30),
+                ..RaftTuning::default()
             };
             secs(c, 120);
         },

@@ -68,4 +68,5 @@ macro_rules! targeted_tests {
 targeted_tests! {
     lease_drift_edge => "lease_drift_edge",
     snapshot_retry => "snapshot_retry",
+    leader_unsynced_commit => "leader_unsynced_commit",
 }

@@ -69,6 +69,18 @@ fn scenario_text(s: &Scenario, nodes: u64) -> String {
             .compaction_margin
             .map_or_else(|| "default".to_owned(), |n| format!("{n} entries")),
     );
+    field(
+        "entries per append",
+        c.raft
+            .max_append_entries
+            .map_or_else(|| "default".to_owned(), |n| n.to_string()),
+    );
+    field(
+        "bytes per append",
+        c.raft
+            .max_append_bytes
+            .map_or_else(|| "default".to_owned(), |n| n.to_string()),
+    );
     field("must happen", s.coverage.join(", "));
     if !c.script.is_empty() {
         out.push_str("  scripted steps (true time):\n");
