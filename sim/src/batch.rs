@@ -5,6 +5,21 @@
 
 use crate::run::{SimConfig, run_seed_catching};
 use std::collections::BTreeMap;
+use std::ops::Range;
+
+/// The seeds a suite runs: `SIM_SEEDS` of them (default 20) from
+/// `SIM_SEED_BASE` (default 1).
+#[must_use]
+pub fn seeds_from_env() -> Range<u64> {
+    let var = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let base = var("SIM_SEED_BASE", 1);
+    base..base + var("SIM_SEEDS", 20)
+}
 
 /// Runs every configuration of `configs` (its seeds and sizes) and panics
 /// with every seed that broke a property, or with the first counter of

@@ -13,20 +13,12 @@ use distlock_sim::batch;
 use distlock_sim::run::run_seed;
 use distlock_sim::scenarios::{self, Scenario};
 
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn run_scenario(id: &str) {
     let scenario: &Scenario = scenarios::by_id(id).expect("known scenario");
-    let seeds = env("SIM_SEEDS", 20);
-    let base = env("SIM_SEED_BASE", 1);
+    let seeds = batch::seeds_from_env();
     let configs = [3, 5]
         .into_iter()
-        .flat_map(|nodes| (base..base + seeds).map(move |seed| (seed, nodes)))
+        .flat_map(|nodes| seeds.clone().map(move |seed| (seed, nodes)))
         .map(|(seed, nodes)| scenario.config(seed, nodes));
     batch::assert_passes(id, scenario.title, configs, scenario.coverage);
 }
@@ -76,7 +68,7 @@ scenario_tests! {
 
 #[test]
 fn same_seed_same_trace_hash() {
-    let base = env("SIM_SEED_BASE", 1);
+    let base = batch::seeds_from_env().start;
     for seed in base..base + 10 {
         let cfg = scenarios::by_id("S20").expect("swarm").config(seed, 3);
         let a = run_seed(&cfg, false);

@@ -16,13 +16,6 @@ use distlock_sim::batch;
 use distlock_sim::scenario_file::ScenarioFile;
 use std::path::{Path, PathBuf};
 
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/targeted")
 }
@@ -30,12 +23,11 @@ fn dir() -> PathBuf {
 fn run_file(stem: &str) {
     let path = dir().join(format!("{stem}.toml"));
     let file = ScenarioFile::load(&path).unwrap_or_else(|e| panic!("{e}"));
-    let seeds = env("SIM_SEEDS", 20);
-    let base = env("SIM_SEED_BASE", 1);
+    let seeds = batch::seeds_from_env();
     let sizes = file.fixed_nodes().map_or(vec![3, 5], |n| vec![n]);
     let configs = sizes
         .into_iter()
-        .flat_map(|nodes| (base..base + seeds).map(move |seed| (seed, nodes)))
+        .flat_map(|nodes| seeds.clone().map(move |seed| (seed, nodes)))
         .map(|(seed, nodes)| file.config(seed, nodes));
     let coverage: Vec<&str> = file.coverage.iter().map(String::as_str).collect();
     batch::assert_passes(stem, &file.title, configs, &coverage);
