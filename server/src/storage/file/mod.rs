@@ -17,7 +17,7 @@
 //!   entries.
 //!   The last segment may end in zeros: space grown ahead of its records
 //!   (see `active.rs`), trimmed off when the segment is closed.
-//! * `snapshot-<index:020>`: the latest snapshot, `[8-byte magic DLSNAP\0\0\x01]
+//! * `snapshot-<index:020>`: the latest snapshot, `[8-byte magic DLSNAP\0\x01]
 //!   [u64 len][u32 crc32][postcard Snapshot]`, written as
 //!   `snapshot-<index>.tmp`, fsynced, renamed, and the directory fsynced. An
 //!   older snapshot file is removed once a newer one is durable; leftover
