@@ -150,6 +150,11 @@ pub(crate) async fn run(req: LockRequest) -> i32 {
         eprintln!("distlock: no command given after --");
         return 64;
     };
+    // Caught before the command starts, so that it starts with the
+    // default dispositions (exec resets caught signals, not ignored ones):
+    // started from a background job or `nohup`, we would otherwise pass
+    // on a Ctrl-C or SIGHUP that the command ignores, and wait for ever.
+    let mut signals = Forwarded::new();
     let mut child = {
         let mut cmd = tokio::process::Command::new(program);
         cmd.args(args)
@@ -173,7 +178,6 @@ pub(crate) async fn run(req: LockRequest) -> i32 {
     let pgid = child.id();
     let lost = session.lost();
     tokio::pin!(lost);
-    let mut signals = Forwarded::new();
     let mut interrupted = false;
     let code = loop {
         tokio::select! {
