@@ -228,6 +228,48 @@ fn signals_to_distlock_lock_reach_the_command_and_free_the_lock() {
     }
 }
 
+/// Started from a background job or `nohup`, `distlock lock` inherits an
+/// ignored SIGINT; the command it runs must not, or the Ctrl-C it passes
+/// on is lost and it waits for ever.
+#[test]
+fn ctrl_c_reaches_the_command_when_distlock_lock_started_ignoring_it() {
+    let server = Server::single();
+    let servers = server.client_addr.to_string();
+    let work = tempfile::tempdir().expect("work dir");
+    let sh_pid = work.path().join("sh.pid");
+    let script = format!(
+        "echo $$ > {sh}.tmp; mv {sh}.tmp {sh}; sleep 1000 & wait",
+        sh = sh_pid.display()
+    );
+    let plain = distlock();
+    let mut ignoring = std::process::Command::new("sh");
+    for (key, value) in plain.get_envs() {
+        match value {
+            Some(value) => ignoring.env(key, value),
+            None => ignoring.env_remove(key),
+        };
+    }
+    ignoring
+        .args(["-c", "trap '' INT; exec \"$0\" \"$@\""])
+        .arg(plain.get_program())
+        .args(["lock", "ignored-int", "--servers", &servers])
+        .args(["--", "sh", "-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut lock = Process::spawn(&mut ignoring);
+    let sh = wait_until("the command runs", PATIENCE, || read_pid(&sh_pid));
+    let _group = KillGroupOnDrop(sh);
+    lock.signal("INT");
+    let status = exit_of(&mut lock, PATIENCE);
+    assert_eq!(status.code(), Some(130), "after SIGINT: {status:?}");
+    let free = exit_of(
+        &mut distlock_lock_named("ignored-int", &servers, &["--try"], "true"),
+        PATIENCE,
+    );
+    assert!(free.success(), "the lock is free: {free:?}");
+}
+
 /// No server listens at the address given: exit 69, and the command never
 /// runs.
 #[test]
