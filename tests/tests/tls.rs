@@ -10,6 +10,7 @@ use distlock_client::admin::cluster_status_with;
 use distlock_client::stream::open_stream;
 use distlock_client::{Client, ClientOptions, ClientTls, HostPort, PemSource, Transport};
 use distlock_core::ids::NodeId;
+use distlock_core::locks::FencingToken;
 use distlock_core::proto::{ClusterId, PeerFrame, ProtoError};
 use distlock_tests::{
     Cluster, PATIENCE, Server, distlock, free_addr, member_list, run_within, send_signal,
@@ -67,6 +68,35 @@ fn cli(args: &[&str]) -> (i32, String) {
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Takes lock `tls-tcp` through `servers` over TLS with `transport`, frees
+/// it, and returns the grant's token.
+async fn take_and_free(
+    servers: Vec<SocketAddr>,
+    tls: &ClientTls,
+    transport: Transport,
+) -> FencingToken {
+    let options = ClientOptions {
+        tls: Some(tls.clone()),
+        transport,
+        ..ClientOptions::default()
+    };
+    let client = Client::connect_within(servers, options, PATIENCE)
+        .await
+        .expect("a client over TLS");
+    let session = client
+        .open_session(Duration::from_secs(10))
+        .await
+        .expect("session");
+    let guard = session
+        .try_lock("tls-tcp")
+        .await
+        .expect("lock")
+        .expect("free");
+    let token = guard.token();
+    guard.release().await.expect("release");
+    token
 }
 
 /// Waits until some server of `addrs` names a leader, over TLS.
@@ -128,45 +158,10 @@ async fn a_tls_cluster_serves_locks_over_tcp_and_wss_and_refuses_impostors() {
         "true",
     ]);
     assert_eq!(code, 0, "lock over TLS failed: {err}");
-    let options = ClientOptions {
-        tls: Some(tls.clone()),
-        ..ClientOptions::default()
-    };
-    let client = Client::connect_within(cluster.client_addrs(), options, PATIENCE)
-        .await
-        .expect("a client over TLS");
-    let session = client
-        .open_session(Duration::from_secs(10))
-        .await
-        .expect("session");
-    let guard = session
-        .try_lock("tls-tcp")
-        .await
-        .expect("lock")
-        .expect("free");
-    let tcp_token = guard.token();
-    guard.release().await.expect("release");
-
-    // The same over wss.
-    let options = ClientOptions {
-        tls: Some(tls.clone()),
-        transport: Transport::WebSocket,
-        ..ClientOptions::default()
-    };
-    let client = Client::connect_within(ws.clone(), options, PATIENCE)
-        .await
-        .expect("a client over wss");
-    let session = client
-        .open_session(Duration::from_secs(10))
-        .await
-        .expect("session");
-    let guard = session
-        .try_lock("tls-tcp")
-        .await
-        .expect("lock")
-        .expect("free");
-    assert!(guard.token() > tcp_token, "one lock, one token order");
-    guard.release().await.expect("release");
+    let tcp_token = take_and_free(cluster.client_addrs(), &tls, Transport::Tcp).await;
+    // The same lock over wss.
+    let wss_token = take_and_free(ws.clone(), &tls, Transport::WebSocket).await;
+    assert!(wss_token > tcp_token, "one lock, one token order");
 
     // A plain client, and a TLS client without the CA, are told what to fix.
     let (code, err) = cli(&["status", "--servers", &servers]);
