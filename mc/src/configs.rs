@@ -162,13 +162,124 @@ pub fn figure_eight(bounds: Bounds) -> Setup {
     }
 }
 
+/// Three voters from a settled start: client 0 holds the lock (its grant
+/// committed everywhere) and client 1 has a session. Client 0 releases it
+/// and checks its token; client 1 tries to take it and checks the newest
+/// token. Lock-table bugs (a second exclusive holder, a released token
+/// still valid, a retried request applied twice) are a handful of steps
+/// deep from here, where the quiet start spends most of its depth on
+/// opening sessions and the first grant.
+#[must_use]
+pub fn lock_held(bounds: Bounds) -> Setup {
+    Setup {
+        name: "lock-held",
+        about: "3 voters, client 0 holding the lock: it releases and checks its token, client 1 tries to take it",
+        servers: ids(3),
+        voters: ids(3),
+        clients: vec![
+            vec![
+                Op::Open,
+                Op::Acquire {
+                    lock: LOCK,
+                    mode: Mode::Exclusive,
+                },
+                Op::Release { lock: LOCK },
+                Op::CheckToken { lock: LOCK },
+            ],
+            vec![
+                Op::Open,
+                Op::Acquire {
+                    lock: LOCK,
+                    mode: Mode::Exclusive,
+                },
+                Op::CheckToken { lock: LOCK },
+            ],
+        ],
+        warm_up_ops: vec![2, 1],
+        prefix: Vec::new(),
+        bounds,
+    }
+}
+
+/// Three voters from a directed start: a client's acquire is committed
+/// (and answered) on servers 1 and 2 alone, then leader 1 hears from
+/// nobody and steps down. Server 3, which lacks the entry, may campaign:
+/// the voters' log check is all that keeps it from leading without a
+/// committed entry.
+#[must_use]
+pub fn stale_candidate(bounds: Bounds) -> Setup {
+    Setup {
+        name: "stale-candidate",
+        about: "3 voters from a directed start: an entry committed on servers 1 and 2 only, leader 1 deposed",
+        servers: ids(3),
+        voters: ids(3),
+        clients: vec![vec![
+            Op::Open,
+            Op::Acquire {
+                lock: LOCK,
+                mode: Mode::Exclusive,
+            },
+        ]],
+        warm_up_ops: vec![1],
+        prefix: vec!["send 0 1", "settle 1 2", "depose 1"],
+        bounds,
+    }
+}
+
+/// Three voters from a directed start: server 3 holds an entry of term 1
+/// that nobody else has (leader 1 lost it in a crash before its write was
+/// durable), and server 2 leads term 2 with its own entry at that index.
+/// Server 3's stale tail must be cut before it takes any commit index
+/// beyond what matches the leader. Appends carry one entry each, so an
+/// append could end before the divergence.
+#[must_use]
+pub fn stale_tail(bounds: Bounds) -> Setup {
+    let acquire = |lock| Op::Acquire {
+        lock,
+        mode: Mode::Exclusive,
+    };
+    Setup {
+        name: "stale-tail",
+        about: "3 voters from a directed start: server 3 holds a stale entry after one that matches, server 2 leads with its own there",
+        servers: ids(3),
+        voters: ids(3),
+        clients: vec![vec![Op::Open, acquire(LOCK)], vec![Op::Open, acquire("M")]],
+        warm_up_ops: vec![1, 1],
+        prefix: vec![
+            // Entry 4 reaches every disk; no acknowledgement arrives, so
+            // it is not committed.
+            "send 0 1",
+            "deliver 1->2 t1 Append prev=3/1 entries=[4/1] commit=3 round=3",
+            "deliver 1->3 t1 Append prev=3/1 entries=[4/1] commit=3 round=3",
+            "sync 1 2 3",
+            "drop-all",
+            // Entry 5 reaches server 3's disk alone; server 1 crashes
+            // before writing it.
+            "send 1 1",
+            "deliver 1->3 t1 Append prev=4/1 entries=[5/1] commit=3 round=3",
+            "sync 3",
+            "drop-all",
+            "crash 1",
+            // Server 2 leads term 2, its first entry at index 5.
+            "elect 2 among 1 2",
+        ],
+        bounds,
+    }
+}
+
 /// The bounds CI explores `name` with: [`ci_bounds`], except for
 /// `figure-8`, whose schedule after its directed start is 13 steps long
 /// (an append, its refusal, the old entry alone, its write and its
 /// acknowledgement; server 3's timer, server 2's pre-vote and vote rounds
 /// with their writes): one entry per append, up to term 4, no crash, no
 /// client retry, no heartbeat timer, two election timers, 7 messages in
-/// flight.
+/// flight; and `lock-held`, whose release and token check through the
+/// settled leader take 12 steps: no crash, no election, no retry (a
+/// retried release is 10 steps deep with `sends=2`, a longer run);
+/// `stale-candidate` to depth 14, where server 3's whole campaign fits;
+/// and `stale-tail`, whose leader stays (no election, no crash): every
+/// interleaving of its appends to server 3, one entry each, with a
+/// message duplicated and two heartbeat rounds.
 #[must_use]
 pub fn bounds_for(name: &str) -> Bounds {
     let ci = ci_bounds();
@@ -180,6 +291,24 @@ pub fn bounds_for(name: &str) -> Bounds {
             in_flight: 7,
             leader_ticks: 0,
             elections: 2,
+            sends_per_op: 1,
+            append_entries: 1,
+            ..ci
+        },
+        "lock-held" => Bounds {
+            depth: 12,
+            crashes: 0,
+            elections: 0,
+            sends_per_op: 1,
+            ..ci
+        },
+        "stale-candidate" => Bounds { depth: 14, ..ci },
+        "stale-tail" => Bounds {
+            depth: 12,
+            crashes: 0,
+            duplicates: 1,
+            leader_ticks: 2,
+            elections: 0,
             sends_per_op: 1,
             append_entries: 1,
             ..ci
@@ -196,14 +325,20 @@ pub fn by_name(name: &str, bounds: Bounds) -> Option<Setup> {
         "learner-promoted" => Some(learner_promoted(bounds)),
         "voter-removed" => Some(voter_removed(bounds)),
         "figure-8" => Some(figure_eight(bounds)),
+        "lock-held" => Some(lock_held(bounds)),
+        "stale-candidate" => Some(stale_candidate(bounds)),
+        "stale-tail" => Some(stale_tail(bounds)),
         _ => None,
     }
 }
 
 /// The names [`by_name`] knows.
-pub const NAMES: [&str; 4] = [
+pub const NAMES: [&str; 7] = [
     "three-voters",
     "learner-promoted",
     "voter-removed",
     "figure-8",
+    "lock-held",
+    "stale-candidate",
+    "stale-tail",
 ];

@@ -34,12 +34,16 @@ fn main() -> ExitCode {
                 println!(
                     "usage: distlock-mc [CONFIG|all] [KEY=N ...] [--time SECS] [--trace FILE]\n\
                      configs: {}\nkeys: depth max-term crashes duplicates drops in-flight leader-ticks elections sends append\n\
-                     defaults: {}
-                     figure-8 defaults: {}",
+                     defaults: {}",
                     configs::NAMES.join(", "),
                     trace::bounds_args(&configs::ci_bounds()),
-                    trace::bounds_args(&configs::bounds_for("figure-8"))
                 );
+                for name in configs::NAMES {
+                    let own = configs::bounds_for(name);
+                    if own != configs::ci_bounds() {
+                        println!("{name} defaults: {}", trace::bounds_args(&own));
+                    }
+                }
                 return ExitCode::SUCCESS;
             }
             s if s.contains('=') => keys.push(s.to_owned()),

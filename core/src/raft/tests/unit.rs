@@ -297,3 +297,56 @@ fn implausible_messages_change_nothing() {
     );
     assert_eq!(r.leader(), Some(NodeId(2)));
 }
+
+/// A follower takes the leader's commit index only as far as the append
+/// it just accepted reaches: entries beyond it may be a stale tail of an
+/// older term, not yet cut, that the leader's log does not hold. (The
+/// leader's own backtracking never sends such an append, see
+/// sim/CANARIES.md `follower_commits_on_append`, so this pins the
+/// follower's half of the rule on its own.)
+#[test]
+fn a_follower_commits_no_further_than_the_append_it_accepted() {
+    use crate::raft::Message;
+    let voters = Membership::with_voters([NodeId(1), NodeId(2), NodeId(3)]);
+    let stored = Stored {
+        // Entry 3 is a stale entry of term 1; the leader of term 2 holds
+        // another entry at index 3.
+        entries: vec![entry(1, 1), entry(2, 1), entry(3, 1)],
+        hard_state: HardState {
+            term: Term(2),
+            voted_for: None,
+        },
+        ..Stored::fresh(voters)
+    };
+    let mut r = Raft::new(
+        Config::new(NodeId(1)),
+        DigestMachine::default(),
+        stored,
+        1,
+        Instant::ZERO,
+    )
+    .expect("starts");
+    drain(&mut r);
+    let append = MessageBody::Append {
+        prev_index: LogIndex(1),
+        prev_term: Term(1),
+        entries: vec![entry(2, 1)],
+        commit: LogIndex(3),
+        round: 1,
+    };
+    r.handle_message(
+        Message {
+            from: NodeId(2),
+            to: NodeId(1),
+            term: Term(2),
+            body: append,
+        },
+        Instant::ZERO,
+    );
+    assert_eq!(r.leader(), Some(NodeId(2)));
+    assert_eq!(
+        r.commit_index(),
+        LogIndex(2),
+        "the stale entry 3 must not count as committed"
+    );
+}
