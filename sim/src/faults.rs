@@ -151,7 +151,7 @@ pub enum Action {
         /// The delay's range.
         delay_us: (u64, u64),
         /// The step to carry out.
-        then: Box<Action>,
+        then: Box<Self>,
     },
     /// An [`Action::OnElection`] waiting (scheduled by it, not written).
     AwaitElection(Awaiting),
