@@ -245,7 +245,7 @@ fn step(raw: RawStep, labels: &[String]) -> Result<(u64, u64, Action), String> {
         Ok([a]) => a,
         Err(a) if a.is_empty() && raw.elected.is_some() => {
             return Err(format!(
-                "elected on a step at {lo}ms without an action: it delays one, it is none"
+                "elected on a step at {lo}ms without an action: it holds one until an election"
             ));
         }
         Err(a) => {
