@@ -248,6 +248,7 @@ impl ServeArgs {
                 compaction_margin: None,
                 max_append_entries: None,
                 max_append_bytes: None,
+                max_inflight: None,
             },
             join: self.join || file.join.unwrap_or(false),
             force_new_cluster: self.force_new_cluster || file.force_new_cluster.unwrap_or(false),

@@ -73,6 +73,8 @@ pub struct RaftTuning {
     /// At most about this many bytes of entries in one `Append` (one entry
     /// always goes, whatever its size). Default 512 KiB.
     pub max_append_bytes: Option<usize>,
+    /// At most this many `Append`s in flight to one follower. Default 64.
+    pub max_inflight: Option<usize>,
 }
 
 impl RaftTuning {
@@ -91,6 +93,9 @@ impl RaftTuning {
         }
         if let Some(n) = self.max_append_bytes {
             c.max_append_bytes = n;
+        }
+        if let Some(n) = self.max_inflight {
+            c.max_inflight = n;
         }
         c
     }

@@ -7,7 +7,10 @@
 //! - `storm`: every frame on every link may be dropped, duplicated or held
 //!   back up to a bound (SIMULATION.md, S6 and S20);
 //! - `append_cut`: every `Append`/`Heartbeat` from one server to another is
-//!   dropped while votes and replies still flow (S11 variant a).
+//!   dropped while votes and replies still flow (S11 variant a);
+//! - `all_appends_cut`: the same on every link (a scenario file's
+//!   `cut_appends = "all"`): elections still succeed, but a new leader's
+//!   entries stay on its own disk.
 
 use distlock_core::ids::NodeId;
 use distlock_core::proto::PeerFrame;
@@ -49,6 +52,7 @@ struct State {
     rng: ChaCha8Rng,
     storm: Option<Storm>,
     append_cut: Option<(NodeId, NodeId)>,
+    all_appends_cut: bool,
     counts: ChaosCounts,
 }
 
@@ -67,6 +71,7 @@ impl ChaosNet {
                 rng: ChaCha8Rng::seed_from_u64(seed),
                 storm: None,
                 append_cut: None,
+                all_appends_cut: false,
                 counts: ChaosCounts::default(),
             }),
         }
@@ -90,11 +95,17 @@ impl ChaosNet {
         self.with(|s| s.append_cut = Some((NodeId(from), NodeId(to))));
     }
 
+    /// Drops appends and heartbeats on every link.
+    pub fn cut_all_appends(&self) {
+        self.with(|s| s.all_appends_cut = true);
+    }
+
     /// Ends every mode.
     pub fn calm(&self) {
         self.with(|s| {
             s.storm = None;
             s.append_cut = None;
+            s.all_appends_cut = false;
         });
     }
 
@@ -115,7 +126,7 @@ fn is_append(frame: &PeerFrame) -> bool {
 impl PeerChaos for ChaosNet {
     fn deliveries(&self, from: NodeId, to: NodeId, frame: &PeerFrame) -> Vec<Duration> {
         self.with(|s| {
-            if s.append_cut == Some((from, to)) && is_append(frame) {
+            if (s.all_appends_cut || s.append_cut == Some((from, to))) && is_append(frame) {
                 s.counts.appends_cut += 1;
                 return Vec::new();
             }

@@ -278,6 +278,12 @@ impl Cluster {
     /// The running leader of the highest term, if the logs name one.
     #[must_use]
     pub fn leader(&self) -> Option<u64> {
+        self.leader_term().map(|(id, _)| id)
+    }
+
+    /// The running leader of the highest term and that term.
+    #[must_use]
+    pub fn leader_term(&self) -> Option<(u64, u64)> {
         let roles = self
             .roles
             .lock()
@@ -288,7 +294,7 @@ impl Cluster {
                 role == "Leader" && self.servers.iter().any(|s| s.id == **id && s.up)
             })
             .max_by_key(|(_, (_, term))| *term)
-            .map(|(id, _)| *id)
+            .map(|(id, (_, term))| (*id, *term))
     }
 
     /// Power-cuts server `id`: its unsynced writes are (mostly) lost.

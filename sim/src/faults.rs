@@ -1,7 +1,9 @@
 //! Faults drawn from the seed. A [`FaultSet`] names the classes a run may
 //! use; [`Timeline`] turns the seed into a schedule of fault starts and
 //! their heals (which may overlap), and [`World::apply`] carries each out
-//! on the cluster, the client nodes and the network.
+//! on the cluster, the client nodes and the network. Steps that act on
+//! roles (the leader as elected, a server bound to a label) are in
+//! `role_steps`.
 
 use crate::chaos::Storm;
 use crate::cluster::Cluster;
@@ -16,6 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod operator_faults;
+mod role_steps;
+
+pub use role_steps::{Awaiting, ELECTION_WAIT_US, Target};
 
 /// The fault classes, by the names `--faults` takes.
 pub const CLASSES: &[&str] = &[
@@ -129,6 +134,27 @@ pub enum Action {
     RestartClient(usize),
     /// Resume a paused client node.
     ResumeClient(usize),
+    /// Cut one server off from every other server (peer links only; no
+    /// heal of its own), binding the label to it when one is given.
+    Isolate {
+        /// Which server.
+        who: Target,
+        /// The label it is bound to from now on.
+        label: Option<String>,
+    },
+    /// Drop every `Append` and `Heartbeat` between servers, votes still
+    /// flowing, until the network heals.
+    CutAllAppends,
+    /// Carry out `then` once a leader of a higher term than any leading
+    /// now appears, after a delay drawn from `delay_us` (µs, inclusive).
+    OnElection {
+        /// The delay's range.
+        delay_us: (u64, u64),
+        /// The step to carry out.
+        then: Box<Self>,
+    },
+    /// An [`Action::OnElection`] waiting (scheduled by it, not written).
+    AwaitElection(Awaiting),
 }
 
 /// Fault steps ordered by true time (µs), then by insertion.
@@ -191,6 +217,8 @@ pub struct World {
     pub operator: Option<NodeHandle>,
     /// The rogue peer's node (S19), made on first use.
     pub rogue: Option<NodeHandle>,
+    /// Servers bound to labels by role steps.
+    pub labels: BTreeMap<String, u64>,
 }
 
 /// A node of the harness's own (the operator, the rogue peer) at `ip`.
@@ -348,6 +376,13 @@ impl World {
                     }
                 }
             }
+            Action::Isolate { who, label } => self.isolate(&who, label.as_deref()),
+            Action::CutAllAppends => {
+                self.cluster.chaos.cut_all_appends();
+                self.note("appends cut on every link (votes still flow)".to_owned());
+            }
+            Action::OnElection { delay_us, then } => self.on_election(delay_us, then, now, tl),
+            Action::AwaitElection(w) => self.await_election(w, now, tl),
         }
     }
 

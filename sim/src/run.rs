@@ -337,6 +337,7 @@ async fn simulate(cfg: SimConfig, keep_history: bool) -> Summary {
         dirty_wait_ms: 0,
         operator: None,
         rogue: None,
+        labels: BTreeMap::new(),
     };
     for i in 0..cfg.clients {
         world.spawn_client(i);
@@ -657,6 +658,7 @@ pub fn coverage(records: &[Record]) -> BTreeMap<&'static str, u64> {
                     "pause" => Some("server_pauses"),
                     "partition" => Some("partitions"),
                     "isolate" => Some("leader_isolations"),
+                    "elected:" => Some("election_triggers"),
                     "one-way" => Some("oneway_cuts"),
                     "crash" => Some("client_crashes"),
                     "cut" => Some("client_cuts"),

@@ -2,14 +2,14 @@
 //! instead of Rust — the knobs of a [`SimConfig`] (servers, duration,
 //! fault classes and their pace, clients, session TTLs, clock drift,
 //! careless writes, fsync latency, lock-delay, snapshot tuning, entries
-//! and bytes per append) and a
+//! and bytes per append, appends in flight) and a
 //! timeline of scripted faults whose times may be ranges drawn from the
 //! seed. `sim/scenarios/` holds the named scenarios S1–S21 as files;
 //! `tests/scenario_files.rs` checks each gives the built-in's config.
 //! sim/README.md walks through one.
 
 use crate::cli::parse_duration;
-use crate::faults::{Action, CLASSES, FaultSet};
+use crate::faults::{Action, CLASSES, FaultSet, Target};
 use crate::run::{DriftPin, SimConfig};
 use distlock_server::config::RaftTuning;
 use rand_chacha::ChaCha8Rng;
@@ -80,6 +80,7 @@ struct RawRaft {
     compaction_margin: Option<u64>,
     max_append_entries: Option<usize>,
     max_append_bytes: Option<usize>,
+    max_inflight: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -102,6 +103,10 @@ struct RawStep {
     clear_disk: Option<u64>,
     restart_client: Option<usize>,
     resume_client: Option<usize>,
+    isolate: Option<String>,
+    label: Option<String>,
+    cut_appends: Option<String>,
+    elected: Option<[String; 2]>,
 }
 
 /// A loaded, checked scenario file.
@@ -155,7 +160,22 @@ fn drift_pin(name: &str) -> Result<DriftPin, String> {
     }
 }
 
-fn step(raw: RawStep) -> Result<(u64, u64, Action), String> {
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// The label a step binds, checked: a word that cannot be confused with
+/// the role `leader`.
+fn label_name(name: &str) -> Result<String, String> {
+    if name == "leader" || name.is_empty() {
+        return Err(format!(
+            "label = {name:?}: a label names a server, not a role"
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+fn step(raw: RawStep, labels: &[String]) -> Result<(u64, u64, Action), String> {
     let (lo, hi) = match &raw.at {
         RawAt::One(t) => {
             let t = ms(parse_duration(t)?);
@@ -198,13 +218,58 @@ fn step(raw: RawStep) -> Result<(u64, u64, Action), String> {
     if let Some(i) = raw.resume_client {
         actions.push(Action::ResumeClient(i));
     }
-    match <[Action; 1]>::try_from(actions) {
-        Ok([a]) => Ok((lo, hi, a)),
-        Err(a) => Err(format!(
-            "a timeline step at {lo}ms needs exactly one action (start, kill, restart, resume, cut, heal, clear_disk, restart_client, resume_client), not {}",
-            a.len()
-        )),
+    if let Some(what) = &raw.isolate {
+        let who = if what == "leader" {
+            Target::Leader
+        } else if labels.contains(what) {
+            Target::Label(what.clone())
+        } else {
+            return Err(format!(
+                "isolate = {what:?}: \"leader\" or a label some step sets (label = {what:?})"
+            ));
+        };
+        let label = raw.label.as_deref().map(label_name).transpose()?;
+        actions.push(Action::Isolate { who, label });
+    } else if let Some(l) = &raw.label {
+        return Err(format!(
+            "label = {l:?} on a step at {lo}ms without isolate: only isolate binds a label"
+        ));
     }
+    if let Some(what) = &raw.cut_appends {
+        if what != "all" {
+            return Err(format!("cut_appends = {what:?}: only \"all\" links"));
+        }
+        actions.push(Action::CutAllAppends);
+    }
+    let action = match <[Action; 1]>::try_from(actions) {
+        Ok([a]) => a,
+        Err(a) if a.is_empty() && raw.elected.is_some() => {
+            return Err(format!(
+                "elected on a step at {lo}ms without an action: it holds one until an election"
+            ));
+        }
+        Err(a) => {
+            return Err(format!(
+                "a timeline step at {lo}ms needs exactly one action (start, kill, restart, resume, cut, heal, clear_disk, restart_client, resume_client, isolate, cut_appends), not {}",
+                a.len()
+            ));
+        }
+    };
+    let Some([a, b]) = &raw.elected else {
+        return Ok((lo, hi, action));
+    };
+    let delay_us = (micros(parse_duration(a)?), micros(parse_duration(b)?));
+    if delay_us.0 > delay_us.1 {
+        return Err(format!("elected = [{a:?}, {b:?}] is empty"));
+    }
+    Ok((
+        lo,
+        hi,
+        Action::OnElection {
+            delay_us,
+            then: Box::new(action),
+        },
+    ))
 }
 
 fn check(raw: Raw, stem: &str) -> Result<ScenarioFile, String> {
@@ -252,21 +317,32 @@ fn check(raw: Raw, stem: &str) -> Result<ScenarioFile, String> {
             compaction_margin: r.compaction_margin,
             max_append_entries: r.max_append_entries,
             max_append_bytes: r.max_append_bytes,
+            max_inflight: r.max_inflight,
         }),
         tls: raw.tls,
     };
     if let Some(r) = &base.raft
-        && (r.max_append_entries == Some(0) || r.max_append_bytes == Some(0))
+        && [r.max_append_entries, r.max_append_bytes, r.max_inflight].contains(&Some(0))
     {
-        return Err("max_append_entries and max_append_bytes are at least 1".to_owned());
+        return Err(
+            "max_append_entries, max_append_bytes and max_inflight are at least 1".to_owned(),
+        );
     }
     if base.careless_per_mille.is_some_and(|c| c > 1000) {
         return Err("careless_per_mille is at most 1000".to_owned());
     }
+    // A label may be named by any step of the file, before or after the
+    // one that binds it in the file's order: steps' times may be drawn.
+    let labels: Vec<String> = raw
+        .timeline
+        .iter()
+        .filter(|s| s.isolate.is_some())
+        .filter_map(|s| s.label.clone())
+        .collect();
     let timeline = raw
         .timeline
         .into_iter()
-        .map(step)
+        .map(|s| step(s, &labels))
         .collect::<Result<_, _>>()?;
     Ok(ScenarioFile {
         id: raw.id.unwrap_or_else(|| stem.to_owned()),
@@ -440,7 +516,32 @@ heal = "network"
             ("server_drift = \"fastest\"", "\"fast\" or \"slow\""),
             ("[raft]\nmax_append_entries = 0", "at least 1"),
             ("[raft]\nmax_append_bytes = 0", "at least 1"),
+            ("[raft]\nmax_inflight = 0", "at least 1"),
             ("[raft]\nmax_append = 1", "unknown field"),
+            (
+                "[[timeline]]\nat = \"1s\"\nisolate = \"b\"",
+                "a label some step sets",
+            ),
+            (
+                "[[timeline]]\nat = \"1s\"\nkill = [1]\nlabel = \"b\"",
+                "only isolate binds",
+            ),
+            (
+                "[[timeline]]\nat = \"1s\"\nisolate = \"leader\"\nlabel = \"leader\"",
+                "not a role",
+            ),
+            (
+                "[[timeline]]\nat = \"1s\"\nelected = [\"0ms\", \"1ms\"]",
+                "without an action",
+            ),
+            (
+                "[[timeline]]\nat = \"1s\"\nelected = [\"9ms\", \"1ms\"]\nheal = \"network\"",
+                "is empty",
+            ),
+            (
+                "[[timeline]]\nat = \"1s\"\ncut_appends = \"s1\"",
+                "only \"all\"",
+            ),
         ] {
             let e = ScenarioFile::parse(text, "bad").map(|_| ()).err();
             let e = e.map(|e| e.to_string()).unwrap_or_default();
@@ -449,8 +550,51 @@ heal = "network"
     }
 
     #[test]
+    fn role_steps_are_read_with_their_labels_and_triggers() {
+        let text = r#"
+[[timeline]]
+at = "3s"
+isolate = "leader"
+label = "a"
+[[timeline]]
+at = "3s"
+cut_appends = "all"
+[[timeline]]
+at = "5s"
+elected = ["2ms", "30ms"]
+isolate = "a"
+"#;
+        let f = ScenarioFile::parse(text, "roles").unwrap_or_else(|e| panic!("{e}"));
+        let script = f.config(1, 3).script;
+        assert_eq!(
+            script[0],
+            (
+                3_000,
+                Action::Isolate {
+                    who: Target::Leader,
+                    label: Some("a".to_owned())
+                }
+            )
+        );
+        assert_eq!(script[1], (3_000, Action::CutAllAppends));
+        assert_eq!(
+            script[2],
+            (
+                5_000,
+                Action::OnElection {
+                    delay_us: (2_000, 30_000),
+                    then: Box::new(Action::Isolate {
+                        who: Target::Label("a".to_owned()),
+                        label: None
+                    })
+                }
+            )
+        );
+    }
+
+    #[test]
     fn raft_knobs_reach_the_servers_config() {
-        let text = "[raft]\nmax_append_entries = 1\nmax_append_bytes = 4096\n";
+        let text = "[raft]\nmax_append_entries = 1\nmax_append_bytes = 4096\nmax_inflight = 1\n";
         let f = ScenarioFile::parse(text, "one").unwrap_or_else(|e| panic!("{e}"));
         let raft = f.config(1, 3).raft;
         assert_eq!(raft.max_append_entries, Some(1));
@@ -459,6 +603,7 @@ heal = "network"
         let core = raft.apply(distlock_core::ids::NodeId(2));
         assert_eq!(core.max_append_entries, 1);
         assert_eq!(core.max_append_bytes, 4096);
+        assert_eq!(core.max_inflight, 1);
         // Unset, the core's defaults stay.
         let f = ScenarioFile::parse("[raft]\nsnapshot_threshold = 9\n", "s")
             .unwrap_or_else(|e| panic!("{e}"));
@@ -466,5 +611,6 @@ heal = "network"
         let default = distlock_core::raft::Config::new(distlock_core::ids::NodeId(2));
         assert_eq!(core.max_append_entries, default.max_append_entries);
         assert_eq!(core.max_append_bytes, default.max_append_bytes);
+        assert_eq!(core.max_inflight, default.max_inflight);
     }
 }

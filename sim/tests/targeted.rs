@@ -61,4 +61,5 @@ targeted_tests! {
     lease_drift_edge => "lease_drift_edge",
     snapshot_retry => "snapshot_retry",
     leader_unsynced_commit => "leader_unsynced_commit",
+    figure_8 => "figure_8",
 }

@@ -81,6 +81,12 @@ fn scenario_text(s: &Scenario, nodes: u64) -> String {
             .max_append_bytes
             .map_or_else(|| "default".to_owned(), |n| n.to_string()),
     );
+    field(
+        "appends in flight",
+        c.raft
+            .max_inflight
+            .map_or_else(|| "default".to_owned(), |n| n.to_string()),
+    );
     field("must happen", s.coverage.join(", "));
     if !c.script.is_empty() {
         out.push_str("  scripted steps (true time):\n");
