@@ -31,6 +31,28 @@ pub fn ci_bounds() -> Bounds {
     }
 }
 
+/// A client's script: open a session, try to take `lock` exclusively.
+fn open_and_take(lock: &'static str) -> Vec<Op> {
+    vec![
+        Op::Open,
+        Op::Acquire {
+            lock,
+            mode: Mode::Exclusive,
+        },
+    ]
+}
+
+/// Two clients contending for lock `L`: client 0 takes it, releases it
+/// and checks the newest token; client 1 takes it and checks the newest
+/// token.
+fn contending_clients() -> Vec<Vec<Op>> {
+    let mut first = open_and_take(LOCK);
+    first.extend([Op::Release { lock: LOCK }, Op::CheckToken { lock: LOCK }]);
+    let mut second = open_and_take(LOCK);
+    second.push(Op::CheckToken { lock: LOCK });
+    vec![first, second]
+}
+
 /// Three voters; two clients with sessions open contend for one lock,
 /// each through a follower: one takes, releases it and checks the newest
 /// token, the other takes it and checks the newest token.
@@ -41,25 +63,7 @@ pub fn three_voters(bounds: Bounds) -> Setup {
         about: "3 voters, two clients contending for one exclusive lock, a token check",
         servers: ids(3),
         voters: ids(3),
-        clients: vec![
-            vec![
-                Op::Open,
-                Op::Acquire {
-                    lock: LOCK,
-                    mode: Mode::Exclusive,
-                },
-                Op::Release { lock: LOCK },
-                Op::CheckToken { lock: LOCK },
-            ],
-            vec![
-                Op::Open,
-                Op::Acquire {
-                    lock: LOCK,
-                    mode: Mode::Exclusive,
-                },
-                Op::CheckToken { lock: LOCK },
-            ],
-        ],
+        clients: contending_clients(),
         warm_up_ops: vec![1, 1],
         prefix: Vec::new(),
         bounds,
@@ -134,13 +138,7 @@ pub fn figure_eight(bounds: Bounds) -> Setup {
         about: "3 voters from a directed start: an old term's entry on a new leader, a later term's entry elsewhere",
         servers: ids(3),
         voters: ids(3),
-        clients: vec![vec![
-            Op::Open,
-            Op::Acquire {
-                lock: LOCK,
-                mode: Mode::Exclusive,
-            },
-        ]],
+        clients: vec![open_and_take(LOCK)],
         warm_up_ops: vec![1],
         prefix: vec![
             // The acquire reaches the leader and is durable there alone.
@@ -176,25 +174,7 @@ pub fn lock_held(bounds: Bounds) -> Setup {
         about: "3 voters, client 0 holding the lock: it releases and checks its token, client 1 tries to take it",
         servers: ids(3),
         voters: ids(3),
-        clients: vec![
-            vec![
-                Op::Open,
-                Op::Acquire {
-                    lock: LOCK,
-                    mode: Mode::Exclusive,
-                },
-                Op::Release { lock: LOCK },
-                Op::CheckToken { lock: LOCK },
-            ],
-            vec![
-                Op::Open,
-                Op::Acquire {
-                    lock: LOCK,
-                    mode: Mode::Exclusive,
-                },
-                Op::CheckToken { lock: LOCK },
-            ],
-        ],
+        clients: contending_clients(),
         warm_up_ops: vec![2, 1],
         prefix: Vec::new(),
         bounds,
@@ -213,13 +193,7 @@ pub fn stale_candidate(bounds: Bounds) -> Setup {
         about: "3 voters from a directed start: an entry committed on servers 1 and 2 only, leader 1 deposed",
         servers: ids(3),
         voters: ids(3),
-        clients: vec![vec![
-            Op::Open,
-            Op::Acquire {
-                lock: LOCK,
-                mode: Mode::Exclusive,
-            },
-        ]],
+        clients: vec![open_and_take(LOCK)],
         warm_up_ops: vec![1],
         prefix: vec!["send 0 1", "settle 1 2", "depose 1"],
         bounds,
@@ -234,16 +208,12 @@ pub fn stale_candidate(bounds: Bounds) -> Setup {
 /// append could end before the divergence.
 #[must_use]
 pub fn stale_tail(bounds: Bounds) -> Setup {
-    let acquire = |lock| Op::Acquire {
-        lock,
-        mode: Mode::Exclusive,
-    };
     Setup {
         name: "stale-tail",
         about: "3 voters from a directed start: server 3 holds a stale entry after one that matches, server 2 leads with its own there",
         servers: ids(3),
         voters: ids(3),
-        clients: vec![vec![Op::Open, acquire(LOCK)], vec![Op::Open, acquire("M")]],
+        clients: vec![open_and_take(LOCK), open_and_take("M")],
         warm_up_ops: vec![1, 1],
         prefix: vec![
             // Entry 4 reaches every disk; no acknowledgement arrives, so

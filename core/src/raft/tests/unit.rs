@@ -36,6 +36,25 @@ fn drain(r: &mut Raft<DigestMachine>) -> Vec<Action<u64, (u64, u64)>> {
     std::iter::from_fn(|| r.poll_action()).collect()
 }
 
+fn three_voters() -> Membership {
+    Membership::with_voters([NodeId(1), NodeId(2), NodeId(3)])
+}
+
+/// Server 1 of voters 1, 2 and 3, started from `stored`, its start-up
+/// actions drained.
+fn server_1_of_three(stored: Stored<u64>) -> Raft<DigestMachine> {
+    let mut r = Raft::new(
+        Config::new(NodeId(1)),
+        DigestMachine::default(),
+        stored,
+        1,
+        Instant::ZERO,
+    )
+    .expect("starts");
+    drain(&mut r);
+    r
+}
+
 #[test]
 fn config_validation_names_the_problem() {
     let mut c = Config::new(NodeId(0));
@@ -248,16 +267,7 @@ fn followers_refuse_proposals_and_name_the_leader_they_know() {
 #[test]
 fn implausible_messages_change_nothing() {
     use crate::raft::Message;
-    let stored = Stored::fresh(Membership::with_voters([NodeId(1), NodeId(2), NodeId(3)]));
-    let mut r = Raft::new(
-        Config::new(NodeId(1)),
-        DigestMachine::default(),
-        stored,
-        1,
-        Instant::ZERO,
-    )
-    .expect("starts");
-    drain(&mut r);
+    let mut r = server_1_of_three(Stored::fresh(three_voters()));
     let before = r.term();
     let hostile = |term: u64, body: MessageBody<u64>| Message {
         from: NodeId(2),
@@ -307,7 +317,6 @@ fn implausible_messages_change_nothing() {
 #[test]
 fn a_follower_commits_no_further_than_the_append_it_accepted() {
     use crate::raft::Message;
-    let voters = Membership::with_voters([NodeId(1), NodeId(2), NodeId(3)]);
     let stored = Stored {
         // Entry 3 is a stale entry of term 1; the leader of term 2 holds
         // another entry at index 3.
@@ -316,17 +325,9 @@ fn a_follower_commits_no_further_than_the_append_it_accepted() {
             term: Term(2),
             voted_for: None,
         },
-        ..Stored::fresh(voters)
+        ..Stored::fresh(three_voters())
     };
-    let mut r = Raft::new(
-        Config::new(NodeId(1)),
-        DigestMachine::default(),
-        stored,
-        1,
-        Instant::ZERO,
-    )
-    .expect("starts");
-    drain(&mut r);
+    let mut r = server_1_of_three(stored);
     let append = MessageBody::Append {
         prev_index: LogIndex(1),
         prev_term: Term(1),
