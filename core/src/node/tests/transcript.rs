@@ -390,3 +390,8 @@ fn a_new_leader_restarts_every_lease() {
 fn membership_change_around_a_leader_change() {
     run("membership");
 }
+
+#[test]
+fn a_new_leader_proposes_no_expiry_before_its_own_term_commits() {
+    run("expiry_waits_for_own_term");
+}
