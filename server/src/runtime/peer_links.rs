@@ -17,6 +17,7 @@ use distlock_transport_tcp::tls::ServerTls;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 /// What becomes of one peer frame: a network that loses, duplicates,
@@ -27,7 +28,7 @@ pub trait PeerChaos: Send + Sync {
     /// When to deliver `frame`, which `from` sends `to`: no entry drops
     /// it, one delivers it (after that delay; frames sent later may
     /// overtake it), more duplicate it.
-    fn deliveries(&self, from: NodeId, to: NodeId, frame: &PeerFrame) -> Vec<std::time::Duration>;
+    fn deliveries(&self, from: NodeId, to: NodeId, frame: &PeerFrame) -> Vec<Duration>;
 }
 
 pub(super) struct PeerLinks {
@@ -104,18 +105,13 @@ impl PeerLinks {
             let _ = tx.try_send(frame);
             return;
         };
-        let deliveries = chaos.deliveries(self.me, to, &frame);
-        let copies = deliveries.len();
+        let mut delays = chaos.deliveries(self.me, to, &frame);
         // The last delivery takes the frame itself: most frames are
         // delivered once, and an append's entries are not worth copying.
-        let mut frame = Some(frame);
-        for (i, delay) in deliveries.into_iter().enumerate() {
-            let frame = if i + 1 == copies {
-                frame.take()
-            } else {
-                frame.clone()
-            };
-            let Some(frame) = frame else { break };
+        let Some(last) = delays.pop() else {
+            return;
+        };
+        let deliver = |frame: PeerFrame, delay: Duration| {
             if delay.is_zero() {
                 let _ = tx.try_send(frame);
             } else {
@@ -125,11 +121,13 @@ impl PeerLinks {
                     let _ = tx.try_send(frame);
                 });
             }
+        };
+        for delay in delays {
+            deliver(frame.clone(), delay);
         }
+        deliver(frame, last);
     }
 
-    /// Whether the link to `to` is connected now (a frame sent may still
-    /// be lost; one sent on a link that is down surely is).
     /// How many peer links are up.
     pub(super) fn up_count(&self) -> usize {
         self.links
@@ -138,6 +136,8 @@ impl PeerLinks {
             .count()
     }
 
+    /// Whether the link to `to` is connected now (a frame sent may still
+    /// be lost; one sent on a link that is down surely is).
     pub(super) fn is_up(&self, to: NodeId) -> bool {
         self.links
             .get(&to)
