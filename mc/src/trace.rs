@@ -85,7 +85,8 @@ pub fn bounds_args(b: &Bounds) -> String {
     )
 }
 
-/// Parses `key=value` bound arguments over `base`.
+/// Parses `key=value` bound arguments over `base` (`deeper=N` adds N to
+/// its depth).
 ///
 /// # Errors
 /// An unknown key or a value that is not a number.
@@ -101,6 +102,14 @@ pub fn parse_bounds<'a>(
         let small = || u32::try_from(n).map_err(|e| format!("{arg:?}: {e}"));
         match k {
             "depth" => b.depth = usize::try_from(n).map_err(|e| e.to_string())?,
+            // Relative to the configuration's own depth, so that one
+            // command deepens every configuration.
+            "deeper" => {
+                b.depth = usize::try_from(n)
+                    .ok()
+                    .and_then(|n| b.depth.checked_add(n))
+                    .ok_or_else(|| format!("{arg:?}: too deep"))?;
+            }
             "max-term" => b.max_term = n,
             "crashes" => b.crashes = small()?,
             "duplicates" => b.duplicates = small()?,
