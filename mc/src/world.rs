@@ -539,8 +539,7 @@ impl World {
                         let s = &self.servers[p];
                         self.ghost.check_sent(msg, &s.disk, s.node.raft());
                     }
-                    if (self.warmed || !self.directing)
-                        && self.net.len() >= self.setup.bounds.in_flight
+                    if !self.directing && self.net.len() >= self.setup.bounds.in_flight
                         || !self.setup.servers.contains(&to)
                     {
                         self.overflow += 1;
