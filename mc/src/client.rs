@@ -8,9 +8,12 @@ use distlock_core::ids::NodeId;
 use distlock_core::locks::{ClientCommand, FencingToken, Mode, Seq, SessionId, Wait};
 use distlock_core::proto::{ProtoError, RequestBody, RequestId, ResponseBody};
 use distlock_core::raft::MembershipError;
+use distlock_core::time::{Duration, Instant};
 
 /// A session TTL far beyond any clock the bounds let a server reach, so
-/// that no lease expires inside a check (see `docs/SIMULATION.md`).
+/// that no lease expires inside a check (see `docs/SIMULATION.md`), unless
+/// the configuration keeps true time ([`crate::setup::Clocks`]) and sets
+/// its own.
 pub const TTL_MS: u64 = 300_000;
 
 /// The request id of a client's `Attach`, sent before its first request
@@ -70,6 +73,13 @@ pub struct Client {
     pub answers: Vec<(usize, String)>,
     /// Tokens whose release it sent, and whether that was answered.
     pub releases: Vec<(FencingToken, bool)>,
+    /// With true time: the sends of its open and keepalives, with what its
+    /// clock read then (its lease counts from the send).
+    pub lease_sends: Vec<(RequestId, Instant)>,
+    /// With true time: when its lease runs out on its own clock, by the
+    /// client library's rule (`distlock_core::client::lease_length` from
+    /// the send of each acknowledged open or keepalive).
+    pub lease_until: Option<Instant>,
 }
 
 impl Client {
@@ -89,6 +99,8 @@ impl Client {
             ids: Vec::new(),
             answers: Vec::new(),
             releases: Vec::new(),
+            lease_sends: Vec::new(),
+            lease_until: None,
         }
     }
 
@@ -108,10 +120,31 @@ impl Client {
             .map(|(_, t)| *t)
     }
 
+    /// Whether, by its own clock reading `clock`, it still holds what it
+    /// was granted: always, unless its configuration keeps true time
+    /// (`timed`), when its lease must still run.
+    #[must_use]
+    pub fn lease_runs(&self, timed: bool, clock: Instant) -> bool {
+        !timed || self.lease_until.is_some_and(|until| clock < until)
+    }
+
+    /// Extends its lease for the acknowledged open or keepalive `id`.
+    pub fn lease_acknowledged(&mut self, id: RequestId, len: Duration) {
+        if let Some(&(_, sent)) = self.lease_sends.iter().find(|(r, _)| *r == id) {
+            let until = sent + len;
+            self.lease_until = Some(self.lease_until.map_or(until, |u| u.max(until)));
+        }
+    }
+
     /// The body of script request `op`, or `None` when it needs nothing
     /// sent (a release of a lock not held, a request needing a session
-    /// that never opened).
-    pub fn body_for(&mut self, op: &Op, newest: Option<FencingToken>) -> Option<RequestBody> {
+    /// that never opened). Sessions open with `ttl_ms`.
+    pub fn body_for(
+        &mut self,
+        op: &Op,
+        newest: Option<FencingToken>,
+        ttl_ms: u64,
+    ) -> Option<RequestBody> {
         let needs_session = !matches!(op, Op::Open | Op::Change(_));
         if needs_session && self.session.is_none() {
             return None;
@@ -124,7 +157,7 @@ impl Client {
         Some(match op {
             Op::Open => RequestBody::Log(ClientCommand::OpenSession {
                 nonce: self.nonce(),
-                ttl_ms: TTL_MS,
+                ttl_ms,
             }),
             Op::Acquire { lock, mode } => {
                 let seq = next_seq();

@@ -1,7 +1,7 @@
 //! The configurations checked, with bounds that CI explores exhaustively
 //! in minutes, and deeper bounds for a longer run.
 
-use crate::setup::{Bounds, Op, Setup, addrs};
+use crate::setup::{Bounds, Clocks, Op, Setup, addrs};
 use distlock_core::ids::NodeId;
 use distlock_core::locks::Mode;
 use distlock_core::raft::MembershipChange;
@@ -67,6 +67,7 @@ pub fn three_voters(bounds: Bounds) -> Setup {
         warm_up_ops: vec![1, 1],
         prefix: Vec::new(),
         bounds,
+        clocks: None,
     }
 }
 
@@ -96,6 +97,7 @@ pub fn learner_promoted(bounds: Bounds) -> Setup {
         warm_up_ops: vec![1, 1],
         prefix: Vec::new(),
         bounds,
+        clocks: None,
     }
 }
 
@@ -121,6 +123,7 @@ pub fn voter_removed(bounds: Bounds) -> Setup {
         warm_up_ops: vec![0, 1],
         prefix: Vec::new(),
         bounds,
+        clocks: None,
     }
 }
 
@@ -157,6 +160,7 @@ pub fn figure_eight(bounds: Bounds) -> Setup {
             "sync 2",
         ],
         bounds,
+        clocks: None,
     }
 }
 
@@ -178,6 +182,7 @@ pub fn lock_held(bounds: Bounds) -> Setup {
         warm_up_ops: vec![2, 1],
         prefix: Vec::new(),
         bounds,
+        clocks: None,
     }
 }
 
@@ -197,6 +202,7 @@ pub fn stale_candidate(bounds: Bounds) -> Setup {
         warm_up_ops: vec![1],
         prefix: vec!["send 0 1", "settle 1 2", "depose 1"],
         bounds,
+        clocks: None,
     }
 }
 
@@ -234,6 +240,80 @@ pub fn stale_tail(bounds: Bounds) -> Setup {
             "elect 2 among 1 2",
         ],
         bounds,
+        clocks: None,
+    }
+}
+
+/// The drift bound of the timed configurations: the client library's
+/// default assumption, 1 %.
+const DRIFT_PPM: i64 = 10_000;
+
+/// Three voters keeping true time, from a settled start: client 0 holds
+/// the lock under a 1 s session and keeps it alive; client 1 has a
+/// session and tries to take the lock. Servers 1 and 2 run fast and
+/// server 3 and the clients slow, at the drift bound: the extremes that
+/// shorten the cluster's count of a lease against the client's. A leader
+/// may pause through its heartbeats to the moment a lease timer falls
+/// due, so that an expiry is a few steps deep rather than twenty
+/// heartbeats; the property this adds is no early release.
+#[must_use]
+pub fn lease_expiry(bounds: Bounds) -> Setup {
+    let mut holder = open_and_take(LOCK);
+    holder.push(Op::KeepAlive);
+    Setup {
+        name: "lease-expiry",
+        about: "3 voters keeping true time, drifting clocks: client 0 holds the lock on a 1 s lease and keeps it alive, client 1 tries to take it",
+        servers: ids(3),
+        voters: ids(3),
+        clients: vec![holder, open_and_take(LOCK)],
+        warm_up_ops: vec![2, 1],
+        prefix: Vec::new(),
+        bounds,
+        clocks: Some(Clocks {
+            ttl_ms: 1_000,
+            max_drift_ppm: u32::try_from(DRIFT_PPM).unwrap_or(u32::MAX),
+            server_ppm: vec![DRIFT_PPM, DRIFT_PPM, -DRIFT_PPM],
+            client_ppm: -DRIFT_PPM,
+        }),
+    }
+}
+
+/// Three voters keeping true time, from a directed start: client 0 holds
+/// the lock under a 1 s session; server 2 led term 2 (its first entry
+/// committed everywhere) and still believes it leads, cut off, while
+/// server 3 has just been elected in term 3 with server 1's vote, its
+/// first entry on its own disk alone. Client 0's keepalive goes first to
+/// server 2, the stale leader; no other client contends (the property is
+/// checked when the expiry commits, and a second client's requests would
+/// multiply the interleavings). The new leader runs fast, the stale one
+/// and the clients slow. Lease rules 2 (a keepalive is acknowledged only
+/// after a quorum round) and 4 (a new leader counts every lease afresh
+/// from its election) are what keep the new leader from expiring a lease
+/// its holder still counts on.
+#[must_use]
+pub fn lease_failover(bounds: Bounds) -> Setup {
+    let mut holder = open_and_take(LOCK);
+    holder.push(Op::KeepAlive);
+    Setup {
+        name: "lease-failover",
+        about: "3 voters keeping true time, from a directed start: a stale leader, a new one elected, a keepalive to the stale one",
+        servers: ids(3),
+        voters: ids(3),
+        clients: vec![holder],
+        warm_up_ops: vec![2],
+        prefix: vec![
+            "elect 2 among 1 2 3",
+            "timer 2",
+            "settle 1 2 3",
+            "elect 3 among 1 3",
+        ],
+        bounds,
+        clocks: Some(Clocks {
+            ttl_ms: 1_000,
+            max_drift_ppm: u32::try_from(DRIFT_PPM).unwrap_or(u32::MAX),
+            server_ppm: vec![DRIFT_PPM, -DRIFT_PPM, DRIFT_PPM],
+            client_ppm: -DRIFT_PPM,
+        }),
     }
 }
 
@@ -249,10 +329,22 @@ pub fn stale_tail(bounds: Bounds) -> Setup {
 /// `stale-candidate` to depth 14, where server 3's whole campaign fits;
 /// and `stale-tail`, whose leader stays (no election, no crash): every
 /// interleaving of its appends to server 3, one entry each, with a
-/// message duplicated and two heartbeat rounds.
+/// message duplicated and two heartbeat rounds; and the timed ones,
+/// `lease-expiry` and `lease-failover`, with no crash, no election timer
+/// and no retry but two leader timers (a heartbeat and a pause to a lease
+/// deadline), to depths 8 and 12: an expiry's proposal, its write, its
+/// append and acknowledgement, after the new leader's first commit in
+/// `lease-failover`.
 #[must_use]
 pub fn bounds_for(name: &str) -> Bounds {
     let ci = ci_bounds();
+    let timed = Bounds {
+        crashes: 0,
+        elections: 0,
+        sends_per_op: 1,
+        leader_ticks: 2,
+        ..ci
+    };
     match name {
         "figure-8" => Bounds {
             depth: 13,
@@ -283,6 +375,8 @@ pub fn bounds_for(name: &str) -> Bounds {
             append_entries: 1,
             ..ci
         },
+        "lease-expiry" => Bounds { depth: 8, ..timed },
+        "lease-failover" => Bounds { depth: 12, ..timed },
         _ => ci,
     }
 }
@@ -298,12 +392,14 @@ pub fn by_name(name: &str, bounds: Bounds) -> Option<Setup> {
         "lock-held" => Some(lock_held(bounds)),
         "stale-candidate" => Some(stale_candidate(bounds)),
         "stale-tail" => Some(stale_tail(bounds)),
+        "lease-expiry" => Some(lease_expiry(bounds)),
+        "lease-failover" => Some(lease_failover(bounds)),
         _ => None,
     }
 }
 
 /// The names [`by_name`] knows.
-pub const NAMES: [&str; 7] = [
+pub const NAMES: [&str; 9] = [
     "three-voters",
     "learner-promoted",
     "voter-removed",
@@ -311,4 +407,6 @@ pub const NAMES: [&str; 7] = [
     "lock-held",
     "stale-candidate",
     "stale-tail",
+    "lease-expiry",
+    "lease-failover",
 ];

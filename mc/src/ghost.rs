@@ -97,6 +97,9 @@ pub struct Ghost {
     pub changes_answered: Vec<LogIndex>,
     /// The committed log, replayed.
     pub replay: Replay,
+    /// Sessions whose expiry the last observation found committed (the
+    /// world checks them against their clients' leases, then clears it).
+    pub expired: Vec<SessionId>,
     /// The first property broken.
     pub violation: Option<String>,
 }
@@ -222,6 +225,11 @@ impl Ghost {
         let EntryPayload::Command(cmd) = payload else {
             return;
         };
+        if let Command::ExpireSession { session } = cmd
+            && self.replay.state.sessions().any(|(s, _)| s == *session)
+        {
+            self.expired.push(*session);
+        }
         let mut out = Applied::default();
         self.replay.state.apply_into(index, cmd, &mut out);
         for reply in out.replies {

@@ -4,6 +4,7 @@
 use distlock_core::ids::NodeId;
 use distlock_core::locks::Mode;
 use distlock_core::raft::{MemberAddrs, MembershipChange};
+use distlock_core::time::Instant;
 
 /// One request of a client's script, asked in order; each is retried (with
 /// the same session and sequence number) until it gets a final answer.
@@ -91,6 +92,52 @@ pub struct Bounds {
     pub append_entries: usize,
 }
 
+/// Clocks tied to one true time, for configurations whose properties
+/// need it (a lease against its expiry). Without them every server's
+/// clock is its own, unrelated to the others': time then bounds nothing,
+/// which over-approximates any drift for the properties that do not
+/// mention time, and no lease is short enough to run out.
+///
+/// With them the checker keeps the true time. Each clock runs at a fixed
+/// rate off it, `1 + ppm / 10⁶`, within the drift bound the client
+/// assumes; true time moves only when a timer fires (the step moves it to
+/// the moment the server's clock reads the deadline, unless it is already
+/// later: a timer may fire late, never early), and every message and
+/// request takes no true time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Clocks {
+    /// The sessions' TTL, in milliseconds (the core's least is 1 000).
+    pub ttl_ms: u64,
+    /// The drift bound the clients assume (`Config::max_drift_ppm` of the
+    /// client library).
+    pub max_drift_ppm: u32,
+    /// Each server's clock rate off true time, in parts per million, in
+    /// server order (each within the bound).
+    pub server_ppm: Vec<i64>,
+    /// The clients' clock rate.
+    pub client_ppm: i64,
+}
+
+impl Clocks {
+    /// What a clock running at `ppm` reads at true time `t`.
+    #[must_use]
+    pub fn local(ppm: i64, t: Instant) -> Instant {
+        let us = i128::from(t.as_micros()) * (1_000_000 + i128::from(ppm)) / 1_000_000;
+        Instant::from_micros(u64::try_from(us).unwrap_or(0))
+    }
+
+    /// The first true time at which a clock running at `ppm` reads at
+    /// least `reading`.
+    #[must_use]
+    pub fn true_time(ppm: i64, reading: Instant) -> Instant {
+        let rate = 1_000_000 + i128::from(ppm);
+        let us = (i128::from(reading.as_micros()) * 1_000_000 + rate - 1) / rate;
+        let t = Instant::from_micros(u64::try_from(us).unwrap_or(u64::MAX));
+        debug_assert!(Self::local(ppm, t) >= reading);
+        t
+    }
+}
+
 /// A configuration to check.
 #[derive(Clone, Debug)]
 pub struct Setup {
@@ -113,6 +160,8 @@ pub struct Setup {
     pub prefix: Vec<&'static str>,
     /// The bounds of the exhaustive part.
     pub bounds: Bounds,
+    /// True time and drifting clocks, or `None` for unrelated clocks.
+    pub clocks: Option<Clocks>,
 }
 
 /// The addresses a server added by a membership change publishes.
@@ -122,5 +171,26 @@ pub fn addrs(id: NodeId) -> MemberAddrs {
         peer: format!("10.0.0.{}:7100", id.0),
         client: format!("10.0.0.{}:7000", id.0),
         ws: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Clocks;
+    use distlock_core::time::Instant;
+
+    #[test]
+    fn a_timer_fires_at_the_first_true_time_its_clock_reads_the_deadline() {
+        for ppm in [-10_000, -1, 0, 1, 10_000, 499_999] {
+            for us in [0, 1, 999, 1_000_000, 1_234_567, 987_654_321] {
+                let reading = Instant::from_micros(us);
+                let t = Clocks::true_time(ppm, reading);
+                assert!(Clocks::local(ppm, t) >= reading, "{ppm} {us}");
+                if t > Instant::ZERO {
+                    let before = Instant::from_micros(t.as_micros() - 1);
+                    assert!(Clocks::local(ppm, before) < reading, "{ppm} {us}");
+                }
+            }
+        }
     }
 }

@@ -5,7 +5,7 @@
 //!
 //! Commands: `setup NAME` (with the bounds given by `bounds` keys),
 //! `warm-up`, `deliver TEXT`, `duplicate TEXT`, `drop TEXT` (TEXT as the
-//! message prints), `timer N`, `persist N`, `crash N`,
+//! message prints), `timer N`, `pause N`, `persist N`, `crash N`,
 //! `send CLIENT SERVER`; and `net`, which lists the messages in flight
 //! and the writes not yet durable.
 
@@ -23,6 +23,7 @@ pub fn command(world: &World, step: &Step) -> String {
         Step::Duplicate(i) => format!("duplicate {}", world.net[*i].text()),
         Step::Drop(i) => format!("drop {}", world.net[*i].text()),
         Step::Timer(id) => format!("timer {}", id.0),
+        Step::Pause(id) => format!("pause {}", id.0),
         Step::Persist(id) => format!("persist {}", id.0),
         Step::Crash(id) => format!("crash {}", id.0),
         Step::Send { client, server } => format!("send {client} {}", server.0),
@@ -53,6 +54,7 @@ pub fn parse(world: &World, cmd: &str) -> Result<Step, String> {
         "duplicate" => Step::Duplicate(find(rest)?),
         "drop" => Step::Drop(find(rest)?),
         "timer" => Step::Timer(server(rest)?),
+        "pause" => Step::Pause(server(rest)?),
         "persist" => Step::Persist(server(rest)?),
         "crash" => Step::Crash(server(rest)?),
         "send" => {

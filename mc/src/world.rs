@@ -4,12 +4,13 @@
 //! any order (or duplicate, or never deliver it), per-server clocks, and
 //! the scripted clients. A [`Step`] is one input to one real component.
 
-use crate::client::{ATTACH_ID, Client, Outstanding, ReadWindow};
+use crate::client::{ATTACH_ID, Client, Outstanding, ReadWindow, TTL_MS};
 use crate::describe;
 use crate::ghost::Ghost;
-use crate::setup::{Op, Setup};
+use crate::setup::{Clocks, Op, Setup};
+use distlock_core::client::lease_length;
 use distlock_core::ids::NodeId;
-use distlock_core::locks::{Command, LockState, Mode, Outcome};
+use distlock_core::locks::{Command, LockState, Mode, Outcome, SessionId};
 use distlock_core::node::{ConnId, Node, NodeAction, NodeConfig};
 use distlock_core::proto::{
     ClientFrame, MemberInfo, PROTOCOL_VERSION, PeerFrame, Request, RequestBody, RequestId,
@@ -17,7 +18,7 @@ use distlock_core::proto::{
 };
 use distlock_core::raft::{Config, Membership, Persist, Role, Stored};
 use distlock_core::testkit::Disk;
-use distlock_core::time::Instant;
+use distlock_core::time::{Duration, Instant};
 use std::collections::VecDeque;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
@@ -74,6 +75,10 @@ pub enum Step {
     Drop(usize),
     /// The server's next timer fires: its clock jumps to the deadline.
     Timer(NodeId),
+    /// With true time ([`crate::setup::Clocks`]): the leader's timers fire
+    /// late, when its next lease timer falls due, as after a pause through
+    /// its heartbeats.
+    Pause(NodeId),
     /// The server's oldest pending write becomes durable.
     Persist(NodeId),
     /// The server crashes, losing what was not durable, and restarts from
@@ -130,6 +135,8 @@ pub struct World {
     /// A directed start is being taken: the network holds any number of
     /// messages (the start says which are lost).
     directing: bool,
+    /// True time, with [`crate::setup::Clocks`] (else it stays zero).
+    pub now: Instant,
 }
 
 /// Collects what is fed to it and hashes it in one pass: fingerprints are
@@ -208,6 +215,7 @@ impl World {
             overflow: 0,
             warmed: false,
             directing: false,
+            now: Instant::ZERO,
             setup,
         }
     }
@@ -284,6 +292,9 @@ impl World {
         for s in &self.servers {
             if self.timer_allowed(s) {
                 steps.push(Step::Timer(s.id));
+                if self.pause_allowed(s) {
+                    steps.push(Step::Pause(s.id));
+                }
             }
         }
         for (c, client) in self.clients.iter().enumerate() {
@@ -321,6 +332,75 @@ impl World {
             return false;
         }
         self.budget.elections > 0 && raft.term().0 < self.setup.bounds.max_term
+    }
+
+    /// A pause differs from a timer only for a leader whose next lease
+    /// timer falls after its next heartbeat.
+    fn pause_allowed(&self, s: &Server) -> bool {
+        self.setup.clocks.is_some()
+            && s.node.raft().role() == Role::Leader
+            && s.node.lease_deadline() > s.node.poll_timeout()
+    }
+
+    /// With true time: moves it on to `t` (never back) and every server's
+    /// clock with it.
+    fn advance_to(&mut self, t: Instant) {
+        let Some(clocks) = &self.setup.clocks else {
+            return;
+        };
+        if t <= self.now {
+            return;
+        }
+        self.now = t;
+        for (s, &ppm) in self.servers.iter_mut().zip(&clocks.server_ppm) {
+            s.clock = s.clock.max(Clocks::local(ppm, t));
+            s.fp = None;
+        }
+    }
+
+    /// What client clocks read now.
+    #[must_use]
+    pub fn client_clock(&self) -> Instant {
+        self.setup
+            .clocks
+            .as_ref()
+            .map_or(Instant::ZERO, |c| Clocks::local(c.client_ppm, self.now))
+    }
+
+    /// Fires server `p`'s timers at `deadline` on its clock (or at once,
+    /// when its clock is past it): true time moves to when its clock reads
+    /// the deadline.
+    fn fire(&mut self, p: usize, deadline: Option<Instant>) {
+        let s = &self.servers[p];
+        let id = s.id;
+        if s.node.raft().role() == Role::Leader {
+            self.budget.leader_ticks -= 1;
+        } else {
+            self.budget.elections = self.budget.elections.saturating_sub(1);
+        }
+        if let Some(t) = deadline {
+            match &self.setup.clocks {
+                Some(clocks) => {
+                    let ppm = clocks.server_ppm[p];
+                    self.advance_to(Clocks::true_time(ppm, t));
+                }
+                None => {
+                    let s = &mut self.servers[p];
+                    s.clock = s.clock.max(t);
+                }
+            }
+        }
+        let s = &mut self.servers[p];
+        let now = s.clock;
+        s.node.handle_timeout(now);
+        self.note(|w| {
+            let at = format!("{}: timer at {} ms", id.0, now.as_micros() / 1000);
+            match w.setup.clocks {
+                Some(_) => format!("{at} (true time {} ms)", w.now.as_micros() / 1000),
+                None => at,
+            }
+        });
+        self.drain(p);
     }
 
     fn client_may_send(&self, client: &Client) -> bool {
@@ -361,20 +441,14 @@ impl World {
             }
             Step::Timer(id) => {
                 let p = self.pos(id);
-                let s = &mut self.servers[p];
-                if s.node.raft().role() == Role::Leader {
-                    self.budget.leader_ticks -= 1;
-                } else {
-                    self.budget.elections = self.budget.elections.saturating_sub(1);
-                }
-                let s = &mut self.servers[p];
-                if let Some(t) = s.node.poll_timeout() {
-                    s.clock = s.clock.max(t);
-                }
-                let now = s.clock;
-                s.node.handle_timeout(now);
-                self.note(|_| format!("{}: timer at {} ms", id.0, now.as_micros() / 1000));
-                self.drain(p);
+                let deadline = self.servers[p].node.poll_timeout();
+                self.fire(p, deadline);
+            }
+            Step::Pause(id) => {
+                let p = self.pos(id);
+                let deadline = self.servers[p].node.lease_deadline();
+                self.note(|_| format!("{}: paused through its heartbeats", id.0));
+                self.fire(p, deadline);
             }
             Step::Persist(id) => {
                 let p = self.pos(id);
@@ -439,7 +513,8 @@ impl World {
                 Op::CheckToken { lock } => self.ghost.newest_grant.get(*lock).copied(),
                 _ => None,
             };
-            let body = self.clients[c].body_for(&script_op, newest);
+            let ttl_ms = self.setup.clocks.as_ref().map_or(TTL_MS, |k| k.ttl_ms);
+            let body = self.clients[c].body_for(&script_op, newest, ttl_ms);
             let Some(body) = body else {
                 self.note(|_| {
                     format!(
@@ -482,6 +557,16 @@ impl World {
         let id = RequestId(client.ids.len() as u64 + 1);
         client.ids.push((id, op));
         let body = o.body.clone();
+        if matches!(
+            body,
+            RequestBody::KeepAlive { .. }
+                | RequestBody::Log(distlock_core::locks::ClientCommand::OpenSession { .. })
+        ) && self.setup.clocks.is_some()
+        {
+            let at = self.client_clock();
+            self.clients[c].lease_sends.push((id, at));
+        }
+        let client = &mut self.clients[c];
         let greet = !client.greeted.contains(&server);
         if greet {
             client.greeted.push(server);
@@ -566,6 +651,8 @@ impl World {
         let ServerFrame::Response(resp) = frame else {
             return;
         };
+        let client_now = self.client_clock();
+        let timed = self.setup.clocks.is_some();
         let client = &mut self.clients[c];
         if resp.id == ATTACH_ID {
             if let Ok(ResponseBody::Attached { .. }) = resp.result
@@ -594,6 +681,17 @@ impl World {
             && Client::retryable(e)
         {
             return;
+        }
+        if let Some(clocks) = &self.setup.clocks {
+            let ttl_ms = match &resp.result {
+                Ok(ResponseBody::SessionOpened { ttl_ms, .. }) => Some(*ttl_ms),
+                Ok(ResponseBody::KeepAliveAck { .. }) => Some(clocks.ttl_ms),
+                _ => None,
+            };
+            if let Some(ttl_ms) = ttl_ms {
+                let len = lease_length(Duration::from_millis(ttl_ms), clocks.max_drift_ppm);
+                client.lease_acknowledged(resp.id, len);
+            }
         }
         // Exactly once: every final answer to one request is the same.
         // Membership changes are not session requests and are not
@@ -633,6 +731,7 @@ impl World {
                 let holders: Vec<usize> = self
                     .clients
                     .iter()
+                    .filter(|k| k.lease_runs(timed, client_now))
                     .filter(|k| {
                         k.held.iter().any(|(l, _, m)| {
                             l == lock && (*m == Mode::Exclusive || *mode == Mode::Exclusive)
@@ -679,7 +778,40 @@ impl World {
     /// property; the first broken one, if any.
     pub fn check(&mut self) -> Option<String> {
         self.ghost.observe(&self.servers);
+        for session in std::mem::take(&mut self.ghost.expired) {
+            self.check_no_early_release(session);
+        }
         self.ghost.violation.clone()
+    }
+
+    /// No early release: when a session's expiry commits (its locks are
+    /// free from then on), its client, holding locks, must already count
+    /// its lease as run out on its own clock. Only true time relates the
+    /// two clocks, so only configurations that keep it check this.
+    fn check_no_early_release(&mut self, session: SessionId) {
+        if self.setup.clocks.is_none() {
+            return;
+        }
+        let clock = self.client_clock();
+        let early = self.clients.iter().find(|k| {
+            k.session == Some(session) && !k.held.is_empty() && k.lease_runs(true, clock)
+        });
+        if let Some(k) = early {
+            let what = format!(
+                "no early release: session {}'s expiry committed at true time {} ms, while client {} holds {} and counts its lease until {} ms on its clock, which reads {} ms",
+                session.0,
+                self.now.as_micros() / 1000,
+                k.index,
+                k.held
+                    .iter()
+                    .map(|(l, t, _)| format!("{l} (token {})", t.0))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                k.lease_until.map_or(0, |u| u.as_micros() / 1000),
+                clock.as_micros() / 1000
+            );
+            self.ghost.violate(what);
+        }
     }
 
     /// The state's fingerprint: equal states (up to collisions) have equal
@@ -708,6 +840,7 @@ impl World {
             });
             fp.hash(&mut h);
         }
+        self.now.hash(&mut h);
         for e in &self.net {
             e.key.hash(&mut h);
         }

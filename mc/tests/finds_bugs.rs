@@ -44,3 +44,27 @@ fn committed_traces_replay() {
     }
     assert!(seen > 0, "no trace in {}", dir.display());
 }
+
+/// A client that assumes no drift at all, while the servers' clocks run
+/// 1 % fast and its own 1 % slow, still counts on its lease when the
+/// leader's expiry of it commits: the checker finds the early release.
+/// (The client library's own margin is what `lease-expiry` checks
+/// clean; `canaries/client_no_drift_margin.patch` takes it out.)
+#[test]
+fn a_client_assuming_no_drift_is_found_counting_on_an_expired_lease() {
+    let mut setup = configs::lease_expiry(configs::bounds_for("lease-expiry"));
+    if let Some(clocks) = &mut setup.clocks {
+        clocks.max_drift_ppm = 0;
+    }
+    let mut world = World::new(setup);
+    world.warm_up();
+    let report = explore(&world, Limits { time: None });
+    let cx = report.counterexample.expect("the early release is found");
+    assert!(
+        cx.violation.starts_with("no early release:"),
+        "{}",
+        cx.violation
+    );
+    let text = trace::render(&world, &cx.steps, &cx.violation);
+    assert!(text.contains("> pause 1"), "{text}");
+}

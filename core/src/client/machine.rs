@@ -18,6 +18,8 @@ mod reads;
 mod servers;
 mod watches;
 
+pub use lease::lease_length;
+
 /// Where the session is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum SessionState {

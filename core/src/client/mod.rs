@@ -22,7 +22,7 @@ mod machine;
 #[cfg(test)]
 mod tests;
 
-pub use machine::ClientSession;
+pub use machine::{ClientSession, lease_length};
 
 use crate::locks::{Outcome, SessionId};
 use crate::proto::{AuthToken, ClusterId, LockEvent, MemberInfo, ProtoError};

@@ -1,12 +1,27 @@
-//! Fingerprinting a server for explicit-state model checking (the
-//! `testkit` feature); see `raft::Raft::fingerprint`.
+//! Hooks for explicit-state model checking (the `testkit` feature):
+//! fingerprinting a server (see `raft::Raft::fingerprint`) and reading
+//! when its lease timers fall due.
 
 use super::Node;
 use crate::raft::HashWriter;
+use crate::time::Instant;
 use std::fmt::Write as _;
 use std::hash::Hasher;
 
 impl Node {
+    /// When the next of this server's lease timers (a session's deadline,
+    /// a wait's timeout, a lock-delay's end) falls due, if it keeps them
+    /// now: a checker lets the server's timer fire late, at that moment,
+    /// as if the process had paused through its heartbeats.
+    #[must_use]
+    pub fn lease_deadline(&self) -> Option<Instant> {
+        if self.raft.has_committed_own_term() {
+            self.timers.next()
+        } else {
+            None
+        }
+    }
+
     /// Feeds everything that decides this server's future behaviour into
     /// `h` (its Raft's fingerprint included); only the metrics kept in
     /// `stats` are left out.

@@ -8,12 +8,22 @@ use crate::client::{ClientError, ClientEvent, LostReason};
 use crate::proto::ClientFrame;
 use crate::time::{Duration, Instant};
 
+/// How long a session's lease runs at the client, from the send of the
+/// request the cluster acknowledged: `ttl × (1 − 2·max_drift)` (lease rule
+/// 5), so that it ends before the cluster's own count of `ttl` from the
+/// request's arrival even when the two clocks drift apart at the bound.
+/// Public so that checkers hold a client's view of its lease to the same
+/// rule the client follows.
+#[must_use]
+pub fn lease_length(ttl: Duration, max_drift_ppm: u32) -> Duration {
+    let ppm = u128::from(max_drift_ppm.min(499_999));
+    let us = ttl.as_micros() * (1_000_000 - 2 * ppm) / 1_000_000;
+    Duration::from_micros(u64::try_from(us).unwrap_or(u64::MAX))
+}
+
 impl ClientSession {
-    /// `ttl × (1 − 2·max_drift)`.
     pub(super) fn lease_len(&self, ttl: Duration) -> Duration {
-        let ppm = u128::from(self.config.max_drift_ppm.min(499_999));
-        let us = ttl.as_micros() * (1_000_000 - 2 * ppm) / 1_000_000;
-        Duration::from_micros(u64::try_from(us).unwrap_or(u64::MAX))
+        lease_length(ttl, self.config.max_drift_ppm)
     }
 
     pub(super) fn extend_lease(&mut self, sent_at: Instant) {
