@@ -5,7 +5,9 @@
 //! server of a small cluster through every interleaving of its inputs,
 //! within bounds: a message delivered, duplicated or lost; a timer fired;
 //! a write made durable; a server crashed and restarted from its disk; a
-//! client request sent or retried at any server. No model of the protocol
+//! client request sent or retried at any server. Timed configurations
+//! also keep the true time, with every clock drifting at the bound, and
+//! check that no lease ends at the cluster while its holder counts on it. No model of the protocol
 //! is written beside the code: each step is a call into the core, and each
 //! state is the core's own state, cloned and fingerprinted through hooks of
 //! its `testkit` feature.
