@@ -186,6 +186,9 @@ impl Client {
                 lock: (*lock).to_owned(),
                 token: newest?,
             },
+            Op::LockStatus { lock } => RequestBody::LockStatus {
+                lock: (*lock).to_owned(),
+            },
             Op::KeepAlive => RequestBody::KeepAlive { session },
             Op::Change(change) => RequestBody::ChangeMembership(change.clone()),
         })

@@ -244,6 +244,44 @@ pub fn stale_tail(bounds: Bounds) -> Setup {
     }
 }
 
+/// Three voters from a settled start, every mode: client 0 holds `L`
+/// shared and the one permit of semaphore `S`, and reads `L`'s status;
+/// client 1 takes `L` shared beside it, client 2 tries for a permit of
+/// `S`. A shared grant may not be refused, a second permit may not be
+/// granted, and the status read must answer a status `L` had between its
+/// send and its answer, while client 1's grant changes it.
+#[must_use]
+pub fn lock_modes(bounds: Bounds) -> Setup {
+    let shared = Op::Acquire {
+        lock: LOCK,
+        mode: Mode::Shared,
+    };
+    let permit = Op::Acquire {
+        lock: "S",
+        mode: Mode::Semaphore(1),
+    };
+    Setup {
+        name: "lock-modes",
+        about: "3 voters, client 0 holding L shared and semaphore S's one permit reads L's status; client 1 takes L shared, client 2 tries for S",
+        servers: ids(3),
+        voters: ids(3),
+        clients: vec![
+            vec![
+                Op::Open,
+                shared.clone(),
+                permit.clone(),
+                Op::LockStatus { lock: LOCK },
+            ],
+            vec![Op::Open, shared],
+            vec![Op::Open, permit],
+        ],
+        warm_up_ops: vec![3, 1, 1],
+        prefix: Vec::new(),
+        bounds,
+        clocks: None,
+    }
+}
+
 /// The drift bound of the timed configurations: the client library's
 /// default assumption, 1 %.
 const DRIFT_PPM: i64 = 10_000;
@@ -329,7 +367,9 @@ pub fn lease_failover(bounds: Bounds) -> Setup {
 /// `stale-candidate` to depth 14, where server 3's whole campaign fits;
 /// and `stale-tail`, whose leader stays (no election, no crash): every
 /// interleaving of its appends to server 3, one entry each, with a
-/// message duplicated and two heartbeat rounds; and the timed ones,
+/// message duplicated and two heartbeat rounds; `lock-modes` to depth 14
+/// with no crash, timer or retry (its grants and reads need none); and
+/// the timed ones,
 /// `lease-expiry` and `lease-failover`, with no crash, no election timer
 /// and no retry but two leader timers (a heartbeat and a pause to a lease
 /// deadline), to depths 8 and 12: an expiry's proposal, its write, its
@@ -375,6 +415,14 @@ pub fn bounds_for(name: &str) -> Bounds {
             append_entries: 1,
             ..ci
         },
+        "lock-modes" => Bounds {
+            depth: 14,
+            crashes: 0,
+            leader_ticks: 0,
+            elections: 0,
+            sends_per_op: 1,
+            ..ci
+        },
         "lease-expiry" => Bounds { depth: 8, ..timed },
         "lease-failover" => Bounds { depth: 12, ..timed },
         _ => ci,
@@ -392,6 +440,7 @@ pub fn by_name(name: &str, bounds: Bounds) -> Option<Setup> {
         "lock-held" => Some(lock_held(bounds)),
         "stale-candidate" => Some(stale_candidate(bounds)),
         "stale-tail" => Some(stale_tail(bounds)),
+        "lock-modes" => Some(lock_modes(bounds)),
         "lease-expiry" => Some(lease_expiry(bounds)),
         "lease-failover" => Some(lease_failover(bounds)),
         _ => None,
@@ -399,7 +448,7 @@ pub fn by_name(name: &str, bounds: Bounds) -> Option<Setup> {
 }
 
 /// The names [`by_name`] knows.
-pub const NAMES: [&str; 9] = [
+pub const NAMES: [&str; 10] = [
     "three-voters",
     "learner-promoted",
     "voter-removed",
@@ -407,6 +456,7 @@ pub const NAMES: [&str; 9] = [
     "lock-held",
     "stale-candidate",
     "stale-tail",
+    "lock-modes",
     "lease-expiry",
     "lease-failover",
 ];

@@ -4,7 +4,7 @@
 
 use distlock_core::locks::{ClientCommand, Command, Mode};
 use distlock_core::node::Node;
-use distlock_core::proto::{PeerFrame, RequestBody, ResponseBody};
+use distlock_core::proto::{LockStatusView, PeerFrame, RequestBody, ResponseBody};
 use distlock_core::raft::{Entry, EntryPayload, Membership, MessageBody, Role};
 use std::fmt::Write as _;
 
@@ -16,6 +16,32 @@ pub fn mode(m: Mode) -> String {
         Mode::Shared => "shared".into(),
         Mode::Semaphore(n) => format!("semaphore({n})"),
     }
+}
+
+/// A lock's status as a status read answers it: `free`, or its mode, its
+/// holders with their tokens, its waiters and its delay.
+#[must_use]
+pub fn status(view: Option<&LockStatusView>) -> String {
+    let Some(v) = view else {
+        return "free".into();
+    };
+    let holders: Vec<String> = v
+        .holders
+        .iter()
+        .map(|h| format!("s{}/{}", h.session.0, h.token.0))
+        .collect();
+    let waiters: Vec<String> = v
+        .waiters
+        .iter()
+        .map(|w| format!("s{} {}", w.session.0, mode(w.mode)))
+        .collect();
+    format!(
+        "{} holders=[{}] waiters=[{}]{}",
+        v.mode.map_or_else(|| "unheld".into(), mode),
+        holders.join(", "),
+        waiters.join(", "),
+        if v.delay.is_some() { " delayed" } else { "" }
+    )
 }
 
 fn ids(set: &std::collections::BTreeSet<distlock_core::ids::NodeId>) -> String {
@@ -73,6 +99,7 @@ pub fn request(body: &RequestBody) -> String {
         },
         RequestBody::KeepAlive { session } => format!("KeepAlive s{}", session.0),
         RequestBody::CheckToken { lock, token } => format!("CheckToken {lock} token={}", token.0),
+        RequestBody::LockStatus { lock } => format!("LockStatus {lock}"),
         RequestBody::ChangeMembership(change) => format!("ChangeMembership {change:?}"),
         other => format!("{other:?}"),
     }
@@ -85,6 +112,7 @@ pub fn response(result: &Result<ResponseBody, distlock_core::proto::ProtoError>)
         Ok(ResponseBody::SessionOpened { session, .. }) => format!("SessionOpened s{}", session.0),
         Ok(ResponseBody::Lock(outcome)) => format!("{outcome:?}"),
         Ok(ResponseBody::TokenValid(v)) => format!("TokenValid({v})"),
+        Ok(ResponseBody::LockStatus(v)) => format!("LockStatus({})", status(v.as_ref())),
         Ok(ResponseBody::KeepAliveAck { session }) => format!("KeepAliveAck s{}", session.0),
         Ok(ResponseBody::MembershipChanged { index }) => {
             format!("MembershipChanged at {}", index.0)

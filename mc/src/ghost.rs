@@ -27,7 +27,8 @@
 //!   is the same, as the clients receive them and as the committed log,
 //!   replayed, gives them;
 //! - linearizable reads: a token check answers what was true at some
-//!   moment between its send and its answer;
+//!   moment between its send and its answer, and a lock-status read
+//!   answers a status the committed state had between them;
 //! - a membership change answered as done is committed.
 
 use crate::world::Server;
@@ -35,6 +36,7 @@ use distlock_core::ids::{LogIndex, NodeId, Term};
 use distlock_core::locks::{
     Applied, Command, FencingToken, LockState, Mode, Outcome, Reply, Seq, SessionId,
 };
+use distlock_core::proto::LockStatusView;
 use distlock_core::raft::{EntryPayload, Message, MessageBody, Raft, Role};
 use distlock_core::testkit::Disk;
 use std::collections::BTreeMap;
@@ -80,6 +82,23 @@ impl PartialEq for Replay {
 
 impl Eq for Replay {}
 
+/// A lock-status read sent and not yet checked: every status its lock had
+/// in the committed state from its send on (a linearizable answer is one
+/// of them), and its first final answer.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct StatusRead {
+    /// The client.
+    pub client: usize,
+    /// The lock read.
+    pub lock: String,
+    /// The statuses the committed state went through since the send: the
+    /// answer a server would give, as `Debug` (compared) and as traces
+    /// print it.
+    pub seen: Vec<(String, String)>,
+    /// The first final answer, once it came, the same two ways.
+    pub answer: Option<(String, String)>,
+}
+
 /// The history.
 #[derive(Clone, Debug, Default, Hash, PartialEq, Eq)]
 pub struct Ghost {
@@ -100,8 +119,15 @@ pub struct Ghost {
     /// Sessions whose expiry the last observation found committed (the
     /// world checks them against their clients' leases, then clears it).
     pub expired: Vec<SessionId>,
+    /// Lock-status reads in flight or answered and not yet checked.
+    pub status_reads: Vec<StatusRead>,
     /// The first property broken.
     pub violation: Option<String>,
+}
+
+/// A status as compared (`Debug`, every field) and as printed.
+fn status_texts(view: Option<&LockStatusView>) -> (String, String) {
+    (format!("{view:?}"), crate::describe::status(view))
 }
 
 fn digest<T: std::fmt::Debug>(value: &T) -> u64 {
@@ -147,15 +173,24 @@ impl Ghost {
     }
 
     /// A grant of `lock` was answered; `holders` are the clients that now
-    /// hold it in a mode that conflicts with another holder's.
+    /// hold it (the grantee among them), with their modes.
     pub fn grant_answered_now(
         &mut self,
         lock: &str,
         token: FencingToken,
         mode: Mode,
-        holders: &[usize],
+        holders: &[(usize, Mode)],
     ) {
-        if holders.len() > 1 {
+        let exclusive = holders.iter().any(|(_, m)| *m == Mode::Exclusive);
+        let permits = holders
+            .iter()
+            .filter(|(_, m)| matches!(m, Mode::Semaphore(_)))
+            .count();
+        let over = match mode {
+            Mode::Semaphore(n) => permits > usize::try_from(n).unwrap_or(usize::MAX),
+            _ => false,
+        };
+        if (exclusive && holders.len() > 1) || over {
             self.violate(format!(
                 "mutual exclusion: clients {holders:?} hold {lock} at once ({mode:?} grant of token {})",
                 token.0
@@ -171,6 +206,66 @@ impl Ghost {
         self.newest_grant.insert(lock.to_owned(), newest.max(token));
         self.grants.push(token);
         self.grants.sort_unstable();
+    }
+
+    /// The committed state's status of `lock`, as a server answers it.
+    fn status_now(&self, lock: &str) -> (String, String) {
+        let view = self
+            .replay
+            .state
+            .lock_status(lock)
+            .map(distlock_core::proto::LockStatusView::from);
+        status_texts(view.as_ref())
+    }
+
+    /// Client `client` sent a status read of `lock` (a retry keeps the
+    /// window of the first send).
+    pub fn status_sent(&mut self, client: usize, lock: &str) {
+        if self.status_reads.iter().any(|r| r.client == client) {
+            return;
+        }
+        let seen = vec![self.status_now(lock)];
+        self.status_reads.push(StatusRead {
+            client,
+            lock: lock.to_owned(),
+            seen,
+            answer: None,
+        });
+    }
+
+    /// Client `client`'s status read was answered `view`; it is checked
+    /// once the commits of this step are seen.
+    pub fn status_answered(&mut self, client: usize, view: Option<&LockStatusView>) {
+        let answer = status_texts(view);
+        if let Some(r) = self
+            .status_reads
+            .iter_mut()
+            .find(|r| r.client == client && r.answer.is_none())
+        {
+            r.answer = Some(answer);
+        }
+    }
+
+    /// Every answered status read must have answered a status its lock
+    /// had in the committed state at some moment since its send.
+    fn check_status_reads(&mut self) {
+        let (answered, open): (Vec<StatusRead>, Vec<StatusRead>) =
+            std::mem::take(&mut self.status_reads)
+                .into_iter()
+                .partition(|r| r.answer.is_some());
+        self.status_reads = open;
+        for r in answered {
+            let (answer, shown) = r.answer.unwrap_or_default();
+            if !r.seen.iter().any(|(s, _)| *s == answer) {
+                let went: Vec<&str> = r.seen.iter().map(|(_, s)| s.as_str()).collect();
+                self.violate(format!(
+                    "stale read: client {}'s status of {} was answered {shown}, which the committed state never was between its send and its answer (it went through {})",
+                    r.client,
+                    r.lock,
+                    went.join(", then ")
+                ));
+            }
+        }
     }
 
     /// A membership change was answered done at `index`.
@@ -207,6 +302,7 @@ impl Ghost {
         self.check_durable(servers);
         self.check_log_matching(servers);
         self.check_leader_completeness(servers);
+        self.check_status_reads();
         for index in std::mem::take(&mut self.changes_answered) {
             if !self.committed.contains_key(&index) {
                 self.violate(format!(
@@ -232,6 +328,15 @@ impl Ghost {
         }
         let mut out = Applied::default();
         self.replay.state.apply_into(index, cmd, &mut out);
+        for i in 0..self.status_reads.len() {
+            let now = self.status_now(&self.status_reads[i].lock);
+            let r = &mut self.status_reads[i];
+            // Reads answered in this step count it too: the answer may
+            // come from the state this very step committed.
+            if r.seen.last().map(|(s, _)| s) != Some(&now.0) {
+                r.seen.push(now);
+            }
+        }
         for reply in out.replies {
             let Reply::To {
                 session,

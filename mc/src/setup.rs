@@ -30,6 +30,11 @@ pub enum Op {
         /// The lock.
         lock: &'static str,
     },
+    /// Read `lock`'s status (holders, waiters, delay).
+    LockStatus {
+        /// The lock.
+        lock: &'static str,
+    },
     /// Keep the session alive.
     KeepAlive,
     /// An operator's membership change.
@@ -47,6 +52,7 @@ impl Op {
             }
             Self::Release { lock } => format!("release {lock}"),
             Self::CheckToken { lock } => format!("check-token {lock}"),
+            Self::LockStatus { lock } => format!("lock-status {lock}"),
             Self::KeepAlive => "keepalive".into(),
             Self::Change(MembershipChange::AddLearner(id, _)) => format!("add-learner {id}"),
             Self::Change(MembershipChange::Promote(id)) => format!("promote {id}"),

@@ -525,6 +525,9 @@ impl World {
                 self.clients[c].pc += 1;
                 return;
             };
+            if let RequestBody::LockStatus { lock } = &body {
+                self.ghost.status_sent(c, lock);
+            }
             let read = match &body {
                 RequestBody::CheckToken { token, .. } => Some(ReadWindow {
                     token: *token,
@@ -728,16 +731,16 @@ impl World {
                     Some(entry) => entry.1 = entry.1.max(*token),
                     None => client.granted.push(((*lock).to_owned(), *token)),
                 }
-                let holders: Vec<usize> = self
+                let holders: Vec<(usize, Mode)> = self
                     .clients
                     .iter()
                     .filter(|k| k.lease_runs(timed, client_now))
-                    .filter(|k| {
-                        k.held.iter().any(|(l, _, m)| {
-                            l == lock && (*m == Mode::Exclusive || *mode == Mode::Exclusive)
-                        })
+                    .flat_map(|k| {
+                        k.held
+                            .iter()
+                            .filter(|(l, ..)| l == lock)
+                            .map(|(_, _, m)| (k.index, *m))
                     })
-                    .map(|k| k.index)
                     .collect();
                 self.ghost.grant_answered_now(lock, *token, *mode, &holders);
             }
@@ -766,6 +769,9 @@ impl World {
                         ));
                     }
                 }
+            }
+            (Op::LockStatus { .. }, Ok(ResponseBody::LockStatus(view))) => {
+                self.ghost.status_answered(c, view.as_ref());
             }
             (Op::Change(_), Ok(ResponseBody::MembershipChanged { index })) => {
                 self.ghost.membership_answered(*index);
