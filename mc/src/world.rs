@@ -1,27 +1,30 @@
 //! The checked system: real [`Node`]s (Raft, the lock state machine and
 //! the lease timers, unchanged), each with a disk that keeps only what was
 //! reported durable, a network that may deliver any message in flight in
-//! any order (or duplicate, or never deliver it), per-server clocks, and
-//! the scripted clients. A [`Step`] is one input to one real component.
+//! any order (or duplicate, or never deliver it), per-server clocks (tied
+//! to a true time in timed configurations: [`time`]), and the scripted
+//! clients ([`answers`]: what they make of what they are answered). A
+//! [`Step`] is one input to one real component.
 
 use crate::client::{ATTACH_ID, Client, Outstanding, ReadWindow, TTL_MS};
 use crate::describe;
 use crate::ghost::Ghost;
-use crate::setup::{Clocks, Op, Setup};
-use distlock_core::client::lease_length;
+use crate::setup::{Op, Setup};
 use distlock_core::ids::NodeId;
-use distlock_core::locks::{Command, LockState, Mode, Outcome, SessionId};
+use distlock_core::locks::{Command, LockState};
 use distlock_core::node::{ConnId, Node, NodeAction, NodeConfig};
 use distlock_core::proto::{
     ClientFrame, MemberInfo, PROTOCOL_VERSION, PeerFrame, Request, RequestBody, RequestId,
-    ResponseBody, ServerFrame,
 };
 use distlock_core::raft::{Config, Membership, Persist, Role, Stored};
 use distlock_core::testkit::Disk;
-use distlock_core::time::{Duration, Instant};
+use distlock_core::time::Instant;
 use std::collections::VecDeque;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
+
+pub mod answers;
+pub mod time;
 
 /// One server: the real node, its disk, the writes it asked for that are
 /// not durable yet, and its local clock.
@@ -334,75 +337,6 @@ impl World {
         self.budget.elections > 0 && raft.term().0 < self.setup.bounds.max_term
     }
 
-    /// A pause differs from a timer only for a leader whose next lease
-    /// timer falls after its next heartbeat.
-    fn pause_allowed(&self, s: &Server) -> bool {
-        self.setup.clocks.is_some()
-            && s.node.raft().role() == Role::Leader
-            && s.node.lease_deadline() > s.node.poll_timeout()
-    }
-
-    /// With true time: moves it on to `t` (never back) and every server's
-    /// clock with it.
-    fn advance_to(&mut self, t: Instant) {
-        let Some(clocks) = &self.setup.clocks else {
-            return;
-        };
-        if t <= self.now {
-            return;
-        }
-        self.now = t;
-        for (s, &ppm) in self.servers.iter_mut().zip(&clocks.server_ppm) {
-            s.clock = s.clock.max(Clocks::local(ppm, t));
-            s.fp = None;
-        }
-    }
-
-    /// What client clocks read now.
-    #[must_use]
-    pub fn client_clock(&self) -> Instant {
-        self.setup
-            .clocks
-            .as_ref()
-            .map_or(Instant::ZERO, |c| Clocks::local(c.client_ppm, self.now))
-    }
-
-    /// Fires server `p`'s timers at `deadline` on its clock (or at once,
-    /// when its clock is past it): true time moves to when its clock reads
-    /// the deadline.
-    fn fire(&mut self, p: usize, deadline: Option<Instant>) {
-        let s = &self.servers[p];
-        let id = s.id;
-        if s.node.raft().role() == Role::Leader {
-            self.budget.leader_ticks -= 1;
-        } else {
-            self.budget.elections = self.budget.elections.saturating_sub(1);
-        }
-        if let Some(t) = deadline {
-            match &self.setup.clocks {
-                Some(clocks) => {
-                    let ppm = clocks.server_ppm[p];
-                    self.advance_to(Clocks::true_time(ppm, t));
-                }
-                None => {
-                    let s = &mut self.servers[p];
-                    s.clock = s.clock.max(t);
-                }
-            }
-        }
-        let s = &mut self.servers[p];
-        let now = s.clock;
-        s.node.handle_timeout(now);
-        self.note(|w| {
-            let at = format!("{}: timer at {} ms", id.0, now.as_micros() / 1000);
-            match w.setup.clocks {
-                Some(_) => format!("{at} (true time {} ms)", w.now.as_micros() / 1000),
-                None => at,
-            }
-        });
-        self.drain(p);
-    }
-
     fn client_may_send(&self, client: &Client) -> bool {
         let script = &self.setup.clients[client.index];
         match &client.outstanding {
@@ -648,138 +582,6 @@ impl World {
         }
     }
 
-    /// A frame reaches a client (connections deliver at once, in order).
-    fn client_frame(&mut self, server: NodeId, conn: ConnId, frame: ServerFrame) {
-        let c = usize::try_from(conn.0 / 1000).expect("small");
-        let ServerFrame::Response(resp) = frame else {
-            return;
-        };
-        let client_now = self.client_clock();
-        let timed = self.setup.clocks.is_some();
-        let client = &mut self.clients[c];
-        if resp.id == ATTACH_ID {
-            if let Ok(ResponseBody::Attached { .. }) = resp.result
-                && !client.attached.contains(&server)
-            {
-                client.attached.push(server);
-                client.attached.sort_unstable();
-            }
-            return;
-        }
-        let Some(&(_, op)) = client.ids.iter().find(|(id, _)| *id == resp.id) else {
-            self.ghost.violate(format!(
-                "client {c} answered request #{} it never sent",
-                resp.id.0
-            ));
-            return;
-        };
-        let text = describe::response(&resp.result);
-        if self.verbose {
-            self.out.push(format!(
-                "client {c}: #{} answered by {}: {text}",
-                resp.id.0, server.0
-            ));
-        }
-        if let Err(e) = &resp.result
-            && Client::retryable(e)
-        {
-            return;
-        }
-        if let Some(clocks) = &self.setup.clocks {
-            let ttl_ms = match &resp.result {
-                Ok(ResponseBody::SessionOpened { ttl_ms, .. }) => Some(*ttl_ms),
-                Ok(ResponseBody::KeepAliveAck { .. }) => Some(clocks.ttl_ms),
-                _ => None,
-            };
-            if let Some(ttl_ms) = ttl_ms {
-                let len = lease_length(Duration::from_millis(ttl_ms), clocks.max_drift_ppm);
-                client.lease_acknowledged(resp.id, len);
-            }
-        }
-        // Exactly once: every final answer to one request is the same.
-        // Membership changes are not session requests and are not
-        // deduplicated: a retry of a change already made is refused
-        // (`AlreadyMember`, `NotLearner`), which an operator's retry
-        // reads as done (node/membership.rs).
-        let is_change = matches!(self.setup.clients[c][op], Op::Change(_));
-        match client.answers.iter().find(|(o, _)| *o == op) {
-            Some(_) if is_change => {}
-            Some((_, first)) if *first != text => {
-                let first = first.clone();
-                self.ghost.violate(format!(
-                    "exactly-once: client {c}'s request {op} was answered {first} and, retried, {text}"
-                ));
-                return;
-            }
-            Some(_) => return,
-            None => client.answers.push((op, text)),
-        }
-        let current = client.outstanding.as_ref().is_some_and(|o| o.op == op);
-        if !current {
-            return;
-        }
-        let o = client.outstanding.take().expect("current");
-        client.pc = op + 1;
-        let script_op = self.setup.clients[c][op].clone();
-        match (&script_op, &resp.result) {
-            (Op::Open, Ok(ResponseBody::SessionOpened { session, .. })) => {
-                client.session = Some(*session);
-            }
-            (Op::Acquire { lock, mode }, Ok(ResponseBody::Lock(Outcome::Granted { token }))) => {
-                client.held.push(((*lock).to_owned(), *token, *mode));
-                match client.granted.iter_mut().find(|(l, _)| l == lock) {
-                    Some(entry) => entry.1 = entry.1.max(*token),
-                    None => client.granted.push(((*lock).to_owned(), *token)),
-                }
-                let holders: Vec<(usize, Mode)> = self
-                    .clients
-                    .iter()
-                    .filter(|k| k.lease_runs(timed, client_now))
-                    .flat_map(|k| {
-                        k.held
-                            .iter()
-                            .filter(|(l, ..)| l == lock)
-                            .map(|(_, _, m)| (k.index, *m))
-                    })
-                    .collect();
-                self.ghost.grant_answered_now(lock, *token, *mode, &holders);
-            }
-            (Op::Release { .. }, Ok(ResponseBody::Lock(Outcome::Released))) => {
-                if let RequestBody::Log(distlock_core::locks::ClientCommand::Release {
-                    token,
-                    ..
-                }) = &o.body
-                {
-                    self.ghost.release_answered_now(*token);
-                }
-            }
-            (Op::CheckToken { .. }, Ok(ResponseBody::TokenValid(valid))) => {
-                if let Some(w) = o.read {
-                    let released = self.ghost.release_sent_for(w.token);
-                    if !*valid && w.granted_before && !released {
-                        self.ghost.violate(format!(
-                            "stale read: token {} was held throughout client {c}'s check, answered invalid",
-                            w.token.0
-                        ));
-                    }
-                    if *valid && w.released_before {
-                        self.ghost.violate(format!(
-                            "stale read: token {} was released before client {c}'s check, answered valid",
-                            w.token.0
-                        ));
-                    }
-                }
-            }
-            (Op::LockStatus { .. }, Ok(ResponseBody::LockStatus(view))) => {
-                self.ghost.status_answered(c, view.as_ref());
-            }
-            (Op::Change(_), Ok(ResponseBody::MembershipChanged { index })) => {
-                self.ghost.membership_answered(*index);
-            }
-            _ => {}
-        }
-    }
-
     /// Records what this state adds to the history and checks every
     /// property; the first broken one, if any.
     pub fn check(&mut self) -> Option<String> {
@@ -788,36 +590,6 @@ impl World {
             self.check_no_early_release(session);
         }
         self.ghost.violation.clone()
-    }
-
-    /// No early release: when a session's expiry commits (its locks are
-    /// free from then on), its client, holding locks, must already count
-    /// its lease as run out on its own clock. Only true time relates the
-    /// two clocks, so only configurations that keep it check this.
-    fn check_no_early_release(&mut self, session: SessionId) {
-        if self.setup.clocks.is_none() {
-            return;
-        }
-        let clock = self.client_clock();
-        let early = self.clients.iter().find(|k| {
-            k.session == Some(session) && !k.held.is_empty() && k.lease_runs(true, clock)
-        });
-        if let Some(k) = early {
-            let what = format!(
-                "no early release: session {}'s expiry committed at true time {} ms, while client {} holds {} and counts its lease until {} ms on its clock, which reads {} ms",
-                session.0,
-                self.now.as_micros() / 1000,
-                k.index,
-                k.held
-                    .iter()
-                    .map(|(l, t, _)| format!("{l} (token {})", t.0))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                k.lease_until.map_or(0, |u| u.as_micros() / 1000),
-                clock.as_micros() / 1000
-            );
-            self.ghost.violate(what);
-        }
     }
 
     /// The state's fingerprint: equal states (up to collisions) have equal
