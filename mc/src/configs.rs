@@ -286,6 +286,17 @@ pub fn lock_modes(bounds: Bounds) -> Setup {
 /// default assumption, 1 %.
 const DRIFT_PPM: i64 = 10_000;
 
+/// 1 s sessions, the servers' clocks at `server_ppm` and the clients' 1 %
+/// slow, and clients that assume the 1 % bound.
+fn drifting(server_ppm: Vec<i64>) -> Clocks {
+    Clocks {
+        ttl_ms: 1_000,
+        max_drift_ppm: u32::try_from(DRIFT_PPM).unwrap_or(u32::MAX),
+        server_ppm,
+        client_ppm: -DRIFT_PPM,
+    }
+}
+
 /// Three voters keeping true time, from a settled start: client 0 holds
 /// the lock under a 1 s session and keeps it alive; client 1 has a
 /// session and tries to take the lock. Servers 1 and 2 run fast and
@@ -307,12 +318,7 @@ pub fn lease_expiry(bounds: Bounds) -> Setup {
         warm_up_ops: vec![2, 1],
         prefix: Vec::new(),
         bounds,
-        clocks: Some(Clocks {
-            ttl_ms: 1_000,
-            max_drift_ppm: u32::try_from(DRIFT_PPM).unwrap_or(u32::MAX),
-            server_ppm: vec![DRIFT_PPM, DRIFT_PPM, -DRIFT_PPM],
-            client_ppm: -DRIFT_PPM,
-        }),
+        clocks: Some(drifting(vec![DRIFT_PPM, DRIFT_PPM, -DRIFT_PPM])),
     }
 }
 
@@ -346,12 +352,7 @@ pub fn lease_failover(bounds: Bounds) -> Setup {
             "elect 3 among 1 3",
         ],
         bounds,
-        clocks: Some(Clocks {
-            ttl_ms: 1_000,
-            max_drift_ppm: u32::try_from(DRIFT_PPM).unwrap_or(u32::MAX),
-            server_ppm: vec![DRIFT_PPM, -DRIFT_PPM, DRIFT_PPM],
-            client_ppm: -DRIFT_PPM,
-        }),
+        clocks: Some(drifting(vec![DRIFT_PPM, -DRIFT_PPM, DRIFT_PPM])),
     }
 }
 
