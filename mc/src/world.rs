@@ -181,6 +181,14 @@ impl World {
     /// When the setup is not a valid cluster.
     #[must_use]
     pub fn new(setup: Setup) -> Self {
+        assert!(
+            setup
+                .clocks
+                .as_ref()
+                .is_none_or(|c| c.server_ppm.len() == setup.servers.len()),
+            "{}: one clock rate per server",
+            setup.name
+        );
         let setup = Arc::new(setup);
         let servers = setup
             .servers
