@@ -127,6 +127,49 @@ pub fn voter_removed(bounds: Bounds) -> Setup {
     }
 }
 
+/// The single-server membership change schedule of 2015, from a directed
+/// start: four voters and server 5, a caught-up learner. Leader 1 is
+/// asked to promote 5 and the change reaches server 5 alone; server 2 is
+/// elected by 2, 3 and 4 and at once asked to remove server 1; its
+/// appends reach server 3 alone; then server 1 campaigns among 1, 4 and
+/// 5, which lack server 2's entries. The new configurations' majorities
+/// ({1, 4, 5} of five, {2, 3} of three) share no server: only the rule
+/// that a leader changes the configuration after an entry of its own term
+/// has committed keeps server 2's change from committing, and server 1
+/// from being elected without it.
+#[must_use]
+pub fn membership_overlap(bounds: Bounds) -> Setup {
+    let learner = NodeId(5);
+    Setup {
+        name: "membership-overlap",
+        about: "4 voters and a learner from a directed start: a promotion held by the old leader, a removal asked of the new one at once",
+        servers: ids(5),
+        voters: ids(4),
+        clients: vec![
+            vec![
+                Op::Change(MembershipChange::AddLearner(learner, addrs(learner))),
+                Op::Change(MembershipChange::Promote(learner)),
+            ],
+            vec![Op::Change(MembershipChange::Remove(NodeId(1)))],
+        ],
+        warm_up_ops: vec![1, 0],
+        prefix: vec![
+            "send 0 1",
+            "settle 1 5",
+            "elect 2 among 2 3 4",
+            // Server 3 answers the new leader, so that a configuration
+            // of 2, 3 and 4 counts as reachable.
+            "timer 2",
+            "settle 2 3",
+            "send 1 2",
+            "settle 2 3",
+            "elect 1 among 1 4 5",
+        ],
+        bounds,
+        clocks: None,
+    }
+}
+
 /// Figure 8 of the Raft paper, from a directed start: server 1 (leading
 /// term 1) holds a client's acquire that no one else has; server 2 has led
 /// term 2 with its own first entry at that index on its disk alone; server
@@ -442,6 +485,7 @@ pub fn by_name(name: &str, bounds: Bounds) -> Option<Setup> {
         "stale-candidate" => Some(stale_candidate(bounds)),
         "stale-tail" => Some(stale_tail(bounds)),
         "lock-modes" => Some(lock_modes(bounds)),
+        "membership-overlap" => Some(membership_overlap(bounds)),
         "lease-expiry" => Some(lease_expiry(bounds)),
         "lease-failover" => Some(lease_failover(bounds)),
         _ => None,
@@ -449,7 +493,7 @@ pub fn by_name(name: &str, bounds: Bounds) -> Option<Setup> {
 }
 
 /// The names [`by_name`] knows.
-pub const NAMES: [&str; 10] = [
+pub const NAMES: [&str; 11] = [
     "three-voters",
     "learner-promoted",
     "voter-removed",
@@ -458,6 +502,7 @@ pub const NAMES: [&str; 10] = [
     "stale-candidate",
     "stale-tail",
     "lock-modes",
+    "membership-overlap",
     "lease-expiry",
     "lease-failover",
 ];
