@@ -314,6 +314,16 @@ impl<S: StateMachine> Raft<S> {
         &self.membership
     }
 
+    /// The configuration in force at the commit index: the newest one
+    /// known committed. It differs from [`Self::membership`] while a
+    /// newer configuration sits uncommitted in the log, which a new
+    /// leader may yet overwrite: the servers it names are members until
+    /// then, whatever the uncommitted one says.
+    #[must_use]
+    pub fn committed_membership(&self) -> Membership {
+        self.membership_at(self.commit.max(self.log.base_index()))
+    }
+
     /// The log index of the configuration in force (the snapshot's when
     /// it comes from a snapshot or from the initial configuration). It
     /// changes whenever the configuration does.

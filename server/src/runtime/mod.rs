@@ -569,7 +569,12 @@ async fn drain<S: Storage<Command>>(
 /// Matches the peer links to the configuration in force when it changed
 /// (or at `start`), and says so when it leaves this server out.
 fn follow_membership(peers: &mut PeerLinks, node: &Node, start: bool) {
-    let changed = peers.follow(node.raft().membership(), node.raft().membership_index());
+    let raft = node.raft();
+    // Called after every input: the committed configuration is looked up
+    // only when the configuration in force changed.
+    let changed = peers.follow(raft.membership(), raft.membership_index(), || {
+        raft.committed_membership()
+    });
     if (changed || start) && node.is_removed() {
         tracing::warn!(
             id = node.raft().id().0,

@@ -147,7 +147,18 @@ impl PeerLinks {
     /// Opens links to members that have none and closes links to servers
     /// that are no longer wanted; cheap when the configuration at `index`
     /// was already seen. Says whether the configuration changed.
-    pub(super) fn follow(&mut self, membership: &Membership, index: LogIndex) -> bool {
+    ///
+    /// The members of the configuration in force at the commit index
+    /// (`committed`, asked only on a change) stay admitted too: a configuration still uncommitted
+    /// in this server's log (one it appended as a leader cut off, say) may
+    /// leave out the leader that will overwrite it, and turning that
+    /// leader away would keep this server from ever catching up.
+    pub(super) fn follow(
+        &mut self,
+        membership: &Membership,
+        index: LogIndex,
+        committed: impl FnOnce() -> Membership,
+    ) -> bool {
         if self.seen == Some(index) {
             return false;
         }
@@ -159,8 +170,14 @@ impl PeerLinks {
                 Some((id, addr))
             })
             .collect();
+        let committed = committed();
         if let Ok(mut admission) = self.admission.lock() {
-            let own = self.configured.keys().copied().chain(membership.members());
+            let own = self
+                .configured
+                .keys()
+                .copied()
+                .chain(membership.members())
+                .chain(committed.members());
             admission.follow(own.collect(), index);
         }
         let members = membership

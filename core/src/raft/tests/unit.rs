@@ -351,3 +351,43 @@ fn a_follower_commits_no_further_than_the_append_it_accepted() {
         "the stale entry 3 must not count as committed"
     );
 }
+
+#[test]
+fn the_committed_configuration_is_kept_apart_from_a_newer_uncommitted_one() {
+    use crate::raft::Message;
+    let mut r = server_1_of_three(Stored::fresh(three_voters()));
+    let without_3 = Membership::with_voters([NodeId(1), NodeId(2)]);
+    // Server 2, leading term 1, sends entry 1 committed and a
+    // configuration leaving server 3 out at index 2, not yet committed.
+    let append = MessageBody::Append {
+        prev_index: LogIndex(0),
+        prev_term: Term(0),
+        entries: vec![
+            entry(1, 1),
+            Entry {
+                index: LogIndex(2),
+                term: Term(1),
+                payload: EntryPayload::Membership(without_3.clone()),
+            },
+        ],
+        commit: LogIndex(1),
+        round: 1,
+    };
+    r.handle_message(
+        Message {
+            from: NodeId(2),
+            to: NodeId(1),
+            term: Term(1),
+            body: append,
+        },
+        Instant::ZERO,
+    );
+    assert_eq!(r.commit_index(), LogIndex(1));
+    // The configuration in force is the newest in the log, committed or
+    // not; the committed one still names server 3, which a later leader
+    // may yet keep (it would overwrite index 2).
+    assert_eq!(r.membership(), &without_3);
+    assert_eq!(r.membership_index(), LogIndex(2));
+    assert!(r.committed_membership().is_voter(NodeId(3)));
+    assert_eq!(r.committed_membership(), three_voters());
+}
