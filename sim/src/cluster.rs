@@ -407,6 +407,14 @@ impl Cluster {
         self.note(format!("partition {groups:?}"));
     }
 
+    /// Cuts server `id` off from every other server (a partition of it
+    /// alone against the rest); returns the rest.
+    pub fn isolate(&mut self, id: u64) -> Vec<u64> {
+        let rest: Vec<u64> = self.ids().into_iter().filter(|i| *i != id).collect();
+        self.partition(&[vec![id], rest.clone()]);
+        rest
+    }
+
     /// Heals every clogged link.
     pub fn heal_network(&mut self) {
         let net = NetSim::current();

@@ -465,10 +465,8 @@ impl World {
             }
             "isolate_leader" => {
                 if let Some(l) = self.cluster.leader() {
-                    let rest: Vec<u64> =
-                        self.cluster.ids().into_iter().filter(|i| *i != l).collect();
                     self.note(format!("isolate leader s{l}"));
-                    self.cluster.partition(&[vec![l], rest]);
+                    self.cluster.isolate(l);
                     tl.at(
                         now + range(&mut self.rng, 200_000, 3 * ttl),
                         Action::HealNetwork,

@@ -60,7 +60,7 @@ impl World {
                 self.note(format!(
                     "isolate leader s{leader}, island: ask it to remove {others:?}"
                 ));
-                self.cluster.partition(&[vec![leader], others.clone()]);
+                self.cluster.isolate(leader);
                 tl.at(
                     now + range(&mut self.rng, 500_000, 3 * ttl),
                     Action::HealNetwork,

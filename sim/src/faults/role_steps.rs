@@ -71,12 +71,6 @@ impl World {
             ));
             return;
         };
-        let rest: Vec<u64> = self
-            .cluster
-            .ids()
-            .into_iter()
-            .filter(|i| *i != id)
-            .collect();
         // The first word keeps coverage apart: "isolate" counts as a
         // leader isolation, a labelled server's is not one.
         match who {
@@ -86,7 +80,7 @@ impl World {
             )),
             Target::Label(l) => self.note(format!("label {l}: isolate s{id}")),
         }
-        self.cluster.partition(&[vec![id], rest]);
+        self.cluster.isolate(id);
         if let Some(l) = label {
             self.labels.insert(l.to_owned(), id);
         }

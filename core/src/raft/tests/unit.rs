@@ -43,14 +43,7 @@ fn three_voters() -> Membership {
 /// Server 1 of voters 1, 2 and 3, started from `stored`, its start-up
 /// actions drained.
 fn server_1_of_three(stored: Stored<u64>) -> Raft<DigestMachine> {
-    let mut r = Raft::new(
-        Config::new(NodeId(1)),
-        DigestMachine::default(),
-        stored,
-        1,
-        Instant::ZERO,
-    )
-    .expect("starts");
+    let mut r = restore(stored).expect("starts");
     drain(&mut r);
     r
 }
