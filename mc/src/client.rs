@@ -121,11 +121,11 @@ impl Client {
     }
 
     /// Whether, by its own clock reading `clock`, it still holds what it
-    /// was granted: always, unless its configuration keeps true time
-    /// (`timed`), when its lease must still run.
+    /// was granted: while its lease runs, and always in a configuration
+    /// without true time (where no lease is counted).
     #[must_use]
-    pub fn lease_runs(&self, timed: bool, clock: Instant) -> bool {
-        !timed || self.lease_until.is_some_and(|until| clock < until)
+    pub fn lease_runs(&self, clock: Instant) -> bool {
+        self.lease_until.is_none_or(|until| clock < until)
     }
 
     /// Extends its lease for the acknowledged open or keepalive `id`.

@@ -20,7 +20,6 @@ impl World {
             return;
         };
         let client_now = self.client_clock();
-        let timed = self.setup.clocks.is_some();
         let client = &mut self.clients[c];
         if resp.id == ATTACH_ID {
             if let Ok(ResponseBody::Attached { .. }) = resp.result
@@ -90,7 +89,7 @@ impl World {
                 let holders: Vec<(usize, Mode)> = self
                     .clients
                     .iter()
-                    .filter(|k| k.lease_runs(timed, client_now))
+                    .filter(|k| k.lease_runs(client_now))
                     .flat_map(|k| {
                         k.held
                             .iter()

@@ -103,9 +103,10 @@ impl World {
                 ));
             }
         }
-        let early = self.clients.iter().find(|k| {
-            k.session == Some(session) && !k.held.is_empty() && k.lease_runs(true, clock)
-        });
+        let early = self
+            .clients
+            .iter()
+            .find(|k| k.session == Some(session) && !k.held.is_empty() && k.lease_runs(clock));
         if let Some(k) = early {
             let what = format!(
                 "no early release: session {}'s expiry committed at true time {} ms, while client {} holds {} and counts its lease until {} ms on its clock, which reads {} ms",
