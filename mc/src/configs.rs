@@ -28,6 +28,7 @@ pub fn ci_bounds() -> Bounds {
         sends_per_op: 2,
         disk_lies: false,
         append_entries: distlock_core::raft::Config::new(NodeId(1)).max_append_entries,
+        snapshot_every: 0,
     }
 }
 
@@ -325,6 +326,29 @@ pub fn lock_modes(bounds: Bounds) -> Setup {
     }
 }
 
+/// Three voters that snapshot every two applied entries and keep no log
+/// behind a snapshot, from a directed start: client 0 held the lock and
+/// released it, and client 1 was granted it, through leader 1 and server 2
+/// alone, so both snapshot past server 3, which lags at the warm-up's
+/// end. The leader can only send server 3 its snapshot; any server may
+/// crash and restart from its own. Client 0 checks its released token,
+/// client 1 its own, through any server. Every snapshot written must
+/// restore to the state the committed log gives at its index.
+#[must_use]
+pub fn snapshot_install(bounds: Bounds) -> Setup {
+    Setup {
+        name: "snapshot-install",
+        about: "3 voters snapshotting every 2 entries, server 3 behind the leader's snapshot: a release and a grant committed without it, then token checks",
+        servers: ids(3),
+        voters: ids(3),
+        clients: contending_clients(),
+        warm_up_ops: vec![2, 1],
+        prefix: vec!["send 0 1", "settle 1 2", "send 1 1", "settle 1 2"],
+        bounds,
+        clocks: None,
+    }
+}
+
 /// The drift bound of the timed configurations: the client library's
 /// default assumption, 1 %.
 const DRIFT_PPM: i64 = 10_000;
@@ -467,6 +491,13 @@ pub fn bounds_for(name: &str) -> Bounds {
             sends_per_op: 1,
             ..ci
         },
+        "snapshot-install" => Bounds {
+            depth: 12,
+            elections: 0,
+            sends_per_op: 1,
+            snapshot_every: 2,
+            ..ci
+        },
         "lease-expiry" => Bounds { depth: 8, ..timed },
         "lease-failover" => Bounds { depth: 12, ..timed },
         _ => ci,
@@ -486,6 +517,7 @@ pub fn by_name(name: &str, bounds: Bounds) -> Option<Setup> {
         "stale-tail" => Some(stale_tail(bounds)),
         "lock-modes" => Some(lock_modes(bounds)),
         "membership-overlap" => Some(membership_overlap(bounds)),
+        "snapshot-install" => Some(snapshot_install(bounds)),
         "lease-expiry" => Some(lease_expiry(bounds)),
         "lease-failover" => Some(lease_failover(bounds)),
         _ => None,
@@ -493,7 +525,7 @@ pub fn by_name(name: &str, bounds: Bounds) -> Option<Setup> {
 }
 
 /// The names [`by_name`] knows.
-pub const NAMES: [&str; 11] = [
+pub const NAMES: [&str; 12] = [
     "three-voters",
     "learner-promoted",
     "voter-removed",
@@ -503,6 +535,7 @@ pub const NAMES: [&str; 11] = [
     "stale-tail",
     "lock-modes",
     "membership-overlap",
+    "snapshot-install",
     "lease-expiry",
     "lease-failover",
 ];

@@ -239,8 +239,13 @@ pub fn server(node: &Node) -> String {
         .voted_for
         .map_or("-".into(), |v| v.0.to_string());
     let leader = raft.leader().map_or("-".into(), |v| v.0.to_string());
+    // Only a log that was compacted says where it starts.
+    let base = match raft.log_base().0 {
+        0 => String::new(),
+        b => format!(" base={b}"),
+    };
     format!(
-        "{}: {role} term={} vote={vote} leader={leader} last={}/{last_term} commit={} applied={} stable={} {}",
+        "{}: {role} term={} vote={vote} leader={leader}{base} last={}/{last_term} commit={} applied={} stable={} {}",
         raft.id().0,
         raft.term().0,
         last.0,

@@ -29,7 +29,9 @@
 //! - linearizable reads: a token check answers what was true at some
 //!   moment between its send and its answer, and a lock-status read
 //!   answers a status the committed state had between them;
-//! - a membership change answered as done is committed.
+//! - a membership change answered as done is committed;
+//! - snapshot fidelity ([`snapshots`]): a snapshot restores to the state
+//!   the committed log gives at its index.
 
 use crate::world::Server;
 use distlock_core::ids::{LogIndex, NodeId, Term};
@@ -37,10 +39,13 @@ use distlock_core::locks::{
     Applied, Command, FencingToken, LockState, Mode, Outcome, Reply, Seq, SessionId,
 };
 use distlock_core::proto::LockStatusView;
-use distlock_core::raft::{EntryPayload, Message, MessageBody, Raft, Role};
+use distlock_core::raft::{Entry, EntryPayload, Message, MessageBody, Raft, Role};
 use distlock_core::testkit::Disk;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+
+mod snapshots;
 
 /// An entry known committed.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
@@ -68,6 +73,13 @@ pub struct Replay {
     upto: LogIndex,
     /// The first answer the log gave each (session, seq).
     answers: BTreeMap<(SessionId, Seq), String>,
+    /// With snapshots on ([`Ghost::keep_states`]): the state after each
+    /// index, to compare the servers' snapshots with (shared, as the
+    /// search clones the world at every step).
+    states: Option<BTreeMap<LogIndex, Arc<LockState>>>,
+    /// Snapshots compared already: their index and a digest of their
+    /// bytes (a snapshot sent to followers is the same snapshot).
+    compared: BTreeSet<(LogIndex, u64)>,
 }
 
 impl Hash for Replay {
@@ -128,6 +140,16 @@ pub struct Ghost {
 /// A status as compared (`Debug`, every field) and as printed.
 fn status_texts(view: Option<&LockStatusView>) -> (String, String) {
     (format!("{view:?}"), crate::describe::status(view))
+}
+
+/// Entry `index` as server `s` last wrote it (pending writes, newest
+/// first, then its disk).
+fn written(s: &Server, index: LogIndex) -> Option<&Entry<Command>> {
+    s.pending
+        .iter()
+        .rev()
+        .find_map(|w| w.entries.iter().find(|e| e.index == index))
+        .or_else(|| s.disk.entries.iter().find(|e| e.index == index))
 }
 
 fn digest<T: std::fmt::Debug>(value: &T) -> u64 {
@@ -300,6 +322,7 @@ impl Ghost {
             }
         }
         self.check_durable(servers);
+        self.check_snapshots(servers);
         self.check_log_matching(servers);
         self.check_leader_completeness(servers);
         self.check_status_reads();
@@ -313,14 +336,22 @@ impl Ghost {
         }
     }
 
+    /// Replays one committed entry, keeping the state it leads to when
+    /// snapshots are compared.
+    fn replay_entry(&mut self, index: LogIndex, payload: &EntryPayload<Command>) {
+        self.replay.upto = index;
+        if let EntryPayload::Command(cmd) = payload {
+            self.replay_command(index, cmd);
+        }
+        if let Some(states) = &mut self.replay.states {
+            states.insert(index, Arc::new(self.replay.state.clone()));
+        }
+    }
+
     /// Exactly once, in the log: a request applied again (a retry that
     /// reached the log twice) must be answered as the first time, from the
     /// dedupe table.
-    fn replay_entry(&mut self, index: LogIndex, payload: &EntryPayload<Command>) {
-        self.replay.upto = index;
-        let EntryPayload::Command(cmd) = payload else {
-            return;
-        };
+    fn replay_command(&mut self, index: LogIndex, cmd: &Command) {
         if let Command::ExpireSession { session } = cmd
             && self.replay.state.sessions().any(|(s, _)| s == *session)
         {
@@ -369,9 +400,18 @@ impl Ghost {
     fn observe_commits(&mut self, s: &Server) {
         let raft = s.node.raft();
         let base = raft.log_base();
-        let mut i = base.next();
+        // A server that snapshots compacts its log in the very step that
+        // committed its last entries: those the history has not replayed
+        // are still in the server's writes, pending or durable.
+        let mut i = base.next().min(self.replay.upto.next());
         while i <= raft.commit_index() {
-            let Some(entry) = raft.entry(i) else {
+            let Some(entry) = raft.entry(i).or_else(|| written(s, i)) else {
+                if i <= base {
+                    self.violate(format!(
+                        "checker: {} compacted committed entry {} before the history saw it",
+                        s.id.0, i.0
+                    ));
+                }
                 break;
             };
             let by_term = raft.term();

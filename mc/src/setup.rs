@@ -96,6 +96,11 @@ pub struct Bounds {
     /// that ends inside what a follower must receive (between an old
     /// term's entries and the new leader's first) needs a smaller one.
     pub append_entries: usize,
+    /// The servers' `snapshot_threshold` (0: never): a server snapshots
+    /// its state every this many applied entries and keeps no log behind
+    /// the snapshot, so that a lagging follower is sent it and a crashed
+    /// server restarts from it.
+    pub snapshot_every: u64,
 }
 
 /// Clocks tied to one true time, for configurations whose properties

@@ -41,7 +41,13 @@ pub fn parse(world: &World, cmd: &str) -> Result<Step, String> {
             .net
             .iter()
             .position(|e| e.text() == text)
-            .ok_or_else(|| format!("no message in flight reads {text:?}"))
+            .ok_or_else(|| {
+                let texts: Vec<String> = world.net.iter().map(|e| e.text()).collect();
+                format!(
+                    "no message in flight reads {text:?} (in flight: {})",
+                    texts.join("; ")
+                )
+            })
     };
     let server = |s: &str| {
         s.trim()
@@ -72,8 +78,12 @@ pub fn parse(world: &World, cmd: &str) -> Result<Step, String> {
 #[must_use]
 pub fn bounds_args(b: &Bounds) -> String {
     let lies = if b.disk_lies { " disk-lies=1" } else { "" };
+    let snapshots = match b.snapshot_every {
+        0 => String::new(),
+        n => format!(" snapshot={n}"),
+    };
     format!(
-        "depth={} max-term={} crashes={} duplicates={} drops={} in-flight={} leader-ticks={} elections={} sends={} append={}{lies}",
+        "depth={} max-term={} crashes={} duplicates={} drops={} in-flight={} leader-ticks={} elections={} sends={} append={}{snapshots}{lies}",
         b.depth,
         b.max_term,
         b.crashes,
@@ -122,6 +132,7 @@ pub fn parse_bounds<'a>(
             "disk-lies" => b.disk_lies = n != 0,
             "sends" => b.sends_per_op = small()?,
             "append" => b.append_entries = usize::try_from(n).map_err(|e| e.to_string())?,
+            "snapshot" => b.snapshot_every = n,
             _ => return Err(format!("unknown bound {k:?}")),
         }
     }

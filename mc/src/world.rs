@@ -215,11 +215,15 @@ impl World {
             leader_ticks: b.leader_ticks,
             elections: b.elections,
         };
+        let mut ghost = Ghost::default();
+        if setup.bounds.snapshot_every > 0 {
+            ghost.keep_states();
+        }
         Self {
             servers,
             net: Vec::new(),
             clients,
-            ghost: Ghost::default(),
+            ghost,
             budget,
             out: Vec::new(),
             verbose: false,
@@ -243,6 +247,10 @@ impl World {
             .collect();
         let mut raft = Config::new(id);
         raft.max_append_entries = setup.bounds.append_entries;
+        if setup.bounds.snapshot_every > 0 {
+            raft.snapshot_threshold = setup.bounds.snapshot_every;
+            raft.compaction_margin = 0;
+        }
         let cfg = NodeConfig {
             raft,
             members,
@@ -422,6 +430,12 @@ impl World {
                 self.drain(p);
             }
             Step::Send { client, server } => self.send(client, server),
+        }
+        if !self.warmed && self.setup.bounds.snapshot_every > 0 {
+            // The search observes after every step; before it starts, a
+            // server that snapshots may compact entries away in the
+            // warm-up, so the history follows it from the first step.
+            self.ghost.observe(&self.servers);
         }
         if self.verbose {
             let states: Vec<String> = self

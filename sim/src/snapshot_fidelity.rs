@@ -16,6 +16,7 @@ use crate::checks::Violation;
 use crate::storage::SimDisk;
 use distlock_core::locks::{Command, LockState};
 use distlock_core::raft::{Entry, EntryPayload, Snapshot, StateMachine};
+use distlock_core::testkit::first_difference;
 
 /// What the comparison found: violations, and how many snapshots were
 /// compared with a replay (coverage).
@@ -102,22 +103,4 @@ fn replay_to(
         }
     }
     Some(state)
-}
-
-/// The first line where the two states' debug forms differ, both ways: a
-/// pointer into the state for whoever reads the violation.
-fn first_difference(replayed: &LockState, restored: &LockState) -> String {
-    let (a, b) = (format!("{replayed:#?}"), format!("{restored:#?}"));
-    let at = a
-        .lines()
-        .zip(b.lines())
-        .position(|(x, y)| x != y)
-        .unwrap_or_else(|| a.lines().count().min(b.lines().count()));
-    let line = |s: &str| s.lines().nth(at).unwrap_or("(end)").trim().to_owned();
-    format!(
-        "replayed `{}` where the snapshot has `{}` (line {} of the state)",
-        line(&a),
-        line(&b),
-        at + 1
-    )
 }
