@@ -1,6 +1,18 @@
 //! Requests a follower sends on to its leader: forwarding, answering at
 //! once when the runtime has no link to the leader, and asking the next
 //! leader again when leadership moves.
+//!
+//! A leader answers a forward by (origin server, forward id) alone, so the
+//! ids must not repeat across the origin's restarts either: a forward sent
+//! just before a crash can reach the leader after the restarted server has
+//! forwarded requests of its own (it waited behind a partition, or in a
+//! socket the leader had not read yet), and the leader's answer to it goes
+//! to the new run. Ids counted from 1 at every start made that answer the
+//! answer to whichever new request had the same number: in the simulator a
+//! probe's acquire was answered with another session's keepalive
+//! acknowledgement, gave up, and left its grant to a client that never
+//! learnt of it. Each start therefore counts from a point drawn from its
+//! seed (see [`first_forward_id`]).
 
 use super::{ConnId, Node, NodeAction, Origin};
 use crate::ids::NodeId;
@@ -19,7 +31,28 @@ pub(super) struct Forwarded {
     pub(super) resend: Option<RequestBody>,
 }
 
+/// Where a start's forward ids begin, drawn from the seed the runtime
+/// draws afresh at every start: two starts of one server then count over
+/// ranges that overlap only if their starting points, 63 random bits each,
+/// fall within a few forwards of each other. The top bit is left clear so
+/// that the count never wraps.
+pub(super) fn first_forward_id(seed: u64) -> u64 {
+    // splitmix64's output function: nearby seeds (a test's 1, 2, 3) land
+    // far apart.
+    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)) >> 1
+}
+
 impl Node {
+    /// A forward id this start has not used (see the module documentation
+    /// for why not simply 1, 2, 3 ...).
+    pub(super) fn new_forward_id(&mut self) -> ForwardId {
+        self.next_forward = self.next_forward.wrapping_add(1);
+        ForwardId(self.next_forward)
+    }
+
     /// Sends a request on to the leader, or refuses it when none is known.
     pub(super) fn forward(&mut self, origin: Origin, body: RequestBody) {
         let Origin::Local { conn, id } = origin else {
@@ -37,8 +70,7 @@ impl Node {
             self.answer(origin, Err(ProtoError::NoLeader));
             return;
         };
-        self.next_forward += 1;
-        let fid = ForwardId(self.next_forward);
+        let fid = self.new_forward_id();
         // A membership change or a revocation sent twice would be refused the
         // second time, hiding that the first took effect.
         let resend = (!matches!(

@@ -232,6 +232,9 @@ pub struct Node {
     /// log requests, our own apply), both ways round.
     forwarded: BTreeMap<ForwardId, Forwarded>,
     forward_of: BTreeMap<(ConnId, RequestId), ForwardId>,
+    /// The last forward id used; starts at a point drawn from the seed, so
+    /// that a leader's late answer to a forward of an earlier start of this
+    /// server matches none of this start's (`forwarding::first_forward_id`).
     next_forward: u64,
     /// The leader this server knew when it last looked: when that changes,
     /// requests forwarded to another one are asked again
@@ -291,7 +294,7 @@ impl Node {
             forwarded: BTreeMap::new(),
             forward_of: BTreeMap::new(),
             known_leader: None,
-            next_forward: 0,
+            next_forward: forwarding::first_forward_id(rng_seed),
             reads: BTreeMap::new(),
             next_read: 0,
             watchers: BTreeMap::new(),

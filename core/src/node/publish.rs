@@ -14,7 +14,7 @@
 //! change or a change already in progress only delays it.
 
 use super::{Node, NodeAction};
-use crate::proto::{ForwardId, ForwardedRequest, PeerFrame, RequestBody};
+use crate::proto::{ForwardedRequest, PeerFrame, RequestBody};
 use crate::raft::MembershipChange;
 
 impl Node {
@@ -62,11 +62,10 @@ impl Node {
             // committing: the retry comes with the timer.
             return self.raft.change_membership(change, self.now).is_ok();
         }
-        self.next_forward += 1;
         let request = ForwardedRequest {
             // No `Forwarded` entry: the leader's answer is dropped, and the
             // configuration itself says whether it worked.
-            id: ForwardId(self.next_forward),
+            id: self.new_forward_id(),
             body: RequestBody::ChangeMembership(change),
         };
         self.actions.push_back(NodeAction::Send {

@@ -80,7 +80,10 @@ pub enum PeerFrame {
 }
 
 /// Names a forwarded request, chosen by the origin server and unique among
-/// its unanswered forwards (a counter will do).
+/// its unanswered forwards, including those of its earlier starts: the
+/// leader's answer names the server and this id only, and may arrive after
+/// the server restarted (a counter from a point drawn afresh at each start
+/// will do; one from 1 will not).
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
