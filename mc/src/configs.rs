@@ -29,6 +29,7 @@ pub fn ci_bounds() -> Bounds {
         disk_lies: false,
         append_entries: distlock_core::raft::Config::new(NodeId(1)).max_append_entries,
         snapshot_every: 0,
+        client_ticks: 0,
     }
 }
 
@@ -69,6 +70,7 @@ pub fn three_voters(bounds: Bounds) -> Setup {
         prefix: Vec::new(),
         bounds,
         clocks: None,
+        library: Vec::new(),
     }
 }
 
@@ -99,6 +101,7 @@ pub fn learner_promoted(bounds: Bounds) -> Setup {
         prefix: Vec::new(),
         bounds,
         clocks: None,
+        library: Vec::new(),
     }
 }
 
@@ -125,6 +128,7 @@ pub fn voter_removed(bounds: Bounds) -> Setup {
         prefix: Vec::new(),
         bounds,
         clocks: None,
+        library: Vec::new(),
     }
 }
 
@@ -168,6 +172,7 @@ pub fn membership_overlap(bounds: Bounds) -> Setup {
         ],
         bounds,
         clocks: None,
+        library: Vec::new(),
     }
 }
 
@@ -205,6 +210,7 @@ pub fn figure_eight(bounds: Bounds) -> Setup {
         ],
         bounds,
         clocks: None,
+        library: Vec::new(),
     }
 }
 
@@ -227,6 +233,7 @@ pub fn lock_held(bounds: Bounds) -> Setup {
         prefix: Vec::new(),
         bounds,
         clocks: None,
+        library: Vec::new(),
     }
 }
 
@@ -247,6 +254,7 @@ pub fn stale_candidate(bounds: Bounds) -> Setup {
         prefix: vec!["send 0 1", "settle 1 2", "depose 1"],
         bounds,
         clocks: None,
+        library: Vec::new(),
     }
 }
 
@@ -285,6 +293,7 @@ pub fn stale_tail(bounds: Bounds) -> Setup {
         ],
         bounds,
         clocks: None,
+        library: Vec::new(),
     }
 }
 
@@ -323,6 +332,7 @@ pub fn lock_modes(bounds: Bounds) -> Setup {
         prefix: Vec::new(),
         bounds,
         clocks: None,
+        library: Vec::new(),
     }
 }
 
@@ -346,6 +356,7 @@ pub fn snapshot_install(bounds: Bounds) -> Setup {
         prefix: vec!["send 0 1", "settle 1 2", "send 1 1", "settle 1 2"],
         bounds,
         clocks: None,
+        library: Vec::new(),
     }
 }
 
@@ -386,6 +397,31 @@ pub fn lease_expiry(bounds: Bounds) -> Setup {
         prefix: Vec::new(),
         bounds,
         clocks: Some(drifting(vec![DRIFT_PPM, DRIFT_PPM, -DRIFT_PPM])),
+        library: Vec::new(),
+    }
+}
+
+/// Three voters keeping true time, the lock's holder run by the client
+/// library's own session machine ([`crate::world::library`]) rather than
+/// scripted: it keeps its session alive on its own timers and counts its
+/// lease by its own bookkeeping, which is what the no-early-release
+/// property then reads. From a directed start: its first keepalive has
+/// just gone to leader 1, whose heartbeat fell due with it, so the
+/// keepalive's read round races the leader's timers and its lease timers.
+/// Client 1, scripted, may open a session and try to take the lock.
+#[must_use]
+pub fn library_lease(bounds: Bounds) -> Setup {
+    Setup {
+        name: "library-lease",
+        about: "3 voters keeping true time, drifting clocks: the client library's session machine holds the lock on a 1 s lease, its keepalive in flight; client 1 may try to take the lock",
+        servers: ids(3),
+        voters: ids(3),
+        clients: vec![open_and_take(LOCK), open_and_take(LOCK)],
+        warm_up_ops: vec![2, 0],
+        prefix: vec!["client-timer 0", "timer 1"],
+        bounds,
+        clocks: Some(drifting(vec![DRIFT_PPM, DRIFT_PPM, -DRIFT_PPM])),
+        library: vec![0],
     }
 }
 
@@ -420,6 +456,7 @@ pub fn lease_failover(bounds: Bounds) -> Setup {
         ],
         bounds,
         clocks: Some(drifting(vec![DRIFT_PPM, -DRIFT_PPM, DRIFT_PPM])),
+        library: Vec::new(),
     }
 }
 
@@ -437,11 +474,14 @@ pub fn lease_failover(bounds: Bounds) -> Setup {
 /// interleaving of its appends to server 3, one entry each, with a
 /// message duplicated and two heartbeat rounds; `lock-modes` to depth 14
 /// with no crash, timer or retry (its grants and reads need none); and
-/// the timed ones,
-/// `lease-expiry` and `lease-failover`, with no crash, no election timer
-/// and no retry but two leader timers (a heartbeat and a pause to a lease
-/// deadline), to depths 8 and 12: an expiry's proposal, its write, its
-/// append and acknowledgement, after the new leader's first commit in
+/// `snapshot-install` to depth 12 with one crash, no election timer and
+/// no retry; and the timed ones,
+/// `lease-expiry`, `library-lease` and `lease-failover`, with no crash, no
+/// election timer and no retry but two leader timers (a heartbeat and a
+/// pause to a lease deadline), to depths 8, 8 and 12: an expiry's
+/// proposal, its write, its append and acknowledgement, after the
+/// keepalive's read round in `library-lease` (which may fire two of its
+/// client's timers) and after the new leader's first commit in
 /// `lease-failover`.
 #[must_use]
 pub fn bounds_for(name: &str) -> Bounds {
@@ -499,6 +539,11 @@ pub fn bounds_for(name: &str) -> Bounds {
             ..ci
         },
         "lease-expiry" => Bounds { depth: 8, ..timed },
+        "library-lease" => Bounds {
+            depth: 8,
+            client_ticks: 2,
+            ..timed
+        },
         "lease-failover" => Bounds { depth: 12, ..timed },
         _ => ci,
     }
@@ -519,13 +564,14 @@ pub fn by_name(name: &str, bounds: Bounds) -> Option<Setup> {
         "membership-overlap" => Some(membership_overlap(bounds)),
         "snapshot-install" => Some(snapshot_install(bounds)),
         "lease-expiry" => Some(lease_expiry(bounds)),
+        "library-lease" => Some(library_lease(bounds)),
         "lease-failover" => Some(lease_failover(bounds)),
         _ => None,
     }
 }
 
 /// The names [`by_name`] knows.
-pub const NAMES: [&str; 12] = [
+pub const NAMES: [&str; 13] = [
     "three-voters",
     "learner-promoted",
     "voter-removed",
@@ -537,5 +583,6 @@ pub const NAMES: [&str; 12] = [
     "membership-overlap",
     "snapshot-install",
     "lease-expiry",
+    "library-lease",
     "lease-failover",
 ];

@@ -2,9 +2,12 @@
 //! vocabulary of the core's Raft transcripts (core/testdata/raft/*.txt):
 //! `1->2 t3 Append prev=4/2 entries=[5/3] commit=4 round=2`.
 
+use distlock_core::client::ClientEvent;
 use distlock_core::locks::{ClientCommand, Command, Mode};
 use distlock_core::node::Node;
-use distlock_core::proto::{LockStatusView, PeerFrame, RequestBody, ResponseBody};
+use distlock_core::proto::{
+    ClientFrame, LockStatusView, PeerFrame, RequestBody, ResponseBody, ServerFrame,
+};
 use distlock_core::raft::{Entry, EntryPayload, Membership, MessageBody, Role};
 use std::fmt::Write as _;
 
@@ -119,6 +122,56 @@ pub fn response(result: &Result<ResponseBody, distlock_core::proto::ProtoError>)
         }
         Ok(other) => format!("{other:?}"),
         Err(e) => format!("Err({e:?})"),
+    }
+}
+
+/// A frame a library client sends.
+#[must_use]
+pub fn client_frame(frame: &ClientFrame) -> String {
+    match frame {
+        ClientFrame::Hello { .. } => "Hello".to_owned(),
+        ClientFrame::Request(r) => match &r.body {
+            RequestBody::Attach { session, .. } => format!("#{} Attach s{}", r.id.0, session.0),
+            body => format!("#{} {}", r.id.0, request(body)),
+        },
+    }
+}
+
+/// A frame a server sends to a library client.
+#[must_use]
+pub fn server_frame(frame: &ServerFrame) -> String {
+    match frame {
+        ServerFrame::Welcome {
+            node_id,
+            leader_hint,
+            ..
+        } => format!(
+            "Welcome from {} leader={}",
+            node_id.0,
+            leader_hint.map_or("-".into(), |l| l.0.to_string())
+        ),
+        ServerFrame::Response(r) => format!("#{} {}", r.id.0, response(&r.result)),
+        ServerFrame::Watch(w) => format!("{w:?}"),
+        ServerFrame::Error(e) => format!("Error({e:?})"),
+    }
+}
+
+/// What a library client's session machine tells its driver.
+#[must_use]
+pub fn client_event(event: &ClientEvent) -> String {
+    match event {
+        ClientEvent::SessionOpened { result: Ok(s), .. } => format!("session s{} open", s.0),
+        ClientEvent::Completed {
+            result: Ok(outcome),
+            ..
+        } => format!("{outcome:?}"),
+        ClientEvent::Reconnect { to } => format!(
+            "asks to reconnect, to {}",
+            to.as_ref()
+                .map_or("any server".into(), |m| m.id.0.to_string())
+        ),
+        ClientEvent::SessionLost { reason } => format!("session lost: {reason:?}"),
+        other => format!("{other:?}"),
     }
 }
 

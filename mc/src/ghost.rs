@@ -30,7 +30,7 @@
 //!   moment between its send and its answer, and a lock-status read
 //!   answers a status the committed state had between them;
 //! - a membership change answered as done is committed;
-//! - snapshot fidelity ([`snapshots`]): a snapshot restores to the state
+//! - snapshot fidelity (`ghost/snapshots.rs`): a snapshot restores to the state
 //!   the committed log gives at its index.
 
 use crate::world::Server;

@@ -101,6 +101,9 @@ pub struct Bounds {
     /// the snapshot, so that a lagging follower is sent it and a crashed
     /// server restarts from it.
     pub snapshot_every: u64,
+    /// Timers the library clients may fire (keepalives, retries, timeouts,
+    /// reconnections, their lease running out), all clients together.
+    pub client_ticks: u32,
 }
 
 /// Clocks tied to one true time, for configurations whose properties
@@ -173,6 +176,10 @@ pub struct Setup {
     pub bounds: Bounds,
     /// True time and drifting clocks, or `None` for unrelated clocks.
     pub clocks: Option<Clocks>,
+    /// The clients run by the client library's session machine
+    /// ([`crate::world::library`]) rather than scripted, by index; they
+    /// need true time.
+    pub library: Vec<usize>,
 }
 
 /// The addresses a server added by a membership change publishes.

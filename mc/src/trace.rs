@@ -6,7 +6,8 @@
 //! Commands: `setup NAME` (with the bounds given by `bounds` keys),
 //! `warm-up`, `deliver TEXT`, `duplicate TEXT`, `drop TEXT` (TEXT as the
 //! message prints), `timer N`, `pause N`, `persist N`, `crash N`,
-//! `send CLIENT SERVER`; and `net`, which lists the messages in flight
+//! `send CLIENT SERVER`; for library clients `issue CLIENT`,
+//! `client-timer CLIENT` and `dial CLIENT SERVER`; and `net`, which lists the messages in flight
 //! and the writes not yet durable.
 
 use crate::configs;
@@ -27,6 +28,9 @@ pub fn command(world: &World, step: &Step) -> String {
         Step::Persist(id) => format!("persist {}", id.0),
         Step::Crash(id) => format!("crash {}", id.0),
         Step::Send { client, server } => format!("send {client} {}", server.0),
+        Step::ClientTimer(c) => format!("client-timer {c}"),
+        Step::Dial { client, server } => format!("dial {client} {}", server.0),
+        Step::Issue(c) => format!("issue {c}"),
     }
 }
 
@@ -63,11 +67,23 @@ pub fn parse(world: &World, cmd: &str) -> Result<Step, String> {
         "pause" => Step::Pause(server(rest)?),
         "persist" => Step::Persist(server(rest)?),
         "crash" => Step::Crash(server(rest)?),
-        "send" => {
-            let (c, s) = rest.split_once(' ').ok_or("send CLIENT SERVER")?;
-            Step::Send {
-                client: c.parse().map_err(|e| format!("{c:?}: {e}"))?,
-                server: server(s)?,
+        "send" | "dial" => {
+            let (c, s) = rest.split_once(' ').ok_or("send|dial CLIENT SERVER")?;
+            let client = c.parse().map_err(|e| format!("{c:?}: {e}"))?;
+            let server = server(s)?;
+            if verb == "send" {
+                Step::Send { client, server }
+            } else {
+                Step::Dial { client, server }
+            }
+        }
+        "client-timer" | "issue" => {
+            let c = rest.trim();
+            let client = c.parse().map_err(|e| format!("{c:?}: {e}"))?;
+            if verb == "issue" {
+                Step::Issue(client)
+            } else {
+                Step::ClientTimer(client)
             }
         }
         _ => return Err(format!("unknown command {verb:?}")),
@@ -82,8 +98,12 @@ pub fn bounds_args(b: &Bounds) -> String {
         0 => String::new(),
         n => format!(" snapshot={n}"),
     };
+    let client_ticks = match b.client_ticks {
+        0 => String::new(),
+        n => format!(" client-ticks={n}"),
+    };
     format!(
-        "depth={} max-term={} crashes={} duplicates={} drops={} in-flight={} leader-ticks={} elections={} sends={} append={}{snapshots}{lies}",
+        "depth={} max-term={} crashes={} duplicates={} drops={} in-flight={} leader-ticks={} elections={} sends={} append={}{snapshots}{client_ticks}{lies}",
         b.depth,
         b.max_term,
         b.crashes,
@@ -133,6 +153,7 @@ pub fn parse_bounds<'a>(
             "sends" => b.sends_per_op = small()?,
             "append" => b.append_entries = usize::try_from(n).map_err(|e| e.to_string())?,
             "snapshot" => b.snapshot_every = n,
+            "client-ticks" => b.client_ticks = small()?,
             _ => return Err(format!("unknown bound {k:?}")),
         }
     }

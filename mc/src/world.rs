@@ -2,9 +2,10 @@
 //! the lease timers, unchanged), each with a disk that keeps only what was
 //! reported durable, a network that may deliver any message in flight in
 //! any order (or duplicate, or never deliver it), per-server clocks (tied
-//! to a true time in timed configurations: [`time`]), and the scripted
-//! clients ([`answers`]: what they make of what they are answered). A
-//! [`Step`] is one input to one real component.
+//! to a true time in timed configurations: [`time`]), and the clients:
+//! scripted ([`answers`]: what they make of what they are answered) or
+//! run by the client library's session machine ([`library`]). A [`Step`]
+//! is one input to one real component.
 
 use crate::client::{ATTACH_ID, Client, Outstanding, ReadWindow, TTL_MS};
 use crate::describe;
@@ -24,6 +25,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
 pub mod answers;
+pub mod library;
 pub mod time;
 
 /// One server: the real node, its disk, the writes it asked for that are
@@ -94,6 +96,19 @@ pub enum Step {
         /// The server.
         server: NodeId,
     },
+    /// A library client's next timer fires: true time moves to when its
+    /// clock reads the deadline.
+    ClientTimer(usize),
+    /// A library client that asked to (re)connect is connected to the
+    /// server.
+    Dial {
+        /// The client.
+        client: usize,
+        /// The server.
+        server: NodeId,
+    },
+    /// A library client starts its script's next request.
+    Issue(usize),
 }
 
 /// Budgets left of the bounded kinds of step.
@@ -109,6 +124,8 @@ pub struct Budget {
     pub leader_ticks: u32,
     /// Election timers left.
     pub elections: u32,
+    /// Library clients' timers left.
+    pub client_ticks: u32,
 }
 
 /// The whole system in one state.
@@ -120,8 +137,10 @@ pub struct World {
     pub servers: Vec<Server>,
     /// Messages in flight, ordered by description (a multiset).
     pub net: Vec<Envelope>,
-    /// The clients.
+    /// The clients (a library client's answers and lease too).
     pub clients: Vec<Client>,
+    /// Each client's session machine, for the library clients.
+    pub machines: Vec<Option<library::Machine>>,
     /// History the properties need.
     pub ghost: Ghost,
     /// Bounded steps left.
@@ -207,6 +226,20 @@ impl World {
             })
             .collect();
         let clients = (0..setup.clients.len()).map(Client::new).collect();
+        let machines = (0..setup.clients.len())
+            .map(|c| {
+                setup.library.contains(&c).then(|| {
+                    let clocks = setup.clocks.as_ref();
+                    let clocks = clocks.expect("library clients need true time");
+                    assert!(
+                        setup.clients[c].iter().all(library::runs),
+                        "{}: client {c}'s script is beyond a library client",
+                        setup.name
+                    );
+                    library::Machine::new(clocks.max_drift_ppm)
+                })
+            })
+            .collect();
         let b = &setup.bounds;
         let budget = Budget {
             crashes: b.crashes,
@@ -214,6 +247,7 @@ impl World {
             drops: b.drops,
             leader_ticks: b.leader_ticks,
             elections: b.elections,
+            client_ticks: b.client_ticks,
         };
         let mut ghost = Ghost::default();
         if setup.bounds.snapshot_every > 0 {
@@ -223,6 +257,7 @@ impl World {
             servers,
             net: Vec::new(),
             clients,
+            machines,
             ghost,
             budget,
             out: Vec::new(),
@@ -316,8 +351,27 @@ impl World {
                 }
             }
         }
+        for (c, m) in self.machines.iter().enumerate() {
+            let Some(m) = m else { continue };
+            if self.may_issue(c) {
+                steps.push(Step::Issue(c));
+            }
+            if self.budget.client_ticks > 0 && m.session.poll_timeout().is_some() {
+                steps.push(Step::ClientTimer(c));
+            }
+            if let Some(to) = m.dial {
+                for s in &self.servers {
+                    if to.is_none_or(|t| t == s.id) {
+                        steps.push(Step::Dial {
+                            client: c,
+                            server: s.id,
+                        });
+                    }
+                }
+            }
+        }
         for (c, client) in self.clients.iter().enumerate() {
-            if self.client_may_send(client) {
+            if self.machines[c].is_none() && self.client_may_send(client) {
                 // A request goes first to the client's own server (client 0
                 // to server 2, client 1 to server 3: followers, which
                 // forward to the leader); a retry
@@ -428,9 +482,21 @@ impl World {
                     c.attached.retain(|&g| g != id);
                 }
                 self.drain(p);
+                for c in 0..self.machines.len() {
+                    if self.machines[c]
+                        .as_ref()
+                        .is_some_and(|m| m.server == Some(id))
+                    {
+                        self.disconnect(c);
+                    }
+                }
             }
             Step::Send { client, server } => self.send(client, server),
+            Step::ClientTimer(c) => self.client_timer(c),
+            Step::Dial { client, server } => self.dial(client, server),
+            Step::Issue(c) => self.issue(c),
         }
+        self.pump();
         if !self.warmed && self.setup.bounds.snapshot_every > 0 {
             // The search observes after every step; before it starts, a
             // server that snapshots may compact entries away in the
@@ -645,6 +711,7 @@ impl World {
             e.key.hash(&mut h);
         }
         format!("{:?}", self.clients).hash(&mut h);
+        format!("{:?}", self.machines).hash(&mut h);
         self.ghost.hash(&mut h);
         self.budget.hash(&mut h);
         h.finish()
@@ -681,16 +748,29 @@ impl World {
         self.budget.elections = u32::MAX;
         self.budget.drops = u32::MAX;
         self.budget.crashes = u32::MAX;
+        self.budget.client_ticks = u32::MAX;
         let first = self.setup.servers[0];
         self.settle(Some(first));
         // A heartbeat round spreads the commit index.
         self.settle(Some(first));
         for c in 0..self.clients.len() {
-            for _ in 0..self.setup.warm_up_ops[c] {
-                self.apply(&Step::Send {
+            let ops = self.setup.warm_up_ops[c];
+            if self.machines[c].is_some() && ops > 0 {
+                self.apply(&Step::Dial {
                     client: c,
                     server: first,
                 });
+                self.settle(None);
+            }
+            for _ in 0..ops {
+                let step = match self.machines[c] {
+                    Some(_) => Step::Issue(c),
+                    None => Step::Send {
+                        client: c,
+                        server: first,
+                    },
+                };
+                self.apply(&step);
                 self.settle(None);
             }
         }

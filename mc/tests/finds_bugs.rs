@@ -68,3 +68,25 @@ fn a_client_assuming_no_drift_is_found_counting_on_an_expired_lease() {
     let text = trace::render(&world, &cx.steps, &cx.violation);
     assert!(text.contains("> pause 1"), "{text}");
 }
+
+/// The same with the client library's own session machine as the holder
+/// (`library-lease`): told to assume no drift, its lease, which the
+/// checker reads from the machine, outlives the leader's count of it.
+#[test]
+fn a_library_client_assuming_no_drift_is_found_counting_on_an_expired_lease() {
+    let mut setup = configs::library_lease(configs::bounds_for("library-lease"));
+    if let Some(clocks) = &mut setup.clocks {
+        clocks.max_drift_ppm = 0;
+    }
+    let mut world = World::new(setup);
+    world.warm_up();
+    let report = explore(&world, Limits { time: None });
+    let cx = report.counterexample.expect("the early release is found");
+    assert!(
+        cx.violation.starts_with("no early release:"),
+        "{}",
+        cx.violation
+    );
+    let text = trace::render(&world, &cx.steps, &cx.violation);
+    assert!(text.contains("client 0: #3 KeepAliveAck"), "{text}");
+}

@@ -119,7 +119,7 @@ enum InFlight {
 /// assert!(client.poll_timeout().is_some());
 /// # Ok::<(), distlock_core::client::ClientError>(())
 /// ```
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ClientSession {
     config: Config,
     session: SessionState,

@@ -7,7 +7,7 @@
 //! ```
 //! KEYs: depth (or deeper, added to the configuration's own), max-term,
 //! crashes, duplicates, drops, in-flight, leader-ticks, elections, sends,
-//! append, snapshot. Defaults: each configuration's CI bounds (`--help` lists them).
+//! append, snapshot, client-ticks. Defaults: each configuration's CI bounds (`--help` lists them).
 
 use distlock_mc::check::{Limits, explore};
 use distlock_mc::{configs, trace, world::World};
@@ -33,7 +33,7 @@ fn main() -> ExitCode {
             "-h" | "--help" => {
                 println!(
                     "usage: distlock-mc [CONFIG|all] [KEY=N ...] [--time SECS] [--trace FILE]\n\
-                     configs: {}\nkeys: depth deeper max-term crashes duplicates drops in-flight leader-ticks elections sends append snapshot\n\
+                     configs: {}\nkeys: depth deeper max-term crashes duplicates drops in-flight leader-ticks elections sends append snapshot client-ticks\n\
                      defaults: {}",
                     configs::NAMES.join(", "),
                     trace::bounds_args(&configs::ci_bounds()),

@@ -8,7 +8,7 @@ use crate::client::{ATTACH_ID, Client};
 use crate::describe;
 use crate::setup::Op;
 use distlock_core::ids::NodeId;
-use distlock_core::locks::{Mode, Outcome};
+use distlock_core::locks::{FencingToken, Mode, Outcome};
 use distlock_core::node::ConnId;
 use distlock_core::proto::{RequestBody, ResponseBody, ServerFrame};
 
@@ -16,10 +16,13 @@ impl World {
     /// A frame reaches a client (connections deliver at once, in order).
     pub(super) fn client_frame(&mut self, server: NodeId, conn: ConnId, frame: ServerFrame) {
         let c = usize::try_from(conn.0 / 1000).expect("small");
+        if self.machines[c].is_some() {
+            self.machine_frame(c, server, frame);
+            return;
+        }
         let ServerFrame::Response(resp) = frame else {
             return;
         };
-        let client_now = self.client_clock();
         let client = &mut self.clients[c];
         if resp.id == ATTACH_ID {
             if let Ok(ResponseBody::Attached { .. }) = resp.result
@@ -81,23 +84,7 @@ impl World {
                 client.session = Some(*session);
             }
             (Op::Acquire { lock, mode }, Ok(ResponseBody::Lock(Outcome::Granted { token }))) => {
-                client.held.push(((*lock).to_owned(), *token, *mode));
-                match client.granted.iter_mut().find(|(l, _)| l == lock) {
-                    Some(entry) => entry.1 = entry.1.max(*token),
-                    None => client.granted.push(((*lock).to_owned(), *token)),
-                }
-                let holders: Vec<(usize, Mode)> = self
-                    .clients
-                    .iter()
-                    .filter(|k| k.lease_runs(client_now))
-                    .flat_map(|k| {
-                        k.held
-                            .iter()
-                            .filter(|(l, ..)| l == lock)
-                            .map(|(_, _, m)| (k.index, *m))
-                    })
-                    .collect();
-                self.ghost.grant_answered_now(lock, *token, *mode, &holders);
+                self.granted(c, lock, *mode, *token);
             }
             (Op::Release { .. }, Ok(ResponseBody::Lock(Outcome::Released))) => {
                 if let RequestBody::Log(distlock_core::locks::ClientCommand::Release {
@@ -133,5 +120,29 @@ impl World {
             }
             _ => {}
         }
+    }
+
+    /// Client `c` was granted `lock`: it holds it from now on, and no
+    /// other client may hold it alongside unless both modes allow it.
+    pub(super) fn granted(&mut self, c: usize, lock: &str, mode: Mode, token: FencingToken) {
+        let client_now = self.client_clock();
+        let client = &mut self.clients[c];
+        client.held.push((lock.to_owned(), token, mode));
+        match client.granted.iter_mut().find(|(l, _)| l == lock) {
+            Some(entry) => entry.1 = entry.1.max(token),
+            None => client.granted.push((lock.to_owned(), token)),
+        }
+        let holders: Vec<(usize, Mode)> = self
+            .clients
+            .iter()
+            .filter(|k| k.lease_runs(client_now))
+            .flat_map(|k| {
+                k.held
+                    .iter()
+                    .filter(|(l, ..)| l == lock)
+                    .map(|(_, _, m)| (k.index, *m))
+            })
+            .collect();
+        self.ghost.grant_answered_now(lock, token, mode, &holders);
     }
 }
