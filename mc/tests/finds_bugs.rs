@@ -4,6 +4,7 @@
 //! entries its disk does not hold.
 
 use distlock_mc::check::{Limits, explore};
+use distlock_mc::setup::Setup;
 use distlock_mc::{configs, trace, world::World};
 
 #[test]
@@ -45,14 +46,9 @@ fn committed_traces_replay() {
     assert!(seen > 0, "no trace in {}", dir.display());
 }
 
-/// A client that assumes no drift at all, while the servers' clocks run
-/// 1 % fast and its own 1 % slow, still counts on its lease when the
-/// leader's expiry of it commits: the checker finds the early release.
-/// (The client library's own margin is what `lease-expiry` checks
-/// clean; `canaries/client_no_drift_margin.patch` takes it out.)
-#[test]
-fn a_client_assuming_no_drift_is_found_counting_on_an_expired_lease() {
-    let mut setup = configs::lease_expiry(configs::bounds_for("lease-expiry"));
+/// Explores `setup` with its clients told to assume no drift at all and
+/// returns the trace of what it finds, which must be an early release.
+fn early_release_assuming_no_drift(mut setup: Setup) -> String {
     if let Some(clocks) = &mut setup.clocks {
         clocks.max_drift_ppm = 0;
     }
@@ -65,7 +61,18 @@ fn a_client_assuming_no_drift_is_found_counting_on_an_expired_lease() {
         "{}",
         cx.violation
     );
-    let text = trace::render(&world, &cx.steps, &cx.violation);
+    trace::render(&world, &cx.steps, &cx.violation)
+}
+
+/// A client that assumes no drift at all, while the servers' clocks run
+/// 1 % fast and its own 1 % slow, still counts on its lease when the
+/// leader's expiry of it commits: the checker finds the early release.
+/// (The client library's own margin is what `lease-expiry` checks
+/// clean; `canaries/client_no_drift_margin.patch` takes it out.)
+#[test]
+fn a_client_assuming_no_drift_is_found_counting_on_an_expired_lease() {
+    let text =
+        early_release_assuming_no_drift(configs::lease_expiry(configs::bounds_for("lease-expiry")));
     assert!(text.contains("> pause 1"), "{text}");
 }
 
@@ -74,19 +81,8 @@ fn a_client_assuming_no_drift_is_found_counting_on_an_expired_lease() {
 /// checker reads from the machine, outlives the leader's count of it.
 #[test]
 fn a_library_client_assuming_no_drift_is_found_counting_on_an_expired_lease() {
-    let mut setup = configs::library_lease(configs::bounds_for("library-lease"));
-    if let Some(clocks) = &mut setup.clocks {
-        clocks.max_drift_ppm = 0;
-    }
-    let mut world = World::new(setup);
-    world.warm_up();
-    let report = explore(&world, Limits { time: None });
-    let cx = report.counterexample.expect("the early release is found");
-    assert!(
-        cx.violation.starts_with("no early release:"),
-        "{}",
-        cx.violation
-    );
-    let text = trace::render(&world, &cx.steps, &cx.violation);
+    let text = early_release_assuming_no_drift(configs::library_lease(configs::bounds_for(
+        "library-lease",
+    )));
     assert!(text.contains("client 0: #3 KeepAliveAck"), "{text}");
 }
