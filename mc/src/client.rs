@@ -159,15 +159,19 @@ impl Client {
                 nonce: self.nonce(),
                 ttl_ms,
             }),
-            Op::Acquire { lock, mode } => {
+            Op::Acquire { lock, mode } | Op::Wait { lock, mode } => {
                 let seq = next_seq();
+                let wait = match op {
+                    Op::Wait { .. } => Wait::Forever,
+                    _ => Wait::Try,
+                };
                 RequestBody::Log(ClientCommand::Acquire {
                     session,
                     seq,
                     ack: seq,
                     lock: (*lock).to_owned(),
                     mode: *mode,
-                    wait: Wait::Try,
+                    wait,
                     lock_delay_ms: 0,
                 })
             }

@@ -426,6 +426,50 @@ pub fn library_lease(bounds: Bounds) -> Setup {
 }
 
 /// Three voters keeping true time, from a directed start: client 0 holds
+/// the lock under a 1 s session and kept it alive 50 ms after client 1,
+/// which opened its session with it, queued for the lock (waiting as long
+/// as it takes). Client 1's session falls due first: its expiry must take
+/// its place in the queue with it, and answer its wait, rather than leave
+/// a dead session to be granted the lock. Client 0 then releases the lock.
+#[must_use]
+pub fn waiter_expiry(bounds: Bounds) -> Setup {
+    let mut holder = open_and_take(LOCK);
+    holder.extend([Op::KeepAlive, Op::Release { lock: LOCK }]);
+    Setup {
+        name: "waiter-expiry",
+        about: "3 voters keeping true time, from a directed start: client 1 queued for the lock client 0 holds and keeps alive; client 1's session falls due first",
+        servers: ids(3),
+        voters: ids(3),
+        clients: vec![
+            holder,
+            vec![
+                Op::Open,
+                Op::Wait {
+                    lock: LOCK,
+                    mode: Mode::Exclusive,
+                },
+            ],
+        ],
+        warm_up_ops: vec![2, 1],
+        prefix: vec![
+            "send 1 1",
+            "settle 1 2 3",
+            // A heartbeat tick that moves true time on (the first is due
+            // already), then client 0's keepalive.
+            "timer 1",
+            "settle 1 2 3",
+            "timer 1",
+            "settle 1 2 3",
+            "send 0 1",
+            "settle 1 2 3",
+        ],
+        bounds,
+        clocks: Some(drifting(vec![DRIFT_PPM, DRIFT_PPM, -DRIFT_PPM])),
+        library: Vec::new(),
+    }
+}
+
+/// Three voters keeping true time, from a directed start: client 0 holds
 /// the lock under a 1 s session; server 2 led term 2 (its first entry
 /// committed everywhere) and still believes it leads, cut off, while
 /// server 3 has just been elected in term 3 with server 1's vote, its
@@ -476,12 +520,12 @@ pub fn lease_failover(bounds: Bounds) -> Setup {
 /// with no crash, timer or retry (its grants and reads need none); and
 /// `snapshot-install` to depth 12 with one crash, no election timer and
 /// no retry; and the timed ones,
-/// `lease-expiry`, `library-lease` and `lease-failover`, with no crash, no
-/// election timer and no retry but two leader timers (a heartbeat and a
-/// pause to a lease deadline), to depths 8, 8 and 12: an expiry's
-/// proposal, its write, its append and acknowledgement, after the
-/// keepalive's read round in `library-lease` (which may fire two of its
-/// client's timers) and after the new leader's first commit in
+/// `lease-expiry`, `library-lease`, `waiter-expiry` and `lease-failover`,
+/// with no crash, no election timer and no retry but two leader timers (a
+/// heartbeat and a pause to a lease deadline), to depths 8, 8, 9 and 12:
+/// an expiry's proposal, its write, its append and acknowledgement, after
+/// the keepalive's read round in `library-lease` (which may fire two of
+/// its client's timers) and after the new leader's first commit in
 /// `lease-failover`.
 #[must_use]
 pub fn bounds_for(name: &str) -> Bounds {
@@ -539,6 +583,7 @@ pub fn bounds_for(name: &str) -> Bounds {
             ..ci
         },
         "lease-expiry" => Bounds { depth: 8, ..timed },
+        "waiter-expiry" => Bounds { depth: 9, ..timed },
         "library-lease" => Bounds {
             depth: 8,
             client_ticks: 2,
@@ -564,6 +609,7 @@ pub fn by_name(name: &str, bounds: Bounds) -> Option<Setup> {
         "membership-overlap" => Some(membership_overlap(bounds)),
         "snapshot-install" => Some(snapshot_install(bounds)),
         "lease-expiry" => Some(lease_expiry(bounds)),
+        "waiter-expiry" => Some(waiter_expiry(bounds)),
         "library-lease" => Some(library_lease(bounds)),
         "lease-failover" => Some(lease_failover(bounds)),
         _ => None,
@@ -571,7 +617,7 @@ pub fn by_name(name: &str, bounds: Bounds) -> Option<Setup> {
 }
 
 /// The names [`by_name`] knows.
-pub const NAMES: [&str; 13] = [
+pub const NAMES: [&str; 14] = [
     "three-voters",
     "learner-promoted",
     "voter-removed",
@@ -584,5 +630,6 @@ pub const NAMES: [&str; 13] = [
     "snapshot-install",
     "lease-expiry",
     "library-lease",
+    "waiter-expiry",
     "lease-failover",
 ];

@@ -3,7 +3,7 @@
 //! `1->2 t3 Append prev=4/2 entries=[5/3] commit=4 round=2`.
 
 use distlock_core::client::ClientEvent;
-use distlock_core::locks::{ClientCommand, Command, Mode};
+use distlock_core::locks::{ClientCommand, Command, Mode, Wait};
 use distlock_core::node::Node;
 use distlock_core::proto::{
     ClientFrame, LockStatusView, PeerFrame, RequestBody, ResponseBody, ServerFrame,
@@ -89,8 +89,21 @@ pub fn request(body: &RequestBody) -> String {
                 seq,
                 lock,
                 mode: m,
+                wait,
                 ..
-            } => format!("Acquire s{} #{} {lock} {}", session.0, seq.0, mode(*m)),
+            } => {
+                let wait = match wait {
+                    Wait::Try => String::new(),
+                    Wait::For(ms) => format!(" wait={ms}ms"),
+                    Wait::Forever => " wait".to_owned(),
+                };
+                format!(
+                    "Acquire s{} #{} {lock} {}{wait}",
+                    session.0,
+                    seq.0,
+                    mode(*m)
+                )
+            }
             ClientCommand::Release {
                 session,
                 seq,

@@ -19,6 +19,14 @@ pub enum Op {
         /// How.
         mode: Mode,
     },
+    /// Take `lock` in `mode`, queueing until it is granted or the session
+    /// ends.
+    Wait {
+        /// The lock.
+        lock: &'static str,
+        /// How.
+        mode: Mode,
+    },
     /// Release `lock` (a no-op if the client does not hold it).
     Release {
         /// The lock.
@@ -49,6 +57,9 @@ impl Op {
             Self::Open => "open".into(),
             Self::Acquire { lock, mode } => {
                 format!("acquire {lock} {}", crate::describe::mode(*mode))
+            }
+            Self::Wait { lock, mode } => {
+                format!("wait for {lock} {}", crate::describe::mode(*mode))
             }
             Self::Release { lock } => format!("release {lock}"),
             Self::CheckToken { lock } => format!("check-token {lock}"),

@@ -83,7 +83,10 @@ impl World {
             (Op::Open, Ok(ResponseBody::SessionOpened { session, .. })) => {
                 client.session = Some(*session);
             }
-            (Op::Acquire { lock, mode }, Ok(ResponseBody::Lock(Outcome::Granted { token }))) => {
+            (
+                Op::Acquire { lock, mode } | Op::Wait { lock, mode },
+                Ok(ResponseBody::Lock(Outcome::Granted { token })),
+            ) => {
                 self.granted(c, lock, *mode, *token);
             }
             (Op::Release { .. }, Ok(ResponseBody::Lock(Outcome::Released))) => {

@@ -65,7 +65,10 @@ impl Machine {
 /// scripted clients').
 #[must_use]
 pub fn runs(op: &Op) -> bool {
-    matches!(op, Op::Open | Op::Acquire { .. } | Op::Release { .. })
+    matches!(
+        op,
+        Op::Open | Op::Acquire { .. } | Op::Wait { .. } | Op::Release { .. }
+    )
 }
 
 impl World {
@@ -97,11 +100,15 @@ impl World {
                     .session
                     .open_session(Duration::from_millis(ttl), nonce, now)
             }
-            Op::Acquire { lock, mode } => {
+            Op::Acquire { lock, mode } | Op::Wait { lock, mode } => {
+                let wait = match op {
+                    Op::Wait { .. } => Wait::Forever,
+                    _ => Wait::Try,
+                };
                 let zero = Duration::from_millis(0);
                 self.machine(c)
                     .session
-                    .acquire(*lock, *mode, Wait::Try, zero, now)
+                    .acquire(*lock, *mode, wait, zero, now)
             }
             Op::Release { lock } => {
                 let held = self.clients[c].held.iter().find(|(l, ..)| l == lock);
@@ -242,7 +249,10 @@ impl World {
                     let waiting = self.machine(c).waiting.filter(|w| w.op == op);
                     if let (Some(w), Ok(outcome)) = (waiting, result) {
                         match (&self.setup.clients[c][w.pos], outcome) {
-                            (Op::Acquire { lock, mode }, Outcome::Granted { token }) => {
+                            (
+                                Op::Acquire { lock, mode } | Op::Wait { lock, mode },
+                                Outcome::Granted { token },
+                            ) => {
                                 let (lock, mode) = ((*lock).to_owned(), *mode);
                                 self.granted(c, &lock, mode, token);
                             }
