@@ -138,12 +138,14 @@ impl Client {
 
     /// The body of script request `op`, or `None` when it needs nothing
     /// sent (a release of a lock not held, a request needing a session
-    /// that never opened). Sessions open with `ttl_ms`.
+    /// that never opened). Sessions open with `ttl_ms`; acquires ask for
+    /// `lock_delay_ms`.
     pub fn body_for(
         &mut self,
         op: &Op,
         newest: Option<FencingToken>,
         ttl_ms: u64,
+        lock_delay_ms: u64,
     ) -> Option<RequestBody> {
         let needs_session = !matches!(op, Op::Open | Op::Change(_));
         if needs_session && self.session.is_none() {
@@ -172,7 +174,7 @@ impl Client {
                     lock: (*lock).to_owned(),
                     mode: *mode,
                     wait,
-                    lock_delay_ms: 0,
+                    lock_delay_ms,
                 })
             }
             Op::Release { lock } => {

@@ -71,6 +71,7 @@ pub fn three_voters(bounds: Bounds) -> Setup {
         bounds,
         clocks: None,
         library: Vec::new(),
+        lock_delay_ms: 0,
     }
 }
 
@@ -102,6 +103,7 @@ pub fn learner_promoted(bounds: Bounds) -> Setup {
         bounds,
         clocks: None,
         library: Vec::new(),
+        lock_delay_ms: 0,
     }
 }
 
@@ -129,6 +131,7 @@ pub fn voter_removed(bounds: Bounds) -> Setup {
         bounds,
         clocks: None,
         library: Vec::new(),
+        lock_delay_ms: 0,
     }
 }
 
@@ -173,6 +176,7 @@ pub fn membership_overlap(bounds: Bounds) -> Setup {
         bounds,
         clocks: None,
         library: Vec::new(),
+        lock_delay_ms: 0,
     }
 }
 
@@ -211,6 +215,7 @@ pub fn figure_eight(bounds: Bounds) -> Setup {
         bounds,
         clocks: None,
         library: Vec::new(),
+        lock_delay_ms: 0,
     }
 }
 
@@ -234,6 +239,7 @@ pub fn lock_held(bounds: Bounds) -> Setup {
         bounds,
         clocks: None,
         library: Vec::new(),
+        lock_delay_ms: 0,
     }
 }
 
@@ -255,6 +261,7 @@ pub fn stale_candidate(bounds: Bounds) -> Setup {
         bounds,
         clocks: None,
         library: Vec::new(),
+        lock_delay_ms: 0,
     }
 }
 
@@ -294,6 +301,7 @@ pub fn stale_tail(bounds: Bounds) -> Setup {
         bounds,
         clocks: None,
         library: Vec::new(),
+        lock_delay_ms: 0,
     }
 }
 
@@ -333,6 +341,7 @@ pub fn lock_modes(bounds: Bounds) -> Setup {
         bounds,
         clocks: None,
         library: Vec::new(),
+        lock_delay_ms: 0,
     }
 }
 
@@ -357,6 +366,7 @@ pub fn snapshot_install(bounds: Bounds) -> Setup {
         bounds,
         clocks: None,
         library: Vec::new(),
+        lock_delay_ms: 0,
     }
 }
 
@@ -398,6 +408,7 @@ pub fn lease_expiry(bounds: Bounds) -> Setup {
         bounds,
         clocks: Some(drifting(vec![DRIFT_PPM, DRIFT_PPM, -DRIFT_PPM])),
         library: Vec::new(),
+        lock_delay_ms: 0,
     }
 }
 
@@ -422,6 +433,7 @@ pub fn library_lease(bounds: Bounds) -> Setup {
         bounds,
         clocks: Some(drifting(vec![DRIFT_PPM, DRIFT_PPM, -DRIFT_PPM])),
         library: vec![0],
+        lock_delay_ms: 200,
     }
 }
 
@@ -466,6 +478,7 @@ pub fn waiter_expiry(bounds: Bounds) -> Setup {
         bounds,
         clocks: Some(drifting(vec![DRIFT_PPM, DRIFT_PPM, -DRIFT_PPM])),
         library: Vec::new(),
+        lock_delay_ms: 200,
     }
 }
 
@@ -501,6 +514,7 @@ pub fn lease_failover(bounds: Bounds) -> Setup {
         bounds,
         clocks: Some(drifting(vec![DRIFT_PPM, -DRIFT_PPM, DRIFT_PPM])),
         library: Vec::new(),
+        lock_delay_ms: 0,
     }
 }
 

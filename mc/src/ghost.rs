@@ -30,6 +30,8 @@
 //!   moment between its send and its answer, and a lock-status read
 //!   answers a status the committed state had between them;
 //! - a membership change answered as done is committed;
+//! - lock-delay (`ghost/lock_delay.rs`): only a holder's expiry starts
+//!   one, of the length that holder asked for;
 //! - snapshot fidelity (`ghost/snapshots.rs`): a snapshot restores to the state
 //!   the committed log gives at its index.
 
@@ -45,6 +47,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
+mod lock_delay;
 mod snapshots;
 
 /// An entry known committed.
@@ -80,6 +83,8 @@ pub struct Replay {
     /// Snapshots compared already: their index and a digest of their
     /// bytes (a snapshot sent to followers is the same snapshot).
     compared: BTreeSet<(LogIndex, u64)>,
+    /// The lock-delay each session's latest acquire of each lock asked for.
+    delays: BTreeMap<(SessionId, String), u64>,
 }
 
 impl Hash for Replay {
@@ -357,8 +362,10 @@ impl Ghost {
         {
             self.expired.push(*session);
         }
+        self.note_requested_delay(cmd);
         let mut out = Applied::default();
         self.replay.state.apply_into(index, cmd, &mut out);
+        self.check_lock_delays(index, cmd, &out.events);
         for i in 0..self.status_reads.len() {
             let now = self.status_now(&self.status_reads[i].lock);
             let r = &mut self.status_reads[i];

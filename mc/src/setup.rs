@@ -191,6 +191,8 @@ pub struct Setup {
     /// ([`crate::world::library`]) rather than scripted, by index; they
     /// need true time.
     pub library: Vec<usize>,
+    /// The lock-delay every acquire asks for, ms (0: none).
+    pub lock_delay_ms: u64,
 }
 
 /// The addresses a server added by a membership change publishes.

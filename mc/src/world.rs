@@ -536,7 +536,8 @@ impl World {
                 _ => None,
             };
             let ttl_ms = self.setup.clocks.as_ref().map_or(TTL_MS, |k| k.ttl_ms);
-            let body = self.clients[c].body_for(&script_op, newest, ttl_ms);
+            let delay = self.setup.lock_delay_ms;
+            let body = self.clients[c].body_for(&script_op, newest, ttl_ms, delay);
             let Some(body) = body else {
                 self.note(|_| {
                     format!(

@@ -105,10 +105,10 @@ impl World {
                     Op::Wait { .. } => Wait::Forever,
                     _ => Wait::Try,
                 };
-                let zero = Duration::from_millis(0);
+                let delay = Duration::from_millis(self.setup.lock_delay_ms);
                 self.machine(c)
                     .session
-                    .acquire(*lock, *mode, wait, zero, now)
+                    .acquire(*lock, *mode, wait, delay, now)
             }
             Op::Release { lock } => {
                 let held = self.clients[c].held.iter().find(|(l, ..)| l == lock);
