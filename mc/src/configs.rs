@@ -530,7 +530,7 @@ pub fn lease_failover(bounds: Bounds) -> Setup {
 /// `stale-candidate` to depth 14, where server 3's whole campaign fits;
 /// and `stale-tail`, whose leader stays (no election, no crash): every
 /// interleaving of its appends to server 3, one entry each, with a
-/// message duplicated and two heartbeat rounds; `lock-modes` to depth 14
+/// message duplicated and two heartbeat rounds; `lock-modes` to depth 13
 /// with no crash, timer or retry (its grants and reads need none); and
 /// `snapshot-install` to depth 12 with one crash, no election timer and
 /// no retry; and the timed ones,
@@ -582,7 +582,7 @@ pub fn bounds_for(name: &str) -> Bounds {
             ..ci
         },
         "lock-modes" => Bounds {
-            depth: 14,
+            depth: 13,
             crashes: 0,
             leader_ticks: 0,
             elections: 0,
