@@ -5,7 +5,7 @@
 
 use crate::setup::Op;
 use distlock_core::ids::NodeId;
-use distlock_core::locks::{ClientCommand, FencingToken, Mode, Seq, SessionId, Wait};
+use distlock_core::locks::{ClientCommand, FencingToken, Mode, Seq, SessionId};
 use distlock_core::proto::{ProtoError, RequestBody, RequestId, ResponseBody};
 use distlock_core::raft::MembershipError;
 use distlock_core::time::{Duration, Instant};
@@ -163,17 +163,13 @@ impl Client {
             }),
             Op::Acquire { lock, mode } | Op::Wait { lock, mode } => {
                 let seq = next_seq();
-                let wait = match op {
-                    Op::Wait { .. } => Wait::Forever,
-                    _ => Wait::Try,
-                };
                 RequestBody::Log(ClientCommand::Acquire {
                     session,
                     seq,
                     ack: seq,
                     lock: (*lock).to_owned(),
                     mode: *mode,
-                    wait,
+                    wait: op.wait(),
                     lock_delay_ms,
                 })
             }

@@ -2,7 +2,7 @@
 //! client asks in order, and the bounds that keep the state space finite.
 
 use distlock_core::ids::NodeId;
-use distlock_core::locks::Mode;
+use distlock_core::locks::{Mode, Wait};
 use distlock_core::raft::{MemberAddrs, MembershipChange};
 use distlock_core::time::Instant;
 
@@ -50,6 +50,16 @@ pub enum Op {
 }
 
 impl Op {
+    /// How an acquire waits: `Op::Wait` queues until granted, anything
+    /// else only tries.
+    #[must_use]
+    pub const fn wait(&self) -> Wait {
+        match self {
+            Self::Wait { .. } => Wait::Forever,
+            _ => Wait::Try,
+        }
+    }
+
     /// The text a trace shows for it.
     #[must_use]
     pub fn describe(&self) -> String {

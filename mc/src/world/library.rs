@@ -14,7 +14,7 @@ use crate::describe;
 use crate::setup::Op;
 use distlock_core::client::{ClientEvent, ClientSession, Config, OpId};
 use distlock_core::ids::NodeId;
-use distlock_core::locks::{FencingToken, Outcome, Wait};
+use distlock_core::locks::{FencingToken, Outcome};
 use distlock_core::proto::ServerFrame;
 use distlock_core::time::{Duration, Instant};
 
@@ -101,14 +101,10 @@ impl World {
                     .open_session(Duration::from_millis(ttl), nonce, now)
             }
             Op::Acquire { lock, mode } | Op::Wait { lock, mode } => {
-                let wait = match op {
-                    Op::Wait { .. } => Wait::Forever,
-                    _ => Wait::Try,
-                };
                 let delay = Duration::from_millis(self.setup.lock_delay_ms);
                 self.machine(c)
                     .session
-                    .acquire(*lock, *mode, wait, delay, now)
+                    .acquire(*lock, *mode, op.wait(), delay, now)
             }
             Op::Release { lock } => {
                 let held = self.clients[c].held.iter().find(|(l, ..)| l == lock);
@@ -180,10 +176,10 @@ impl World {
     /// A frame from `server` reaches library client `c`, on its current
     /// connection or none (a reply on a connection it has left is lost).
     pub(super) fn machine_frame(&mut self, c: usize, server: NodeId, frame: ServerFrame) {
-        let now = self.client_clock();
         if self.machine(c).server != Some(server) {
             return;
         }
+        let now = self.client_clock();
         if self.verbose {
             let text = describe::server_frame(&frame);
             self.out
