@@ -3,14 +3,17 @@
 //! runtime as its [`PeerChaos`], drops, duplicates, delays and thereby
 //! reorders whole peer frames, from the run's seed.
 //!
-//! Two modes, set by the faults and cleared when the network heals:
+//! Modes, set by the faults and cleared when the network heals:
 //! - `storm`: every frame on every link may be dropped, duplicated or held
 //!   back up to a bound (SIMULATION.md, S6 and S20);
 //! - `append_cut`: every `Append`/`Heartbeat` from one server to another is
 //!   dropped while votes and replies still flow (S11 variant a);
 //! - `all_appends_cut`: the same on every link (a scenario file's
 //!   `cut_appends = "all"`): elections still succeed, but a new leader's
-//!   entries stay on its own disk.
+//!   entries stay on its own disk;
+//! - `appends_cut_into`: the same on every link into the given servers (a
+//!   scenario file's `cut_appends = "other"` or a label): they still vote,
+//!   and lag behind whoever leads.
 
 use distlock_core::ids::NodeId;
 use distlock_core::proto::PeerFrame;
@@ -18,6 +21,7 @@ use distlock_core::raft::MessageBody;
 use distlock_server::runtime::PeerChaos;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
+use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -53,6 +57,7 @@ struct State {
     storm: Option<Storm>,
     append_cut: Option<(NodeId, NodeId)>,
     all_appends_cut: bool,
+    appends_cut_into: BTreeSet<NodeId>,
     counts: ChaosCounts,
 }
 
@@ -72,6 +77,7 @@ impl ChaosNet {
                 storm: None,
                 append_cut: None,
                 all_appends_cut: false,
+                appends_cut_into: BTreeSet::new(),
                 counts: ChaosCounts::default(),
             }),
         }
@@ -100,12 +106,18 @@ impl ChaosNet {
         self.with(|s| s.all_appends_cut = true);
     }
 
+    /// Drops appends and heartbeats from every server to `to`.
+    pub fn cut_appends_into(&self, to: u64) {
+        self.with(|s| s.appends_cut_into.insert(NodeId(to)));
+    }
+
     /// Ends every mode.
     pub fn calm(&self) {
         self.with(|s| {
             s.storm = None;
             s.append_cut = None;
             s.all_appends_cut = false;
+            s.appends_cut_into.clear();
         });
     }
 
@@ -126,7 +138,10 @@ fn is_append(frame: &PeerFrame) -> bool {
 impl PeerChaos for ChaosNet {
     fn deliveries(&self, from: NodeId, to: NodeId, frame: &PeerFrame) -> Vec<Duration> {
         self.with(|s| {
-            if (s.all_appends_cut || s.append_cut == Some((from, to))) && is_append(frame) {
+            let cut = s.all_appends_cut
+                || s.append_cut == Some((from, to))
+                || s.appends_cut_into.contains(&to);
+            if cut && is_append(frame) {
                 s.counts.appends_cut += 1;
                 return Vec::new();
             }

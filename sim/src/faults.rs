@@ -20,6 +20,7 @@ use std::time::Duration;
 mod operator_faults;
 mod role_steps;
 
+pub use operator_faults::AskedChange;
 pub use role_steps::{Awaiting, ELECTION_WAIT_US, Target};
 
 /// The fault classes, by the names `--faults` takes.
@@ -134,17 +135,47 @@ pub enum Action {
     RestartClient(usize),
     /// Resume a paused client node.
     ResumeClient(usize),
-    /// Cut one server off from every other server (peer links only; no
-    /// heal of its own), binding the label to it when one is given.
+    /// Cut one server off from every other server but the labelled ones
+    /// that stay with it (peer links only; no heal of its own), binding
+    /// the label to it when one is given.
     Isolate {
         /// Which server.
         who: Target,
         /// The label it is bound to from now on.
         label: Option<String>,
+        /// Labels of the servers cut off with it.
+        with: Vec<String>,
     },
     /// Drop every `Append` and `Heartbeat` between servers, votes still
     /// flowing, until the network heals.
     CutAllAppends,
+    /// Drop every `Append` and `Heartbeat` sent to one server, votes still
+    /// flowing, until the network heals, binding the label to it when one
+    /// is given.
+    CutAppendsInto {
+        /// Which server.
+        who: Target,
+        /// The label it is bound to from now on.
+        label: Option<String>,
+    },
+    /// Start a server that joins, and have the operator add it (and
+    /// promote it, for a voter), binding the label to it when one is
+    /// given.
+    Join {
+        /// Promote it once it has caught up.
+        voter: bool,
+        /// The label it is bound to from now on.
+        label: Option<String>,
+    },
+    /// Have the operator ask one server, once, for a membership change.
+    Ask {
+        /// The change.
+        change: AskedChange,
+        /// The server it is about.
+        subject: Target,
+        /// The server asked.
+        of: Target,
+    },
     /// Carry out `then` once a leader of a higher term than any leading
     /// now appears, after a delay drawn from `delay_us` (µs, inclusive).
     OnElection {
@@ -376,7 +407,14 @@ impl World {
                     }
                 }
             }
-            Action::Isolate { who, label } => self.isolate(&who, label.as_deref()),
+            Action::Isolate { who, label, with } => self.isolate(&who, label.as_deref(), &with),
+            Action::CutAppendsInto { who, label } => self.cut_appends_into(&who, label.as_deref()),
+            Action::Join { voter, label } => self.join(voter, label.as_deref()),
+            Action::Ask {
+                change,
+                subject,
+                of,
+            } => self.ask(change, &subject, &of),
             Action::CutAllAppends => {
                 self.cluster.chaos.cut_all_appends();
                 self.note("appends cut on every link (votes still flow)".to_owned());

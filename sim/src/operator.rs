@@ -3,14 +3,16 @@
 //! members`, from a node of its own that partitions between servers do not
 //! touch.
 //!
-//! Plans, drawn per fault:
+//! Plans, drawn per fault (or written in a scenario file's timeline):
 //! - replace a follower: start a joining server, add it, promote it once
 //!   it has caught up, remove the follower;
 //! - replace the leader: the same, removing the leader;
 //! - island: isolate the leader, then ask it (and only it) to remove every
 //!   other server; a minority must never commit such a change;
 //! - blank node crashed mid-catch-up: start and add a joining server that
-//!   needs the log or a snapshot, and power-cut it soon after.
+//!   needs the log or a snapshot, and power-cut it soon after;
+//! - a scenario file's `join` (add a server, and promote it) and `ask` (one
+//!   change asked once of one server, such as a leader just elected).
 //!
 //! Every answer is recorded as [`Ev::Membership`]; the checker flags an
 //! island change reported committed while the leader was cut off, unless
@@ -30,18 +32,9 @@ use std::time::Duration;
 /// What the operator does in one membership fault.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Plan {
-    /// Add `new`, promote it, remove follower `old`.
-    Replace {
-        /// The server that joins.
-        new: u64,
-        /// The server removed.
-        old: u64,
-    },
-    /// Add `new` (it is crashed by a scheduled kill meanwhile).
-    AddOnly {
-        /// The server that joins.
-        new: u64,
-    },
+    /// Make these changes in order, each asked of the servers in turn until
+    /// it commits; stop at the first that does not.
+    Changes(Vec<MembershipChange>),
     /// Ask isolated leader `leader` to remove each of `others`.
     Island {
         /// The isolated leader.
@@ -49,6 +42,26 @@ pub enum Plan {
         /// Everyone else.
         others: Vec<u64>,
     },
+    /// Ask server `server` once for `change`, whatever it is now (a
+    /// scenario file's `ask`: a leader just elected, or one just cut off).
+    AskOnce {
+        /// The server asked.
+        server: u64,
+        /// The change.
+        change: MembershipChange,
+    },
+}
+
+impl Plan {
+    /// Add `new`, promote it, remove `old`.
+    #[must_use]
+    pub fn replace(new: u64, old: u64) -> Self {
+        Self::Changes(vec![
+            add_change(new),
+            MembershipChange::Promote(NodeId(new)),
+            MembershipChange::Remove(NodeId(old)),
+        ])
+    }
 }
 
 /// How long one change is retried (no leader, change in progress, the
@@ -82,12 +95,7 @@ pub async fn run(plan: Plan, servers: u64, history: History, time: TrueTime) {
         );
     };
     match plan {
-        Plan::Replace { new, old } => {
-            let steps = [
-                add_change(new),
-                MembershipChange::Promote(NodeId(new)),
-                MembershipChange::Remove(NodeId(old)),
-            ];
+        Plan::Changes(steps) => {
             for change in steps {
                 let outcome = change_until_done(&all, &change, time).await;
                 let done = outcome.starts_with("committed");
@@ -97,10 +105,13 @@ pub async fn run(plan: Plan, servers: u64, history: History, time: TrueTime) {
                 }
             }
         }
-        Plan::AddOnly { new } => {
-            let change = add_change(new);
-            let outcome = change_until_done(&all, &change, time).await;
-            record(describe(&change), outcome, false);
+        Plan::AskOnce { server, change } => {
+            let outcome = ask_once(client_addr(server), &change).await;
+            record(
+                format!("{} asked of s{server}", describe(&change)),
+                outcome,
+                false,
+            );
         }
         Plan::Island { leader, others } => {
             // Going from two voters to one, the leader alone is a majority
@@ -109,16 +120,7 @@ pub async fn run(plan: Plan, servers: u64, history: History, time: TrueTime) {
             let mut voters = voters_seen_by(client_addr(leader)).await;
             for other in others {
                 let change = MembershipChange::Remove(NodeId(other));
-                let body = RequestBody::ChangeMembership(change.clone());
-                let outcome = match ask(&client_addr(leader).into(), vec![body]).await {
-                    Ok((_, answers)) => match answers.first() {
-                        Some(ResponseBody::MembershipChanged { index }) => {
-                            format!("committed at {}", index.0)
-                        }
-                        other => format!("unexpected answer {other:?}"),
-                    },
-                    Err(e) => format!("not done: {e}"),
-                };
+                let outcome = ask_once(client_addr(leader), &change).await;
                 let minority = voters.is_some_and(|v| v >= 3);
                 if outcome.starts_with("committed") {
                     voters = voters.map(|v| v.saturating_sub(1));
@@ -133,6 +135,18 @@ pub async fn run(plan: Plan, servers: u64, history: History, time: TrueTime) {
     }
 }
 
+/// Asks `addr` once for `change`: "committed at N", or why not.
+async fn ask_once(addr: SocketAddr, change: &MembershipChange) -> String {
+    let body = RequestBody::ChangeMembership(change.clone());
+    match ask(&addr.into(), vec![body]).await {
+        Ok((_, answers)) => match answers.first() {
+            Some(ResponseBody::MembershipChanged { index }) => format!("committed at {}", index.0),
+            other => format!("unexpected answer {other:?}"),
+        },
+        Err(e) => format!("not done: {e}"),
+    }
+}
+
 /// How many voters the configuration `addr` knows has.
 async fn voters_seen_by(addr: SocketAddr) -> Option<usize> {
     let view = cluster_status(&addr.into()).await.ok()?;
@@ -144,7 +158,7 @@ async fn voters_seen_by(addr: SocketAddr) -> Option<usize> {
     )
 }
 
-fn describe(change: &MembershipChange) -> String {
+pub(crate) fn describe(change: &MembershipChange) -> String {
     match change {
         MembershipChange::AddLearner(id, _) => format!("add s{}", id.0),
         MembershipChange::Promote(id) => format!("promote s{}", id.0),

@@ -8,8 +8,10 @@
 //! `tests/scenario_files.rs` checks each gives the built-in's config.
 //! sim/README.md walks through one.
 
+mod timeline_step;
+
 use crate::cli::parse_duration;
-use crate::faults::{Action, CLASSES, FaultSet, Target};
+use crate::faults::{Action, FaultSet};
 use crate::run::{DriftPin, SimConfig};
 use distlock_server::config::RaftTuning;
 use rand_chacha::ChaCha8Rng;
@@ -17,6 +19,7 @@ use rand_core::{Rng, SeedableRng};
 use serde::Deserialize;
 use std::path::Path;
 use std::time::Duration;
+use timeline_step::ms;
 
 /// A scenario file that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -70,7 +73,7 @@ struct Raw {
     coverage: Vec<String>,
     raft: Option<RawRaft>,
     #[serde(default)]
-    timeline: Vec<RawStep>,
+    timeline: Vec<timeline_step::RawStep>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -81,32 +84,6 @@ struct RawRaft {
     max_append_entries: Option<usize>,
     max_append_bytes: Option<usize>,
     max_inflight: Option<usize>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum RawAt {
-    One(String),
-    Range([String; 2]),
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawStep {
-    at: RawAt,
-    start: Option<String>,
-    kill: Option<Vec<u64>>,
-    restart: Option<Vec<u64>>,
-    resume: Option<u64>,
-    cut: Option<Vec<(u64, u64)>>,
-    heal: Option<String>,
-    clear_disk: Option<u64>,
-    restart_client: Option<usize>,
-    resume_client: Option<usize>,
-    isolate: Option<String>,
-    label: Option<String>,
-    cut_appends: Option<String>,
-    elected: Option<[String; 2]>,
 }
 
 /// A loaded, checked scenario file.
@@ -141,14 +118,6 @@ struct Knobs {
     tls: Option<bool>,
 }
 
-fn ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-fn class(name: &str) -> Option<&'static str> {
-    CLASSES.iter().copied().find(|c| *c == name)
-}
-
 fn drift_pin(name: &str) -> Result<DriftPin, String> {
     match name {
         "drawn" => Ok(DriftPin::Drawn),
@@ -158,118 +127,6 @@ fn drift_pin(name: &str) -> Result<DriftPin, String> {
             "server_drift = {name:?}: \"drawn\", \"fast\" or \"slow\""
         )),
     }
-}
-
-fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
-}
-
-/// The label a step binds, checked: a word that cannot be confused with
-/// the role `leader`.
-fn label_name(name: &str) -> Result<String, String> {
-    if name == "leader" || name.is_empty() {
-        return Err(format!(
-            "label = {name:?}: a label names a server, not a role"
-        ));
-    }
-    Ok(name.to_owned())
-}
-
-fn step(raw: RawStep, labels: &[String]) -> Result<(u64, u64, Action), String> {
-    let (lo, hi) = match &raw.at {
-        RawAt::One(t) => {
-            let t = ms(parse_duration(t)?);
-            (t, t)
-        }
-        RawAt::Range([a, b]) => (ms(parse_duration(a)?), ms(parse_duration(b)?)),
-    };
-    if lo > hi {
-        return Err(format!("a step's time range {lo}ms..{hi}ms is empty"));
-    }
-    let mut actions = Vec::new();
-    if let Some(c) = &raw.start {
-        let c = class(c).ok_or_else(|| format!("unknown fault class {c:?} in start"))?;
-        actions.push(Action::Start(c));
-    }
-    if let Some(ids) = raw.kill {
-        actions.push(Action::Kill(ids));
-    }
-    if let Some(ids) = raw.restart {
-        actions.push(Action::Restart(ids));
-    }
-    if let Some(id) = raw.resume {
-        actions.push(Action::ResumeServer(id));
-    }
-    if let Some(pairs) = raw.cut {
-        actions.push(Action::Cut(pairs));
-    }
-    if let Some(what) = &raw.heal {
-        if what != "network" {
-            return Err(format!("heal = {what:?}: only \"network\" can be healed"));
-        }
-        actions.push(Action::HealNetwork);
-    }
-    if let Some(id) = raw.clear_disk {
-        actions.push(Action::ClearDisk(id));
-    }
-    if let Some(i) = raw.restart_client {
-        actions.push(Action::RestartClient(i));
-    }
-    if let Some(i) = raw.resume_client {
-        actions.push(Action::ResumeClient(i));
-    }
-    if let Some(what) = &raw.isolate {
-        let who = if what == "leader" {
-            Target::Leader
-        } else if labels.contains(what) {
-            Target::Label(what.clone())
-        } else {
-            return Err(format!(
-                "isolate = {what:?}: \"leader\" or a label some step sets (label = {what:?})"
-            ));
-        };
-        let label = raw.label.as_deref().map(label_name).transpose()?;
-        actions.push(Action::Isolate { who, label });
-    } else if let Some(l) = &raw.label {
-        return Err(format!(
-            "label = {l:?} on a step at {lo}ms without isolate: only isolate binds a label"
-        ));
-    }
-    if let Some(what) = &raw.cut_appends {
-        if what != "all" {
-            return Err(format!("cut_appends = {what:?}: only \"all\" links"));
-        }
-        actions.push(Action::CutAllAppends);
-    }
-    let action = match <[Action; 1]>::try_from(actions) {
-        Ok([a]) => a,
-        Err(a) if a.is_empty() && raw.elected.is_some() => {
-            return Err(format!(
-                "elected on a step at {lo}ms without an action: it holds one until an election"
-            ));
-        }
-        Err(a) => {
-            return Err(format!(
-                "a timeline step at {lo}ms needs exactly one action (start, kill, restart, resume, cut, heal, clear_disk, restart_client, resume_client, isolate, cut_appends), not {}",
-                a.len()
-            ));
-        }
-    };
-    let Some([a, b]) = &raw.elected else {
-        return Ok((lo, hi, action));
-    };
-    let delay_us = (micros(parse_duration(a)?), micros(parse_duration(b)?));
-    if delay_us.0 > delay_us.1 {
-        return Err(format!("elected = [{a:?}, {b:?}] is empty"));
-    }
-    Ok((
-        lo,
-        hi,
-        Action::OnElection {
-            delay_us,
-            then: Box::new(action),
-        },
-    ))
 }
 
 fn check(raw: Raw, stem: &str) -> Result<ScenarioFile, String> {
@@ -336,13 +193,12 @@ fn check(raw: Raw, stem: &str) -> Result<ScenarioFile, String> {
     let labels: Vec<String> = raw
         .timeline
         .iter()
-        .filter(|s| s.isolate.is_some())
-        .filter_map(|s| s.label.clone())
+        .filter_map(|s| s.binds().map(str::to_owned))
         .collect();
     let timeline = raw
         .timeline
         .into_iter()
-        .map(|s| step(s, &labels))
+        .map(|s| timeline_step::step(s, &labels))
         .collect::<Result<_, _>>()?;
     Ok(ScenarioFile {
         id: raw.id.unwrap_or_else(|| stem.to_owned()),
@@ -451,6 +307,7 @@ impl ScenarioFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::faults::{AskedChange, Target};
 
     const FILE: &str = r#"
 title = "a ring, drawn"
@@ -524,7 +381,7 @@ heal = "network"
             ),
             (
                 "[[timeline]]\nat = \"1s\"\nkill = [1]\nlabel = \"b\"",
-                "only isolate binds",
+                "only isolate, join and cut_appends",
             ),
             (
                 "[[timeline]]\nat = \"1s\"\nisolate = \"leader\"\nlabel = \"leader\"",
@@ -540,7 +397,31 @@ heal = "network"
             ),
             (
                 "[[timeline]]\nat = \"1s\"\ncut_appends = \"s1\"",
-                "only \"all\"",
+                "\"leader\", \"other\" or a label",
+            ),
+            (
+                "[[timeline]]\nat = \"1s\"\njoin = \"voter\"\nlabel = \"other\"",
+                "not a role",
+            ),
+            (
+                "[[timeline]]\nat = \"1s\"\njoin = \"observer\"",
+                "\"voter\" or \"learner\"",
+            ),
+            (
+                "[[timeline]]\nat = \"1s\"\nask = \"leader\"",
+                "exactly one change",
+            ),
+            (
+                "[[timeline]]\nat = \"1s\"\nremove = \"leader\"",
+                "without ask",
+            ),
+            (
+                "[[timeline]]\nat = \"1s\"\nask = \"leader\"\npromote = \"e\"",
+                "a label some step sets",
+            ),
+            (
+                "[[timeline]]\nat = \"1s\"\nheal = \"network\"\nwith = [\"e\"]",
+                "without isolate",
             ),
         ] {
             let e = ScenarioFile::parse(text, "bad").map(|_| ()).err();
@@ -572,7 +453,8 @@ isolate = "a"
                 3_000,
                 Action::Isolate {
                     who: Target::Leader,
-                    label: Some("a".to_owned())
+                    label: Some("a".to_owned()),
+                    with: Vec::new(),
                 }
             )
         );
@@ -585,10 +467,73 @@ isolate = "a"
                     delay_us: (2_000, 30_000),
                     then: Box::new(Action::Isolate {
                         who: Target::Label("a".to_owned()),
-                        label: None
+                        label: None,
+                        with: Vec::new(),
                     })
                 }
             )
+        );
+    }
+
+    #[test]
+    fn membership_steps_are_read_with_their_labels() {
+        let text = r#"
+[[timeline]]
+at = "1s"
+join = "learner"
+label = "e"
+[[timeline]]
+at = "2s"
+cut_appends = "other"
+label = "d"
+[[timeline]]
+at = "3s"
+isolate = "leader"
+label = "a"
+with = ["e"]
+[[timeline]]
+at = "3s"
+ask = "a"
+promote = "e"
+[[timeline]]
+at = "3s"
+elected = ["0ms", "0ms"]
+ask = "leader"
+remove = "a"
+"#;
+        let f = ScenarioFile::parse(text, "steps").unwrap_or_else(|e| panic!("{e}"));
+        let script: Vec<Action> = f.config(1, 3).script.into_iter().map(|(_, a)| a).collect();
+        let label = |l: &str| Target::Label(l.to_owned());
+        assert_eq!(
+            script,
+            [
+                Action::Join {
+                    voter: false,
+                    label: Some("e".to_owned())
+                },
+                Action::CutAppendsInto {
+                    who: Target::Other,
+                    label: Some("d".to_owned())
+                },
+                Action::Isolate {
+                    who: Target::Leader,
+                    label: Some("a".to_owned()),
+                    with: vec!["e".to_owned()],
+                },
+                Action::Ask {
+                    change: AskedChange::Promote,
+                    subject: label("e"),
+                    of: label("a"),
+                },
+                Action::OnElection {
+                    delay_us: (0, 0),
+                    then: Box::new(Action::Ask {
+                        change: AskedChange::Remove,
+                        subject: label("a"),
+                        of: Target::Leader,
+                    }),
+                },
+            ]
         );
     }
 

@@ -62,4 +62,5 @@ targeted_tests! {
     snapshot_retry => "snapshot_retry",
     leader_unsynced_commit => "leader_unsynced_commit",
     figure_8 => "figure_8",
+    membership_overlap => "membership_overlap",
 }

@@ -1,14 +1,62 @@
 //! The faults the operator's node carries out (see [`crate::operator`]):
-//! membership changes under load (S12), and a corrupted disk found at
-//! restart, whose server is then replaced (S15).
+//! membership changes under load (S12), a corrupted disk found at restart,
+//! whose server is then replaced (S15), and a scenario file's `join` and
+//! `ask` steps.
 
-use super::{Action, Timeline, World, pick, range, side_node};
-use crate::operator::Plan;
+use super::{Action, Target, Timeline, World, pick, range, side_node};
+use crate::operator::{Plan, add_change};
 use distlock_core::ids::NodeId;
-use distlock_core::raft::EntryPayload;
+use distlock_core::raft::{EntryPayload, MembershipChange};
 use rand_core::Rng;
 
+/// A membership change a scenario file's `ask` step names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AskedChange {
+    /// Promote a learner to voter.
+    Promote,
+    /// Remove a server.
+    Remove,
+}
+
 impl World {
+    /// Starts a server that joins and has the operator add it, and
+    /// promote it when `voter`; binds `label` to it.
+    pub(super) fn join(&mut self, voter: bool, label: Option<&str>) {
+        let new = self.start_joining();
+        let mut changes = vec![add_change(new)];
+        if voter {
+            changes.push(MembershipChange::Promote(NodeId(new)));
+        }
+        self.note(format!(
+            "membership: s{new} joins as a {}{}",
+            if voter { "voter" } else { "learner" },
+            label.map_or_else(String::new, |l| format!(" (label {l})"))
+        ));
+        if let Some(l) = label {
+            self.labels.insert(l.to_owned(), new);
+        }
+        self.run_plan(Plan::Changes(changes));
+    }
+
+    /// Has the operator ask `of`, once, to promote or remove `subject`.
+    pub(super) fn ask(&mut self, change: AskedChange, subject: &Target, of: &Target) {
+        let Some(subject) = self.resolve(subject, "membership request") else {
+            return;
+        };
+        let Some(server) = self.resolve(of, "membership request") else {
+            return;
+        };
+        let change = match change {
+            AskedChange::Promote => MembershipChange::Promote(NodeId(subject)),
+            AskedChange::Remove => MembershipChange::Remove(NodeId(subject)),
+        };
+        self.note(format!(
+            "membership: ask s{server} once to {}",
+            crate::operator::describe(&change)
+        ));
+        self.run_plan(Plan::AskOnce { server, change });
+    }
+
     /// Draws a membership plan (see [`crate::operator`]), starts what it
     /// needs (a joining server, an isolation, a kill) and hands the
     /// requests to the operator's node.
@@ -35,7 +83,7 @@ impl World {
                 };
                 let new = self.start_joining();
                 self.note(format!("membership: replace s{old} by s{new}"));
-                Plan::Replace { new, old }
+                Plan::replace(new, old)
             }
             2 => {
                 let new = self.start_joining();
@@ -48,7 +96,7 @@ impl World {
                     crash_at + range(&mut self.rng, 100_000, ttl),
                     Action::Restart(vec![new]),
                 );
-                Plan::AddOnly { new }
+                Plan::Changes(vec![add_change(new)])
             }
             _ => {
                 let others: Vec<u64> = self
@@ -100,7 +148,7 @@ impl World {
         self.cluster.restart(victim);
         let new = self.start_joining();
         self.note(format!("membership: replace s{victim} by s{new}"));
-        self.run_plan(Plan::Replace { new, old: victim });
+        self.run_plan(Plan::replace(new, victim));
     }
 
     /// Whether the other voters of every configuration the cluster may be

@@ -2,9 +2,14 @@
 //! server leads is decided by the election timers, so a schedule that must
 //! catch "the leader, just elected" cannot name it in advance.
 //!
+//! - [`Target`] names the server a step acts on: the current leader, a
+//!   server an earlier step bound to a label, or "another" server (running,
+//!   not the leader, bound to no label), drawn from the fault RNG.
 //! - [`Action::Isolate`] cuts one server's peer links (clients still reach
-//!   it): the current leader, or the server an earlier step bound to a
-//!   label, which it may bind in turn.
+//!   it), but to the labelled servers cut off with it, and may bind a
+//!   label to it.
+//! - [`Action::CutAppendsInto`] drops the appends and heartbeats sent to
+//!   one server, its votes still flowing, and may bind a label to it.
 //! - [`Action::OnElection`] holds a step until a new leader appears: it
 //!   notes the highest term any server leads now, looks every millisecond
 //!   of simulated time (re-scheduling itself on the [`Timeline`], so the
@@ -12,7 +17,7 @@
 //!   carries the step out after a delay drawn from the fault RNG. It gives
 //!   up, with a note in the history, after [`ELECTION_WAIT_US`].
 
-use super::{Action, Timeline, World, range};
+use super::{Action, Timeline, World, pick, range};
 use std::fmt;
 
 /// How long an election trigger waits for a new leader, µs of true time.
@@ -32,6 +37,9 @@ pub enum Target {
     Leader,
     /// The server an earlier step bound to this label.
     Label(String),
+    /// A running server that is neither the leader nor bound to a label,
+    /// drawn when the step is carried out.
+    Other,
 }
 
 impl fmt::Display for Target {
@@ -39,6 +47,7 @@ impl fmt::Display for Target {
         match self {
             Self::Leader => f.write_str("the leader"),
             Self::Label(l) => write!(f, "label {l}"),
+            Self::Other => f.write_str("another server"),
         }
     }
 }
@@ -57,33 +66,85 @@ pub struct Awaiting {
 }
 
 impl World {
-    /// Cuts `who` off from every other server (peer links only) and binds
-    /// `label` to it. A target that names no running server now is noted
-    /// and skipped.
-    pub(super) fn isolate(&mut self, who: &Target, label: Option<&str>) {
+    /// The server `who` names now, if any runs; a miss is noted with
+    /// `what` the step would have done.
+    pub(super) fn resolve(&mut self, who: &Target, what: &str) -> Option<u64> {
         let id = match who {
             Target::Leader => self.cluster.leader(),
             Target::Label(l) => self.labels.get(l).copied(),
+            Target::Other => {
+                let leader = self.cluster.leader();
+                let others: Vec<u64> = self
+                    .cluster
+                    .servers
+                    .iter()
+                    .filter(|s| s.up && Some(s.id) != leader)
+                    .map(|s| s.id)
+                    .filter(|id| !self.labels.values().any(|l| l == id))
+                    .collect();
+                pick(&mut self.rng, &others)
+            }
         };
-        let Some(id) = id else {
-            self.note(format!(
-                "role step: no server is {who} now; isolation skipped"
-            ));
+        if id.is_none() {
+            self.note(format!("role step: no server is {who} now; {what} skipped"));
+        }
+        id
+    }
+
+    /// Binds `label`, if given, to server `id`.
+    fn bind(&mut self, label: Option<&str>, id: u64) {
+        if let Some(l) = label {
+            self.labels.insert(l.to_owned(), id);
+        }
+    }
+
+    /// Cuts `who`, with the servers labelled in `with`, off from every
+    /// other server (peer links only) and binds `label` to it.
+    pub(super) fn isolate(&mut self, who: &Target, label: Option<&str>, with: &[String]) {
+        let Some(id) = self.resolve(who, "isolation") else {
             return;
+        };
+        let mut group = vec![id];
+        group.extend(with.iter().filter_map(|l| self.labels.get(l).copied()));
+        group.sort_unstable();
+        group.dedup();
+        let also = if group.len() > 1 {
+            format!(" with {group:?}")
+        } else {
+            String::new()
         };
         // The first word keeps coverage apart: "isolate" counts as a
         // leader isolation, a labelled server's is not one.
         match who {
             Target::Leader => self.note(format!(
-                "isolate leader s{id}{}",
+                "isolate leader s{id}{}{also}",
                 label.map_or_else(String::new, |l| format!(" (label {l})"))
             )),
-            Target::Label(l) => self.note(format!("label {l}: isolate s{id}")),
+            Target::Label(l) => self.note(format!("label {l}: isolate s{id}{also}")),
+            Target::Other => self.note(format!("another server: isolate s{id}{also}")),
         }
-        self.cluster.isolate(id);
-        if let Some(l) = label {
-            self.labels.insert(l.to_owned(), id);
-        }
+        let rest: Vec<u64> = self
+            .cluster
+            .ids()
+            .into_iter()
+            .filter(|i| !group.contains(i))
+            .collect();
+        self.cluster.partition(&[group, rest]);
+        self.bind(label, id);
+    }
+
+    /// Drops the appends and heartbeats sent to `who` until the network
+    /// heals, and binds `label` to it.
+    pub(super) fn cut_appends_into(&mut self, who: &Target, label: Option<&str>) {
+        let Some(id) = self.resolve(who, "append cut") else {
+            return;
+        };
+        self.note(format!(
+            "appends into s{id} cut (votes still flow){}",
+            label.map_or_else(String::new, |l| format!(" (label {l})"))
+        ));
+        self.cluster.chaos.cut_appends_into(id);
+        self.bind(label, id);
     }
 
     /// Starts an election trigger at `now`: the term to beat is the highest
