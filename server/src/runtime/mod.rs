@@ -571,8 +571,10 @@ async fn drain<S: Storage<Command>>(
 fn follow_membership(peers: &mut PeerLinks, node: &Node, start: bool) {
     let raft = node.raft();
     // Called after every input: the committed configuration is looked up
-    // only when the configuration in force changed.
-    let changed = peers.follow(raft.membership(), raft.membership_index(), || {
+    // only when the configuration in force changed, or committed.
+    let index = raft.membership_index();
+    let settled = raft.commit_index() >= index;
+    let changed = peers.follow(raft.membership(), index, settled, || {
         raft.committed_membership()
     });
     if (changed || start) && node.is_removed() {

@@ -1,7 +1,8 @@
 //! The set of peers this server keeps links to: the members its
 //! configuration file names, plus every member of the configuration in
-//! force, at the address the log gives it (a member added with `distlock
-//! members add` after this server started). One dialing task per peer; a
+//! force and of the one in force at the commit index, at the address the
+//! log gives it (a member added with `distlock members add` after this
+//! server started). One dialing task per peer; a
 //! peer that leaves the configuration loses its link, unless the
 //! configuration file names it. Every link tells its peer which
 //! configuration this server follows (see [`super::peer_admission`]).
@@ -46,9 +47,11 @@ pub(super) struct PeerLinks {
     introduction: watch::Sender<PeerFrame>,
     /// The cluster secret each dialing task presents.
     auth: crate::auth::AuthHandle,
-    /// The configuration the links were last matched against.
-    seen: Option<LogIndex>,
-    /// Its members' peer addresses, as the log gives them.
+    /// The configuration the links were last matched against, and
+    /// whether it had committed then.
+    seen: Option<(LogIndex, bool)>,
+    /// The peer addresses, as the log gives them, of its members and of
+    /// the members of the configuration in force at the commit index.
     logged: BTreeMap<NodeId, HostPort>,
 }
 
@@ -146,31 +149,40 @@ impl PeerLinks {
 
     /// Opens links to members that have none and closes links to servers
     /// that are no longer wanted; cheap when the configuration at `index`
-    /// was already seen. Says whether the configuration changed.
+    /// was already seen, in the same state (`settled`: it has committed).
+    /// Says whether anything changed.
     ///
     /// The members of the configuration in force at the commit index
-    /// (`committed`, asked only on a change) stay admitted too: a configuration still uncommitted
-    /// in this server's log (one it appended as a leader cut off, say) may
-    /// leave out the leader that will overwrite it, and turning that
-    /// leader away would keep this server from ever catching up.
+    /// (`committed`, asked only on a change) stay admitted and linked to
+    /// too: a configuration still uncommitted in this server's log (one it
+    /// appended as a leader cut off, say) may leave out the leader that
+    /// will overwrite it, and turning that leader away, or not answering
+    /// it, would keep this server from ever catching up. Once it commits,
+    /// the servers it left out are turned away and unlinked (unless the
+    /// configuration file names them).
     pub(super) fn follow(
         &mut self,
         membership: &Membership,
         index: LogIndex,
+        settled: bool,
         committed: impl FnOnce() -> Membership,
     ) -> bool {
-        if self.seen == Some(index) {
+        if self.seen == Some((index, settled)) {
             return false;
         }
-        self.seen = Some(index);
+        self.seen = Some((index, settled));
+        let committed = committed();
         self.logged = membership
             .members()
+            .chain(committed.members())
             .filter_map(|id| {
-                let addr = membership.addrs.get(&id)?.peer.parse().ok()?;
-                Some((id, addr))
+                let addrs = membership
+                    .addrs
+                    .get(&id)
+                    .or_else(|| committed.addrs.get(&id))?;
+                Some((id, addrs.peer.parse().ok()?))
             })
             .collect();
-        let committed = committed();
         if let Ok(mut admission) = self.admission.lock() {
             let own = self
                 .configured
@@ -251,5 +263,54 @@ impl PeerLinks {
             }
             self.links.insert(id, Link { addr, tx, up });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{AuthConfig, AuthHandle};
+
+    fn voters(ids: &[u64]) -> Membership {
+        let mut m = Membership::with_voters(ids.iter().map(|&i| NodeId(i)));
+        for &i in ids {
+            let addrs = distlock_core::raft::MemberAddrs {
+                // Nothing listens there: the dialing tasks just retry.
+                peer: format!("127.0.0.{i}:9"),
+                ..Default::default()
+            };
+            m.addrs.insert(NodeId(i), addrs);
+        }
+        m
+    }
+
+    fn admits(links: &PeerLinks, id: u64) -> bool {
+        links.admission.lock().is_ok_and(|a| a.admits(NodeId(id)))
+    }
+
+    fn linked(links: &PeerLinks, id: u64) -> bool {
+        links.links.contains_key(&NodeId(id))
+    }
+
+    #[tokio::test]
+    async fn a_server_left_out_by_a_configuration_is_kept_until_it_commits() {
+        let auth = AuthHandle::new(&AuthConfig::default()).expect("no auth file");
+        let cluster = ClusterId("test".to_owned());
+        let mut links = PeerLinks::new(NodeId(1), cluster, BTreeMap::new(), None, None, auth);
+        let four = voters(&[1, 2, 3, 4]);
+        let three = voters(&[1, 2, 3]);
+        assert!(links.follow(&four, LogIndex(5), true, || four.clone()));
+        assert!(admits(&links, 4) && linked(&links, 4));
+        // Appended, not committed: it may yet be overwritten by a leader
+        // it leaves out, which must still reach this server and hear its
+        // answers.
+        assert!(links.follow(&three, LogIndex(9), false, || four.clone()));
+        assert!(admits(&links, 4) && linked(&links, 4));
+        assert!(!links.follow(&three, LogIndex(9), false, || four.clone()));
+        // Committed: server 4 is gone for good.
+        assert!(links.follow(&three, LogIndex(9), true, || three.clone()));
+        assert!(!admits(&links, 4) && !linked(&links, 4));
+        assert!(admits(&links, 3) && linked(&links, 3));
+        assert!(!links.follow(&three, LogIndex(9), true, || three.clone()));
     }
 }
