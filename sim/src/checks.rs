@@ -694,30 +694,54 @@ pub fn rogue_term(records: &[Record]) -> Vec<Violation> {
 /// S12: a membership change asked of a leader cut off from the majority
 /// must never be reported committed while it is cut off. (Once the network
 /// heals, the server may relay the request to the majority's leader, which
-/// legitimately commits it.)
+/// legitimately commits it.) Only a request asked while an island
+/// isolation was in force, and answered before any heal, counts: one asked
+/// before, whose majority may have acknowledged it before the cut, can
+/// rightly commit after it.
 #[must_use]
 pub fn island_changes(records: &[Record]) -> Vec<Violation> {
-    let mut isolated = false;
-    let mut out = Vec::new();
+    // When the island isolations began and when the network healed.
+    let mut cuts: Vec<(u64, bool)> = Vec::new();
+    let mut answers = Vec::new();
     for r in records {
         match &r.ev {
             Ev::Fault { what } if what.starts_with("isolate leader") && what.contains("island") => {
-                isolated = true;
+                cuts.push((r.t, true));
             }
-            Ev::Fault { what } if what == "heal network" || what == "heal all" => isolated = false,
+            Ev::Fault { what } if what == "heal network" || what == "heal all" => {
+                cuts.push((r.t, false));
+            }
             Ev::Membership {
                 change,
                 outcome,
                 island: true,
-            } if isolated && outcome.starts_with("committed") => out.push(violation(
-                "membership",
-                r.t,
-                format!("{change} answered {outcome} by a minority"),
-            )),
+                asked,
+            } if outcome.starts_with("committed") => {
+                // A history without ask times: judged at the answer.
+                let asked = if *asked == 0 { r.t } else { *asked };
+                answers.push((r.t, asked, change, outcome));
+            }
             _ => {}
         }
     }
-    out
+    let cut_off = |asked: u64, t: u64| {
+        let at_ask = cuts.iter().rev().find(|(when, _)| *when <= asked);
+        let healed = cuts
+            .iter()
+            .any(|(when, isolated)| !isolated && asked < *when && *when <= t);
+        at_ask.is_some_and(|(_, isolated)| *isolated) && !healed
+    };
+    answers
+        .into_iter()
+        .filter(|(t, asked, _, _)| cut_off(*asked, *t))
+        .map(|(t, _, change, outcome)| {
+            violation(
+                "membership",
+                t,
+                format!("{change} answered {outcome} by a minority"),
+            )
+        })
+        .collect()
 }
 
 /// Every checker, in a fixed order.

@@ -61,6 +61,10 @@ pub enum Ev {
         /// Asked of a leader cut off from the majority: it must never
         /// commit.
         island: bool,
+        /// When the operator asked (true time, µs); 0 in histories
+        /// written before it was recorded.
+        #[serde(default)]
+        asked: u64,
     },
     /// A server's Raft role changed (from its log line).
     Role {

@@ -84,33 +84,37 @@ pub fn add_change(id: u64) -> MembershipChange {
 /// Carries out `plan` against servers `1..=servers`.
 pub async fn run(plan: Plan, servers: u64, history: History, time: TrueTime) {
     let all: Vec<SocketAddr> = (1..=servers).map(client_addr).collect();
-    let record = |change: String, outcome: String, island: bool| {
+    let record = |change: String, outcome: String, island: bool, asked: u64| {
         history.push(
             time.now_us(),
             Ev::Membership {
                 change,
                 outcome,
                 island,
+                asked,
             },
         );
     };
     match plan {
         Plan::Changes(steps) => {
             for change in steps {
+                let asked = time.now_us();
                 let outcome = change_until_done(&all, &change, time).await;
                 let done = outcome.starts_with("committed");
-                record(describe(&change), outcome, false);
+                record(describe(&change), outcome, false, asked);
                 if !done {
                     return;
                 }
             }
         }
         Plan::AskOnce { server, change } => {
+            let asked = time.now_us();
             let outcome = ask_once(client_addr(server), &change).await;
             record(
                 format!("{} asked of s{server}", describe(&change)),
                 outcome,
                 false,
+                asked,
             );
         }
         Plan::Island { leader, others } => {
@@ -120,6 +124,7 @@ pub async fn run(plan: Plan, servers: u64, history: History, time: TrueTime) {
             let mut voters = voters_seen_by(client_addr(leader)).await;
             for other in others {
                 let change = MembershipChange::Remove(NodeId(other));
+                let asked = time.now_us();
                 let outcome = ask_once(client_addr(leader), &change).await;
                 let minority = voters.is_some_and(|v| v >= 3);
                 if outcome.starts_with("committed") {
@@ -129,6 +134,7 @@ pub async fn run(plan: Plan, servers: u64, history: History, time: TrueTime) {
                     format!("{} via isolated s{leader}", describe(&change)),
                     outcome,
                     minority,
+                    asked,
                 );
             }
         }

@@ -774,6 +774,7 @@ pub fn coverage(records: &[Record]) -> BTreeMap<&'static str, u64> {
                 change,
                 outcome,
                 island,
+                ..
             } => {
                 if *island {
                     inc(&mut c, "island_minority_attempts");

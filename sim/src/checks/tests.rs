@@ -167,10 +167,11 @@ fn liveness_raft_and_health_checkers_flag_their_records() {
 #[test]
 fn island_checker_flags_a_minority_commit_but_not_one_after_the_heal() {
     let fault = |what: &str| Ev::Fault { what: what.into() };
-    let answer = |change: &str, outcome: &str| Ev::Membership {
+    let answer = |change: &str, outcome: &str, asked: u64| Ev::Membership {
         change: change.into(),
         outcome: outcome.into(),
         island: true,
+        asked,
     };
     let mut h = H::default();
     h.ev(
@@ -179,14 +180,23 @@ fn island_checker_flags_a_minority_commit_but_not_one_after_the_heal() {
     )
     .ev(
         2,
-        answer("remove s1 via isolated s2", "not done: no leader"),
+        answer("remove s1 via isolated s2", "not done: no leader", 1),
     )
-    .ev(3, answer("remove s3 via isolated s2", "committed at 40"))
+    .ev(3, answer("remove s3 via isolated s2", "committed at 40", 2))
     .ev(4, fault("heal network"))
-    .ev(5, answer("remove s3 via isolated s2", "committed at 41"));
+    .ev(5, answer("remove s3 via isolated s2", "committed at 41", 3))
+    // Asked while healed, answered once a second island began: its
+    // majority may have acknowledged it before that cut.
+    .ev(6, answer("remove s1 via isolated s2", "committed at 42", 5))
+    .ev(
+        7,
+        fault("isolate leader s2, island: ask it to remove [1, 3]"),
+    )
+    .ev(8, answer("remove s3 via isolated s2", "committed at 43", 6))
+    .ev(9, answer("remove s1 via isolated s2", "committed at 44", 7));
     let v = island_changes(&h.sorted());
-    assert_eq!(props(&v), vec!["membership"]);
-    assert_eq!(v[0].t, 3);
+    assert_eq!(props(&v), vec!["membership", "membership"]);
+    assert_eq!((v[0].t, v[1].t), (3, 9));
 }
 
 #[test]
