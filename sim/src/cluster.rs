@@ -410,8 +410,18 @@ impl Cluster {
     /// Cuts server `id` off from every other server (a partition of it
     /// alone against the rest); returns the rest.
     pub fn isolate(&mut self, id: u64) -> Vec<u64> {
-        let rest: Vec<u64> = self.ids().into_iter().filter(|i| *i != id).collect();
-        self.partition(&[vec![id], rest.clone()]);
+        self.cut_off(vec![id])
+    }
+
+    /// Cuts the servers of `group` off from every other server (a
+    /// partition of them against the rest); returns the rest.
+    pub fn cut_off(&mut self, group: Vec<u64>) -> Vec<u64> {
+        let rest: Vec<u64> = self
+            .ids()
+            .into_iter()
+            .filter(|i| !group.contains(i))
+            .collect();
+        self.partition(&[group, rest.clone()]);
         rest
     }
 

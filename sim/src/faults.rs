@@ -476,13 +476,7 @@ impl World {
             "partition" => {
                 let k = usize::try_from(range(&mut self.rng, 1, minority as u64)).unwrap_or(1);
                 let side = self.some_servers(k);
-                let rest: Vec<u64> = self
-                    .cluster
-                    .ids()
-                    .into_iter()
-                    .filter(|i| !side.contains(i))
-                    .collect();
-                self.cluster.partition(&[side, rest]);
+                self.cluster.cut_off(side);
                 tl.at(
                     now + range(&mut self.rng, 200_000, 3 * ttl),
                     Action::HealNetwork,

@@ -123,13 +123,7 @@ impl World {
             Target::Label(l) => self.note(format!("label {l}: isolate s{id}{also}")),
             Target::Other => self.note(format!("another server: isolate s{id}{also}")),
         }
-        let rest: Vec<u64> = self
-            .cluster
-            .ids()
-            .into_iter()
-            .filter(|i| !group.contains(i))
-            .collect();
-        self.cluster.partition(&[group, rest]);
+        self.cluster.cut_off(group);
         self.bind(label, id);
     }
 
