@@ -32,9 +32,7 @@ impl World {
             if voter { "voter" } else { "learner" },
             label.map_or_else(String::new, |l| format!(" (label {l})"))
         ));
-        if let Some(l) = label {
-            self.labels.insert(l.to_owned(), new);
-        }
+        self.bind(label, new);
         self.run_plan(Plan::Changes(changes));
     }
 

@@ -92,7 +92,7 @@ impl World {
     }
 
     /// Binds `label`, if given, to server `id`.
-    fn bind(&mut self, label: Option<&str>, id: u64) {
+    pub(super) fn bind(&mut self, label: Option<&str>, id: u64) {
         if let Some(l) = label {
             self.labels.insert(l.to_owned(), id);
         }
