@@ -63,4 +63,5 @@ targeted_tests! {
     leader_unsynced_commit => "leader_unsynced_commit",
     figure_8 => "figure_8",
     membership_overlap => "membership_overlap",
+    membership_overlap_six_voters => "membership_overlap_six_voters",
 }
