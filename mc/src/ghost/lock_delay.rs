@@ -37,13 +37,13 @@ impl Ghost {
     /// After entry `index` (`cmd`) was applied: every lock-delay it
     /// started is an expired holder's, of the length it asked for.
     pub(super) fn check_lock_delays(&mut self, index: LogIndex, cmd: &Command, events: &[Event]) {
+        let expired: Option<SessionId> = match cmd {
+            Command::ExpireSession { session } => Some(*session),
+            _ => None,
+        };
         for event in events {
             let Event::LockDelayStarted { lock, delay_ms, .. } = event else {
                 continue;
-            };
-            let expired: Option<SessionId> = match cmd {
-                Command::ExpireSession { session } => Some(*session),
-                _ => None,
             };
             let Some(session) = expired else {
                 self.violate(format!(

@@ -159,7 +159,10 @@ impl PeerLinks {
     /// will overwrite it, and turning that leader away, or not answering
     /// it, would keep this server from ever catching up. Once it commits,
     /// the servers it left out are turned away and unlinked (unless the
-    /// configuration file names them).
+    /// configuration file names them). The committed configuration is
+    /// looked up only then, not each time the commit index passes an
+    /// older one still in the log: until the newest commits, the set may
+    /// hold more servers than needed, never fewer.
     pub(super) fn follow(
         &mut self,
         membership: &Membership,

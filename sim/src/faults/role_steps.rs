@@ -105,7 +105,14 @@ impl World {
             return;
         };
         let mut group = vec![id];
-        group.extend(with.iter().filter_map(|l| self.labels.get(l).copied()));
+        for l in with {
+            match self.labels.get(l) {
+                Some(&other) => group.push(other),
+                None => self.note(format!(
+                    "role step: no server is label {l} now; isolated without it"
+                )),
+            }
+        }
         group.sort_unstable();
         group.dedup();
         let also = if group.len() > 1 {
